@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from workflow_engine.core.expressions import compile_expression
+from workflow_engine.errors import ExpressionError
+
+SCOPE: dict[str, Any] = {
+    "input": {"project_id": "p1", "amount": 120, "tags": ["a", "b"], "nested": {"x": 1}},
+    "steps": {"review": {"score": 85, "notes": "ok"}, "fetch": {"items": [1, 2, 3]}, "failed": None},
+    "metadata": {"region": "EU"},
+}
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("steps.review.score >= 80", True),
+        ("steps.review.score < 80", False),
+        ("steps['review']['score'] == 85", True),
+        ("input.amount > 100 and metadata.region == 'EU'", True),
+        ("not input.amount > 100 or False", False),
+        ("'a' in input.tags", True),
+        ("'z' not in input.tags", True),
+        ("len(steps.fetch.items) == 3", True),
+        ("steps.fetch.items[-1]", 3),
+        ("input.amount * 2 + 1", 241),
+        ("input.amount / 4", 30.0),
+        ("input.amount % 7", 1),
+        ("-input.nested.x", -1),
+        ("lower(metadata.region)", "eu"),
+        ("get(steps.review, 'missing', 7)", 7),
+        ("get(steps.failed, 'score', 0) > 50", False),
+        ("'yes' if steps.review.score > 90 else 'no'", "no"),
+        ("1 < input.nested.x + 1 < 3", True),
+        ("steps.failed is None", True),
+        ("{'a': 1}['a']", 1),
+        ("input.project_id + '-x'", "p1-x"),
+        ("max(1, input.nested.x, 3)", 3),
+    ],
+)
+def test_expressions_evaluate_over_plain_data(source: str, expected: Any) -> None:
+    assert compile_expression(source).evaluate(SCOPE) == expected
+
+
+def test_step_references_are_collected_for_loading_outputs() -> None:
+    expression = compile_expression("steps.review.score > 1 and steps['fetch'].items")
+    assert expression.step_refs == {"review", "fetch"}
+    assert not expression.dynamic_step_refs
+    assert compile_expression("steps[input.project_id]").dynamic_step_refs
+
+
+@pytest.mark.parametrize(
+    ("source", "complaint"),
+    [
+        ("__import__('os').system('true')", "call of '__import__' is not allowed"),
+        ("open('/etc/passwd')", "call of 'open' is not allowed"),
+        ("input.__class__", "attribute '__class__' is not allowed"),
+        ("input._private", "attribute '_private' is not allowed"),
+        ("steps.review.score.__class__.__mro__", "attribute '__mro__' is not allowed"),
+        ("lower.__globals__", "attribute '__globals__' is not allowed"),
+        ("input.items()", "call of 'input.items' is not allowed"),
+        ("(lambda: 1)()", "is not allowed"),
+        ("[x for x in input.tags]", "ListComp is not allowed"),
+        ("f'{input}'", "JoinedStr is not allowed"),
+        ("2 ** 100000", "Pow is not allowed"),
+        ("os", "unknown name 'os'"),
+        ("x := 1", "syntax error"),
+        ("steps.review.score >=", "syntax error"),
+        ("input.tags[0:1]", "slices are not allowed"),
+        ("len(*input.tags)", "starred arguments are not allowed"),
+        ("max(input.tags, key=len)", "keyword arguments are not allowed"),
+        ("b'bytes'", "constant of type bytes"),
+        ("", "empty"),
+        ("-" * 200 + "1", "nested too deeply"),
+    ],
+)
+def test_unsafe_or_malformed_expressions_are_refused_before_anything_runs(source: str, complaint: str) -> None:
+    with pytest.raises(ExpressionError, match=complaint.replace("(", r"\(").replace("[", r"\[")):
+        compile_expression(source)
+
+
+@pytest.mark.parametrize(
+    ("source", "complaint"),
+    [
+        ("steps.review.missing > 1", "steps.review has no key 'missing'"),
+        ("steps.failed.score > 1", "cannot look up 'score' in steps.failed \\(null\\)"),
+        ("input.amount > 'x'", "cannot compare int with str"),
+        ("input.amount / 0", "division by zero"),
+        ("input.project_id * 3", "cannot apply"),
+        ("input.tags[5]", "out of range"),
+        ("input['__class__']", "key '__class__' is not allowed"),
+        ("int('x')", "int\\(\\) failed"),
+    ],
+)
+def test_evaluation_errors_are_reported_as_expression_errors(source: str, complaint: str) -> None:
+    expression = compile_expression(source)
+    with pytest.raises(ExpressionError, match=complaint):
+        expression.evaluate(SCOPE)
+
+
+def test_no_python_attribute_is_ever_read_from_objects_in_scope() -> None:
+    class Secretive:
+        secret = "leaked"
+
+    expression = compile_expression("input.obj.secret")
+    with pytest.raises(ExpressionError, match="cannot look up"):
+        expression.evaluate({"input": {"obj": Secretive()}})
+
+
+def test_constant_expressions_are_detected() -> None:
+    assert compile_expression("1 > 2").constant == (True, False)
+    assert compile_expression("input.x > 2").constant == (False, None)

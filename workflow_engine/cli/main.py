@@ -1,0 +1,88 @@
+"""Entry point of `wfe`: parses, builds the engine, makes one call; errors become one line."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+import pydantic
+
+from workflow_engine import errors
+from workflow_engine.cli.output import EXIT_FAILED, EXIT_USAGE, fail, print_json
+from workflow_engine.settings import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="workflow-engine", prog_name="wfe")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Workflow Engine: versioned DAGs of steps, run by Celery workers, durable in the database."""
+    ctx.obj = Settings()
+
+
+def _register_commands() -> None:
+    from workflow_engine.cli import admin, definitions
+
+    for module in (definitions, admin):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register_commands()
+
+_EXIT_CODES: list[tuple[type[BaseException], int]] = [
+    (errors.InputError, EXIT_USAGE),
+    (errors.DefinitionError, EXIT_USAGE),
+    (errors.NotFound, EXIT_USAGE),
+    (errors.ExpressionError, EXIT_USAGE),
+    (errors.AuthError, EXIT_USAGE),
+]
+
+
+def exit_code_for(error: BaseException) -> int:
+    for kind, code in _EXIT_CODES:
+        if isinstance(error, kind):
+            return code
+    return EXIT_FAILED
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, pydantic.ValidationError):
+        first = error.errors()[0]
+        name = "WFE_" + "_".join(str(p) for p in first["loc"]).upper()
+        return f"invalid setting {name}: {first['msg']}"
+    return str(error) or type(error).__name__
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run `wfe`; never shows a traceback unless WFE_DEBUG is set."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        code = cli.main(args=args, prog_name="wfe", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.exceptions.Abort:
+        fail("aborted", EXIT_FAILED)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        fail(f"{exc.format_message()}{hint}", EXIT_USAGE)
+    except click.ClickException as exc:
+        fail(exc.format_message(), exc.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except (errors.WorkflowEngineError, pydantic.ValidationError, OSError) as exc:
+        _fail_with(exc, exit_code_for(exc), args)
+    except Exception as exc:
+        _fail_with(exc, EXIT_FAILED, args, prefix="internal error: ")
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail_with(error: BaseException, code: int, args: list[str], prefix: str = "") -> None:
+    if os.environ.get("WFE_DEBUG"):
+        traceback.print_exc()
+    message = prefix + _describe(error)
+    if "--json" in args:
+        print_json({"error": {"type": type(error).__name__, "message": message}})
+    fail(message, code)

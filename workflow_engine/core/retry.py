@@ -1,0 +1,78 @@
+"""Retry policy as a value, and how a step's failure is classified: pure functions."""
+
+from __future__ import annotations
+
+import random
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from workflow_engine.errors import StepError, TransientError, ValidationError
+
+
+class RetryPolicy(BaseModel):
+    """Exponential backoff: ``initial_delay * factor**(n-1)`` before attempt n+1, capped, jittered.
+
+    The defaults wait 1 s, 2 s, 4 s... between attempts, three attempts in all.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    initial_delay: float = Field(default=1.0, ge=0, le=86400)
+    factor: float = Field(default=2.0, ge=1, le=10)
+    max_delay: float = Field(default=60.0, ge=0, le=7 * 86400)
+    jitter: float = Field(default=0.1, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _cap_not_below_initial(self) -> RetryPolicy:
+        if self.max_delay < self.initial_delay:
+            raise ValueError("max_delay must not be smaller than initial_delay")
+        return self
+
+    def base_delay(self, attempt: int) -> float:
+        """Seconds to wait after attempt ``attempt`` (1-based) failed, before jitter."""
+        exponent = max(attempt - 1, 0)
+        # cap the exponent first so a large attempt number cannot overflow
+        raw = self.initial_delay * self.factor ** min(exponent, 64)
+        return float(min(raw, self.max_delay))
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Jittered delay after attempt ``attempt``; stays within ±jitter of the base delay."""
+        base = self.base_delay(attempt)
+        if not self.jitter or not base:
+            return base
+        spread = (rng or random).uniform(-self.jitter, self.jitter)
+        return max(0.0, base * (1 + spread))
+
+    def allows_another(self, attempt: int) -> bool:
+        return attempt < self.max_attempts
+
+
+class FailureKind(StrEnum):
+    TRANSIENT = "transient"
+    VALIDATION = "validation"
+    FATAL = "fatal"
+
+
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+
+
+def classify(error: BaseException) -> FailureKind:
+    """How a step's exception is handled: retried, awaiting a fix, or failed at once."""
+    if isinstance(error, TransientError) or isinstance(error, _CONNECTION_ERRORS):
+        return FailureKind.TRANSIENT
+    if isinstance(error, ValidationError):
+        return FailureKind.VALIDATION
+    return FailureKind.FATAL
+
+
+def error_type(error: BaseException) -> str:
+    """The error type recorded for an attempt: ours by kind, anything else by class name."""
+    if isinstance(error, StepError):
+        return error.error_type
+    if isinstance(error, TimeoutError):
+        return "timeout"
+    if isinstance(error, ConnectionError):
+        return "connection"
+    return type(error).__name__

@@ -1,0 +1,105 @@
+"""Building a definition in Python; ``build()`` validates it like any file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from workflow_engine.definitions.model import DEFAULT_VERSION, WorkflowDefinition
+from workflow_engine.definitions.validation import load_document
+
+
+class WorkflowBuilder:
+    """Chainable builder::
+
+        WorkflowBuilder("review", version="1.0.0")
+            .agent("score", "scorer")
+            .human("approve", after="score", when="steps.score.value >= 80")
+            .agent("publish", "exporter", after="approve")
+            .build()
+
+    Steps added without ``after`` and without any edge in the workflow run in order.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        version: str = DEFAULT_VERSION,
+        description: str = "",
+        input_schema: dict[str, Any] | None = None,
+    ) -> None:
+        self._document: dict[str, Any] = {"name": name, "version": version}
+        if description:
+            self._document["description"] = description
+        if input_schema is not None:
+            self._document["input_schema"] = input_schema
+        self._steps: list[dict[str, Any]] = []
+        self._edges: list[dict[str, Any]] | None = None
+
+    def _add(self, step: dict[str, Any], after: str | Iterable[str] | None, when: str | None) -> WorkflowBuilder:
+        self._steps.append({key: value for key, value in step.items() if value is not None})
+        if after is not None:
+            for source in [after] if isinstance(after, str) else after:
+                self.edge(source, step["name"], when=when)
+        elif when is not None:
+            raise ValueError("'when' needs 'after': a condition belongs to an edge")
+        return self
+
+    def agent(
+        self,
+        name: str,
+        agent: str | None = None,
+        *,
+        after: str | Iterable[str] | None = None,
+        when: str | None = None,
+        **options: Any,
+    ) -> WorkflowBuilder:
+        """An agent step; ``agent`` defaults to the step's name."""
+        return self._add({"name": name, "agent": agent or name, **options}, after, when)
+
+    def human(
+        self,
+        name: str,
+        *,
+        input_schema: dict[str, Any] | None = None,
+        assignees: Iterable[str] = (),
+        after: str | Iterable[str] | None = None,
+        when: str | None = None,
+        **options: Any,
+    ) -> WorkflowBuilder:
+        step = {"name": name, "type": "human", "input_schema": input_schema, **options}
+        if assignees:
+            step["assignees"] = list(assignees)
+        return self._add(step, after, when)
+
+    def timer(
+        self,
+        name: str,
+        *,
+        delay: float | None = None,
+        until: str | None = None,
+        after: str | Iterable[str] | None = None,
+        when: str | None = None,
+        **options: Any,
+    ) -> WorkflowBuilder:
+        step = {"name": name, "type": "timer", "delay": delay, "until": until, **options}
+        return self._add(step, after, when)
+
+    def edge(self, source: str, target: str, when: str | None = None) -> WorkflowBuilder:
+        if self._edges is None:
+            self._edges = []
+        edge: dict[str, Any] = {"from": source, "to": target}
+        if when is not None:
+            edge["when"] = when
+        self._edges.append(edge)
+        return self
+
+    def document(self) -> dict[str, Any]:
+        document = {**self._document, "steps": list(self._steps)}
+        if self._edges is not None:
+            document["edges"] = list(self._edges)
+        return document
+
+    def build(self) -> WorkflowDefinition:
+        """The validated definition, or :class:`~workflow_engine.errors.DefinitionError`."""
+        return load_document(self.document(), self._document["name"])

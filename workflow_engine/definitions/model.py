@@ -1,0 +1,179 @@
+"""Workflow definitions: what a workflow is, as immutable pydantic models.
+
+Field-level rules live here; rules that need the whole document (unknown names, cycles,
+expressions, schemas) live in :mod:`workflow_engine.definitions.validation`, which is the only
+way a definition is loaded or registered.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated, Any
+
+import semver
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from workflow_engine.core.expressions import compile_expression
+from workflow_engine.core.graph import Edge, Graph
+from workflow_engine.core.retry import RetryPolicy
+
+WORKFLOW_NAME = r"^[a-z0-9][a-z0-9_-]{0,99}$"
+STEP_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$"
+AGENT_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}$"
+QUEUE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
+DEFAULT_VERSION = "1.0.0"
+MAX_TIMEOUT = 7 * 24 * 3600.0
+
+
+def _named(pattern: str, rule: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(f"{value!r} is not a valid name: {rule}")
+        return value
+
+    return AfterValidator(check)
+
+
+WorkflowName = Annotated[
+    str, _named(WORKFLOW_NAME, "lowercase letters, digits, '_' and '-', starting with a letter or digit")
+]
+StepName = Annotated[str, _named(STEP_NAME, "letters, digits, '_' and '-', at most 100")]
+AgentName = Annotated[str, _named(AGENT_NAME, "letters, digits and '_.:-', at most 200")]
+QueueName = Annotated[str, _named(QUEUE_NAME, "letters, digits and '_.-', at most 100")]
+
+
+class StepType(StrEnum):
+    AGENT = "agent"
+    HUMAN = "human"
+    TIMER = "timer"
+
+
+class StepDefinition(BaseModel):
+    """One step: an agent run by a worker, a human task, or a timer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: StepName
+    type: StepType = StepType.AGENT
+    agent: AgentName | None = None
+    description: str = ""
+    timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT)
+    retry: RetryPolicy = RetryPolicy()
+    required: bool = True
+    queue: QueueName | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    input_schema: dict[str, Any] | None = None
+    assignees: tuple[str, ...] = ()
+    delay: float | None = Field(default=None, ge=0, le=366 * 24 * 3600.0)
+    until: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> StepDefinition:
+        given = self.model_fields_set
+        if self.type is StepType.AGENT:
+            if not self.agent:
+                raise ValueError("an agent step needs 'agent'")
+            misplaced = given & {"input_schema", "assignees", "delay", "until"}
+        elif self.type is StepType.HUMAN:
+            misplaced = given & {"agent", "delay", "until", "timeout", "retry", "queue"}
+        else:
+            if (self.delay is None) == (self.until is None):
+                raise ValueError("a timer step needs exactly one of 'delay' or 'until'")
+            misplaced = given & {"agent", "input_schema", "assignees", "timeout", "retry", "queue"}
+        if misplaced:
+            fields = ", ".join(sorted(misplaced))
+            raise ValueError(f"{fields} not allowed on a {self.type.value} step")
+        return self
+
+
+class EdgeDefinition(BaseModel):
+    """``source → target``, taken only when ``when`` (if any) is true."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    source: str = Field(alias="from", min_length=1)
+    target: str = Field(alias="to", min_length=1)
+    when: str | None = Field(default=None, min_length=1)
+
+    def label(self) -> str:
+        return f"{self.source} → {self.target}"
+
+
+def parse_version(version: str) -> semver.Version:
+    """The semantic version of a definition; raises ``ValueError`` if it is not one."""
+    return semver.Version.parse(version)
+
+
+class WorkflowHeader(BaseModel):
+    """The fields of a definition besides its steps and edges."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: WorkflowName
+    version: str = DEFAULT_VERSION
+    description: str = ""
+    input_schema: dict[str, Any] | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _semantic_version(cls, value: Any) -> Any:
+        text = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+        if isinstance(text, str):
+            try:
+                parse_version(text)
+            except ValueError:
+                raise ValueError(
+                    f"{text!r} is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.2.0)"
+                ) from None
+        return text
+
+
+class WorkflowDefinition(WorkflowHeader):
+    """A versioned DAG of steps. Without ``edges`` the steps run in the order listed."""
+
+    steps: tuple[StepDefinition, ...] = Field(min_length=1)
+    edges: tuple[EdgeDefinition, ...] | None = None
+
+    @cached_property
+    def flow(self) -> tuple[EdgeDefinition, ...]:
+        """The edges in effect: the declared ones, or a chain in the order the steps are listed."""
+        if self.edges is not None:
+            return self.edges
+        return tuple(
+            EdgeDefinition(source=a.name, target=b.name)
+            for a, b in zip(self.steps, self.steps[1:], strict=False)
+        )
+
+    @cached_property
+    def graph(self) -> Graph:
+        """The DAG compiled for planning, conditions compiled once."""
+        edges = [
+            Edge(e.source, e.target, compile_expression(e.when) if e.when else None) for e in self.flow
+        ]
+        return Graph([s.name for s in self.steps], edges)
+
+    @cached_property
+    def steps_by_name(self) -> dict[str, StepDefinition]:
+        return {step.name: step for step in self.steps}
+
+    def step(self, name: str) -> StepDefinition:
+        return self.steps_by_name[name]
+
+    @property
+    def agents(self) -> frozenset[str]:
+        return frozenset(step.agent for step in self.steps if step.agent)
+
+    @property
+    def semver(self) -> semver.Version:
+        return parse_version(self.version)
+
+    def document(self) -> dict[str, Any]:
+        """The canonical JSON document of this definition, as stored."""
+        return self.model_dump(mode="json", by_alias=True, exclude_defaults=True) | {
+            "name": self.name,
+            "version": self.version,
+        }

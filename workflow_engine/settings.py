@@ -1,0 +1,79 @@
+"""The one typed settings object, read from ``WFE_*`` environment variables at entry points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "change-me-in-production"
+EMBEDDED_BROKER = "embedded"
+
+
+class Settings(BaseSettings):
+    """Deployment settings; every interval is a setting so tests can shorten it."""
+
+    model_config = SettingsConfigDict(env_prefix="WFE_", extra="ignore", frozen=True)
+
+    database_url: str = "sqlite:///wfe.db"
+    broker_url: str = EMBEDDED_BROKER
+    result_backend: str | None = None
+    agent_modules: Annotated[tuple[str, ...], NoDecode] = ()
+    queue_prefix: str = Field(default="wfe", pattern=r"^[A-Za-z0-9_.-]+$")
+    environment: Literal["development", "production"] = "development"
+
+    jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
+    access_token_ttl: int = Field(default=900, gt=0)
+    refresh_token_ttl: int = Field(default=7 * 24 * 3600, gt=0)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    max_request_bytes: int = Field(default=1024 * 1024, gt=0)
+
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+    worker_concurrency: int | None = Field(default=None, gt=0)
+    heartbeat_interval: float = Field(default=5.0, gt=0)
+    worker_lost_after: float = Field(default=30.0, gt=0)
+    redispatch_after: float = Field(default=120.0, gt=0)
+    reconcile_interval: float = Field(default=2.0, gt=0)
+    timeout_grace: float = Field(default=10.0, ge=0)
+    eta_horizon: float = Field(default=600.0, gt=0)
+    max_worker_losses: int = Field(default=5, gt=0)
+    embedded_poll_interval: float = Field(default=0.05, gt=0)
+    events_poll_interval: float = Field(default=0.5, gt=0)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
+    @field_validator("agent_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url == EMBEDDED_BROKER
+
+    @property
+    def embedded_broker_dir(self) -> Path:
+        """Folder of the embedded broker: next to the SQLite file, else under the working dir."""
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix) and ":memory:" not in self.database_url:
+            db = Path(self.database_url[len(prefix) :].split("?", 1)[0])
+            return db.parent / f".{db.name}.broker"
+        return Path(".wfe-broker")
+
+    @property
+    def steps_queue(self) -> str:
+        return f"{self.queue_prefix}.steps"
+
+    @property
+    def coordinator_queue(self) -> str:
+        return f"{self.queue_prefix}.coordinator"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some fields replaced and validated again."""
+        return type(self).model_validate({**self.model_dump(), **changes})

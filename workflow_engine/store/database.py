@@ -1,0 +1,111 @@
+"""Connections: one SQLAlchemy engine per process, SQLite made safe for several processes.
+
+SQLite runs in WAL mode with a busy timeout, and write transactions start with
+``BEGIN IMMEDIATE`` so that two processes never deadlock upgrading a read lock. Database errors
+are translated here, at the boundary, into :class:`~workflow_engine.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, Engine
+
+from workflow_engine.errors import StoreError
+
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_READ_ONLY = "wfe_read_only"
+
+# PostgreSQL SQLSTATE classes worth retrying: connection exceptions, transaction rollbacks
+# (serialization failures, deadlocks), insufficient resources, operator intervention.
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
+
+
+def is_sqlite(url: str | sa.URL) -> bool:
+    return sa.make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, pool_size: int = 5) -> Engine:
+    """An engine for ``url``; for SQLite, the file's folder is created if missing."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            folder = os.path.dirname(os.path.abspath(database))
+            os.makedirs(folder, exist_ok=True)
+        engine = sa.create_engine(
+            parsed,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        _make_sqlite_safe(engine)
+        return engine
+    return sa.create_engine(
+        parsed, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True, pool_recycle=1800
+    )
+
+
+def _make_sqlite_safe(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # take over transaction control from the driver, so BEGIN is ours to emit
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        read_only = connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def translate(error: exc.DBAPIError | exc.SQLAlchemyError) -> StoreError:
+    """A database error as our own, marked transient when retrying may succeed."""
+    transient = False
+    if isinstance(error, exc.DBAPIError):
+        code = getattr(error.orig, "pgcode", None) or getattr(error.orig, "sqlstate", None)
+        if isinstance(code, str):
+            transient = code[:2] in _TRANSIENT_SQLSTATE_CLASSES
+        else:
+            transient = error.connection_invalidated or isinstance(error, exc.OperationalError)
+    elif isinstance(error, exc.TimeoutError):  # connection pool exhausted
+        transient = True
+    detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    return StoreError(f"database error: {detail}", transient=transient)
+
+
+@contextmanager
+def begin(engine: Engine, read_only: bool = False) -> Iterator[Connection]:
+    """A transaction; database errors leave it as :class:`StoreError`."""
+    try:
+        with engine.connect() as connection:
+            if read_only:
+                connection = connection.execution_options(**{_READ_ONLY: True})
+            with connection.begin():
+                yield connection
+    except (exc.DBAPIError, exc.TimeoutError) as error:
+        raise translate(error) from error
+
+
+def retrying(action: Callable[[], T], attempts: int = 5, pause: Callable[[float], None] | None = None) -> T:
+    """Run ``action`` again when it fails with a transient store error (deadlock, lost link)."""
+    sleep = pause or time.sleep
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except StoreError as error:
+            if not error.transient or attempt == attempts:
+                raise
+            sleep(min(0.05 * 2**attempt, 2.0))
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,124 @@
+"""Plain, immutable records of what the store holds; one per table row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Row
+
+from workflow_engine.core.planner import percent_complete
+
+R = TypeVar("R")
+
+
+def from_row(cls: type[R], row: Row[Any]) -> R:
+    """Build a record from a row holding at least the record's fields."""
+    mapping = row._mapping
+    return cls(**{f.name: mapping[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    username: str
+    password_hash: str | None
+    role: str
+    active: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRecord:
+    id: int
+    name: str
+    version: str
+    description: str
+    document: dict[str, Any]
+    digest: str
+    created_by: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRecord:
+    id: str
+    workflow_id: int
+    workflow_name: str
+    workflow_version: str
+    owner_id: int
+    status: str
+    mode: str
+    input: dict[str, Any]
+    metadata: dict[str, Any]
+    output: dict[str, Any] | None
+    error: dict[str, Any] | None
+    idempotency_key: str | None
+    checkpoint: dict[str, Any] | None
+    total_steps: int
+    resolved_steps: int
+    active_steps: int
+    waiting_steps: int
+    retries: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+    @property
+    def percent_complete(self) -> float:
+        return percent_complete(self.resolved_steps, self.total_steps)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRunRecord:
+    id: int
+    execution_id: str
+    step_name: str
+    step_type: str
+    agent: str | None
+    attempt: int
+    status: str
+    superseded: bool
+    input: Any
+    output: dict[str, Any] | None
+    error_type: str | None
+    error_message: str | None
+    error_code: str | None
+    worker: str | None
+    checkpoint: Any
+    completed_by: str | None
+    queued_at: datetime
+    not_before: datetime | None
+    published_at: datetime | None
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    deadline_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    id: int
+    execution_id: str
+    step_name: str | None
+    attempt: int | None
+    from_status: str | None
+    to_status: str
+    actor: str
+    reason: str | None
+    details: dict[str, Any] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    id: str
+    hostname: str
+    pid: int
+    agents: list[str]
+    queues: list[str]
+    started_at: datetime
+    last_seen: datetime

@@ -1,0 +1,301 @@
+"""The store: reads, workflow registration and users. Writes that move executions forward go
+through :class:`~workflow_engine.store.transaction.Tx`, inside one transaction each."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from workflow_engine.clock import Clock, SystemClock
+from workflow_engine.definitions.model import WorkflowDefinition, parse_version
+from workflow_engine.errors import (
+    Conflict,
+    DefinitionExists,
+    ExecutionNotFound,
+    UserNotFound,
+    WorkflowNotFound,
+)
+from workflow_engine.store import schema as t
+from workflow_engine.store.database import begin, create_engine
+from workflow_engine.store.records import (
+    EventRecord,
+    ExecutionRecord,
+    StepRunRecord,
+    UserRecord,
+    WorkerRecord,
+    WorkflowRecord,
+    from_row,
+)
+from workflow_engine.store.transaction import Tx, insert_ignoring_conflicts
+
+SYSTEM_USER = "system"
+ROLES = ("admin", "operator", "viewer")
+
+
+def document_digest(document: dict[str, Any]) -> str:
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ExecutionQuery:
+    """Filters for listing executions; ``owner_id`` None means every owner."""
+
+    owner_id: int | None = None
+    workflow: str | None = None
+    status: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    step_name: str | None = None
+    step_type: str | None = None
+    has_error: bool | None = None
+    limit: int = 100
+
+
+class Store:
+    """Everything the engine keeps, behind one object per process."""
+
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self.clock = clock or SystemClock()
+        self._system_user_id: int | None = None
+
+    @classmethod
+    def from_url(cls, url: str, clock: Clock | None = None, pool_size: int = 5) -> Store:
+        return cls(create_engine(url, pool_size=pool_size), clock)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """One write transaction; everything in it commits together or not at all."""
+        with begin(self.engine) as connection:
+            yield Tx(connection, self.clock.now())
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        with begin(self.engine, read_only=True) as connection:
+            yield connection
+
+    # users
+
+    def system_user_id(self) -> int:
+        """The owner of work started without a user (CLI, plain Celery messages)."""
+        if self._system_user_id is None:
+            self._system_user_id = self.get_user(SYSTEM_USER).id
+        return self._system_user_id
+
+    def create_user(self, username: str, password_hash: str | None, role: str) -> UserRecord:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        with self.transaction() as tx:
+            inserted = insert_ignoring_conflicts(
+                tx.connection,
+                t.users,
+                {
+                    "username": username,
+                    "password_hash": password_hash,
+                    "role": role,
+                    "active": True,
+                    "created_at": tx.now,
+                },
+                ["username"],
+            )
+            if not inserted:
+                raise Conflict(f"user {username!r} exists already")
+        return self.get_user(username)
+
+    def get_user(self, username: str) -> UserRecord:
+        with self.reading() as conn:
+            row = conn.execute(sa.select(t.users).where(t.users.c.username == username)).first()
+        if row is None:
+            raise UserNotFound(username)
+        return from_row(UserRecord, row)
+
+    def get_user_by_id(self, user_id: int) -> UserRecord:
+        with self.reading() as conn:
+            row = conn.execute(sa.select(t.users).where(t.users.c.id == user_id)).first()
+        if row is None:
+            raise UserNotFound(str(user_id))
+        return from_row(UserRecord, row)
+
+    # workflows
+
+    def register_workflow(
+        self, definition: WorkflowDefinition, created_by: int | None = None
+    ) -> tuple[WorkflowRecord, bool]:
+        """Store a definition version; registering the same body again changes nothing.
+
+        Returns the record and whether it was created. A different body under an existing
+        (name, version) is refused: versions are immutable.
+        """
+        document = definition.document()
+        digest = document_digest(document)
+        owner = created_by if created_by is not None else self.system_user_id()
+        with self.transaction() as tx:
+            created = insert_ignoring_conflicts(
+                tx.connection,
+                t.workflows,
+                {
+                    "name": definition.name,
+                    "version": definition.version,
+                    "description": definition.description,
+                    "document": document,
+                    "digest": digest,
+                    "created_by": owner,
+                    "created_at": tx.now,
+                },
+                ["name", "version"],
+            )
+        record = self.get_workflow(definition.name, definition.version)
+        if record.digest != digest:
+            raise DefinitionExists(definition.name, definition.version)
+        return record, created
+
+    def _visible(self, owner_id: int | None) -> sa.ColumnElement[bool]:
+        if owner_id is None:
+            return sa.true()
+        return t.workflows.c.created_by.in_([owner_id, self.system_user_id()])
+
+    def get_workflow(
+        self, name: str, version: str | None = None, visible_to: int | None = None
+    ) -> WorkflowRecord:
+        """A version of a workflow, or its highest semantic version when ``version`` is None."""
+        query = sa.select(t.workflows).where(t.workflows.c.name == name, self._visible(visible_to))
+        if version is not None:
+            query = query.where(t.workflows.c.version == version)
+        with self.reading() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            raise WorkflowNotFound(f"{name}@{version}" if version else name)
+        best = max(rows, key=lambda row: parse_version(row.version))
+        return from_row(WorkflowRecord, best)
+
+    def get_workflow_by_id(self, workflow_id: int) -> WorkflowRecord:
+        with self.reading() as conn:
+            row = conn.execute(sa.select(t.workflows).where(t.workflows.c.id == workflow_id)).first()
+        if row is None:
+            raise WorkflowNotFound(str(workflow_id))
+        return from_row(WorkflowRecord, row)
+
+    def list_workflows(self, visible_to: int | None = None, name: str | None = None) -> list[WorkflowRecord]:
+        """Every registered version, by name, newest version first."""
+        query = sa.select(t.workflows).where(self._visible(visible_to))
+        if name is not None:
+            query = query.where(t.workflows.c.name == name)
+        with self.reading() as conn:
+            records = [from_row(WorkflowRecord, row) for row in conn.execute(query)]
+        records.sort(key=lambda r: parse_version(r.version), reverse=True)
+        records.sort(key=lambda r: r.name)
+        return records
+
+    # executions
+
+    def get_execution(self, execution_id: str, owner_id: int | None = None) -> ExecutionRecord:
+        query = sa.select(t.executions).where(t.executions.c.id == execution_id)
+        if owner_id is not None:
+            query = query.where(t.executions.c.owner_id == owner_id)
+        with self.reading() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise ExecutionNotFound(execution_id)
+        return from_row(ExecutionRecord, row)
+
+    def list_executions(self, query: ExecutionQuery) -> tuple[list[ExecutionRecord], int]:
+        """A page of executions, newest first, and how many match in all."""
+        e = t.executions
+        conditions: list[sa.ColumnElement[bool]] = []
+        if query.owner_id is not None:
+            conditions.append(e.c.owner_id == query.owner_id)
+        if query.workflow is not None:
+            conditions.append(e.c.workflow_name == query.workflow)
+        if query.status is not None:
+            conditions.append(e.c.status == query.status)
+        if query.created_after is not None:
+            conditions.append(e.c.created_at >= query.created_after)
+        if query.created_before is not None:
+            conditions.append(e.c.created_at < query.created_before)
+        page = (
+            sa.select(e)
+            .where(*conditions)
+            .order_by(e.c.created_at.desc(), e.c.id.desc())
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        count = sa.select(sa.func.count()).select_from(e).where(*conditions)
+        with self.reading() as conn:
+            records = [from_row(ExecutionRecord, row) for row in conn.execute(page)]
+            total = conn.execute(count).scalar_one()
+        return records, total
+
+    def step_runs(self, execution_id: str) -> list[StepRunRecord]:
+        """Every attempt of every step, in the order they were created."""
+        r = t.step_runs
+        query = sa.select(r).where(r.c.execution_id == execution_id).order_by(r.c.id)
+        with self.reading() as conn:
+            return [from_row(StepRunRecord, row) for row in conn.execute(query)]
+
+    def logs(self, execution_id: str, query: LogQuery) -> list[StepRunRecord]:
+        """Attempts in chronological order, filtered."""
+        r = t.step_runs
+        conditions: list[sa.ColumnElement[bool]] = [r.c.execution_id == execution_id]
+        if query.step_name is not None:
+            conditions.append(r.c.step_name == query.step_name)
+        if query.step_type is not None:
+            conditions.append(r.c.step_type == query.step_type)
+        if query.has_error is True:
+            conditions.append(r.c.error_type.is_not(None))
+        elif query.has_error is False:
+            conditions.append(r.c.error_type.is_(None))
+        stmt = sa.select(r).where(*conditions).order_by(r.c.queued_at, r.c.id).limit(query.limit)
+        with self.reading() as conn:
+            return [from_row(StepRunRecord, row) for row in conn.execute(stmt)]
+
+    def events(self, execution_id: str, after_id: int = 0, limit: int = 1000) -> list[EventRecord]:
+        ev = t.events
+        query = (
+            sa.select(ev)
+            .where(ev.c.execution_id == execution_id, ev.c.id > after_id)
+            .order_by(ev.c.id)
+            .limit(limit)
+        )
+        with self.reading() as conn:
+            return [from_row(EventRecord, row) for row in conn.execute(query)]
+
+    def workers(self) -> list[WorkerRecord]:
+        with self.reading() as conn:
+            rows = conn.execute(sa.select(t.workers).order_by(t.workers.c.id)).all()
+        return [from_row(WorkerRecord, row) for row in rows]
+
+    def known_agents(self, seen_since: datetime) -> set[str]:
+        """Agents served by workers seen since ``seen_since``."""
+        query = sa.select(t.workers.c.agents).where(t.workers.c.last_seen >= seen_since)
+        with self.reading() as conn:
+            return {agent for (agents,) in conn.execute(query) for agent in agents}
+
+    def count_rows(self, tables: Sequence[str] = ("wfe_executions", "wfe_step_runs", "wfe_events")) -> dict[str, int]:
+        known = {table.name: table for table in t.metadata.sorted_tables}
+        with self.reading() as conn:
+            return {
+                name: conn.execute(sa.select(sa.func.count()).select_from(known[name])).scalar_one()
+                for name in tables
+            }

@@ -1,0 +1,195 @@
+"""The database schema (SQLAlchemy Core). Alembic migrations must produce exactly this."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python everywhere; ``timestamptz`` on PostgreSQL, UTC text on SQLite."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; the store only takes aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+RowId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+
+def _timestamp(name: str, nullable: bool = False) -> Column[Any]:
+    return Column(name, UTCDateTime(), nullable=nullable)
+
+
+users = Table(
+    "wfe_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(150), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=True),  # NULL: cannot log in (the system user)
+    Column("role", String(16), nullable=False),
+    Column("active", Boolean, nullable=False),
+    _timestamp("created_at"),
+)
+
+workflows = Table(
+    "wfe_workflows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("document", JSONType, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("created_by", Integer, ForeignKey("wfe_users.id"), nullable=False),
+    _timestamp("created_at"),
+    UniqueConstraint("name", "version"),
+    Index(None, "created_by", "name"),
+)
+
+executions = Table(
+    "wfe_executions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("workflow_id", Integer, ForeignKey("wfe_workflows.id"), nullable=False),
+    Column("workflow_name", String(100), nullable=False),
+    Column("workflow_version", String(64), nullable=False),
+    Column("owner_id", Integer, ForeignKey("wfe_users.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("input", JSONType, nullable=False),
+    Column("metadata", JSONType, nullable=False),
+    Column("output", JSONType, nullable=True),
+    Column("error", JSONType, nullable=True),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("checkpoint", JSONType, nullable=True),
+    Column("total_steps", Integer, nullable=False),
+    Column("resolved_steps", Integer, nullable=False),  # succeeded, failed (optional), skipped
+    Column("active_steps", Integer, nullable=False),  # pending, queued, retrying, running, timers
+    Column("waiting_steps", Integer, nullable=False),  # human tasks and steps awaiting a fix
+    Column("retries", Integer, nullable=False),  # times retried from a step
+    _timestamp("created_at"),
+    _timestamp("started_at", nullable=True),
+    _timestamp("finished_at", nullable=True),
+    _timestamp("updated_at"),
+    UniqueConstraint("owner_id", "idempotency_key"),
+    Index(None, "owner_id", "created_at"),
+    Index(None, "status", "created_at"),
+    Index(None, "workflow_name", "created_at"),
+    Index(None, "created_at"),
+)
+
+step_runs = Table(
+    "wfe_step_runs",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("execution_id", String(36), ForeignKey("wfe_executions.id", ondelete="CASCADE"), nullable=False),
+    Column("step_name", String(100), nullable=False),
+    Column("step_type", String(8), nullable=False),
+    Column("agent", String(200), nullable=True),
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("superseded", Boolean, nullable=False),  # reset by a retry from an upstream step
+    Column("input", JSONType, nullable=True),
+    Column("output", JSONType, nullable=True),
+    Column("error_type", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("error_code", String(64), nullable=True),
+    Column("worker", String(255), nullable=True),
+    Column("checkpoint", JSONType, nullable=True),
+    Column("completed_by", String(150), nullable=True),
+    _timestamp("queued_at"),
+    _timestamp("not_before", nullable=True),  # retry backoff or timer: not due before this
+    _timestamp("published_at", nullable=True),  # NULL: deferred, the reconciler publishes it
+    _timestamp("started_at", nullable=True),
+    _timestamp("heartbeat_at", nullable=True),
+    _timestamp("deadline_at", nullable=True),
+    _timestamp("finished_at", nullable=True),
+    Column("duration_ms", Integer, nullable=True),
+    UniqueConstraint("execution_id", "step_name", "attempt"),
+    Index(None, "status"),
+)
+
+events = Table(
+    "wfe_events",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("execution_id", String(36), ForeignKey("wfe_executions.id", ondelete="CASCADE"), nullable=False),
+    Column("step_name", String(100), nullable=True),
+    Column("attempt", Integer, nullable=True),
+    Column("from_status", String(16), nullable=True),
+    Column("to_status", String(16), nullable=False),
+    Column("actor", String(150), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("details", JSONType, nullable=True),
+    _timestamp("created_at"),
+    Index(None, "execution_id", "id"),
+)
+
+join_barriers = Table(
+    "wfe_join_barriers",
+    metadata,
+    Column(
+        "execution_id",
+        String(36),
+        ForeignKey("wfe_executions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("step_name", String(100), primary_key=True),
+    Column("remaining", Integer, nullable=False),
+    Column("live", Integer, nullable=False),
+)
+
+workers = Table(
+    "wfe_workers",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("agents", JSONType, nullable=False),
+    Column("queues", JSONType, nullable=False),
+    _timestamp("started_at"),
+    _timestamp("last_seen"),
+)
