@@ -1,38 +1,125 @@
-"""The Python API: one object that registers workflows and runs and controls executions."""
+"""The Python API: one object that registers workflows and runs and controls executions.
+
+    from workflow_engine import Engine
+    engine = Engine.from_settings()
+    engine.register("config/workflows/ib-review.yaml")
+    ex = engine.start("ib-review", input_data={"project_id": "p1"})
+    engine.wait(ex.id, timeout=60)
+
+The CLI and the REST API call these same methods.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Collection, Sequence
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from workflow_engine.agents import REGISTRY, AgentRegistry
 from workflow_engine.clock import Clock
+from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
+from workflow_engine.coordinator.service import Coordinator
+from workflow_engine.core.states import SETTLED_EXECUTION
 from workflow_engine.definitions.loader import load
 from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.errors import ConfigurationError
+from workflow_engine.events import EventBus
 from workflow_engine.settings import Settings
 from workflow_engine.store import migrate
 from workflow_engine.store.database import is_sqlite
-from workflow_engine.store.records import WorkflowRecord
-from workflow_engine.store.repository import Store
+from workflow_engine.store.records import EventRecord, WorkflowRecord
+from workflow_engine.store.repository import ExecutionQuery, LogQuery, Store
+from workflow_engine.views import ExecutionView, execution_view, run_json
+
+if TYPE_CHECKING:
+    from workflow_engine.worker.app import EngineCelery
+
+CATALOGUE_WINDOW = timedelta(hours=1)
+CATALOGUE_TTL = 30.0
 
 
 def open_store(settings: Settings, clock: Clock | None = None, pool_size: int = 5) -> Store:
     """The store for ``settings``; the embedded SQLite database is migrated on first use."""
     if not migrate.is_current(settings.database_url):
         if not is_sqlite(settings.database_url):
-            raise ConfigurationError(
-                "the database schema is not up to date: run `wfe db upgrade` first"
-            )
+            raise ConfigurationError("the database schema is not up to date: run `wfe db upgrade` first")
         migrate.upgrade(settings.database_url)
     return Store.from_url(settings.database_url, clock=clock, pool_size=pool_size)
+
+
+class _CeleryDispatcher:
+    """Builds the Celery app only when something is first published."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._app: EngineCelery | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def app(self) -> EngineCelery:
+        if self._app is None:
+            with self._lock:
+                if self._app is None:
+                    from workflow_engine.worker.app import create_celery_app
+
+                    self._app = create_celery_app(self.settings)
+        return self._app
+
+    def _dispatcher(self) -> Dispatcher:
+        from workflow_engine.worker.dispatcher import CeleryDispatcher
+
+        return CeleryDispatcher(self.app)
+
+    def dispatch(self, items: Sequence[Dispatch]) -> None:
+        self._dispatcher().dispatch(items)
+
+    def revoke(self, task_ids: Sequence[str], terminate: bool) -> None:
+        self._dispatcher().revoke(task_ids, terminate)
+
+
+class AgentCatalogue:
+    """The agents known to exist: loaded in this process, or served by a worker seen lately.
+
+    None when nothing is known (no agent loaded here, no worker ever seen): then a start is not
+    refused for agents no one has declared yet; a worker reports an unknown agent as a fatal
+    step error instead.
+    """
+
+    def __init__(self, store: Store, registry: AgentRegistry) -> None:
+        self.store = store
+        self.registry = registry
+        self._cached: tuple[float, set[str]] | None = None
+
+    def __call__(self) -> Collection[str] | None:
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > CATALOGUE_TTL:
+            seen = self.store.known_agents(self.store.clock.now() - CATALOGUE_WINDOW)
+            self._cached = (now, seen)
+        known = set(self.registry.names()) | self._cached[1]
+        return known or None
 
 
 class Engine:
     """Register workflows; start, inspect and control executions."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        dispatcher: Dispatcher | None = None,
+        events: EventBus | None = None,
+        registry: AgentRegistry = REGISTRY,
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.events = events or EventBus()
+        self.dispatcher = dispatcher or _CeleryDispatcher(settings)
+        self.coordinator = Coordinator(
+            store, self.dispatcher, settings, self.events, agent_catalog=AgentCatalogue(store, registry)
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, clock: Clock | None = None) -> Engine:
@@ -49,6 +136,8 @@ class Engine:
     def __exit__(self, *_: Any) -> None:
         self.close()
 
+    # workflows
+
     def register(
         self, source: WorkflowDefinition | dict[str, Any] | str | Path, created_by: int | None = None
     ) -> WorkflowRecord:
@@ -56,5 +145,117 @@ class Engine:
         record, _ = self.store.register_workflow(load(source), created_by)
         return record
 
-    def workflows(self, visible_to: int | None = None) -> list[WorkflowRecord]:
-        return self.store.list_workflows(visible_to)
+    def workflows(self, visible_to: int | None = None, name: str | None = None) -> list[WorkflowRecord]:
+        return self.store.list_workflows(visible_to, name)
+
+    def workflow(self, name: str, version: str | None = None, visible_to: int | None = None) -> WorkflowRecord:
+        return self.store.get_workflow(name, version, visible_to)
+
+    # executions
+
+    def start(
+        self,
+        workflow: str,
+        input_data: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        version: str | None = None,
+        idempotency_key: str | None = None,
+        mode: str = "auto",
+        owner_id: int | None = None,
+        actor: str = "api",
+    ) -> ExecutionView:
+        """Start an execution of ``workflow`` (its latest version unless ``version``)."""
+        record = self.coordinator.start(
+            workflow,
+            input_data=input_data,
+            metadata=metadata,
+            version=version,
+            idempotency_key=idempotency_key,
+            mode=mode,
+            owner_id=owner_id,
+            actor=actor,
+        )
+        return execution_view(record)
+
+    def get(self, execution_id: str, owner_id: int | None = None, include_steps: bool = True) -> ExecutionView:
+        """Status, steps, percent complete, output and error of an execution."""
+        record = self.store.get_execution(execution_id, owner_id)
+        if not include_steps:
+            return execution_view(record)
+        definition = self.coordinator.definitions.get(record.workflow_id)
+        return execution_view(record, definition, self.store.step_runs(execution_id))
+
+    def list(self, query: ExecutionQuery | None = None) -> tuple[list[ExecutionView], int]:
+        records, total = self.store.list_executions(query or ExecutionQuery())
+        return [execution_view(r) for r in records], total
+
+    def wait(self, execution_id: str, timeout: float | None = 60.0, owner_id: int | None = None) -> ExecutionView:
+        """Block until the execution is terminal or waiting; TimeoutError after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.02
+        while True:
+            record = self.store.get_execution(execution_id, owner_id)
+            if record.status in SETTLED_EXECUTION:
+                return self.get(execution_id, owner_id)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"execution {execution_id} is still {record.status} after {timeout}s")
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.5)
+
+    def logs(
+        self,
+        execution_id: str,
+        step_name: str | None = None,
+        step_type: str | None = None,
+        has_error: bool | None = None,
+        limit: int = 100,
+        owner_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every attempt, chronologically, with input, output, error, worker and duration."""
+        self.store.get_execution(execution_id, owner_id)
+        runs = self.store.logs(execution_id, LogQuery(step_name, step_type, has_error, limit))
+        return [run_json(run) for run in runs]
+
+    def history(self, execution_id: str, after_id: int = 0, owner_id: int | None = None) -> list[EventRecord]:
+        """The state transitions of an execution and its steps, oldest first."""
+        self.store.get_execution(execution_id, owner_id)
+        return self.store.events(execution_id, after_id)
+
+    # control
+
+    def pause(self, execution_id: str, actor: str = "api", owner_id: int | None = None) -> ExecutionView:
+        self.coordinator.pause(execution_id, actor, owner_id)
+        return self.get(execution_id, owner_id)
+
+    def resume(self, execution_id: str, actor: str = "api", owner_id: int | None = None) -> ExecutionView:
+        self.coordinator.resume(execution_id, actor, owner_id)
+        return self.get(execution_id, owner_id)
+
+    def cancel(
+        self, execution_id: str, reason: str | None = None, actor: str = "api", owner_id: int | None = None
+    ) -> ExecutionView:
+        self.coordinator.cancel(execution_id, actor, owner_id, reason)
+        return self.get(execution_id, owner_id)
+
+    def retry(
+        self, execution_id: str, from_step: str | None = None, actor: str = "api", owner_id: int | None = None
+    ) -> ExecutionView:
+        self.coordinator.retry(execution_id, actor, owner_id, from_step)
+        return self.get(execution_id, owner_id)
+
+    def next_step(self, execution_id: str, actor: str = "api", owner_id: int | None = None) -> ExecutionView:
+        self.coordinator.next_step(execution_id, actor, owner_id)
+        return self.get(execution_id, owner_id)
+
+    def complete_human_task(
+        self,
+        execution_id: str,
+        step: str,
+        data: dict[str, Any],
+        user_id: str | None = None,
+        role: str | None = None,
+        owner_id: int | None = None,
+    ) -> ExecutionView:
+        """Complete a waiting human step (or a step awaiting a fix) with ``data`` as its output."""
+        self.coordinator.complete_step(execution_id, step, data, user_id or "api", owner_id, role)
+        return self.get(execution_id, owner_id)

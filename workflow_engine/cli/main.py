@@ -23,9 +23,9 @@ def cli(ctx: click.Context) -> None:
 
 
 def _register_commands() -> None:
-    from workflow_engine.cli import admin, definitions
+    from workflow_engine.cli import admin, definitions, executions, processes
 
-    for module in (definitions, admin):
+    for module in (definitions, executions, processes, admin):
         for command in module.COMMANDS:
             cli.add_command(command)
 

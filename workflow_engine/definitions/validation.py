@@ -166,8 +166,7 @@ class _Validator:
                 continue
             self.problems.extend(_check_schema(step.input_schema, f"{where}.input_schema"))
             if self.known_agents is not None and step.agent and step.agent not in self.known_agents:
-                known = ", ".join(sorted(self.known_agents)) or "none"
-                self.add(f"{where}.agent", f"unknown agent {step.agent!r} (known: {known})")
+                self.problems.append(_unknown_agent(where, step.agent, self.known_agents))
             if step.until is not None:
                 try:
                     compile_expression(step.until)
@@ -271,6 +270,20 @@ class _Validator:
                     f"steps[{declared[step.name]}] {step.name!r}.until",
                     f"reads steps.{ref}, which does not run before {step.name!r}",
                 )
+
+
+def _unknown_agent(where: str, agent: str, known: Collection[str]) -> Problem:
+    listed = ", ".join(sorted(known)) or "none"
+    return Problem(f"{where}.agent", f"unknown agent {agent!r} (known: {listed})")
+
+
+def unknown_agents(definition: WorkflowDefinition, known: Collection[str]) -> list[Problem]:
+    """A problem for each step whose agent is not in ``known``."""
+    return [
+        _unknown_agent(f"steps[{index}] {step.name!r}", step.agent, known)
+        for index, step in enumerate(definition.steps)
+        if step.agent and step.agent not in known
+    ]
 
 
 def validate_document(

@@ -281,6 +281,50 @@ class Store:
         with self.reading() as conn:
             return [from_row(EventRecord, row) for row in conn.execute(query)]
 
+    def step_outputs(self, execution_id: str) -> dict[str, Any]:
+        """Outputs of the steps of an execution whose current run succeeded."""
+        with self.transaction() as tx:
+            return tx.outputs(execution_id, None)
+
+    def beat(
+        self,
+        worker_id: str,
+        hostname: str,
+        pid: int,
+        agents: Sequence[str],
+        queues: Sequence[str],
+        run_ids: Sequence[int],
+    ) -> None:
+        """A worker is alive, and so are the attempts it is running."""
+        with self.transaction() as tx:
+            values = {
+                "id": worker_id,
+                "hostname": hostname,
+                "pid": pid,
+                "agents": sorted(agents),
+                "queues": sorted(queues),
+                "started_at": tx.now,
+                "last_seen": tx.now,
+            }
+            if not insert_ignoring_conflicts(tx.connection, t.workers, values, ["id"]):
+                tx.execute(
+                    sa.update(t.workers)
+                    .where(t.workers.c.id == worker_id)
+                    .values(last_seen=tx.now, agents=values["agents"], queues=values["queues"])
+                )
+            if run_ids:
+                r = t.step_runs
+                tx.execute(
+                    sa.update(r)
+                    .where(r.c.id.in_(list(run_ids)), r.c.status == "running")
+                    .values(heartbeat_at=tx.now)
+                )
+
+    def forget_workers(self, seen_before: datetime) -> int:
+        with self.transaction() as tx:
+            result = tx.execute(sa.delete(t.workers).where(t.workers.c.last_seen < seen_before))
+            return int(result.rowcount)
+
     def workers(self) -> list[WorkerRecord]:
         with self.reading() as conn:
             rows = conn.execute(sa.select(t.workers).order_by(t.workers.c.id)).all()

@@ -1,8 +1,13 @@
-"""Writes inside one transaction: the coordinator's unit of work."""
+"""Writes inside one transaction: the coordinator's unit of work.
+
+Every status change of a step run is a guarded UPDATE (``WHERE status IN (...)``) so that a
+late or duplicate message can never overwrite what another process decided; the caller learns
+from the returned rows whether its change applied.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,14 +15,43 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from workflow_engine.core.states import StepStatus
+from workflow_engine.store import schema as t
+from workflow_engine.store.records import ExecutionRecord, StepRunRecord, from_row
+
+
+def _dialect_insert(connection: Connection, table: sa.Table) -> Any:
+    module = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return module.insert(table)
+
 
 def insert_ignoring_conflicts(
     connection: Connection, table: sa.Table, values: dict[str, Any], conflict_columns: Sequence[str]
 ) -> bool:
     """INSERT unless a row with the same ``conflict_columns`` exists; True when inserted."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(values).on_conflict_do_nothing(index_elements=list(conflict_columns))
-    return connection.execute(statement).rowcount == 1
+    statement = _dialect_insert(connection, table).values(values)
+    statement = statement.on_conflict_do_nothing(index_elements=list(conflict_columns))
+    return bool(connection.execute(statement).rowcount == 1)
+
+
+# run row joined with what a worker needs from its execution, read when claiming
+_CLAIM_COLUMNS = (
+    t.step_runs.c.id,
+    t.step_runs.c.execution_id,
+    t.step_runs.c.step_name,
+    t.step_runs.c.step_type,
+    t.step_runs.c.agent,
+    t.step_runs.c.attempt,
+    t.step_runs.c.status,
+    t.step_runs.c.superseded,
+    t.executions.c.status.label("execution_status"),
+    t.executions.c.workflow_id,
+    t.executions.c.workflow_name,
+    t.executions.c.workflow_version,
+    t.executions.c.input.label("execution_input"),
+    t.executions.c.metadata.label("execution_metadata"),
+    t.executions.c.retries,
+)
 
 
 class Tx:
@@ -30,3 +64,201 @@ class Tx:
     @property
     def postgres(self) -> bool:
         return self.connection.dialect.name == "postgresql"
+
+    def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]:
+        return self.connection.execute(statement, parameters)
+
+    # executions
+
+    def insert_execution(self, values: dict[str, Any]) -> bool:
+        """Insert unless the owner already used this idempotency key."""
+        if values.get("idempotency_key") is None:
+            self.execute(sa.insert(t.executions).values(values))
+            return True
+        return insert_ignoring_conflicts(
+            self.connection, t.executions, values, ["owner_id", "idempotency_key"]
+        )
+
+    def execution_by_key(self, owner_id: int, key: str) -> ExecutionRecord | None:
+        e = t.executions
+        row = self.execute(
+            sa.select(e).where(e.c.owner_id == owner_id, e.c.idempotency_key == key)
+        ).first()
+        return None if row is None else from_row(ExecutionRecord, row)
+
+    def lock_execution(self, execution_id: str, owner_id: int | None = None) -> ExecutionRecord | None:
+        """The execution, locked until the transaction ends (SQLite: the write lock is held)."""
+        e = t.executions
+        query = sa.select(e).where(e.c.id == execution_id).with_for_update()
+        if owner_id is not None:
+            query = query.where(e.c.owner_id == owner_id)
+        row = self.execute(query).first()
+        return None if row is None else from_row(ExecutionRecord, row)
+
+    def update_execution(self, execution_id: str, values: Mapping[str, Any]) -> None:
+        self.execute(sa.update(t.executions).where(t.executions.c.id == execution_id).values(dict(values)))
+
+    # step runs
+
+    def insert_runs(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert step runs; their ids, in the order given."""
+        if not rows:
+            return []
+        if len(rows) == 1:
+            return [self.execute(sa.insert(t.step_runs).values(rows[0])).inserted_primary_key[0]]
+        statement = sa.insert(t.step_runs).returning(t.step_runs.c.id, sort_by_parameter_order=True)
+        return [row.id for row in self.execute(statement, list(rows))]
+
+    def claim_row(self, run_id: int) -> sa.Row[Any] | None:
+        """A run with its execution's context, the run row locked."""
+        r, e = t.step_runs, t.executions
+        query = sa.select(*_CLAIM_COLUMNS).join(e, e.c.id == r.c.execution_id).where(r.c.id == run_id)
+        if self.postgres:
+            query = query.with_for_update(of=r)
+        return self.execute(query).first()
+
+    def update_run(
+        self, run_id: int, values: Mapping[str, Any], expect: Collection[str], worker: str | None = None
+    ) -> bool:
+        """Apply ``values`` if the run is still in one of the ``expect`` states (and ``worker``'s)."""
+        r = t.step_runs
+        conditions = [r.c.id == run_id, r.c.status.in_(list(expect)), r.c.superseded.is_(False)]
+        if worker is not None:
+            conditions.append(r.c.worker == worker)
+        result = self.execute(sa.update(r).where(*conditions).values(dict(values)))
+        return bool(result.rowcount == 1)
+
+    def runs_in(self, execution_id: str, statuses: Collection[str], lock: bool = False) -> list[StepRunRecord]:
+        """The current runs of an execution in one of ``statuses``, oldest first."""
+        r = t.step_runs
+        query = (
+            sa.select(r)
+            .where(r.c.execution_id == execution_id, r.c.status.in_(list(statuses)), r.c.superseded.is_(False))
+            .order_by(r.c.id)
+        )
+        if lock:
+            query = query.with_for_update()
+        return [from_row(StepRunRecord, row) for row in self.execute(query)]
+
+    def update_runs(
+        self, execution_id: str, expect: Collection[str], values: Mapping[str, Any]
+    ) -> list[StepRunRecord]:
+        """Apply ``values`` to every current run of an execution in one of the ``expect`` states;
+        the runs as they were before."""
+        before = self.runs_in(execution_id, expect, lock=True)
+        if before:
+            r = t.step_runs
+            self.execute(sa.update(r).where(r.c.id.in_([run.id for run in before])).values(dict(values)))
+        return before
+
+    def run(self, run_id: int) -> StepRunRecord | None:
+        row = self.execute(sa.select(t.step_runs).where(t.step_runs.c.id == run_id)).first()
+        return None if row is None else from_row(StepRunRecord, row)
+
+    def current_runs(self, execution_id: str) -> dict[str, StepRunRecord]:
+        """The latest attempt of each step that has one (retries reset steps by superseding)."""
+        r = t.step_runs
+        query = (
+            sa.select(r)
+            .where(r.c.execution_id == execution_id, r.c.superseded.is_(False))
+            .order_by(r.c.step_name, r.c.attempt)
+        )
+        return {row.step_name: from_row(StepRunRecord, row) for row in self.execute(query)}
+
+    def outputs(self, execution_id: str, names: Iterable[str] | None) -> dict[str, Any]:
+        """Outputs of the given steps (all when None) whose current run succeeded."""
+        r = t.step_runs
+        query = sa.select(r.c.step_name, r.c.output).where(
+            r.c.execution_id == execution_id,
+            r.c.superseded.is_(False),
+            r.c.status == StepStatus.SUCCEEDED,
+        )
+        if names is not None:
+            wanted = list(names)
+            if not wanted:
+                return {}
+            query = query.where(r.c.step_name.in_(wanted))
+        return {row.step_name: row.output for row in self.execute(query)}
+
+    def latest_checkpoint(self, execution_id: str, step_name: str) -> Any:
+        r = t.step_runs
+        query = (
+            sa.select(r.c.checkpoint)
+            .where(r.c.execution_id == execution_id, r.c.step_name == step_name, r.c.checkpoint.is_not(None))
+            .order_by(r.c.attempt.desc())
+            .limit(1)
+        )
+        return self.execute(query).scalar()
+
+    def next_attempts(self, execution_id: str, names: Collection[str]) -> dict[str, int]:
+        """The attempt number each step's next run gets (1 for a step that never ran)."""
+        r = t.step_runs
+        query = (
+            sa.select(r.c.step_name, sa.func.max(r.c.attempt))
+            .where(r.c.execution_id == execution_id, r.c.step_name.in_(list(names)))
+            .group_by(r.c.step_name)
+        )
+        found = {name: attempt for name, attempt in self.execute(query)}
+        return {name: found.get(name, 0) + 1 for name in names}
+
+    def count_runs(self, execution_id: str, status: str) -> int:
+        r = t.step_runs
+        query = sa.select(sa.func.count()).where(
+            r.c.execution_id == execution_id, r.c.status == status, r.c.superseded.is_(False)
+        )
+        return int(self.execute(query).scalar_one())
+
+    def count_errors(self, execution_id: str, step_name: str, error_type: str) -> int:
+        """How many attempts of a step ended with ``error_type``."""
+        r = t.step_runs
+        query = sa.select(sa.func.count()).where(
+            r.c.execution_id == execution_id, r.c.step_name == step_name, r.c.error_type == error_type
+        )
+        return int(self.execute(query).scalar_one())
+
+    def supersede(self, execution_id: str, names: Collection[str]) -> None:
+        r = t.step_runs
+        self.execute(
+            sa.update(r)
+            .where(r.c.execution_id == execution_id, r.c.step_name.in_(list(names)))
+            .values(superseded=True)
+        )
+
+    # join barriers
+
+    def arrive(self, execution_id: str, join: str, live: bool, degree: int) -> tuple[int, int]:
+        """Record one resolved predecessor of ``join``: one atomic upsert, last arrival sees 0."""
+        b = t.join_barriers
+        statement = (
+            _dialect_insert(self.connection, b)
+            .values(execution_id=execution_id, step_name=join, remaining=degree - 1, live=int(live))
+            .on_conflict_do_update(
+                index_elements=[b.c.execution_id, b.c.step_name],
+                set_={"remaining": b.c.remaining - 1, "live": b.c.live + int(live)},
+            )
+            .returning(b.c.remaining, b.c.live)
+        )
+        row = self.execute(statement).one()
+        return int(row.remaining), int(row.live)
+
+    def reset_barriers(
+        self, execution_id: str, counters: Mapping[str, tuple[int, int]], drop: Collection[str]
+    ) -> None:
+        """Forget the barriers of ``drop``, then set ``counters`` (a retry resets steps)."""
+        b = t.join_barriers
+        names = set(drop) | set(counters)
+        if names:
+            self.execute(sa.delete(b).where(b.c.execution_id == execution_id, b.c.step_name.in_(list(names))))
+        if not counters:
+            return
+        rows = [
+            {"execution_id": execution_id, "step_name": name, "remaining": remaining, "live": live}
+            for name, (remaining, live) in counters.items()
+        ]
+        self.execute(sa.insert(b), rows)
+
+    # events
+
+    def insert_events(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.execute(sa.insert(t.events), list(rows))

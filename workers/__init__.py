@@ -1,0 +1,1 @@
+"""Deployable worker code: agent modules and the module `celery -A` points at."""

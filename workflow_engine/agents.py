@@ -1,0 +1,186 @@
+"""Agents: the functions that do a step's work, and the context they receive.
+
+    from workflow_engine import agent, TransientError
+
+    @agent("regdata")
+    def enrich(ctx):
+        ...
+        return {"records": 12}
+
+Workers import the modules named in ``WFE_AGENT_MODULES`` (or ``wfe worker --agents``); the
+decorator registers each agent in :data:`REGISTRY` as the module is imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from workflow_engine.errors import ConfigurationError, StepError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    name: str
+    function: Callable[..., Any]
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.function)
+
+
+class AgentRegistry:
+    """Agents by name; one name, one function."""
+
+    def __init__(self) -> None:
+        self._agents: dict[str, AgentSpec] = {}
+        self._lock = threading.Lock()
+
+    def register(self, name: str, function: Callable[..., Any]) -> AgentSpec:
+        with self._lock:
+            existing = self._agents.get(name)
+            if existing is not None and existing.function is not function:
+                where = f"{existing.function.__module__}.{existing.function.__qualname__}"
+                raise ConfigurationError(f"agent {name!r} is registered twice (first by {where})")
+            spec = AgentSpec(name, function)
+            self._agents[name] = spec
+            return spec
+
+    def get(self, name: str) -> AgentSpec | None:
+        return self._agents.get(name)
+
+    def names(self) -> frozenset[str]:
+        return frozenset(self._agents)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._agents
+
+
+REGISTRY = AgentRegistry()
+
+
+def agent(name: str | None = None, registry: AgentRegistry | None = None) -> Callable[[F], F]:
+    """Register the decorated function as the agent ``name`` (default: the function's name)."""
+
+    def register(function: F) -> F:
+        (registry or REGISTRY).register(name or function.__name__, function)
+        return function
+
+    return register
+
+
+def load_modules(modules: Iterable[str]) -> list[str]:
+    """Import agent modules; a module that cannot be imported is a clear configuration error."""
+    loaded = []
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigurationError(f"cannot import agent module {module!r}: {exc}") from exc
+        except Exception as exc:
+            raise ConfigurationError(f"agent module {module!r} failed while importing: {exc!r}") from exc
+        loaded.append(module)
+    return loaded
+
+
+class StepServices(Protocol):
+    """What a context asks of the engine while its step runs."""
+
+    def save_checkpoint(self, run_id: int, data: Any) -> None: ...
+
+    def is_cancelled(self, run_id: int) -> bool: ...
+
+    def outputs(self, execution_id: str) -> dict[str, Any]: ...
+
+
+class StepCancelled(StepError):
+    """Raised by :meth:`AgentContext.raise_if_cancelled` when the step should stop."""
+
+    error_type = "cancelled"
+
+
+class _Outputs(Mapping[str, Any]):
+    """Outputs of the execution's succeeded steps, read from the store on first use."""
+
+    def __init__(self, load: Callable[[], dict[str, Any]]) -> None:
+        self._load = load
+        self._data: dict[str, Any] | None = None
+
+    def _items(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = self._load()
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+
+class AgentContext:
+    """Everything an agent knows about the step it runs.
+
+    ``input`` is the execution's input, ``metadata`` its metadata, ``steps[name]`` the output of
+    a step that has succeeded, ``config`` the step's static configuration, ``checkpoint`` what a
+    previous attempt saved, ``attempt`` counts from 1, and ``idempotency_key`` is the same for
+    every attempt of this step, so side effects keyed on it happen once.
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: int,
+        execution_id: str,
+        workflow: str,
+        version: str,
+        step_name: str,
+        attempt: int,
+        idempotency_key: str,
+        input: dict[str, Any],
+        metadata: dict[str, Any],
+        config: dict[str, Any],
+        checkpoint: Any,
+        services: StepServices,
+    ) -> None:
+        self.run_id = run_id
+        self.execution_id = execution_id
+        self.workflow = workflow
+        self.version = version
+        self.step_name = step_name
+        self.attempt = attempt
+        self.idempotency_key = idempotency_key
+        self.input = input
+        self.metadata = metadata
+        self.config = config
+        self.checkpoint = checkpoint
+        self._services = services
+        self.steps: Mapping[str, Any] = _Outputs(lambda: services.outputs(execution_id))
+        self.log = logging.LoggerAdapter(
+            logging.getLogger(f"workflow_engine.agent.{step_name}"),
+            {"execution_id": execution_id, "step": step_name, "attempt": attempt},
+        )
+
+    def save_checkpoint(self, data: Any) -> None:
+        """Persist progress now; a later attempt of this step (a retry, a resume) receives it."""
+        self._services.save_checkpoint(self.run_id, data)
+        self.checkpoint = data
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the step should stop (execution cancelled, attempt timed out or reset)."""
+        return self._services.is_cancelled(self.run_id)
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancelled:
+            raise StepCancelled("step cancelled")

@@ -1,0 +1,337 @@
+"""`wfe run`, `submit`, `status`, `watch`, `list`, `logs`, and the control verbs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from workflow_engine.agents import REGISTRY, load_modules
+from workflow_engine.cli.output import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_WAITING,
+    console,
+    error_console,
+    json_option,
+    print_json,
+)
+from workflow_engine.cli.progress import follow, summary
+from workflow_engine.core.states import ExecutionStatus
+from workflow_engine.definitions.loader import load_file
+from workflow_engine.definitions.validation import unknown_agents
+from workflow_engine.engine import Engine
+from workflow_engine.errors import DefinitionError, InputError, Problem
+from workflow_engine.processes import LocalCluster
+from workflow_engine.settings import Settings
+from workflow_engine.store.repository import ExecutionQuery
+from workflow_engine.views import ExecutionView
+
+EXIT_BY_STATUS = {
+    ExecutionStatus.COMPLETED: EXIT_OK,
+    ExecutionStatus.WAITING: EXIT_WAITING,
+    ExecutionStatus.FAILED: EXIT_FAILED,
+    ExecutionStatus.CANCELLED: EXIT_FAILED,
+}
+
+
+def parse_json_object(text: str | None, what: str) -> dict[str, Any] | None:
+    """``--input '{"a": 1}'`` or ``--input @file.json``: a JSON object, or a clear input error."""
+    if text is None:
+        return None
+    source = text
+    if text.startswith("@"):
+        try:
+            source = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(what, [Problem(text[1:], exc.strerror or str(exc))]) from None
+    try:
+        value = json.loads(source)
+    except json.JSONDecodeError as exc:
+        raise InputError(what, [Problem(f"line {exc.lineno} column {exc.colno}", exc.msg)]) from None
+    if not isinstance(value, dict):
+        raise InputError(what, [Problem("", "must be a JSON object")])
+    return value
+
+
+def exit_for(view: ExecutionView) -> int:
+    return EXIT_BY_STATUS.get(ExecutionStatus(view.status), EXIT_OK)
+
+
+def show(view: ExecutionView, as_json: bool) -> None:
+    if as_json:
+        print_json(view.to_json())
+        return
+    out = console()
+    out.print(summary(view))
+    if view.error:
+        out.print(f"[red]error[/]: {view.error.get('type')}: {view.error.get('message')}")
+    if view.output is not None and view.status == ExecutionStatus.COMPLETED:
+        out.print(f"output: {json.dumps(view.output)}")
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--input", "input_text", help="Input data: JSON, or @file.json.")
+@click.option("--metadata", "metadata_text", help="Metadata: JSON, or @file.json.")
+@click.option("--agents", help="Agent modules, comma-separated (default: WFE_AGENT_MODULES).")
+@click.option("--concurrency", "-c", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option("--timeout", type=float, help="Give up after this many seconds.")
+@json_option
+@click.pass_obj
+def run(
+    settings: Settings,
+    file: Path,
+    input_text: str | None,
+    metadata_text: str | None,
+    agents: str | None,
+    concurrency: int,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Run one workflow to the end with a local worker (embedded default: no server needed).
+
+    Exits 0 when completed, 1 failed or cancelled, 2 bad input, 3 waiting for a person or a fix.
+    """
+    if agents is not None:
+        settings = settings.with_overrides(agent_modules=tuple(a.strip() for a in agents.split(",") if a.strip()))
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    definition = load_file(file)
+    input_data = parse_json_object(input_text, "--input")
+    metadata = parse_json_object(metadata_text, "--metadata")
+    load_modules(settings.agent_modules)
+    problems = unknown_agents(definition, REGISTRY.names())
+    if problems:
+        raise DefinitionError(problems, str(file))
+    out = error_console() if as_json else console()
+    with Engine.from_settings(settings) as engine:
+        engine.register(definition)
+        log_dir = Path(tempfile.mkdtemp(prefix="wfe-run-"))
+        cluster = LocalCluster(settings, log_dir, concurrency=concurrency).start()
+        settled = False
+        try:
+            view = engine.start(definition.name, input_data, metadata, version=definition.version, actor="cli")
+            if not as_json:
+                out.print(f"execution {view.id} of {definition.name} {definition.version}")
+
+            def worker_gone() -> str | None:
+                dead = cluster.failed()
+                return f"the {dead.name} process stopped:\n{dead.tail()}" if dead else None
+
+            if as_json:
+                final = engine.wait(view.id, timeout=timeout)
+                if (problem := worker_gone()) is not None:
+                    raise RuntimeError(problem)
+            else:
+                final = follow(engine, view.id, out, timeout, still_running=worker_gone)
+            settled = True
+        finally:
+            # once the execution has settled nothing is left running: no need to wait
+            cluster.stop(graceful=not settled)
+    show(final, as_json)
+    if not as_json and final.status == ExecutionStatus.WAITING:
+        out.print(
+            f"waiting: complete it with `wfe complete {final.id} STEP --data JSON` or `wfe retry {final.id}`, "
+            "then run `wfe worker` and `wfe coordinator` to continue"
+        )
+    raise click.exceptions.Exit(exit_for(final))
+
+
+@click.command()
+@click.argument("workflow")
+@click.option("--input", "input_text", help="Input data: JSON, or @file.json.")
+@click.option("--metadata", "metadata_text", help="Metadata: JSON, or @file.json.")
+@click.option("--version", "version", help="Workflow version (default: the latest).")
+@click.option("--idempotency-key", help="The same key starts one execution, not two.")
+@click.option("--mode", type=click.Choice(["auto", "step"]), default="auto", show_default=True)
+@json_option
+@click.pass_obj
+def submit(
+    settings: Settings,
+    workflow: str,
+    input_text: str | None,
+    metadata_text: str | None,
+    version: str | None,
+    idempotency_key: str | None,
+    mode: str,
+    as_json: bool,
+) -> None:
+    """Start an execution of a registered workflow and print its id."""
+    with Engine.from_settings(settings) as engine:
+        view = engine.start(
+            workflow,
+            parse_json_object(input_text, "--input"),
+            parse_json_object(metadata_text, "--metadata"),
+            version=version,
+            idempotency_key=idempotency_key,
+            mode=mode,
+            actor="cli",
+        )
+        if as_json:
+            print_json(engine.get(view.id).to_json())
+        else:
+            click.echo(view.id)
+
+
+@click.command()
+@click.argument("execution_id")
+@json_option
+@click.pass_obj
+def status(settings: Settings, execution_id: str, as_json: bool) -> None:
+    """Show an execution: status, percent complete, steps, output and error."""
+    with Engine.from_settings(settings) as engine:
+        show(engine.get(execution_id), as_json)
+
+
+@click.command()
+@click.argument("execution_id")
+@click.option("--timeout", type=float, help="Stop watching after this many seconds.")
+@json_option
+@click.pass_obj
+def watch(settings: Settings, execution_id: str, timeout: float | None, as_json: bool) -> None:
+    """Follow an execution live until it completes, fails, or waits."""
+    with Engine.from_settings(settings) as engine:
+        if as_json:
+            final = engine.wait(execution_id, timeout=timeout)
+        else:
+            final = follow(engine, execution_id, console(), timeout)
+    show(final, as_json)
+    raise click.exceptions.Exit(exit_for(final))
+
+
+@click.command(name="list")
+@click.option("--status", "status_filter", type=click.Choice([s.value for s in ExecutionStatus]))
+@click.option("--workflow")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0)
+@json_option
+@click.pass_obj
+def list_executions(
+    settings: Settings, status_filter: str | None, workflow: str | None, limit: int, offset: int, as_json: bool
+) -> None:
+    """List executions, newest first."""
+    query = ExecutionQuery(workflow=workflow, status=status_filter, limit=limit, offset=offset)
+    with Engine.from_settings(settings) as engine:
+        views, total = engine.list(query)
+    if as_json:
+        print_json({"total": total, "executions": [v.to_json() for v in views]})
+        return
+    table = Table("execution", "workflow", "version", "status", "%", "created")
+    for v in views:
+        table.add_row(v.id, v.workflow, v.version, v.status, f"{v.percent_complete:g}", f"{v.created_at:%Y-%m-%d %H:%M:%S}")
+    console().print(table)
+    console().print(f"{len(views)} of {total}")
+
+
+@click.command(name="logs")
+@click.argument("execution_id")
+@click.option("--step", "step_name", help="Only this step.")
+@click.option("--type", "step_type", type=click.Choice(["agent", "human", "timer"]))
+@click.option("--errors", is_flag=True, help="Only attempts that ended with an error.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@json_option
+@click.pass_obj
+def logs_command(
+    settings: Settings,
+    execution_id: str,
+    step_name: str | None,
+    step_type: str | None,
+    errors: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Every attempt of every step, in order, with duration, worker and error."""
+    with Engine.from_settings(settings) as engine:
+        entries = engine.logs(execution_id, step_name, step_type, True if errors else None, limit)
+    if as_json:
+        print_json(entries)
+        return
+    table = Table("started", "step", "attempt", "status", "duration", "worker", "error")
+    for e in entries:
+        duration = f"{e['duration_ms'] / 1000:.3f}s" if e["duration_ms"] is not None else ""
+        error = f"{e['error_type']}: {e['error_message']}" if e["error_type"] else ""
+        table.add_row(
+            (e["started_at"] or e["queued_at"] or "")[11:23], e["step_name"], str(e["attempt"]), e["status"],
+            duration, e["worker"] or "", error,
+        )
+    console().print(table)
+
+
+def _control(name: str, help_text: str) -> click.Command:
+    @click.command(name=name, help=help_text)
+    @click.argument("execution_id")
+    @json_option
+    @click.pass_obj
+    def command(settings: Settings, execution_id: str, as_json: bool) -> None:
+        with Engine.from_settings(settings) as engine:
+            verb = {"pause": engine.pause, "resume": engine.resume, "next": engine.next_step}[name]
+            view = verb(execution_id, actor="cli")
+        if as_json:
+            print_json(view.to_json())
+        else:
+            click.echo(f"{view.id}: {view.status}")
+
+    return command
+
+
+@click.command()
+@click.argument("execution_id")
+@click.option("--reason", help="Why; recorded in the history.")
+@json_option
+@click.pass_obj
+def cancel(settings: Settings, execution_id: str, reason: str | None, as_json: bool) -> None:
+    """Cancel an execution: nothing more runs, running steps are stopped."""
+    with Engine.from_settings(settings) as engine:
+        view = engine.cancel(execution_id, reason, actor="cli")
+    print_json(view.to_json()) if as_json else click.echo(f"{view.id}: {view.status}")
+
+
+@click.command()
+@click.argument("execution_id")
+@click.option("--from-step", help="Run this step and everything after it again (default: the failed step).")
+@json_option
+@click.pass_obj
+def retry(settings: Settings, execution_id: str, from_step: str | None, as_json: bool) -> None:
+    """Retry a failed or waiting execution; upstream outputs are kept."""
+    with Engine.from_settings(settings) as engine:
+        view = engine.retry(execution_id, from_step, actor="cli")
+    print_json(view.to_json()) if as_json else click.echo(f"{view.id}: {view.status}")
+
+
+@click.command()
+@click.argument("execution_id")
+@click.argument("step")
+@click.option("--data", "data_text", required=True, help="The step's data: JSON, or @file.json.")
+@click.option("--user", default=lambda: os.environ.get("USER", "cli"), help="Who completes it.")
+@json_option
+@click.pass_obj
+def complete(settings: Settings, execution_id: str, step: str, data_text: str, user: str, as_json: bool) -> None:
+    """Complete a human step (or a step waiting for a fix) with data."""
+    data = parse_json_object(data_text, "--data") or {}
+    with Engine.from_settings(settings) as engine:
+        view = engine.complete_human_task(execution_id, step, data, user_id=user)
+    print_json(view.to_json()) if as_json else click.echo(f"{view.id}: {view.status}")
+
+
+COMMANDS = [
+    run,
+    submit,
+    status,
+    watch,
+    list_executions,
+    logs_command,
+    cancel,
+    retry,
+    complete,
+    _control("pause", "Pause: no new step starts until resumed."),
+    _control("resume", "Resume a paused execution."),
+    _control("next", "Step mode: dispatch the next ready step."),
+]

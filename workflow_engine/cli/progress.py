@@ -1,0 +1,88 @@
+"""Live progress of an execution in the terminal, followed through its event history."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from workflow_engine.core.states import SETTLED_EXECUTION
+from workflow_engine.engine import Engine
+from workflow_engine.store.records import EventRecord
+from workflow_engine.views import ExecutionView
+
+STYLES = {
+    "succeeded": "green",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "red",
+    "waiting": "yellow",
+    "retrying": "yellow",
+    "running": "cyan",
+    "skipped": "dim",
+}
+
+
+def describe(event: EventRecord) -> str:
+    subject = f"step {event.step_name}" if event.step_name else "execution"
+    attempt = f" (attempt {event.attempt})" if event.step_name and event.attempt and event.attempt > 1 else ""
+    style = STYLES.get(event.to_status, "")
+    status = f"[{style}]{event.to_status}[/]" if style else event.to_status
+    reason = f": {event.reason}" if event.reason else ""
+    return f"{event.created_at:%H:%M:%S} {subject}{attempt} {status}{reason}"
+
+
+def follow(
+    engine: Engine,
+    execution_id: str,
+    console: Console,
+    timeout: float | None = None,
+    poll: float = 0.1,
+    still_running: Callable[[], str | None] | None = None,
+) -> ExecutionView:
+    """Print each transition as it happens, with a progress bar, until the execution settles.
+
+    ``still_running`` reports a reason to stop early (a worker that died), or None.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last_event = 0
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task(execution_id[:8], total=100)
+        while True:
+            for event in engine.history(execution_id, after_id=last_event):
+                last_event = event.id
+                console.print(describe(event))
+            view = engine.get(execution_id, include_steps=False)
+            current = ", ".join(engine.get(execution_id).current_steps) or view.status
+            progress.update(bar, completed=view.percent_complete, description=f"{execution_id[:8]} {current}")
+            if view.status in SETTLED_EXECUTION:
+                for event in engine.history(execution_id, after_id=last_event):
+                    console.print(describe(event))
+                return engine.get(execution_id)
+            problem = still_running() if still_running else None
+            if problem:
+                raise RuntimeError(problem)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"execution {execution_id} is still {view.status} after {timeout}s")
+            time.sleep(poll)
+
+
+def summary(view: ExecutionView) -> Table:
+    style = STYLES.get(view.status, "")
+    title = f"{view.workflow} {view.version}: [{style}]{view.status}[/] ({view.percent_complete:g}%)"
+    table = Table(title=title, title_justify="left")
+    for column in ("step", "type", "status", "attempts", "duration", "error"):
+        table.add_column(column)
+    for step in view.steps:
+        duration = f"{step.duration_ms / 1000:.2f}s" if step.duration_ms is not None else ""
+        error = f"{step.error['type']}: {step.error['message']}" if step.error else ""
+        colour = STYLES.get(step.status, "")
+        table.add_row(
+            step.name, step.type, f"[{colour}]{step.status}[/]" if colour else step.status,
+            str(step.attempts), duration, error,
+        )
+    return table

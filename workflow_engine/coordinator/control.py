@@ -1,0 +1,179 @@
+"""Operator verbs on one execution: pause, resume, cancel, retry, next step, complete a step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflow_engine.core import planner
+from workflow_engine.core.graph import Edge
+from workflow_engine.core.states import (
+    OPEN_STEP,
+    RETRYABLE_EXECUTION,
+    TERMINAL_EXECUTION,
+    ExecutionStatus,
+    StepStatus,
+)
+from workflow_engine.coordinator.dispatch import task_id
+from workflow_engine.coordinator.unit import Unit
+from workflow_engine.definitions.model import StepType
+from workflow_engine.definitions.schemas import check_data
+from workflow_engine.errors import InvalidOperation, PermissionDenied, StepNotFound
+
+E = ExecutionStatus
+S = StepStatus
+
+
+def pause(unit: Unit, reason: str | None = None) -> None:
+    """No new step starts; queued ones are held back (running ones finish and are recorded)."""
+    unit.transition(E.PAUSED, reason or "paused")
+    held = unit.tx.update_runs(unit.id, (S.QUEUED, S.RETRYING), {"status": S.PENDING})
+    for run in held:
+        # not revoked: the same attempt is published again on resume; a stale copy of its message
+        # finds the run no longer claimable and is dropped by the worker
+        unit.count(run.step_type, run.status, S.PENDING)
+        unit.event(run.step_name, run.attempt, run.status, S.PENDING, "held: execution paused")
+
+
+def resume(unit: Unit, reason: str | None = None) -> None:
+    unit.transition(E.RESUMED, reason or "resumed")
+    unit.transition(E.RUNNING)
+    if not unit.step_mode:
+        released = unit.tx.update_runs(unit.id, (S.PENDING,), {"status": S.QUEUED, "published_at": unit.now})
+        for run in released:
+            unit.count(run.step_type, S.PENDING, S.QUEUED)
+            unit.event(run.step_name, run.attempt, S.PENDING, S.QUEUED, "released: execution resumed")
+            unit.redispatch(run)
+    unit.settle()
+
+
+def cancel(unit: Unit, reason: str | None = None) -> None:
+    """Nothing more runs: open runs end cancelled, queued tasks are revoked, running ones stopped."""
+    unit.transition(E.CANCELLED, reason or "cancelled")
+    unit.close_open_runs(f"cancelled: {reason}" if reason else "cancelled")
+
+
+def retry(unit: Unit, from_step: str | None = None) -> list[str]:
+    """Run a step and everything downstream of it again; upstream outputs are kept."""
+    if unit.status not in RETRYABLE_EXECUTION:
+        raise InvalidOperation(f"only a failed or waiting execution can be retried; this one is {unit.status}")
+    current = unit.tx.current_runs(unit.id)
+    targets = [from_step] if from_step is not None else _retry_targets(unit, current)
+    for target in targets:
+        if target not in unit.graph.incoming:
+            raise StepNotFound(target)
+        _check_upstream(unit, target, current)
+    reset: set[str] = set()
+    for target in targets:
+        reset |= unit.graph.descendants(target)
+    for run in current.values():
+        if run.step_name in reset and run.status in OPEN_STEP:
+            to = S.FAILED if run.status == S.WAITING and run.error_type else S.CANCELLED
+            unit.tx.update_run(run.id, {"status": to, "finished_at": unit.now}, expect=(run.status,))
+            unit.event(run.step_name, run.attempt, run.status, to, "reset by retry")
+            if run.status == S.RUNNING:
+                unit.revocations.append((task_id(unit.id, run.step_name, run.attempt), True))
+    unit.tx.supersede(unit.id, reset)
+    kept = {name: run.status for name, run in current.items() if name not in reset}
+    unit.tx.reset_barriers(unit.id, _barriers(unit, reset - set(targets), kept), drop=reset)
+    unit.retries += 1
+    unit.transition(E.RUNNING, f"retry from {', '.join(targets)}")
+    unit.recount()
+    unit.open(targets, reason="retry")
+    unit.settle()
+    return targets
+
+
+def _retry_targets(unit: Unit, current: dict[str, Any]) -> list[str]:
+    error = unit.record.error or {}
+    if unit.status == E.FAILED and error.get("step") in unit.graph.incoming:
+        return [error["step"]]
+    fixes = [
+        run.step_name
+        for run in current.values()
+        if run.status == S.WAITING and run.step_type == StepType.AGENT
+    ]
+    if not fixes:
+        raise InvalidOperation("nothing to retry: name a step with from_step")
+    return fixes
+
+
+def _check_upstream(unit: Unit, target: str, current: dict[str, Any]) -> None:
+    for name in unit.graph.ancestors(target) - {target}:
+        run = current.get(name)
+        status = run.status if run else "not started"
+        failed_optional = status == S.FAILED and not unit.definition.step(name).required
+        if status not in (S.SUCCEEDED, S.SKIPPED) and not failed_optional:
+            raise InvalidOperation(
+                f"cannot retry from {target!r}: upstream step {name!r} is {status}; retry from {name!r}"
+            )
+
+
+def _barriers(unit: Unit, joins: set[str], kept: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """Join counters rebuilt from the steps that keep their outcome."""
+    counters: dict[str, tuple[int, int]] = {}
+    wide = [name for name in joins if unit.graph.in_degree(name) > 1]
+    if not wide:
+        return counters
+    conditions = [
+        edge.condition for name in wide for edge in unit.graph.incoming[name] if edge.condition is not None
+    ]
+    scope = unit.scope(conditions)
+
+    def edge_is_live(edge: Edge) -> bool:
+        assert edge.condition is not None
+        return edge.condition.truth(scope)
+
+    for name in wide:
+        remaining, live = planner.barrier(unit.graph, name, kept, edge_is_live)
+        if remaining < unit.graph.in_degree(name):
+            counters[name] = (remaining, live)
+    return counters
+
+
+def next_step(unit: Unit) -> str:
+    """Step mode: dispatch the oldest ready step; its name."""
+    if not unit.step_mode:
+        raise InvalidOperation("execution is not in step mode")
+    if unit.status == E.PAUSED or unit.status in TERMINAL_EXECUTION:
+        raise InvalidOperation(f"execution is {unit.status}")
+    pending = unit.tx.runs_in(unit.id, (S.PENDING,))
+    if not pending:
+        raise InvalidOperation("no step is ready: steps are still running, or waiting for a person")
+    run = pending[0]
+    unit.tx.update_run(run.id, {"status": S.QUEUED, "published_at": unit.now}, expect=(S.PENDING,))
+    unit.count(run.step_type, S.PENDING, S.QUEUED)
+    unit.event(run.step_name, run.attempt, S.PENDING, S.QUEUED, "next step")
+    unit.redispatch(run)
+    if unit.status == E.WAITING:
+        unit.transition(E.RUNNING, f"next step: {run.step_name}")
+    return run.step_name
+
+
+def complete_step(
+    unit: Unit, step: str, data: Any, user: str | None = None, role: str | None = None
+) -> None:
+    """Complete a human task, or a step waiting for a fix, with ``data`` as its output."""
+    if step not in unit.graph.incoming:
+        raise StepNotFound(step)
+    if unit.status in TERMINAL_EXECUTION:
+        raise InvalidOperation(f"execution is {unit.status}")
+    definition = unit.definition.step(step)
+    waiting = [run for run in unit.tx.runs_in(unit.id, (S.WAITING,)) if run.step_name == step]
+    if not waiting or definition.type is StepType.TIMER:
+        raise InvalidOperation(f"step {step!r} is not waiting to be completed")
+    check_data(definition.input_schema, data, f"data for step {step!r}")
+    if definition.assignees and user is not None:
+        allowed = set(definition.assignees)
+        if user not in allowed and f"role:{role}" not in allowed:
+            raise PermissionDenied(f"step {step!r} may be completed by {', '.join(definition.assignees)} only")
+    run = waiting[0]
+    values = {"status": S.SUCCEEDED, "output": data, "completed_by": user, "finished_at": unit.now}
+    if run.started_at is not None:
+        values["duration_ms"] = int((unit.now - run.started_at).total_seconds() * 1000)
+    unit.tx.update_run(run.id, values, expect=(S.WAITING,))
+    unit.count(run.step_type, S.WAITING, S.SUCCEEDED)
+    unit.event(step, run.attempt, S.WAITING, S.SUCCEEDED, f"completed by {user or 'an operator'}", actor=user)
+    if unit.status == E.WAITING:
+        unit.transition(E.RUNNING, f"step {step!r} completed")
+    unit.advance(step, S.SUCCEEDED, data)
+    unit.settle()

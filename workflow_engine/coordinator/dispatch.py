@@ -1,0 +1,56 @@
+"""What the coordinator asks of a broker: publish step work, revoke it. Celery implements it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """One message to publish: run a step attempt, or fire a timer, not before ``eta``."""
+
+    run_id: int
+    execution_id: str
+    workflow: str
+    step: str
+    attempt: int
+    kind: Literal["step", "timer"] = "step"
+    eta: datetime | None = None
+    queue: str | None = None
+    time_limit: float | None = None
+
+    @property
+    def task_id(self) -> str:
+        return task_id(self.execution_id, self.step, self.attempt)
+
+
+def task_id(execution_id: str, step: str, attempt: int) -> str:
+    """The broker task id of a step attempt: readable, and stable across re-publishing."""
+    return f"{execution_id}:{step}:{attempt}"
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, items: Sequence[Dispatch]) -> None:
+        """Publish every item; raise if the broker cannot be reached."""
+        ...
+
+    def revoke(self, task_ids: Sequence[str], terminate: bool) -> None:
+        """Ask workers to drop these tasks, and to stop them if running when ``terminate``."""
+        ...
+
+
+class NullDispatcher:
+    """Publishes nothing: for processes that only read, and for tests of the store."""
+
+    def __init__(self) -> None:
+        self.dispatched: list[Dispatch] = []
+        self.revoked: list[tuple[str, bool]] = []
+
+    def dispatch(self, items: Sequence[Dispatch]) -> None:
+        self.dispatched.extend(items)
+
+    def revoke(self, task_ids: Sequence[str], terminate: bool) -> None:
+        self.revoked.extend((task, terminate) for task in task_ids)

@@ -1,0 +1,53 @@
+"""The values passed between a worker and the coordinator about one step attempt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from workflow_engine.core.retry import FailureKind
+from workflow_engine.definitions.model import StepDefinition
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A step attempt a worker now owns, with everything its agent's context needs."""
+
+    run_id: int
+    execution_id: str
+    workflow: str
+    version: str
+    step: StepDefinition
+    attempt: int
+    input: dict[str, Any]
+    metadata: dict[str, Any]
+    checkpoint: Any
+    worker: str
+    retries: int
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across attempts of a step; a retry from an upstream step starts a new one."""
+        key = f"{self.execution_id}:{self.step.name}"
+        return f"{key}:r{self.retries}" if self.retries else key
+
+
+@dataclass(frozen=True, slots=True)
+class Success:
+    output: dict[str, Any]
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    kind: FailureKind
+    error_type: str
+    message: str
+    duration_ms: int
+    code: str | None = None
+
+    def as_error(self, step: str) -> dict[str, Any]:
+        return {"step": step, "type": self.error_type, "message": self.message, "code": self.code}
+
+
+Outcome = Success | Failure

@@ -1,0 +1,364 @@
+"""The coordinator: starts executions, hands step attempts to workers, records what they report,
+and applies operators' verbs. Every decision is one transaction on a locked execution; the
+messages it implies are published after the commit (see :mod:`workflow_engine.coordinator.unit`).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from workflow_engine.core import planner
+from workflow_engine.core.states import CLAIMABLE_STEP, TERMINAL_EXECUTION, ExecutionStatus, StepStatus
+from workflow_engine.coordinator import control, steps
+from workflow_engine.coordinator.definitions import DefinitionCache
+from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
+from workflow_engine.coordinator.outcomes import Claim, Outcome
+from workflow_engine.coordinator.unit import Unit
+from workflow_engine.definitions.model import StepType
+from workflow_engine.definitions.schemas import check_data
+from workflow_engine.definitions.validation import unknown_agents
+from workflow_engine.errors import Conflict, DefinitionError, ExecutionNotFound, InputError, Problem
+from workflow_engine.events import EventBus
+from workflow_engine.settings import Settings
+from workflow_engine.store import schema as t
+from workflow_engine.store.records import ExecutionRecord, StepRunRecord
+from workflow_engine.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+E = ExecutionStatus
+S = StepStatus
+MODES = ("auto", "step")
+AgentCatalog = Callable[[], Collection[str] | None]
+
+
+class Coordinator:
+    def __init__(
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        settings: Settings,
+        events: EventBus | None = None,
+        agent_catalog: AgentCatalog | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.settings = settings
+        self.events = events or EventBus()
+        self.agent_catalog = agent_catalog
+        self.rng = rng or random.Random()
+        self.definitions = DefinitionCache(store)
+
+    # the unit of work
+
+    @contextmanager
+    def unit(self, execution_id: str, actor: str, owner_id: int | None = None) -> Iterator[Unit]:
+        """Lock ``execution_id``, yield its unit, save and commit, then publish what it decided."""
+        with self.store.transaction() as tx:
+            record = tx.lock_execution(execution_id, owner_id)
+            if record is None:
+                raise ExecutionNotFound(execution_id)
+            unit = Unit(tx, record, self.definitions.get(record.workflow_id), self.settings, actor, self.rng)
+            yield unit
+            unit.save()
+        self.after_commit(unit)
+
+    def after_commit(self, unit: Unit) -> None:
+        if unit.dispatches:
+            self.publish(unit.dispatches)
+        for terminate in (False, True):
+            ids = [task for task, kill in unit.revocations if kill is terminate]
+            if ids:
+                try:
+                    self.dispatcher.revoke(ids, terminate=terminate)
+                except Exception:
+                    log.warning("could not revoke %s", ids, exc_info=True)
+        self.events.publish(unit.events)
+
+    def publish(self, dispatches: Sequence[Dispatch]) -> None:
+        """Publish committed runs; if the broker fails, leave them to the reconciler."""
+        try:
+            self.dispatcher.dispatch(dispatches)
+        except Exception:
+            log.warning("publishing %d step(s) failed; the reconciler will publish them", len(dispatches), exc_info=True)
+            ids = [d.run_id for d in dispatches]
+            try:
+                with self.store.transaction() as tx:
+                    tx.execute(sa.update(t.step_runs).where(t.step_runs.c.id.in_(ids)).values(published_at=None))
+            except Exception:
+                log.warning("could not mark runs %s unpublished", ids, exc_info=True)
+
+    # starting
+
+    def start(
+        self,
+        workflow: str,
+        *,
+        input_data: Any = None,
+        metadata: Any = None,
+        version: str | None = None,
+        owner_id: int | None = None,
+        idempotency_key: str | None = None,
+        mode: str = "auto",
+        actor: str = "system",
+    ) -> ExecutionRecord:
+        """Create an execution and dispatch its first steps; the same idempotency key (per owner)
+        returns the execution it started first."""
+        owner = owner_id if owner_id is not None else self.store.system_user_id()
+        record = self.store.get_workflow(workflow, version, visible_to=owner_id)
+        definition = self.definitions.get(record.id)
+        data = {} if input_data is None else input_data
+        check_data(definition.input_schema, data, "input_data")
+        meta = {} if metadata is None else metadata
+        if not isinstance(meta, dict):
+            raise InputError("metadata", [Problem("", "must be a JSON object")])
+        if mode not in MODES:
+            raise InputError("mode", [Problem("", f"must be one of {', '.join(MODES)}")])
+        if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
+            raise InputError("idempotency_key", [Problem("", "must be 1 to 255 characters")])
+        self._check_agents(definition)
+        execution_id = str(uuid.uuid4())
+        with self.store.transaction() as tx:
+            if idempotency_key is not None:
+                existing = tx.execution_by_key(owner, idempotency_key)
+                if existing is not None:
+                    return self._same_request(existing, record.id, idempotency_key)
+            values = {
+                "id": execution_id,
+                "workflow_id": record.id,
+                "workflow_name": record.name,
+                "workflow_version": record.version,
+                "owner_id": owner,
+                "status": E.INITIALIZED,
+                "mode": mode,
+                "input": data,
+                "metadata": meta,
+                "output": None,
+                "error": None,
+                "idempotency_key": idempotency_key,
+                "checkpoint": None,
+                "total_steps": len(definition.steps),
+                "resolved_steps": 0,
+                "active_steps": 0,
+                "waiting_steps": 0,
+                "retries": 0,
+                "created_at": tx.now,
+                "started_at": None,
+                "finished_at": None,
+                "updated_at": tx.now,
+            }
+            if not tx.insert_execution(values):
+                existing = tx.execution_by_key(owner, idempotency_key or "")
+                assert existing is not None
+                return self._same_request(existing, record.id, idempotency_key or "")
+            unit = Unit(tx, ExecutionRecord(**values), definition, self.settings, actor, self.rng)
+            unit.event(None, None, None, E.INITIALIZED, f"{record.name} {record.version}, mode {mode}")
+            unit.transition(E.RUNNING, "started")
+            unit.open(planner.start(definition.graph).ready)
+            unit.settle()
+            unit.save()
+        self.after_commit(unit)
+        return self.store.get_execution(execution_id)
+
+    @staticmethod
+    def _same_request(existing: ExecutionRecord, workflow_id: int, key: str) -> ExecutionRecord:
+        if existing.workflow_id != workflow_id:
+            raise Conflict(
+                f"idempotency key {key!r} was used for execution {existing.id} of "
+                f"{existing.workflow_name} {existing.workflow_version}"
+            )
+        return existing
+
+    def _check_agents(self, definition: Any) -> None:
+        catalog = self.agent_catalog() if self.agent_catalog else None
+        if catalog:
+            problems = unknown_agents(definition, catalog)
+            if problems:
+                raise DefinitionError(problems, definition.name)
+
+    # worker-facing
+
+    def claim(self, run_id: int, worker: str) -> Claim | None:
+        """Take a queued attempt for ``worker``; None when it is no longer there to take."""
+        with self.store.transaction() as tx:
+            row = tx.claim_row(run_id)
+            if row is None or row.superseded or row.status not in CLAIMABLE_STEP:
+                return None
+            if row.execution_status in TERMINAL_EXECUTION or row.step_type != StepType.AGENT:
+                return None
+            definition = self.definitions.get(row.workflow_id)
+            step = definition.step(row.step_name)
+            values: dict[str, Any] = {
+                "status": S.RUNNING,
+                "started_at": tx.now,
+                "heartbeat_at": tx.now,
+                "worker": worker,
+                "input": row.execution_input,
+            }
+            if step.timeout:
+                values["deadline_at"] = tx.now + timedelta(seconds=step.timeout)
+            if not tx.update_run(run_id, values, expect=(row.status,)):
+                return None
+            event = {
+                "execution_id": row.execution_id,
+                "step_name": row.step_name,
+                "attempt": row.attempt,
+                "from_status": row.status,
+                "to_status": S.RUNNING,
+                "actor": worker,
+                "reason": None,
+                "details": None,
+                "created_at": tx.now,
+            }
+            tx.insert_events([event])
+            checkpoint = tx.latest_checkpoint(row.execution_id, row.step_name) if row.attempt > 1 else None
+        self.events.publish([event])
+        return Claim(
+            run_id=run_id,
+            execution_id=row.execution_id,
+            workflow=row.workflow_name,
+            version=row.workflow_version,
+            step=step,
+            attempt=row.attempt,
+            input=row.execution_input,
+            metadata=row.execution_metadata,
+            checkpoint=checkpoint,
+            worker=worker,
+            retries=row.retries,
+        )
+
+    def finish(self, claim: Claim, outcome: Outcome) -> bool:
+        """Record what the attempt gave and decide what follows; False if it was superseded."""
+        with self.unit(claim.execution_id, actor=claim.worker) as unit:
+            applied = steps.finish_attempt(unit, claim, outcome)
+        if not applied:
+            log.info("result of %s:%s:%s discarded: no longer current", claim.execution_id, claim.step.name, claim.attempt)
+        return applied
+
+    def save_checkpoint(self, run_id: int, data: Any) -> None:
+        with self.store.transaction() as tx:
+            tx.execute(sa.update(t.step_runs).where(t.step_runs.c.id == run_id).values(checkpoint=data))
+
+    def is_cancelled(self, run_id: int) -> bool:
+        """Whether the attempt should stop: cancelled, timed out, or reset."""
+        with self.store.reading() as conn:
+            row = conn.execute(
+                sa.select(t.step_runs.c.status, t.step_runs.c.superseded).where(t.step_runs.c.id == run_id)
+            ).first()
+        return row is None or row.superseded or row.status != S.RUNNING
+
+    def fire_timer(self, run_id: int, actor: str = "timer") -> bool:
+        run = self._run(run_id)
+        if run is None:
+            return False
+        with self.unit(run.execution_id, actor) as unit:
+            return steps.fire_timer(unit, unit.tx.run(run_id) or run)
+
+    # recovery, driven by the reconciler
+
+    def recover_lost(self, run_id: int, actor: str = "reconciler") -> bool:
+        run = self._run(run_id)
+        if run is None:
+            return False
+        with self.unit(run.execution_id, actor) as unit:
+            fresh = unit.tx.run(run_id)
+            return fresh is not None and steps.recover_lost(unit, fresh, self.settings.max_worker_losses)
+
+    def time_out(self, run_id: int, actor: str = "reconciler") -> bool:
+        run = self._run(run_id)
+        if run is None:
+            return False
+        with self.unit(run.execution_id, actor) as unit:
+            fresh = unit.tx.run(run_id)
+            return fresh is not None and steps.time_out(unit, fresh)
+
+    def republish(self, runs: Sequence[StepRunRecord]) -> int:
+        """Publish again runs whose message is overdue or was never sent."""
+        dispatches = []
+        for run in runs:
+            record = self.store.get_execution(run.execution_id)
+            step = self.definitions.get(record.workflow_id).step(run.step_name)
+            dispatches.append(
+                Dispatch(
+                    run_id=run.id,
+                    execution_id=run.execution_id,
+                    workflow=record.workflow_name,
+                    step=run.step_name,
+                    attempt=run.attempt,
+                    kind="timer" if run.step_type == StepType.TIMER else "step",
+                    eta=run.not_before,
+                    queue=step.queue,
+                    time_limit=step.timeout,
+                )
+            )
+        if dispatches:
+            self.publish(dispatches)
+        return len(dispatches)
+
+    def repair(self, execution_id: str, actor: str = "reconciler") -> bool:
+        """Re-plan an execution that has nothing running and nothing waiting, from its runs."""
+        with self.unit(execution_id, actor) as unit:
+            if unit.status != E.RUNNING:
+                return False
+            current = unit.recount()
+            if unit.counts["active"] or unit.counts["waiting"]:
+                return False
+            states = {name: run.status for name, run in current.items()}
+            conditions = [e.condition for es in unit.graph.outgoing.values() for e in es if e.condition is not None]
+            scope = unit.scope(conditions) if conditions else {}
+            plan = planner.plan(
+                unit.graph, states, lambda edge: edge.condition is not None and edge.condition.truth(scope)
+            )
+            unit.skip(list(plan.skipped))
+            unit.open(list(plan.ready), reason="re-planned by the reconciler")
+            unit.settle()
+            return True
+
+    def _run(self, run_id: int) -> StepRunRecord | None:
+        with self.store.transaction() as tx:
+            return tx.run(run_id)
+
+    # operators' verbs
+
+    def pause(self, execution_id: str, actor: str, owner_id: int | None = None, reason: str | None = None) -> None:
+        with self.unit(execution_id, actor, owner_id) as unit:
+            control.pause(unit, reason)
+
+    def resume(self, execution_id: str, actor: str, owner_id: int | None = None) -> None:
+        with self.unit(execution_id, actor, owner_id) as unit:
+            control.resume(unit)
+
+    def cancel(self, execution_id: str, actor: str, owner_id: int | None = None, reason: str | None = None) -> None:
+        with self.unit(execution_id, actor, owner_id) as unit:
+            control.cancel(unit, reason)
+
+    def retry(
+        self, execution_id: str, actor: str, owner_id: int | None = None, from_step: str | None = None
+    ) -> list[str]:
+        with self.unit(execution_id, actor, owner_id) as unit:
+            return control.retry(unit, from_step)
+
+    def next_step(self, execution_id: str, actor: str, owner_id: int | None = None) -> str:
+        with self.unit(execution_id, actor, owner_id) as unit:
+            return control.next_step(unit)
+
+    def complete_step(
+        self,
+        execution_id: str,
+        step: str,
+        data: Any,
+        actor: str,
+        owner_id: int | None = None,
+        role: str | None = None,
+    ) -> None:
+        with self.unit(execution_id, actor, owner_id) as unit:
+            control.complete_step(unit, step, data, actor, role)

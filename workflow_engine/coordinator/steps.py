@@ -1,0 +1,130 @@
+"""What happens to an execution when one of its steps reports, fires, is lost or times out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from workflow_engine.core.retry import FailureKind
+from workflow_engine.core.states import StepStatus
+from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
+from workflow_engine.coordinator.unit import Unit
+from workflow_engine.definitions.model import StepDefinition, StepType
+from workflow_engine.store.records import StepRunRecord
+
+S = StepStatus
+WORKER_LOST = "worker_lost"
+TIMEOUT = "timeout"
+TIMER_TOLERANCE = timedelta(seconds=1)
+
+
+def finish_attempt(unit: Unit, claim: Claim, outcome: Outcome) -> bool:
+    """Record an attempt's outcome and move on; False when the attempt was no longer current."""
+    step = claim.step
+    values: dict[str, Any] = {"finished_at": unit.now, "duration_ms": outcome.duration_ms}
+    details: dict[str, Any] | None = None
+    reason: str | None = None
+    if isinstance(outcome, Success):
+        status = S.SUCCEEDED
+        values["output"] = outcome.output
+    else:
+        status = S.WAITING if outcome.kind is FailureKind.VALIDATION else S.FAILED
+        values.update(error_type=outcome.error_type, error_message=outcome.message, error_code=outcome.code)
+        details = outcome.as_error(step.name)
+        reason = f"{outcome.error_type}: {outcome.message}"
+    values["status"] = status
+    if not unit.tx.update_run(claim.run_id, values, expect=(S.RUNNING,), worker=claim.worker):
+        return False
+    unit.count(step.type, S.RUNNING, status)
+    unit.event(step.name, claim.attempt, S.RUNNING, status, reason, details, actor=claim.worker)
+    if isinstance(outcome, Success):
+        unit.advance(step.name, S.SUCCEEDED, outcome.output)
+    else:
+        _after_failure(unit, step, claim.attempt, outcome)
+    unit.settle()
+    return True
+
+
+def _after_failure(unit: Unit, step: StepDefinition, attempt: int, failure: Failure) -> None:
+    if failure.kind is FailureKind.VALIDATION:
+        return  # the run waits for a fix: a retry, or completion with corrected data
+    if failure.kind is FailureKind.TRANSIENT and _may_retry(unit, step, attempt):
+        unit.schedule_retry(step, attempt, f"attempt {attempt} failed ({failure.error_type})")
+        return
+    unit.step_failed(step.name, failure.as_error(step.name))
+
+
+def _may_retry(unit: Unit, step: StepDefinition, attempt: int) -> bool:
+    """Attempts lost with their worker do not use up the step's retry budget."""
+    lost = unit.tx.count_errors(unit.id, step.name, WORKER_LOST)
+    return step.retry.allows_another(attempt - lost)
+
+
+def fire_timer(unit: Unit, run: StepRunRecord) -> bool:
+    """A timer step is due: it succeeds and the workflow moves on. Early or stale: False."""
+    if run.status != S.WAITING or run.step_type != StepType.TIMER or run.superseded:
+        return False
+    if run.not_before is not None and run.not_before - TIMER_TOLERANCE > unit.now:
+        unit.redispatch(run)  # a message that came early: publish it again for its time
+        return False
+    output = {"fired_at": unit.now.isoformat()}
+    values = {"status": S.SUCCEEDED, "output": output, "finished_at": unit.now}
+    if not unit.tx.update_run(run.id, values, expect=(S.WAITING,)):
+        return False
+    unit.count(StepType.TIMER, S.WAITING, S.SUCCEEDED)
+    unit.event(run.step_name, run.attempt, S.WAITING, S.SUCCEEDED, "timer fired")
+    unit.advance(run.step_name, S.SUCCEEDED, output)
+    unit.settle()
+    return True
+
+
+def recover_lost(unit: Unit, run: StepRunRecord, max_losses: int) -> bool:
+    """The worker running ``run`` stopped heartbeating: this attempt is lost; run it again."""
+    message = f"worker {run.worker} stopped heartbeating"
+    if not _end_running(unit, run, WORKER_LOST, message):
+        return False
+    step = unit.definition.step(run.step_name)
+    losses = unit.tx.count_errors(unit.id, step.name, WORKER_LOST)
+    if losses < max_losses:
+        unit.rerun(step, run.attempt, f"attempt {run.attempt} lost with its worker")
+    else:
+        error = {"step": step.name, "type": WORKER_LOST, "message": f"lost its worker {losses} times", "code": None}
+        unit.step_failed(step.name, error)
+    unit.settle()
+    return True
+
+
+def time_out(unit: Unit, run: StepRunRecord) -> bool:
+    """``run`` is past its deadline: the attempt fails with a timeout, retried like any transient error."""
+    step = unit.definition.step(run.step_name)
+    message = f"ran past its timeout of {step.timeout:g}s"
+    if not _end_running(unit, run, TIMEOUT, message):
+        return False
+    failure = Failure(FailureKind.TRANSIENT, TIMEOUT, message, _elapsed_ms(unit, run))
+    _after_failure(unit, step, run.attempt, failure)
+    unit.settle()
+    if run.worker:
+        unit.revocations.append((f"{unit.id}:{run.step_name}:{run.attempt}", True))
+    return True
+
+
+def _end_running(unit: Unit, run: StepRunRecord, error_type: str, message: str) -> bool:
+    values = {
+        "status": S.FAILED,
+        "error_type": error_type,
+        "error_message": message,
+        "finished_at": unit.now,
+        "duration_ms": _elapsed_ms(unit, run),
+    }
+    if not unit.tx.update_run(run.id, values, expect=(S.RUNNING,)):
+        return False
+    unit.count(run.step_type, S.RUNNING, S.FAILED)
+    details = {"step": run.step_name, "type": error_type, "message": message, "code": None}
+    unit.event(run.step_name, run.attempt, S.RUNNING, S.FAILED, f"{error_type}: {message}", details)
+    return True
+
+
+def _elapsed_ms(unit: Unit, run: StepRunRecord) -> int | None:
+    if run.started_at is None:
+        return None
+    return int((unit.now - run.started_at).total_seconds() * 1000)

@@ -1,0 +1,432 @@
+"""A unit of work: one transaction over one locked execution.
+
+Everything the coordinator decides about an execution happens on a :class:`Unit`: it applies
+execution transitions (through the state machine), records step runs and events, keeps the
+execution's counters, asks the planner what comes next, and collects the messages to publish
+and the tasks to revoke once the transaction has committed (the outbox: the runs are written
+before anything is published, so a crash in between loses nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from workflow_engine.core import planner
+from workflow_engine.core.expressions import Expression, compile_expression
+from workflow_engine.core.graph import Edge
+from workflow_engine.core.states import (
+    OPEN_STEP,
+    TERMINAL_EXECUTION,
+    ExecutionStatus,
+    StepStatus,
+    check_transition,
+)
+from workflow_engine.coordinator.dispatch import Dispatch, task_id
+from workflow_engine.definitions.model import StepDefinition, StepType, WorkflowDefinition
+from workflow_engine.errors import ExpressionError
+from workflow_engine.settings import Settings
+from workflow_engine.store.records import ExecutionRecord, StepRunRecord
+from workflow_engine.store.transaction import Tx
+
+log = logging.getLogger(__name__)
+
+E = ExecutionStatus
+S = StepStatus
+
+
+def bucket(status: str, step_type: str, current: bool = False) -> str | None:
+    """Which execution counter a run in ``status`` belongs to.
+
+    A failed attempt resolves its step only when it is the step's current run (no retry
+    follows); while runs move, the code that decides the step failed for good counts it.
+    """
+    if status in (S.QUEUED, S.RETRYING, S.RUNNING):
+        return "active"
+    if status == S.WAITING:
+        return "active" if step_type == StepType.TIMER else "waiting"
+    if status in (S.SUCCEEDED, S.SKIPPED) or (current and status == S.FAILED):
+        return "resolved"
+    return None
+
+
+def counters_of(runs: Iterable[StepRunRecord]) -> dict[str, int]:
+    """The counters recomputed from each step's current run."""
+    counts = {"active": 0, "waiting": 0, "resolved": 0}
+    for run in runs:
+        which = bucket(run.status, run.step_type, current=True)
+        if which:
+            counts[which] += 1
+    return counts
+
+
+class Unit:
+    """One execution under lock; decisions accumulate, :meth:`save` writes them in one go."""
+
+    def __init__(
+        self,
+        tx: Tx,
+        record: ExecutionRecord,
+        definition: WorkflowDefinition,
+        settings: Settings,
+        actor: str,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.tx = tx
+        self.record = record
+        self.definition = definition
+        self.graph = definition.graph
+        self.settings = settings
+        self.actor = actor
+        self.rng = rng or random.Random()
+        self.status: str = record.status
+        self.counts = {
+            "active": record.active_steps,
+            "waiting": record.waiting_steps,
+            "resolved": record.resolved_steps,
+        }
+        self.retries = record.retries
+        self.changes: dict[str, Any] = {}
+        self.events: list[dict[str, Any]] = []
+        self.dispatches: list[Dispatch] = []
+        self.revocations: list[tuple[str, bool]] = []
+        self.known_outputs: dict[str, Any] = {}
+        self.dirty = False
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def now(self) -> datetime:
+        return self.tx.now
+
+    @property
+    def step_mode(self) -> bool:
+        return self.record.mode == "step"
+
+    # state and history
+
+    def transition(self, to: ExecutionStatus, reason: str | None = None, details: Any = None) -> None:
+        """Move the execution to ``to`` if the state machine allows it, and record the event."""
+        check_transition(self.status, to)
+        previous, self.status = self.status, to
+        self.event(None, None, previous, to, reason, details)
+        if to == E.RUNNING and self.record.started_at is None:
+            self.changes.setdefault("started_at", self.now)
+        if to in TERMINAL_EXECUTION:
+            self.changes["finished_at"] = self.now
+        elif previous == E.FAILED:
+            self.changes.update(finished_at=None, error=None)
+        self.dirty = True
+
+    def event(
+        self,
+        step: str | None,
+        attempt: int | None,
+        previous: str | None,
+        to: str,
+        reason: str | None = None,
+        details: Any = None,
+        actor: str | None = None,
+    ) -> None:
+        self.events.append(
+            {
+                "execution_id": self.id,
+                "step_name": step,
+                "attempt": attempt,
+                "from_status": previous,
+                "to_status": str(to),
+                "actor": actor or self.actor,
+                "reason": reason,
+                "details": details,
+                "created_at": self.now,
+            }
+        )
+        self.dirty = True
+
+    def count(self, step_type: str, previous: str | None, new: str) -> None:
+        """Keep the counters right as a run moves from ``previous`` (None: new run) to ``new``."""
+        if previous is not None and (old := bucket(previous, step_type)):
+            self.counts[old] -= 1
+        if (fresh := bucket(new, step_type)) is not None:
+            self.counts[fresh] += 1
+
+    def recount(self) -> dict[str, StepRunRecord]:
+        """Recompute the counters from the runs (after resets); the current run of each step."""
+        current = self.tx.current_runs(self.id)
+        self.counts = counters_of(current.values())
+        self.dirty = True
+        return current
+
+    # opening, skipping and resolving steps
+
+    def _attempts(self, names: Sequence[str]) -> dict[str, int]:
+        if self.retries:
+            return self.tx.next_attempts(self.id, names)
+        return dict.fromkeys(names, 1)
+
+    def open(self, names: Sequence[str], reason: str | None = None) -> None:
+        """Create the next run of each step; agent steps go to the outbox unless held back."""
+        if not names:
+            return
+        attempts = self._attempts(names)
+        held = self.status == E.PAUSED or self.step_mode
+        rows: list[dict[str, Any]] = []
+        broken: dict[str, dict[str, Any]] = {}
+        for name in names:
+            step = self.definition.step(name)
+            row = self._run_row(step, attempts[name])
+            if step.type is StepType.HUMAN:
+                row.update(status=S.WAITING, started_at=self.now)
+            elif step.type is StepType.TIMER:
+                try:
+                    fire_at = self._fire_at(step)
+                except ExpressionError as exc:
+                    error = {"step": name, "type": "expression", "message": f"until: {exc}", "code": None}
+                    row.update(status=S.FAILED, finished_at=self.now, error_type="expression", error_message=error["message"])
+                    broken[name] = error
+                else:
+                    row.update(status=S.WAITING, started_at=self.now, not_before=fire_at)
+                    if fire_at <= self.now + timedelta(seconds=self.settings.eta_horizon):
+                        row["published_at"] = self.now
+            else:
+                row.update(status=S.PENDING if held else S.QUEUED, published_at=None if held else self.now)
+            rows.append(row)
+        ids = self.tx.insert_runs(rows)
+        for run_id, row in zip(ids, rows, strict=True):
+            step = self.definition.step(row["step_name"])
+            self.count(step.type, None, row["status"])
+            self.event(step.name, row["attempt"], None, row["status"], reason or self._open_reason(step, row))
+            if row.get("published_at") is not None:
+                self.dispatches.append(self._dispatch(run_id, step, row["attempt"], row.get("not_before")))
+        for name, error in broken.items():
+            self.step_failed(name, error)
+
+    def _run_row(self, step: StepDefinition, attempt: int) -> dict[str, Any]:
+        return {
+            "execution_id": self.id,
+            "step_name": step.name,
+            "step_type": step.type.value,
+            "agent": step.agent,
+            "attempt": attempt,
+            "superseded": False,
+            "queued_at": self.now,
+        }
+
+    def _open_reason(self, step: StepDefinition, row: dict[str, Any]) -> str | None:
+        if step.type is StepType.HUMAN:
+            who = ", ".join(step.assignees) or "any operator"
+            return f"human task for {who}"
+        if step.type is StepType.TIMER and row.get("not_before") is not None:
+            return f"timer fires at {row['not_before'].isoformat()}"
+        if row["status"] == S.PENDING:
+            return "held: execution paused" if self.status == E.PAUSED else "held: step mode"
+        return None
+
+    def _dispatch(self, run_id: int, step: StepDefinition, attempt: int, eta: datetime | None) -> Dispatch:
+        return Dispatch(
+            run_id=run_id,
+            execution_id=self.id,
+            workflow=self.record.workflow_name,
+            step=step.name,
+            attempt=attempt,
+            kind="timer" if step.type is StepType.TIMER else "step",
+            eta=eta if eta is not None and eta > self.now else None,
+            queue=step.queue,
+            time_limit=step.timeout,
+        )
+
+    def redispatch(self, run: StepRunRecord) -> None:
+        """Publish an existing run again (its message was lost or never sent)."""
+        step = self.definition.step(run.step_name)
+        self.dispatches.append(self._dispatch(run.id, step, run.attempt, run.not_before))
+
+    def skip(self, names: Sequence[str]) -> None:
+        if not names:
+            return
+        attempts = self._attempts(names)
+        rows = []
+        for name in names:
+            row = self._run_row(self.definition.step(name), attempts[name])
+            row.update(status=S.SKIPPED, finished_at=self.now)
+            rows.append(row)
+        self.tx.insert_runs(rows)
+        for row in rows:
+            self.count(row["step_type"], None, S.SKIPPED)
+            self.event(row["step_name"], row["attempt"], None, S.SKIPPED, "no live incoming edge")
+
+    def advance(self, step: str, status: StepStatus, output: Any = None) -> None:
+        """``step`` resolved: evaluate its conditions, then open or skip what follows."""
+        if status == S.SUCCEEDED:
+            self.known_outputs[step] = output
+            self.changes["checkpoint"] = {"last_completed_step": step}
+        verdicts: dict[tuple[str, str], bool] = {}
+        conditional = [e for e in self.graph.outgoing[step] if e.condition is not None]
+        if conditional and status != S.SKIPPED:
+            scope = self.scope([e.condition for e in conditional if e.condition is not None])
+            for edge in conditional:
+                assert edge.condition is not None
+                try:
+                    verdicts[(edge.source, edge.target)] = edge.condition.truth(scope)
+                except ExpressionError as exc:
+                    self.fail(
+                        {"step": step, "type": "condition", "message": f"{edge.label()}: {exc}", "code": None}
+                    )
+                    return
+
+        def edge_is_live(edge: Edge) -> bool:
+            return verdicts[(edge.source, edge.target)]
+
+        def arrive(join: str, live: bool, degree: int) -> tuple[int, int]:
+            return self.tx.arrive(self.id, join, live, degree)
+
+        decision = planner.advance(self.graph, step, status, edge_is_live, arrive)
+        self.skip(decision.skipped)
+        self.open(decision.ready)
+
+    def scope(self, expressions: Sequence[Expression]) -> dict[str, Any]:
+        """``input``, ``metadata`` and the outputs the expressions read (None when not succeeded)."""
+        refs: set[str] = set()
+        dynamic = False
+        for expression in expressions:
+            refs |= expression.step_refs
+            dynamic = dynamic or expression.dynamic_step_refs
+        missing = None if dynamic else refs - self.known_outputs.keys()
+        loaded = self.tx.outputs(self.id, missing) if missing is None or missing else {}
+        steps = {name: None for name in refs} | loaded | {
+            k: v for k, v in self.known_outputs.items() if dynamic or k in refs
+        }
+        return {"input": self.record.input, "metadata": self.record.metadata, "steps": steps}
+
+    def _fire_at(self, step: StepDefinition) -> datetime:
+        if step.delay is not None:
+            return self.now + timedelta(seconds=step.delay)
+        assert step.until is not None
+        expression = compile_expression(step.until)
+        value = expression.evaluate(self.scope([expression]))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, UTC)
+        if not isinstance(value, str):
+            raise ExpressionError(f"gave {type(value).__name__}, not an ISO timestamp", step.until)
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ExpressionError(f"{value!r} is not an ISO timestamp", step.until) from None
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+    # failures
+
+    def schedule_retry(self, step: StepDefinition, attempt: int, reason: str) -> None:
+        """A new attempt after the policy's backoff."""
+        delay = step.retry.delay(attempt, self.rng)
+        not_before = self.now + timedelta(seconds=delay)
+        row = self._run_row(step, attempt + 1)
+        row.update(status=S.RETRYING, not_before=not_before)
+        if delay <= self.settings.eta_horizon:
+            row["published_at"] = self.now
+        (run_id,) = self.tx.insert_runs([row])
+        self.count(step.type, None, S.RETRYING)
+        self.event(step.name, attempt + 1, None, S.RETRYING, f"{reason}; attempt {attempt + 1} in {delay:.2f}s")
+        if "published_at" in row:
+            self.dispatches.append(self._dispatch(run_id, step, attempt + 1, not_before))
+
+    def rerun(self, step: StepDefinition, attempt: int, reason: str) -> None:
+        """A new attempt at once (the previous one was lost with its worker)."""
+        row = self._run_row(step, attempt + 1)
+        held = self.status == E.PAUSED or self.step_mode
+        row.update(status=S.PENDING if held else S.QUEUED, published_at=None if held else self.now)
+        (run_id,) = self.tx.insert_runs([row])
+        self.count(step.type, None, row["status"])
+        self.event(step.name, attempt + 1, None, row["status"], reason)
+        if not held:
+            self.dispatches.append(self._dispatch(run_id, step, attempt + 1, None))
+
+    def step_failed(self, step: str, error: dict[str, Any]) -> None:
+        """A step failed for good: an optional one is passed over, a required one fails all."""
+        if self.definition.step(step).required:
+            self.fail(error)
+        else:
+            self.counts["resolved"] += 1
+            self.advance(step, S.FAILED)
+
+    def fail(self, error: dict[str, Any]) -> None:
+        if self.status in TERMINAL_EXECUTION:
+            return
+        self.changes["error"] = error
+        reason = f"step {error.get('step')!r} failed: {error.get('message')}"
+        self.transition(E.FAILED, reason, error)
+        self.close_open_runs("execution failed")
+
+    def close_open_runs(self, reason: str) -> None:
+        """Cancel every open run: queued ones are revoked, running ones stopped."""
+        closed = self.tx.update_runs(
+            self.id, OPEN_STEP, {"status": S.CANCELLED, "finished_at": self.now}
+        )
+        for run in closed:
+            self.count(run.step_type, run.status, S.CANCELLED)
+            self.event(run.step_name, run.attempt, run.status, S.CANCELLED, reason)
+            if run.status in (S.QUEUED, S.RETRYING, S.RUNNING):
+                terminate = run.status == S.RUNNING
+                self.revocations.append((task_id(self.id, run.step_name, run.attempt), terminate))
+
+    # settling
+
+    def settle(self) -> None:
+        """Derive the execution's status from its counters: complete, waiting, or running."""
+        if self.status in TERMINAL_EXECUTION:
+            return
+        if self.counts["resolved"] >= len(self.graph):
+            if self.status in (E.RUNNING, E.PAUSED):
+                self.complete()
+            return
+        if self.status == E.RUNNING and self.counts["active"] == 0:
+            waiting = self.tx.runs_in(self.id, (S.WAITING, S.PENDING))
+            if waiting:
+                self.transition(E.WAITING, self._waiting_reason(waiting))
+            else:
+                log.warning("execution %s has nothing running and nothing waiting", self.id)
+        elif self.status == E.WAITING and self.counts["active"] > 0:
+            self.transition(E.RUNNING, "steps dispatched")
+
+    @staticmethod
+    def _waiting_reason(runs: Sequence[StepRunRecord]) -> str:
+        parts = []
+        for run in runs:
+            if run.status == S.PENDING:
+                parts.append(f"{run.step_name} (next step)")
+            elif run.step_type == StepType.HUMAN:
+                parts.append(f"{run.step_name} (human task)")
+            elif run.step_type != StepType.TIMER:
+                parts.append(f"{run.step_name} ({run.error_type or 'error'}: fix or retry)")
+        return "waiting for " + ", ".join(parts)
+
+    def complete(self) -> None:
+        sinks = [name for name in self.graph.steps if not self.graph.outgoing[name]]
+        unknown = [name for name in sinks if name not in self.known_outputs]
+        outputs = {name: self.known_outputs[name] for name in sinks if name in self.known_outputs}
+        if unknown:
+            outputs |= self.tx.outputs(self.id, unknown)
+        self.changes["output"] = {name: outputs[name] for name in sinks if name in outputs}
+        self.transition(E.COMPLETED)
+
+    def save(self) -> None:
+        if not self.dirty and not self.changes:
+            return
+        values = {
+            "status": self.status,
+            "active_steps": self.counts["active"],
+            "waiting_steps": self.counts["waiting"],
+            "resolved_steps": self.counts["resolved"],
+            "retries": self.retries,
+            "updated_at": self.now,
+            **self.changes,
+        }
+        self.tx.update_execution(self.id, values)
+        self.tx.insert_events(self.events)
+
+    def summary(self) -> Mapping[str, Any]:
+        return {"status": self.status, **self.counts}

@@ -1,0 +1,73 @@
+"""Logging for the engine's processes: text, or JSON lines with execution and step on each."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+CONTEXT_FIELDS = ("execution_id", "step", "attempt", "workflow", "worker")
+_context: ContextVar[dict[str, Any]] = ContextVar("wfe_log_context", default={})
+
+
+@contextmanager
+def bound(**fields: Any) -> Iterator[None]:
+    """Every log line written inside carries ``fields`` (execution id, step, attempt...)."""
+    token = _context.set({**_context.get(), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in _context.get().items():
+            if getattr(record, name, None) is None:
+                setattr(record, name, value)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.process,
+        }
+        for name in CONTEXT_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                document[name] = value
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s%(context)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        context = [f"{name}={getattr(record, name)}" for name in CONTEXT_FIELDS if getattr(record, name, None)]
+        record.context = f" [{' '.join(context)}]" if context else ""
+        return super().format(record)
+
+
+def configure(level: str = "INFO", fmt: str = "text") -> None:
+    """Send every log line to stderr in ``fmt``; called once by each process's entry point."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(ContextFilter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())

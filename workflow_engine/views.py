@@ -1,0 +1,174 @@
+"""Read models: an execution as users see it, built from its record, runs and definition."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from workflow_engine.core.states import OPEN_STEP, StepStatus
+from workflow_engine.definitions.model import WorkflowDefinition
+from workflow_engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+@dataclass(frozen=True)
+class StepView:
+    name: str
+    type: str
+    status: str
+    attempts: int
+    duration_ms: int | None
+    error: dict[str, Any] | None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    output: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "status": self.status,
+            "attempts": self.attempts,
+            "duration_ms": self.duration_ms,
+            "error": self.error,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+        }
+
+
+@dataclass(frozen=True)
+class ExecutionView:
+    id: str
+    workflow: str
+    version: str
+    status: str
+    mode: str
+    percent_complete: float
+    input: dict[str, Any]
+    metadata: dict[str, Any]
+    output: dict[str, Any] | None
+    error: dict[str, Any] | None
+    retries: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    steps: list[StepView] = field(default_factory=list)
+
+    @property
+    def current_steps(self) -> list[str]:
+        return [step.name for step in self.steps if step.status in OPEN_STEP and step.status != StepStatus.PENDING]
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at
+        return int((end - self.started_at).total_seconds() * 1000) if end else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's execution document."""
+        return {
+            "execution_id": self.id,
+            "workflow": self.workflow,
+            "version": self.version,
+            "status": self.status,
+            "mode": self.mode,
+            "percent_complete": self.percent_complete,
+            "current_steps": self.current_steps,
+            "output": self.output,
+            "error": self.error,
+            "retries": self.retries,
+            "created_at": _iso(self.created_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "steps": [step.to_json() for step in self.steps],
+        }
+
+
+def step_views(definition: WorkflowDefinition, runs: list[StepRunRecord]) -> list[StepView]:
+    """One line per step in definition order: its current run's status, and its attempts."""
+    current: dict[str, StepRunRecord] = {}
+    attempts: dict[str, int] = {}
+    for run in runs:
+        if run.started_at is not None:
+            attempts[run.step_name] = attempts.get(run.step_name, 0) + 1
+        if not run.superseded:
+            previous = current.get(run.step_name)
+            if previous is None or run.attempt > previous.attempt:
+                current[run.step_name] = run
+    views = []
+    for step in definition.steps:
+        run = current.get(step.name)
+        error = None
+        if run is not None and run.error_type:
+            error = {"type": run.error_type, "message": run.error_message, "code": run.error_code}
+        views.append(
+            StepView(
+                name=step.name,
+                type=step.type.value,
+                status=run.status if run else StepStatus.PENDING,
+                attempts=attempts.get(step.name, 0),
+                duration_ms=run.duration_ms if run else None,
+                error=error,
+                started_at=run.started_at if run else None,
+                finished_at=run.finished_at if run else None,
+                output=run.output if run else None,
+            )
+        )
+    return views
+
+
+def execution_view(
+    record: ExecutionRecord, definition: WorkflowDefinition | None = None, runs: list[StepRunRecord] | None = None
+) -> ExecutionView:
+    return ExecutionView(
+        id=record.id,
+        workflow=record.workflow_name,
+        version=record.workflow_version,
+        status=record.status,
+        mode=record.mode,
+        percent_complete=record.percent_complete,
+        input=record.input,
+        metadata=record.metadata,
+        output=record.output,
+        error=record.error,
+        retries=record.retries,
+        created_at=record.created_at,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        steps=step_views(definition, runs) if definition is not None and runs is not None else [],
+    )
+
+
+def run_json(run: StepRunRecord) -> dict[str, Any]:
+    """One attempt, as logs show it."""
+    return {
+        "id": run.id,
+        "step_name": run.step_name,
+        "step_type": run.step_type,
+        "agent": run.agent,
+        "attempt": run.attempt,
+        "status": run.status,
+        "superseded": run.superseded,
+        "input": run.input,
+        "output": run.output,
+        "error_type": run.error_type,
+        "error_message": run.error_message,
+        "error_code": run.error_code,
+        "worker": run.worker,
+        "completed_by": run.completed_by,
+        "queued_at": _iso(run.queued_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "duration_ms": run.duration_ms,
+    }
+
+
+def event_json(event: EventRecord) -> dict[str, Any]:
+    data = asdict(event)
+    data["created_at"] = _iso(event.created_at)
+    return data

@@ -1,0 +1,90 @@
+"""The Celery app, configured from settings. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+from celery import Celery
+
+from workflow_engine.settings import Settings
+
+if TYPE_CHECKING:
+    from workflow_engine.worker.runtime import Runtime
+
+# ETA messages are held by the worker that prefetched them; Redis gives an unacknowledged
+# message to another consumer after the visibility timeout, so keep it well above the
+# furthest ETA the coordinator publishes (``eta_horizon``; later ones wait in the database).
+MIN_VISIBILITY_TIMEOUT = 3600
+
+
+def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """The broker URL and transport options: the embedded default is a folder next to the DB."""
+    if settings.embedded_broker:
+        folder = settings.embedded_broker_dir.resolve()
+        control = folder / "control"
+        control.mkdir(parents=True, exist_ok=True)
+        return "filesystem://", {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "control_folder": str(control),
+            "polling_interval": settings.embedded_poll_interval,
+        }
+    options: dict[str, Any] = {}
+    if settings.broker_url.startswith(("redis://", "rediss://", "redis+socket://")):
+        options["visibility_timeout"] = max(MIN_VISIBILITY_TIMEOUT, int(settings.eta_horizon * 4))
+    return settings.broker_url, options
+
+
+class EngineCelery(Celery):  # type: ignore[misc]
+    """A Celery app that knows the engine's settings and holds one runtime per process."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__("workflow_engine", set_as_current=False, **kwargs)
+        self.settings = settings
+        self._runtime: Runtime | None = None
+        self._runtime_pid = 0
+        self._runtime_lock = threading.Lock()
+
+    def runtime(self) -> Runtime:
+        """This process's runtime, made on first use (after a fork, made again)."""
+        pid = os.getpid()
+        if self._runtime is None or self._runtime_pid != pid:
+            with self._runtime_lock:
+                if self._runtime is None or self._runtime_pid != pid:
+                    from workflow_engine.worker.runtime import Runtime
+
+                    self._runtime = Runtime(self)
+                    self._runtime_pid = pid
+        return self._runtime
+
+
+def queue_name(settings: Settings, queue: str | None) -> str:
+    return f"{settings.queue_prefix}.{queue}" if queue else settings.steps_queue
+
+
+def create_celery_app(settings: Settings) -> EngineCelery:
+    url, transport_options = broker_options(settings)
+    app = EngineCelery(settings, broker=url, backend=settings.result_backend)
+    app.conf.update(
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=settings.result_backend is None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_default_queue=settings.steps_queue,
+        task_routes={"wfe.start_workflow": {"queue": settings.coordinator_queue}},
+        task_create_missing_queues=True,
+        worker_disable_rate_limits=True,
+        worker_hijack_root_logger=False,
+        enable_utc=True,
+        timezone="UTC",
+    )
+    from workflow_engine.worker.tasks import register_tasks
+
+    register_tasks(app)
+    return app

@@ -1,0 +1,142 @@
+"""Running one step attempt in a worker: claim it, call its agent, report the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from workflow_engine import logs
+from workflow_engine.agents import AgentContext, AgentRegistry, AgentSpec
+from workflow_engine.core.retry import FailureKind, classify, error_type
+from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
+from workflow_engine.coordinator.service import Coordinator
+from workflow_engine.errors import StepError
+from workflow_engine.store.database import retrying
+from workflow_engine.store.repository import Store
+from workflow_engine.worker.heartbeat import Heartbeat
+
+log = logging.getLogger(__name__)
+_loops = threading.local()
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    loop: asyncio.AbstractEventLoop | None = getattr(_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _loops.loop = loop
+    return loop
+
+
+def call_agent(spec: AgentSpec, context: AgentContext, timeout: float | None) -> Any:
+    """Call a sync agent, or run an async one to completion (bounded by the step's timeout)."""
+    if spec.is_async:
+        return _event_loop().run_until_complete(asyncio.wait_for(spec.function(context), timeout))
+    return spec.function(context)
+
+
+def normalise_output(result: Any) -> dict[str, Any]:
+    """A step's output is a JSON object; None means an empty one."""
+    if result is None:
+        return {}
+    if not isinstance(result, dict):
+        raise TypeError(f"an agent must return a dict (a JSON object), not {type(result).__name__}")
+    try:
+        loaded: dict[str, Any] = json.loads(json.dumps(result, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"the output is not JSON-serialisable: {exc}") from None
+    return loaded
+
+
+def describe(error: BaseException) -> str:
+    if isinstance(error, StepError):
+        return error.message or type(error).__name__
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class _Services:
+    def __init__(self, coordinator: Coordinator, store: Store) -> None:
+        self.coordinator = coordinator
+        self.store = store
+
+    def save_checkpoint(self, run_id: int, data: Any) -> None:
+        self.coordinator.save_checkpoint(run_id, data)
+
+    def is_cancelled(self, run_id: int) -> bool:
+        return self.coordinator.is_cancelled(run_id)
+
+    def outputs(self, execution_id: str) -> dict[str, Any]:
+        return self.store.step_outputs(execution_id)
+
+
+class StepExecutor:
+    def __init__(
+        self, coordinator: Coordinator, registry: AgentRegistry, heartbeat: Heartbeat, store: Store
+    ) -> None:
+        self.coordinator = coordinator
+        self.registry = registry
+        self.heartbeat = heartbeat
+        self.services = _Services(coordinator, store)
+
+    @property
+    def worker_id(self) -> str:
+        return self.heartbeat.worker_id
+
+    def execute(self, run_id: int) -> None:
+        """Claim ``run_id``, run it, record what happened. A run already taken is left alone."""
+        claim = retrying(lambda: self.coordinator.claim(run_id, self.worker_id))
+        if claim is None:
+            return
+        with logs.bound(
+            execution_id=claim.execution_id, step=claim.step.name, attempt=claim.attempt, workflow=claim.workflow
+        ), self.heartbeat.beating(run_id):
+            outcome = self.run(claim)
+        retrying(lambda: self.coordinator.finish(claim, outcome))
+
+    def run(self, claim: Claim) -> Outcome:
+        step = claim.step
+        started = time.monotonic()
+
+        def elapsed() -> int:
+            return int((time.monotonic() - started) * 1000)
+
+        spec = self.registry.get(step.agent or "")
+        if spec is None:
+            loaded = ", ".join(sorted(self.registry.names())) or "none"
+            message = f"agent {step.agent!r} is not loaded on worker {self.worker_id} (loaded: {loaded})"
+            return Failure(FailureKind.FATAL, "unknown_agent", message, 0)
+        context = AgentContext(
+            run_id=claim.run_id,
+            execution_id=claim.execution_id,
+            workflow=claim.workflow,
+            version=claim.version,
+            step_name=step.name,
+            attempt=claim.attempt,
+            idempotency_key=claim.idempotency_key,
+            input=claim.input,
+            metadata=claim.metadata,
+            config=dict(step.config),
+            checkpoint=claim.checkpoint,
+            services=self.services,
+        )
+        try:
+            result = call_agent(spec, context, step.timeout)
+        except SoftTimeLimitExceeded:
+            return Failure(FailureKind.TRANSIENT, "timeout", f"ran past its timeout of {step.timeout:g}s", elapsed())
+        except Exception as error:
+            kind = classify(error)
+            if kind is FailureKind.FATAL and not isinstance(error, StepError):
+                log.exception("step %s of %s raised", step.name, claim.execution_id)
+            code = getattr(error, "code", None)
+            return Failure(kind, error_type(error), describe(error), elapsed(), code if isinstance(code, str) else None)
+        try:
+            output = normalise_output(result)
+        except TypeError as error:
+            return Failure(FailureKind.FATAL, "invalid_output", str(error), elapsed())
+        return Success(output, elapsed())

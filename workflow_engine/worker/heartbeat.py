@@ -1,0 +1,69 @@
+"""A worker process says it is alive, and which attempts it runs, every few seconds.
+
+The reconciler treats a running attempt whose heartbeat is older than ``worker_lost_after`` as
+lost with its worker (killed, frozen, cut off) and runs it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from workflow_engine.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+
+def worker_identity() -> tuple[str, str, int]:
+    hostname, pid = socket.gethostname(), os.getpid()
+    return f"{hostname}:{pid}", hostname, pid
+
+
+class Heartbeat:
+    def __init__(self, store: Store, agents: Sequence[str], queues: Sequence[str], interval: float) -> None:
+        self.store = store
+        self.worker_id, self.hostname, self.pid = worker_identity()
+        self.agents = list(agents)
+        self.queues = list(queues)
+        self.interval = interval
+        self._running: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def beating(self, run_id: int) -> Iterator[None]:
+        """While inside, ``run_id`` is reported alive with this worker."""
+        self.start()
+        with self._lock:
+            self._running.add(run_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.discard(run_id)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="wfe-heartbeat", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def beat(self) -> None:
+        with self._lock:
+            running = list(self._running)
+        self.store.beat(self.worker_id, self.hostname, self.pid, self.agents, self.queues, running)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.beat()
+            except Exception:
+                log.warning("heartbeat failed", exc_info=True)
+            self._stop.wait(self.interval)

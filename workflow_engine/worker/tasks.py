@@ -1,0 +1,39 @@
+"""The Celery tasks: thin adapters that take ids and hand over to the runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflow_engine.worker.app import EngineCelery
+
+
+def register_tasks(app: EngineCelery) -> None:
+    @app.task(name="wfe.step", ignore_result=True, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
+    def run_step(run_id: int, execution_id: str, step: str, attempt: int, workflow: str = "") -> None:
+        """Run one attempt of one step (the ids are in the arguments so Flower shows them)."""
+        app.runtime().executor.execute(run_id)
+
+    @app.task(name="wfe.fire_timer", ignore_result=True, acks_late=True)  # type: ignore[untyped-decorator]
+    def fire_timer(run_id: int, execution_id: str, step: str, attempt: int, workflow: str = "") -> None:
+        app.runtime().coordinator.fire_timer(run_id)
+
+    @app.task(name="wfe.start_workflow", acks_late=True)  # type: ignore[untyped-decorator]
+    def start_workflow(
+        workflow: str,
+        input_data: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        version: str | None = None,
+        idempotency_key: str | None = None,
+        mode: str = "auto",
+    ) -> str:
+        """Start an execution from a plain Celery message; returns its id."""
+        record = app.runtime().coordinator.start(
+            workflow,
+            input_data=input_data,
+            metadata=metadata,
+            version=version,
+            idempotency_key=idempotency_key,
+            mode=mode,
+            actor="celery",
+        )
+        return record.id
