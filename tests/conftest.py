@@ -17,11 +17,18 @@ from pathlib import Path
 import pytest
 
 from tests.support import services
+from tests.support.harness import Harness
 from workflow_engine.store import migrate
 from workflow_engine.store.repository import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-MARKERS_BY_FOLDER = {"unit": "unit", "store": "store", "cli": "unit", "integration": "integration"}
+MARKERS_BY_FOLDER = {
+    "unit": "unit",
+    "store": "store",
+    "coordinator": "store",
+    "cli": "unit",
+    "integration": "integration",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -103,3 +110,13 @@ if services.PG_CTL is not None:
     from pytest_postgresql import factories as _pg_factories
 
     throwaway_postgres = _pg_factories.postgresql_proc(executable=services.PG_CTL, port=None)
+
+
+@pytest.fixture
+def harness(database_url: str) -> Iterator[Harness]:
+    """The coordinator driven in-process on a real database (SQLite and PostgreSQL)."""
+    harness = Harness(database_url)
+    try:
+        yield harness
+    finally:
+        harness.close()

@@ -43,10 +43,11 @@ class AgentRegistry:
         self._agents: dict[str, AgentSpec] = {}
         self._lock = threading.Lock()
 
-    def register(self, name: str, function: Callable[..., Any]) -> AgentSpec:
+    def register(self, name: str, function: Callable[..., Any], replace: bool = False) -> AgentSpec:
+        """Add an agent; registering another function under a taken name is an error."""
         with self._lock:
             existing = self._agents.get(name)
-            if existing is not None and existing.function is not function:
+            if existing is not None and existing.function is not function and not replace:
                 where = f"{existing.function.__module__}.{existing.function.__qualname__}"
                 raise ConfigurationError(f"agent {name!r} is registered twice (first by {where})")
             spec = AgentSpec(name, function)

@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Collection, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workflow_engine.agents import REGISTRY, AgentRegistry
@@ -23,8 +22,7 @@ from workflow_engine.clock import Clock
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.core.states import SETTLED_EXECUTION
-from workflow_engine.definitions.loader import load
-from workflow_engine.definitions.model import WorkflowDefinition
+from workflow_engine.definitions.loader import Source, load
 from workflow_engine.errors import ConfigurationError
 from workflow_engine.events import EventBus
 from workflow_engine.settings import Settings
@@ -138,9 +136,7 @@ class Engine:
 
     # workflows
 
-    def register(
-        self, source: WorkflowDefinition | dict[str, Any] | str | Path, created_by: int | None = None
-    ) -> WorkflowRecord:
+    def register(self, source: Source, created_by: int | None = None) -> WorkflowRecord:
         """Validate and store a definition version; the same body twice is a no-op."""
         record, _ = self.store.register_workflow(load(source), created_by)
         return record

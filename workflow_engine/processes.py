@@ -6,6 +6,7 @@ which must exercise the same real processes an operator starts.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -28,6 +29,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = value.get_secret_value()
         elif isinstance(value, (tuple, list)):
             value = ",".join(value)
+        elif isinstance(value, dict):
+            value = json.dumps(value)
         env[f"WFE_{name.upper()}"] = str(value)
     return env
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -19,9 +19,13 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///wfe.db"
     broker_url: str = EMBEDDED_BROKER
+    broker_transport_options: dict[str, Any] = Field(default_factory=dict)
     result_backend: str | None = None
     agent_modules: Annotated[tuple[str, ...], NoDecode] = ()
     queue_prefix: str = Field(default="wfe", pattern=r"^[A-Za-z0-9_.-]+$")
+    # plain `send_task("wfe.start_workflow", ...)` from another service lands on Celery's default
+    # queue unless routed; the coordinator also consumes this queue ("" to turn that off)
+    intake_queue: str = Field(default="celery", pattern=r"^[A-Za-z0-9_.-]*$")
     environment: Literal["development", "production"] = "development"
 
     jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)

@@ -97,7 +97,8 @@ def coordinator(
         return
     open_store(settings).dispose()
     _run_reconciler_with_worker(app, settings)
-    argv = ["worker", "-Q", settings.coordinator_queue, "-P", "threads", "-c", str(concurrency)]
+    queues = [settings.coordinator_queue, *([settings.intake_queue] if settings.intake_queue else [])]
+    argv = ["worker", "-Q", ",".join(queues), "-P", "threads", "-c", str(concurrency)]
     argv += ["-l", (loglevel or settings.log_level).upper(), "--without-gossip", "--without-mingle"]
     if hostname:
         argv += ["-n", hostname]

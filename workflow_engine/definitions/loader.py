@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from workflow_engine.definitions.builder import WorkflowBuilder
 from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.definitions.validation import load_document, validate_document
 from workflow_engine.errors import DefinitionError, Problem
@@ -87,11 +88,13 @@ def check_file(
     return validate_document(raw, known_agents)
 
 
-def load(
-    source: WorkflowDefinition | dict[str, Any] | str | Path,
-    known_agents: Collection[str] | None = None,
-) -> WorkflowDefinition:
-    """A validated definition from a model, a document, a file path, or YAML/JSON text."""
+Source = WorkflowDefinition | WorkflowBuilder | dict[str, Any] | str | Path
+
+
+def load(source: Source, known_agents: Collection[str] | None = None) -> WorkflowDefinition:
+    """A validated definition from a model, a builder, a document, a file path, or YAML/JSON text."""
+    if isinstance(source, WorkflowBuilder):
+        return load_document(source.document(), source.document()["name"], known_agents)
     if isinstance(source, WorkflowDefinition):
         return load_document(source.document(), source.name, known_agents)
     if isinstance(source, dict):

@@ -34,6 +34,7 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
     options: dict[str, Any] = {}
     if settings.broker_url.startswith(("redis://", "rediss://", "redis+socket://")):
         options["visibility_timeout"] = max(MIN_VISIBILITY_TIMEOUT, int(settings.eta_horizon * 4))
+    options.update(settings.broker_transport_options)
     return settings.broker_url, options
 
 

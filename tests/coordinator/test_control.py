@@ -1,0 +1,290 @@
+"""Operators' verbs, human steps and timers, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.harness import Harness
+from workflow_engine.agents import AgentContext
+from workflow_engine.definitions import WorkflowBuilder
+from workflow_engine.errors import (
+    FatalError,
+    InputError,
+    InvalidOperation,
+    InvalidTransition,
+    PermissionDenied,
+    StepNotFound,
+)
+
+
+def fan(name: str = "fan", width: int = 3) -> WorkflowBuilder:
+    builder = WorkflowBuilder(name).agent("start")
+    branches = [f"b{i}" for i in range(width)]
+    for branch in branches:
+        builder.agent(branch, after="start")
+    return builder.agent("join", after=branches)
+
+
+def test_pause_holds_queued_steps_and_resume_releases_them(harness: Harness) -> None:
+    harness.register(fan())
+    record = harness.start("fan")
+    harness.deliver_one()  # start → three branches queued
+    running = harness.coordinator.claim(harness.broker.queue.pop(0).run_id, "w:1")  # b0 running
+    assert running is not None
+    harness.coordinator.pause(record.id, "operator")
+    assert harness.view(record.id).status == "paused"
+    assert {s.name: s.status for s in harness.view(record.id).steps if s.name.startswith("b")} == {
+        "b0": "running", "b1": "pending", "b2": "pending",
+    }
+    harness.work()  # stale messages for b1, b2 arrive: dropped, nothing runs
+    assert harness.calls == [("start", 1)]
+    harness.executor.run(running)
+    from workflow_engine.coordinator.outcomes import Success
+
+    harness.coordinator.finish(running, Success({"done": 1}, 5))  # running steps finish and are recorded
+    assert harness.statuses(record.id)["b0"] == "succeeded"
+    assert harness.broker.queue == []
+    harness.coordinator.resume(record.id, "operator")
+    harness.work()
+    view = harness.view(record.id)
+    assert view.status == "completed"
+    assert harness.execution_history(record.id) == ["initialized", "running", "paused", "resumed", "running", "completed"]
+
+
+def test_cancel_ends_every_open_run_and_stops_running_ones(harness: Harness) -> None:
+    harness.register(fan())
+    record = harness.start("fan")
+    harness.deliver_one()
+    claim = harness.coordinator.claim(harness.broker.queue[0].run_id, "w:1")
+    assert claim is not None
+    harness.coordinator.cancel(record.id, "operator", reason="customer asked")
+    view = harness.view(record.id)
+    assert view.status == "cancelled"
+    assert {s.name: s.status for s in view.steps} == {
+        "start": "succeeded", "b0": "cancelled", "b1": "cancelled", "b2": "cancelled", "join": "pending",
+    }
+    assert (f"{record.id}:b0:1", True) in harness.broker.revoked
+    assert (f"{record.id}:b1:1", False) in harness.broker.revoked
+    harness.work()
+    assert harness.calls == [("start", 1)]
+    cancelled = [e for e in harness.store.events(record.id) if e.step_name is None and e.to_status == "cancelled"]
+    assert [(e.actor, e.reason) for e in cancelled] == [("operator", "customer asked")]
+
+
+def test_cancelling_a_finished_execution_is_refused(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("one").agent("a"))
+    view = harness.run("one")
+    with pytest.raises(InvalidTransition, match="from completed to cancelled"):
+        harness.coordinator.cancel(view.id, "operator")
+    assert harness.view(view.id).status == "completed"
+
+
+def test_retry_from_a_middle_step_keeps_upstream_outputs_and_reruns_downstream(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("four").agent("a").agent("b").agent("c").agent("d"))
+    harness.agent("c", lambda ctx: (_ for _ in ()).throw(FatalError("boom")) if ctx.attempt == 1 else {"c": 2})
+    view = harness.run("four")
+    assert view.status == "failed"
+    harness.calls.clear()
+    harness.coordinator.retry(view.id, "operator", from_step="b")
+    harness.work()
+    final = harness.view(view.id)
+    assert final.status == "completed"
+    assert harness.calls == [("b", 2), ("c", 2), ("d", 1)]
+    assert [(r.attempt, r.status, r.superseded) for r in harness.runs(view.id, "c")] == [
+        (1, "failed", True), (2, "succeeded", False)
+    ]
+    assert [(r.attempt, r.status, r.superseded) for r in harness.runs(view.id, "b")] == [
+        (1, "succeeded", True), (2, "succeeded", False)
+    ]
+    assert [(r.attempt, r.superseded) for r in harness.runs(view.id, "a")] == [(1, False)]
+    assert final.retries == 1
+
+
+def test_retry_without_a_step_reruns_the_failed_one(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("three").agent("a").agent("b").agent("c"))
+    harness.agent("b", lambda ctx: (_ for _ in ()).throw(FatalError("x")) if ctx.attempt == 1 else {})
+    view = harness.run("three")
+    assert harness.coordinator.retry(view.id, "operator") == ["b"]
+    harness.work()
+    assert harness.view(view.id).status == "completed"
+    assert harness.execution_history(view.id)[-3:] == ["failed", "running", "completed"]
+
+
+def test_retry_refuses_a_step_downstream_of_the_failure(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("three").agent("a").agent("b").agent("c"))
+    harness.agent("b", lambda ctx: (_ for _ in ()).throw(FatalError("x")))
+    view = harness.run("three")
+    with pytest.raises(InvalidOperation, match="upstream step 'b' is failed; retry from 'b'"):
+        harness.coordinator.retry(view.id, "operator", from_step="c")
+    with pytest.raises(StepNotFound):
+        harness.coordinator.retry(view.id, "operator", from_step="zzz")
+
+
+def test_retry_of_a_running_or_completed_execution_is_refused(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("one").agent("a"))
+    record = harness.start("one")
+    with pytest.raises(InvalidOperation, match="only a failed or waiting execution"):
+        harness.coordinator.retry(record.id, "operator")
+
+
+def test_retry_rebuilds_a_join_from_the_branches_it_keeps(harness: Harness) -> None:
+    harness.register(fan(width=2))
+    harness.agent("b1", lambda ctx: (_ for _ in ()).throw(FatalError("x")) if ctx.attempt == 1 else {})
+    view = harness.run("fan")
+    assert view.status == "failed"
+    harness.coordinator.retry(view.id, "operator")
+    harness.work()
+    assert harness.view(view.id).status == "completed"
+    assert [c for c in harness.calls if c[0] == "join"] == [("join", 1)]
+
+
+def test_step_mode_dispatches_one_ready_step_per_call(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("steps").agent("a").agent("b").agent("c"))
+    record = harness.start("steps", mode="step")
+    assert harness.view(record.id).status == "waiting"
+    harness.work()
+    assert harness.calls == []
+    for expected in ("a", "b", "c"):
+        harness.coordinator.next_step(record.id, "operator")
+        harness.work()
+        assert harness.calls[-1] == (expected, 1)
+    assert harness.view(record.id).status == "completed"
+    with pytest.raises(InvalidOperation):
+        harness.coordinator.next_step(record.id, "operator")
+
+
+def test_next_step_outside_step_mode_is_refused(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("auto").agent("a"))
+    record = harness.start("auto")
+    with pytest.raises(InvalidOperation, match="not in step mode"):
+        harness.coordinator.next_step(record.id, "operator")
+
+
+def approval(name: str = "approval") -> WorkflowBuilder:
+    schema = {"type": "object", "required": ["approved"], "properties": {"approved": {"type": "boolean"}}}
+    return (
+        WorkflowBuilder(name)
+        .agent("draft")
+        .human("approve", after="draft", input_schema=schema, assignees=["alice", "role:admin"])
+        .agent("publish", after="approve", when="steps.approve.approved")
+    )
+
+
+def test_human_step_waits_refuses_invalid_data_then_continues_with_valid_data(harness: Harness) -> None:
+    harness.register(approval())
+    seen: list[Any] = []
+    harness.agent("publish", lambda ctx: seen.append(ctx.steps["approve"]) or {"published": True})
+    view = harness.run("approval")
+    assert view.status == "waiting"
+    assert harness.statuses(view.id)["approve"] == "waiting"
+    with pytest.raises(InputError, match="approved: 'yes' is not of type 'boolean'"):
+        harness.coordinator.complete_step(view.id, "approve", {"approved": "yes"}, "alice")
+    assert harness.statuses(view.id)["approve"] == "waiting"  # nothing changed
+    with pytest.raises(PermissionDenied):
+        harness.coordinator.complete_step(view.id, "approve", {"approved": True}, "mallory", role="operator")
+    harness.coordinator.complete_step(view.id, "approve", {"approved": True}, "alice")
+    harness.work()
+    final = harness.view(view.id)
+    assert final.status == "completed" and seen == [{"approved": True}]
+    run = harness.runs(view.id, "approve")[0]
+    assert run.completed_by == "alice" and run.output == {"approved": True}
+    assert harness.execution_history(view.id) == ["initialized", "running", "waiting", "running", "completed"]
+
+
+def test_an_admin_role_may_complete_a_task_assigned_to_admins(harness: Harness) -> None:
+    harness.register(approval())
+    view = harness.run("approval")
+    harness.coordinator.complete_step(view.id, "approve", {"approved": False}, "root", role="admin")
+    harness.work()
+    assert harness.statuses(view.id)["publish"] == "skipped"
+
+
+def test_completing_a_step_that_does_not_wait_is_refused(harness: Harness) -> None:
+    harness.register(approval())
+    view = harness.run("approval")
+    with pytest.raises(InvalidOperation, match="'draft' is not waiting"):
+        harness.coordinator.complete_step(view.id, "draft", {}, "alice")
+
+
+def test_timer_fires_after_its_delay(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("sleep").agent("a").timer("nap", after="a", delay=30).agent("b", after="nap"))
+    record = harness.start("sleep")
+    harness.deliver_one()
+    started = harness.clock.now()
+    assert harness.statuses(record.id)["nap"] == "waiting"
+    assert harness.view(record.id).status == "running"
+    harness.work()
+    nap = harness.runs(record.id, "nap")[0]
+    assert nap.finished_at is not None and (nap.finished_at - started).total_seconds() == pytest.approx(30, abs=0.01)
+    assert harness.view(record.id).status == "completed"
+
+
+def test_a_lost_timer_message_is_fired_by_the_reconciler(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("sleep").timer("nap", delay=5).agent("b"))
+    record = harness.start("sleep")
+    harness.broker.queue.clear()
+    harness.clock.advance(4)
+    assert harness.reconciler.tick().timers == 0
+    harness.clock.advance(5)
+    assert harness.reconciler.tick().timers == 1
+    harness.work()
+    assert harness.view(record.id).status == "completed"
+
+
+def test_timer_until_reads_a_timestamp_from_the_input(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("until").timer("wait", until="input.deadline").agent("b", after="wait"))
+    deadline = harness.clock.now().replace(hour=5).isoformat()
+    record = harness.start("until", input_data={"deadline": deadline})
+    harness.work()
+    wait = harness.runs(record.id, "wait")[0]
+    assert wait.not_before is not None and wait.not_before.isoformat() == deadline
+    assert wait.published_at is None  # beyond the ETA horizon: it waits in the database
+    assert harness.view(record.id).status == "running"
+    harness.clock.advance(5 * 3600)
+    assert harness.reconciler.tick().published == 1
+    harness.work()
+    assert harness.view(record.id).status == "completed"
+
+
+def test_timer_with_a_bad_until_fails_clearly(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("until").timer("wait", until="input.deadline").agent("b", after="wait"))
+    view = harness.run("until", input_data={"deadline": "next tuesday"})
+    assert view.status == "failed"
+    assert view.error is not None and "not an ISO timestamp" in view.error["message"]
+
+
+def test_pausing_a_waiting_execution_and_resuming_it_waits_again(harness: Harness) -> None:
+    harness.register(approval())
+    view = harness.run("approval")
+    harness.coordinator.pause(view.id, "operator")
+    harness.coordinator.resume(view.id, "operator")
+    assert harness.view(view.id).status == "waiting"
+
+
+def test_late_results_of_a_cancelled_execution_are_discarded(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("one").agent("a"))
+    record = harness.start("one")
+    claim = harness.coordinator.claim(harness.broker.queue.pop().run_id, "w:1")
+    assert claim is not None
+    harness.coordinator.cancel(record.id, "operator")
+    outcome = harness.executor.run(claim)
+    assert harness.coordinator.finish(claim, outcome) is False
+    assert harness.statuses(record.id)["a"] == "cancelled"
+
+
+def test_agents_see_cancellation(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("one").agent("a"))
+    record = harness.start("one")
+    seen: list[bool] = []
+
+    def watchful(ctx: AgentContext) -> dict[str, Any]:
+        seen.append(ctx.cancelled)
+        harness.coordinator.cancel(record.id, "operator")
+        seen.append(ctx.cancelled)
+        return {}
+
+    harness.agent("a", watchful)
+    harness.work()
+    assert seen == [False, True]

@@ -1,0 +1,128 @@
+"""Real processes: `wfe worker` and `wfe coordinator` against a real broker and database."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, unavailable
+from tests.support import services
+from workflow_engine.engine import Engine
+from workflow_engine.processes import LocalCluster
+from workflow_engine.settings import Settings
+
+FAST = {
+    "heartbeat_interval": 0.5,
+    "worker_lost_after": 3.0,
+    "redispatch_after": 6.0,
+    "reconcile_interval": 0.5,
+    "timeout_grace": 1.0,
+    "agent_modules": ("tests.support.agents",),
+    "log_level": "INFO",
+}
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = services.redis_url()
+    if url is None:
+        unavailable("no Redis server on 127.0.0.1:6379 and WFE_TEST_REDIS_URL unset")
+    assert url is not None
+    return url
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    url = services.rabbitmq_url()
+    if url is None:
+        unavailable("no RabbitMQ on 127.0.0.1:5672 and WFE_TEST_AMQP_URL unset")
+    assert url is not None
+    return url
+
+
+def broker_settings(kind: str, url: str) -> dict[str, Any]:
+    """Each cluster gets its own key space (Redis) or queue names, so runs never mix."""
+    tag = uuid.uuid4().hex[:10]
+    values: dict[str, Any] = {"broker_url": url, "queue_prefix": f"t{tag}", "intake_queue": f"t{tag}.intake"}
+    if kind == "redis":
+        values["broker_transport_options"] = {"global_keyprefix": f"wfe-test-{tag}:"}
+    return values
+
+
+@dataclass
+class Cluster:
+    """A running worker and coordinator, and an engine in the test process on the same settings."""
+
+    settings: Settings
+    engine: Engine
+    processes: LocalCluster
+    logs: Path
+
+    def wait(self, execution_id: str, timeout: float = 60) -> Any:
+        try:
+            return self.engine.wait(execution_id, timeout=timeout)
+        except TimeoutError:
+            self.dump()
+            raise
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        self.dump()
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def step_status(self, execution_id: str, step: str) -> str:
+        return next(s.status for s in self.engine.get(execution_id).steps if s.name == step)
+
+    def dump(self) -> None:
+        for process in self.processes.processes:
+            print(f"--- {process.name} (pid {process.popen.pid if process.popen else '-'}) ---")
+            print(process.tail(60))
+
+
+def start_cluster(settings: Settings, logs: Path, concurrency: int = 2, workers: int = 1) -> Cluster:
+    processes = LocalCluster(settings, logs, concurrency=concurrency, cwd=ROOT)
+    for index in range(workers):
+        processes.start_worker(f"worker{index}")
+    processes.start_coordinator()
+    return Cluster(settings, Engine.from_settings(settings), processes, logs)
+
+
+@pytest.fixture(scope="module")
+def pg_module_url(pg_databases: services.PostgresDatabases) -> str:
+    return pg_databases.create()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(
+    redis_url: str, pg_module_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """Redis broker, PostgreSQL store, one prefork worker (2 processes) and one coordinator."""
+    settings = Settings(database_url=pg_module_url, **broker_settings("redis", redis_url), **FAST)
+    cluster = start_cluster(settings, tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.processes.stop()
+        cluster.engine.close()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    """A file agents append one line to per call: counts side effects across processes."""
+    return tmp_path / "ledger.txt"
+
+
+def ledger_lines(path: Path) -> list[list[str]]:
+    if not path.exists():
+        return []
+    return [line.split() for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,78 @@
+"""Agents the integration tests load into real worker processes (WFE_AGENT_MODULES)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from workflow_engine import AgentContext, FatalError, TransientError, ValidationError, agent
+
+
+def side_effect(ctx: AgentContext) -> None:
+    """Append one line per agent call to the file named in metadata (O_APPEND: atomic lines)."""
+    ledger = ctx.metadata.get("ledger")
+    if ledger:
+        line = f"{ctx.execution_id} {ctx.step_name} {ctx.attempt} {os.getpid()} {time.time():.3f}\n"
+        fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+
+@agent("echo")
+def echo(ctx: AgentContext) -> dict[str, Any]:
+    side_effect(ctx)
+    pause = float(ctx.config.get("sleep", ctx.metadata.get("sleep", 0)))
+    if pause:
+        time.sleep(pause)
+    return {"step": ctx.step_name, "attempt": ctx.attempt}
+
+
+@agent("score")
+def score(ctx: AgentContext) -> dict[str, Any]:
+    side_effect(ctx)
+    return {"score": ctx.input["score"]}
+
+
+@agent("flaky")
+def flaky(ctx: AgentContext) -> dict[str, Any]:
+    side_effect(ctx)
+    if ctx.attempt <= int(ctx.config.get("fail_times", 1)):
+        raise TransientError(f"attempt {ctx.attempt} failed on purpose")
+    return {"attempts": ctx.attempt}
+
+
+@agent("fatal")
+def fatal(ctx: AgentContext) -> dict[str, Any]:
+    side_effect(ctx)
+    raise FatalError("cannot go on", code="BROKEN")
+
+
+@agent("invalid")
+def invalid(ctx: AgentContext) -> dict[str, Any]:
+    side_effect(ctx)
+    if ctx.input.get("fixed"):
+        return {"fixed": True}
+    raise ValidationError("the title is missing", code="NO_TITLE")
+
+
+@agent("slow")
+def slow(ctx: AgentContext) -> dict[str, Any]:
+    """Sleeps in small steps (``config.seconds``), stopping if the step is cancelled."""
+    side_effect(ctx)
+    deadline = time.monotonic() + float(ctx.config.get("seconds", 30))
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        if ctx.config.get("cooperative") and ctx.cancelled:
+            return {"stopped": True}
+    return {"slept": True}
+
+
+@agent("stubborn")
+def stubborn(ctx: AgentContext) -> dict[str, Any]:
+    """Ignores cancellation: only a terminated process stops it."""
+    side_effect(ctx)
+    time.sleep(float(ctx.config.get("seconds", 30)))
+    return {"slept": True}
