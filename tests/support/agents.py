@@ -76,3 +76,26 @@ def stubborn(ctx: AgentContext) -> dict[str, Any]:
     side_effect(ctx)
     time.sleep(float(ctx.config.get("seconds", 30)))
     return {"slept": True}
+
+
+@agent("once")
+def fail_once(ctx: AgentContext) -> dict[str, Any]:
+    """Fails fatally the first time it is ever called for a marker file, succeeds afterwards."""
+    side_effect(ctx)
+    marker = ctx.metadata["marker"]
+    if not os.path.exists(marker):
+        with open(marker, "w") as handle:
+            handle.write(ctx.execution_id)
+        raise FatalError("first call fails")
+    return {"second": True}
+
+
+@agent("finisher")
+def finisher(ctx: AgentContext) -> dict[str, Any]:
+    """Sleeps, then records that it finished: proves whether a stopped step really stopped."""
+    time.sleep(float(ctx.config.get("seconds", 4)))
+    ledger = ctx.metadata.get("ledger")
+    if ledger:
+        with open(ledger, "a") as handle:
+            handle.write(f"{ctx.execution_id} {ctx.step_name} finished\n")
+    return {"finished": True}

@@ -1,0 +1,93 @@
+"""Chaos: 200 executions while a worker is killed, the coordinator killed and restarted, and the
+broker's queues flushed. Every execution must complete; side effects run at least once."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.integration.conftest import FAST, Cluster, broker_settings, ledger_lines, start_cluster
+from workflow_engine.definitions import WorkflowBuilder
+from workflow_engine.settings import Settings
+
+pytestmark = [pytest.mark.slow, pytest.mark.chaos]
+
+EXECUTIONS = 200
+STEPS = 5
+
+
+@pytest.fixture
+def chaos_cluster(redis_url: str, pg_module_url: str, tmp_path: Path) -> Iterator[Cluster]:
+    settings = Settings(database_url=pg_module_url, **broker_settings("redis", redis_url), **FAST)
+    cluster = start_cluster(settings, tmp_path / "logs", concurrency=2, workers=2)
+    try:
+        yield cluster
+    finally:
+        cluster.processes.stop(graceful=False)
+        cluster.engine.close()
+
+
+def flush_queues(cluster: Cluster) -> int:
+    """Delete every queued and unacknowledged message of this cluster: a broker that lost its data."""
+    settings = cluster.settings
+    prefix = settings.broker_transport_options["global_keyprefix"]
+    client = redis.Redis.from_url(settings.broker_url)
+    try:
+        keys = [
+            *client.scan_iter(match=f"{prefix}{settings.queue_prefix}.*"),
+            *client.scan_iter(match=f"{prefix}unacked*"),
+        ]
+        return int(client.delete(*keys)) if keys else 0
+    finally:
+        client.close()
+
+
+def completed_steps(cluster: Cluster) -> int:
+    return cluster.engine.store.count_rows(("wfe_step_runs",))["wfe_step_runs"]
+
+
+def test_every_execution_completes_through_worker_coordinator_and_broker_failures(
+    chaos_cluster: Cluster, ledger: Path
+) -> None:
+    cluster = chaos_cluster
+    engine = cluster.engine
+    builder = WorkflowBuilder("chaos")
+    for index in range(STEPS):
+        builder.agent(f"s{index}", "echo", config={"sleep": 0.02})
+    engine.register(builder)
+    ids = [engine.start("chaos", {"i": i}, metadata={"ledger": str(ledger)}).id for i in range(EXECUTIONS)]
+    total = EXECUTIONS * STEPS
+
+    cluster.wait_for(lambda: len(ledger_lines(ledger)) > total * 0.15, timeout=60, what="15% of steps")
+    worker = next(p for p in cluster.processes.processes if p.name == "worker0")
+    worker.signal(signal.SIGKILL)  # a whole worker, mid-step
+    cluster.processes.start_worker("worker0-replacement")
+
+    cluster.wait_for(lambda: len(ledger_lines(ledger)) > total * 0.35, timeout=60, what="35% of steps")
+    coordinator = next(p for p in cluster.processes.processes if p.name == "coordinator")
+    coordinator.signal(signal.SIGKILL)
+    time.sleep(1)
+    cluster.processes.start_coordinator("coordinator-restarted")
+
+    cluster.wait_for(lambda: len(ledger_lines(ledger)) > total * 0.55, timeout=60, what="55% of steps")
+    flushed = flush_queues(cluster)
+
+    deadline = time.monotonic() + 240
+    for execution_id in ids:
+        final = cluster.wait(execution_id, timeout=max(1.0, deadline - time.monotonic()))
+        assert final.status == "completed", (execution_id, final.status, final.error)
+
+    calls = Counter((line[0], line[1]) for line in ledger_lines(ledger))
+    assert set(calls) == {(e, f"s{i}") for e in ids for i in range(STEPS)}  # every side effect ran
+    duplicates = sum(1 for count in calls.values() if count > 1)
+    extra = sum(count - 1 for count in calls.values())
+    print(
+        f"\nchaos: {EXECUTIONS} executions x {STEPS} steps completed; {flushed} broker keys flushed; "
+        f"{duplicates} step side effects ran more than once ({extra} extra runs of {total})"
+    )

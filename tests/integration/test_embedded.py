@@ -1,0 +1,114 @@
+"""The embedded default: SQLite and kombu's filesystem transport, real worker processes, no server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.integration.conftest import FAST, Cluster, start_cluster
+from workflow_engine.definitions import WorkflowBuilder
+from workflow_engine.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    folder = tmp_path_factory.mktemp("embedded")
+    settings = Settings(database_url=f"sqlite:///{folder / 'wfe.db'}", **FAST)
+    assert settings.embedded_broker
+    cluster = start_cluster(settings, folder / "logs")
+    try:
+        yield cluster
+    finally:
+        cluster.processes.stop(graceful=False)
+        cluster.engine.close()
+
+
+def test_sequential_workflow_on_the_embedded_default(embedded: Cluster) -> None:
+    embedded.engine.register(WorkflowBuilder("e-seq").agent("a", "echo").agent("b", "echo"))
+    final = embedded.wait(embedded.engine.start("e-seq").id)
+    assert final.status == "completed" and final.output == {"b": {"step": "b", "attempt": 1}}
+
+
+def test_fan_out_and_join_on_the_embedded_default(embedded: Cluster) -> None:
+    builder = WorkflowBuilder("e-fan").agent("start", "echo")
+    for branch in ("x", "y", "z"):
+        builder.agent(branch, "echo", after="start")
+    embedded.engine.register(builder.agent("join", "echo", after=["x", "y", "z"]))
+    final = embedded.wait(embedded.engine.start("e-fan").id)
+    assert final.status == "completed"
+    assert [s.attempts for s in final.steps] == [1, 1, 1, 1, 1]
+
+
+def test_conditions_retries_and_failures_on_the_embedded_default(embedded: Cluster) -> None:
+    engine = embedded.engine
+    engine.register(
+        WorkflowBuilder("e-mix")
+        .agent("review", "score")
+        .agent("retry", "flaky", after="review", when="steps.review.score > 50", retry={"initial_delay": 0.2})
+        .agent("never", "echo", after="review", when="steps.review.score <= 50")
+        .agent("optional", "fatal", after="retry", required=False)
+    )
+    final = embedded.wait(engine.start("e-mix", {"score": 70}).id)
+    assert final.status == "completed"
+    assert {s.name: (s.status, s.attempts) for s in final.steps} == {
+        "review": ("succeeded", 1), "retry": ("succeeded", 2), "never": ("skipped", 0), "optional": ("failed", 1),
+    }
+    engine.register(WorkflowBuilder("e-fatal").agent("a", "fatal"))
+    assert embedded.wait(engine.start("e-fatal").id).status == "failed"
+
+
+def wfe(*args: str, env: dict[str, str], cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workflow_engine", *args],
+        capture_output=True, text=True, env={**os.environ, **env}, cwd=cwd, timeout=timeout, check=False,
+    )
+
+
+def test_wfe_run_completes_the_document_pipeline_with_no_server(tmp_path: Path) -> None:
+    env = {
+        "WFE_DATABASE_URL": f"sqlite:///{tmp_path / 'wfe.db'}",
+        "WFE_AGENT_MODULES": "workers.demo_agents",
+        "WFE_BROKER_URL": "embedded",
+    }
+    result = wfe(
+        "run", "config/workflows/ib-generation.json", "--input", '{"project_id": "p-9"}',
+        "--metadata", '{"work_seconds": 0.05}', "--json", env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["status"] == "completed" and document["percent_complete"] == 100.0
+    assert [s["name"] for s in document["steps"]] == ["enrich", "compose", "write", "validate", "assemble", "export"]
+    assert {s["name"]: s["attempts"] for s in document["steps"]}["write"] == 2  # a retried rate limit
+    assert document["output"] == {"export": {"files": ["p-9.pdf", "p-9.docx"]}}
+
+
+def test_wfe_run_exits_3_when_the_workflow_waits_for_a_person(tmp_path: Path) -> None:
+    env = {
+        "WFE_DATABASE_URL": f"sqlite:///{tmp_path / 'wfe.db'}",
+        "WFE_AGENT_MODULES": "workers.demo_agents",
+    }
+    result = wfe(
+        "run", "config/workflows/ib-review.yaml", "--input", '{"project_id": "p-3"}',
+        "--metadata", '{"work_seconds": 0.01, "no_flakes": true}', env=env,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "execution waiting: waiting for approve (human task)" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_wfe_run_refuses_unknown_agents_before_running_anything(tmp_path: Path) -> None:
+    env = {"WFE_DATABASE_URL": f"sqlite:///{tmp_path / 'wfe.db'}", "WFE_AGENT_MODULES": ""}
+    result = wfe("run", "config/workflows/ib-generation.json", env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("wfe: error: invalid workflow definition")
+    assert "unknown agent 'regdata'" in result.stderr
+    assert not (tmp_path / "wfe.db").exists() or "execution" not in result.stdout
