@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +21,11 @@ from workflow_engine.agents import REGISTRY, AgentRegistry
 from workflow_engine.clock import Clock
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
 from workflow_engine.coordinator.service import Coordinator
-from workflow_engine.core.states import SETTLED_EXECUTION
+from workflow_engine.core.states import SETTLED_EXECUTION, TERMINAL_EXECUTION
 from workflow_engine.definitions.loader import Source, load
 from workflow_engine.errors import ConfigurationError
 from workflow_engine.events import EventBus
+from workflow_engine.notify import Notifier, follow
 from workflow_engine.settings import Settings
 from workflow_engine.store import migrate
 from workflow_engine.store.database import is_sqlite
@@ -118,6 +119,7 @@ class Engine:
         self.coordinator = Coordinator(
             store, self.dispatcher, settings, self.events, agent_catalog=AgentCatalogue(store, registry)
         )
+        self.notifier = Notifier(store)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, clock: Clock | None = None) -> Engine:
@@ -126,6 +128,7 @@ class Engine:
         return cls(settings, open_store(settings, clock))
 
     def close(self) -> None:
+        self.notifier.stop()
         self.store.dispose()
 
     def __enter__(self) -> Engine:
@@ -159,6 +162,7 @@ class Engine:
         mode: str = "auto",
         owner_id: int | None = None,
         actor: str = "api",
+        visible_to: int | None = None,
     ) -> ExecutionView:
         """Start an execution of ``workflow`` (its latest version unless ``version``)."""
         record = self.coordinator.start(
@@ -170,6 +174,7 @@ class Engine:
             mode=mode,
             owner_id=owner_id,
             actor=actor,
+            visible_to=visible_to,
         )
         return execution_view(record)
 
@@ -216,6 +221,28 @@ class Engine:
         """The state transitions of an execution and its steps, oldest first."""
         self.store.get_execution(execution_id, owner_id)
         return self.store.events(execution_id, after_id)
+
+    def follow(
+        self,
+        execution_id: str,
+        after_id: int = 0,
+        owner_id: int | None = None,
+        settled: bool = False,
+        stopped: Callable[[], bool] = lambda: False,
+    ) -> Iterator[EventRecord]:
+        """The execution's events as they happen (history first), until it is terminal, or
+        until it is terminal or waiting when ``settled``."""
+        self.store.get_execution(execution_id, owner_id)
+        statuses = SETTLED_EXECUTION if settled else TERMINAL_EXECUTION
+        return follow(
+            self.store,
+            self.notifier,
+            execution_id,
+            after_id,
+            self.settings.events_poll_interval,
+            until_settled=lambda status: status in statuses,
+            stopped=stopped,
+        )
 
     # control
 

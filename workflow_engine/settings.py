@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_JWT_SECRET = "change-me-in-production"
+DEFAULT_JWT_SECRET = "development-only-secret-set-WFE_JWT_SECRET-in-production"
 EMBEDDED_BROKER = "embedded"
 
 
@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     max_request_bytes: int = Field(default=1024 * 1024, gt=0)
+    # a static bearer token Prometheus scrapes GET /metrics with (JWTs expire)
+    metrics_token: SecretStr | None = None
 
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"

@@ -124,4 +124,28 @@ def _run_reconciler_with_worker(app: Any, settings: Settings) -> None:
             holder["reconciler"].stop()
 
 
-COMMANDS = [worker, coordinator]
+@click.command()
+@click.option("--host", help="Address to listen on (default: WFE_API_HOST).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default: WFE_API_PORT).")
+@click.option("--loglevel", "-l", help="Log level (default: WFE_LOG_LEVEL).")
+@click.pass_obj
+def api(settings: Settings, host: str | None, port: int | None, loglevel: str | None) -> None:
+    """Serve the REST API (docs at /api/docs)."""
+    import uvicorn
+
+    from workflow_engine.api.app import create_app
+
+    level = (loglevel or settings.log_level).lower()
+    logs.configure(level, settings.log_format)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=host or settings.api_host,
+        port=settings.api_port if port is None else port,
+        log_level=level,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+COMMANDS = [worker, coordinator, api]

@@ -40,7 +40,6 @@ def follow(
     execution_id: str,
     console: Console,
     timeout: float | None = None,
-    poll: float = 0.1,
     still_running: Callable[[], str | None] | None = None,
 ) -> ExecutionView:
     """Print each transition as it happens, with a progress bar, until the execution settles.
@@ -48,27 +47,27 @@ def follow(
     ``still_running`` reports a reason to stop early (a worker that died), or None.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    last_event = 0
+    problem: list[str] = []
+
+    def stopped() -> bool:
+        reason = still_running() if still_running else None
+        if reason:
+            problem.append(reason)
+        return bool(reason) or (deadline is not None and time.monotonic() > deadline)
+
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task(execution_id[:8], total=100)
-        while True:
-            for event in engine.history(execution_id, after_id=last_event):
-                last_event = event.id
-                console.print(describe(event))
+        for event in engine.follow(execution_id, settled=True, stopped=stopped):
+            console.print(describe(event))
             view = engine.get(execution_id, include_steps=False)
-            current = ", ".join(engine.get(execution_id).current_steps) or view.status
-            progress.update(bar, completed=view.percent_complete, description=f"{execution_id[:8]} {current}")
-            if view.status in SETTLED_EXECUTION:
-                for event in engine.history(execution_id, after_id=last_event):
-                    console.print(describe(event))
-                return engine.get(execution_id)
-            problem = still_running() if still_running else None
-            if problem:
-                raise RuntimeError(problem)
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"execution {execution_id} is still {view.status} after {timeout}s")
-            time.sleep(poll)
+            progress.update(bar, completed=view.percent_complete)
+    if problem:
+        raise RuntimeError(problem[0])
+    final = engine.get(execution_id)
+    if final.status not in SETTLED_EXECUTION:
+        raise TimeoutError(f"execution {execution_id} is still {final.status} after {timeout}s")
+    return final
 
 
 def summary(view: ExecutionView) -> Table:

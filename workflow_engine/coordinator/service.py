@@ -27,6 +27,7 @@ from workflow_engine.definitions.schemas import check_data
 from workflow_engine.definitions.validation import unknown_agents
 from workflow_engine.errors import Conflict, DefinitionError, ExecutionNotFound, InputError, Problem
 from workflow_engine.events import EventBus
+from workflow_engine.notify import notify
 from workflow_engine.settings import Settings
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
@@ -110,11 +111,13 @@ class Coordinator:
         idempotency_key: str | None = None,
         mode: str = "auto",
         actor: str = "system",
+        visible_to: int | None = None,
     ) -> ExecutionRecord:
         """Create an execution and dispatch its first steps; the same idempotency key (per owner)
-        returns the execution it started first."""
+        returns the execution it started first. ``visible_to`` limits which workflows may be run
+        (None: any)."""
         owner = owner_id if owner_id is not None else self.store.system_user_id()
-        record = self.store.get_workflow(workflow, version, visible_to=owner_id)
+        record = self.store.get_workflow(workflow, version, visible_to=visible_to)
         definition = self.definitions.get(record.id)
         data = {} if input_data is None else input_data
         check_data(definition.input_schema, data, "input_data")
@@ -220,6 +223,7 @@ class Coordinator:
                 "created_at": tx.now,
             }
             tx.insert_events([event])
+            notify(tx.connection, row.execution_id)
             checkpoint = tx.latest_checkpoint(row.execution_id, row.step_name) if row.attempt > 1 else None
         self.events.publish([event])
         return Claim(

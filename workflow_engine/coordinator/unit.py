@@ -28,6 +28,7 @@ from workflow_engine.core.states import (
 from workflow_engine.coordinator.dispatch import Dispatch, task_id
 from workflow_engine.definitions.model import StepDefinition, StepType, WorkflowDefinition
 from workflow_engine.errors import ExpressionError
+from workflow_engine.notify import notify
 from workflow_engine.settings import Settings
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 from workflow_engine.store.transaction import Tx
@@ -426,7 +427,9 @@ class Unit:
             **self.changes,
         }
         self.tx.update_execution(self.id, values)
-        self.tx.insert_events(self.events)
+        if self.events:
+            self.tx.insert_events(self.events)
+            notify(self.tx.connection, self.id)
 
     def summary(self) -> Mapping[str, Any]:
         return {"status": self.status, **self.counts}

@@ -1,0 +1,85 @@
+"""The event bus: in-process hooks, and live followers woken by PostgreSQL notifications."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tests.support.harness import Harness
+from workflow_engine.definitions import WorkflowBuilder
+from workflow_engine.notify import Notifier, follow
+from workflow_engine.store.records import EventRecord
+
+
+def test_in_process_subscribers_see_every_transition_after_commit(harness: Harness) -> None:
+    seen: list[dict[str, Any]] = []
+    unsubscribe = harness.coordinator.events.subscribe(seen.append)
+    harness.register(WorkflowBuilder("hooked").agent("a"))
+    view = harness.run("hooked")
+    stored = [(e.step_name, e.to_status) for e in harness.store.events(view.id)]
+    assert [(e["step_name"], e["to_status"]) for e in seen] == stored
+    unsubscribe()
+    harness.run("hooked")
+    assert len(seen) == len(stored)
+
+
+def test_a_failing_subscriber_does_not_break_the_execution(harness: Harness) -> None:
+    harness.coordinator.events.subscribe(lambda event: 1 / 0)
+    harness.register(WorkflowBuilder("robust").agent("a"))
+    assert harness.run("robust").status == "completed"
+
+
+def test_followers_get_the_history_then_live_events_until_the_end(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("live").agent("a").agent("b"))
+    record = harness.start("live")
+    notifier = Notifier(harness.store)
+    got: list[EventRecord] = []
+    arrived = threading.Event()
+    # a long poll interval: on PostgreSQL only a notification can wake the follower in time
+    poll = 30.0 if harness.store.dialect == "postgresql" else 0.05
+
+    def consume() -> None:
+        for event in follow(harness.store, notifier, record.id, poll_interval=poll):
+            got.append(event)
+            arrived.set()
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    assert arrived.wait(5)  # the history so far
+    if harness.store.dialect == "postgresql":
+        assert notifier.listening.wait(5)
+    before = len(got)
+    began = time.monotonic()
+    harness.deliver_one()  # step a runs: new events commit
+    while len(got) == before and time.monotonic() - began < 5:
+        time.sleep(0.01)
+    assert len(got) > before
+    assert time.monotonic() - began < 2
+    harness.work()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert [e.id for e in got] == [e.id for e in harness.store.events(record.id)]
+    assert got[-1].to_status == "completed"
+    notifier.stop()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_notifications_reach_listeners_only_on_commit(harness: Harness) -> None:
+    notifier = Notifier(harness.store)
+    woken = threading.Event()
+    notifier.subscribe("exec-1", woken.set)
+    assert notifier.listening.wait(5)
+    from workflow_engine.notify import notify
+
+    with pytest.raises(RuntimeError):
+        with harness.store.transaction() as tx:
+            notify(tx.connection, "exec-1")
+            raise RuntimeError("rolled back")
+    assert not woken.wait(0.5)
+    with harness.store.transaction() as tx:
+        notify(tx.connection, "exec-1")
+    assert woken.wait(5)
+    notifier.stop()

@@ -1,0 +1,62 @@
+"""The FastAPI application: every route under /api/v1, docs at /api/docs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from workflow_engine.api import errors
+from workflow_engine.api.auth import Tokens
+from workflow_engine.api.limits import BodyLimit
+from workflow_engine.api.routes import auth, executions, monitoring, workflows
+from workflow_engine.engine import Engine
+from workflow_engine.errors import ConfigurationError
+from workflow_engine.metrics import api_registry
+from workflow_engine.settings import DEFAULT_JWT_SECRET, Settings
+
+MIN_PRODUCTION_SECRET = 32
+
+
+def check_secret(settings: Settings) -> None:
+    """Production refuses the default secret, or one too short to resist guessing."""
+    if settings.environment != "production":
+        return
+    secret = settings.jwt_secret.get_secret_value()
+    if secret == DEFAULT_JWT_SECRET or len(secret) < MIN_PRODUCTION_SECRET:
+        raise ConfigurationError(
+            f"WFE_JWT_SECRET must be set to a secret of at least {MIN_PRODUCTION_SECRET} characters in production"
+        )
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or (engine.settings if engine else Settings())
+    check_secret(settings)
+    engine = engine or Engine.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="Workflow Engine",
+        version="1",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        description="Versioned DAG workflows run on Celery, durable in the database.",
+    )
+    app.state.engine = engine
+    app.state.tokens = Tokens(settings)
+    app.state.registry = api_registry(engine.store)
+    errors.install(app)
+    api = APIRouter(prefix="/api/v1")
+    for module in (auth, workflows, executions, monitoring):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(monitoring.router, include_in_schema=False)  # /health and /metrics at the root too
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    return app

@@ -1,0 +1,51 @@
+"""Dependencies shared by the routes: the engine, and who is calling (checked in one place)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from workflow_engine.api.auth import Principal, Tokens
+from workflow_engine.engine import Engine
+from workflow_engine.errors import AuthenticationFailed, UserNotFound
+
+bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/token")
+
+
+def engine_of(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def tokens_of(request: Request) -> Tokens:
+    tokens: Tokens = request.app.state.tokens
+    return tokens
+
+
+EngineDep = Annotated[Engine, Depends(engine_of)]
+TokensDep = Annotated[Tokens, Depends(tokens_of)]
+
+
+async def current_user(
+    engine: EngineDep,
+    tokens: TokensDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """The caller of a valid access token whose user still exists and is active."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationFailed("missing bearer token")
+    claims = tokens.verify(credentials.credentials, "access")
+    try:
+        user = await run_in_threadpool(engine.store.get_user_by_id, int(claims["sub"]))
+    except UserNotFound:
+        raise AuthenticationFailed("unknown user") from None
+    if not user.active:
+        raise AuthenticationFailed("user disabled")
+    return Principal(user.id, user.username, user.role)
+
+
+User = Annotated[Principal, Depends(current_user)]
+WRITERS = ("admin", "operator")

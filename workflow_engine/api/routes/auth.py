@@ -1,0 +1,86 @@
+"""POST /auth/token and /auth/refresh."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pydantic
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from workflow_engine.api.auth import TokenPair
+from workflow_engine.api.deps import EngineDep, TokensDep
+from workflow_engine.api.schemas import Credentials, RefreshRequest, TokenOut
+from workflow_engine.errors import AuthenticationFailed, InputError, Problem, UserNotFound
+from workflow_engine.users import authenticate
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+_FORM = "application/x-www-form-urlencoded"
+_TOKEN_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": Credentials.model_json_schema()},
+            _FORM: {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["password"]},
+                        "username": {"type": "string"},
+                        "password": {"type": "string"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+def _out(pair: TokenPair) -> TokenOut:
+    return TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
+
+
+async def _credentials(request: Request) -> Credentials:
+    """Credentials from an OAuth2 password form or a JSON body."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw: Any
+    if content_type in (_FORM, "multipart/form-data"):
+        form = await request.form()
+        raw = {key: form.get(key) for key in ("username", "password")}
+        grant = form.get("grant_type")
+        if grant not in (None, "", "password"):
+            raise InputError("credentials", [Problem("grant_type", "only 'password' is supported")])
+    else:
+        try:
+            raw = json.loads(await request.body() or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise InputError("credentials", [Problem("body", "not valid JSON")]) from None
+    try:
+        return Credentials.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        problems = [Problem(".".join(str(p) for p in e["loc"]) or "body", e["msg"]) for e in exc.errors()]
+        raise InputError("credentials", problems) from None
+
+
+@router.post("/token", response_model=TokenOut, openapi_extra=_TOKEN_BODY)
+async def token(request: Request, engine: EngineDep, tokens: TokensDep) -> TokenOut:
+    """Exchange a username and password for an access token and a refresh token."""
+    credentials = await _credentials(request)
+    user = await run_in_threadpool(authenticate, engine.store, credentials.username, credentials.password)
+    return _out(tokens.issue(user))
+
+
+@router.post("/refresh", response_model=TokenOut)
+async def refresh(body: RefreshRequest, engine: EngineDep, tokens: TokensDep) -> TokenOut:
+    """A new token pair for a valid refresh token."""
+    claims = tokens.verify(body.refresh_token, "refresh")
+    try:
+        user = await run_in_threadpool(engine.store.get_user_by_id, int(claims["sub"]))
+    except UserNotFound:
+        raise AuthenticationFailed("unknown user") from None
+    if not user.active:
+        raise AuthenticationFailed("user disabled")
+    return _out(tokens.issue(user))

@@ -1,0 +1,259 @@
+"""Executions: start, list, read, logs, control, human tasks, and live events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Header, Path, Query
+from fastapi.responses import JSONResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+from workflow_engine.api.deps import WRITERS, EngineDep, User
+from workflow_engine.api.schemas import (
+    CancelRequest,
+    CompleteRequest,
+    ErrorOut,
+    EventOut,
+    ExecutionOut,
+    ExecutionPage,
+    HumanTaskOut,
+    LogOut,
+    RetryRequest,
+    StartRequest,
+    Started,
+)
+from workflow_engine.core.states import ExecutionStatus
+from workflow_engine.engine import Engine
+from workflow_engine.monitoring import open_tasks
+from workflow_engine.notify import EventCursor
+from workflow_engine.store.repository import ExecutionQuery
+
+router = APIRouter(tags=["executions"])
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 404, 409, 422)}
+ExecutionId = Annotated[str, Path(min_length=1, max_length=36)]
+KEEPALIVE_SECONDS = 15.0
+
+
+@router.post("/executions", status_code=202, response_model=Started, responses=ERRORS)
+def start(user: User, engine: EngineDep, body: StartRequest) -> JSONResponse:
+    """Start an execution; its input is checked against the workflow's input schema first."""
+    user.require(*WRITERS)
+    view = engine.start(
+        body.workflow,
+        body.input_data,
+        body.metadata,
+        version=body.version,
+        idempotency_key=body.idempotency_key,
+        mode=body.mode,
+        owner_id=user.user_id,
+        actor=user.username,
+        visible_to=user.owner_filter,
+    )
+    return JSONResponse(Started(execution_id=view.id, status=view.status).model_dump(), status_code=202)
+
+
+@router.get("/executions", response_model=ExecutionPage, responses=ERRORS)
+def list_executions(
+    user: User,
+    engine: EngineDep,
+    workflow: Annotated[str | None, Query(max_length=100)] = None,
+    status: ExecutionStatus | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> ExecutionPage:
+    """Executions, newest first, with the total that match."""
+    query = ExecutionQuery(
+        owner_id=user.owner_filter,
+        workflow=workflow,
+        status=status.value if status else None,
+        created_after=created_after,
+        created_before=created_before,
+        limit=limit,
+        offset=offset,
+    )
+    views, total = engine.list(query)
+    return ExecutionPage(total=total, limit=limit, offset=offset, items=[ExecutionOut.of(v) for v in views])
+
+
+@router.get("/executions/{execution_id}", response_model=ExecutionOut, responses=ERRORS)
+def get_execution(
+    user: User,
+    engine: EngineDep,
+    execution_id: ExecutionId,
+    include_steps: bool = True,
+    include_events: bool = False,
+) -> ExecutionOut:
+    view = engine.get(execution_id, user.owner_filter, include_steps=include_steps)
+    events = engine.history(execution_id, owner_id=user.owner_filter) if include_events else None
+    return ExecutionOut.of(view, events)
+
+
+@router.get("/executions/{execution_id}/logs", response_model=list[LogOut], responses=ERRORS)
+def logs(
+    user: User,
+    engine: EngineDep,
+    execution_id: ExecutionId,
+    step_name: Annotated[str | None, Query(max_length=100)] = None,
+    step_type: Literal["agent", "human", "timer"] | None = None,
+    has_error: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[LogOut]:
+    """Every attempt of every step, chronological, with its duration."""
+    entries = engine.logs(execution_id, step_name, step_type, has_error, limit, owner_id=user.owner_filter)
+    return [
+        LogOut(
+            id=e["id"],
+            step_name=e["step_name"],
+            step_type=e["step_type"],
+            agent=e["agent"],
+            attempt=e["attempt"],
+            status=e["status"],
+            superseded=e["superseded"],
+            input_data=e["input"],
+            output_data=e["output"],
+            error_type=e["error_type"],
+            error_message=e["error_message"],
+            error_code=e["error_code"],
+            worker=e["worker"],
+            completed_by=e["completed_by"],
+            timestamp=datetime.fromisoformat(e["started_at"] or e["queued_at"]),
+            started_at=datetime.fromisoformat(e["started_at"]) if e["started_at"] else None,
+            finished_at=datetime.fromisoformat(e["finished_at"]) if e["finished_at"] else None,
+            duration_ms=e["duration_ms"],
+        )
+        for e in entries
+    ]
+
+
+def _control(user: User, engine: Engine, execution_id: str, verb: str, **kwargs: Any) -> ExecutionOut:
+    user.require(*WRITERS)
+    action = getattr(engine, verb)
+    view = action(execution_id, actor=user.username, owner_id=user.owner_filter, **kwargs)
+    return ExecutionOut.of(view)
+
+
+@router.post("/executions/{execution_id}/cancel", response_model=ExecutionOut, responses=ERRORS)
+def cancel(
+    user: User, engine: EngineDep, execution_id: ExecutionId, body: CancelRequest | None = Body(default=None)
+) -> ExecutionOut:
+    """Cancel: nothing more is dispatched, queued tasks are revoked, running ones stopped."""
+    return _control(user, engine, execution_id, "cancel", reason=body.reason if body else None)
+
+
+@router.post("/executions/{execution_id}/pause", response_model=ExecutionOut, responses=ERRORS)
+def pause(user: User, engine: EngineDep, execution_id: ExecutionId) -> ExecutionOut:
+    """Pause: no new step starts; running steps finish and are recorded."""
+    return _control(user, engine, execution_id, "pause")
+
+
+@router.post("/executions/{execution_id}/resume", response_model=ExecutionOut, responses=ERRORS)
+def resume(user: User, engine: EngineDep, execution_id: ExecutionId) -> ExecutionOut:
+    return _control(user, engine, execution_id, "resume")
+
+
+@router.post("/executions/{execution_id}/next-step", response_model=ExecutionOut, responses=ERRORS)
+def next_step(user: User, engine: EngineDep, execution_id: ExecutionId) -> ExecutionOut:
+    """Step mode: dispatch the next ready step."""
+    return _control(user, engine, execution_id, "next_step")
+
+
+@router.post("/executions/{execution_id}/retry", response_model=ExecutionOut, responses=ERRORS)
+def retry(
+    user: User, engine: EngineDep, execution_id: ExecutionId, body: RetryRequest | None = Body(default=None)
+) -> ExecutionOut:
+    """Run the failed step (or ``from_step``) and everything after it again."""
+    return _control(user, engine, execution_id, "retry", from_step=body.from_step if body else None)
+
+
+@router.post("/executions/{execution_id}/steps/{step}/complete", response_model=ExecutionOut, responses=ERRORS)
+def complete(
+    user: User,
+    engine: EngineDep,
+    execution_id: ExecutionId,
+    body: CompleteRequest,
+    step: Annotated[str, Path(min_length=1, max_length=100)],
+) -> ExecutionOut:
+    """Complete a human task (or a step waiting for a fix) with data; invalid data changes nothing."""
+    user.require(*WRITERS)
+    view = engine.complete_human_task(
+        execution_id, step, body.data, user_id=user.username, role=user.role, owner_id=user.owner_filter
+    )
+    return ExecutionOut.of(view)
+
+
+@router.get("/human-tasks", response_model=list[HumanTaskOut], responses=ERRORS)
+def human_tasks(
+    user: User, engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[HumanTaskOut]:
+    """Steps waiting for a person: open human tasks and steps waiting for a fix."""
+    tasks = []
+    for run, execution in open_tasks(engine.store, user.owner_filter, limit):
+        definition = engine.coordinator.definitions.get(execution.workflow_id)
+        step = definition.step(run.step_name)
+        error = {"type": run.error_type, "message": run.error_message, "code": run.error_code} if run.error_type else None
+        tasks.append(
+            HumanTaskOut(
+                execution_id=execution.id,
+                workflow=execution.workflow_name,
+                version=execution.workflow_version,
+                step=run.step_name,
+                kind="human" if run.step_type == "human" else "fix",
+                description=step.description,
+                assignees=list(step.assignees),
+                input_schema=step.input_schema,
+                error=error,
+                waiting_since=run.finished_at or run.started_at,
+            )
+        )
+    return tasks
+
+
+async def visible_execution(user: User, engine: EngineDep, execution_id: ExecutionId) -> str:
+    """The execution id, once the caller is known to see it (checked before a stream starts)."""
+    await run_in_threadpool(engine.store.get_execution, execution_id, user.owner_filter)
+    return execution_id
+
+
+@router.get(
+    "/executions/{execution_id}/events",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **ERRORS},
+)
+async def events(
+    engine: EngineDep,
+    execution_id: Annotated[str, Depends(visible_execution)],
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """Server-sent events: the history so far, then each transition live, until the end."""
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    cursor = EventCursor(engine.store, execution_id, after)
+    loop = asyncio.get_running_loop()
+    woken = asyncio.Event()
+    unsubscribe = engine.notifier.subscribe(execution_id, lambda: loop.call_soon_threadsafe(woken.set))
+    poll = engine.settings.events_poll_interval
+    quiet = 0.0
+    try:
+        while True:
+            woken.clear()
+            batch, done = await run_in_threadpool(cursor.poll)
+            for event in batch:
+                yield ServerSentEvent(data=EventOut.of(event).model_dump(mode="json"), event="transition", id=str(event.id))
+            if done:
+                yield ServerSentEvent(data={"execution_id": execution_id, "status": cursor.status}, event="end")
+                return
+            quiet = 0.0 if batch else quiet + poll
+            if quiet >= KEEPALIVE_SECONDS:
+                quiet = 0.0
+                yield ServerSentEvent(comment="keep-alive")
+            try:
+                await asyncio.wait_for(woken.wait(), poll)
+            except TimeoutError:
+                pass
+    finally:
+        unsubscribe()

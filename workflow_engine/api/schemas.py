@@ -1,0 +1,239 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflow_engine.store.records import EventRecord, WorkflowRecord
+from workflow_engine.views import ExecutionView, StepView
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Credentials(Strict):
+    username: str = Field(min_length=1, max_length=150)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class RefreshRequest(Strict):
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class WorkflowVersionOut(BaseModel):
+    name: str
+    version: str
+    description: str
+    steps: int
+    created_at: datetime
+    definition: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, record: WorkflowRecord, with_definition: bool = False) -> WorkflowVersionOut:
+        return cls(
+            name=record.name,
+            version=record.version,
+            description=record.description,
+            steps=len(record.document["steps"]),
+            created_at=record.created_at,
+            definition=record.document if with_definition else None,
+        )
+
+
+class WorkflowOut(BaseModel):
+    name: str
+    description: str
+    latest_version: str
+    versions: list[str]
+    definition: dict[str, Any] | None = None
+
+
+Mode = Literal["auto", "step"]
+Key = Field(default=None, min_length=1, max_length=255)
+
+
+class ExecuteRequest(Strict):
+    """Start an execution of the workflow named in the path."""
+
+    input_data: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    version: str | None = Field(default=None, max_length=64)
+    idempotency_key: str | None = Key
+    mode: Mode = "auto"
+
+
+class StartRequest(ExecuteRequest):
+    workflow: str = Field(min_length=1, max_length=100)
+
+
+class Started(BaseModel):
+    execution_id: str
+    status: str
+
+
+class StepOut(BaseModel):
+    name: str
+    type: str
+    status: str
+    attempts: int
+    duration_ms: int | None
+    error: dict[str, Any] | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, step: StepView) -> StepOut:
+        return cls(
+            name=step.name,
+            type=step.type,
+            status=step.status,
+            attempts=step.attempts,
+            duration_ms=step.duration_ms,
+            error=step.error,
+            started_at=step.started_at,
+            finished_at=step.finished_at,
+        )
+
+
+class EventOut(BaseModel):
+    id: int
+    step_name: str | None
+    attempt: int | None
+    from_status: str | None
+    to_status: str
+    actor: str
+    reason: str | None
+    details: dict[str, Any] | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, event: EventRecord) -> EventOut:
+        return cls(
+            id=event.id,
+            step_name=event.step_name,
+            attempt=event.attempt,
+            from_status=event.from_status,
+            to_status=event.to_status,
+            actor=event.actor,
+            reason=event.reason,
+            details=event.details,
+            created_at=event.created_at,
+        )
+
+
+class ExecutionOut(BaseModel):
+    execution_id: str
+    workflow: str
+    version: str
+    status: str
+    mode: str
+    percent_complete: float
+    current_steps: list[str] | None = None
+    input_data: dict[str, Any]
+    metadata: dict[str, Any]
+    output: dict[str, Any] | None
+    error: dict[str, Any] | None
+    retries: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    steps: list[StepOut] | None = None
+    events: list[EventOut] | None = None
+
+    @classmethod
+    def of(cls, view: ExecutionView, events: list[EventRecord] | None = None) -> ExecutionOut:
+        return cls(
+            execution_id=view.id,
+            workflow=view.workflow,
+            version=view.version,
+            status=view.status,
+            mode=view.mode,
+            percent_complete=view.percent_complete,
+            current_steps=view.current_steps if view.steps else None,
+            input_data=view.input,
+            metadata=view.metadata,
+            output=view.output,
+            error=view.error,
+            retries=view.retries,
+            created_at=view.created_at,
+            started_at=view.started_at,
+            finished_at=view.finished_at,
+            duration_ms=view.duration_ms,
+            steps=[StepOut.of(step) for step in view.steps] if view.steps else None,
+            events=[EventOut.of(e) for e in events] if events is not None else None,
+        )
+
+
+class ExecutionPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[ExecutionOut]
+
+
+class LogOut(BaseModel):
+    id: int
+    step_name: str
+    step_type: str
+    agent: str | None
+    attempt: int
+    status: str
+    superseded: bool
+    input_data: Any
+    output_data: Any
+    error_type: str | None
+    error_message: str | None
+    error_code: str | None
+    worker: str | None
+    completed_by: str | None
+    timestamp: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+
+
+class CancelRequest(Strict):
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class RetryRequest(Strict):
+    from_step: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class CompleteRequest(Strict):
+    data: dict[str, Any]
+
+
+class HumanTaskOut(BaseModel):
+    execution_id: str
+    workflow: str
+    version: str
+    step: str
+    kind: Literal["human", "fix"]
+    description: str
+    assignees: list[str]
+    input_schema: dict[str, Any] | None
+    error: dict[str, Any] | None
+    waiting_since: datetime | None
+
+
+class Problem(BaseModel):
+    location: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    detail: Any
+    problems: list[Problem] | None = None

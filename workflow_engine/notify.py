@@ -1,0 +1,171 @@
+"""Live events across processes: PostgreSQL LISTEN/NOTIFY wakes followers of the events table.
+
+Every transaction that writes events also sends ``NOTIFY wfe_events, '<execution id>'``; the
+notification is delivered only if the transaction commits, so a follower never hears of an
+event it cannot read. Followers read the events table (the source of truth) when woken, and at
+a poll interval in any case, so a missed notification only delays them. On SQLite there is no
+notification: followers poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import sqlalchemy as sa
+
+from workflow_engine.core.states import TERMINAL_EXECUTION
+from workflow_engine.store.records import EventRecord
+from workflow_engine.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "wfe_events"
+Waker = Callable[[], None]
+
+
+class Notifier:
+    """One LISTEN connection per process, fanning notifications out to waiting followers."""
+
+    def __init__(self, store: Store, reconnect_after: float = 1.0) -> None:
+        self.store = store
+        self.reconnect_after = reconnect_after
+        self._wakers: dict[str, set[Waker]] = defaultdict(set)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.listening = threading.Event()
+
+    @property
+    def supported(self) -> bool:
+        return self.store.dialect == "postgresql"
+
+    def subscribe(self, execution_id: str, wake: Waker) -> Callable[[], None]:
+        """Call ``wake`` (from another thread) whenever ``execution_id`` has new events."""
+        self._ensure_started()
+        with self._lock:
+            self._wakers[execution_id].add(wake)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                wakers = self._wakers.get(execution_id)
+                if wakers is not None:
+                    wakers.discard(wake)
+                    if not wakers:
+                        del self._wakers[execution_id]
+
+        return unsubscribe
+
+    def _ensure_started(self) -> None:
+        if self.supported and self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._listen, name="wfe-notifier", daemon=True)
+                    self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                raw = self.store.engine.raw_connection()
+            except Exception:
+                log.warning("event listener cannot connect; retrying", exc_info=True)
+                self._stop.wait(self.reconnect_after)
+                continue
+            try:
+                connection: Any = raw.driver_connection
+                connection.autocommit = True
+                with connection.cursor() as cursor:
+                    cursor.execute(f"LISTEN {CHANNEL}")
+                self.listening.set()
+                while not self._stop.is_set():
+                    ready, _, _ = select.select([connection], [], [], 1.0)
+                    if not ready:
+                        continue
+                    connection.poll()
+                    while connection.notifies:
+                        self._wake(connection.notifies.pop(0).payload)
+            except Exception:
+                log.warning("event listener lost its connection; reconnecting", exc_info=True)
+                self.listening.clear()
+                self._stop.wait(self.reconnect_after)
+            finally:
+                try:
+                    raw.invalidate()
+                except Exception:
+                    log.debug("closing the listener connection failed", exc_info=True)
+
+    def _wake(self, execution_id: str) -> None:
+        with self._lock:
+            wakers = list(self._wakers.get(execution_id, ()))
+        for wake in wakers:
+            wake()
+
+
+def notify(connection: sa.Connection, execution_id: str) -> None:
+    """Announce new events of ``execution_id``, delivered when the transaction commits."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": execution_id})
+
+
+class EventCursor:
+    """Reads an execution's new events; knows when there will be no more."""
+
+    def __init__(
+        self,
+        store: Store,
+        execution_id: str,
+        after_id: int = 0,
+        finished: Callable[[str], bool] = lambda status: status in TERMINAL_EXECUTION,
+    ) -> None:
+        self.store = store
+        self.execution_id = execution_id
+        self.after_id = after_id
+        self.finished = finished
+        self.status: str | None = None
+
+    def poll(self) -> tuple[list[EventRecord], bool]:
+        """Events since the last poll, and whether the execution has reached its end.
+
+        The status is read before the events, so events committed with a final status are
+        read in the same poll that sees it.
+        """
+        self.status = self.store.get_execution(self.execution_id).status
+        events = self.store.events(self.execution_id, self.after_id)
+        if events:
+            self.after_id = events[-1].id
+        return events, self.finished(self.status)
+
+
+def follow(
+    store: Store,
+    notifier: Notifier,
+    execution_id: str,
+    after_id: int = 0,
+    poll_interval: float = 0.5,
+    until_settled: Callable[[str], bool] | None = None,
+    stopped: Callable[[], bool] = lambda: False,
+) -> Iterator[EventRecord]:
+    """The execution's events after ``after_id``: the history, then live ones as they commit.
+
+    Ends once the execution is terminal and every event has been given (or ``stopped()``).
+    """
+    cursor = EventCursor(store, execution_id, after_id, until_settled or (lambda s: s in TERMINAL_EXECUTION))
+    woken = threading.Event()
+    unsubscribe = notifier.subscribe(execution_id, woken.set)
+    try:
+        while not stopped():
+            woken.clear()
+            events, done = cursor.poll()
+            yield from events
+            if done:
+                return
+            woken.wait(poll_interval)
+    finally:
+        unsubscribe()
