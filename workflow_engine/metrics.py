@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from workflow_engine.coordinator.outcomes import Claim
 from workflow_engine.store import schema as t
 from workflow_engine.store.repository import Store
 
@@ -35,6 +36,16 @@ QUEUE_WAIT = Histogram(
     buckets=DURATION_BUCKETS,
 )
 RETRIES = Counter("wfe_step_retries", "Attempts that failed transiently and were retried", ["agent"])
+
+
+def observe_attempt(claim: Claim, duration_ms: int, result: str) -> None:
+    """Count one finished attempt (called by the worker that ran it)."""
+    agent = claim.step.agent or claim.step.name
+    STEP_ATTEMPTS.labels(agent, result).inc()
+    STEP_DURATION.labels(agent).observe(duration_ms / 1000)
+    QUEUE_WAIT.labels(agent).observe(max(0.0, (claim.started_at - claim.due_at).total_seconds()))
+    if result == "retrying":
+        RETRIES.labels(agent).inc()
 
 
 class StoreCollector(Collector):

@@ -136,6 +136,12 @@ class LocalCluster:
         self.processes.append(process)
         return process
 
+    def start_flower(self, port: int, *extra: str, name: str = "flower") -> Process:
+        argv = self._wfe("flower", "--port", str(port), *extra)
+        process = Process(name, argv, self.env, self.log_dir / f"{name}.log", self.cwd).start()
+        self.processes.append(process)
+        return process
+
     def start_api(self, port: int, name: str = "api") -> Process:
         argv = self._wfe("api", "--host", "127.0.0.1", "--port", str(port))
         process = Process(name, argv, self.env, self.log_dir / f"{name}.log", self.cwd).start()

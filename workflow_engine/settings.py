@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     # a static bearer token Prometheus scrapes GET /metrics with (JWTs expire)
     metrics_token: SecretStr | None = None
 
+    task_events: bool = True  # Celery task events, for Flower
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
 

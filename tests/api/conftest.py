@@ -72,6 +72,7 @@ def api_factory(new_database_url: Callable[[str], str]) -> Iterator[Callable[...
     yield make
     for api in made:
         api.client.close()
+        api.engine.notifier.stop()
         api.harness.close()
 
 

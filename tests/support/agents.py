@@ -99,3 +99,10 @@ def finisher(ctx: AgentContext) -> dict[str, Any]:
         with open(ledger, "a") as handle:
             handle.write(f"{ctx.execution_id} {ctx.step_name} finished\n")
     return {"finished": True}
+
+
+@agent("chatty")
+def chatty(ctx: AgentContext) -> dict[str, Any]:
+    """Logs a line: it must carry the execution id and the step."""
+    ctx.log.info("working on %s", ctx.step_name)
+    return {"logged": True}

@@ -8,6 +8,7 @@ import traceback
 
 import click
 import pydantic
+from pydantic_settings import SettingsError
 
 from workflow_engine import errors
 from workflow_engine.cli.output import EXIT_FAILED, EXIT_USAGE, fail, print_json
@@ -49,6 +50,8 @@ def exit_code_for(error: BaseException) -> int:
 
 
 def _describe(error: BaseException) -> str:
+    if isinstance(error, SettingsError):
+        return f"invalid setting: {error}"
     if isinstance(error, pydantic.ValidationError):
         first = error.errors()[0]
         name = "WFE_" + "_".join(str(p) for p in first["loc"]).upper()
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(exc.format_message(), exc.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
-    except (errors.WorkflowEngineError, pydantic.ValidationError, OSError) as exc:
+    except (errors.WorkflowEngineError, pydantic.ValidationError, SettingsError, OSError) as exc:
         _fail_with(exc, exit_code_for(exc), args)
     except Exception as exc:
         _fail_with(exc, EXIT_FAILED, args, prefix="internal error: ")

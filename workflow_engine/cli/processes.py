@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import click
+from celery.utils.nodenames import default_nodename, host_format
 
 from workflow_engine import logs
 from workflow_engine.agents import load_modules
@@ -35,6 +36,7 @@ def _split(text: str | None) -> tuple[str, ...]:
 )
 @click.option("--hostname", "-n", help="Worker node name (Celery's -n).")
 @click.option("--loglevel", "-l", help="Log level (default: WFE_LOG_LEVEL).")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus metrics on this port.")
 @click.pass_obj
 def worker(
     settings: Settings,
@@ -44,8 +46,15 @@ def worker(
     pool: str,
     hostname: str | None,
     loglevel: str | None,
+    metrics_port: int | None,
 ) -> None:
     """Run a Celery worker that executes steps with the loaded agents."""
+    port = metrics_port or settings.metrics_port
+    if port:
+        from workflow_engine.worker import exporter
+
+        exporter.prepare()
+        exporter.serve_when_ready(port)
     _importable_cwd()
     if agents is not None:
         settings = settings.with_overrides(agent_modules=_split(agents))
@@ -56,14 +65,15 @@ def worker(
 
     app = create_celery_app(settings)
     names = [settings.steps_queue, *(queue_name(settings, q) for q in _split(queues))]
-    argv = ["worker", "-Q", ",".join(names), "-P", pool, "-l", (loglevel or settings.log_level).upper()]
-    argv += ["--without-gossip", "--without-mingle"]
-    workers = concurrency or settings.worker_concurrency
-    if workers:
-        argv += ["-c", str(workers)]
-    if hostname:
-        argv += ["-n", hostname]
-    app.worker_main(argv)
+    _run_celery_worker(
+        app,
+        settings,
+        queues=names,
+        pool=pool,
+        concurrency=concurrency or settings.worker_concurrency,
+        hostname=hostname,
+        loglevel=loglevel,
+    )
 
 
 @click.command()
@@ -98,11 +108,56 @@ def coordinator(
     open_store(settings).dispose()
     _run_reconciler_with_worker(app, settings)
     queues = [settings.coordinator_queue, *([settings.intake_queue] if settings.intake_queue else [])]
-    argv = ["worker", "-Q", ",".join(queues), "-P", "threads", "-c", str(concurrency)]
-    argv += ["-l", (loglevel or settings.log_level).upper(), "--without-gossip", "--without-mingle"]
+    _run_celery_worker(
+        app, settings, queues=queues, pool="threads", concurrency=concurrency, hostname=hostname, loglevel=loglevel
+    )
+
+
+def _run_celery_worker(  # noqa: PLR0913
+    app: Any,
+    settings: Settings,
+    *,
+    queues: list[str],
+    pool: str,
+    concurrency: int | None,
+    hostname: str | None,
+    loglevel: str | None,
+) -> None:
+    """A Celery worker consuming ``queues``; no banner when logging JSON (every line parses)."""
+    options: dict[str, Any] = {
+        "queues": queues,
+        "pool_cls": pool,
+        "loglevel": (loglevel or settings.log_level).upper(),
+        "without_gossip": True,
+        "without_mingle": True,
+        "quiet": settings.log_format == "json",
+    }
+    if concurrency:
+        options["concurrency"] = concurrency
     if hostname:
-        argv += ["-n", hostname]
-    app.worker_main(argv)
+        options["hostname"] = host_format(default_nodename(hostname))
+    worker = app.Worker(**options)
+    worker.start()
+    sys.exit(worker.exitcode)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--port", type=click.IntRange(1, 65535), default=5555, show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True)
+@click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def flower(settings: Settings, port: int, address: str, flower_args: tuple[str, ...]) -> None:
+    """Run Flower on the engine's Celery app; it turns task events on in the workers.
+
+    Step tasks are named after their workflow and step; their arguments carry the execution id.
+    Extra arguments go to Flower (for example --basic-auth=user:password).
+    """
+    _importable_cwd()
+    logs.configure(settings.log_level, settings.log_format)
+    from workflow_engine.worker.app import create_celery_app
+
+    app = create_celery_app(settings)
+    app.start(["flower", f"--port={port}", f"--address={address}", "--enable-events", *flower_args])
 
 
 def _run_reconciler_with_worker(app: Any, settings: Settings) -> None:
@@ -148,4 +203,4 @@ def api(settings: Settings, host: str | None, port: int | None, loglevel: str | 
     )
 
 
-COMMANDS = [worker, coordinator, api]
+COMMANDS = [worker, coordinator, api, flower]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from workflow_engine.core.retry import FailureKind
@@ -24,6 +25,8 @@ class Claim:
     checkpoint: Any
     worker: str
     retries: int
+    due_at: datetime  # when it could have started: queued, or the end of its backoff
+    started_at: datetime
 
     @property
     def idempotency_key(self) -> str:

@@ -238,15 +238,18 @@ class Coordinator:
             checkpoint=checkpoint,
             worker=worker,
             retries=row.retries,
+            due_at=max(row.queued_at, row.not_before or row.queued_at),
+            started_at=event["created_at"],
         )
 
-    def finish(self, claim: Claim, outcome: Outcome) -> bool:
-        """Record what the attempt gave and decide what follows; False if it was superseded."""
+    def finish(self, claim: Claim, outcome: Outcome) -> str:
+        """Record what the attempt gave and decide what follows; what became of the attempt
+        (``discarded`` if it was no longer current)."""
         with self.unit(claim.execution_id, actor=claim.worker) as unit:
-            applied = steps.finish_attempt(unit, claim, outcome)
-        if not applied:
+            result = steps.finish_attempt(unit, claim, outcome)
+        if result == steps.DISCARDED:
             log.info("result of %s:%s:%s discarded: no longer current", claim.execution_id, claim.step.name, claim.attempt)
-        return applied
+        return result
 
     def save_checkpoint(self, run_id: int, data: Any) -> None:
         with self.store.transaction() as tx:

@@ -16,10 +16,12 @@ S = StepStatus
 WORKER_LOST = "worker_lost"
 TIMEOUT = "timeout"
 TIMER_TOLERANCE = timedelta(seconds=1)
+DISCARDED = "discarded"
 
 
-def finish_attempt(unit: Unit, claim: Claim, outcome: Outcome) -> bool:
-    """Record an attempt's outcome and move on; False when the attempt was no longer current."""
+def finish_attempt(unit: Unit, claim: Claim, outcome: Outcome) -> str:
+    """Record an attempt's outcome and move on. Returns what became of the attempt: succeeded,
+    retrying, waiting, failed, or discarded (no longer current: cancelled, timed out, reset)."""
     step = claim.step
     values: dict[str, Any] = {"finished_at": unit.now, "duration_ms": outcome.duration_ms}
     details: dict[str, Any] | None = None
@@ -34,24 +36,26 @@ def finish_attempt(unit: Unit, claim: Claim, outcome: Outcome) -> bool:
         reason = f"{outcome.error_type}: {outcome.message}"
     values["status"] = status
     if not unit.tx.update_run(claim.run_id, values, expect=(S.RUNNING,), worker=claim.worker):
-        return False
+        return DISCARDED
     unit.count(step.type, S.RUNNING, status)
     unit.event(step.name, claim.attempt, S.RUNNING, status, reason, details, actor=claim.worker)
     if isinstance(outcome, Success):
         unit.advance(step.name, S.SUCCEEDED, outcome.output)
+        result = str(S.SUCCEEDED)
     else:
-        _after_failure(unit, step, claim.attempt, outcome)
+        result = _after_failure(unit, step, claim.attempt, outcome)
     unit.settle()
-    return True
+    return result
 
 
-def _after_failure(unit: Unit, step: StepDefinition, attempt: int, failure: Failure) -> None:
+def _after_failure(unit: Unit, step: StepDefinition, attempt: int, failure: Failure) -> str:
     if failure.kind is FailureKind.VALIDATION:
-        return  # the run waits for a fix: a retry, or completion with corrected data
+        return str(S.WAITING)  # the run waits for a fix: a retry, or completion with corrected data
     if failure.kind is FailureKind.TRANSIENT and _may_retry(unit, step, attempt):
         unit.schedule_retry(step, attempt, f"attempt {attempt} failed ({failure.error_type})")
-        return
+        return str(S.RETRYING)
     unit.step_failed(step.name, failure.as_error(step.name))
+    return str(S.FAILED)
 
 
 def _may_retry(unit: Unit, step: StepDefinition, attempt: int) -> bool:

@@ -44,6 +44,8 @@ _CLAIM_COLUMNS = (
     t.step_runs.c.attempt,
     t.step_runs.c.status,
     t.step_runs.c.superseded,
+    t.step_runs.c.queued_at,
+    t.step_runs.c.not_before,
     t.executions.c.status.label("execution_status"),
     t.executions.c.workflow_id,
     t.executions.c.workflow_name,

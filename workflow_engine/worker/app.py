@@ -82,6 +82,9 @@ def create_celery_app(settings: Settings) -> EngineCelery:
         task_create_missing_queues=True,
         worker_disable_rate_limits=True,
         worker_hijack_root_logger=False,
+        # task events let Flower follow step tasks; they are off unless a worker starts with them
+        worker_send_task_events=settings.task_events,
+        task_send_sent_event=settings.task_events,
         enable_utc=True,
         timezone="UTC",
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from workflow_engine import logs
+from workflow_engine import logs, metrics
 from workflow_engine.agents import AgentContext, AgentRegistry, AgentSpec
 from workflow_engine.core.retry import FailureKind, classify, error_type
 from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
@@ -97,7 +97,8 @@ class StepExecutor:
             execution_id=claim.execution_id, step=claim.step.name, attempt=claim.attempt, workflow=claim.workflow
         ), self.heartbeat.beating(run_id):
             outcome = self.run(claim)
-        retrying(lambda: self.coordinator.finish(claim, outcome))
+        result = retrying(lambda: self.coordinator.finish(claim, outcome))
+        metrics.observe_attempt(claim, outcome.duration_ms, result)
 
     def run(self, claim: Claim) -> Outcome:
         step = claim.step

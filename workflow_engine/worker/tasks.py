@@ -8,16 +8,16 @@ from workflow_engine.worker.app import EngineCelery
 
 
 def register_tasks(app: EngineCelery) -> None:
-    @app.task(name="wfe.step", ignore_result=True, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
+    @app.task(name="wfe.step", ignore_result=True, acks_late=True, reject_on_worker_lost=True, shared=False)  # type: ignore[untyped-decorator]
     def run_step(run_id: int, execution_id: str, step: str, attempt: int, workflow: str = "") -> None:
         """Run one attempt of one step (the ids are in the arguments so Flower shows them)."""
         app.runtime().executor.execute(run_id)
 
-    @app.task(name="wfe.fire_timer", ignore_result=True, acks_late=True)  # type: ignore[untyped-decorator]
+    @app.task(name="wfe.fire_timer", ignore_result=True, acks_late=True, shared=False)  # type: ignore[untyped-decorator]
     def fire_timer(run_id: int, execution_id: str, step: str, attempt: int, workflow: str = "") -> None:
         app.runtime().coordinator.fire_timer(run_id)
 
-    @app.task(name="wfe.start_workflow", acks_late=True)  # type: ignore[untyped-decorator]
+    @app.task(name="wfe.start_workflow", acks_late=True, shared=False)  # type: ignore[untyped-decorator]
     def start_workflow(
         workflow: str,
         input_data: dict[str, Any] | None = None,

@@ -1,0 +1,117 @@
+"""docker-compose.yml, the Dockerfile, the Procfile and the env files, checked statically: no
+Docker engine runs here, so every command must be a real `wfe` command with valid options, and
+every setting named must be one the engine reads."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+
+from workflow_engine.cli.main import cli
+from workflow_engine.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = {f"WFE_{name.upper()}" for name in Settings.model_fields}
+
+
+def compose() -> dict[str, object]:
+    document = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+def check_wfe_command(argv: list[str]) -> None:
+    """Parse ``argv`` with the real `wfe` command line, without running it."""
+    assert argv[0] == "wfe", argv
+    command: click.Command = cli
+    tokens = argv[1:]
+    context = click.Context(cli, info_name="wfe")
+    while isinstance(command, click.Group):
+        assert tokens, f"{argv} names no command"
+        sub = command.get_command(context, tokens[0])
+        assert sub is not None, f"no such command {tokens[0]!r} in {argv}"
+        context = click.Context(sub, info_name=tokens[0], parent=context)
+        command, tokens = sub, tokens[1:]
+    command.make_context(context.info_name, tokens, parent=context.parent)
+
+
+def env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key] = value
+    return values
+
+
+def test_compose_defines_every_process_with_health_checked_backing_services() -> None:
+    services = compose()["services"]
+    assert isinstance(services, dict)
+    assert {"postgres", "redis", "migrate", "api", "coordinator", "worker", "flower"} <= set(services)
+    for backing in ("postgres", "redis"):
+        assert "healthcheck" in services[backing] and services[backing]["volumes"]
+    assert services["migrate"]["command"] == ["wfe", "db", "upgrade"]
+    for name in ("api", "coordinator", "worker", "flower"):
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+        assert services[name]["image"] == "workflow-engine:latest"
+    assert "ports" not in services["worker"]  # scalable: --scale worker=4
+
+
+def test_every_compose_command_is_a_real_wfe_command() -> None:
+    for name, service in compose()["services"].items():  # type: ignore[union-attr]
+        command = service.get("command")
+        if service.get("image") == "workflow-engine:latest":
+            argv = [re.sub(r"\$\{[^}]*\}", "x:y", part) for part in command]
+            check_wfe_command(argv)
+
+
+def test_procfile_commands_are_real_wfe_commands() -> None:
+    processes = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, command = line.partition(":")
+            processes[name] = command
+    assert set(processes) == {"api", "coordinator", "worker", "flower"}
+    for command in processes.values():
+        check_wfe_command(shlex.split(command.replace("$PORT", "5000")))
+
+
+@pytest.mark.parametrize("path", ["config/docker.env", "config/wfe.env.example"])
+def test_env_files_name_only_settings_the_engine_reads(path: str) -> None:
+    names = set(env_file(ROOT / path))
+    assert names and names <= SETTINGS, names - SETTINGS
+
+
+def test_compose_environment_names_are_settings() -> None:
+    for service in compose()["services"].values():  # type: ignore[union-attr]
+        for name in service.get("environment", {}):
+            if name.startswith("WFE_"):
+                assert name in SETTINGS, name
+    engine_env = compose()["x-engine"]["environment"]  # type: ignore[index]
+    assert set(engine_env) <= SETTINGS
+
+
+def test_the_example_env_documents_the_essential_settings() -> None:
+    documented = set(env_file(ROOT / "config/wfe.env.example"))
+    essential = {"WFE_DATABASE_URL", "WFE_BROKER_URL", "WFE_AGENT_MODULES", "WFE_JWT_SECRET", "WFE_LOG_FORMAT"}
+    assert essential <= documented
+
+
+def test_dockerfile_installs_the_pinned_package_and_the_deployable_code() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert "-c constraints.txt" in text
+    for folder in ("workflow_engine", "workers", "config"):
+        assert f"COPY {folder} " in text
+
+
+def test_a_wrong_command_would_be_caught() -> None:
+    with pytest.raises(click.UsageError):
+        check_wfe_command(["wfe", "worker", "--no-such-option"])
+    with pytest.raises((AssertionError, click.UsageError)):
+        check_wfe_command(["wfe", "frobnicate"])

@@ -1,0 +1,44 @@
+"""A worker's Prometheus endpoint (`wfe worker --metrics-port`), summed over its pool processes.
+
+prometheus-client's multiprocess mode: every pool process writes its samples to files in one
+folder, and the endpoint in the main process reads them all. The folder must be named before
+prometheus_client is first imported, so :func:`prepare` runs first thing in the worker command.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from typing import Any
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare() -> str:
+    """Make a fresh samples folder for this worker and point prometheus-client at it."""
+    if "prometheus_client" in sys.modules and not os.environ.get(ENV):
+        raise RuntimeError("prometheus_client was imported before the metrics folder was set")
+    folder = tempfile.mkdtemp(prefix="wfe-metrics-")
+    os.environ[ENV] = folder
+    return folder
+
+
+def serve_when_ready(port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - an exporter listens for scrapers
+    from celery import signals
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    @signals.worker_ready.connect(weak=False)
+    def start(**_: Any) -> None:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        start_http_server(port, addr=host, registry=registry)
+
+    @signals.worker_process_shutdown.connect(weak=False)
+    def forget(pid: int | None = None, **_: Any) -> None:
+        multiprocess.mark_process_dead(pid or os.getpid())
+
+    @signals.worker_shutdown.connect(weak=False)
+    def clean(**_: Any) -> None:
+        shutil.rmtree(os.environ.get(ENV, ""), ignore_errors=True)
