@@ -16,15 +16,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import sqlalchemy as sa
-
 from workflow_engine.core.states import TERMINAL_EXECUTION
 from workflow_engine.store.records import EventRecord
 from workflow_engine.store.repository import Store
+from workflow_engine.store.transaction import EVENTS_CHANNEL as CHANNEL
 
 log = logging.getLogger(__name__)
-
-CHANNEL = "wfe_events"
 Waker = Callable[[], None]
 
 
@@ -106,12 +103,6 @@ class Notifier:
             wakers = list(self._wakers.get(execution_id, ()))
         for wake in wakers:
             wake()
-
-
-def notify(connection: sa.Connection, execution_id: str) -> None:
-    """Announce new events of ``execution_id``, delivered when the transaction commits."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(sa.text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": execution_id})
 
 
 class EventCursor:

@@ -72,14 +72,12 @@ def test_notifications_reach_listeners_only_on_commit(harness: Harness) -> None:
     woken = threading.Event()
     notifier.subscribe("exec-1", woken.set)
     assert notifier.listening.wait(5)
-    from workflow_engine.notify import notify
-
     with pytest.raises(RuntimeError):
         with harness.store.transaction() as tx:
-            notify(tx.connection, "exec-1")
+            tx.notify("exec-1")
             raise RuntimeError("rolled back")
     assert not woken.wait(0.5)
     with harness.store.transaction() as tx:
-        notify(tx.connection, "exec-1")
+        tx.notify("exec-1")
     assert woken.wait(5)
     notifier.stop()

@@ -26,7 +26,7 @@ S = StepStatus
 def pause(unit: Unit, reason: str | None = None) -> None:
     """No new step starts; queued ones are held back (running ones finish and are recorded)."""
     unit.transition(E.PAUSED, reason or "paused")
-    held = unit.tx.update_runs(unit.id, (S.QUEUED, S.RETRYING), {"status": S.PENDING})
+    held = unit.runs.update_runs(unit.id, (S.QUEUED, S.RETRYING), {"status": S.PENDING})
     for run in held:
         # not revoked: the same attempt is published again on resume; a stale copy of its message
         # finds the run no longer claimable and is dropped by the worker
@@ -38,7 +38,7 @@ def resume(unit: Unit, reason: str | None = None) -> None:
     unit.transition(E.RESUMED, reason or "resumed")
     unit.transition(E.RUNNING)
     if not unit.step_mode:
-        released = unit.tx.update_runs(unit.id, (S.PENDING,), {"status": S.QUEUED, "published_at": unit.now})
+        released = unit.runs.update_runs(unit.id, (S.PENDING,), {"status": S.QUEUED, "published_at": unit.now})
         for run in released:
             unit.count(run.step_type, S.PENDING, S.QUEUED)
             unit.event(run.step_name, run.attempt, S.PENDING, S.QUEUED, "released: execution resumed")
@@ -56,7 +56,7 @@ def retry(unit: Unit, from_step: str | None = None) -> list[str]:
     """Run a step and everything downstream of it again; upstream outputs are kept."""
     if unit.status not in RETRYABLE_EXECUTION:
         raise InvalidOperation(f"only a failed or waiting execution can be retried; this one is {unit.status}")
-    current = unit.tx.current_runs(unit.id)
+    current = unit.runs.current_runs(unit.id)
     targets = [from_step] if from_step is not None else _retry_targets(unit, current)
     for target in targets:
         if target not in unit.graph.incoming:
@@ -68,13 +68,13 @@ def retry(unit: Unit, from_step: str | None = None) -> list[str]:
     for run in current.values():
         if run.step_name in reset and run.status in OPEN_STEP:
             to = S.FAILED if run.status == S.WAITING and run.error_type else S.CANCELLED
-            unit.tx.update_run(run.id, {"status": to, "finished_at": unit.now}, expect=(run.status,))
+            unit.runs.update_run(run.id, {"status": to, "finished_at": unit.now}, expect=(run.status,))
             unit.event(run.step_name, run.attempt, run.status, to, "reset by retry")
             if run.status == S.RUNNING:
                 unit.revocations.append((task_id(unit.id, run.step_name, run.attempt), True))
-    unit.tx.supersede(unit.id, reset)
+    unit.runs.supersede(unit.id, reset)
     kept = {name: run.status for name, run in current.items() if name not in reset}
-    unit.tx.reset_barriers(unit.id, _barriers(unit, reset - set(targets), kept), drop=reset)
+    unit.runs.reset_barriers(unit.id, _barriers(unit, reset - set(targets), kept), drop=reset)
     unit.retries += 1
     unit.transition(E.RUNNING, f"retry from {', '.join(targets)}")
     unit.recount()
@@ -136,11 +136,11 @@ def next_step(unit: Unit) -> str:
         raise InvalidOperation("execution is not in step mode")
     if unit.status == E.PAUSED or unit.status in TERMINAL_EXECUTION:
         raise InvalidOperation(f"execution is {unit.status}")
-    pending = unit.tx.runs_in(unit.id, (S.PENDING,))
+    pending = unit.runs.runs_in(unit.id, (S.PENDING,))
     if not pending:
         raise InvalidOperation("no step is ready: steps are still running, or waiting for a person")
     run = pending[0]
-    unit.tx.update_run(run.id, {"status": S.QUEUED, "published_at": unit.now}, expect=(S.PENDING,))
+    unit.runs.update_run(run.id, {"status": S.QUEUED, "published_at": unit.now}, expect=(S.PENDING,))
     unit.count(run.step_type, S.PENDING, S.QUEUED)
     unit.event(run.step_name, run.attempt, S.PENDING, S.QUEUED, "next step")
     unit.redispatch(run)
@@ -158,7 +158,7 @@ def complete_step(
     if unit.status in TERMINAL_EXECUTION:
         raise InvalidOperation(f"execution is {unit.status}")
     definition = unit.definition.step(step)
-    waiting = [run for run in unit.tx.runs_in(unit.id, (S.WAITING,)) if run.step_name == step]
+    waiting = [run for run in unit.runs.runs_in(unit.id, (S.WAITING,)) if run.step_name == step]
     if not waiting or definition.type is StepType.TIMER:
         raise InvalidOperation(f"step {step!r} is not waiting to be completed")
     check_data(definition.input_schema, data, f"data for step {step!r}")
@@ -170,7 +170,7 @@ def complete_step(
     values = {"status": S.SUCCEEDED, "output": data, "completed_by": user, "finished_at": unit.now}
     if run.started_at is not None:
         values["duration_ms"] = int((unit.now - run.started_at).total_seconds() * 1000)
-    unit.tx.update_run(run.id, values, expect=(S.WAITING,))
+    unit.runs.update_run(run.id, values, expect=(S.WAITING,))
     unit.count(run.step_type, S.WAITING, S.SUCCEEDED)
     unit.event(step, run.attempt, S.WAITING, S.SUCCEEDED, f"completed by {user or 'an operator'}", actor=user)
     if unit.status == E.WAITING:

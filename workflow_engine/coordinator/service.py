@@ -10,13 +10,12 @@ import random
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from workflow_engine.core import planner
-from workflow_engine.core.states import CLAIMABLE_STEP, TERMINAL_EXECUTION, ExecutionStatus, StepStatus
+from workflow_engine.core.states import ExecutionStatus, StepStatus
 from workflow_engine.coordinator import control, steps
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
@@ -27,11 +26,11 @@ from workflow_engine.definitions.schemas import check_data
 from workflow_engine.definitions.validation import unknown_agents
 from workflow_engine.errors import Conflict, DefinitionError, ExecutionNotFound, InputError, Problem
 from workflow_engine.events import EventBus
-from workflow_engine.notify import notify
 from workflow_engine.settings import Settings
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 from workflow_engine.store.repository import Store
+from workflow_engine.store.transaction import latest_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -192,61 +191,54 @@ class Coordinator:
 
     def claim(self, run_id: int, worker: str) -> Claim | None:
         """Take a queued attempt for ``worker``; None when it is no longer there to take."""
-        with self.store.transaction() as tx:
-            row = tx.claim_row(run_id)
-            if row is None or row.superseded or row.status not in CLAIMABLE_STEP:
-                return None
-            if row.execution_status in TERMINAL_EXECUTION or row.step_type != StepType.AGENT:
-                return None
-            definition = self.definitions.get(row.workflow_id)
-            step = definition.step(row.step_name)
-            values: dict[str, Any] = {
-                "status": S.RUNNING,
-                "started_at": tx.now,
-                "heartbeat_at": tx.now,
-                "worker": worker,
-                "input": row.execution_input,
-            }
-            if step.timeout:
-                values["deadline_at"] = tx.now + timedelta(seconds=step.timeout)
-            if not tx.update_run(run_id, values, expect=(row.status,)):
-                return None
-            event = {
-                "execution_id": row.execution_id,
-                "step_name": row.step_name,
-                "attempt": row.attempt,
-                "from_status": row.status,
-                "to_status": S.RUNNING,
-                "actor": worker,
-                "reason": None,
-                "details": None,
-                "created_at": tx.now,
-            }
-            tx.insert_events([event])
-            notify(tx.connection, row.execution_id)
-            checkpoint = tx.latest_checkpoint(row.execution_id, row.step_name) if row.attempt > 1 else None
-        self.events.publish([event])
+        claimed = self.store.claim(run_id, worker)
+        if claimed is None:
+            return None
+        step = self.definitions.get(claimed.workflow_id).step(claimed.step_name)
+        checkpoint = None
+        if claimed.attempt > 1:
+            with self.store.reading() as conn:
+                checkpoint = latest_checkpoint(conn, claimed.execution_id, claimed.step_name)
+        self.events.publish(
+            [
+                {
+                    "execution_id": claimed.execution_id,
+                    "step_name": claimed.step_name,
+                    "attempt": claimed.attempt,
+                    "to_status": S.RUNNING,
+                    "actor": worker,
+                    "created_at": claimed.started_at,
+                }
+            ]
+        )
         return Claim(
             run_id=run_id,
-            execution_id=row.execution_id,
-            workflow=row.workflow_name,
-            version=row.workflow_version,
+            execution_id=claimed.execution_id,
+            workflow=claimed.workflow_name,
+            version=claimed.workflow_version,
             step=step,
-            attempt=row.attempt,
-            input=row.execution_input,
-            metadata=row.execution_metadata,
+            attempt=claimed.attempt,
+            input=claimed.execution_input,
+            metadata=claimed.execution_metadata,
             checkpoint=checkpoint,
             worker=worker,
-            retries=row.retries,
-            due_at=max(row.queued_at, row.not_before or row.queued_at),
-            started_at=event["created_at"],
+            retries=claimed.retries,
+            due_at=max(claimed.queued_at, claimed.not_before or claimed.queued_at),
+            started_at=claimed.started_at,
         )
 
     def finish(self, claim: Claim, outcome: Outcome) -> str:
         """Record what the attempt gave and decide what follows; what became of the attempt
         (``discarded`` if it was no longer current)."""
-        with self.unit(claim.execution_id, actor=claim.worker) as unit:
-            result = steps.finish_attempt(unit, claim, outcome)
+        with self.store.transaction() as tx:
+            status, values = steps.attempt_values(outcome, tx.now)
+            record, applied = tx.lock_and_finish_run(claim.execution_id, claim.run_id, claim.worker, values)
+            if record is None:
+                raise ExecutionNotFound(claim.execution_id)
+            unit = Unit(tx, record, self.definitions.get(record.workflow_id), self.settings, claim.worker, self.rng)
+            result = steps.after_attempt(unit, claim, outcome, status) if applied else steps.DISCARDED
+            unit.save()
+        self.after_commit(unit)
         if result == steps.DISCARDED:
             log.info("result of %s:%s:%s discarded: no longer current", claim.execution_id, claim.step.name, claim.attempt)
         return result
@@ -268,7 +260,7 @@ class Coordinator:
         if run is None:
             return False
         with self.unit(run.execution_id, actor) as unit:
-            return steps.fire_timer(unit, unit.tx.run(run_id) or run)
+            return steps.fire_timer(unit, unit.runs.run(run_id) or run)
 
     # recovery, driven by the reconciler
 
@@ -277,7 +269,7 @@ class Coordinator:
         if run is None:
             return False
         with self.unit(run.execution_id, actor) as unit:
-            fresh = unit.tx.run(run_id)
+            fresh = unit.runs.run(run_id)
             return fresh is not None and steps.recover_lost(unit, fresh, self.settings.max_worker_losses)
 
     def time_out(self, run_id: int, actor: str = "reconciler") -> bool:
@@ -285,7 +277,7 @@ class Coordinator:
         if run is None:
             return False
         with self.unit(run.execution_id, actor) as unit:
-            fresh = unit.tx.run(run_id)
+            fresh = unit.runs.run(run_id)
             return fresh is not None and steps.time_out(unit, fresh)
 
     def republish(self, runs: Sequence[StepRunRecord]) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from workflow_engine.core.retry import FailureKind
@@ -19,24 +19,32 @@ TIMER_TOLERANCE = timedelta(seconds=1)
 DISCARDED = "discarded"
 
 
-def finish_attempt(unit: Unit, claim: Claim, outcome: Outcome) -> str:
-    """Record an attempt's outcome and move on. Returns what became of the attempt: succeeded,
-    retrying, waiting, failed, or discarded (no longer current: cancelled, timed out, reset)."""
-    step = claim.step
-    values: dict[str, Any] = {"finished_at": unit.now, "duration_ms": outcome.duration_ms}
-    details: dict[str, Any] | None = None
-    reason: str | None = None
+def attempt_values(outcome: Outcome, now: datetime) -> tuple[str, dict[str, Any]]:
+    """The status an attempt ends in, and what is recorded on its run."""
+    values: dict[str, Any] = {
+        "finished_at": now,
+        "duration_ms": outcome.duration_ms,
+        "output": None,
+        "error_type": None,
+        "error_message": None,
+        "error_code": None,
+    }
     if isinstance(outcome, Success):
         status = S.SUCCEEDED
         values["output"] = outcome.output
     else:
         status = S.WAITING if outcome.kind is FailureKind.VALIDATION else S.FAILED
         values.update(error_type=outcome.error_type, error_message=outcome.message, error_code=outcome.code)
-        details = outcome.as_error(step.name)
-        reason = f"{outcome.error_type}: {outcome.message}"
     values["status"] = status
-    if not unit.tx.update_run(claim.run_id, values, expect=(S.RUNNING,), worker=claim.worker):
-        return DISCARDED
+    return status, values
+
+
+def after_attempt(unit: Unit, claim: Claim, outcome: Outcome, status: str) -> str:
+    """The attempt's run is recorded: move the execution on. Returns what became of the
+    attempt: succeeded, retrying, waiting or failed."""
+    step = claim.step
+    details = None if isinstance(outcome, Success) else outcome.as_error(step.name)
+    reason = None if isinstance(outcome, Success) else f"{outcome.error_type}: {outcome.message}"
     unit.count(step.type, S.RUNNING, status)
     unit.event(step.name, claim.attempt, S.RUNNING, status, reason, details, actor=claim.worker)
     if isinstance(outcome, Success):
@@ -60,7 +68,7 @@ def _after_failure(unit: Unit, step: StepDefinition, attempt: int, failure: Fail
 
 def _may_retry(unit: Unit, step: StepDefinition, attempt: int) -> bool:
     """Attempts lost with their worker do not use up the step's retry budget."""
-    lost = unit.tx.count_errors(unit.id, step.name, WORKER_LOST)
+    lost = unit.runs.count_errors(unit.id, step.name, WORKER_LOST)
     return step.retry.allows_another(attempt - lost)
 
 
@@ -73,7 +81,7 @@ def fire_timer(unit: Unit, run: StepRunRecord) -> bool:
         return False
     output = {"fired_at": unit.now.isoformat()}
     values = {"status": S.SUCCEEDED, "output": output, "finished_at": unit.now}
-    if not unit.tx.update_run(run.id, values, expect=(S.WAITING,)):
+    if not unit.runs.update_run(run.id, values, expect=(S.WAITING,)):
         return False
     unit.count(StepType.TIMER, S.WAITING, S.SUCCEEDED)
     unit.event(run.step_name, run.attempt, S.WAITING, S.SUCCEEDED, "timer fired")
@@ -88,7 +96,7 @@ def recover_lost(unit: Unit, run: StepRunRecord, max_losses: int) -> bool:
     if not _end_running(unit, run, WORKER_LOST, message):
         return False
     step = unit.definition.step(run.step_name)
-    losses = unit.tx.count_errors(unit.id, step.name, WORKER_LOST)
+    losses = unit.runs.count_errors(unit.id, step.name, WORKER_LOST)
     if losses < max_losses:
         unit.rerun(step, run.attempt, f"attempt {run.attempt} lost with its worker")
     else:
@@ -120,7 +128,7 @@ def _end_running(unit: Unit, run: StepRunRecord, error_type: str, message: str) 
         "finished_at": unit.now,
         "duration_ms": _elapsed_ms(unit, run),
     }
-    if not unit.tx.update_run(run.id, values, expect=(S.RUNNING,)):
+    if not unit.runs.update_run(run.id, values, expect=(S.RUNNING,)):
         return False
     unit.count(run.step_type, S.RUNNING, S.FAILED)
     details = {"step": run.step_name, "type": error_type, "message": message, "code": None}

@@ -28,7 +28,6 @@ from workflow_engine.core.states import (
 from workflow_engine.coordinator.dispatch import Dispatch, task_id
 from workflow_engine.definitions.model import StepDefinition, StepType, WorkflowDefinition
 from workflow_engine.errors import ExpressionError
-from workflow_engine.notify import notify
 from workflow_engine.settings import Settings
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 from workflow_engine.store.transaction import Tx
@@ -95,6 +94,7 @@ class Unit:
         self.dispatches: list[Dispatch] = []
         self.revocations: list[tuple[str, bool]] = []
         self.known_outputs: dict[str, Any] = {}
+        self._pending: list[dict[str, Any]] = []  # new runs, written by flush() or save()
         self.dirty = False
 
     @property
@@ -108,6 +108,29 @@ class Unit:
     @property
     def step_mode(self) -> bool:
         return self.record.mode == "step"
+
+    @property
+    def runs(self) -> Tx:
+        """The transaction, for reading or changing existing runs: new runs are written first."""
+        self.flush()
+        return self.tx
+
+    def add_run(self, row: dict[str, Any]) -> None:
+        """Record a new run; it is written with the rest of the unit (one statement on PostgreSQL)."""
+        self._pending.append(row)
+        self.dirty = True
+
+    def flush(self) -> None:
+        if self._pending:
+            rows, self._pending = self._pending, []
+            self._inserted(rows, self.tx.insert_runs(rows))
+
+    def _inserted(self, rows: Sequence[dict[str, Any]], ids: Sequence[int]) -> None:
+        """Runs are in the outbox: those marked published go to the broker after the commit."""
+        for run_id, row in zip(ids, rows, strict=True):
+            if row["published_at"] is not None:
+                step = self.definition.step(row["step_name"])
+                self.dispatches.append(self._dispatch(run_id, step, row["attempt"], row["not_before"]))
 
     # state and history
 
@@ -158,7 +181,7 @@ class Unit:
 
     def recount(self) -> dict[str, StepRunRecord]:
         """Recompute the counters from the runs (after resets); the current run of each step."""
-        current = self.tx.current_runs(self.id)
+        current = self.runs.current_runs(self.id)
         self.counts = counters_of(current.values())
         self.dirty = True
         return current
@@ -167,7 +190,7 @@ class Unit:
 
     def _attempts(self, names: Sequence[str]) -> dict[str, int]:
         if self.retries:
-            return self.tx.next_attempts(self.id, names)
+            return self.runs.next_attempts(self.id, names)
         return dict.fromkeys(names, 1)
 
     def open(self, names: Sequence[str], reason: str | None = None) -> None:
@@ -197,25 +220,32 @@ class Unit:
             else:
                 row.update(status=S.PENDING if held else S.QUEUED, published_at=None if held else self.now)
             rows.append(row)
-        ids = self.tx.insert_runs(rows)
-        for run_id, row in zip(ids, rows, strict=True):
+        for row in rows:
             step = self.definition.step(row["step_name"])
+            self.add_run(row)
             self.count(step.type, None, row["status"])
             self.event(step.name, row["attempt"], None, row["status"], reason or self._open_reason(step, row))
-            if row.get("published_at") is not None:
-                self.dispatches.append(self._dispatch(run_id, step, row["attempt"], row.get("not_before")))
         for name, error in broken.items():
             self.step_failed(name, error)
 
     def _run_row(self, step: StepDefinition, attempt: int) -> dict[str, Any]:
+        """A new run with every column set (rows are written together, in one statement)."""
         return {
             "execution_id": self.id,
             "step_name": step.name,
             "step_type": step.type.value,
             "agent": step.agent,
             "attempt": attempt,
+            "status": S.PENDING,
             "superseded": False,
+            "timeout": step.timeout,
+            "error_type": None,
+            "error_message": None,
             "queued_at": self.now,
+            "not_before": None,
+            "published_at": None,
+            "started_at": None,
+            "finished_at": None,
         }
 
     def _open_reason(self, step: StepDefinition, row: dict[str, Any]) -> str | None:
@@ -255,8 +285,8 @@ class Unit:
             row = self._run_row(self.definition.step(name), attempts[name])
             row.update(status=S.SKIPPED, finished_at=self.now)
             rows.append(row)
-        self.tx.insert_runs(rows)
         for row in rows:
+            self.add_run(row)
             self.count(row["step_type"], None, S.SKIPPED)
             self.event(row["step_name"], row["attempt"], None, S.SKIPPED, "no live incoming edge")
 
@@ -329,22 +359,18 @@ class Unit:
         row.update(status=S.RETRYING, not_before=not_before)
         if delay <= self.settings.eta_horizon:
             row["published_at"] = self.now
-        (run_id,) = self.tx.insert_runs([row])
+        self.add_run(row)
         self.count(step.type, None, S.RETRYING)
         self.event(step.name, attempt + 1, None, S.RETRYING, f"{reason}; attempt {attempt + 1} in {delay:.2f}s")
-        if "published_at" in row:
-            self.dispatches.append(self._dispatch(run_id, step, attempt + 1, not_before))
 
     def rerun(self, step: StepDefinition, attempt: int, reason: str) -> None:
         """A new attempt at once (the previous one was lost with its worker)."""
         row = self._run_row(step, attempt + 1)
         held = self.status == E.PAUSED or self.step_mode
         row.update(status=S.PENDING if held else S.QUEUED, published_at=None if held else self.now)
-        (run_id,) = self.tx.insert_runs([row])
+        self.add_run(row)
         self.count(step.type, None, row["status"])
         self.event(step.name, attempt + 1, None, row["status"], reason)
-        if not held:
-            self.dispatches.append(self._dispatch(run_id, step, attempt + 1, None))
 
     def step_failed(self, step: str, error: dict[str, Any]) -> None:
         """A step failed for good: an optional one is passed over, a required one fails all."""
@@ -364,9 +390,7 @@ class Unit:
 
     def close_open_runs(self, reason: str) -> None:
         """Cancel every open run: queued ones are revoked, running ones stopped."""
-        closed = self.tx.update_runs(
-            self.id, OPEN_STEP, {"status": S.CANCELLED, "finished_at": self.now}
-        )
+        closed = self.runs.update_runs(self.id, OPEN_STEP, {"status": S.CANCELLED, "finished_at": self.now})
         for run in closed:
             self.count(run.step_type, run.status, S.CANCELLED)
             self.event(run.step_name, run.attempt, run.status, S.CANCELLED, reason)
@@ -385,7 +409,7 @@ class Unit:
                 self.complete()
             return
         if self.status == E.RUNNING and self.counts["active"] == 0:
-            waiting = self.tx.runs_in(self.id, (S.WAITING, S.PENDING))
+            waiting = self.runs.runs_in(self.id, (S.WAITING, S.PENDING))
             if waiting:
                 self.transition(E.WAITING, self._waiting_reason(waiting))
             else:
@@ -426,10 +450,8 @@ class Unit:
             "updated_at": self.now,
             **self.changes,
         }
-        self.tx.update_execution(self.id, values)
-        if self.events:
-            self.tx.insert_events(self.events)
-            notify(self.tx.connection, self.id)
+        rows, self._pending = self._pending, []
+        self._inserted(rows, self.tx.write(self.id, values, rows, self.events))
 
     def summary(self) -> Mapping[str, Any]:
         return {"status": self.status, **self.counts}

@@ -47,8 +47,21 @@ def create_engine(url: str, pool_size: int = 5) -> Engine:
         )
         _make_sqlite_safe(engine)
         return engine
+    # no pre-ping: it costs a round trip per transaction; a dropped connection fails the
+    # transaction with a transient error instead, and callers retry (see `retrying`)
+    return sa.create_engine(parsed, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
+
+
+def create_fast_engine(url: sa.URL, pool_size: int = 2) -> Engine:
+    """PostgreSQL sessions that autocommit and do not wait for the disk on commit: only for
+    writes that may be lost in a server crash without harm (see store.claims)."""
     return sa.create_engine(
-        parsed, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True, pool_recycle=1800
+        url,
+        isolation_level="AUTOCOMMIT",
+        connect_args={"options": "-c synchronous_commit=off"},
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=1800,
     )
 
 

@@ -81,6 +81,7 @@ class StepRunRecord:
     attempt: int
     status: str
     superseded: bool
+    timeout: float | None
     input: Any
     output: dict[str, Any] | None
     error_type: str | None

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
 
 from workflow_engine.clock import Clock, SystemClock
@@ -24,7 +25,8 @@ from workflow_engine.errors import (
     WorkflowNotFound,
 )
 from workflow_engine.store import schema as t
-from workflow_engine.store.database import begin, create_engine
+from workflow_engine.store.claims import ClaimedRun, claim_portable, claim_postgres
+from workflow_engine.store.database import begin, create_engine, create_fast_engine, translate
 from workflow_engine.store.records import (
     EventRecord,
     ExecutionRecord,
@@ -73,6 +75,7 @@ class Store:
         self.engine = engine
         self.clock = clock or SystemClock()
         self._system_user_id: int | None = None
+        self._fast_engine: Engine | None = None
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None, pool_size: int = 5) -> Store:
@@ -84,6 +87,20 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._fast_engine is not None:
+            self._fast_engine.dispose()
+
+    def claim(self, run_id: int, worker: str) -> ClaimedRun | None:
+        """Take a queued attempt for ``worker`` (queued or retrying → running), or None."""
+        if self.dialect != "postgresql":
+            with self.transaction() as tx:
+                return claim_portable(tx, run_id, worker)
+        if self._fast_engine is None:
+            self._fast_engine = create_fast_engine(self.engine.url)
+        try:
+            return claim_postgres(self._fast_engine, run_id, worker, self.clock.now())
+        except (exc.DBAPIError, exc.TimeoutError) as error:
+            raise translate(error) from error
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:

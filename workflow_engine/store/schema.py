@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -132,6 +133,7 @@ step_runs = Table(
     Column("attempt", Integer, nullable=False),
     Column("status", String(16), nullable=False),
     Column("superseded", Boolean, nullable=False),  # reset by a retry from an upstream step
+    Column("timeout", Float, nullable=True),  # seconds: the deadline is set when a worker claims it
     Column("input", JSONType, nullable=True),
     Column("output", JSONType, nullable=True),
     Column("error_type", String(64), nullable=True),

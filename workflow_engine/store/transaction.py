@@ -16,8 +16,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from workflow_engine.core.states import StepStatus
+from workflow_engine.store import postgres
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord, from_row
+
+
+EVENTS_CHANNEL = postgres.CHANNEL
 
 
 def _dialect_insert(connection: Connection, table: sa.Table) -> Any:
@@ -46,6 +50,7 @@ _CLAIM_COLUMNS = (
     t.step_runs.c.superseded,
     t.step_runs.c.queued_at,
     t.step_runs.c.not_before,
+    t.step_runs.c.timeout,
     t.executions.c.status.label("execution_status"),
     t.executions.c.workflow_id,
     t.executions.c.workflow_name,
@@ -54,6 +59,18 @@ _CLAIM_COLUMNS = (
     t.executions.c.metadata.label("execution_metadata"),
     t.executions.c.retries,
 )
+
+
+def latest_checkpoint(connection: Connection, execution_id: str, step_name: str) -> Any:
+    """What the latest attempt of a step that saved a checkpoint saved."""
+    r = t.step_runs
+    query = (
+        sa.select(r.c.checkpoint)
+        .where(r.c.execution_id == execution_id, r.c.step_name == step_name, r.c.checkpoint.is_not(None))
+        .order_by(r.c.attempt.desc())
+        .limit(1)
+    )
+    return connection.execute(query).scalar()
 
 
 class Tx:
@@ -99,6 +116,39 @@ class Tx:
 
     def update_execution(self, execution_id: str, values: Mapping[str, Any]) -> None:
         self.execute(sa.update(t.executions).where(t.executions.c.id == execution_id).values(dict(values)))
+
+    def lock_and_finish_run(
+        self, execution_id: str, run_id: int, worker: str, values: Mapping[str, Any]
+    ) -> tuple[ExecutionRecord | None, bool]:
+        """Lock the execution, then record an attempt's outcome if the run is still running for
+        ``worker``: the execution, and whether the outcome was recorded."""
+        if self.postgres:
+            return postgres.finish(self.connection, execution_id, run_id, worker, values)
+        record = self.lock_execution(execution_id)
+        if record is None:
+            return None, False
+        return record, self.update_run(run_id, values, (StepStatus.RUNNING,), worker)
+
+    def write(
+        self,
+        execution_id: str,
+        values: Mapping[str, Any],
+        runs: Sequence[dict[str, Any]],
+        events: Sequence[dict[str, Any]],
+    ) -> list[int]:
+        """Save a unit of work: new runs, the execution's row, events, and the notification that
+        there are new events (sent on commit). One statement on PostgreSQL; the new runs' ids."""
+        if self.postgres:
+            return postgres.save(self.connection, execution_id, values, runs, events)
+        ids = self.insert_runs(runs)
+        self.update_execution(execution_id, values)
+        self.insert_events(events)
+        return ids
+
+    def notify(self, execution_id: str) -> None:
+        """Announce new events of ``execution_id`` to PostgreSQL listeners, on commit."""
+        if self.postgres:
+            self.execute(sa.text("SELECT pg_notify(:channel, :id)"), {"channel": EVENTS_CHANNEL, "id": execution_id})
 
     # step runs
 
@@ -181,16 +231,6 @@ class Tx:
                 return {}
             query = query.where(r.c.step_name.in_(wanted))
         return {row.step_name: row.output for row in self.execute(query)}
-
-    def latest_checkpoint(self, execution_id: str, step_name: str) -> Any:
-        r = t.step_runs
-        query = (
-            sa.select(r.c.checkpoint)
-            .where(r.c.execution_id == execution_id, r.c.step_name == step_name, r.c.checkpoint.is_not(None))
-            .order_by(r.c.attempt.desc())
-            .limit(1)
-        )
-        return self.execute(query).scalar()
 
     def next_attempts(self, execution_id: str, names: Collection[str]) -> dict[str, int]:
         """The attempt number each step's next run gets (1 for a step that never ran)."""

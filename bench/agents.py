@@ -1,0 +1,19 @@
+"""Agents of the benchmark workloads."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from workflow_engine import AgentContext, agent
+
+
+@agent("bench.noop")
+def noop(ctx: AgentContext) -> dict[str, Any]:
+    return {"ok": True}
+
+
+@agent("bench.sleep10")
+def sleep10(ctx: AgentContext) -> dict[str, Any]:
+    time.sleep(0.01)
+    return {"ok": True}

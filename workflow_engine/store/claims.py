@@ -1,0 +1,143 @@
+"""Claiming a step attempt for a worker: queued → running, with the context its agent needs.
+
+On PostgreSQL a claim is one statement, committed on its own without waiting for the disk: if
+the server crashed and lost it, the attempt would look queued again and be published again,
+and the commit of the attempt's outcome (which does wait for the disk) makes it durable anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from workflow_engine.core.states import CLAIMABLE_STEP, TERMINAL_EXECUTION, StepStatus
+from workflow_engine.store import schema as t
+from workflow_engine.store.transaction import EVENTS_CHANNEL, Tx
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    id: int
+    execution_id: str
+    step_name: str
+    attempt: int
+    queued_at: datetime
+    not_before: datetime | None
+    started_at: datetime
+    workflow_id: int
+    workflow_name: str
+    workflow_version: str
+    execution_input: dict[str, Any]
+    execution_metadata: dict[str, Any]
+    retries: int
+
+
+_CLAIM_SQL = sa.text(
+    f"""
+    WITH claimed AS (
+        UPDATE {t.step_runs.name} AS r
+        SET status = :running, started_at = :now, heartbeat_at = :now, worker = :worker,
+            deadline_at = CASE WHEN r.timeout IS NULL THEN NULL
+                               ELSE CAST(:now AS timestamptz) + r.timeout * interval '1 second' END,
+            input = e.input
+        FROM {t.step_runs.name} AS previous, {t.executions.name} AS e
+        WHERE r.id = :run_id AND previous.id = r.id AND e.id = r.execution_id
+          AND r.status = ANY(:claimable) AND NOT r.superseded AND r.step_type = 'agent'
+          AND e.status <> ALL(:terminal)
+        RETURNING r.id, r.execution_id, r.step_name, r.attempt, r.queued_at, r.not_before,
+                  previous.status AS previous_status, e.workflow_id, e.workflow_name,
+                  e.workflow_version, e.input AS execution_input, e.metadata AS execution_metadata,
+                  e.retries
+    ), recorded AS (
+        INSERT INTO {t.events.name} (execution_id, step_name, attempt, from_status, to_status, actor, created_at)
+        SELECT execution_id, step_name, attempt, previous_status, :running, :worker, :now FROM claimed
+    )
+    SELECT claimed.*, pg_notify('{EVENTS_CHANNEL}', claimed.execution_id) AS notified FROM claimed
+    """
+)
+
+
+def claim_postgres(engine: Engine, run_id: int, worker: str, now: datetime) -> ClaimedRun | None:
+    """One autocommitted statement on ``engine`` (whose sessions do not wait for the disk)."""
+    parameters = {
+        "run_id": run_id,
+        "worker": worker,
+        "now": now,
+        "running": StepStatus.RUNNING.value,
+        "claimable": sorted(CLAIMABLE_STEP),
+        "terminal": sorted(TERMINAL_EXECUTION),
+    }
+    with engine.connect() as connection:
+        row = connection.execute(_CLAIM_SQL, parameters).first()
+    if row is None:
+        return None
+    return ClaimedRun(
+        id=row.id,
+        execution_id=row.execution_id,
+        step_name=row.step_name,
+        attempt=row.attempt,
+        queued_at=t.UTCDateTime().process_result_value(row.queued_at, engine.dialect),  # type: ignore[arg-type]
+        not_before=t.UTCDateTime().process_result_value(row.not_before, engine.dialect),
+        started_at=now,
+        workflow_id=row.workflow_id,
+        workflow_name=row.workflow_name,
+        workflow_version=row.workflow_version,
+        execution_input=row.execution_input,
+        execution_metadata=row.execution_metadata,
+        retries=row.retries,
+    )
+
+
+def claim_portable(tx: Tx, run_id: int, worker: str) -> ClaimedRun | None:
+    """The same claim as a few statements in a transaction (SQLite)."""
+    row = tx.claim_row(run_id)
+    if row is None or row.superseded or row.status not in CLAIMABLE_STEP:
+        return None
+    if row.execution_status in TERMINAL_EXECUTION or row.step_type != "agent":
+        return None
+    timeout = row.timeout
+    values: dict[str, Any] = {
+        "status": StepStatus.RUNNING,
+        "started_at": tx.now,
+        "heartbeat_at": tx.now,
+        "worker": worker,
+        "input": row.execution_input,
+        "deadline_at": tx.now + timedelta(seconds=timeout) if timeout else None,
+    }
+    if not tx.update_run(run_id, values, expect=(row.status,)):
+        return None
+    tx.insert_events(
+        [
+            {
+                "execution_id": row.execution_id,
+                "step_name": row.step_name,
+                "attempt": row.attempt,
+                "from_status": row.status,
+                "to_status": StepStatus.RUNNING,
+                "actor": worker,
+                "reason": None,
+                "details": None,
+                "created_at": tx.now,
+            }
+        ]
+    )
+    tx.notify(row.execution_id)
+    return ClaimedRun(
+        id=run_id,
+        execution_id=row.execution_id,
+        step_name=row.step_name,
+        attempt=row.attempt,
+        queued_at=row.queued_at,
+        not_before=row.not_before,
+        started_at=tx.now,
+        workflow_id=row.workflow_id,
+        workflow_name=row.workflow_name,
+        workflow_version=row.workflow_version,
+        execution_input=row.execution_input,
+        execution_metadata=row.execution_metadata,
+        retries=row.retries,
+    )

@@ -1,0 +1,151 @@
+"""PostgreSQL statements for the hot path, written once and reused as is.
+
+A step's outcome takes two statements inside one transaction: lock the execution and record
+the outcome (:data:`FINISH`), then write every new run, the execution's row, the events and the
+notification at once (:data:`SAVE`). Variable-length lists travel as one JSON document expanded
+by ``jsonb_to_recordset``, so the text of each statement never changes and SQLAlchemy compiles
+it once. The portable path in :mod:`workflow_engine.store.transaction` does the same work in more
+statements on SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from workflow_engine.store import schema as t
+from workflow_engine.store.records import ExecutionRecord, from_row
+
+CHANNEL = "wfe_events"  # NOTIFY channel: "an execution has new events"
+E, R, V = t.executions.name, t.step_runs.name, t.events.name
+
+FINISH = sa.text(
+    f"""
+    WITH locked AS (SELECT * FROM {E} WHERE id = :execution_id FOR UPDATE),
+    finished AS (
+        UPDATE {R} SET status = :status, finished_at = :finished_at, duration_ms = :duration_ms,
+            output = CAST(:output AS jsonb), error_type = :error_type,
+            error_message = :error_message, error_code = :error_code
+        WHERE id = :run_id AND status = 'running' AND NOT superseded AND worker = :worker
+          AND EXISTS (SELECT 1 FROM locked)
+        RETURNING id
+    )
+    SELECT locked.*, (SELECT count(*) FROM finished) AS applied FROM locked
+    """
+).columns(*t.executions.c, sa.column("applied", sa.Integer))
+
+# optional columns of the execution's row are kept unless the unit changed them
+_OPTIONAL = {
+    "started_at": "timestamptz",
+    "finished_at": "timestamptz",
+    "output": "jsonb",
+    "error": "jsonb",
+    "checkpoint": "jsonb",
+}
+_KEEP_UNLESS_SET = ",\n".join(
+    f"{name} = CASE WHEN :set_{name} THEN CAST(:{name} AS {kind}) ELSE {name} END" for name, kind in _OPTIONAL.items()
+)
+_EVENT_FIELDS = (
+    "step_name text, attempt int, from_status text, to_status text, actor text, reason text, "
+    "details jsonb, created_at timestamptz"
+)
+_RUN_FIELDS = (
+    "step_name text, step_type text, agent text, attempt int, status text, timeout float8, "
+    "error_type text, error_message text, queued_at timestamptz, not_before timestamptz, "
+    "published_at timestamptz, started_at timestamptz, finished_at timestamptz"
+)
+_RUN_COLUMNS = [field.split()[0] for field in _RUN_FIELDS.split(", ")]
+_EVENT_COLUMNS = [field.split()[0] for field in _EVENT_FIELDS.split(", ")]
+
+SAVE = sa.text(
+    f"""
+    WITH saved_execution AS (
+        UPDATE {E} SET status = :status, active_steps = :active_steps, waiting_steps = :waiting_steps,
+            resolved_steps = :resolved_steps, retries = :retries, updated_at = :updated_at,
+            {_KEEP_UNLESS_SET}
+        WHERE id = :execution_id
+    ),
+    saved_events AS (
+        INSERT INTO {V} (execution_id, {", ".join(_EVENT_COLUMNS)})
+        SELECT :execution_id, {", ".join(f"x.{c}" for c in _EVENT_COLUMNS)}
+        FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS x({_EVENT_FIELDS})
+    ),
+    saved_runs AS (
+        INSERT INTO {R} (execution_id, superseded, {", ".join(_RUN_COLUMNS)})
+        SELECT :execution_id, false, {", ".join(f"x.{c}" for c in _RUN_COLUMNS)}
+        FROM jsonb_to_recordset(CAST(:runs AS jsonb)) AS x({_RUN_FIELDS})
+        RETURNING id, step_name, attempt
+    )
+    SELECT saved_runs.id, saved_runs.step_name, saved_runs.attempt,
+           CASE WHEN :notify THEN pg_notify('{CHANNEL}', :execution_id) END AS notified
+    FROM (SELECT 1) AS one LEFT JOIN saved_runs ON true
+    """
+)
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, default=_encode)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def finish(
+    connection: Connection, execution_id: str, run_id: int, worker: str, values: Mapping[str, Any]
+) -> tuple[ExecutionRecord | None, bool]:
+    """Lock the execution and record an attempt's outcome on its running run."""
+    parameters = {
+        "execution_id": execution_id,
+        "run_id": run_id,
+        "worker": worker,
+        "status": values["status"],
+        "finished_at": values["finished_at"],
+        "duration_ms": values["duration_ms"],
+        "output": _json(values.get("output")),
+        "error_type": values.get("error_type"),
+        "error_message": values.get("error_message"),
+        "error_code": values.get("error_code"),
+    }
+    row = connection.execute(FINISH, parameters).first()
+    if row is None:
+        return None, False
+    return from_row(ExecutionRecord, row), bool(row.applied)
+
+
+def save(
+    connection: Connection,
+    execution_id: str,
+    values: Mapping[str, Any],
+    runs: Sequence[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]],
+) -> list[int]:
+    """Write a unit of work in one statement; the new runs' ids, in the order given."""
+    parameters: dict[str, Any] = {
+        "execution_id": execution_id,
+        "status": values["status"],
+        "active_steps": values["active_steps"],
+        "waiting_steps": values["waiting_steps"],
+        "resolved_steps": values["resolved_steps"],
+        "retries": values["retries"],
+        "updated_at": values["updated_at"],
+        "events": json.dumps([{c: e.get(c) for c in _EVENT_COLUMNS} for e in events], default=_encode),
+        "runs": json.dumps([{c: r.get(c) for c in _RUN_COLUMNS} for r in runs], default=_encode),
+        "notify": bool(events),
+    }
+    for name, kind in _OPTIONAL.items():
+        present = name in values
+        parameters[f"set_{name}"] = present
+        value = values.get(name)
+        parameters[name] = _json(value) if kind == "jsonb" else value
+    ids = {(row.step_name, row.attempt): row.id for row in connection.execute(SAVE, parameters) if row.id}
+    return [ids[(run["step_name"], run["attempt"])] for run in runs]
