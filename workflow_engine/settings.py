@@ -37,11 +37,16 @@ class Settings(BaseSettings):
     # a static bearer token Prometheus scrapes GET /metrics with (JWTs expire)
     metrics_token: SecretStr | None = None
 
-    task_events: bool = True  # Celery task events, for Flower
+    # Celery task events, which Flower shows tasks from; off by default, as in Celery (they cost
+    # about a millisecond a step): turn them on where Flower runs
+    task_events: bool = False
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
 
     worker_concurrency: int | None = Field(default=None, gt=0)
+    # a worker that finishes a step runs the one step that follows at once, in place, up to this
+    # many times in a row, instead of publishing it (0: always publish)
+    inline_steps: int = Field(default=50, ge=0)
     heartbeat_interval: float = Field(default=5.0, gt=0)
     worker_lost_after: float = Field(default=30.0, gt=0)
     redispatch_after: float = Field(default=120.0, gt=0)

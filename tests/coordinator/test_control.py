@@ -270,7 +270,7 @@ def test_late_results_of_a_cancelled_execution_are_discarded(harness: Harness) -
     assert claim is not None
     harness.coordinator.cancel(record.id, "operator")
     outcome = harness.executor.run(claim)
-    assert harness.coordinator.finish(claim, outcome) == "discarded"
+    assert harness.coordinator.finish(claim, outcome).result == "discarded"
     assert harness.statuses(record.id)["a"] == "cancelled"
 
 

@@ -335,7 +335,7 @@ def test_step_timeout_is_enforced_by_the_reconciler_and_retried(harness: Harness
     harness.work()
     assert harness.view(record.id).status == "completed"
     late = harness.coordinator.finish(claim, Success({}, 1))
-    assert late == "discarded"  # the stuck attempt's late result is discarded
+    assert late.result == "discarded" and late.next is None  # the stuck attempt's late result is discarded
 
 
 def test_an_attempt_whose_worker_died_runs_again_without_using_the_retry_budget(harness: Harness) -> None:
@@ -398,3 +398,31 @@ def test_retries_beyond_the_eta_horizon_wait_in_the_database(harness: Harness) -
     harness.work()
     assert harness.view(record.id).status == "completed"
     assert timedelta(seconds=3000) < harness.runs(record.id, "a")[1].not_before - harness.runs(record.id, "a")[0].finished_at  # type: ignore[operator]
+
+
+def test_a_worker_runs_the_next_step_of_a_chain_in_place_within_its_budget(harness: Harness) -> None:
+    harness.inline_steps = 3
+    harness.register(WorkflowBuilder("inline").agent("a").agent("b").agent("c").agent("d").agent("e"))
+    record = harness.start("inline")
+    harness.work()
+    view = harness.view(record.id)
+    assert view.status == "completed" and [name for name, _ in harness.calls] == ["a", "b", "c", "d", "e"]
+    published = [d.step for d in harness.broker.published]
+    assert published == ["a", "e"]  # b, c, d ran in place after a; the budget then ran out
+    runs = {r.step_name: r for r in harness.runs(record.id)}
+    assert runs["b"].task_id == f"{record.id}:a:1"  # the task that carried it, for revoking
+    assert ("b", "queued", "running") in harness.history(record.id)
+
+
+def test_steps_with_a_timeout_fan_outs_and_other_queues_are_never_run_in_place(harness: Harness) -> None:
+    harness.inline_steps = 10
+    harness.register(
+        WorkflowBuilder("published")
+        .agent("a")
+        .agent("timed", after="a", timeout=30)
+        .agent("x", after="timed")
+        .agent("y", after="timed")
+        .agent("elsewhere", after=["x", "y"], queue="gpu")
+    )
+    harness.run("published")
+    assert [d.step for d in harness.broker.published] == ["a", "timed", "x", "y", "elsewhere"]

@@ -53,7 +53,7 @@ def ops(redis_url: str, pg_module_url: str, tmp_path_factory: pytest.TempPathFac
     settings = Settings(
         database_url=pg_module_url,
         **broker_settings("redis", redis_url),
-        **{**FAST, "log_format": "json"},
+        **{**FAST, "log_format": "json", "task_events": True},
         metrics_port=metrics_port,
     )
     cluster = start_cluster(settings, tmp_path_factory.mktemp("ops"))

@@ -89,6 +89,7 @@ class Harness:
         self.executor = StepExecutor(self.coordinator, self.agents, self.heartbeat, self.store)  # type: ignore[arg-type]
         self.reconciler = Reconciler(self.coordinator, self.settings, self.clock)
         self.calls: list[tuple[str, int]] = []
+        self.inline_steps = 0  # steps a "worker" runs in place after the one it was sent
 
     def close(self) -> None:
         self.store.dispose()
@@ -139,7 +140,7 @@ class Harness:
         if item.kind == "timer":
             self.coordinator.fire_timer(item.run_id)
         else:
-            self.executor.execute(item.run_id)
+            self.executor.execute(item.run_id, item.task_id, self.inline_steps)
         return True
 
     def work(self, limit: int = 10_000) -> None:

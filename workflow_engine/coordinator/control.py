@@ -74,7 +74,7 @@ def retry(unit: Unit, from_step: str | None = None) -> list[str]:
                 unit.revocations.append((task_id(unit.id, run.step_name, run.attempt), True))
     unit.runs.supersede(unit.id, reset)
     kept = {name: run.status for name, run in current.items() if name not in reset}
-    unit.runs.reset_barriers(unit.id, _barriers(unit, reset - set(targets), kept), drop=reset)
+    unit.reset_barriers(_barriers(unit, reset - set(targets), kept), drop=reset)
     unit.retries += 1
     unit.transition(E.RUNNING, f"retry from {', '.join(targets)}")
     unit.recount()

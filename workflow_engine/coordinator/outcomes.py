@@ -54,3 +54,12 @@ class Failure:
 
 
 Outcome = Success | Failure
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What became of an attempt (succeeded, retrying, waiting, failed, discarded), and the next
+    step's attempt when the worker is to run it in place."""
+
+    result: str
+    next: Claim | None = None

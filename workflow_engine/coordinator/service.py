@@ -19,7 +19,7 @@ from workflow_engine.core.states import ExecutionStatus, StepStatus
 from workflow_engine.coordinator import control, steps
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
-from workflow_engine.coordinator.outcomes import Claim, Outcome
+from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.definitions.model import StepType
 from workflow_engine.definitions.schemas import check_data
@@ -148,6 +148,7 @@ class Coordinator:
                 "error": None,
                 "idempotency_key": idempotency_key,
                 "checkpoint": None,
+                "barriers": None,
                 "total_steps": len(definition.steps),
                 "resolved_steps": 0,
                 "active_steps": 0,
@@ -189,9 +190,9 @@ class Coordinator:
 
     # worker-facing
 
-    def claim(self, run_id: int, worker: str) -> Claim | None:
+    def claim(self, run_id: int, worker: str, task_id: str | None = None) -> Claim | None:
         """Take a queued attempt for ``worker``; None when it is no longer there to take."""
-        claimed = self.store.claim(run_id, worker)
+        claimed = self.store.claim(run_id, worker, task_id)
         if claimed is None:
             return None
         step = self.definitions.get(claimed.workflow_id).step(claimed.step_name)
@@ -227,21 +228,49 @@ class Coordinator:
             started_at=claimed.started_at,
         )
 
-    def finish(self, claim: Claim, outcome: Outcome) -> str:
-        """Record what the attempt gave and decide what follows; what became of the attempt
-        (``discarded`` if it was no longer current)."""
-        with self.store.transaction() as tx:
+    def finish(self, claim: Claim, outcome: Outcome, inline: str | None = None) -> Finished:
+        """Record what the attempt gave and decide what follows. With ``inline`` (the id of the
+        Celery task the worker runs), the one step that follows may be handed back to run in
+        place instead of being published."""
+        with self.store.pipelined() as tx:
             status, values = steps.attempt_values(outcome, tx.now)
             record, applied = tx.lock_and_finish_run(claim.execution_id, claim.run_id, claim.worker, values)
             if record is None:
                 raise ExecutionNotFound(claim.execution_id)
-            unit = Unit(tx, record, self.definitions.get(record.workflow_id), self.settings, claim.worker, self.rng)
+            definition = self.definitions.get(record.workflow_id)
+            unit = Unit(tx, record, definition, self.settings, claim.worker, self.rng)
+            if inline is not None:
+                unit.inline = (claim.worker, inline)
             result = steps.after_attempt(unit, claim, outcome, status) if applied else steps.DISCARDED
-            unit.save()
+            unit.save(last=True)
+        following = self._continued(unit) if unit.continued else None
         self.after_commit(unit)
         if result == steps.DISCARDED:
             log.info("result of %s:%s:%s discarded: no longer current", claim.execution_id, claim.step.name, claim.attempt)
-        return result
+        return Finished(result, following)
+
+    def _continued(self, unit: Unit) -> Claim:
+        assert unit.continued is not None
+        run_id, row = unit.continued
+        checkpoint = None
+        if row["attempt"] > 1:
+            with self.store.reading() as conn:
+                checkpoint = latest_checkpoint(conn, unit.id, row["step_name"])
+        return Claim(
+            run_id=run_id,
+            execution_id=unit.id,
+            workflow=unit.record.workflow_name,
+            version=unit.record.workflow_version,
+            step=unit.definition.step(row["step_name"]),
+            attempt=row["attempt"],
+            input=unit.record.input,
+            metadata=unit.record.metadata,
+            checkpoint=checkpoint,
+            worker=row["worker"],
+            retries=unit.retries,
+            due_at=row["queued_at"],
+            started_at=row["started_at"],
+        )
 
     def save_checkpoint(self, run_id: int, data: Any) -> None:
         with self.store.transaction() as tx:

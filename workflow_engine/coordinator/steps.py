@@ -7,6 +7,7 @@ from typing import Any
 
 from workflow_engine.core.retry import FailureKind
 from workflow_engine.core.states import StepStatus
+from workflow_engine.coordinator.dispatch import task_id
 from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.definitions.model import StepDefinition, StepType
@@ -116,7 +117,7 @@ def time_out(unit: Unit, run: StepRunRecord) -> bool:
     _after_failure(unit, step, run.attempt, failure)
     unit.settle()
     if run.worker:
-        unit.revocations.append((f"{unit.id}:{run.step_name}:{run.attempt}", True))
+        unit.revocations.append((run.task_id or task_id(unit.id, run.step_name, run.attempt), True))
     return True
 
 

@@ -89,6 +89,7 @@ class Unit:
             "resolved": record.resolved_steps,
         }
         self.retries = record.retries
+        self.barriers: dict[str, list[int]] = {k: list(v) for k, v in (record.barriers or {}).items()}
         self.changes: dict[str, Any] = {}
         self.events: list[dict[str, Any]] = []
         self.dispatches: list[Dispatch] = []
@@ -96,6 +97,9 @@ class Unit:
         self.known_outputs: dict[str, Any] = {}
         self._pending: list[dict[str, Any]] = []  # new runs, written by flush() or save()
         self.dirty = False
+        # set by a worker that can run the next step in place (see continue_inline)
+        self.inline: tuple[str, str | None] | None = None  # (worker, carrier task id)
+        self.continued: tuple[int, dict[str, Any]] | None = None
 
     @property
     def id(self) -> str:
@@ -128,7 +132,9 @@ class Unit:
     def _inserted(self, rows: Sequence[dict[str, Any]], ids: Sequence[int]) -> None:
         """Runs are in the outbox: those marked published go to the broker after the commit."""
         for run_id, row in zip(ids, rows, strict=True):
-            if row["published_at"] is not None:
+            if row["status"] == S.RUNNING:
+                self.continued = (run_id, row)
+            elif row["published_at"] is not None:
                 step = self.definition.step(row["step_name"])
                 self.dispatches.append(self._dispatch(run_id, step, row["attempt"], row["not_before"]))
 
@@ -241,10 +247,14 @@ class Unit:
             "timeout": step.timeout,
             "error_type": None,
             "error_message": None,
+            "worker": None,
+            "task_id": None,
+            "input": None,
             "queued_at": self.now,
             "not_before": None,
             "published_at": None,
             "started_at": None,
+            "heartbeat_at": None,
             "finished_at": None,
         }
 
@@ -312,12 +322,27 @@ class Unit:
         def edge_is_live(edge: Edge) -> bool:
             return verdicts[(edge.source, edge.target)]
 
-        def arrive(join: str, live: bool, degree: int) -> tuple[int, int]:
-            return self.tx.arrive(self.id, join, live, degree)
-
-        decision = planner.advance(self.graph, step, status, edge_is_live, arrive)
+        decision = planner.advance(self.graph, step, status, edge_is_live, self.arrive)
         self.skip(decision.skipped)
         self.open(decision.ready)
+
+    def arrive(self, join: str, live: bool, degree: int) -> tuple[int, int]:
+        """One predecessor of ``join`` resolved: (predecessors left, live edges so far)."""
+        remaining, count = self.barriers.get(join, [degree, 0])
+        remaining, count = remaining - 1, count + int(live)
+        if remaining > 0:
+            self.barriers[join] = [remaining, count]
+        else:
+            self.barriers.pop(join, None)  # the join is decided: nothing more to count
+        self.changes["barriers"] = dict(self.barriers)
+        return remaining, count
+
+    def reset_barriers(self, counters: Mapping[str, tuple[int, int]], drop: Iterable[str]) -> None:
+        """Forget the counters of ``drop``, then set ``counters`` (a retry resets steps)."""
+        for name in drop:
+            self.barriers.pop(name, None)
+        self.barriers.update({name: [remaining, live] for name, (remaining, live) in counters.items()})
+        self.changes["barriers"] = dict(self.barriers)
 
     def scope(self, expressions: Sequence[Expression]) -> dict[str, Any]:
         """``input``, ``metadata`` and the outputs the expressions read (None when not succeeded)."""
@@ -396,7 +421,7 @@ class Unit:
             self.event(run.step_name, run.attempt, run.status, S.CANCELLED, reason)
             if run.status in (S.QUEUED, S.RETRYING, S.RUNNING):
                 terminate = run.status == S.RUNNING
-                self.revocations.append((task_id(self.id, run.step_name, run.attempt), terminate))
+                self.revocations.append((run.task_id or task_id(self.id, run.step_name, run.attempt), terminate))
 
     # settling
 
@@ -438,7 +463,32 @@ class Unit:
         self.changes["output"] = {name: outputs[name] for name in sinks if name in outputs}
         self.transition(E.COMPLETED)
 
-    def save(self) -> None:
+    def continue_inline(self) -> None:
+        """Let the worker that reported run the next step in place of publishing it.
+
+        Only when exactly one step is to be published, it is an agent step of the default queue
+        without a timeout (a Celery time limit belongs to the task that carries it), and it is
+        due now. The run is written as claimed by that worker; no message is sent for it.
+        """
+        if self.inline is None or self.status != E.RUNNING:
+            return
+        outgoing = [row for row in self._pending if row["published_at"] is not None]
+        if len(outgoing) != 1:
+            return
+        row = outgoing[0]
+        step = self.definition.step(row["step_name"])
+        if row["status"] != S.QUEUED or step.type is not StepType.AGENT or step.timeout or step.queue:
+            return
+        worker, carrier = self.inline
+        row.update(
+            status=S.RUNNING, worker=worker, task_id=carrier, input=self.record.input,
+            published_at=None, started_at=self.now, heartbeat_at=self.now,
+        )
+        self.event(step.name, row["attempt"], S.QUEUED, S.RUNNING, "run in place by the worker", actor=worker)
+
+    def save(self, last: bool = False) -> None:
+        """Write everything decided; ``last`` when nothing else runs in the transaction after."""
+        self.continue_inline()
         if not self.dirty and not self.changes:
             return
         values = {
@@ -451,7 +501,7 @@ class Unit:
             **self.changes,
         }
         rows, self._pending = self._pending, []
-        self._inserted(rows, self.tx.write(self.id, values, rows, self.events))
+        self._inserted(rows, self.tx.write(self.id, values, rows, self.events, last=last))
 
     def summary(self) -> Mapping[str, Any]:
         return {"status": self.status, **self.counts}

@@ -3,6 +3,10 @@
 On PostgreSQL a claim is one statement, committed on its own without waiting for the disk: if
 the server crashed and lost it, the attempt would look queued again and be published again,
 and the commit of the attempt's outcome (which does wait for the disk) makes it durable anyway.
+
+Runs are found by primary key. Conditions on their status are written ``status || ''`` so the
+planner never walks the status index instead: every run passes through each open status once,
+and during a large fan-out that index holds thousands of entries for the same status.
 """
 
 from __future__ import annotations
@@ -40,13 +44,13 @@ _CLAIM_SQL = sa.text(
     f"""
     WITH claimed AS (
         UPDATE {t.step_runs.name} AS r
-        SET status = :running, started_at = :now, heartbeat_at = :now, worker = :worker,
+        SET status = :running, started_at = :now, heartbeat_at = :now, worker = :worker, task_id = :task_id,
             deadline_at = CASE WHEN r.timeout IS NULL THEN NULL
                                ELSE CAST(:now AS timestamptz) + r.timeout * interval '1 second' END,
             input = e.input
         FROM {t.step_runs.name} AS previous, {t.executions.name} AS e
         WHERE r.id = :run_id AND previous.id = r.id AND e.id = r.execution_id
-          AND r.status = ANY(:claimable) AND NOT r.superseded AND r.step_type = 'agent'
+          AND r.status || '' = ANY(:claimable) AND NOT r.superseded AND r.step_type = 'agent'
           AND e.status <> ALL(:terminal)
         RETURNING r.id, r.execution_id, r.step_name, r.attempt, r.queued_at, r.not_before,
                   previous.status AS previous_status, e.workflow_id, e.workflow_name,
@@ -61,11 +65,14 @@ _CLAIM_SQL = sa.text(
 )
 
 
-def claim_postgres(engine: Engine, run_id: int, worker: str, now: datetime) -> ClaimedRun | None:
+def claim_postgres(
+    engine: Engine, run_id: int, worker: str, task_id: str | None, now: datetime
+) -> ClaimedRun | None:
     """One autocommitted statement on ``engine`` (whose sessions do not wait for the disk)."""
     parameters = {
         "run_id": run_id,
         "worker": worker,
+        "task_id": task_id,
         "now": now,
         "running": StepStatus.RUNNING.value,
         "claimable": sorted(CLAIMABLE_STEP),
@@ -92,7 +99,7 @@ def claim_postgres(engine: Engine, run_id: int, worker: str, now: datetime) -> C
     )
 
 
-def claim_portable(tx: Tx, run_id: int, worker: str) -> ClaimedRun | None:
+def claim_portable(tx: Tx, run_id: int, worker: str, task_id: str | None) -> ClaimedRun | None:
     """The same claim as a few statements in a transaction (SQLite)."""
     row = tx.claim_row(run_id)
     if row is None or row.superseded or row.status not in CLAIMABLE_STEP:
@@ -105,6 +112,7 @@ def claim_portable(tx: Tx, run_id: int, worker: str) -> ClaimedRun | None:
         "started_at": tx.now,
         "heartbeat_at": tx.now,
         "worker": worker,
+        "task_id": task_id,
         "input": row.execution_input,
         "deadline_at": tx.now + timedelta(seconds=timeout) if timeout else None,
     }

@@ -33,7 +33,7 @@ def is_sqlite(url: str | sa.URL) -> bool:
     return sa.make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, pool_size: int = 5) -> Engine:
+def create_engine(url: str, pool_size: int = 5, isolation_level: str | None = None) -> Engine:
     """An engine for ``url``; for SQLite, the file's folder is created if missing."""
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -49,7 +49,8 @@ def create_engine(url: str, pool_size: int = 5) -> Engine:
         return engine
     # no pre-ping: it costs a round trip per transaction; a dropped connection fails the
     # transaction with a transient error instead, and callers retry (see `retrying`)
-    return sa.create_engine(parsed, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
+    options: dict[str, Any] = {"isolation_level": isolation_level} if isolation_level else {}
+    return sa.create_engine(parsed, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800, **options)
 
 
 def create_fast_engine(url: sa.URL, pool_size: int = 2) -> Engine:

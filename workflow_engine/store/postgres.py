@@ -11,6 +11,7 @@ statements on SQLite.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -24,20 +25,25 @@ from workflow_engine.store.records import ExecutionRecord, from_row
 CHANNEL = "wfe_events"  # NOTIFY channel: "an execution has new events"
 E, R, V = t.executions.name, t.step_runs.name, t.events.name
 
-FINISH = sa.text(
-    f"""
+_FINISH = f"""
     WITH locked AS (SELECT * FROM {E} WHERE id = :execution_id FOR UPDATE),
     finished AS (
         UPDATE {R} SET status = :status, finished_at = :finished_at, duration_ms = :duration_ms,
             output = CAST(:output AS jsonb), error_type = :error_type,
             error_message = :error_message, error_code = :error_code
-        WHERE id = :run_id AND status = 'running' AND NOT superseded AND worker = :worker
+        -- `status || ''` keeps the planner on the primary key (see store.claims)
+        WHERE id = :run_id AND status || '' = 'running' AND NOT superseded AND worker = :worker
           AND EXISTS (SELECT 1 FROM locked)
         RETURNING id
     )
-    SELECT locked.*, (SELECT count(*) FROM finished) AS applied FROM locked
+    SELECT {", ".join(f"locked.{c.name}" for c in t.executions.c)},
+           (SELECT count(*) FROM finished) AS applied
+    FROM locked
     """
-).columns(*t.executions.c, sa.column("applied", sa.Integer))
+_FINISH_COLUMNS = (*t.executions.c, sa.column("applied", sa.Integer))
+FINISH = sa.text(_FINISH).columns(*_FINISH_COLUMNS)
+# the same with the transaction's BEGIN in the same round trip
+BEGIN_AND_FINISH = sa.text("BEGIN; " + _FINISH).columns(*_FINISH_COLUMNS)
 
 # optional columns of the execution's row are kept unless the unit changed them
 _OPTIONAL = {
@@ -46,6 +52,7 @@ _OPTIONAL = {
     "output": "jsonb",
     "error": "jsonb",
     "checkpoint": "jsonb",
+    "barriers": "jsonb",
 }
 _KEEP_UNLESS_SET = ",\n".join(
     f"{name} = CASE WHEN :set_{name} THEN CAST(:{name} AS {kind}) ELSE {name} END" for name, kind in _OPTIONAL.items()
@@ -55,15 +62,15 @@ _EVENT_FIELDS = (
     "details jsonb, created_at timestamptz"
 )
 _RUN_FIELDS = (
-    "step_name text, step_type text, agent text, attempt int, status text, timeout float8, "
-    "error_type text, error_message text, queued_at timestamptz, not_before timestamptz, "
-    "published_at timestamptz, started_at timestamptz, finished_at timestamptz"
+    "id bigint, step_name text, step_type text, agent text, attempt int, status text, timeout float8, "
+    "error_type text, error_message text, worker text, task_id text, input jsonb, "
+    "queued_at timestamptz, not_before timestamptz, published_at timestamptz, "
+    "started_at timestamptz, heartbeat_at timestamptz, finished_at timestamptz"
 )
 _RUN_COLUMNS = [field.split()[0] for field in _RUN_FIELDS.split(", ")]
 _EVENT_COLUMNS = [field.split()[0] for field in _EVENT_FIELDS.split(", ")]
 
-SAVE = sa.text(
-    f"""
+_SAVE = f"""
     WITH saved_execution AS (
         UPDATE {E} SET status = :status, active_steps = :active_steps, waiting_steps = :waiting_steps,
             resolved_steps = :resolved_steps, retries = :retries, updated_at = :updated_at,
@@ -79,13 +86,12 @@ SAVE = sa.text(
         INSERT INTO {R} (execution_id, superseded, {", ".join(_RUN_COLUMNS)})
         SELECT :execution_id, false, {", ".join(f"x.{c}" for c in _RUN_COLUMNS)}
         FROM jsonb_to_recordset(CAST(:runs AS jsonb)) AS x({_RUN_FIELDS})
-        RETURNING id, step_name, attempt
     )
-    SELECT saved_runs.id, saved_runs.step_name, saved_runs.attempt,
-           CASE WHEN :notify THEN pg_notify('{CHANNEL}', :execution_id) END AS notified
-    FROM (SELECT 1) AS one LEFT JOIN saved_runs ON true
+    SELECT CASE WHEN :notify THEN pg_notify('{CHANNEL}', :execution_id) END AS notified
     """
-)
+SAVE = sa.text(_SAVE)
+# the same with the transaction's COMMIT in the same round trip
+SAVE_AND_COMMIT = sa.text(_SAVE + "; COMMIT")
 
 
 def _json(value: Any) -> str | None:
@@ -100,10 +106,44 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+class RunIds:
+    """Ids for new step runs, taken from the table's sequence a block at a time: a unit knows
+    the ids of the runs it writes without reading them back, so its last statement can carry
+    the COMMIT."""
+
+    def __init__(self, block: int = 256) -> None:
+        self.block = block
+        self._free: list[int] = []
+        self._lock = threading.Lock()
+        self._sequence: str | None = None
+
+    def take(self, connection: Connection, count: int) -> list[int]:
+        with self._lock:
+            if len(self._free) < count:
+                if self._sequence is None:
+                    self._sequence = connection.execute(
+                        sa.text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": R}
+                    ).scalar_one()
+                wanted = max(self.block, count)
+                fresh = connection.execute(
+                    sa.text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :n)"),
+                    {"sequence": self._sequence, "n": wanted},
+                ).scalars()
+                self._free.extend(fresh)
+            taken, self._free = self._free[:count], self._free[count:]
+            return taken
+
+
 def finish(
-    connection: Connection, execution_id: str, run_id: int, worker: str, values: Mapping[str, Any]
+    connection: Connection,
+    execution_id: str,
+    run_id: int,
+    worker: str,
+    values: Mapping[str, Any],
+    begin: bool = False,
 ) -> tuple[ExecutionRecord | None, bool]:
-    """Lock the execution and record an attempt's outcome on its running run."""
+    """Lock the execution and record an attempt's outcome on its running run (opening the
+    transaction in the same round trip when ``begin``)."""
     parameters = {
         "execution_id": execution_id,
         "run_id": run_id,
@@ -116,7 +156,7 @@ def finish(
         "error_message": values.get("error_message"),
         "error_code": values.get("error_code"),
     }
-    row = connection.execute(FINISH, parameters).first()
+    row = connection.execute(BEGIN_AND_FINISH if begin else FINISH, parameters).first()
     if row is None:
         return None, False
     return from_row(ExecutionRecord, row), bool(row.applied)
@@ -128,8 +168,11 @@ def save(
     values: Mapping[str, Any],
     runs: Sequence[Mapping[str, Any]],
     events: Sequence[Mapping[str, Any]],
-) -> list[int]:
-    """Write a unit of work in one statement; the new runs' ids, in the order given."""
+    ids: Sequence[int],
+    commit: bool = False,
+) -> None:
+    """Write a unit of work in one statement (committing in the same round trip when
+    ``commit``); the runs are given their ``ids``."""
     parameters: dict[str, Any] = {
         "execution_id": execution_id,
         "status": values["status"],
@@ -139,7 +182,10 @@ def save(
         "retries": values["retries"],
         "updated_at": values["updated_at"],
         "events": json.dumps([{c: e.get(c) for c in _EVENT_COLUMNS} for e in events], default=_encode),
-        "runs": json.dumps([{c: r.get(c) for c in _RUN_COLUMNS} for r in runs], default=_encode),
+        "runs": json.dumps(
+            [{**{c: r.get(c) for c in _RUN_COLUMNS}, "id": run_id} for r, run_id in zip(runs, ids, strict=True)],
+            default=_encode,
+        ),
         "notify": bool(events),
     }
     for name, kind in _OPTIONAL.items():
@@ -147,5 +193,4 @@ def save(
         parameters[f"set_{name}"] = present
         value = values.get(name)
         parameters[name] = _json(value) if kind == "jsonb" else value
-    ids = {(row.step_name, row.attempt): row.id for row in connection.execute(SAVE, parameters) if row.id}
-    return [ids[(run["step_name"], run["attempt"])] for run in runs]
+    connection.execute(SAVE_AND_COMMIT if commit else SAVE, parameters)

@@ -56,6 +56,7 @@ class ExecutionRecord:
     error: dict[str, Any] | None
     idempotency_key: str | None
     checkpoint: dict[str, Any] | None
+    barriers: dict[str, list[int]] | None
     total_steps: int
     resolved_steps: int
     active_steps: int
@@ -88,6 +89,7 @@ class StepRunRecord:
     error_message: str | None
     error_code: str | None
     worker: str | None
+    task_id: str | None
     checkpoint: Any
     completed_by: str | None
     queued_at: datetime

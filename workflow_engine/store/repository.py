@@ -24,6 +24,7 @@ from workflow_engine.errors import (
     UserNotFound,
     WorkflowNotFound,
 )
+from workflow_engine.store import postgres
 from workflow_engine.store import schema as t
 from workflow_engine.store.claims import ClaimedRun, claim_portable, claim_postgres
 from workflow_engine.store.database import begin, create_engine, create_fast_engine, translate
@@ -76,6 +77,8 @@ class Store:
         self.clock = clock or SystemClock()
         self._system_user_id: int | None = None
         self._fast_engine: Engine | None = None
+        self._pipeline_engine: Engine | None = None
+        self.run_ids = postgres.RunIds() if engine.dialect.name == "postgresql" else None
 
     @classmethod
     def from_url(cls, url: str, clock: Clock | None = None, pool_size: int = 5) -> Store:
@@ -87,18 +90,19 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self._fast_engine is not None:
-            self._fast_engine.dispose()
+        for extra in (self._fast_engine, self._pipeline_engine):
+            if extra is not None:
+                extra.dispose()
 
-    def claim(self, run_id: int, worker: str) -> ClaimedRun | None:
+    def claim(self, run_id: int, worker: str, task_id: str | None = None) -> ClaimedRun | None:
         """Take a queued attempt for ``worker`` (queued or retrying → running), or None."""
         if self.dialect != "postgresql":
             with self.transaction() as tx:
-                return claim_portable(tx, run_id, worker)
+                return claim_portable(tx, run_id, worker, task_id)
         if self._fast_engine is None:
             self._fast_engine = create_fast_engine(self.engine.url)
         try:
-            return claim_postgres(self._fast_engine, run_id, worker, self.clock.now())
+            return claim_postgres(self._fast_engine, run_id, worker, task_id, self.clock.now())
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
 
@@ -106,7 +110,36 @@ class Store:
     def transaction(self) -> Iterator[Tx]:
         """One write transaction; everything in it commits together or not at all."""
         with begin(self.engine) as connection:
-            yield Tx(connection, self.clock.now())
+            yield Tx(connection, self.clock.now(), self.run_ids)
+
+    @contextmanager
+    def pipelined(self) -> Iterator[Tx]:
+        """A write transaction whose BEGIN and COMMIT ride with its first and last statements
+        on PostgreSQL (two round trips fewer); an ordinary transaction elsewhere."""
+        if self.dialect != "postgresql":
+            with self.transaction() as tx:
+                yield tx
+            return
+        if self._pipeline_engine is None:
+            self._pipeline_engine = create_engine(
+                self.engine.url.render_as_string(hide_password=False), pool_size=2, isolation_level="AUTOCOMMIT"
+            )
+        try:
+            with self._pipeline_engine.connect() as connection:
+                tx = Tx(connection, self.clock.now(), self.run_ids, pipelined=True)
+                try:
+                    yield tx
+                    if tx.begun and not tx.committed:
+                        connection.exec_driver_sql("COMMIT")
+                except BaseException:
+                    if tx.begun and not tx.committed:
+                        try:
+                            connection.exec_driver_sql("ROLLBACK")
+                        except exc.DBAPIError:
+                            connection.invalidate()
+                    raise
+        except (exc.DBAPIError, exc.TimeoutError) as error:
+            raise translate(error) from error
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

@@ -106,6 +106,9 @@ executions = Table(
     Column("error", JSONType, nullable=True),
     Column("idempotency_key", String(255), nullable=True),
     Column("checkpoint", JSONType, nullable=True),
+    # join → [predecessors not yet resolved, live incoming edges]; kept in the execution's row,
+    # which every decision about the execution locks: the last arrival at a join sees 0
+    Column("barriers", JSONType, nullable=True),
     Column("total_steps", Integer, nullable=False),
     Column("resolved_steps", Integer, nullable=False),  # succeeded, failed (optional), skipped
     Column("active_steps", Integer, nullable=False),  # pending, queued, retrying, running, timers
@@ -140,6 +143,7 @@ step_runs = Table(
     Column("error_message", Text, nullable=True),
     Column("error_code", String(64), nullable=True),
     Column("worker", String(255), nullable=True),
+    Column("task_id", String(255), nullable=True),  # the Celery task running it (several when inline)
     Column("checkpoint", JSONType, nullable=True),
     Column("completed_by", String(150), nullable=True),
     _timestamp("queued_at"),
@@ -151,8 +155,12 @@ step_runs = Table(
     _timestamp("finished_at", nullable=True),
     Column("duration_ms", Integer, nullable=True),
     UniqueConstraint("execution_id", "step_name", "attempt"),
-    Index(None, "status"),
 )
+# what the reconciler scans: only open runs are indexed, so the index stays as small as the work
+# in progress however many runs have finished
+OPEN_RUN_STATUSES = ("pending", "queued", "retrying", "running", "waiting")
+_open = step_runs.c.status.in_(OPEN_RUN_STATUSES)
+Index("ix_wfe_step_runs_open", step_runs.c.status, postgresql_where=_open, sqlite_where=_open)
 
 events = Table(
     "wfe_events",
@@ -168,20 +176,6 @@ events = Table(
     Column("details", JSONType, nullable=True),
     _timestamp("created_at"),
     Index(None, "execution_id", "id"),
-)
-
-join_barriers = Table(
-    "wfe_join_barriers",
-    metadata,
-    Column(
-        "execution_id",
-        String(36),
-        ForeignKey("wfe_executions.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    Column("step_name", String(100), primary_key=True),
-    Column("remaining", Integer, nullable=False),
-    Column("live", Integer, nullable=False),
 )
 
 workers = Table(

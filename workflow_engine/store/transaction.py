@@ -74,17 +74,31 @@ def latest_checkpoint(connection: Connection, execution_id: str, step_name: str)
 
 
 class Tx:
-    """One open transaction and the time it started at (every row it writes uses that time)."""
+    """One open transaction and the time it started at (every row it writes uses that time).
 
-    def __init__(self, connection: Connection, now: datetime) -> None:
+    A *pipelined* transaction (PostgreSQL, see ``Store.pipelined``) runs on a connection that
+    leaves transaction control to us, so that BEGIN travels with the first statement and COMMIT
+    with the last: ``begun`` and ``committed`` say how far it got.
+    """
+
+    def __init__(
+        self, connection: Connection, now: datetime, run_ids: postgres.RunIds | None = None, pipelined: bool = False
+    ) -> None:
         self.connection = connection
         self.now = now
+        self.run_ids = run_ids
+        self.pipelined = pipelined
+        self.begun = not pipelined
+        self.committed = False
 
     @property
     def postgres(self) -> bool:
         return self.connection.dialect.name == "postgresql"
 
     def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]:
+        if not self.begun:
+            self.connection.exec_driver_sql("BEGIN")
+            self.begun = True
         return self.connection.execute(statement, parameters)
 
     # executions
@@ -123,7 +137,8 @@ class Tx:
         """Lock the execution, then record an attempt's outcome if the run is still running for
         ``worker``: the execution, and whether the outcome was recorded."""
         if self.postgres:
-            return postgres.finish(self.connection, execution_id, run_id, worker, values)
+            begin, self.begun = not self.begun, True
+            return postgres.finish(self.connection, execution_id, run_id, worker, values, begin=begin)
         record = self.lock_execution(execution_id)
         if record is None:
             return None, False
@@ -135,11 +150,17 @@ class Tx:
         values: Mapping[str, Any],
         runs: Sequence[dict[str, Any]],
         events: Sequence[dict[str, Any]],
+        last: bool = False,
     ) -> list[int]:
         """Save a unit of work: new runs, the execution's row, events, and the notification that
-        there are new events (sent on commit). One statement on PostgreSQL; the new runs' ids."""
-        if self.postgres:
-            return postgres.save(self.connection, execution_id, values, runs, events)
+        there are new events (sent on commit). One statement on PostgreSQL, which also commits a
+        pipelined transaction when this is its ``last`` statement. The new runs' ids."""
+        if self.postgres and self.run_ids is not None:
+            ids = self.run_ids.take(self.connection, len(runs)) if runs else []
+            commit = last and self.pipelined and self.begun
+            postgres.save(self.connection, execution_id, values, runs, events, ids, commit=commit)
+            self.committed = commit
+            return ids
         ids = self.insert_runs(runs)
         self.update_execution(execution_id, values)
         self.insert_events(events)
@@ -265,39 +286,6 @@ class Tx:
             .where(r.c.execution_id == execution_id, r.c.step_name.in_(list(names)))
             .values(superseded=True)
         )
-
-    # join barriers
-
-    def arrive(self, execution_id: str, join: str, live: bool, degree: int) -> tuple[int, int]:
-        """Record one resolved predecessor of ``join``: one atomic upsert, last arrival sees 0."""
-        b = t.join_barriers
-        statement = (
-            _dialect_insert(self.connection, b)
-            .values(execution_id=execution_id, step_name=join, remaining=degree - 1, live=int(live))
-            .on_conflict_do_update(
-                index_elements=[b.c.execution_id, b.c.step_name],
-                set_={"remaining": b.c.remaining - 1, "live": b.c.live + int(live)},
-            )
-            .returning(b.c.remaining, b.c.live)
-        )
-        row = self.execute(statement).one()
-        return int(row.remaining), int(row.live)
-
-    def reset_barriers(
-        self, execution_id: str, counters: Mapping[str, tuple[int, int]], drop: Collection[str]
-    ) -> None:
-        """Forget the barriers of ``drop``, then set ``counters`` (a retry resets steps)."""
-        b = t.join_barriers
-        names = set(drop) | set(counters)
-        if names:
-            self.execute(sa.delete(b).where(b.c.execution_id == execution_id, b.c.step_name.in_(list(names))))
-        if not counters:
-            return
-        rows = [
-            {"execution_id": execution_id, "step_name": name, "remaining": remaining, "live": live}
-            for name, (remaining, live) in counters.items()
-        ]
-        self.execute(sa.insert(b), rows)
 
     # events
 

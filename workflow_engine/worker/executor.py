@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -77,28 +78,48 @@ class _Services:
 
 class StepExecutor:
     def __init__(
-        self, coordinator: Coordinator, registry: AgentRegistry, heartbeat: Heartbeat, store: Store
+        self,
+        coordinator: Coordinator,
+        registry: AgentRegistry,
+        heartbeat: Heartbeat,
+        store: Store,
+        announce: Callable[[Claim, Outcome, str], None] | None = None,
     ) -> None:
         self.coordinator = coordinator
         self.registry = registry
         self.heartbeat = heartbeat
         self.services = _Services(coordinator, store)
+        # told of each step run in place (it has no Celery task of its own): Flower hears of it
+        self.announce = announce
 
     @property
     def worker_id(self) -> str:
         return self.heartbeat.worker_id
 
-    def execute(self, run_id: int) -> None:
-        """Claim ``run_id``, run it, record what happened. A run already taken is left alone."""
-        claim = retrying(lambda: self.coordinator.claim(run_id, self.worker_id))
-        if claim is None:
-            return
-        with logs.bound(
-            execution_id=claim.execution_id, step=claim.step.name, attempt=claim.attempt, workflow=claim.workflow
-        ), self.heartbeat.beating(run_id):
-            outcome = self.run(claim)
-        result = retrying(lambda: self.coordinator.finish(claim, outcome))
-        metrics.observe_attempt(claim, outcome.duration_ms, result)
+    def execute(self, run_id: int, task_id: str | None = None, inline_steps: int = 0) -> None:
+        """Claim ``run_id``, run it, record what happened. A run already taken is left alone.
+
+        With ``inline_steps``, the step that follows (when it is the only one) is run here,
+        at once, up to that many times, instead of going through the broker.
+        """
+        claim = retrying(lambda: self.coordinator.claim(run_id, self.worker_id, task_id))
+        budget = inline_steps
+        while claim is not None:
+            current = claim
+            with logs.bound(
+                execution_id=current.execution_id,
+                step=current.step.name,
+                attempt=current.attempt,
+                workflow=current.workflow,
+            ), self.heartbeat.beating(current.run_id):
+                outcome = self.run(current)
+            carrier = task_id if budget > 0 else None
+            finished = retrying(lambda: self.coordinator.finish(current, outcome, inline=carrier))
+            metrics.observe_attempt(current, outcome.duration_ms, finished.result)
+            if current.run_id != run_id and self.announce is not None:
+                self.announce(current, outcome, finished.result)
+            claim = finished.next
+            budget -= 1
 
     def run(self, claim: Claim) -> Outcome:
         step = claim.step

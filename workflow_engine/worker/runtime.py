@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from workflow_engine.agents import REGISTRY, load_modules
+from workflow_engine.coordinator.dispatch import task_id
+from workflow_engine.coordinator.outcomes import Claim, Outcome, Success
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.engine import AgentCatalogue, open_store
 from workflow_engine.worker.app import EngineCelery
 from workflow_engine.worker.dispatcher import CeleryDispatcher
 from workflow_engine.worker.executor import StepExecutor
 from workflow_engine.worker.heartbeat import Heartbeat
+
+
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -22,4 +30,40 @@ class Runtime:
         )
         queues = [settings.steps_queue]
         self.heartbeat = Heartbeat(self.store, sorted(REGISTRY.names()), queues, settings.heartbeat_interval)
-        self.executor = StepExecutor(self.coordinator, REGISTRY, self.heartbeat, self.store)
+        announce = self._announce if settings.task_events else None
+        self.executor = StepExecutor(self.coordinator, REGISTRY, self.heartbeat, self.store, announce)
+        self.app = app
+        self._events: Any = None
+
+    def _announce(self, claim: Claim, outcome: Outcome, result: str) -> None:
+        """Task events for a step run in place, so Flower lists it like any step task."""
+        from celery import current_task
+
+        carrier = current_task.request if current_task else None
+        uuid = task_id(claim.execution_id, claim.step.name, claim.attempt)
+        try:
+            dispatcher = self._event_dispatcher(getattr(carrier, "hostname", None))
+            dispatcher.send(
+                "task-received",
+                uuid=uuid,
+                name=f"{claim.workflow}.{claim.step.name}",
+                args=repr((claim.run_id, claim.execution_id, claim.step.name, claim.attempt)),
+                kwargs=repr({"workflow": claim.workflow}),
+                retries=claim.attempt - 1,
+                parent_id=getattr(carrier, "id", None),
+                root_id=getattr(carrier, "root_id", None),
+            )
+            if isinstance(outcome, Success):
+                dispatcher.send("task-succeeded", uuid=uuid, result=result, runtime=outcome.duration_ms / 1000)
+            else:
+                dispatcher.send("task-failed", uuid=uuid, exception=f"{outcome.error_type}: {outcome.message}")
+        except Exception:
+            log.debug("could not announce %s", uuid, exc_info=True)
+            self._events = None
+
+    def _event_dispatcher(self, hostname: str | None) -> Any:
+        """One event dispatcher (and connection) for this process, made on first use."""
+        if self._events is None:
+            connection = self.app.connection_for_write()
+            self._events = self.app.events.Dispatcher(connection, hostname=hostname, enabled=True)
+        return self._events

@@ -8,10 +8,15 @@ from workflow_engine.worker.app import EngineCelery
 
 
 def register_tasks(app: EngineCelery) -> None:
-    @app.task(name="wfe.step", ignore_result=True, acks_late=True, reject_on_worker_lost=True, shared=False)  # type: ignore[untyped-decorator]
-    def run_step(run_id: int, execution_id: str, step: str, attempt: int, workflow: str = "") -> None:
+    @app.task(  # type: ignore[untyped-decorator]
+        name="wfe.step", bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True, shared=False
+    )
+    def run_step(task: Any, run_id: int, execution_id: str, step: str, attempt: int, workflow: str = "") -> None:
         """Run one attempt of one step (the ids are in the arguments so Flower shows them)."""
-        app.runtime().executor.execute(run_id)
+        # a task under a Celery time limit runs only its own step: the limit would cover the rest
+        limited = any(task.request.timelimit or ())
+        inline = 0 if limited else app.settings.inline_steps
+        app.runtime().executor.execute(run_id, task.request.id, inline)
 
     @app.task(name="wfe.fire_timer", ignore_result=True, acks_late=True, shared=False)  # type: ignore[untyped-decorator]
     def fire_timer(run_id: int, execution_id: str, step: str, attempt: int, workflow: str = "") -> None:
