@@ -16,6 +16,8 @@ demo: $(STAMP)
 	@scripts/demo.sh
 
 test: $(STAMP)
+	$(BIN)/ruff check workflow_engine workers tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 test-unit: $(STAMP)

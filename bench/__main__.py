@@ -19,14 +19,21 @@ from tests.support import services
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer runs and smaller scale tests (under two minutes)")
-    parser.add_argument("--concurrency", type=int, default=2, help="worker processes on each side (default 2)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer runs and smaller scale tests (under two minutes)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=2, help="worker processes on each side (default 2)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()
     redis_url = services.redis_url()
     postgres_url = services.postgres_url()
     if redis_url is None or postgres_url is None:
-        sys.exit("the benchmark needs Redis and PostgreSQL (standard local ports, or WFE_TEST_REDIS_URL / WFE_TEST_DATABASE_URL)")
+        sys.exit(
+            "the benchmark needs Redis and PostgreSQL "
+            "(standard local ports, or WFE_TEST_REDIS_URL / WFE_TEST_DATABASE_URL)"
+        )
     log_dir = Path(tempfile.mkdtemp(prefix="wfe-bench-"))
     began = time.monotonic()
     bench = Bench(redis_url, postgres_url, args.concurrency, log_dir)

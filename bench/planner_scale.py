@@ -26,7 +26,8 @@ def fan(size: int) -> dict[str, object]:
     return {
         "name": "fan",
         "steps": [{"name": n, "agent": "noop"} for n in ["start", *branches, "join"]],
-        "edges": [{"from": "start", "to": b} for b in branches] + [{"from": b, "to": "join"} for b in branches],
+        "edges": [{"from": "start", "to": b} for b in branches]
+        + [{"from": b, "to": "join"} for b in branches],
     }
 
 
@@ -58,14 +59,17 @@ def timed(action: Callable[[], object]) -> tuple[float, object]:
 
 
 def main() -> None:
-    print(f"{'shape':<6} {'steps':>7} {'validate ms':>12} {'graph ms':>9} {'plan ms':>8} {'drive ms':>9} {'µs/step':>8}")
+    print(
+        f"{'shape':<6} {'steps':>7} {'validate ms':>12} {'graph ms':>9} "
+        f"{'plan ms':>8} {'drive ms':>9} {'µs/step':>8}"
+    )
     for shape, build in (("chain", chain), ("fan", fan)):
         for size in (1_000, 2_500, 5_000, 10_000):
             validate_ms, definition = timed(lambda build=build, size=size: load_document(build(size)))
             assert isinstance(definition, WorkflowDefinition)
             graph_ms, graph = timed(lambda d=definition: d.graph)
             assert isinstance(graph, Graph)
-            plan_ms, first = timed(lambda g=graph: plan(g, {}, lambda e: True))
+            plan_ms, _ = timed(lambda g=graph: plan(g, {}, lambda e: True))
             drive_ms, resolved = timed(lambda g=graph: drive(g))
             assert resolved == len(graph), (resolved, len(graph))
             per_step = (plan_ms + drive_ms) * 1000 / len(graph)

@@ -102,14 +102,18 @@ class PeakMemory:
 
 
 class Bench:
-    def __init__(self, redis_url: str, postgres_url: str, concurrency: int, log_dir: Path, quiet: bool = False) -> None:
+    def __init__(
+        self, redis_url: str, postgres_url: str, concurrency: int, log_dir: Path, quiet: bool = False
+    ) -> None:
         tag = uuid.uuid4().hex[:8]
         self.quiet = quiet
         self.admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
         self.database = f"wfe_bench_{tag}"
         with self.admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{self.database}"')
-        database_url = sa.make_url(postgres_url).set(database=self.database).render_as_string(hide_password=False)
+        database_url = (
+            sa.make_url(postgres_url).set(database=self.database).render_as_string(hide_password=False)
+        )
         migrate.upgrade(database_url)
         self.settings = Settings(
             database_url=database_url,
@@ -128,8 +132,22 @@ class Bench:
         }
         os.environ.update({k: canvas_env[k] for k in ("BENCH_BROKER", "BENCH_BACKEND", "BENCH_QUEUE")})
         argv = [
-            sys.executable, "-m", "celery", "-A", "bench.canvas_app", "worker", "-c", str(concurrency), "-P", "prefork",
-            "-l", "WARNING", "--without-gossip", "--without-mingle", "-n", f"canvas-{tag}@%h",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "bench.canvas_app",
+            "worker",
+            "-c",
+            str(concurrency),
+            "-P",
+            "prefork",
+            "-l",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"canvas-{tag}@%h",
         ]
         self.canvas_worker = Process("canvas", argv, canvas_env, log_dir / "canvas.log", ROOT).start()
         from bench import canvas_app
@@ -226,7 +244,9 @@ def fan_of(name: str, width: int) -> Callable[[], WorkflowBuilder]:
     return build
 
 
-def interleaved(bench: Bench, result: Result, runs: int, engine: Callable[[], float], canvas: Callable[[], float]) -> Result:
+def interleaved(
+    bench: Bench, result: Result, runs: int, engine: Callable[[], float], canvas: Callable[[], float]
+) -> Result:
     """Alternate which side goes first, so neither always runs on a warmer machine."""
     for index in range(runs):
         pair = [("engine", engine), ("canvas", canvas)]
@@ -277,7 +297,9 @@ def workloads(bench: Bench, quick: bool) -> list[Result]:
             Result("W3 fan200", "s"),
             2 if quick else 3,
             lambda: bench.run_engine(fan200),
-            lambda: bench.run_canvas(lambda: chain(c.noop.s(), chord(group(c.noop.s() for _ in range(200)), c.join.s()))),
+            lambda: bench.run_canvas(
+                lambda: chain(c.noop.s(), chord(group(c.noop.s() for _ in range(200)), c.join.s()))
+            ),
         )
     )
 
@@ -307,7 +329,11 @@ def scale(bench: Bench, quick: bool) -> list[Result]:
             with bench.memory() as peak:
                 seconds = bench.run_engine(name, timeout=3600)
             result = Result(f"S1 {shape} {size}", "s", engine=[seconds])
-            result.notes = {"steps": size, "peak_rss_mib": round(peak.peak, 1), "ms_per_step": round(seconds * 1000 / size, 3)}
+            result.notes = {
+                "steps": size,
+                "peak_rss_mib": round(peak.peak, 1),
+                "ms_per_step": round(seconds * 1000 / size, 3),
+            }
             bench.say(f"  {result.workload}: {seconds:.2f} s, peak {peak.peak:.0f} MiB")
             results.append(result)
     count = 500 if quick else 2_000
@@ -329,7 +355,8 @@ def scale(bench: Bench, quick: bool) -> list[Result]:
 
 def table(results: list[Result]) -> str:
     lines = [
-        f"{'workload':<18} {'unit':<8} {'engine':>9} {'canvas':>9} {'ratio':>7}   {'engine min-max':<17} {'canvas min-max':<17} notes"
+        f"{'workload':<18} {'unit':<8} {'engine':>9} {'canvas':>9} {'ratio':>7}   "
+        f"{'engine min-max':<17} {'canvas min-max':<17} notes"
     ]
     for result in results:
         row = result.row()
@@ -343,6 +370,7 @@ def table(results: list[Result]) -> str:
         notes = json.dumps(result.notes) if result.notes else ""
         lines.append(
             f"{row['workload']:<18} {row['unit']:<8} {engine:>9} {canvas:>9} {ratio:>7}   "
-            f"{span(row['engine_min'], row['engine_max']):<17} {span(row['canvas_min'], row['canvas_max']):<17} {notes}"
+            f"{span(row['engine_min'], row['engine_max']):<17} "
+            f"{span(row['canvas_min'], row['canvas_max']):<17} {notes}"
         )
     return "\n".join(lines)

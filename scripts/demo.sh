@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
-# Validate the example workflows and register them in the embedded database.
+# Run the document-generation pipeline end to end on the embedded default: SQLite and a broker
+# in a folder next to it. No server is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-for file in config/workflows/*; do
-  $BIN/wfe validate "$file"
-done
-$BIN/wfe db upgrade
-for file in config/workflows/*; do
-  $BIN/wfe register "$file"
-done
-$BIN/wfe workflows
+export WFE_DATABASE_URL="${WFE_DATABASE_URL:-sqlite:///wfe.db}"
+export WFE_AGENT_MODULES="${WFE_AGENT_MODULES:-workers.demo_agents}"
+
+$BIN/wfe validate config/workflows/ib-generation.json
+status=0
+$BIN/wfe run config/workflows/ib-generation.json --input '{"project_id": "demo-1", "document_type": "ib"}' || status=$?
+id=$($BIN/wfe list --limit 1 --json | $BIN/python -c 'import json, sys; print(json.load(sys.stdin)["executions"][0]["execution_id"])')
+
+cat <<TEXT
+
+Where to look next (the embedded database is ./wfe.db):
+  .venv/bin/wfe status $id          the execution, step by step
+  .venv/bin/wfe logs $id            every attempt, with durations (the writer was retried once)
+  .venv/bin/wfe logs $id --errors   only the attempts that failed
+  .venv/bin/wfe list                every execution
+  .venv/bin/wfe run config/workflows/ib-review.yaml --input '{"project_id": "p-2"}'
+                                    fan-out, join, conditions and a human approval step
+  .venv/bin/wfe api                 the REST API; docs at http://127.0.0.1:8000/api/docs
+  README.md                         running on PostgreSQL and Redis, scaling, Flower, metrics
+TEXT
+exit $status

@@ -59,7 +59,9 @@ def assemble(ctx: AgentContext) -> dict[str, Any]:
 @agent("export")
 def export(ctx: AgentContext) -> dict[str, Any]:
     _work(ctx)
-    return {"files": [f"{ctx.input.get('project_id', 'demo')}.pdf", f"{ctx.input.get('project_id', 'demo')}.docx"]}
+    return {
+        "files": [f"{ctx.input.get('project_id', 'demo')}.pdf", f"{ctx.input.get('project_id', 'demo')}.docx"]
+    }
 
 
 @agent("scorer")

@@ -30,7 +30,7 @@ from workflow_engine.errors import (
 from workflow_engine.settings import Settings
 from workflow_engine.views import ExecutionView
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped by use, as the comments say
     # running workflows
     "Engine",
     "ExecutionView",

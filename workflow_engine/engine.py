@@ -147,7 +147,9 @@ class Engine:
     def workflows(self, visible_to: int | None = None, name: str | None = None) -> list[WorkflowRecord]:
         return self.store.list_workflows(visible_to, name)
 
-    def workflow(self, name: str, version: str | None = None, visible_to: int | None = None) -> WorkflowRecord:
+    def workflow(
+        self, name: str, version: str | None = None, visible_to: int | None = None
+    ) -> WorkflowRecord:
         return self.store.get_workflow(name, version, visible_to)
 
     # executions
@@ -178,7 +180,9 @@ class Engine:
         )
         return execution_view(record)
 
-    def get(self, execution_id: str, owner_id: int | None = None, include_steps: bool = True) -> ExecutionView:
+    def get(
+        self, execution_id: str, owner_id: int | None = None, include_steps: bool = True
+    ) -> ExecutionView:
         """Status, steps, percent complete, output and error of an execution."""
         record = self.store.get_execution(execution_id, owner_id)
         if not include_steps:
@@ -186,11 +190,14 @@ class Engine:
         definition = self.coordinator.definitions.get(record.workflow_id)
         return execution_view(record, definition, self.store.step_runs(execution_id))
 
-    def list(self, query: ExecutionQuery | None = None) -> tuple[list[ExecutionView], int]:
+    def executions(self, query: ExecutionQuery | None = None) -> tuple[list[ExecutionView], int]:
+        """A page of executions, newest first, and how many match in all."""
         records, total = self.store.list_executions(query or ExecutionQuery())
         return [execution_view(r) for r in records], total
 
-    def wait(self, execution_id: str, timeout: float | None = 60.0, owner_id: int | None = None) -> ExecutionView:
+    def wait(
+        self, execution_id: str, timeout: float | None = 60.0, owner_id: int | None = None
+    ) -> ExecutionView:
         """Block until the execution is terminal or waiting; TimeoutError after ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = 0.02

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 CONTEXT_FIELDS = ("execution_id", "step", "attempt", "workflow", "worker")
-_context: ContextVar[dict[str, Any]] = ContextVar("wfe_log_context", default={})
+_context: ContextVar[Mapping[str, Any]] = ContextVar("wfe_log_context", default=MappingProxyType({}))
 
 
 @contextmanager
@@ -56,7 +57,9 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s%(context)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        context = [f"{name}={getattr(record, name)}" for name in CONTEXT_FIELDS if getattr(record, name, None)]
+        context = [
+            f"{name}={getattr(record, name)}" for name in CONTEXT_FIELDS if getattr(record, name, None)
+        ]
         record.context = f" [{' '.join(context)}]" if context else ""
         return super().format(record)
 

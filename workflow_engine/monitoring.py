@@ -64,7 +64,9 @@ def summary(store: Store, since: datetime, owner_id: int | None = None) -> dict[
     }
 
 
-def open_tasks(store: Store, owner_id: int | None = None, limit: int = 500) -> list[tuple[StepRunRecord, ExecutionRecord]]:
+def open_tasks(
+    store: Store, owner_id: int | None = None, limit: int = 500
+) -> list[tuple[StepRunRecord, ExecutionRecord]]:
     """Steps waiting for a person: human tasks, and steps waiting for a fix."""
     e, r = t.executions, t.step_runs
     query = (

@@ -6,6 +6,7 @@ which must exercise the same real processes an operator starts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -50,7 +51,12 @@ class Process:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.popen = subprocess.Popen(
-                self.argv, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                self.argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         return self
 
@@ -65,10 +71,8 @@ class Process:
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the whole process group (a prefork worker and its pool)."""
         if self.popen is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM to the main process (it stops its pool), SIGKILL to the group after ``timeout``."""
@@ -116,7 +120,9 @@ class LocalCluster:
     def _wfe(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "workflow_engine", *args]
 
-    def start_worker(self, name: str = "worker", concurrency: int | None = None, pool: str | None = None) -> Process:
+    def start_worker(
+        self, name: str = "worker", concurrency: int | None = None, pool: str | None = None
+    ) -> Process:
         argv = self._wfe(
             "worker",
             "--concurrency",

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_JWT_SECRET = "development-only-secret-set-WFE_JWT_SECRET-in-production"
+DEFAULT_JWT_SECRET = "development-only-secret-set-WFE_JWT_SECRET-in-production"  # noqa: S105 - refused in production
 EMBEDDED_BROKER = "embedded"
 
 

@@ -60,7 +60,9 @@ class ExecutionView:
 
     @property
     def current_steps(self) -> list[str]:
-        return [step.name for step in self.steps if step.status in OPEN_STEP and step.status != StepStatus.PENDING]
+        return [
+            step.name for step in self.steps if step.status in OPEN_STEP and step.status != StepStatus.PENDING
+        ]
 
     @property
     def duration_ms(self) -> int | None:
@@ -102,28 +104,30 @@ def step_views(definition: WorkflowDefinition, runs: list[StepRunRecord]) -> lis
                 current[run.step_name] = run
     views = []
     for step in definition.steps:
-        run = current.get(step.name)
+        latest = current.get(step.name)
         error = None
-        if run is not None and run.error_type:
-            error = {"type": run.error_type, "message": run.error_message, "code": run.error_code}
+        if latest is not None and latest.error_type:
+            error = {"type": latest.error_type, "message": latest.error_message, "code": latest.error_code}
         views.append(
             StepView(
                 name=step.name,
                 type=step.type.value,
-                status=run.status if run else StepStatus.PENDING,
+                status=latest.status if latest else StepStatus.PENDING,
                 attempts=attempts.get(step.name, 0),
-                duration_ms=run.duration_ms if run else None,
+                duration_ms=latest.duration_ms if latest else None,
                 error=error,
-                started_at=run.started_at if run else None,
-                finished_at=run.finished_at if run else None,
-                output=run.output if run else None,
+                started_at=latest.started_at if latest else None,
+                finished_at=latest.finished_at if latest else None,
+                output=latest.output if latest else None,
             )
         )
     return views
 
 
 def execution_view(
-    record: ExecutionRecord, definition: WorkflowDefinition | None = None, runs: list[StepRunRecord] | None = None
+    record: ExecutionRecord,
+    definition: WorkflowDefinition | None = None,
+    runs: list[StepRunRecord] | None = None,
 ) -> ExecutionView:
     return ExecutionView(
         id=record.id,

@@ -81,11 +81,19 @@ def api(api_factory: Callable[..., Api]) -> Api:
     return api_factory()
 
 
-HELLO = {"name": "hello", "version": "1.0.0", "steps": [{"name": "a", "agent": "echo"}, {"name": "b", "agent": "echo"}]}
+HELLO = {
+    "name": "hello",
+    "version": "1.0.0",
+    "steps": [{"name": "a", "agent": "echo"}, {"name": "b", "agent": "echo"}],
+}
 TYPED = {
     "name": "typed",
     "version": "1.0.0",
-    "input_schema": {"type": "object", "required": ["project_id"], "properties": {"project_id": {"type": "string"}}},
+    "input_schema": {
+        "type": "object",
+        "required": ["project_id"],
+        "properties": {"project_id": {"type": "string"}},
+    },
     "steps": [{"name": "a", "agent": "echo"}],
 }
 APPROVAL = {
@@ -96,7 +104,11 @@ APPROVAL = {
         {
             "name": "approve",
             "type": "human",
-            "input_schema": {"type": "object", "required": ["approved"], "properties": {"approved": {"type": "boolean"}}},
+            "input_schema": {
+                "type": "object",
+                "required": ["approved"],
+                "properties": {"approved": {"type": "boolean"}},
+            },
         },
     ],
 }

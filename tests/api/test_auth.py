@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime, timedelta
-
 import warnings
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -21,7 +20,9 @@ from workflow_engine.settings import Settings
 
 
 def test_token_from_a_password_form_or_json_then_refresh(api: Api) -> None:
-    form = api.client.post("/api/v1/auth/token", data={"username": "alice", "password": PASSWORD, "grant_type": "password"})
+    form = api.client.post(
+        "/api/v1/auth/token", data={"username": "alice", "password": PASSWORD, "grant_type": "password"}
+    )
     as_json = api.client.post("/api/v1/auth/token", json={"username": "alice", "password": PASSWORD})
     assert form.status_code == as_json.status_code == 200
     pair = as_json.json()
@@ -29,7 +30,9 @@ def test_token_from_a_password_form_or_json_then_refresh(api: Api) -> None:
     refreshed = api.client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert refreshed.status_code == 200
     fresh = refreshed.json()["access_token"]
-    assert api.client.get("/api/v1/executions", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+    assert (
+        api.client.get("/api/v1/executions", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+    )
 
 
 def test_wrong_credentials_are_401_with_the_same_message_for_unknown_users(api: Api) -> None:
@@ -44,7 +47,9 @@ def test_wrong_credentials_are_401_with_the_same_message_for_unknown_users(api: 
 def test_malformed_token_requests_are_422(api: Api) -> None:
     for body in ({"username": "alice"}, {"username": 1, "password": []}, [1, 2]):
         assert api.client.post("/api/v1/auth/token", json=body).status_code == 422
-    broken = api.client.post("/api/v1/auth/token", content=b"{not json", headers={"content-type": "application/json"})
+    broken = api.client.post(
+        "/api/v1/auth/token", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert broken.status_code == 422 and "detail" in broken.json()
 
 
@@ -54,7 +59,7 @@ def _b64(data: dict[str, object]) -> str:
 
 def bad_tokens(api: Api) -> dict[str, str]:
     good = api.tokens["alice"]
-    header, payload, signature = good.split(".")
+    header, _, signature = good.split(".")
     claims = jwt.decode(good, options={"verify_signature": False})
     now = datetime.now(UTC)
     expired = Tokens(api.harness.settings, FixedClock(now - timedelta(hours=2)))
@@ -64,7 +69,9 @@ def bad_tokens(api: Api) -> dict[str, str]:
         warnings.simplefilter("ignore", InsecureKeyLengthWarning)  # the point of the HS512 case
         hs512 = jwt.encode(claims, secret, algorithm="HS512")
     return {
-        "other key": jwt.encode(claims, "another-secret-entirely-another-secret-0123456789", algorithm="HS256"),
+        "other key": jwt.encode(
+            claims, "another-secret-entirely-another-secret-0123456789", algorithm="HS256"
+        ),
         "altered": ".".join([header, _b64({**claims, "role": "admin", "sub": "1"}), signature]),
         "expired": expired.issue(api.harness.store.get_user("alice")).access_token,
         "alg none": ".".join([_b64({"alg": "none", "typ": "JWT"}), _b64(claims), ""]),
@@ -74,7 +81,9 @@ def bad_tokens(api: Api) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("case", ["other key", "altered", "expired", "alg none", "hs512", "refresh as access", "garbage"])
+@pytest.mark.parametrize(
+    "case", ["other key", "altered", "expired", "alg none", "hs512", "refresh as access", "garbage"]
+)
 def test_every_bad_token_is_rejected_with_401(api: Api, case: str) -> None:
     token = bad_tokens(api)[case]
     response = api.client.get("/api/v1/executions", headers={"Authorization": f"Bearer {token}"})

@@ -12,7 +12,9 @@ from tests.api.conftest import APPROVAL, HELLO, TYPED, Api
 
 def test_start_returns_202_with_the_id_and_the_execution_can_be_read(api: Api) -> None:
     api.register(HELLO)
-    response = api.post("/executions", json={"workflow": "hello", "input_data": {"x": 1}, "metadata": {"m": 2}})
+    response = api.post(
+        "/executions", json={"workflow": "hello", "input_data": {"x": 1}, "metadata": {"m": 2}}
+    )
     assert response.status_code == 202
     body = response.json()
     assert set(body) == {"execution_id", "status"} and body["status"] == "running"
@@ -22,8 +24,13 @@ def test_start_returns_202_with_the_id_and_the_execution_can_be_read(api: Api) -
     assert detail["status"] == "completed" and detail["percent_complete"] == 100.0
     assert detail["input_data"] == {"x": 1} and detail["metadata"] == {"m": 2}
     assert [s["name"] for s in detail["steps"]] == ["a", "b"]
-    assert detail["events"][0]["to_status"] == "initialized" and detail["events"][-1]["to_status"] == "completed"
-    assert api.get(f"/executions/{body['execution_id']}", params={"include_steps": "false"}).json()["steps"] is None
+    assert (
+        detail["events"][0]["to_status"] == "initialized" and detail["events"][-1]["to_status"] == "completed"
+    )
+    assert (
+        api.get(f"/executions/{body['execution_id']}", params={"include_steps": "false"}).json()["steps"]
+        is None
+    )
 
 
 def test_execute_by_workflow_name_is_the_same_start(api: Api) -> None:
@@ -47,7 +54,9 @@ def test_unknown_workflow_is_404_and_bad_bodies_are_422(api: Api) -> None:
     assert api.post("/executions", json={"workflow": "hello", "mode": "turbo"}).status_code == 422
     assert api.post("/executions", json={"workflow": "hello", "surprise": 1}).status_code == 422
     assert api.post("/executions", json={"input_data": {}}).status_code == 422
-    malformed = api.post("/executions", content=b'{"workflow": ', headers={"content-type": "application/json"})
+    malformed = api.post(
+        "/executions", content=b'{"workflow": ', headers={"content-type": "application/json"}
+    )
     assert malformed.status_code == 422 and "detail" in malformed.json()
 
 
@@ -67,7 +76,13 @@ def test_workflows_are_listed_with_versions_newest_first(api: Api) -> None:
     api.register({**HELLO, "version": "1.2.0"})
     listed = api.get("/workflows").json()
     assert listed == [
-        {"name": "hello", "description": "", "latest_version": "1.10.0", "versions": ["1.10.0", "1.2.0", "1.0.0"], "definition": None}
+        {
+            "name": "hello",
+            "description": "",
+            "latest_version": "1.10.0",
+            "versions": ["1.10.0", "1.2.0", "1.0.0"],
+            "definition": None,
+        }
     ]
     assert api.get("/workflows/hello").json()["definition"]["version"] == "1.10.0"
     assert api.get("/workflows/hello/versions/1.2.0").json()["version"] == "1.2.0"
@@ -78,7 +93,7 @@ def test_list_paginates_newest_first_with_filters(api: Api) -> None:
     api.register(HELLO)
     api.register({**HELLO, "name": "other"})
     ids = []
-    for index in range(5):
+    for _ in range(5):
         ids.append(api.start("hello"))
         api.harness.clock.advance(1)
     api.start("other")
@@ -90,14 +105,30 @@ def test_list_paginates_newest_first_with_filters(api: Api) -> None:
     start = api.harness.clock.now() - timedelta(seconds=2.5)
     recent = api.get("/executions", params={"created_after": start.isoformat()}).json()
     assert recent["total"] == 3
-    for bad in ({"limit": 0}, {"limit": 1001}, {"offset": -1}, {"status": "sleeping"}, {"created_after": "yesterday"}):
+    for bad in (
+        {"limit": 0},
+        {"limit": 1001},
+        {"offset": -1},
+        {"status": "sleeping"},
+        {"created_after": "yesterday"},
+    ):
         assert api.get("/executions", params=bad).status_code == 422, bad
 
 
 def test_logs_are_chronological_and_filtered(api: Api) -> None:
-    api.register({"name": "flaky", "steps": [{"name": "a", "agent": "echo"}, {"name": "b", "agent": "flaky", "retry": {"initial_delay": 0}}]})
+    api.register(
+        {
+            "name": "flaky",
+            "steps": [
+                {"name": "a", "agent": "echo"},
+                {"name": "b", "agent": "flaky", "retry": {"initial_delay": 0}},
+            ],
+        }
+    )
     api.harness.agent("echo")
-    api.harness.agent("flaky", lambda ctx: {} if ctx.attempt > 1 else (_ for _ in ()).throw(ConnectionError("x")))
+    api.harness.agent(
+        "flaky", lambda ctx: {} if ctx.attempt > 1 else (_ for _ in ()).throw(ConnectionError("x"))
+    )
     execution = api.start("flaky")
     api.harness.work()
     logs = api.get(f"/executions/{execution}/logs").json()
@@ -147,7 +178,11 @@ def test_bodies_over_the_limit_are_413(api_factory: object) -> None:
     big = {"workflow": "hello", "input_data": {"blob": "x" * 2000}}
     assert api.post("/executions", json=big).status_code == 413
     chunks = iter([json.dumps(big).encode()[:600], json.dumps(big).encode()[600:]])
-    streamed = api.client.post("/api/v1/executions", content=chunks, headers={**api.headers("alice"), "content-type": "application/json"})
+    streamed = api.client.post(
+        "/api/v1/executions",
+        content=chunks,
+        headers={**api.headers("alice"), "content-type": "application/json"},
+    )
     assert streamed.status_code == 413 and streamed.json()["detail"].startswith("request body larger")
 
 
@@ -163,7 +198,9 @@ def test_events_stream_the_history_then_live_transitions_until_the_end(api: Api)
     worker = threading.Thread(target=finish_later)
     worker.start()
     received: list[tuple[str, dict[str, object]]] = []
-    with api.client.stream("GET", f"/api/v1/executions/{execution}/events", headers=api.headers("alice")) as stream:
+    with api.client.stream(
+        "GET", f"/api/v1/executions/{execution}/events", headers=api.headers("alice")
+    ) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         kind = ""
         for line in stream.iter_lines():
@@ -186,7 +223,9 @@ def test_monitoring_metrics_json_and_prometheus(api_factory: object) -> None:
     api.harness.work()
     summary = api.get("/monitoring/metrics", params={"window": 3600}).json()
     assert summary["executions"] == {"total": 1, "by_status": {"completed": 1}}
-    assert set(summary["step_durations_ms"]) == {"echo"} and summary["step_durations_ms"]["echo"]["count"] == 2
+    assert (
+        set(summary["step_durations_ms"]) == {"echo"} and summary["step_durations_ms"]["echo"]["count"] == 2
+    )
     assert api.get("/monitoring/metrics", params={"window": 0}).status_code == 422
     assert api.client.get("/metrics", headers=api.headers("alice")).status_code == 403
     scraped = api.client.get("/metrics", headers={"Authorization": "Bearer scrape-token-0123456789"})

@@ -74,7 +74,9 @@ def test_register_then_list_workflows(tmp_path: Path) -> None:
 
 
 def test_errors_are_one_line_on_stderr_never_a_traceback(tmp_path: Path) -> None:
-    missing = wfe("register", str(tmp_path / "absent.yaml"), env={"WFE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    missing = wfe(
+        "register", str(tmp_path / "absent.yaml"), env={"WFE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    )
     assert missing.returncode == 2
     assert missing.stderr.count("\n") == 1 and missing.stderr.startswith("wfe: error: ")
     usage = wfe("validate")

@@ -64,7 +64,7 @@ def test_compose_defines_every_process_with_health_checked_backing_services() ->
 
 
 def test_every_compose_command_is_a_real_wfe_command() -> None:
-    for name, service in compose()["services"].items():  # type: ignore[union-attr]
+    for service in compose()["services"].values():  # type: ignore[union-attr]
         command = service.get("command")
         if service.get("image") == "workflow-engine:latest":
             argv = [re.sub(r"\$\{[^}]*\}", "x:y", part) for part in command]
@@ -99,7 +99,13 @@ def test_compose_environment_names_are_settings() -> None:
 
 def test_the_example_env_documents_the_essential_settings() -> None:
     documented = set(env_file(ROOT / "config/wfe.env.example"))
-    essential = {"WFE_DATABASE_URL", "WFE_BROKER_URL", "WFE_AGENT_MODULES", "WFE_JWT_SECRET", "WFE_LOG_FORMAT"}
+    essential = {
+        "WFE_DATABASE_URL",
+        "WFE_BROKER_URL",
+        "WFE_AGENT_MODULES",
+        "WFE_JWT_SECRET",
+        "WFE_LOG_FORMAT",
+    }
     assert essential <= documented
 
 

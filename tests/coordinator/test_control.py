@@ -36,7 +36,9 @@ def test_pause_holds_queued_steps_and_resume_releases_them(harness: Harness) -> 
     harness.coordinator.pause(record.id, "operator")
     assert harness.view(record.id).status == "paused"
     assert {s.name: s.status for s in harness.view(record.id).steps if s.name.startswith("b")} == {
-        "b0": "running", "b1": "pending", "b2": "pending",
+        "b0": "running",
+        "b1": "pending",
+        "b2": "pending",
     }
     harness.work()  # stale messages for b1, b2 arrive: dropped, nothing runs
     assert harness.calls == [("start", 1)]
@@ -50,7 +52,14 @@ def test_pause_holds_queued_steps_and_resume_releases_them(harness: Harness) -> 
     harness.work()
     view = harness.view(record.id)
     assert view.status == "completed"
-    assert harness.execution_history(record.id) == ["initialized", "running", "paused", "resumed", "running", "completed"]
+    assert harness.execution_history(record.id) == [
+        "initialized",
+        "running",
+        "paused",
+        "resumed",
+        "running",
+        "completed",
+    ]
 
 
 def test_cancel_ends_every_open_run_and_stops_running_ones(harness: Harness) -> None:
@@ -63,13 +72,19 @@ def test_cancel_ends_every_open_run_and_stops_running_ones(harness: Harness) -> 
     view = harness.view(record.id)
     assert view.status == "cancelled"
     assert {s.name: s.status for s in view.steps} == {
-        "start": "succeeded", "b0": "cancelled", "b1": "cancelled", "b2": "cancelled", "join": "pending",
+        "start": "succeeded",
+        "b0": "cancelled",
+        "b1": "cancelled",
+        "b2": "cancelled",
+        "join": "pending",
     }
     assert (f"{record.id}:b0:1", True) in harness.broker.revoked
     assert (f"{record.id}:b1:1", False) in harness.broker.revoked
     harness.work()
     assert harness.calls == [("start", 1)]
-    cancelled = [e for e in harness.store.events(record.id) if e.step_name is None and e.to_status == "cancelled"]
+    cancelled = [
+        e for e in harness.store.events(record.id) if e.step_name is None and e.to_status == "cancelled"
+    ]
     assert [(e.actor, e.reason) for e in cancelled] == [("operator", "customer asked")]
 
 
@@ -83,7 +98,9 @@ def test_cancelling_a_finished_execution_is_refused(harness: Harness) -> None:
 
 def test_retry_from_a_middle_step_keeps_upstream_outputs_and_reruns_downstream(harness: Harness) -> None:
     harness.register(WorkflowBuilder("four").agent("a").agent("b").agent("c").agent("d"))
-    harness.agent("c", lambda ctx: (_ for _ in ()).throw(FatalError("boom")) if ctx.attempt == 1 else {"c": 2})
+    harness.agent(
+        "c", lambda ctx: (_ for _ in ()).throw(FatalError("boom")) if ctx.attempt == 1 else {"c": 2}
+    )
     view = harness.run("four")
     assert view.status == "failed"
     harness.calls.clear()
@@ -93,10 +110,12 @@ def test_retry_from_a_middle_step_keeps_upstream_outputs_and_reruns_downstream(h
     assert final.status == "completed"
     assert harness.calls == [("b", 2), ("c", 2), ("d", 1)]
     assert [(r.attempt, r.status, r.superseded) for r in harness.runs(view.id, "c")] == [
-        (1, "failed", True), (2, "succeeded", False)
+        (1, "failed", True),
+        (2, "succeeded", False),
     ]
     assert [(r.attempt, r.status, r.superseded) for r in harness.runs(view.id, "b")] == [
-        (1, "succeeded", True), (2, "succeeded", False)
+        (1, "succeeded", True),
+        (2, "succeeded", False),
     ]
     assert [(r.attempt, r.superseded) for r in harness.runs(view.id, "a")] == [(1, False)]
     assert final.retries == 1
@@ -209,7 +228,9 @@ def test_completing_a_step_that_does_not_wait_is_refused(harness: Harness) -> No
 
 
 def test_timer_fires_after_its_delay(harness: Harness) -> None:
-    harness.register(WorkflowBuilder("sleep").agent("a").timer("nap", after="a", delay=30).agent("b", after="nap"))
+    harness.register(
+        WorkflowBuilder("sleep").agent("a").timer("nap", after="a", delay=30).agent("b", after="nap")
+    )
     record = harness.start("sleep")
     harness.deliver_one()
     started = harness.clock.now()
@@ -217,7 +238,9 @@ def test_timer_fires_after_its_delay(harness: Harness) -> None:
     assert harness.view(record.id).status == "running"
     harness.work()
     nap = harness.runs(record.id, "nap")[0]
-    assert nap.finished_at is not None and (nap.finished_at - started).total_seconds() == pytest.approx(30, abs=0.01)
+    assert nap.finished_at is not None and (nap.finished_at - started).total_seconds() == pytest.approx(
+        30, abs=0.01
+    )
     assert harness.view(record.id).status == "completed"
 
 

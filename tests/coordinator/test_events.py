@@ -72,10 +72,9 @@ def test_notifications_reach_listeners_only_on_commit(harness: Harness) -> None:
     woken = threading.Event()
     notifier.subscribe("exec-1", woken.set)
     assert notifier.listening.wait(5)
-    with pytest.raises(RuntimeError):
-        with harness.store.transaction() as tx:
-            tx.notify("exec-1")
-            raise RuntimeError("rolled back")
+    with pytest.raises(RuntimeError), harness.store.transaction() as tx:
+        tx.notify("exec-1")
+        raise RuntimeError("rolled back")
     assert not woken.wait(0.5)
     with harness.store.transaction() as tx:
         tx.notify("exec-1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import timedelta
 from typing import Any
 
@@ -91,11 +92,17 @@ def test_false_condition_skips_a_branch_and_the_skip_propagates(harness: Harness
     harness.agent("review", lambda ctx: {"score": ctx.input["score"]})
     high = harness.run("route", input_data={"score": 91})
     assert harness.statuses(high.id) == {
-        "review": "succeeded", "approve": "succeeded", "publish": "succeeded", "reject": "skipped",
+        "review": "succeeded",
+        "approve": "succeeded",
+        "publish": "succeeded",
+        "reject": "skipped",
     }
     low = harness.run("route", input_data={"score": 12})
     assert harness.statuses(low.id) == {
-        "review": "succeeded", "approve": "skipped", "publish": "skipped", "reject": "succeeded",
+        "review": "succeeded",
+        "approve": "skipped",
+        "publish": "skipped",
+        "reject": "succeeded",
     }
     assert low.status == "completed" and low.percent_complete == 100.0
 
@@ -167,9 +174,14 @@ def test_transient_errors_are_retried_with_exponential_backoff(harness: Harness)
     assert view.status == "completed"
     runs = harness.runs(view.id, "a")
     assert [(r.attempt, r.status, r.error_type) for r in runs] == [
-        (1, "failed", "transient"), (2, "failed", "transient"), (3, "succeeded", None)
+        (1, "failed", "transient"),
+        (2, "failed", "transient"),
+        (3, "succeeded", None),
     ]
-    gaps = [(later.started_at - earlier.finished_at).total_seconds() for earlier, later in zip(runs, runs[1:])]
+    gaps = [
+        (later.started_at - earlier.finished_at).total_seconds()
+        for earlier, later in itertools.pairwise(runs)
+    ]
     assert 0.9 <= gaps[0] <= 1.1 and 1.8 <= gaps[1] <= 2.2
 
 
@@ -178,11 +190,16 @@ def test_transient_errors_fail_the_step_after_max_attempts(harness: Harness) -> 
     harness.agent("a", lambda ctx: (_ for _ in ()).throw(ConnectionResetError("reset by peer")))
     view = harness.run("hopeless")
     assert view.status == "failed"
-    assert [(r.attempt, r.error_type) for r in harness.runs(view.id, "a")] == [(1, "connection"), (2, "connection")]
+    assert [(r.attempt, r.error_type) for r in harness.runs(view.id, "a")] == [
+        (1, "connection"),
+        (2, "connection"),
+    ]
 
 
 def test_seed_step_without_retry_on_failure_gets_exactly_one_attempt(harness: Harness) -> None:
-    harness.register({"name": "seed", "steps": [{"name": "v", "agent": "validator", "retry_on_failure": False}]})
+    harness.register(
+        {"name": "seed", "steps": [{"name": "v", "agent": "validator", "retry_on_failure": False}]}
+    )
     harness.agent("validator", lambda ctx: (_ for _ in ()).throw(TransientError("flaky")))
     view = harness.run("seed")
     assert view.status == "failed" and len(harness.runs(view.id, "v")) == 1
@@ -200,7 +217,11 @@ def test_validation_error_sends_the_execution_waiting_and_a_retry_runs_it_again(
     view = harness.run("chain")
     assert view.status == "waiting"
     b = next(s for s in view.steps if s.name == "b")
-    assert b.status == "waiting" and b.error == {"type": "validation", "message": "missing title", "code": "NO_TITLE"}
+    assert b.status == "waiting" and b.error == {
+        "type": "validation",
+        "message": "missing title",
+        "code": "NO_TITLE",
+    }
     harness.coordinator.retry(view.id, "tester")
     harness.work()
     assert harness.view(view.id).status == "completed"
@@ -226,12 +247,16 @@ def test_a_step_waiting_for_a_fix_can_be_completed_with_corrected_data(harness: 
         (["a", "list"], "must return a dict"),
     ],
 )
-def test_output_that_is_not_a_json_object_is_a_fatal_error(harness: Harness, result: Any, message: str) -> None:
+def test_output_that_is_not_a_json_object_is_a_fatal_error(
+    harness: Harness, result: Any, message: str
+) -> None:
     harness.register(chain("one", "a"))
     harness.agent("a", lambda ctx: result)
     view = harness.run("one")
     assert view.status == "failed"
-    assert view.error is not None and view.error["type"] == "invalid_output" and message in view.error["message"]
+    assert (
+        view.error is not None and view.error["type"] == "invalid_output" and message in view.error["message"]
+    )
 
 
 def test_async_agents_run_too(harness: Harness) -> None:
@@ -247,7 +272,9 @@ def test_async_agents_run_too(harness: Harness) -> None:
 
 def test_every_agent_gets_input_metadata_config_and_a_stable_idempotency_key(harness: Harness) -> None:
     seen: list[tuple[Any, ...]] = []
-    harness.register(WorkflowBuilder("ctx").agent("a", config={"section": "risks"}, retry={"initial_delay": 0}))
+    harness.register(
+        WorkflowBuilder("ctx").agent("a", config={"section": "risks"}, retry={"initial_delay": 0})
+    )
 
     def look(ctx: AgentContext) -> dict[str, Any]:
         seen.append((ctx.input, ctx.metadata, ctx.config, ctx.idempotency_key, ctx.attempt))
@@ -258,7 +285,10 @@ def test_every_agent_gets_input_metadata_config_and_a_stable_idempotency_key(har
     harness.agent("a", look)
     view = harness.run("ctx", input_data={"p": 1}, metadata={"user": "u1"})
     key = f"{view.id}:a"
-    assert seen == [({"p": 1}, {"user": "u1"}, {"section": "risks"}, key, 1), ({"p": 1}, {"user": "u1"}, {"section": "risks"}, key, 2)]
+    assert seen == [
+        ({"p": 1}, {"user": "u1"}, {"section": "risks"}, key, 1),
+        ({"p": 1}, {"user": "u1"}, {"section": "risks"}, key, 2),
+    ]
 
 
 def test_a_checkpoint_saved_by_one_attempt_reaches_the_next(harness: Harness) -> None:
@@ -321,7 +351,9 @@ def test_steps_read_upstream_outputs(harness: Harness) -> None:
 
 
 def test_step_timeout_is_enforced_by_the_reconciler_and_retried(harness: Harness) -> None:
-    harness.register(WorkflowBuilder("slow").agent("a", timeout=5, retry={"max_attempts": 2, "initial_delay": 1}))
+    harness.register(
+        WorkflowBuilder("slow").agent("a", timeout=5, retry={"max_attempts": 2, "initial_delay": 1})
+    )
     record = harness.start("slow")
     claim = harness.coordinator.claim(harness.broker.queue.pop().run_id, "stuck-worker:9")
     assert claim is not None
@@ -349,7 +381,8 @@ def test_an_attempt_whose_worker_died_runs_again_without_using_the_retry_budget(
     view = harness.view(record.id)
     assert view.status == "completed"
     assert [(r.attempt, r.status, r.error_type) for r in harness.runs(record.id, "a")] == [
-        (1, "failed", "worker_lost"), (2, "succeeded", None)
+        (1, "failed", "worker_lost"),
+        (2, "succeeded", None),
     ]
 
 
@@ -397,7 +430,10 @@ def test_retries_beyond_the_eta_horizon_wait_in_the_database(harness: Harness) -
     assert harness.reconciler.tick().published == 1
     harness.work()
     assert harness.view(record.id).status == "completed"
-    assert timedelta(seconds=3000) < harness.runs(record.id, "a")[1].not_before - harness.runs(record.id, "a")[0].finished_at  # type: ignore[operator]
+    assert (
+        timedelta(seconds=3000)
+        < harness.runs(record.id, "a")[1].not_before - harness.runs(record.id, "a")[0].finished_at
+    )  # type: ignore[operator]
 
 
 def test_a_worker_runs_the_next_step_of_a_chain_in_place_within_its_budget(harness: Harness) -> None:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -56,8 +55,24 @@ def server(redis_url: str, pg_module_url: str, tmp_path_factory: pytest.TempPath
     env = {**os.environ, **settings_env(settings)}
     for user, role in (("root", "admin"), ("alice", "operator"), ("bob", "operator"), ("vic", "viewer")):
         created = subprocess.run(
-            [sys.executable, "-m", "workflow_engine", "users", "create", user, "--role", role, "--password-stdin"],
-            input=PASSWORD + "\n", capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=False,
+            [
+                sys.executable,
+                "-m",
+                "workflow_engine",
+                "users",
+                "create",
+                user,
+                "--role",
+                role,
+                "--password-stdin",
+            ],
+            input=PASSWORD + "\n",
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
         )
         assert created.returncode == 0, created.stderr
     cluster = start_cluster(settings, tmp_path_factory.mktemp("api-server"))
@@ -84,7 +99,11 @@ def server(redis_url: str, pg_module_url: str, tmp_path_factory: pytest.TempPath
         cluster.engine.close()
 
 
-HELLO = {"name": "hello", "version": "1.0.0", "steps": [{"name": "a", "agent": "echo"}, {"name": "b", "agent": "echo"}]}
+HELLO = {
+    "name": "hello",
+    "version": "1.0.0",
+    "steps": [{"name": "a", "agent": "echo"}, {"name": "b", "agent": "echo"}],
+}
 
 
 def test_token_flow_over_http(server: Server) -> None:
@@ -93,7 +112,9 @@ def test_token_flow_over_http(server: Server) -> None:
     assert refreshed.status_code == 200
     headers = {"Authorization": f"Bearer {refreshed.json()['access_token']}"}
     assert server.http.get("/api/v1/executions", headers=headers).status_code == 200
-    assert server.http.post("/api/v1/auth/token", json={"username": "alice", "password": "x"}).status_code == 401
+    assert (
+        server.http.post("/api/v1/auth/token", json={"username": "alice", "password": "x"}).status_code == 401
+    )
 
 
 @pytest.mark.parametrize(
@@ -109,12 +130,20 @@ def test_bad_tokens_over_http_are_401(server: Server, token: str) -> None:
 def test_roles_and_isolation_over_http(server: Server) -> None:
     created = server.http.post("/api/v1/workflows", json=HELLO, headers=server.auth("alice"))
     assert created.status_code == 201, created.text
-    assert server.http.post("/api/v1/workflows", json={**HELLO, "version": "9.0.0"}, headers=server.auth("vic")).status_code == 403
+    assert (
+        server.http.post(
+            "/api/v1/workflows", json={**HELLO, "version": "9.0.0"}, headers=server.auth("vic")
+        ).status_code
+        == 403
+    )
     started = server.http.post("/api/v1/executions", json={"workflow": "hello"}, headers=server.auth("alice"))
     assert started.status_code == 202
     execution = started.json()["execution_id"]
     assert server.http.get(f"/api/v1/executions/{execution}", headers=server.auth("bob")).status_code == 404
-    assert server.http.post(f"/api/v1/executions/{execution}/cancel", headers=server.auth("bob")).status_code == 404
+    assert (
+        server.http.post(f"/api/v1/executions/{execution}/cancel", headers=server.auth("bob")).status_code
+        == 404
+    )
     assert server.http.get(f"/api/v1/executions/{execution}", headers=server.auth("root")).status_code == 200
     assert server.cluster.wait(execution).status == "completed"
 
@@ -123,16 +152,22 @@ def test_pagination_and_filters_over_http(server: Server) -> None:
     server.http.post("/api/v1/workflows", json={**HELLO, "name": "paged"}, headers=server.auth("bob"))
     ids = []
     for _ in range(4):
-        response = server.http.post("/api/v1/executions", json={"workflow": "paged"}, headers=server.auth("bob"))
+        response = server.http.post(
+            "/api/v1/executions", json={"workflow": "paged"}, headers=server.auth("bob")
+        )
         ids.append(response.json()["execution_id"])
         time.sleep(0.01)
     page = server.http.get(
-        "/api/v1/executions", params={"workflow": "paged", "limit": 2, "offset": 0}, headers=server.auth("bob")
+        "/api/v1/executions",
+        params={"workflow": "paged", "limit": 2, "offset": 0},
+        headers=server.auth("bob"),
     ).json()
     assert page["total"] == 4 and [i["execution_id"] for i in page["items"]] == [ids[3], ids[2]]
     for execution in ids:
         server.cluster.wait(execution)
-    done = server.http.get("/api/v1/executions", params={"status": "completed", "workflow": "paged"}, headers=server.auth("bob"))
+    done = server.http.get(
+        "/api/v1/executions", params={"status": "completed", "workflow": "paged"}, headers=server.auth("bob")
+    )
     assert done.json()["total"] == 4
 
 
@@ -146,7 +181,9 @@ def test_server_sent_events_deliver_the_completion(server: Server) -> None:
     execution = started.json()["execution_id"]
     events: list[tuple[str, dict[str, object]]] = []
     kind = ""
-    with server.http.stream("GET", f"/api/v1/executions/{execution}/events", headers=server.auth("alice")) as stream:
+    with server.http.stream(
+        "GET", f"/api/v1/executions/{execution}/events", headers=server.auth("alice")
+    ) as stream:
         for line in stream.iter_lines():
             if line.startswith("event:"):
                 kind = line.split(":", 1)[1].strip()

@@ -18,7 +18,9 @@ def statuses(cluster: Cluster, execution_id: str) -> dict[str, str]:
     return {s.name: s.status for s in cluster.engine.get(execution_id).steps}
 
 
-def test_pause_during_a_running_fan_out_holds_the_rest_until_resumed(redis_cluster: Cluster, ledger: Path) -> None:
+def test_pause_during_a_running_fan_out_holds_the_rest_until_resumed(
+    redis_cluster: Cluster, ledger: Path
+) -> None:
     engine = redis_cluster.engine
     builder = WorkflowBuilder("pausefan").agent("start", "echo")
     branches = [f"b{i}" for i in range(6)]
@@ -27,7 +29,8 @@ def test_pause_during_a_running_fan_out_holds_the_rest_until_resumed(redis_clust
     engine.register(builder.agent("join", "echo", after=branches))
     view = engine.start("pausefan", metadata={"ledger": str(ledger)})
     redis_cluster.wait_for(
-        lambda: list(statuses(redis_cluster, view.id).values()).count("running") == 2, what="two branches running"
+        lambda: list(statuses(redis_cluster, view.id).values()).count("running") == 2,
+        what="two branches running",
     )
     engine.pause(view.id, actor="tester")
     redis_cluster.wait_for(
@@ -50,7 +53,9 @@ def test_pause_during_a_running_fan_out_holds_the_rest_until_resumed(redis_clust
 
 def test_cancel_stops_a_running_step_within_a_bounded_time(redis_cluster: Cluster, ledger: Path) -> None:
     engine = redis_cluster.engine
-    engine.register(WorkflowBuilder("cancelme").agent("work", "finisher", config={"seconds": 4}).agent("after", "echo"))
+    engine.register(
+        WorkflowBuilder("cancelme").agent("work", "finisher", config={"seconds": 4}).agent("after", "echo")
+    )
     view = engine.start("cancelme", metadata={"ledger": str(ledger)})
     redis_cluster.wait_for(lambda: statuses(redis_cluster, view.id)["work"] == "running", what="work running")
     began = time.monotonic()
@@ -63,9 +68,17 @@ def test_cancel_stops_a_running_step_within_a_bounded_time(redis_cluster: Cluste
         engine.cancel(view.id)
 
 
-def test_retry_from_a_middle_step_reruns_it_and_what_follows_only(redis_cluster: Cluster, ledger: Path, tmp_path: Path) -> None:
+def test_retry_from_a_middle_step_reruns_it_and_what_follows_only(
+    redis_cluster: Cluster, ledger: Path, tmp_path: Path
+) -> None:
     engine = redis_cluster.engine
-    engine.register(WorkflowBuilder("retrymid").agent("a", "echo").agent("b", "echo").agent("c", "once").agent("d", "echo"))
+    engine.register(
+        WorkflowBuilder("retrymid")
+        .agent("a", "echo")
+        .agent("b", "echo")
+        .agent("c", "once")
+        .agent("d", "echo")
+    )
     metadata = {"ledger": str(ledger), "marker": str(tmp_path / "marker")}
     failed = redis_cluster.wait(engine.start("retrymid", metadata=metadata).id)
     assert failed.status == "failed" and failed.error is not None and failed.error["step"] == "c"
@@ -107,17 +120,26 @@ def test_human_step_refuses_invalid_data_then_continues_with_valid_data(redis_cl
     engine.complete_human_task(waiting.id, "approve", {"approved": True}, user_id="alice")
     final = redis_cluster.wait(waiting.id)
     assert final.status == "completed" and statuses(redis_cluster, final.id)["publish"] == "succeeded"
-    completion = [e for e in engine.history(final.id) if e.step_name == "approve" and e.to_status == "succeeded"]
+    completion = [
+        e for e in engine.history(final.id) if e.step_name == "approve" and e.to_status == "succeeded"
+    ]
     assert [e.actor for e in completion] == ["alice"]
 
 
 def test_a_timer_step_fires_after_its_delay(redis_cluster: Cluster) -> None:
     engine = redis_cluster.engine
-    engine.register(WorkflowBuilder("nap").agent("a", "echo").timer("sleep", after="a", delay=2).agent("b", "echo", after="sleep"))
+    engine.register(
+        WorkflowBuilder("nap")
+        .agent("a", "echo")
+        .timer("sleep", after="a", delay=2)
+        .agent("b", "echo", after="sleep")
+    )
     final = redis_cluster.wait(engine.start("nap").id)
     assert final.status == "completed"
     runs = {r["step_name"]: r for r in engine.logs(final.id)}
     from datetime import datetime
 
-    slept = datetime.fromisoformat(runs["sleep"]["finished_at"]) - datetime.fromisoformat(runs["sleep"]["started_at"])
+    slept = datetime.fromisoformat(runs["sleep"]["finished_at"]) - datetime.fromisoformat(
+        runs["sleep"]["started_at"]
+    )
     assert 1.9 <= slept.total_seconds() <= 4

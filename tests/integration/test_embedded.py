@@ -60,16 +60,26 @@ def test_conditions_retries_and_failures_on_the_embedded_default(embedded: Clust
     final = embedded.wait(engine.start("e-mix", {"score": 70}).id)
     assert final.status == "completed"
     assert {s.name: (s.status, s.attempts) for s in final.steps} == {
-        "review": ("succeeded", 1), "retry": ("succeeded", 2), "never": ("skipped", 0), "optional": ("failed", 1),
+        "review": ("succeeded", 1),
+        "retry": ("succeeded", 2),
+        "never": ("skipped", 0),
+        "optional": ("failed", 1),
     }
     engine.register(WorkflowBuilder("e-fatal").agent("a", "fatal"))
     assert embedded.wait(engine.start("e-fatal").id).status == "failed"
 
 
-def wfe(*args: str, env: dict[str, str], cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def wfe(
+    *args: str, env: dict[str, str], cwd: Path = ROOT, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "workflow_engine", *args],
-        capture_output=True, text=True, env={**os.environ, **env}, cwd=cwd, timeout=timeout, check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -80,13 +90,26 @@ def test_wfe_run_completes_the_document_pipeline_with_no_server(tmp_path: Path) 
         "WFE_BROKER_URL": "embedded",
     }
     result = wfe(
-        "run", "config/workflows/ib-generation.json", "--input", '{"project_id": "p-9"}',
-        "--metadata", '{"work_seconds": 0.05}', "--json", env=env,
+        "run",
+        "config/workflows/ib-generation.json",
+        "--input",
+        '{"project_id": "p-9"}',
+        "--metadata",
+        '{"work_seconds": 0.05}',
+        "--json",
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["status"] == "completed" and document["percent_complete"] == 100.0
-    assert [s["name"] for s in document["steps"]] == ["enrich", "compose", "write", "validate", "assemble", "export"]
+    assert [s["name"] for s in document["steps"]] == [
+        "enrich",
+        "compose",
+        "write",
+        "validate",
+        "assemble",
+        "export",
+    ]
     assert {s["name"]: s["attempts"] for s in document["steps"]}["write"] == 2  # a retried rate limit
     assert document["output"] == {"export": {"files": ["p-9.pdf", "p-9.docx"]}}
 
@@ -97,8 +120,13 @@ def test_wfe_run_exits_3_when_the_workflow_waits_for_a_person(tmp_path: Path) ->
         "WFE_AGENT_MODULES": "workers.demo_agents",
     }
     result = wfe(
-        "run", "config/workflows/ib-review.yaml", "--input", '{"project_id": "p-3"}',
-        "--metadata", '{"work_seconds": 0.01, "no_flakes": true}', env=env,
+        "run",
+        "config/workflows/ib-review.yaml",
+        "--input",
+        '{"project_id": "p-3"}',
+        "--metadata",
+        '{"work_seconds": 0.01, "no_flakes": true}',
+        env=env,
     )
     assert result.returncode == 3, result.stderr
     assert "execution waiting: waiting for approve (human task)" in result.stdout

@@ -27,7 +27,9 @@ def test_sequential_steps_complete_in_order(redis_cluster: Cluster, ledger: Path
     assert all(run["worker"] for run in runs) and all(run["duration_ms"] is not None for run in runs)
 
 
-def test_fan_out_runs_branches_in_parallel_and_the_join_exactly_once(redis_cluster: Cluster, ledger: Path) -> None:
+def test_fan_out_runs_branches_in_parallel_and_the_join_exactly_once(
+    redis_cluster: Cluster, ledger: Path
+) -> None:
     engine = redis_cluster.engine
     builder = WorkflowBuilder("fanjoin").agent("start", "echo")
     branches = [f"b{i}" for i in range(6)]
@@ -56,12 +58,18 @@ def test_conditional_edges_skip_the_branch_not_taken(redis_cluster: Cluster) -> 
         .agent("reject", "echo", after="review", when="steps.review.score < 80")
     )
     final = redis_cluster.wait(engine.start("cond", {"score": 42}).id)
-    assert {s.name: s.status for s in final.steps} == {"review": "succeeded", "approve": "skipped", "reject": "succeeded"}
+    assert {s.name: s.status for s in final.steps} == {
+        "review": "succeeded",
+        "approve": "skipped",
+        "reject": "succeeded",
+    }
 
 
 def test_optional_step_failure_does_not_fail_the_workflow(redis_cluster: Cluster) -> None:
     engine = redis_cluster.engine
-    engine.register(WorkflowBuilder("optional").agent("a", "echo").agent("b", "fatal", required=False).agent("c", "echo"))
+    engine.register(
+        WorkflowBuilder("optional").agent("a", "echo").agent("b", "fatal", required=False).agent("c", "echo")
+    )
     final = redis_cluster.wait(engine.start("optional").id)
     assert final.status == "completed"
     assert {s.name: s.status for s in final.steps} == {"a": "succeeded", "b": "failed", "c": "succeeded"}
@@ -90,12 +98,16 @@ def test_validation_error_puts_the_execution_in_waiting(redis_cluster: Cluster) 
     final = redis_cluster.wait(engine.start("needsfix").id)
     assert final.status == "waiting"
     b = next(s for s in final.steps if s.name == "b")
-    assert b.status == "waiting" and b.attempts == 1 and b.error is not None and b.error["type"] == "validation"
+    assert (
+        b.status == "waiting" and b.attempts == 1 and b.error is not None and b.error["type"] == "validation"
+    )
 
 
 def test_fatal_error_fails_after_one_attempt(redis_cluster: Cluster) -> None:
     engine = redis_cluster.engine
-    engine.register(WorkflowBuilder("fatal").agent("a", "fatal", retry={"max_attempts": 5}).agent("b", "echo"))
+    engine.register(
+        WorkflowBuilder("fatal").agent("a", "fatal", retry={"max_attempts": 5}).agent("b", "echo")
+    )
     final = redis_cluster.wait(engine.start("fatal").id)
     assert final.status == "failed"
     assert final.error == {"step": "a", "type": "fatal", "message": "cannot go on", "code": "BROKEN"}
@@ -105,7 +117,9 @@ def test_fatal_error_fails_after_one_attempt(redis_cluster: Cluster) -> None:
 def test_a_step_past_its_timeout_fails_with_a_timeout_error(redis_cluster: Cluster) -> None:
     engine = redis_cluster.engine
     engine.register(
-        WorkflowBuilder("timeout").agent("a", "stubborn", timeout=1, config={"seconds": 20}, retry={"max_attempts": 1})
+        WorkflowBuilder("timeout").agent(
+            "a", "stubborn", timeout=1, config={"seconds": 20}, retry={"max_attempts": 1}
+        )
     )
     began = time.monotonic()
     final = redis_cluster.wait(engine.start("timeout").id, timeout=30)
@@ -120,7 +134,11 @@ def test_the_same_idempotency_key_starts_one_execution(redis_cluster: Cluster) -
     second = engine.start("idem", idempotency_key="order-42")
     assert first.id == second.id
     assert redis_cluster.wait(first.id).status == "completed"
-    _, total = engine.list(__import__("workflow_engine.store.repository", fromlist=["ExecutionQuery"]).ExecutionQuery(workflow="idem"))
+    _, total = engine.executions(
+        __import__("workflow_engine.store.repository", fromlist=["ExecutionQuery"]).ExecutionQuery(
+            workflow="idem"
+        )
+    )
     assert total == 1
 
 
@@ -139,13 +157,13 @@ def test_a_plain_celery_client_can_start_a_workflow(redis_cluster: Cluster) -> N
         client.send_task("wfe.start_workflow", kwargs={"workflow": "remote", "idempotency_key": "remote-1"})
 
         def started() -> bool:
-            return engine.list()[1] > 0 and any(v.workflow == "remote" for v in engine.list()[0])
+            return engine.executions()[1] > 0 and any(v.workflow == "remote" for v in engine.executions()[0])
 
         redis_cluster.wait_for(started, what="the remote start")
-        view = next(v for v in engine.list()[0] if v.workflow == "remote")
+        view = next(v for v in engine.executions()[0] if v.workflow == "remote")
         assert redis_cluster.wait(view.id).status == "completed"
         time.sleep(1)
-        assert sum(1 for v in engine.list()[0] if v.workflow == "remote") == 1
+        assert sum(1 for v in engine.executions()[0] if v.workflow == "remote") == 1
     finally:
         client.close()
 
@@ -158,13 +176,18 @@ def test_a_hundred_concurrent_executions_all_complete(redis_cluster: Cluster) ->
         assert redis_cluster.wait(execution_id, timeout=120).status == "completed"
 
 
-def test_a_worker_killed_mid_step_does_not_stop_the_execution(
-    redis_cluster: Cluster, ledger: Path
-) -> None:
+def test_a_worker_killed_mid_step_does_not_stop_the_execution(redis_cluster: Cluster, ledger: Path) -> None:
     engine = redis_cluster.engine
-    engine.register(WorkflowBuilder("survivor").agent("a", "echo").agent("b", "slow", config={"seconds": 3}).agent("c", "echo"))
+    engine.register(
+        WorkflowBuilder("survivor")
+        .agent("a", "echo")
+        .agent("b", "slow", config={"seconds": 3})
+        .agent("c", "echo")
+    )
     view = engine.start("survivor", metadata={"ledger": str(ledger)})
-    redis_cluster.wait_for(lambda: redis_cluster.step_status(view.id, "b") == "running", what="step b running")
+    redis_cluster.wait_for(
+        lambda: redis_cluster.step_status(view.id, "b") == "running", what="step b running"
+    )
     victim = next(p for p in redis_cluster.processes.processes if p.name == "worker0")
     victim.signal(signal.SIGKILL)  # the worker and its pool, mid-step, no goodbye
     victim.popen.wait(10)  # type: ignore[union-attr]

@@ -76,9 +76,16 @@ def test_flower_reports_the_step_tasks_of_a_finished_execution(ops: Cluster) -> 
     deadline = time.monotonic() + 30
     found: dict[str, object] = {}
     while time.monotonic() < deadline and not found:
-        tasks = httpx.get(f"http://127.0.0.1:{port}/api/tasks", params={"limit": 500}, auth=auth, timeout=5).json()
+        tasks = httpx.get(
+            f"http://127.0.0.1:{port}/api/tasks", params={"limit": 500}, auth=auth, timeout=5
+        ).json()
         found = next(
-            (t for t in tasks.values() if t.get("name") == "flowered.store" and execution in str(t.get("args"))), {}
+            (
+                t
+                for t in tasks.values()
+                if t.get("name") == "flowered.store" and execution in str(t.get("args"))
+            ),
+            {},
         )
         time.sleep(0.5)
     assert found, "Flower never showed the step task"
@@ -87,10 +94,16 @@ def test_flower_reports_the_step_tasks_of_a_finished_execution(ops: Cluster) -> 
 
 
 def test_workers_expose_prometheus_metrics(ops: Cluster) -> None:
-    ops.engine.register(WorkflowBuilder("measured").agent("a", "echo").agent("b", "flaky", retry={"initial_delay": 0.1}))
+    ops.engine.register(
+        WorkflowBuilder("measured").agent("a", "echo").agent("b", "flaky", retry={"initial_delay": 0.1})
+    )
     assert ops.wait(ops.engine.start("measured").id).status == "completed"
     text = wait_http(f"http://127.0.0.1:{ops.settings.metrics_port}/metrics").text
-    samples = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line and not line.startswith("#")}
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
     assert samples['wfe_step_attempts_total{agent="echo",status="succeeded"}'] >= 1
     assert samples['wfe_step_attempts_total{agent="flaky",status="retrying"}'] >= 1
     assert samples['wfe_step_retries_total{agent="flaky"}'] >= 1
@@ -121,9 +134,27 @@ def test_a_workflow_runs_through_honcho_and_the_procfile(
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     with (tmp_path / "honcho.log").open("wb") as log:
         honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"), "-e", str(env_path),
-             "-d", str(ROOT), "-p", str(base), "api", "coordinator", "worker"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "honcho",
+                "start",
+                "-f",
+                str(ROOT / "Procfile"),
+                "-e",
+                str(env_path),
+                "-d",
+                str(ROOT),
+                "-p",
+                str(base),
+                "api",
+                "coordinator",
+                "worker",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         assert wait_http(f"http://127.0.0.1:{base}/health").json()["database"] == "ok"

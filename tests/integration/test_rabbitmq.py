@@ -81,8 +81,10 @@ def test_a_plain_celery_client_starts_a_workflow_over_rabbitmq(rabbit: Cluster) 
     client.conf.task_default_queue = rabbit.settings.intake_queue
     try:
         client.send_task("wfe.start_workflow", kwargs={"workflow": "r-remote", "idempotency_key": "rabbit-1"})
-        rabbit.wait_for(lambda: any(v.workflow == "r-remote" for v in engine.list()[0]), what="remote start")
+        rabbit.wait_for(
+            lambda: any(v.workflow == "r-remote" for v in engine.executions()[0]), what="remote start"
+        )
     finally:
         client.close()
-    view = next(v for v in engine.list()[0] if v.workflow == "r-remote")
+    view = next(v for v in engine.executions()[0] if v.workflow == "r-remote")
     assert rabbit.wait(view.id).status == "completed"

@@ -11,7 +11,7 @@ from workflow_engine.errors import Conflict, DefinitionExists, UserNotFound, Wor
 from workflow_engine.store.repository import Store
 
 
-def definition(name: str = "wf", version: str = "1.0.0", agent: str = "x"):  # noqa: ANN201
+def definition(name: str = "wf", version: str = "1.0.0", agent: str = "x"):
     return WorkflowBuilder(name, version=version).agent("a", agent).agent("b", "y").build()
 
 

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 
 from workflow_engine.store import migrate
 
-PG_CTL = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)), None) or shutil.which(
-    "pg_ctl"
-)
+PG_CTL = next(
+    iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)), None
+) or shutil.which("pg_ctl")
 REDIS_SERVER = shutil.which("redis-server")
 
 

@@ -26,7 +26,8 @@ def check_secret(settings: Settings) -> None:
     secret = settings.jwt_secret.get_secret_value()
     if secret == DEFAULT_JWT_SECRET or len(secret) < MIN_PRODUCTION_SECRET:
         raise ConfigurationError(
-            f"WFE_JWT_SECRET must be set to a secret of at least {MIN_PRODUCTION_SECRET} characters in production"
+            f"WFE_JWT_SECRET must be set to a secret of at least {MIN_PRODUCTION_SECRET} characters "
+            "in production"
         )
 
 

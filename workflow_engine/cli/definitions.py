@@ -35,9 +35,7 @@ def validate(file: Path, as_json: bool) -> None:
             {
                 "file": str(file),
                 "valid": not problems,
-                "workflow": {"name": definition.name, "version": definition.version}
-                if definition
-                else None,
+                "workflow": {"name": definition.name, "version": definition.version} if definition else None,
                 "problems": [{"location": p.location, "message": p.message} for p in problems],
             }
         )
@@ -46,9 +44,7 @@ def validate(file: Path, as_json: bool) -> None:
             where = f"{file}: {problem.location}" if problem.location else str(file)
             click.echo(f"{where}: {problem.message}", err=True)
     elif definition is not None:
-        click.echo(
-            f"{file}: valid: {definition.name} {definition.version}, {len(definition.steps)} steps"
-        )
+        click.echo(f"{file}: valid: {definition.name} {definition.version}, {len(definition.steps)} steps")
     if problems:
         raise click.exceptions.Exit(EXIT_FAILED)
 

@@ -100,7 +100,9 @@ def run(
     Exits 0 when completed, 1 failed or cancelled, 2 bad input, 3 waiting for a person or a fix.
     """
     if agents is not None:
-        settings = settings.with_overrides(agent_modules=tuple(a.strip() for a in agents.split(",") if a.strip()))
+        settings = settings.with_overrides(
+            agent_modules=tuple(a.strip() for a in agents.split(",") if a.strip())
+        )
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
@@ -118,7 +120,9 @@ def run(
         cluster = LocalCluster(settings, log_dir, concurrency=concurrency).start()
         settled = False
         try:
-            view = engine.start(definition.name, input_data, metadata, version=definition.version, actor="cli")
+            view = engine.start(
+                definition.name, input_data, metadata, version=definition.version, actor="cli"
+            )
             if not as_json:
                 out.print(f"execution {view.id} of {definition.name} {definition.version}")
 
@@ -139,8 +143,8 @@ def run(
     show(final, as_json)
     if not as_json and final.status == ExecutionStatus.WAITING:
         out.print(
-            f"waiting: complete it with `wfe complete {final.id} STEP --data JSON` or `wfe retry {final.id}`, "
-            "then run `wfe worker` and `wfe coordinator` to continue"
+            f"waiting: complete it with `wfe complete {final.id} STEP --data JSON` "
+            f"or `wfe retry {final.id}`, then run `wfe worker` and `wfe coordinator` to continue"
         )
     raise click.exceptions.Exit(exit_for(final))
 
@@ -215,18 +219,30 @@ def watch(settings: Settings, execution_id: str, timeout: float | None, as_json:
 @json_option
 @click.pass_obj
 def list_executions(
-    settings: Settings, status_filter: str | None, workflow: str | None, limit: int, offset: int, as_json: bool
+    settings: Settings,
+    status_filter: str | None,
+    workflow: str | None,
+    limit: int,
+    offset: int,
+    as_json: bool,
 ) -> None:
     """List executions, newest first."""
     query = ExecutionQuery(workflow=workflow, status=status_filter, limit=limit, offset=offset)
     with Engine.from_settings(settings) as engine:
-        views, total = engine.list(query)
+        views, total = engine.executions(query)
     if as_json:
         print_json({"total": total, "executions": [v.to_json() for v in views]})
         return
     table = Table("execution", "workflow", "version", "status", "%", "created")
     for v in views:
-        table.add_row(v.id, v.workflow, v.version, v.status, f"{v.percent_complete:g}", f"{v.created_at:%Y-%m-%d %H:%M:%S}")
+        table.add_row(
+            v.id,
+            v.workflow,
+            v.version,
+            v.status,
+            f"{v.percent_complete:g}",
+            f"{v.created_at:%Y-%m-%d %H:%M:%S}",
+        )
     console().print(table)
     console().print(f"{len(views)} of {total}")
 
@@ -259,8 +275,13 @@ def logs_command(
         duration = f"{e['duration_ms'] / 1000:.3f}s" if e["duration_ms"] is not None else ""
         error = f"{e['error_type']}: {e['error_message']}" if e["error_type"] else ""
         table.add_row(
-            (e["started_at"] or e["queued_at"] or "")[11:23], e["step_name"], str(e["attempt"]), e["status"],
-            duration, e["worker"] or "", error,
+            (e["started_at"] or e["queued_at"] or "")[11:23],
+            e["step_name"],
+            str(e["attempt"]),
+            e["status"],
+            duration,
+            e["worker"] or "",
+            error,
         )
     console().print(table)
 
@@ -313,7 +334,9 @@ def retry(settings: Settings, execution_id: str, from_step: str | None, as_json:
 @click.option("--user", default=lambda: os.environ.get("USER", "cli"), help="Who completes it.")
 @json_option
 @click.pass_obj
-def complete(settings: Settings, execution_id: str, step: str, data_text: str, user: str, as_json: bool) -> None:
+def complete(
+    settings: Settings, execution_id: str, step: str, data_text: str, user: str, as_json: bool
+) -> None:
     """Complete a human step (or a step waiting for a fix) with data."""
     data = parse_json_object(data_text, "--data") or {}
     with Engine.from_settings(settings) as engine:

@@ -84,7 +84,12 @@ def worker(
 @json_option
 @click.pass_obj
 def coordinator(
-    settings: Settings, once: bool, concurrency: int, hostname: str | None, loglevel: str | None, as_json: bool
+    settings: Settings,
+    once: bool,
+    concurrency: int,
+    hostname: str | None,
+    loglevel: str | None,
+    as_json: bool,
 ) -> None:
     """Start executions sent as Celery messages, and reconcile from the database.
 
@@ -109,11 +114,17 @@ def coordinator(
     _run_reconciler_with_worker(app, settings)
     queues = [settings.coordinator_queue, *([settings.intake_queue] if settings.intake_queue else [])]
     _run_celery_worker(
-        app, settings, queues=queues, pool="threads", concurrency=concurrency, hostname=hostname, loglevel=loglevel
+        app,
+        settings,
+        queues=queues,
+        pool="threads",
+        concurrency=concurrency,
+        hostname=hostname,
+        loglevel=loglevel,
     )
 
 
-def _run_celery_worker(  # noqa: PLR0913
+def _run_celery_worker(
     app: Any,
     settings: Settings,
     *,

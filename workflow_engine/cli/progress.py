@@ -81,7 +81,11 @@ def summary(view: ExecutionView) -> Table:
         error = f"{step.error['type']}: {step.error['message']}" if step.error else ""
         colour = STYLES.get(step.status, "")
         table.add_row(
-            step.name, step.type, f"[{colour}]{step.status}[/]" if colour else step.status,
-            str(step.attempts), duration, error,
+            step.name,
+            step.type,
+            f"[{colour}]{step.status}[/]" if colour else step.status,
+            str(step.attempts),
+            duration,
+            error,
         )
     return table

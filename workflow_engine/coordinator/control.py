@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from workflow_engine.coordinator.dispatch import task_id
+from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import planner
 from workflow_engine.core.graph import Edge
 from workflow_engine.core.states import (
@@ -13,8 +15,6 @@ from workflow_engine.core.states import (
     ExecutionStatus,
     StepStatus,
 )
-from workflow_engine.coordinator.dispatch import task_id
-from workflow_engine.coordinator.unit import Unit
 from workflow_engine.definitions.model import StepType
 from workflow_engine.definitions.schemas import check_data
 from workflow_engine.errors import InvalidOperation, PermissionDenied, StepNotFound
@@ -38,7 +38,9 @@ def resume(unit: Unit, reason: str | None = None) -> None:
     unit.transition(E.RESUMED, reason or "resumed")
     unit.transition(E.RUNNING)
     if not unit.step_mode:
-        released = unit.runs.update_runs(unit.id, (S.PENDING,), {"status": S.QUEUED, "published_at": unit.now})
+        released = unit.runs.update_runs(
+            unit.id, (S.PENDING,), {"status": S.QUEUED, "published_at": unit.now}
+        )
         for run in released:
             unit.count(run.step_type, S.PENDING, S.QUEUED)
             unit.event(run.step_name, run.attempt, S.PENDING, S.QUEUED, "released: execution resumed")
@@ -55,7 +57,9 @@ def cancel(unit: Unit, reason: str | None = None) -> None:
 def retry(unit: Unit, from_step: str | None = None) -> list[str]:
     """Run a step and everything downstream of it again; upstream outputs are kept."""
     if unit.status not in RETRYABLE_EXECUTION:
-        raise InvalidOperation(f"only a failed or waiting execution can be retried; this one is {unit.status}")
+        raise InvalidOperation(
+            f"only a failed or waiting execution can be retried; this one is {unit.status}"
+        )
     current = unit.runs.current_runs(unit.id)
     targets = [from_step] if from_step is not None else _retry_targets(unit, current)
     for target in targets:
@@ -149,9 +153,7 @@ def next_step(unit: Unit) -> str:
     return run.step_name
 
 
-def complete_step(
-    unit: Unit, step: str, data: Any, user: str | None = None, role: str | None = None
-) -> None:
+def complete_step(unit: Unit, step: str, data: Any, user: str | None = None, role: str | None = None) -> None:
     """Complete a human task, or a step waiting for a fix, with ``data`` as its output."""
     if step not in unit.graph.incoming:
         raise StepNotFound(step)
@@ -165,7 +167,9 @@ def complete_step(
     if definition.assignees and user is not None:
         allowed = set(definition.assignees)
         if user not in allowed and f"role:{role}" not in allowed:
-            raise PermissionDenied(f"step {step!r} may be completed by {', '.join(definition.assignees)} only")
+            raise PermissionDenied(
+                f"step {step!r} may be completed by {', '.join(definition.assignees)} only"
+            )
     run = waiting[0]
     values = {"status": S.SUCCEEDED, "output": data, "completed_by": user, "finished_at": unit.now}
     if run.started_at is not None:

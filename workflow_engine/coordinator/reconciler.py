@@ -20,12 +20,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 import sqlalchemy as sa
 
 from workflow_engine.clock import Clock
-from workflow_engine.core.states import ExecutionStatus, StepStatus
 from workflow_engine.coordinator.service import Coordinator
+from workflow_engine.core.states import ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import StepType
 from workflow_engine.settings import Settings
 from workflow_engine.store import schema as t
@@ -83,8 +84,12 @@ class Reconciler:
         stale = now - timedelta(seconds=s.redispatch_after)
 
         due_unpublished = self._runs(
-            sa.and_(current, sa.or_(dispatched, timer), r.c.published_at.is_(None),
-                    sa.or_(r.c.not_before.is_(None), r.c.not_before <= horizon))
+            sa.and_(
+                current,
+                sa.or_(dispatched, timer),
+                r.c.published_at.is_(None),
+                sa.or_(r.c.not_before.is_(None), r.c.not_before <= horizon),
+            )
         )
         report.published = self._mark_and_publish(due_unpublished, now)
 
@@ -100,18 +105,19 @@ class Reconciler:
 
         lost_before = now - timedelta(seconds=s.worker_lost_after)
         for run in self._runs(sa.and_(current, r.c.status == S.RUNNING, r.c.heartbeat_at < lost_before)):
-            report.lost += self._attempt(report, "lost", lambda run=run: self.coordinator.recover_lost(run.id))
+            report.lost += self._attempt(report, "lost", partial(self.coordinator.recover_lost, run.id))
 
         late = now - timedelta(seconds=s.timeout_grace)
         for run in self._runs(sa.and_(current, r.c.status == S.RUNNING, r.c.deadline_at < late)):
-            report.timed_out += self._attempt(report, "timeout", lambda run=run: self.coordinator.time_out(run.id))
+            report.timed_out += self._attempt(report, "timeout", partial(self.coordinator.time_out, run.id))
 
         fire_before = now - timedelta(seconds=s.reconcile_interval)
         for run in self._runs(sa.and_(current, timer, r.c.not_before <= fire_before)):
-            report.timers += self._attempt(report, "timer", lambda run=run: self.coordinator.fire_timer(run.id, "reconciler"))
+            fire = partial(self.coordinator.fire_timer, run.id, "reconciler")
+            report.timers += self._attempt(report, "timer", fire)
 
         for execution_id in self._stalled(now - timedelta(seconds=s.redispatch_after)):
-            report.repaired += self._attempt(report, "repair", lambda e=execution_id: self.coordinator.repair(e))
+            report.repaired += self._attempt(report, "repair", partial(self.coordinator.repair, execution_id))
 
         self.store.forget_workers(now - timedelta(days=1))
         if report.total():
@@ -131,9 +137,15 @@ class Reconciler:
         mine: list[StepRunRecord] = []
         with self.store.transaction() as tx:
             for run in runs:
-                previous = r.c.published_at.is_(None) if run.published_at is None else r.c.published_at == run.published_at
+                previous = (
+                    r.c.published_at.is_(None)
+                    if run.published_at is None
+                    else r.c.published_at == run.published_at
+                )
                 result = tx.execute(
-                    sa.update(r).where(r.c.id == run.id, r.c.status == run.status, previous).values(published_at=tx.now)
+                    sa.update(r)
+                    .where(r.c.id == run.id, r.c.status == run.status, previous)
+                    .values(published_at=tx.now)
                 )
                 if result.rowcount == 1:
                     mine.append(run)

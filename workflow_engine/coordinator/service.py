@@ -14,13 +14,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from workflow_engine.core import planner
-from workflow_engine.core.states import ExecutionStatus, StepStatus
 from workflow_engine.coordinator import control, steps
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
 from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome
 from workflow_engine.coordinator.unit import Unit
+from workflow_engine.core import planner
+from workflow_engine.core.states import ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import StepType
 from workflow_engine.definitions.schemas import check_data
 from workflow_engine.definitions.validation import unknown_agents
@@ -89,11 +89,17 @@ class Coordinator:
         try:
             self.dispatcher.dispatch(dispatches)
         except Exception:
-            log.warning("publishing %d step(s) failed; the reconciler will publish them", len(dispatches), exc_info=True)
+            log.warning(
+                "publishing %d step(s) failed; the reconciler will publish them",
+                len(dispatches),
+                exc_info=True,
+            )
             ids = [d.run_id for d in dispatches]
             try:
                 with self.store.transaction() as tx:
-                    tx.execute(sa.update(t.step_runs).where(t.step_runs.c.id.in_(ids)).values(published_at=None))
+                    tx.execute(
+                        sa.update(t.step_runs).where(t.step_runs.c.id.in_(ids)).values(published_at=None)
+                    )
             except Exception:
                 log.warning("could not mark runs %s unpublished", ids, exc_info=True)
 
@@ -134,7 +140,7 @@ class Coordinator:
                 existing = tx.execution_by_key(owner, idempotency_key)
                 if existing is not None:
                     return self._same_request(existing, record.id, idempotency_key)
-            values = {
+            values: dict[str, Any] = {
                 "id": execution_id,
                 "workflow_id": record.id,
                 "workflow_name": record.name,
@@ -246,7 +252,12 @@ class Coordinator:
         following = self._continued(unit) if unit.continued else None
         self.after_commit(unit)
         if result == steps.DISCARDED:
-            log.info("result of %s:%s:%s discarded: no longer current", claim.execution_id, claim.step.name, claim.attempt)
+            log.info(
+                "result of %s:%s:%s discarded: no longer current",
+                claim.execution_id,
+                claim.step.name,
+                claim.attempt,
+            )
         return Finished(result, following)
 
     def _continued(self, unit: Unit) -> Claim:
@@ -341,7 +352,9 @@ class Coordinator:
             if unit.counts["active"] or unit.counts["waiting"]:
                 return False
             states = {name: run.status for name, run in current.items()}
-            conditions = [e.condition for es in unit.graph.outgoing.values() for e in es if e.condition is not None]
+            conditions = [
+                e.condition for es in unit.graph.outgoing.values() for e in es if e.condition is not None
+            ]
             scope = unit.scope(conditions) if conditions else {}
             plan = planner.plan(
                 unit.graph, states, lambda edge: edge.condition is not None and edge.condition.truth(scope)
@@ -357,7 +370,9 @@ class Coordinator:
 
     # operators' verbs
 
-    def pause(self, execution_id: str, actor: str, owner_id: int | None = None, reason: str | None = None) -> None:
+    def pause(
+        self, execution_id: str, actor: str, owner_id: int | None = None, reason: str | None = None
+    ) -> None:
         with self.unit(execution_id, actor, owner_id) as unit:
             control.pause(unit, reason)
 
@@ -365,7 +380,9 @@ class Coordinator:
         with self.unit(execution_id, actor, owner_id) as unit:
             control.resume(unit)
 
-    def cancel(self, execution_id: str, actor: str, owner_id: int | None = None, reason: str | None = None) -> None:
+    def cancel(
+        self, execution_id: str, actor: str, owner_id: int | None = None, reason: str | None = None
+    ) -> None:
         with self.unit(execution_id, actor, owner_id) as unit:
             control.cancel(unit, reason)
 

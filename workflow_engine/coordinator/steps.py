@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from workflow_engine.core.retry import FailureKind
-from workflow_engine.core.states import StepStatus
 from workflow_engine.coordinator.dispatch import task_id
 from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
 from workflow_engine.coordinator.unit import Unit
+from workflow_engine.core.retry import FailureKind
+from workflow_engine.core.states import StepStatus
 from workflow_engine.definitions.model import StepDefinition, StepType
 from workflow_engine.store.records import StepRunRecord
 
@@ -101,7 +101,12 @@ def recover_lost(unit: Unit, run: StepRunRecord, max_losses: int) -> bool:
     if losses < max_losses:
         unit.rerun(step, run.attempt, f"attempt {run.attempt} lost with its worker")
     else:
-        error = {"step": step.name, "type": WORKER_LOST, "message": f"lost its worker {losses} times", "code": None}
+        error = {
+            "step": step.name,
+            "type": WORKER_LOST,
+            "message": f"lost its worker {losses} times",
+            "code": None,
+        }
         unit.step_failed(step.name, error)
     unit.settle()
     return True
@@ -113,7 +118,7 @@ def time_out(unit: Unit, run: StepRunRecord) -> bool:
     message = f"ran past its timeout of {step.timeout:g}s"
     if not _end_running(unit, run, TIMEOUT, message):
         return False
-    failure = Failure(FailureKind.TRANSIENT, TIMEOUT, message, _elapsed_ms(unit, run))
+    failure = Failure(FailureKind.TRANSIENT, TIMEOUT, message, _elapsed_ms(unit, run) or 0)
     _after_failure(unit, step, run.attempt, failure)
     unit.settle()
     if run.worker:

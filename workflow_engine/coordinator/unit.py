@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from workflow_engine.coordinator.dispatch import Dispatch, task_id
 from workflow_engine.core import planner
 from workflow_engine.core.expressions import Expression, compile_expression
 from workflow_engine.core.graph import Edge
@@ -25,7 +26,6 @@ from workflow_engine.core.states import (
     StepStatus,
     check_transition,
 )
-from workflow_engine.coordinator.dispatch import Dispatch, task_id
 from workflow_engine.definitions.model import StepDefinition, StepType, WorkflowDefinition
 from workflow_engine.errors import ExpressionError
 from workflow_engine.settings import Settings
@@ -217,7 +217,12 @@ class Unit:
                     fire_at = self._fire_at(step)
                 except ExpressionError as exc:
                     error = {"step": name, "type": "expression", "message": f"until: {exc}", "code": None}
-                    row.update(status=S.FAILED, finished_at=self.now, error_type="expression", error_message=error["message"])
+                    row.update(
+                        status=S.FAILED,
+                        finished_at=self.now,
+                        error_type="expression",
+                        error_message=error["message"],
+                    )
                     broken[name] = error
                 else:
                     row.update(status=S.WAITING, started_at=self.now, not_before=fire_at)
@@ -353,9 +358,11 @@ class Unit:
             dynamic = dynamic or expression.dynamic_step_refs
         missing = None if dynamic else refs - self.known_outputs.keys()
         loaded = self.tx.outputs(self.id, missing) if missing is None or missing else {}
-        steps = {name: None for name in refs} | loaded | {
-            k: v for k, v in self.known_outputs.items() if dynamic or k in refs
-        }
+        steps = (
+            {name: None for name in refs}
+            | loaded
+            | {k: v for k, v in self.known_outputs.items() if dynamic or k in refs}
+        )
         return {"input": self.record.input, "metadata": self.record.metadata, "steps": steps}
 
     def _fire_at(self, step: StepDefinition) -> datetime:
@@ -386,7 +393,9 @@ class Unit:
             row["published_at"] = self.now
         self.add_run(row)
         self.count(step.type, None, S.RETRYING)
-        self.event(step.name, attempt + 1, None, S.RETRYING, f"{reason}; attempt {attempt + 1} in {delay:.2f}s")
+        self.event(
+            step.name, attempt + 1, None, S.RETRYING, f"{reason}; attempt {attempt + 1} in {delay:.2f}s"
+        )
 
     def rerun(self, step: StepDefinition, attempt: int, reason: str) -> None:
         """A new attempt at once (the previous one was lost with its worker)."""
@@ -421,7 +430,9 @@ class Unit:
             self.event(run.step_name, run.attempt, run.status, S.CANCELLED, reason)
             if run.status in (S.QUEUED, S.RETRYING, S.RUNNING):
                 terminate = run.status == S.RUNNING
-                self.revocations.append((run.task_id or task_id(self.id, run.step_name, run.attempt), terminate))
+                self.revocations.append(
+                    (run.task_id or task_id(self.id, run.step_name, run.attempt), terminate)
+                )
 
     # settling
 
@@ -481,8 +492,13 @@ class Unit:
             return
         worker, carrier = self.inline
         row.update(
-            status=S.RUNNING, worker=worker, task_id=carrier, input=self.record.input,
-            published_at=None, started_at=self.now, heartbeat_at=self.now,
+            status=S.RUNNING,
+            worker=worker,
+            task_id=carrier,
+            input=self.record.input,
+            published_at=None,
+            started_at=self.now,
+            heartbeat_at=self.now,
         )
         self.event(step.name, row["attempt"], S.QUEUED, S.RUNNING, "run in place by the worker", actor=worker)
 

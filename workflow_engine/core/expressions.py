@@ -174,10 +174,9 @@ class _Checker:
             node.value is None or isinstance(node.value, (bool, int, float, str))
         ):
             raise self.fail(f"constant of type {type(node.value).__name__} is not allowed")
-        if isinstance(node, ast.Name):
-            if node.id not in ROOT_NAMES:
-                allowed = ", ".join(sorted(ROOT_NAMES))
-                raise self.fail(f"unknown name {node.id!r} (names allowed: {allowed})")
+        if isinstance(node, ast.Name) and node.id not in ROOT_NAMES:
+            allowed = ", ".join(sorted(ROOT_NAMES))
+            raise self.fail(f"unknown name {node.id!r} (names allowed: {allowed})")
         if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
             raise self.fail(f"attribute {node.attr!r} is not allowed")
         if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):

@@ -126,9 +126,7 @@ def plan(graph: Graph, states: Mapping[str, str], edge_is_live: EdgeTest) -> Pla
     return Plan(tuple(ready), tuple(skipped), resolved, len(graph))
 
 
-def barrier(
-    graph: Graph, join: str, states: Mapping[str, str], edge_is_live: EdgeTest
-) -> tuple[int, int]:
+def barrier(graph: Graph, join: str, states: Mapping[str, str], edge_is_live: EdgeTest) -> tuple[int, int]:
     """A join's counter rebuilt from its predecessors: (unresolved, live edges so far)."""
     remaining = live = 0
     for edge in graph.incoming[join]:

@@ -60,7 +60,7 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutE
 
 def classify(error: BaseException) -> FailureKind:
     """How a step's exception is handled: retried, awaiting a fix, or failed at once."""
-    if isinstance(error, TransientError) or isinstance(error, _CONNECTION_ERRORS):
+    if isinstance(error, (TransientError, *_CONNECTION_ERRORS)):
         return FailureKind.TRANSIENT
     if isinstance(error, ValidationError):
         return FailureKind.VALIDATION

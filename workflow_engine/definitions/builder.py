@@ -36,7 +36,9 @@ class WorkflowBuilder:
         self._steps: list[dict[str, Any]] = []
         self._edges: list[dict[str, Any]] | None = None
 
-    def _add(self, step: dict[str, Any], after: str | Iterable[str] | None, when: str | None) -> WorkflowBuilder:
+    def _add(
+        self, step: dict[str, Any], after: str | Iterable[str] | None, when: str | None
+    ) -> WorkflowBuilder:
         self._steps.append({key: value for key, value in step.items() if value is not None})
         if after is not None:
             for source in [after] if isinstance(after, str) else after:

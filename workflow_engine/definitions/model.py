@@ -151,9 +151,7 @@ class WorkflowDefinition(WorkflowHeader):
     @cached_property
     def graph(self) -> Graph:
         """The DAG compiled for planning, conditions compiled once."""
-        edges = [
-            Edge(e.source, e.target, compile_expression(e.when) if e.when else None) for e in self.flow
-        ]
+        edges = [Edge(e.source, e.target, compile_expression(e.when) if e.when else None) for e in self.flow]
         return Graph([s.name for s in self.steps], edges)
 
     @cached_property

@@ -9,16 +9,16 @@ Schemas, the semantic version and, when a catalogue is given, unknown agents.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import jsonschema
 import pydantic
 
-from workflow_engine.core.graph import Edge, Graph
 from workflow_engine.core.expressions import compile_expression
+from workflow_engine.core.graph import Edge, Graph
 from workflow_engine.definitions.model import (
-    DEFAULT_VERSION,
     EdgeDefinition,
     StepDefinition,
     WorkflowDefinition,
@@ -220,8 +220,10 @@ class _Validator:
         edges_sound: bool,
     ) -> None:
         names = list(declared)
-        flow: Iterable[EdgeDefinition] = edges if edges is not None else (
-            EdgeDefinition(source=a, target=b) for a, b in zip(names, names[1:], strict=False)
+        flow: Iterable[EdgeDefinition] = (
+            edges
+            if edges is not None
+            else (EdgeDefinition(source=a, target=b) for a, b in itertools.pairwise(names))
         )
         graph = Graph(names, [Edge(e.source, e.target) for e in flow])
         cycle = graph.find_cycle()

@@ -40,7 +40,7 @@ class ClaimedRun:
     retries: int
 
 
-_CLAIM_SQL = sa.text(
+_CLAIM_SQL = sa.text(  # built once from table names; values are always bound parameters
     f"""
     WITH claimed AS (
         UPDATE {t.step_runs.name} AS r
@@ -57,11 +57,12 @@ _CLAIM_SQL = sa.text(
                   e.workflow_version, e.input AS execution_input, e.metadata AS execution_metadata,
                   e.retries
     ), recorded AS (
-        INSERT INTO {t.events.name} (execution_id, step_name, attempt, from_status, to_status, actor, created_at)
+        INSERT INTO {t.events.name}
+            (execution_id, step_name, attempt, from_status, to_status, actor, created_at)
         SELECT execution_id, step_name, attempt, previous_status, :running, :worker, :now FROM claimed
     )
     SELECT claimed.*, pg_notify('{EVENTS_CHANNEL}', claimed.execution_id) AS notified FROM claimed
-    """
+    """  # noqa: S608 - table names only; every value is a bound parameter
 )
 
 

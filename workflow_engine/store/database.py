@@ -50,7 +50,9 @@ def create_engine(url: str, pool_size: int = 5, isolation_level: str | None = No
     # no pre-ping: it costs a round trip per transaction; a dropped connection fails the
     # transaction with a transient error instead, and callers retry (see `retrying`)
     options: dict[str, Any] = {"isolation_level": isolation_level} if isolation_level else {}
-    return sa.create_engine(parsed, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800, **options)
+    return sa.create_engine(
+        parsed, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800, **options
+    )
 
 
 def create_fast_engine(url: sa.URL, pool_size: int = 2) -> Engine:

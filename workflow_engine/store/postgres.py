@@ -39,7 +39,7 @@ _FINISH = f"""
     SELECT {", ".join(f"locked.{c.name}" for c in t.executions.c)},
            (SELECT count(*) FROM finished) AS applied
     FROM locked
-    """
+    """  # noqa: S608 - table names only; every value is a bound parameter
 _FINISH_COLUMNS = (*t.executions.c, sa.column("applied", sa.Integer))
 FINISH = sa.text(_FINISH).columns(*_FINISH_COLUMNS)
 # the same with the transaction's BEGIN in the same round trip
@@ -55,7 +55,8 @@ _OPTIONAL = {
     "barriers": "jsonb",
 }
 _KEEP_UNLESS_SET = ",\n".join(
-    f"{name} = CASE WHEN :set_{name} THEN CAST(:{name} AS {kind}) ELSE {name} END" for name, kind in _OPTIONAL.items()
+    f"{name} = CASE WHEN :set_{name} THEN CAST(:{name} AS {kind}) ELSE {name} END"
+    for name, kind in _OPTIONAL.items()
 )
 _EVENT_FIELDS = (
     "step_name text, attempt int, from_status text, to_status text, actor text, reason text, "
@@ -88,7 +89,7 @@ _SAVE = f"""
         FROM jsonb_to_recordset(CAST(:runs AS jsonb)) AS x({_RUN_FIELDS})
     )
     SELECT CASE WHEN :notify THEN pg_notify('{CHANNEL}', :execution_id) END AS notified
-    """
+    """  # noqa: S608 - table names only; every value is a bound parameter
 SAVE = sa.text(_SAVE)
 # the same with the transaction's COMMIT in the same round trip
 SAVE_AND_COMMIT = sa.text(_SAVE + "; COMMIT")
@@ -183,7 +184,10 @@ def save(
         "updated_at": values["updated_at"],
         "events": json.dumps([{c: e.get(c) for c in _EVENT_COLUMNS} for e in events], default=_encode),
         "runs": json.dumps(
-            [{**{c: r.get(c) for c in _RUN_COLUMNS}, "id": run_id} for r, run_id in zip(runs, ids, strict=True)],
+            [
+                {**{c: r.get(c) for c in _RUN_COLUMNS}, "id": run_id}
+                for r, run_id in zip(runs, ids, strict=True)
+            ],
             default=_encode,
         ),
         "notify": bool(events),

@@ -122,7 +122,9 @@ class Store:
             return
         if self._pipeline_engine is None:
             self._pipeline_engine = create_engine(
-                self.engine.url.render_as_string(hide_password=False), pool_size=2, isolation_level="AUTOCOMMIT"
+                self.engine.url.render_as_string(hide_password=False),
+                pool_size=2,
+                isolation_level="AUTOCOMMIT",
             )
         try:
             with self._pipeline_engine.connect() as connection:
@@ -386,7 +388,9 @@ class Store:
         with self.reading() as conn:
             return {agent for (agents,) in conn.execute(query) for agent in agents}
 
-    def count_rows(self, tables: Sequence[str] = ("wfe_executions", "wfe_step_runs", "wfe_events")) -> dict[str, int]:
+    def count_rows(
+        self, tables: Sequence[str] = ("wfe_executions", "wfe_step_runs", "wfe_events")
+    ) -> dict[str, int]:
         known = {table.name: table for table in t.metadata.sorted_tables}
         with self.reading() as conn:
             return {

@@ -20,7 +20,6 @@ from workflow_engine.store import postgres
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord, from_row
 
-
 EVENTS_CHANNEL = postgres.CHANNEL
 
 
@@ -82,7 +81,11 @@ class Tx:
     """
 
     def __init__(
-        self, connection: Connection, now: datetime, run_ids: postgres.RunIds | None = None, pipelined: bool = False
+        self,
+        connection: Connection,
+        now: datetime,
+        run_ids: postgres.RunIds | None = None,
+        pipelined: bool = False,
     ) -> None:
         self.connection = connection
         self.now = now
@@ -114,9 +117,7 @@ class Tx:
 
     def execution_by_key(self, owner_id: int, key: str) -> ExecutionRecord | None:
         e = t.executions
-        row = self.execute(
-            sa.select(e).where(e.c.owner_id == owner_id, e.c.idempotency_key == key)
-        ).first()
+        row = self.execute(sa.select(e).where(e.c.owner_id == owner_id, e.c.idempotency_key == key)).first()
         return None if row is None else from_row(ExecutionRecord, row)
 
     def lock_execution(self, execution_id: str, owner_id: int | None = None) -> ExecutionRecord | None:
@@ -169,7 +170,9 @@ class Tx:
     def notify(self, execution_id: str) -> None:
         """Announce new events of ``execution_id`` to PostgreSQL listeners, on commit."""
         if self.postgres:
-            self.execute(sa.text("SELECT pg_notify(:channel, :id)"), {"channel": EVENTS_CHANNEL, "id": execution_id})
+            self.execute(
+                sa.text("SELECT pg_notify(:channel, :id)"), {"channel": EVENTS_CHANNEL, "id": execution_id}
+            )
 
     # step runs
 
@@ -178,7 +181,9 @@ class Tx:
         if not rows:
             return []
         if len(rows) == 1:
-            return [self.execute(sa.insert(t.step_runs).values(rows[0])).inserted_primary_key[0]]
+            key = self.execute(sa.insert(t.step_runs).values(rows[0])).inserted_primary_key
+            assert key is not None
+            return [int(key[0])]
         statement = sa.insert(t.step_runs).returning(t.step_runs.c.id, sort_by_parameter_order=True)
         return [row.id for row in self.execute(statement, list(rows))]
 
@@ -201,12 +206,16 @@ class Tx:
         result = self.execute(sa.update(r).where(*conditions).values(dict(values)))
         return bool(result.rowcount == 1)
 
-    def runs_in(self, execution_id: str, statuses: Collection[str], lock: bool = False) -> list[StepRunRecord]:
+    def runs_in(
+        self, execution_id: str, statuses: Collection[str], lock: bool = False
+    ) -> list[StepRunRecord]:
         """The current runs of an execution in one of ``statuses``, oldest first."""
         r = t.step_runs
         query = (
             sa.select(r)
-            .where(r.c.execution_id == execution_id, r.c.status.in_(list(statuses)), r.c.superseded.is_(False))
+            .where(
+                r.c.execution_id == execution_id, r.c.status.in_(list(statuses)), r.c.superseded.is_(False)
+            )
             .order_by(r.c.id)
         )
         if lock:
@@ -256,12 +265,13 @@ class Tx:
     def next_attempts(self, execution_id: str, names: Collection[str]) -> dict[str, int]:
         """The attempt number each step's next run gets (1 for a step that never ran)."""
         r = t.step_runs
+        latest = sa.func.max(r.c.attempt).label("latest")
         query = (
-            sa.select(r.c.step_name, sa.func.max(r.c.attempt))
+            sa.select(r.c.step_name, latest)
             .where(r.c.execution_id == execution_id, r.c.step_name.in_(list(names)))
             .group_by(r.c.step_name)
         )
-        found = {name: attempt for name, attempt in self.execute(query)}
+        found = {row.step_name: int(row.latest) for row in self.execute(query)}
         return {name: found.get(name, 0) + 1 for name in names}
 
     def count_runs(self, execution_id: str, status: str) -> int:

@@ -8,15 +8,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
 from workflow_engine import logs, metrics
 from workflow_engine.agents import AgentContext, AgentRegistry, AgentSpec
-from workflow_engine.core.retry import FailureKind, classify, error_type
 from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
 from workflow_engine.coordinator.service import Coordinator
+from workflow_engine.core.retry import FailureKind, classify, error_type
 from workflow_engine.errors import StepError
 from workflow_engine.store.database import retrying
 from workflow_engine.store.repository import Store
@@ -106,15 +107,18 @@ class StepExecutor:
         budget = inline_steps
         while claim is not None:
             current = claim
-            with logs.bound(
-                execution_id=current.execution_id,
-                step=current.step.name,
-                attempt=current.attempt,
-                workflow=current.workflow,
-            ), self.heartbeat.beating(current.run_id):
+            with (
+                logs.bound(
+                    execution_id=current.execution_id,
+                    step=current.step.name,
+                    attempt=current.attempt,
+                    workflow=current.workflow,
+                ),
+                self.heartbeat.beating(current.run_id),
+            ):
                 outcome = self.run(current)
             carrier = task_id if budget > 0 else None
-            finished = retrying(lambda: self.coordinator.finish(current, outcome, inline=carrier))
+            finished = retrying(partial(self.coordinator.finish, current, outcome, inline=carrier))
             metrics.observe_attempt(current, outcome.duration_ms, finished.result)
             if current.run_id != run_id and self.announce is not None:
                 self.announce(current, outcome, finished.result)
@@ -150,13 +154,17 @@ class StepExecutor:
         try:
             result = call_agent(spec, context, step.timeout)
         except SoftTimeLimitExceeded:
-            return Failure(FailureKind.TRANSIENT, "timeout", f"ran past its timeout of {step.timeout:g}s", elapsed())
+            return Failure(
+                FailureKind.TRANSIENT, "timeout", f"ran past its timeout of {step.timeout:g}s", elapsed()
+            )
         except Exception as error:
             kind = classify(error)
             if kind is FailureKind.FATAL and not isinstance(error, StepError):
                 log.exception("step %s of %s raised", step.name, claim.execution_id)
             code = getattr(error, "code", None)
-            return Failure(kind, error_type(error), describe(error), elapsed(), code if isinstance(code, str) else None)
+            return Failure(
+                kind, error_type(error), describe(error), elapsed(), code if isinstance(code, str) else None
+            )
         try:
             output = normalise_output(result)
         except TypeError as error:

@@ -15,7 +15,6 @@ from workflow_engine.worker.dispatcher import CeleryDispatcher
 from workflow_engine.worker.executor import StepExecutor
 from workflow_engine.worker.heartbeat import Heartbeat
 
-
 log = logging.getLogger(__name__)
 
 
@@ -54,9 +53,13 @@ class Runtime:
                 root_id=getattr(carrier, "root_id", None),
             )
             if isinstance(outcome, Success):
-                dispatcher.send("task-succeeded", uuid=uuid, result=result, runtime=outcome.duration_ms / 1000)
+                dispatcher.send(
+                    "task-succeeded", uuid=uuid, result=result, runtime=outcome.duration_ms / 1000
+                )
             else:
-                dispatcher.send("task-failed", uuid=uuid, exception=f"{outcome.error_type}: {outcome.message}")
+                dispatcher.send(
+                    "task-failed", uuid=uuid, exception=f"{outcome.error_type}: {outcome.message}"
+                )
         except Exception:
             log.debug("could not announce %s", uuid, exc_info=True)
             self._events = None

@@ -9,9 +9,16 @@ from workflow_engine.worker.app import EngineCelery
 
 def register_tasks(app: EngineCelery) -> None:
     @app.task(  # type: ignore[untyped-decorator]
-        name="wfe.step", bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True, shared=False
+        name="wfe.step",
+        bind=True,
+        ignore_result=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        shared=False,
     )
-    def run_step(task: Any, run_id: int, execution_id: str, step: str, attempt: int, workflow: str = "") -> None:
+    def run_step(
+        task: Any, run_id: int, execution_id: str, step: str, attempt: int, workflow: str = ""
+    ) -> None:
         """Run one attempt of one step (the ids are in the arguments so Flower shows them)."""
         # a task under a Celery time limit runs only its own step: the limit would cover the rest
         limited = any(task.request.timelimit or ())

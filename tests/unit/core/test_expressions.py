@@ -77,7 +77,9 @@ def test_step_references_are_collected_for_loading_outputs() -> None:
         ("-" * 200 + "1", "nested too deeply"),
     ],
 )
-def test_unsafe_or_malformed_expressions_are_refused_before_anything_runs(source: str, complaint: str) -> None:
+def test_unsafe_or_malformed_expressions_are_refused_before_anything_runs(
+    source: str, complaint: str
+) -> None:
     with pytest.raises(ExpressionError, match=complaint.replace("(", r"\(").replace("[", r"\[")):
         compile_expression(source)
 

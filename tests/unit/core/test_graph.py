@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from workflow_engine.core.graph import Edge, Graph
 
 
 def chain(*names: str) -> Graph:
-    return Graph(names, [Edge(a, b) for a, b in zip(names, names[1:], strict=False)])
+    return Graph(names, [Edge(a, b) for a, b in itertools.pairwise(names)])
 
 
 def test_topological_order_follows_edges_and_listing_order() -> None:

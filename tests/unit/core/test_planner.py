@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workflow_engine.core.expressions import compile_expression
 from workflow_engine.core.graph import Edge, Graph
 from workflow_engine.core.planner import Decision, advance, barrier, plan, start
 from workflow_engine.core.states import StepStatus
-from workflow_engine.core.expressions import compile_expression
 
 S = StepStatus
 CONDITION = compile_expression("input.go")
@@ -111,7 +111,9 @@ def test_full_plan_reports_ready_skipped_completion_and_percent() -> None:
     middle = plan(run.graph, {"a": S.SUCCEEDED}, run.edge_is_live)
     assert middle.ready == ("b",) and middle.skipped == ("c",)
     assert middle.resolved == 2 and middle.percent == 50.0
-    done = plan(run.graph, {"a": S.SUCCEEDED, "b": S.SUCCEEDED, "c": S.SKIPPED, "d": S.SUCCEEDED}, run.edge_is_live)
+    done = plan(
+        run.graph, {"a": S.SUCCEEDED, "b": S.SUCCEEDED, "c": S.SKIPPED, "d": S.SUCCEEDED}, run.edge_is_live
+    )
     assert done.complete and done.percent == 100.0 and done.ready == ()
 
 

@@ -22,9 +22,7 @@ EXECUTION_REFUSED = [
     if b not in EXECUTION_TRANSITIONS[a]
 ]
 STEP_ALLOWED = [(a, b) for a, targets in STEP_TRANSITIONS.items() for b in targets]
-STEP_REFUSED = [
-    (a, b) for a, b in itertools.product(StepStatus, StepStatus) if b not in STEP_TRANSITIONS[a]
-]
+STEP_REFUSED = [(a, b) for a, b in itertools.product(StepStatus, StepStatus) if b not in STEP_TRANSITIONS[a]]
 
 
 @pytest.mark.parametrize(("current", "requested"), EXECUTION_ALLOWED)

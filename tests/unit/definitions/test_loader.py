@@ -19,7 +19,14 @@ def test_every_example_workflow_is_valid(path: Path) -> None:
 
 def test_examples_include_the_document_generation_pipeline() -> None:
     definition = load_file(ROOT / "config" / "workflows" / "ib-generation.json")
-    assert [s.name for s in definition.steps] == ["enrich", "compose", "write", "validate", "assemble", "export"]
+    assert [s.name for s in definition.steps] == [
+        "enrich",
+        "compose",
+        "write",
+        "validate",
+        "assemble",
+        "export",
+    ]
     assert definition.step("validate").retry.max_attempts == 1
 
 

@@ -173,8 +173,20 @@ def test_seed_format_is_accepted_as_is() -> None:
     seed = {
         "name": "ib-generation",
         "steps": [
-            {"name": "enrich", "agent": "regdata", "required": True, "timeout_minutes": 10, "retry_on_failure": True},
-            {"name": "validate", "agent": "validator", "required": True, "timeout_minutes": 5, "retry_on_failure": False},
+            {
+                "name": "enrich",
+                "agent": "regdata",
+                "required": True,
+                "timeout_minutes": 10,
+                "retry_on_failure": True,
+            },
+            {
+                "name": "validate",
+                "agent": "validator",
+                "required": True,
+                "timeout_minutes": 5,
+                "retry_on_failure": False,
+            },
         ],
     }
     definition = load_document(seed)

@@ -40,7 +40,9 @@ _TOKEN_BODY = {
 
 
 def _out(pair: TokenPair) -> TokenOut:
-    return TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
+    return TokenOut(
+        access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
+    )
 
 
 async def _credentials(request: Request) -> Credentials:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -23,8 +24,8 @@ from workflow_engine.api.schemas import (
     HumanTaskOut,
     LogOut,
     RetryRequest,
-    StartRequest,
     Started,
+    StartRequest,
 )
 from workflow_engine.core.states import ExecutionStatus
 from workflow_engine.engine import Engine
@@ -77,7 +78,7 @@ def list_executions(
         limit=limit,
         offset=offset,
     )
-    views, total = engine.list(query)
+    views, total = engine.executions(query)
     return ExecutionPage(total=total, limit=limit, offset=offset, items=[ExecutionOut.of(v) for v in views])
 
 
@@ -171,7 +172,9 @@ def retry(
     return _control(user, engine, execution_id, "retry", from_step=body.from_step if body else None)
 
 
-@router.post("/executions/{execution_id}/steps/{step}/complete", response_model=ExecutionOut, responses=ERRORS)
+@router.post(
+    "/executions/{execution_id}/steps/{step}/complete", response_model=ExecutionOut, responses=ERRORS
+)
 def complete(
     user: User,
     engine: EngineDep,
@@ -196,7 +199,11 @@ def human_tasks(
     for run, execution in open_tasks(engine.store, user.owner_filter, limit):
         definition = engine.coordinator.definitions.get(execution.workflow_id)
         step = definition.step(run.step_name)
-        error = {"type": run.error_type, "message": run.error_message, "code": run.error_code} if run.error_type else None
+        error = (
+            {"type": run.error_type, "message": run.error_message, "code": run.error_code}
+            if run.error_type
+            else None
+        )
         tasks.append(
             HumanTaskOut(
                 execution_id=execution.id,
@@ -235,7 +242,11 @@ async def events(
     cursor = EventCursor(engine.store, execution_id, after)
     loop = asyncio.get_running_loop()
     woken = asyncio.Event()
-    unsubscribe = engine.notifier.subscribe(execution_id, lambda: loop.call_soon_threadsafe(woken.set))
+
+    def wake() -> None:
+        loop.call_soon_threadsafe(woken.set)
+
+    unsubscribe = engine.notifier.subscribe(execution_id, wake)
     poll = engine.settings.events_poll_interval
     quiet = 0.0
     try:
@@ -243,17 +254,19 @@ async def events(
             woken.clear()
             batch, done = await run_in_threadpool(cursor.poll)
             for event in batch:
-                yield ServerSentEvent(data=EventOut.of(event).model_dump(mode="json"), event="transition", id=str(event.id))
+                yield ServerSentEvent(
+                    data=EventOut.of(event).model_dump(mode="json"), event="transition", id=str(event.id)
+                )
             if done:
-                yield ServerSentEvent(data={"execution_id": execution_id, "status": cursor.status}, event="end")
+                yield ServerSentEvent(
+                    data={"execution_id": execution_id, "status": cursor.status}, event="end"
+                )
                 return
             quiet = 0.0 if batch else quiet + poll
             if quiet >= KEEPALIVE_SECONDS:
                 quiet = 0.0
                 yield ServerSentEvent(comment="keep-alive")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), poll)
-            except TimeoutError:
-                pass
     finally:
         unsubscribe()

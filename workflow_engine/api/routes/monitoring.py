@@ -31,7 +31,9 @@ def health(engine: EngineDep) -> JSONResponse:
     except Exception as exc:
         database = f"unavailable: {type(exc).__name__}"
     status = 200 if database == "ok" else 503
-    return JSONResponse({"status": "ok" if status == 200 else "degraded", "database": database}, status_code=status)
+    return JSONResponse(
+        {"status": "ok" if status == 200 else "degraded", "database": database}, status_code=status
+    )
 
 
 @router.get("/monitoring/metrics", responses=ERRORS)
@@ -51,9 +53,12 @@ async def metrics_reader(
 ) -> None:
     """An admin's access token, or the static scrape token (WFE_METRICS_TOKEN)."""
     static = engine.settings.metrics_token
-    if credentials is not None and static is not None:
-        if hmac.compare_digest(credentials.credentials.encode(), static.get_secret_value().encode()):
-            return
+    if (
+        credentials is not None
+        and static is not None
+        and hmac.compare_digest(credentials.credentials.encode(), static.get_secret_value().encode())
+    ):
+        return
     principal = await current_user(engine, tokens, credentials)
     if not principal.is_admin:
         raise PermissionDenied("Prometheus metrics are for admins and the scrape token")

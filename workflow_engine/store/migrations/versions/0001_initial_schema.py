@@ -90,16 +90,12 @@ def upgrade() -> None:
         _time("started_at", nullable=True),
         _time("finished_at", nullable=True),
         _time("updated_at"),
-        sa.ForeignKeyConstraint(
-            ["owner_id"], ["wfe_users.id"], name="fk_wfe_executions_owner_id_wfe_users"
-        ),
+        sa.ForeignKeyConstraint(["owner_id"], ["wfe_users.id"], name="fk_wfe_executions_owner_id_wfe_users"),
         sa.ForeignKeyConstraint(
             ["workflow_id"], ["wfe_workflows.id"], name="fk_wfe_executions_workflow_id_wfe_workflows"
         ),
         sa.PrimaryKeyConstraint("id", name="pk_wfe_executions"),
-        sa.UniqueConstraint(
-            "owner_id", "idempotency_key", name="uq_wfe_executions_owner_id_idempotency_key"
-        ),
+        sa.UniqueConstraint("owner_id", "idempotency_key", name="uq_wfe_executions_owner_id_idempotency_key"),
     )
     op.create_index("ix_wfe_executions_created_at", "wfe_executions", ["created_at"])
     op.create_index("ix_wfe_executions_owner_id_created_at", "wfe_executions", ["owner_id", "created_at"])
