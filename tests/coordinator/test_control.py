@@ -275,7 +275,7 @@ def test_timer_with_a_bad_until_fails_clearly(harness: Harness) -> None:
     harness.register(WorkflowBuilder("until").timer("wait", until="input.deadline").agent("b", after="wait"))
     view = harness.run("until", input_data={"deadline": "next tuesday"})
     assert view.status == "failed"
-    assert view.error is not None and "not an ISO timestamp" in view.error["message"]
+    assert view.error is not None and "not a usable timestamp" in view.error["message"]
 
 
 def test_pausing_a_waiting_execution_and_resuming_it_waits_again(harness: Harness) -> None:
@@ -311,3 +311,75 @@ def test_agents_see_cancellation(harness: Harness) -> None:
     harness.agent("a", watchful)
     harness.work()
     assert seen == [False, True]
+
+
+def test_retry_after_a_failed_branch_reruns_the_branches_its_failure_cancelled(harness: Harness) -> None:
+    harness.register(fan(width=2))
+    harness.agent("b0", lambda ctx: (_ for _ in ()).throw(FatalError("x")) if ctx.attempt == 1 else {})
+    record = harness.start("fan")
+    harness.deliver_one()  # start: b0 and b1 queued
+    harness.broker.queue.sort(key=lambda d: d.step)  # b0 fails while b1 is still queued
+    harness.deliver_one()
+    failed = harness.view(record.id)
+    assert failed.status == "failed" and harness.statuses(record.id)["b1"] == "cancelled"
+    harness.coordinator.retry(record.id, "operator")
+    harness.work()
+    assert harness.view(record.id).status == "completed"
+    assert [c for c in harness.calls if c[0] == "join"] == [("join", 1)]
+
+
+def test_an_operator_retry_gives_the_step_a_fresh_retry_budget(harness: Harness) -> None:
+    from workflow_engine.errors import TransientError
+
+    harness.register(WorkflowBuilder("budget").agent("a", retry={"max_attempts": 2, "initial_delay": 0}))
+    harness.agent("a", lambda ctx: (_ for _ in ()).throw(TransientError("busy")) if ctx.attempt < 4 else {})
+    record = harness.start("budget")
+    harness.work()
+    assert harness.view(record.id).status == "failed"  # attempts 1 and 2
+    harness.coordinator.retry(record.id, "operator")
+    harness.work()
+    assert harness.view(record.id).status == "completed"  # attempts 3 (failed, retried) and 4
+    assert [r.attempt for r in harness.runs(record.id, "a")] == [1, 2, 3, 4]
+
+
+def test_an_unusable_timer_timestamp_fails_the_timer_step_itself(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("epoch").agent("a").timer("wait", after="a", until="input.ts"))
+    view = harness.run("epoch", input_data={"ts": 1.7e15})
+    assert view.status == "failed"
+    assert (
+        view.error is not None
+        and view.error["step"] == "wait"
+        and "usable timestamp" in view.error["message"]
+    )
+    assert harness.calls == [("a", 1)]
+
+
+def test_nothing_is_queued_once_the_execution_failed_in_the_same_decision(harness: Harness) -> None:
+    harness.register(
+        WorkflowBuilder("twice")
+        .agent("a")
+        .timer("t1", after="a", until="input.bad")
+        .timer("t2", after="a", until="input.bad", required=False)
+        .agent("c", after="t2")
+    )
+    view = harness.run("twice", input_data={"bad": "never"})
+    record = harness.store.get_execution(view.id)
+    assert view.status == "failed" and record.active_steps == 0
+    assert not [r for r in harness.runs(view.id) if r.status in ("queued", "pending")]
+    assert harness.reconciler.tick().total() == 0
+
+
+def test_cancel_stops_a_step_running_in_place_through_the_task_that_carries_it(harness: Harness) -> None:
+    harness.inline_steps = 5
+    harness.register(WorkflowBuilder("carried").agent("a").agent("b"))
+
+    def cancelled_while_running(ctx: AgentContext) -> dict[str, Any]:
+        harness.coordinator.cancel(ctx.execution_id, "operator")
+        return {}
+
+    harness.agent("b", cancelled_while_running)
+    record = harness.start("carried")
+    harness.work()
+    assert harness.calls == [("a", 1), ("b", 1)] and [d.step for d in harness.broker.published] == ["a"]
+    assert (f"{record.id}:a:1", True) in harness.broker.revoked  # the task running b in place
+    assert harness.statuses(record.id)["b"] == "cancelled"

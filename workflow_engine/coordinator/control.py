@@ -66,16 +66,18 @@ def retry(unit: Unit, from_step: str | None = None) -> list[str]:
         if target not in unit.graph.incoming:
             raise StepNotFound(target)
         _check_upstream(unit, target, current)
+    # what runs again: the targets and what follows them, and the steps cancelled when the
+    # execution failed (parallel branches) with what follows those
     reset: set[str] = set()
-    for target in targets:
-        reset |= unit.graph.descendants(target)
+    for name in [*targets, *(n for n, run in current.items() if run.status == S.CANCELLED)]:
+        reset |= unit.graph.descendants(name)
     for run in current.values():
         if run.step_name in reset and run.status in OPEN_STEP:
             to = S.FAILED if run.status == S.WAITING and run.error_type else S.CANCELLED
             unit.runs.update_run(run.id, {"status": to, "finished_at": unit.now}, expect=(run.status,))
             unit.event(run.step_name, run.attempt, run.status, to, "reset by retry")
             if run.status == S.RUNNING:
-                unit.revocations.append((task_id(unit.id, run.step_name, run.attempt), True))
+                unit.revocations.append((run.task_id or task_id(unit.id, run.step_name, run.attempt), True))
     unit.runs.supersede(unit.id, reset)
     kept = {name: run.status for name, run in current.items() if name not in reset}
     unit.reset_barriers(_barriers(unit, reset - set(targets), kept), drop=reset)
@@ -83,6 +85,7 @@ def retry(unit: Unit, from_step: str | None = None) -> list[str]:
     unit.transition(E.RUNNING, f"retry from {', '.join(targets)}")
     unit.recount()
     unit.open(targets, reason="retry")
+    unit.replan({**kept, **dict.fromkeys(targets, S.QUEUED)}, reason="retry")
     unit.settle()
     return targets
 

@@ -24,7 +24,14 @@ from workflow_engine.core.states import ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import StepType
 from workflow_engine.definitions.schemas import check_data
 from workflow_engine.definitions.validation import unknown_agents
-from workflow_engine.errors import Conflict, DefinitionError, ExecutionNotFound, InputError, Problem
+from workflow_engine.errors import (
+    Conflict,
+    DefinitionError,
+    ExecutionNotFound,
+    InputError,
+    Problem,
+    StoreError,
+)
 from workflow_engine.events import EventBus
 from workflow_engine.settings import Settings
 from workflow_engine.store import schema as t
@@ -249,8 +256,8 @@ class Coordinator:
                 unit.inline = (claim.worker, inline)
             result = steps.after_attempt(unit, claim, outcome, status) if applied else steps.DISCARDED
             unit.save(last=True)
-        following = self._continued(unit) if unit.continued else None
         self.after_commit(unit)
+        following = self._continued(unit) if unit.continued else None
         if result == steps.DISCARDED:
             log.info(
                 "result of %s:%s:%s discarded: no longer current",
@@ -265,8 +272,11 @@ class Coordinator:
         run_id, row = unit.continued
         checkpoint = None
         if row["attempt"] > 1:
-            with self.store.reading() as conn:
-                checkpoint = latest_checkpoint(conn, unit.id, row["step_name"])
+            try:  # the outcome is committed already: a failed read must not make it look unrecorded
+                with self.store.reading() as conn:
+                    checkpoint = latest_checkpoint(conn, unit.id, row["step_name"])
+            except StoreError:
+                log.warning("checkpoint of %s:%s not read", unit.id, row["step_name"], exc_info=True)
         return Claim(
             run_id=run_id,
             execution_id=unit.id,
@@ -352,17 +362,9 @@ class Coordinator:
             if unit.counts["active"] or unit.counts["waiting"]:
                 return False
             states = {name: run.status for name, run in current.items()}
-            conditions = [
-                e.condition for es in unit.graph.outgoing.values() for e in es if e.condition is not None
-            ]
-            scope = unit.scope(conditions) if conditions else {}
-            plan = planner.plan(
-                unit.graph, states, lambda edge: edge.condition is not None and edge.condition.truth(scope)
-            )
-            unit.skip(list(plan.skipped))
-            unit.open(list(plan.ready), reason="re-planned by the reconciler")
+            changed = unit.replan(states, reason="re-planned by the reconciler")
             unit.settle()
-            return True
+            return changed or unit.status != E.RUNNING
 
     def _run(self, run_id: int) -> StepRunRecord | None:
         with self.store.transaction() as tx:

@@ -68,9 +68,10 @@ def _after_failure(unit: Unit, step: StepDefinition, attempt: int, failure: Fail
 
 
 def _may_retry(unit: Unit, step: StepDefinition, attempt: int) -> bool:
-    """Attempts lost with their worker do not use up the step's retry budget."""
-    lost = unit.runs.count_errors(unit.id, step.name, WORKER_LOST)
-    return step.retry.allows_another(attempt - lost)
+    """The budget counts this step's failed attempts since it was last reset by an operator's
+    retry; attempts lost with their worker do not use it up."""
+    failures, lost = unit.runs.failed_attempts(unit.id, step.name, WORKER_LOST)
+    return step.retry.allows_another(failures - lost)
 
 
 def fire_timer(unit: Unit, run: StepRunRecord) -> bool:
@@ -97,7 +98,7 @@ def recover_lost(unit: Unit, run: StepRunRecord, max_losses: int) -> bool:
     if not _end_running(unit, run, WORKER_LOST, message):
         return False
     step = unit.definition.step(run.step_name)
-    losses = unit.runs.count_errors(unit.id, step.name, WORKER_LOST)
+    _, losses = unit.runs.failed_attempts(unit.id, step.name, WORKER_LOST)
     if losses < max_losses:
         unit.rerun(step, run.attempt, f"attempt {run.attempt} lost with its worker")
     else:

@@ -201,7 +201,7 @@ class Unit:
 
     def open(self, names: Sequence[str], reason: str | None = None) -> None:
         """Create the next run of each step; agent steps go to the outbox unless held back."""
-        if not names:
+        if not names or self.status in TERMINAL_EXECUTION:
             return
         attempts = self._attempts(names)
         held = self.status == E.PAUSED or self.step_mode
@@ -307,6 +307,8 @@ class Unit:
 
     def advance(self, step: str, status: StepStatus, output: Any = None) -> None:
         """``step`` resolved: evaluate its conditions, then open or skip what follows."""
+        if self.status in TERMINAL_EXECUTION:
+            return  # decided already (failed or cancelled in this same unit)
         if status == S.SUCCEEDED:
             self.known_outputs[step] = output
             self.changes["checkpoint"] = {"last_completed_step": step}
@@ -349,6 +351,24 @@ class Unit:
         self.barriers.update({name: [remaining, live] for name, (remaining, live) in counters.items()})
         self.changes["barriers"] = dict(self.barriers)
 
+    def replan(self, states: Mapping[str, str], reason: str) -> bool:
+        """Open or skip what a full plan over ``states`` (each step's current status) finds
+        ready or dead; whether anything changed."""
+        conditions = [
+            e.condition for es in self.graph.outgoing.values() for e in es if e.condition is not None
+        ]
+        scope = self.scope(conditions) if conditions else {}
+        try:
+            plan = planner.plan(
+                self.graph, states, lambda edge: edge.condition is not None and edge.condition.truth(scope)
+            )
+        except ExpressionError as exc:
+            self.fail({"step": None, "type": "condition", "message": str(exc), "code": None})
+            return True
+        self.skip(list(plan.skipped))
+        self.open(list(plan.ready), reason=reason)
+        return bool(plan.ready or plan.skipped)
+
     def scope(self, expressions: Sequence[Expression]) -> dict[str, Any]:
         """``input``, ``metadata`` and the outputs the expressions read (None when not succeeded)."""
         refs: set[str] = set()
@@ -371,15 +391,16 @@ class Unit:
         assert step.until is not None
         expression = compile_expression(step.until)
         value = expression.evaluate(self.scope([expression]))
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return datetime.fromtimestamp(value, UTC)
-        if not isinstance(value, str):
-            raise ExpressionError(f"gave {type(value).__name__}, not an ISO timestamp", step.until)
         try:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return datetime.fromtimestamp(value, UTC)
+            if not isinstance(value, str):
+                raise ExpressionError(f"gave {type(value).__name__}, not an ISO timestamp", step.until)
             moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise ExpressionError(f"{value!r} is not an ISO timestamp", step.until) from None
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        except (ValueError, OverflowError, OSError):
+            usable = "not a usable timestamp (ISO 8601, or seconds since 1970)"
+            raise ExpressionError(f"{value!r} is {usable}", step.until) from None
 
     # failures
 
@@ -408,6 +429,8 @@ class Unit:
 
     def step_failed(self, step: str, error: dict[str, Any]) -> None:
         """A step failed for good: an optional one is passed over, a required one fails all."""
+        if self.status in TERMINAL_EXECUTION:
+            return
         if self.definition.step(step).required:
             self.fail(error)
         else:

@@ -26,7 +26,7 @@ CHANNEL = "wfe_events"  # NOTIFY channel: "an execution has new events"
 E, R, V = t.executions.name, t.step_runs.name, t.events.name
 
 _FINISH = f"""
-    WITH locked AS (SELECT * FROM {E} WHERE id = :execution_id FOR UPDATE),
+    WITH locked AS (SELECT * FROM {E} WHERE id = :execution_id FOR NO KEY UPDATE),
     finished AS (
         UPDATE {R} SET status = :status, finished_at = :finished_at, duration_ms = :duration_ms,
             output = CAST(:output AS jsonb), error_type = :error_type,

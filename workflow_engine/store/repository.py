@@ -134,11 +134,11 @@ class Store:
                     if tx.begun and not tx.committed:
                         connection.exec_driver_sql("COMMIT")
                 except BaseException:
-                    if tx.begun and not tx.committed:
+                    if tx.begun and not tx.committed and not connection.invalidated:
                         try:
                             connection.exec_driver_sql("ROLLBACK")
-                        except exc.DBAPIError:
-                            connection.invalidate()
+                        except exc.SQLAlchemyError:
+                            connection.invalidate()  # never back to the pool mid-transaction
                     raise
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
@@ -302,7 +302,7 @@ class Store:
     def step_runs(self, execution_id: str) -> list[StepRunRecord]:
         """Every attempt of every step, in the order they were created."""
         r = t.step_runs
-        query = sa.select(r).where(r.c.execution_id == execution_id).order_by(r.c.id)
+        query = sa.select(r).where(r.c.execution_id == execution_id).order_by(r.c.queued_at, r.c.id)
         with self.reading() as conn:
             return [from_row(StepRunRecord, row) for row in conn.execute(query)]
 

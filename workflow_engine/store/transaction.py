@@ -123,7 +123,9 @@ class Tx:
     def lock_execution(self, execution_id: str, owner_id: int | None = None) -> ExecutionRecord | None:
         """The execution, locked until the transaction ends (SQLite: the write lock is held)."""
         e = t.executions
-        query = sa.select(e).where(e.c.id == execution_id).with_for_update()
+        # NO KEY UPDATE: units exclude each other, while inserting events and runs (whose foreign
+        # keys share-lock this row) never waits for a unit
+        query = sa.select(e).where(e.c.id == execution_id).with_for_update(key_share=True)
         if owner_id is not None:
             query = query.where(e.c.owner_id == owner_id)
         row = self.execute(query).first()
@@ -216,7 +218,7 @@ class Tx:
             .where(
                 r.c.execution_id == execution_id, r.c.status.in_(list(statuses)), r.c.superseded.is_(False)
             )
-            .order_by(r.c.id)
+            .order_by(r.c.queued_at, r.c.id)
         )
         if lock:
             query = query.with_for_update()
@@ -281,13 +283,19 @@ class Tx:
         )
         return int(self.execute(query).scalar_one())
 
-    def count_errors(self, execution_id: str, step_name: str, error_type: str) -> int:
-        """How many attempts of a step ended with ``error_type``."""
+    def failed_attempts(self, execution_id: str, step_name: str, lost: str) -> tuple[int, int]:
+        """Failed attempts of a step since it was last reset: (failures, of which lost with their
+        worker, whose error type is ``lost``)."""
         r = t.step_runs
-        query = sa.select(sa.func.count()).where(
-            r.c.execution_id == execution_id, r.c.step_name == step_name, r.c.error_type == error_type
+        losses = sa.func.count().filter(r.c.error_type == lost).label("losses")
+        query = sa.select(sa.func.count().label("failures"), losses).where(
+            r.c.execution_id == execution_id,
+            r.c.step_name == step_name,
+            r.c.superseded.is_(False),
+            r.c.status == StepStatus.FAILED,
         )
-        return int(self.execute(query).scalar_one())
+        row = self.execute(query).one()
+        return int(row.failures), int(row.losses)
 
     def supersede(self, execution_id: str, names: Collection[str]) -> None:
         r = t.step_runs
