@@ -25,13 +25,14 @@ from workflow_engine.core.states import SETTLED_EXECUTION, TERMINAL_EXECUTION
 from workflow_engine.definitions.loader import Source, load
 from workflow_engine.errors import ConfigurationError
 from workflow_engine.events import EventBus
+from workflow_engine.monitoring import open_tasks
 from workflow_engine.notify import Notifier, follow
 from workflow_engine.settings import Settings
 from workflow_engine.store import migrate
 from workflow_engine.store.database import is_sqlite
 from workflow_engine.store.records import EventRecord, WorkflowRecord
 from workflow_engine.store.repository import ExecutionQuery, LogQuery, Store
-from workflow_engine.views import ExecutionView, execution_view, run_json
+from workflow_engine.views import ExecutionView, TaskView, execution_view, run_json, task_view
 
 if TYPE_CHECKING:
     from workflow_engine.worker.app import EngineCelery
@@ -223,6 +224,13 @@ class Engine:
         self.store.get_execution(execution_id, owner_id)
         runs = self.store.logs(execution_id, LogQuery(step_name, step_type, has_error, limit))
         return [run_json(run) for run in runs]
+
+    def human_tasks(self, owner_id: int | None = None, limit: int = 100) -> list[TaskView]:
+        """Steps waiting for a person (human tasks, and steps waiting for a fix), oldest first."""
+        return [
+            task_view(run, execution, self.coordinator.definitions.get(execution.workflow_id))
+            for run, execution in open_tasks(self.store, owner_id, limit)
+        ]
 
     def history(self, execution_id: str, after_id: int = 0, owner_id: int | None = None) -> list[EventRecord]:
         """The state transitions of an execution and its steps, oldest first."""

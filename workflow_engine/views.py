@@ -148,6 +148,43 @@ def execution_view(
     )
 
 
+@dataclass(frozen=True)
+class TaskView:
+    """A step waiting for a person: a human task, or a step whose data needs a fix."""
+
+    execution_id: str
+    workflow: str
+    version: str
+    step: str
+    kind: str  # "human" or "fix"
+    description: str
+    assignees: list[str]
+    input_schema: dict[str, Any] | None
+    error: dict[str, Any] | None
+    waiting_since: datetime | None
+
+
+def task_view(run: StepRunRecord, execution: ExecutionRecord, definition: WorkflowDefinition) -> TaskView:
+    step = definition.step(run.step_name)
+    error = (
+        {"type": run.error_type, "message": run.error_message, "code": run.error_code}
+        if run.error_type
+        else None
+    )
+    return TaskView(
+        execution_id=execution.id,
+        workflow=execution.workflow_name,
+        version=execution.workflow_version,
+        step=run.step_name,
+        kind="human" if run.step_type == "human" else "fix",
+        description=step.description,
+        assignees=list(step.assignees),
+        input_schema=step.input_schema,
+        error=error,
+        waiting_since=run.finished_at or run.started_at,
+    )
+
+
 def run_json(run: StepRunRecord) -> dict[str, Any]:
     """One attempt, as logs show it."""
     return {

@@ -140,3 +140,64 @@ def test_wfe_run_refuses_unknown_agents_before_running_anything(tmp_path: Path) 
     assert result.stderr.startswith("wfe: error: invalid workflow definition")
     assert "unknown agent 'regdata'" in result.stderr
     assert not (tmp_path / "wfe.db").exists() or "execution" not in result.stdout
+
+
+def test_the_wfe_command_drives_executions_end_to_end(embedded: Cluster) -> None:
+    from workflow_engine.processes import settings_env
+
+    env = settings_env(embedded.settings)
+    embedded.engine.register(
+        WorkflowBuilder("e-cli")
+        .agent("a", "echo")
+        .human("approve", after="a")
+        .agent("b", "echo", after="approve")
+    )
+    submitted = wfe("submit", "e-cli", "--input", '{"n": 1}', "--idempotency-key", "cli-1", env=env)
+    assert submitted.returncode == 0, submitted.stderr
+    execution = submitted.stdout.strip()
+    again = wfe("submit", "e-cli", "--idempotency-key", "cli-1", env=env)
+    assert again.stdout.strip() == execution
+    watched = wfe("watch", execution, env=env)
+    assert watched.returncode == 3, watched.stderr  # waits for a person
+    assert "execution waiting: waiting for approve (human task)" in watched.stdout
+    bad = wfe("complete", execution, "approve", "--data", "not json", env=env)
+    assert bad.returncode == 2 and bad.stderr.startswith("wfe: error: invalid --data")
+    done = wfe("complete", execution, "approve", "--data", '{"ok": true}', "--json", env=env)
+    assert done.returncode == 0 and json.loads(done.stdout)["execution_id"] == execution
+    final = wfe("watch", execution, "--json", env=env)
+    assert final.returncode == 0 and json.loads(final.stdout)["status"] == "completed"
+    status = json.loads(wfe("status", execution, "--json", env=env).stdout)
+    assert [(s["name"], s["status"]) for s in status["steps"]] == [
+        ("a", "succeeded"),
+        ("approve", "succeeded"),
+        ("b", "succeeded"),
+    ]
+    logs = json.loads(wfe("logs", execution, "--step", "approve", "--json", env=env).stdout)
+    assert [(entry["step_name"], entry["completed_by"]) for entry in logs] == [
+        ("approve", os.environ.get("USER", "cli"))
+    ]
+    listed = json.loads(wfe("list", "--workflow", "e-cli", "--json", env=env).stdout)
+    assert listed["total"] == 1 and listed["executions"][0]["execution_id"] == execution
+    refused = wfe("cancel", execution, env=env)
+    assert refused.returncode == 1 and "cannot go from completed to cancelled" in refused.stderr
+    missing = wfe("status", "no-such-execution", env=env)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+
+
+def test_pause_resume_and_cancel_from_the_command_line(embedded: Cluster) -> None:
+    from workflow_engine.processes import settings_env
+
+    env = settings_env(embedded.settings)
+    embedded.engine.register(
+        WorkflowBuilder("e-ctl")
+        .agent("a", "slow", config={"seconds": 30, "cooperative": True})
+        .agent("b", "echo")
+    )
+    execution = wfe("submit", "e-ctl", env=env).stdout.strip()
+    paused = json.loads(wfe("pause", execution, "--json", env=env).stdout)
+    assert paused["status"] == "paused"
+    assert json.loads(wfe("resume", execution, "--json", env=env).stdout)["status"] == "running"
+    cancelled = wfe("cancel", execution, "--reason", "testing", env=env)
+    assert cancelled.returncode == 0 and cancelled.stdout.strip() == f"{execution}: cancelled"
+    embedded.wait_for(lambda: embedded.engine.logs(execution)[0]["status"] != "running", what="a stopped")
+    assert [(e["step_name"], e["status"]) for e in embedded.engine.logs(execution)] == [("a", "cancelled")]

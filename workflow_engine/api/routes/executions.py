@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -29,7 +30,6 @@ from workflow_engine.api.schemas import (
 )
 from workflow_engine.core.states import ExecutionStatus
 from workflow_engine.engine import Engine
-from workflow_engine.monitoring import open_tasks
 from workflow_engine.notify import EventCursor
 from workflow_engine.store.repository import ExecutionQuery
 
@@ -195,30 +195,7 @@ def human_tasks(
     user: User, engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[HumanTaskOut]:
     """Steps waiting for a person: open human tasks and steps waiting for a fix."""
-    tasks = []
-    for run, execution in open_tasks(engine.store, user.owner_filter, limit):
-        definition = engine.coordinator.definitions.get(execution.workflow_id)
-        step = definition.step(run.step_name)
-        error = (
-            {"type": run.error_type, "message": run.error_message, "code": run.error_code}
-            if run.error_type
-            else None
-        )
-        tasks.append(
-            HumanTaskOut(
-                execution_id=execution.id,
-                workflow=execution.workflow_name,
-                version=execution.workflow_version,
-                step=run.step_name,
-                kind="human" if run.step_type == "human" else "fix",
-                description=step.description,
-                assignees=list(step.assignees),
-                input_schema=step.input_schema,
-                error=error,
-                waiting_since=run.finished_at or run.started_at,
-            )
-        )
-    return tasks
+    return [HumanTaskOut(**asdict(task)) for task in engine.human_tasks(user.owner_filter, limit)]
 
 
 async def visible_execution(user: User, engine: EngineDep, execution_id: ExecutionId) -> str:
