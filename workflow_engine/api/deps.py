@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from workflow_engine.api.auth import Principal, Tokens
+from workflow_engine.api.schemas import ExecuteRequest, Started
 from workflow_engine.engine import Engine
 from workflow_engine.errors import AuthenticationFailed, UserNotFound
 
@@ -49,3 +51,20 @@ async def current_user(
 
 User = Annotated[Principal, Depends(current_user)]
 WRITERS = ("admin", "operator")
+
+
+def start_for(user: Principal, engine: Engine, workflow: str, body: ExecuteRequest) -> JSONResponse:
+    """Start ``workflow`` for ``user``: 202 with the execution's id and status."""
+    user.require(*WRITERS)
+    view = engine.start(
+        workflow,
+        body.input_data,
+        body.metadata,
+        version=body.version,
+        idempotency_key=body.idempotency_key,
+        mode=body.mode,
+        owner_id=user.user_id,
+        actor=user.username,
+        visible_to=user.owner_filter,
+    )
+    return JSONResponse(Started(execution_id=view.id, status=view.status).model_dump(), status_code=202)

@@ -92,18 +92,11 @@ class StepOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
 
+    model_config = ConfigDict(from_attributes=True)
+
     @classmethod
     def of(cls, step: StepView) -> StepOut:
-        return cls(
-            name=step.name,
-            type=step.type,
-            status=step.status,
-            attempts=step.attempts,
-            duration_ms=step.duration_ms,
-            error=step.error,
-            started_at=step.started_at,
-            finished_at=step.finished_at,
-        )
+        return cls.model_validate(step)
 
 
 class EventOut(BaseModel):
@@ -117,19 +110,11 @@ class EventOut(BaseModel):
     details: dict[str, Any] | None
     created_at: datetime
 
+    model_config = ConfigDict(from_attributes=True)
+
     @classmethod
     def of(cls, event: EventRecord) -> EventOut:
-        return cls(
-            id=event.id,
-            step_name=event.step_name,
-            attempt=event.attempt,
-            from_status=event.from_status,
-            to_status=event.to_status,
-            actor=event.actor,
-            reason=event.reason,
-            details=event.details,
-            created_at=event.created_at,
-        )
+        return cls.model_validate(event)
 
 
 class ExecutionOut(BaseModel):
@@ -217,6 +202,8 @@ class CompleteRequest(Strict):
 
 
 class HumanTaskOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     execution_id: str
     workflow: str
     version: str

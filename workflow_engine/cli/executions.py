@@ -286,6 +286,14 @@ def logs_command(
     console().print(table)
 
 
+def _done(view: ExecutionView, as_json: bool) -> None:
+    """What a control command prints: the execution as JSON, or its id and status."""
+    if as_json:
+        print_json(view.to_json())
+    else:
+        click.echo(f"{view.id}: {view.status}")
+
+
 def _control(name: str, help_text: str) -> click.Command:
     @click.command(name=name, help=help_text)
     @click.argument("execution_id")
@@ -295,10 +303,7 @@ def _control(name: str, help_text: str) -> click.Command:
         with Engine.from_settings(settings) as engine:
             verb = {"pause": engine.pause, "resume": engine.resume, "next": engine.next_step}[name]
             view = verb(execution_id, actor="cli")
-        if as_json:
-            print_json(view.to_json())
-        else:
-            click.echo(f"{view.id}: {view.status}")
+        _done(view, as_json)
 
     return command
 
@@ -312,7 +317,7 @@ def cancel(settings: Settings, execution_id: str, reason: str | None, as_json: b
     """Cancel an execution: nothing more runs, running steps are stopped."""
     with Engine.from_settings(settings) as engine:
         view = engine.cancel(execution_id, reason, actor="cli")
-    print_json(view.to_json()) if as_json else click.echo(f"{view.id}: {view.status}")
+    _done(view, as_json)
 
 
 @click.command()
@@ -324,7 +329,7 @@ def retry(settings: Settings, execution_id: str, from_step: str | None, as_json:
     """Retry a failed or waiting execution; upstream outputs are kept."""
     with Engine.from_settings(settings) as engine:
         view = engine.retry(execution_id, from_step, actor="cli")
-    print_json(view.to_json()) if as_json else click.echo(f"{view.id}: {view.status}")
+    _done(view, as_json)
 
 
 @click.command()
@@ -341,7 +346,7 @@ def complete(
     data = parse_json_object(data_text, "--data") or {}
     with Engine.from_settings(settings) as engine:
         view = engine.complete_human_task(execution_id, step, data, user_id=user)
-    print_json(view.to_json()) if as_json else click.echo(f"{view.id}: {view.status}")
+    _done(view, as_json)
 
 
 COMMANDS = [

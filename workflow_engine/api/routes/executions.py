@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -14,7 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from workflow_engine.api.deps import WRITERS, EngineDep, User
+from workflow_engine.api.deps import WRITERS, EngineDep, User, start_for
 from workflow_engine.api.schemas import (
     CancelRequest,
     CompleteRequest,
@@ -42,19 +41,7 @@ KEEPALIVE_SECONDS = 15.0
 @router.post("/executions", status_code=202, response_model=Started, responses=ERRORS)
 def start(user: User, engine: EngineDep, body: StartRequest) -> JSONResponse:
     """Start an execution; its input is checked against the workflow's input schema first."""
-    user.require(*WRITERS)
-    view = engine.start(
-        body.workflow,
-        body.input_data,
-        body.metadata,
-        version=body.version,
-        idempotency_key=body.idempotency_key,
-        mode=body.mode,
-        owner_id=user.user_id,
-        actor=user.username,
-        visible_to=user.owner_filter,
-    )
-    return JSONResponse(Started(execution_id=view.id, status=view.status).model_dump(), status_code=202)
+    return start_for(user, engine, body.workflow, body)
 
 
 @router.get("/executions", response_model=ExecutionPage, responses=ERRORS)
@@ -195,7 +182,7 @@ def human_tasks(
     user: User, engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[HumanTaskOut]:
     """Steps waiting for a person: open human tasks and steps waiting for a fix."""
-    return [HumanTaskOut(**asdict(task)) for task in engine.human_tasks(user.owner_filter, limit)]
+    return [HumanTaskOut.model_validate(task) for task in engine.human_tasks(user.owner_filter, limit)]
 
 
 async def visible_execution(user: User, engine: EngineDep, execution_id: ExecutionId) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Path
 from fastapi.responses import JSONResponse
 
-from workflow_engine.api.deps import WRITERS, EngineDep, User
+from workflow_engine.api.deps import WRITERS, EngineDep, User, start_for
 from workflow_engine.api.schemas import ErrorOut, ExecuteRequest, Started, WorkflowOut, WorkflowVersionOut
 from workflow_engine.errors import WorkflowNotFound
 from workflow_engine.store.records import WorkflowRecord
@@ -68,16 +68,4 @@ def get_version(
 @router.post("/{name}/execute", status_code=202, response_model=Started, responses=ERRORS)
 def execute(user: User, engine: EngineDep, body: ExecuteRequest, name: str = NAME) -> JSONResponse:
     """Start an execution of this workflow."""
-    user.require(*WRITERS)
-    view = engine.start(
-        name,
-        body.input_data,
-        body.metadata,
-        version=body.version,
-        idempotency_key=body.idempotency_key,
-        mode=body.mode,
-        owner_id=user.user_id,
-        actor=user.username,
-        visible_to=user.owner_filter,
-    )
-    return JSONResponse(Started(execution_id=view.id, status=view.status).model_dump(), status_code=202)
+    return start_for(user, engine, name, body)
