@@ -62,6 +62,29 @@ def test_pause_holds_queued_steps_and_resume_releases_them(harness: Harness) -> 
     ]
 
 
+def test_a_retry_falling_due_while_paused_waits_for_resume_with_its_backoff(harness: Harness) -> None:
+    from workflow_engine.coordinator.outcomes import Failure
+    from workflow_engine.core.retry import FailureKind
+
+    harness.register(WorkflowBuilder("flaky").agent("a", retry={"max_attempts": 3, "initial_delay": 4}))
+    record = harness.start("flaky")
+    running = harness.coordinator.claim(harness.broker.queue.pop(0).run_id, "w:1")
+    assert running is not None
+    harness.coordinator.pause(record.id, "operator")
+    harness.coordinator.finish(running, Failure(FailureKind.TRANSIENT, "transient", "busy", 5))
+    assert [(r.attempt, r.status) for r in harness.runs(record.id, "a")] == [(1, "failed"), (2, "pending")]
+    assert harness.broker.queue == []  # nothing published while paused
+    harness.work()
+    assert harness.calls == []
+    harness.coordinator.resume(record.id, "operator")
+    [message] = harness.broker.queue
+    assert message.eta == harness.runs(record.id, "a")[1].not_before  # the backoff is kept
+    harness.work()
+    assert harness.view(record.id).status == "completed"
+    assert harness.calls == [("a", 2)]
+    assert ("a", None, "pending") in harness.history(record.id)
+
+
 def test_cancel_ends_every_open_run_and_stops_running_ones(harness: Harness) -> None:
     harness.register(fan())
     record = harness.start("fan")
@@ -157,6 +180,21 @@ def test_retry_rebuilds_a_join_from_the_branches_it_keeps(harness: Harness) -> N
     harness.work()
     assert harness.view(view.id).status == "completed"
     assert [c for c in harness.calls if c[0] == "join"] == [("join", 1)]
+
+
+def test_retry_from_another_branch_reruns_the_failed_branch_too(harness: Harness) -> None:
+    harness.register(fan(width=2))
+    harness.agent("b1", lambda ctx: (_ for _ in ()).throw(FatalError("x")) if ctx.attempt == 1 else {})
+    view = harness.run("fan")
+    assert view.status == "failed"
+    harness.calls.clear()
+    harness.coordinator.retry(view.id, "operator", from_step="b0")
+    harness.work()
+    final = harness.view(view.id)
+    assert final.status == "completed"
+    steps = {s.name: s.status for s in final.steps}
+    assert steps == dict.fromkeys(["start", "b0", "b1", "join"], "succeeded")
+    assert sorted(harness.calls) == [("b0", 2), ("b1", 2), ("join", 1)]
 
 
 def test_step_mode_dispatches_one_ready_step_per_call(harness: Harness) -> None:

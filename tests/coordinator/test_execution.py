@@ -18,6 +18,7 @@ from workflow_engine.errors import (
     DefinitionError,
     FatalError,
     InputError,
+    InvalidTransition,
     TransientError,
     ValidationError,
 )
@@ -462,3 +463,15 @@ def test_steps_with_a_timeout_fan_outs_and_other_queues_are_never_run_in_place(h
     )
     harness.run("published")
     assert [d.step for d in harness.broker.published] == ["a", "timed", "x", "y", "elsewhere"]
+
+
+def test_the_store_refuses_step_updates_the_state_machine_does_not_allow(harness: Harness) -> None:
+    harness.register(chain("once", "a"))
+    view = harness.run("once")
+    [run] = harness.runs(view.id, "a")
+    for expected, requested in ((("succeeded",), "running"), (("queued", "running"), "pending")):
+        with pytest.raises(InvalidTransition), harness.store.transaction() as tx:
+            tx.update_run(run.id, {"status": requested}, expect=expected)
+        with pytest.raises(InvalidTransition), harness.store.transaction() as tx:
+            tx.update_runs(view.id, expected, {"status": requested})
+    assert [(r.status, r.attempt) for r in harness.runs(view.id, "a")] == [("succeeded", 1)]

@@ -66,10 +66,11 @@ def retry(unit: Unit, from_step: str | None = None) -> list[str]:
         if target not in unit.graph.incoming:
             raise StepNotFound(target)
         _check_upstream(unit, target, current)
-    # what runs again: the targets and what follows them, and the steps cancelled when the
-    # execution failed (parallel branches) with what follows those
+    # what runs again: the targets and what follows them, the steps cancelled when the execution
+    # failed (parallel branches), and a required step that failed on another branch than the
+    # target's (left failed, it would let the execution complete without it), with what follows
     reset: set[str] = set()
-    for name in [*targets, *(n for n, run in current.items() if run.status == S.CANCELLED)]:
+    for name in [*targets, *(n for n, run in current.items() if _rerun_with_retry(unit, run))]:
         reset |= unit.graph.descendants(name)
     for run in current.values():
         if run.step_name in reset and run.status in OPEN_STEP:
@@ -88,6 +89,12 @@ def retry(unit: Unit, from_step: str | None = None) -> list[str]:
     unit.replan({**kept, **dict.fromkeys(targets, S.QUEUED)}, reason="retry")
     unit.settle()
     return targets
+
+
+def _rerun_with_retry(unit: Unit, run: Any) -> bool:
+    if run.status == S.CANCELLED:
+        return True
+    return run.status == S.FAILED and unit.definition.step(run.step_name).required
 
 
 def _retry_targets(unit: Unit, current: dict[str, Any]) -> list[str]:

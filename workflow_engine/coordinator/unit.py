@@ -409,14 +409,17 @@ class Unit:
         delay = step.retry.delay(attempt, self.rng)
         not_before = self.now + timedelta(seconds=delay)
         row = self._run_row(step, attempt + 1)
-        row.update(status=S.RETRYING, not_before=not_before)
-        if delay <= self.settings.eta_horizon:
+        # a paused execution holds the next attempt back like any queued step; resume publishes it
+        # with its backoff intact (step mode does not: the step next_step started runs to its end)
+        held = self.status == E.PAUSED
+        status = S.PENDING if held else S.RETRYING
+        row.update(status=status, not_before=not_before)
+        if not held and delay <= self.settings.eta_horizon:
             row["published_at"] = self.now
         self.add_run(row)
-        self.count(step.type, None, S.RETRYING)
-        self.event(
-            step.name, attempt + 1, None, S.RETRYING, f"{reason}; attempt {attempt + 1} in {delay:.2f}s"
-        )
+        self.count(step.type, None, status)
+        note = "held: execution paused" if held else f"attempt {attempt + 1} in {delay:.2f}s"
+        self.event(step.name, attempt + 1, None, status, f"{reason}; {note}")
 
     def rerun(self, step: StepDefinition, attempt: int, reason: str) -> None:
         """A new attempt at once (the previous one was lost with its worker)."""

@@ -1,13 +1,15 @@
 """Execution and step-run states, and every allowed transition between them, as data.
 
-One function, :func:`check_transition`, decides whether a transition is allowed; the store
-applies transitions with guarded updates built from :func:`sources_of`, so a transition that the
-tables below do not list can never be written.
+One function, :func:`check_transition`, decides whether a transition is allowed. The coordinator
+checks every execution transition with it; the store applies step transitions as guarded updates
+(``WHERE status IN expected``) and refuses, through :func:`check_step_update`, any update whose
+expected states cannot all move to the requested one, so a transition that the tables below do
+not list can never be written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -94,3 +96,9 @@ def sources_of(requested: str, subject: str = "execution") -> frozenset[str]:
     """Every state from which ``requested`` may be entered."""
     machine = _MACHINES[subject]
     return frozenset(str(src) for src, targets in machine.items() if requested in targets)
+
+
+def check_step_update(expected: Collection[str], requested: str) -> None:
+    """Refuse a guarded step-run update unless every ``expected`` state may enter ``requested``."""
+    for current in expected:
+        check_transition(current, requested, "step")

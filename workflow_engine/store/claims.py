@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from workflow_engine.core.states import CLAIMABLE_STEP, TERMINAL_EXECUTION, StepStatus
+from workflow_engine.core.states import CLAIMABLE_STEP, TERMINAL_EXECUTION, StepStatus, check_step_update
 from workflow_engine.store import schema as t
 from workflow_engine.store.transaction import EVENTS_CHANNEL, Tx
 
@@ -63,13 +63,14 @@ _CLAIM_SQL = sa.text(  # built once from table names; values are always bound pa
     )
     SELECT claimed.*, pg_notify('{EVENTS_CHANNEL}', claimed.execution_id) AS notified FROM claimed
     """  # noqa: S608 - table names only; every value is a bound parameter
-)
+).columns(queued_at=t.UTCDateTime(), not_before=t.UTCDateTime())
 
 
 def claim_postgres(
     engine: Engine, run_id: int, worker: str, task_id: str | None, now: datetime
 ) -> ClaimedRun | None:
     """One autocommitted statement on ``engine`` (whose sessions do not wait for the disk)."""
+    check_step_update(CLAIMABLE_STEP, StepStatus.RUNNING)
     parameters = {
         "run_id": run_id,
         "worker": worker,
@@ -83,21 +84,7 @@ def claim_postgres(
         row = connection.execute(_CLAIM_SQL, parameters).first()
     if row is None:
         return None
-    return ClaimedRun(
-        id=row.id,
-        execution_id=row.execution_id,
-        step_name=row.step_name,
-        attempt=row.attempt,
-        queued_at=t.UTCDateTime().process_result_value(row.queued_at, engine.dialect),  # type: ignore[arg-type]
-        not_before=t.UTCDateTime().process_result_value(row.not_before, engine.dialect),
-        started_at=now,
-        workflow_id=row.workflow_id,
-        workflow_name=row.workflow_name,
-        workflow_version=row.workflow_version,
-        execution_input=row.execution_input,
-        execution_metadata=row.execution_metadata,
-        retries=row.retries,
-    )
+    return _claimed(row, now)
 
 
 def claim_portable(tx: Tx, run_id: int, worker: str, task_id: str | None) -> ClaimedRun | None:
@@ -135,18 +122,9 @@ def claim_portable(tx: Tx, run_id: int, worker: str, task_id: str | None) -> Cla
         ]
     )
     tx.notify(row.execution_id)
-    return ClaimedRun(
-        id=run_id,
-        execution_id=row.execution_id,
-        step_name=row.step_name,
-        attempt=row.attempt,
-        queued_at=row.queued_at,
-        not_before=row.not_before,
-        started_at=tx.now,
-        workflow_id=row.workflow_id,
-        workflow_name=row.workflow_name,
-        workflow_version=row.workflow_version,
-        execution_input=row.execution_input,
-        execution_metadata=row.execution_metadata,
-        retries=row.retries,
-    )
+    return _claimed(row, tx.now)
+
+
+def _claimed(row: sa.Row[Any], started_at: datetime) -> ClaimedRun:
+    fields = {name: getattr(row, name) for name in ClaimedRun.__slots__ if name != "started_at"}
+    return ClaimedRun(started_at=started_at, **fields)

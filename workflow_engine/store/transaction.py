@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from workflow_engine.core.states import StepStatus
+from workflow_engine.core.states import StepStatus, check_step_update
 from workflow_engine.store import postgres
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord, from_row
@@ -139,6 +139,7 @@ class Tx:
     ) -> tuple[ExecutionRecord | None, bool]:
         """Lock the execution, then record an attempt's outcome if the run is still running for
         ``worker``: the execution, and whether the outcome was recorded."""
+        check_step_update((StepStatus.RUNNING,), values["status"])
         if self.postgres:
             begin, self.begun = not self.begun, True
             return postgres.finish(self.connection, execution_id, run_id, worker, values, begin=begin)
@@ -201,6 +202,8 @@ class Tx:
         self, run_id: int, values: Mapping[str, Any], expect: Collection[str], worker: str | None = None
     ) -> bool:
         """Apply ``values`` if the run is still in one of the ``expect`` states (and ``worker``'s)."""
+        if "status" in values:
+            check_step_update(expect, values["status"])
         r = t.step_runs
         conditions = [r.c.id == run_id, r.c.status.in_(list(expect)), r.c.superseded.is_(False)]
         if worker is not None:
@@ -229,6 +232,8 @@ class Tx:
     ) -> list[StepRunRecord]:
         """Apply ``values`` to every current run of an execution in one of the ``expect`` states;
         the runs as they were before."""
+        if "status" in values:
+            check_step_update(expect, values["status"])
         before = self.runs_in(execution_id, expect, lock=True)
         if before:
             r = t.step_runs
