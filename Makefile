@@ -7,7 +7,6 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test test-unit bench bench-quick lint typecheck services clean
 
 $(STAMP): pyproject.toml constraints.txt
-	@scripts/bootstrap.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $@
@@ -15,7 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	@scripts/demo.sh
 
+# only the tests need PostgreSQL and Redis binaries to fall back on; the demo needs no server
 test: $(STAMP)
+	@scripts/bootstrap.sh
 	$(BIN)/ruff check workflow_engine workers tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest

@@ -14,7 +14,7 @@ id=$($BIN/wfe list --limit 1 --json | $BIN/python -c 'import json, sys; print(js
 
 cat <<TEXT
 
-Where to look next (the embedded database is ./wfe.db):
+Where to look next (the database is $WFE_DATABASE_URL):
   .venv/bin/wfe status $id          the execution, step by step
   .venv/bin/wfe logs $id            every attempt, with durations (the writer was retried once)
   .venv/bin/wfe logs $id --errors   only the attempts that failed
