@@ -55,12 +55,30 @@ class FailureKind(StrEnum):
     FATAL = "fatal"
 
 
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+# Client libraries raise connection failures and timeouts of their own that do not derive from
+# Python's (redis-py, httpx, requests, kombu, ...); they are recognised by these class names
+# anywhere in their hierarchy, so an agent need not wrap every client call in TransientError.
+_TIMEOUT_NAMES = frozenset({"TimeoutError", "Timeout", "TimeoutException", "ConnectTimeout", "ReadTimeout"})
+_CONNECTION_NAMES = frozenset({"ConnectionError", "NetworkError", "ConnectError"})
+
+
+def _network_failure(error: BaseException) -> str | None:
+    """``"timeout"`` or ``"connection"`` when ``error`` is one of those, else None."""
+    if isinstance(error, TimeoutError):
+        return "timeout"
+    if isinstance(error, ConnectionError):
+        return "connection"
+    names = {kind.__name__ for kind in type(error).__mro__}
+    if names & _TIMEOUT_NAMES:
+        return "timeout"
+    if names & _CONNECTION_NAMES:
+        return "connection"
+    return None
 
 
 def classify(error: BaseException) -> FailureKind:
     """How a step's exception is handled: retried, awaiting a fix, or failed at once."""
-    if isinstance(error, (TransientError, *_CONNECTION_ERRORS)):
+    if isinstance(error, TransientError) or _network_failure(error):
         return FailureKind.TRANSIENT
     if isinstance(error, ValidationError):
         return FailureKind.VALIDATION
@@ -71,8 +89,4 @@ def error_type(error: BaseException) -> str:
     """The error type recorded for an attempt: ours by kind, anything else by class name."""
     if isinstance(error, StepError):
         return error.error_type
-    if isinstance(error, TimeoutError):
-        return "timeout"
-    if isinstance(error, ConnectionError):
-        return "connection"
-    return type(error).__name__
+    return _network_failure(error) or type(error).__name__

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import random
 
+import httpx
 import pytest
+import redis
 from pydantic import ValidationError as PydanticValidationError
 
 from workflow_engine.core.retry import FailureKind, RetryPolicy, classify, error_type
@@ -53,6 +55,12 @@ def test_nonsensical_policies_are_refused(options: dict[str, float]) -> None:
         (ValidationError("bad data"), FailureKind.VALIDATION, "validation"),
         (FatalError("broken"), FailureKind.FATAL, "fatal"),
         (KeyError("x"), FailureKind.FATAL, "KeyError"),
+        # client libraries' own network errors, which do not derive from Python's
+        (redis.exceptions.ConnectionError("refused"), FailureKind.TRANSIENT, "connection"),
+        (redis.exceptions.TimeoutError("slow"), FailureKind.TRANSIENT, "timeout"),
+        (httpx.ConnectError("refused"), FailureKind.TRANSIENT, "connection"),
+        (httpx.ReadTimeout("slow"), FailureKind.TRANSIENT, "timeout"),
+        (httpx.UnsupportedProtocol("ftp"), FailureKind.FATAL, "UnsupportedProtocol"),
     ],
 )
 def test_errors_are_classified_by_kind(error: BaseException, kind: FailureKind, recorded: str) -> None:
