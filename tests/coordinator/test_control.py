@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.harness import Harness
+from tests.support.harness import Harness, fan
 from workflow_engine.agents import AgentContext
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.errors import (
@@ -17,14 +17,6 @@ from workflow_engine.errors import (
     PermissionDenied,
     StepNotFound,
 )
-
-
-def fan(name: str = "fan", width: int = 3) -> WorkflowBuilder:
-    builder = WorkflowBuilder(name).agent("start")
-    branches = [f"b{i}" for i in range(width)]
-    for branch in branches:
-        builder.agent(branch, after="start")
-    return builder.agent("join", after=branches)
 
 
 def test_pause_holds_queued_steps_and_resume_releases_them(harness: Harness) -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from tests.support.harness import Harness
+from tests.support.harness import Harness, fan
 from workflow_engine.agents import AgentContext
 from workflow_engine.coordinator.outcomes import Success
+from workflow_engine.coordinator.reconciler import Reconciler
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.errors import (
     Conflict,
@@ -419,6 +422,53 @@ def test_messages_lost_by_the_broker_are_published_again_once_overdue(harness: H
     assert harness.reconciler.tick().republished == 0
     harness.work()
     assert harness.view(record.id).status == "completed"
+    repairs = [(e.step_name, e.to_status, e.actor, e.reason) for e in harness.store.events(record.id)]
+    assert ("a", "queued", "reconciler", "published again: its message is overdue") in repairs
+
+
+def test_reconcilers_running_at_once_publish_each_lost_message_once(harness: Harness) -> None:
+    harness.register(fan(width=6))
+    record = harness.start("fan")
+    harness.deliver_one()  # start → six branches queued
+    harness.broker.queue.clear()  # the broker lost them
+    harness.broker.published.clear()
+    harness.clock.advance(harness.settings.redispatch_after + 1)
+    reconcilers = [Reconciler(harness.coordinator, harness.settings, harness.clock) for _ in range(4)]
+    ready = threading.Barrier(len(reconcilers))
+
+    def tick(reconciler: Reconciler) -> int:
+        ready.wait()
+        return reconciler.tick().republished
+
+    with ThreadPoolExecutor(len(reconcilers)) as pool:
+        republished = list(pool.map(tick, reconcilers))
+    assert sum(republished) == 6
+    assert sorted(d.step for d in harness.broker.published) == [f"b{i}" for i in range(6)]
+    harness.work()
+    assert harness.view(record.id).status == "completed"
+
+
+def test_join_starts_once_when_its_branches_finish_at_the_same_moment(harness: Harness) -> None:
+    harness.register(fan(width=4))
+    records = [harness.start("fan") for _ in range(5)]
+    while any(d.step == "start" for d in harness.broker.queue):
+        harness.deliver_one()
+    claims = [harness.coordinator.claim(d.run_id, "w:1", d.task_id) for d in harness.broker.queue]
+    harness.broker.queue.clear()
+    ready = threading.Barrier(len(claims))
+
+    def finish(claim: Any) -> None:
+        ready.wait()
+        harness.coordinator.finish(claim, Success({"branch": claim.step.name}, 1))
+
+    with ThreadPoolExecutor(len(claims)) as pool:
+        list(pool.map(finish, claims))
+    for record in records:
+        assert [d.step for d in harness.broker.queue if d.execution_id == record.id] == ["join"]
+    harness.work()
+    for record in records:
+        assert harness.view(record.id).status == "completed"
+        assert len(harness.runs(record.id, "join")) == 1
 
 
 def test_retries_beyond_the_eta_horizon_wait_in_the_database(harness: Harness) -> None:

@@ -27,6 +27,15 @@ from workflow_engine.views import ExecutionView, execution_view
 from workflow_engine.worker.executor import StepExecutor
 
 
+def fan(name: str = "fan", width: int = 3) -> WorkflowBuilder:
+    """start → ``width`` branches b0, b1, ... → join."""
+    builder = WorkflowBuilder(name).agent("start")
+    branches = [f"b{i}" for i in range(width)]
+    for branch in branches:
+        builder.agent(branch, after="start")
+    return builder.agent("join", after=branches)
+
+
 class Broker:
     """Keeps published messages until the harness delivers them."""
 

@@ -91,7 +91,7 @@ class Reconciler:
                 sa.or_(r.c.not_before.is_(None), r.c.not_before <= horizon),
             )
         )
-        report.published = self._mark_and_publish(due_unpublished, now)
+        report.published = self._mark_and_publish(due_unpublished, "published: due and never published")
 
         overdue = self._runs(
             sa.and_(
@@ -101,7 +101,7 @@ class Reconciler:
                 sa.or_(r.c.not_before.is_(None), r.c.not_before < stale),
             )
         )
-        report.republished = self._mark_and_publish(overdue, now)
+        report.republished = self._mark_and_publish(overdue, "published again: its message is overdue")
 
         lost_before = now - timedelta(seconds=s.worker_lost_after)
         for run in self._runs(sa.and_(current, r.c.status == S.RUNNING, r.c.heartbeat_at < lost_before)):
@@ -129,8 +129,9 @@ class Reconciler:
         with self.store.reading() as conn:
             return [from_row(StepRunRecord, row) for row in conn.execute(query)]
 
-    def _mark_and_publish(self, runs: list[StepRunRecord], now: object) -> int:
-        """Claim the right to publish (the first reconciler to move published_at wins), then publish."""
+    def _mark_and_publish(self, runs: list[StepRunRecord], reason: str) -> int:
+        """Claim the right to publish (the first reconciler to move published_at wins), record it
+        in each run's history, then publish."""
         if not runs:
             return 0
         r = t.step_runs
@@ -149,6 +150,23 @@ class Reconciler:
                 )
                 if result.rowcount == 1:
                     mine.append(run)
+            tx.insert_events(
+                [
+                    {
+                        "execution_id": run.execution_id,
+                        "step_name": run.step_name,
+                        "attempt": run.attempt,
+                        "from_status": run.status,
+                        "to_status": run.status,
+                        "actor": "reconciler",
+                        "reason": reason,
+                        "created_at": tx.now,
+                    }
+                    for run in mine
+                ]
+            )
+            for execution_id in {run.execution_id for run in mine}:
+                tx.notify(execution_id)
         return self.coordinator.republish(mine)
 
     def _stalled(self, idle_since: object) -> list[str]:
