@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from tests.conftest import ROOT, unavailable
 from tests.support import services
@@ -53,6 +54,25 @@ def broker_settings(kind: str, url: str) -> dict[str, Any]:
     if kind == "redis":
         values["broker_transport_options"] = {"global_keyprefix": f"wfe-test-{tag}:"}
     return values
+
+
+def flush_redis_queues(settings: Settings) -> int:
+    """Delete every queued and unacknowledged message of this cluster: a broker that lost its
+    data. How many messages were lost."""
+    prefix = settings.broker_transport_options["global_keyprefix"]
+    client = redis.Redis.from_url(settings.broker_url)
+    try:
+        queues = list(client.scan_iter(match=f"{prefix}{settings.queue_prefix}.*"))
+        unacked = [f"{prefix}unacked", f"{prefix}unacked_index", f"{prefix}unacked_mutex"]
+        with client.pipeline(transaction=True) as pipe:
+            for key in queues:  # kombu keeps each queue as a list
+                pipe.llen(key)
+            pipe.hlen(f"{prefix}unacked")  # delivered, not yet acknowledged
+            pipe.delete(*queues, *unacked)
+            *sizes, _deleted = pipe.execute()
+        return int(sum(sizes))
+    finally:
+        client.close()
 
 
 @dataclass

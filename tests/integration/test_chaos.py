@@ -10,9 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
-from tests.integration.conftest import FAST, Cluster, broker_settings, ledger_lines, start_cluster
+from tests.integration.conftest import (
+    FAST,
+    Cluster,
+    broker_settings,
+    flush_redis_queues,
+    ledger_lines,
+    start_cluster,
+)
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.settings import Settings
 
@@ -31,26 +37,6 @@ def chaos_cluster(redis_url: str, pg_module_url: str, tmp_path: Path) -> Iterato
     finally:
         cluster.processes.stop(graceful=False)
         cluster.engine.close()
-
-
-def flush_queues(cluster: Cluster) -> int:
-    """Delete every queued and unacknowledged message of this cluster: a broker that lost its
-    data. How many messages were lost."""
-    settings = cluster.settings
-    prefix = settings.broker_transport_options["global_keyprefix"]
-    client = redis.Redis.from_url(settings.broker_url)
-    try:
-        queues = list(client.scan_iter(match=f"{prefix}{settings.queue_prefix}.*"))
-        unacked = [f"{prefix}unacked", f"{prefix}unacked_index", f"{prefix}unacked_mutex"]
-        with client.pipeline(transaction=True) as pipe:
-            for key in queues:  # kombu keeps each queue as a list
-                pipe.llen(key)
-            pipe.hlen(f"{prefix}unacked")  # delivered, not yet acknowledged
-            pipe.delete(*queues, *unacked)
-            *sizes, _deleted = pipe.execute()
-        return int(sum(sizes))
-    finally:
-        client.close()
 
 
 def history_reasons(cluster: Cluster, ids: list[str], fragment: str) -> int:
@@ -83,7 +69,7 @@ def test_every_execution_completes_through_worker_coordinator_and_broker_failure
     cluster.processes.start_coordinator("coordinator-restarted")
 
     cluster.wait_for(lambda: len(ledger_lines(ledger)) > total * 0.55, timeout=60, what="55% of steps")
-    lost_messages = flush_queues(cluster)
+    lost_messages = flush_redis_queues(cluster.settings)
     assert lost_messages > 0  # the broker really lost work the engine must recover
 
     deadline = time.monotonic() + 240

@@ -10,20 +10,24 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
 from tests.conftest import ROOT
 from tests.integration.conftest import FAST, Cluster, broker_settings, start_cluster
+from workflow_engine.coordinator.dispatch import Dispatch
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.engine import Engine
-from workflow_engine.processes import settings_env
+from workflow_engine.processes import LocalCluster, settings_env
 from workflow_engine.settings import Settings
 
 pytestmark = pytest.mark.slow
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -46,14 +50,30 @@ def wait_http(url: str, timeout: float = 30, **kwargs: object) -> httpx.Response
         time.sleep(0.25)
 
 
+def poll(probe: Callable[[], T | None], timeout: float, interval: float = 0.25) -> T | None:
+    """What ``probe()`` gives once it gives something; None if nothing within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(interval)
+
+
+def json_lines(path: Path) -> list[dict[str, Any]]:
+    """Every complete line of a log being written, parsed: each must be JSON."""
+    lines = path.read_text().splitlines(keepends=True)
+    return [json.loads(line) for line in lines if line.endswith("\n") and line.strip()]
+
+
 @pytest.fixture(scope="module")
 def ops(redis_url: str, pg_module_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A cluster logging JSON, with a worker metrics endpoint and Flower."""
+    """A cluster logging JSON, with a worker metrics endpoint; task events as by default (off)."""
     metrics_port = free_port()
     settings = Settings(
         database_url=pg_module_url,
         **broker_settings("redis", redis_url),
-        **{**FAST, "log_format": "json", "task_events": True},
+        **{**FAST, "log_format": "json"},
         metrics_port=metrics_port,
     )
     cluster = start_cluster(settings, tmp_path_factory.mktemp("ops"))
@@ -65,30 +85,33 @@ def ops(redis_url: str, pg_module_url: str, tmp_path_factory: pytest.TempPathFac
 
 
 def test_flower_reports_the_step_tasks_of_a_finished_execution(ops: Cluster) -> None:
+    """Task events are off in the worker's settings: `wfe flower` turns them on at run time, and
+    then the step the worker runs in place after the first shows in Flower as well."""
+    assert not ops.settings.task_events and ops.settings.inline_steps > 0
     port = free_port()
     ops.processes.start_flower(port, "--basic-auth=ops:secret")
     auth = ("ops", "secret")
     wait_http(f"http://127.0.0.1:{port}/api/workers", auth=auth)
-    time.sleep(2)  # Flower turns task events on in the workers
     ops.engine.register(WorkflowBuilder("flowered").agent("fetch", "echo").agent("store", "echo"))
-    execution = ops.engine.start("flowered").id
-    assert ops.wait(execution).status == "completed"
-    deadline = time.monotonic() + 30
-    found: dict[str, object] = {}
-    while time.monotonic() < deadline and not found:
+
+    def flower_tasks(execution: str) -> dict[str, dict[str, Any]]:
         tasks = httpx.get(
-            f"http://127.0.0.1:{port}/api/tasks", params={"limit": 500}, auth=auth, timeout=5
+            f"http://127.0.0.1:{port}/api/tasks", params={"limit": 1000}, auth=auth, timeout=5
         ).json()
-        found = next(
-            (
-                t
-                for t in tasks.values()
-                if t.get("name") == "flowered.store" and execution in str(t.get("args"))
-            ),
-            {},
-        )
-        time.sleep(0.5)
-    assert found, "Flower never showed the step task"
+        return {t["name"]: t for t in tasks.values() if execution in str(t.get("args"))}
+
+    # Flower enables events some seconds after it starts: run the workflow until the worker has
+    # received its first step with task events on (Flower saw that task received)
+    deadline = time.monotonic() + 60
+    while True:
+        execution = ops.engine.start("flowered").id
+        assert ops.wait(execution).status == "completed"
+        carrier = poll(lambda: flower_tasks(execution).get("flowered.fetch"), timeout=3)  # noqa: B023
+        if carrier and carrier.get("received"):
+            break
+        assert time.monotonic() < deadline, "Flower never turned task events on in the worker"
+    found = poll(lambda: flower_tasks(execution).get("flowered.store"), timeout=15)
+    assert found, "Flower never showed the step run in place"
     assert found["state"] == "SUCCESS"
     assert found["uuid"] == f"{execution}:store:1"
 
@@ -116,18 +139,50 @@ def test_worker_logs_are_json_lines_with_execution_and_step(ops: Cluster) -> Non
     execution = ops.engine.start("logged").id
     assert ops.wait(execution).status == "completed"
     worker = next(p for p in ops.processes.processes if p.name == "worker0")
-    lines = [line for line in worker.log.read_text().splitlines() if line.strip()]
-    documents = [json.loads(line) for line in lines]  # every line is JSON
-    mine = [d for d in documents if d["message"] == "working on talk"]
+    mine = [d for d in json_lines(worker.log) if d["message"] == "working on talk"]  # every line is JSON
     assert len(mine) == 1
     assert mine[0]["execution_id"] == execution and mine[0]["step"] == "talk" and mine[0]["attempt"] == 1
+    # the same message again, as a redelivery would bring it: the worker's claim finds nothing, and
+    # says so outside any agent call, still about that execution and step
+    run = next(r for r in ops.engine.store.step_runs(execution) if r.step_name == "talk")
+    ops.engine.dispatcher.dispatch([Dispatch(run.id, execution, "logged", "talk", 1)])
+    left = poll(
+        lambda: [d for d in json_lines(worker.log) if d["message"].startswith(f"run {run.id} is no longer")],
+        timeout=30,
+    )
+    assert left, "the worker never logged the claim that found nothing"
+    assert left[0]["execution_id"] == execution and left[0]["step"] == "talk"
+    assert left[0]["attempt"] == 1 and left[0]["workflow"] == "logged"
+
+
+def test_a_worker_whose_metrics_port_is_taken_warns(ops: Cluster, tmp_path: Path) -> None:
+    """A second worker on the host with the same metrics port says clearly it serves no metrics."""
+    port = ops.settings.metrics_port
+    assert port is not None
+    wait_http(f"http://127.0.0.1:{port}/metrics")  # worker0 holds the port
+    # its own queues, so that it takes none of the cluster's steps
+    settings = ops.settings.with_overrides(**broker_settings("redis", ops.settings.broker_url))
+    crowded = LocalCluster(settings, tmp_path, concurrency=1, cwd=ROOT)
+    try:
+        worker = crowded.start_worker("crowded")
+        warned = poll(
+            lambda: [d for d in json_lines(worker.log) if "cannot be bound" in d["message"]], timeout=60
+        )
+        assert warned, worker.tail(40)
+        assert warned[0]["level"] == "warning" and str(port) in warned[0]["message"]
+        assert worker.alive()  # it runs on, without its endpoint
+    finally:
+        crowded.stop()
 
 
 def test_a_workflow_runs_through_honcho_and_the_procfile(
     redis_url: str, pg_databases: object, tmp_path: Path
 ) -> None:
     database = pg_databases.create()  # type: ignore[attr-defined]
-    settings = Settings(database_url=database, **broker_settings("redis", redis_url), **FAST)
+    # one metrics port in the env file for every worker, as in config/wfe.env.example
+    settings = Settings(
+        database_url=database, **broker_settings("redis", redis_url), **FAST, metrics_port=free_port()
+    )
     env_path = tmp_path / "local.env"
     env_path.write_text("".join(f"{k}='{v}'\n" for k, v in settings_env(settings).items()))
     base = free_port()
@@ -147,6 +202,8 @@ def test_a_workflow_runs_through_honcho_and_the_procfile(
                 str(ROOT),
                 "-p",
                 str(base),
+                "-c",
+                "worker=2",
                 "api",
                 "coordinator",
                 "worker",
@@ -162,6 +219,10 @@ def test_a_workflow_runs_through_honcho_and_the_procfile(
             engine.register(WorkflowBuilder("honcho").agent("a", "echo").agent("b", "echo"))
             execution = engine.start("honcho").id
             assert engine.wait(execution, timeout=60).status == "completed"
+        # honcho's $PORT for worker.1 and worker.2 (the third process type: base + 200): each
+        # worker serves its metrics on its own port (empty until that worker has run a step)
+        for port in (base + 200, base + 201):
+            assert wait_http(f"http://127.0.0.1:{port}/metrics").status_code == 200
     finally:
         os.killpg(honcho.pid, signal.SIGTERM)
         try:
