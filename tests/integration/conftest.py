@@ -136,6 +136,27 @@ def redis_cluster(
         cluster.engine.close()
 
 
+@pytest.fixture(scope="module")
+def embedded_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The embedded default: SQLite and kombu's filesystem transport, with real processes."""
+    folder = tmp_path_factory.mktemp("embedded")
+    settings = Settings(database_url=f"sqlite:///{folder / 'wfe.db'}", **FAST)
+    assert settings.embedded_broker
+    cluster = start_cluster(settings, folder / "logs")
+    try:
+        yield cluster
+    finally:
+        cluster.processes.stop(graceful=False)
+        cluster.engine.close()
+
+
+@pytest.fixture(scope="module", params=["redis", "embedded"])
+def core_cluster(request: pytest.FixtureRequest) -> Cluster:
+    """The core scenarios run on Redis with PostgreSQL, and on the embedded default."""
+    cluster: Cluster = request.getfixturevalue(f"{request.param}_cluster")
+    return cluster
+
+
 @pytest.fixture
 def ledger(tmp_path: Path) -> Path:
     """A file agents append one line to per call: counts side effects across processes."""

@@ -6,30 +6,20 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
-from tests.integration.conftest import FAST, Cluster, start_cluster
+from tests.integration.conftest import Cluster
 from workflow_engine.definitions import WorkflowBuilder
-from workflow_engine.settings import Settings
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    folder = tmp_path_factory.mktemp("embedded")
-    settings = Settings(database_url=f"sqlite:///{folder / 'wfe.db'}", **FAST)
-    assert settings.embedded_broker
-    cluster = start_cluster(settings, folder / "logs")
-    try:
-        yield cluster
-    finally:
-        cluster.processes.stop(graceful=False)
-        cluster.engine.close()
+def embedded(embedded_cluster: Cluster) -> Cluster:
+    return embedded_cluster
 
 
 def test_sequential_workflow_on_the_embedded_default(embedded: Cluster) -> None:

@@ -1,4 +1,5 @@
-"""Executions on real processes: `wfe worker` + `wfe coordinator`, Redis broker, PostgreSQL."""
+"""Executions on real processes: `wfe worker` + `wfe coordinator`, Redis broker, PostgreSQL (the
+core scenarios also on the embedded default: SQLite and the filesystem transport)."""
 
 from __future__ import annotations
 
@@ -75,11 +76,11 @@ def test_optional_step_failure_does_not_fail_the_workflow(redis_cluster: Cluster
     assert {s.name: s.status for s in final.steps} == {"a": "succeeded", "b": "failed", "c": "succeeded"}
 
 
-def test_transient_failures_are_retried_with_backoff_spacing(redis_cluster: Cluster) -> None:
-    engine = redis_cluster.engine
+def test_transient_failures_are_retried_with_backoff_spacing(core_cluster: Cluster) -> None:
+    engine = core_cluster.engine
     retry = {"max_attempts": 3, "initial_delay": 1, "factor": 2, "jitter": 0.1}
     engine.register(WorkflowBuilder("backoff").agent("a", "flaky", config={"fail_times": 2}, retry=retry))
-    final = redis_cluster.wait(engine.start("backoff").id)
+    final = core_cluster.wait(engine.start("backoff").id)
     assert final.status == "completed"
     runs = engine.logs(final.id)
     assert [(r["attempt"], r["status"]) for r in runs] == [(1, "failed"), (2, "failed"), (3, "succeeded")]
@@ -92,10 +93,10 @@ def test_transient_failures_are_retried_with_backoff_spacing(redis_cluster: Clus
     assert 1.8 <= gaps[1] <= 2.7, gaps
 
 
-def test_validation_error_puts_the_execution_in_waiting(redis_cluster: Cluster) -> None:
-    engine = redis_cluster.engine
+def test_validation_error_puts_the_execution_in_waiting(core_cluster: Cluster) -> None:
+    engine = core_cluster.engine
     engine.register(WorkflowBuilder("needsfix").agent("a", "echo").agent("b", "invalid").agent("c", "echo"))
-    final = redis_cluster.wait(engine.start("needsfix").id)
+    final = core_cluster.wait(engine.start("needsfix").id)
     assert final.status == "waiting"
     b = next(s for s in final.steps if s.name == "b")
     assert (
@@ -103,26 +104,26 @@ def test_validation_error_puts_the_execution_in_waiting(redis_cluster: Cluster) 
     )
 
 
-def test_fatal_error_fails_after_one_attempt(redis_cluster: Cluster) -> None:
-    engine = redis_cluster.engine
+def test_fatal_error_fails_after_one_attempt(core_cluster: Cluster) -> None:
+    engine = core_cluster.engine
     engine.register(
         WorkflowBuilder("fatal").agent("a", "fatal", retry={"max_attempts": 5}).agent("b", "echo")
     )
-    final = redis_cluster.wait(engine.start("fatal").id)
+    final = core_cluster.wait(engine.start("fatal").id)
     assert final.status == "failed"
     assert final.error == {"step": "a", "type": "fatal", "message": "cannot go on", "code": "BROKEN"}
     assert len(engine.logs(final.id)) == 1
 
 
-def test_a_step_past_its_timeout_fails_with_a_timeout_error(redis_cluster: Cluster) -> None:
-    engine = redis_cluster.engine
+def test_a_step_past_its_timeout_fails_with_a_timeout_error(core_cluster: Cluster) -> None:
+    engine = core_cluster.engine
     engine.register(
         WorkflowBuilder("timeout").agent(
             "a", "stubborn", timeout=1, config={"seconds": 20}, retry={"max_attempts": 1}
         )
     )
     began = time.monotonic()
-    final = redis_cluster.wait(engine.start("timeout").id, timeout=30)
+    final = core_cluster.wait(engine.start("timeout").id, timeout=30)
     assert final.status == "failed" and time.monotonic() - began < 15
     assert final.error is not None and final.error["type"] == "timeout"
 
