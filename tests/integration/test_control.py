@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.integration.conftest import Cluster, ledger_lines
@@ -16,6 +17,14 @@ pytestmark = pytest.mark.slow
 
 def statuses(cluster: Cluster, execution_id: str) -> dict[str, str]:
     return {s.name: s.status for s in cluster.engine.get(execution_id).steps}
+
+
+def stopped(pid: int) -> bool:
+    """The process has exited (a zombie not yet reaped by its pool has exited too)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def test_pause_during_a_running_fan_out_holds_the_rest_until_resumed(
@@ -53,19 +62,25 @@ def test_pause_during_a_running_fan_out_holds_the_rest_until_resumed(
 
 def test_cancel_stops_a_running_step_within_a_bounded_time(redis_cluster: Cluster, ledger: Path) -> None:
     engine = redis_cluster.engine
-    engine.register(
-        WorkflowBuilder("cancelme").agent("work", "finisher", config={"seconds": 4}).agent("after", "echo")
+    engine.register(  # the agent ignores cancellation: only stopping its process stops it
+        WorkflowBuilder("cancelme").agent("work", "stubborn", config={"seconds": 30}).agent("after", "echo")
     )
     view = engine.start("cancelme", metadata={"ledger": str(ledger)})
-    redis_cluster.wait_for(lambda: statuses(redis_cluster, view.id)["work"] == "running", what="work running")
+    redis_cluster.wait_for(lambda: len(ledger_lines(ledger)) == 1, what="work running")
+    pid = int(ledger_lines(ledger)[0][3])  # the pool process running the agent
     began = time.monotonic()
     cancelled = engine.cancel(view.id, reason="not needed", actor="tester")
     assert cancelled.status == "cancelled" and time.monotonic() - began < 2
     assert statuses(redis_cluster, view.id) == {"work": "cancelled", "after": "pending"}
-    time.sleep(5)  # longer than the step would have taken
-    assert not ledger.exists() or "finished" not in ledger.read_text()  # the agent was stopped
+    redis_cluster.wait_for(lambda: stopped(pid), timeout=10, what="the agent's process to stop")
+    print(f"cancel: the running agent stopped {time.monotonic() - began:.2f}s after the cancel")
     with pytest.raises(InvalidTransition):
         engine.cancel(view.id)
+    history = [(e.step_name, e.from_status, e.to_status, e.actor, e.reason) for e in engine.history(view.id)]
+    assert history[-2:] == [
+        (None, "running", "cancelled", "tester", "not needed"),
+        ("work", "running", "cancelled", "tester", "cancelled: not needed"),
+    ]
 
 
 def test_retry_from_a_middle_step_reruns_it_and_what_follows_only(
@@ -89,6 +104,15 @@ def test_retry_from_a_middle_step_reruns_it_and_what_follows_only(
     assert calls == ["a", "b", "c", "b", "c", "d"]
     attempts = {s.name: s.attempts for s in final.steps}
     assert attempts == {"a": 1, "b": 2, "c": 2, "d": 1}
+    execution = [(e.to_status, e.actor, e.reason) for e in engine.history(final.id) if e.step_name is None]
+    assert [status for status, _, _ in execution] == [
+        "initialized",
+        "running",
+        "failed",
+        "running",
+        "completed",
+    ]
+    assert execution[3][1:] == ("tester", "retry from b")
 
 
 def test_step_mode_runs_one_step_per_next_call(redis_cluster: Cluster, ledger: Path) -> None:
@@ -101,6 +125,8 @@ def test_step_mode_runs_one_step_per_next_call(redis_cluster: Cluster, ledger: P
         settled = redis_cluster.wait(view.id)
         assert [line[1] for line in ledger_lines(ledger)] == ["a", "b", "c"][:done]
         assert settled.status == ("completed" if expected == "c" else "waiting")
+    dispatched = [(e.step_name, e.actor) for e in engine.history(view.id) if e.reason == "next step"]
+    assert dispatched == [("a", "tester"), ("b", "tester"), ("c", "tester")]
 
 
 def test_human_step_refuses_invalid_data_then_continues_with_valid_data(redis_cluster: Cluster) -> None:
@@ -143,3 +169,7 @@ def test_a_timer_step_fires_after_its_delay(redis_cluster: Cluster) -> None:
         runs["sleep"]["started_at"]
     )
     assert 1.9 <= slept.total_seconds() <= 4
+    history = engine.history(final.id)
+    timer = [(e.from_status, e.to_status, e.reason or "") for e in history if e.step_name == "sleep"]
+    assert [(a, b) for a, b, _ in timer] == [(None, "waiting"), ("waiting", "succeeded")]
+    assert timer[0][2].startswith("timer fires at") and timer[1][2] == "timer fired"
