@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import asdict
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from workflow_engine.definitions.loader import Source, load
 from workflow_engine.errors import ConfigurationError
 from workflow_engine.events import EventBus
 from workflow_engine.monitoring import open_tasks
-from workflow_engine.notify import Notifier, follow
+from workflow_engine.notify import EventFeed, Notifier, follow
 from workflow_engine.settings import Settings
 from workflow_engine.store import migrate
 from workflow_engine.store.database import is_sqlite
@@ -121,6 +122,7 @@ class Engine:
             store, self.dispatcher, settings, self.events, agent_catalog=AgentCatalogue(store, registry)
         )
         self.notifier = Notifier(store)
+        self._feeds: list[EventFeed] = []
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, clock: Clock | None = None) -> Engine:
@@ -129,6 +131,8 @@ class Engine:
         return cls(settings, open_store(settings, clock))
 
     def close(self) -> None:
+        for feed in self._feeds:
+            feed.stop()
         self.notifier.stop()
         self.store.dispose()
 
@@ -236,6 +240,27 @@ class Engine:
         """The state transitions of an execution and its steps, oldest first."""
         self.store.get_execution(execution_id, owner_id)
         return self.store.events(execution_id, after_id)
+
+    def subscribe(
+        self, callback: Callable[[dict[str, Any]], None], execution_id: str | None = None
+    ) -> Callable[[], None]:
+        """Call ``callback`` with every event that commits from now on, written by any process
+        (workers, coordinators, the API), of every execution or of ``execution_id``; returns a
+        function that unsubscribes. ``engine.events`` instead has only this process's events."""
+
+        def deliver(event: EventRecord) -> None:
+            if execution_id is None or event.execution_id == execution_id:
+                callback(asdict(event))
+
+        feed = EventFeed(self.store, self.notifier, deliver, poll_interval=self.settings.events_poll_interval)
+        self._feeds.append(feed.start())
+
+        def unsubscribe() -> None:
+            feed.stop()
+            if feed in self._feeds:
+                self._feeds.remove(feed)
+
+        return unsubscribe
 
     def follow(
         self,

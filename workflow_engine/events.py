@@ -1,7 +1,8 @@
 """The event bus: every transition, after its transaction commits, to whoever listens.
 
-In-process subscribers (callables) see the events their own process wrote. Live subscribers in
-other processes follow the events table, woken by the notifier (see ``EventFeed``).
+In-process subscribers (callables) see the events their own process wrote, synchronously after
+commit. Subscribers that want every process's events follow the events table, woken by the
+notifier (:class:`workflow_engine.notify.EventFeed`, behind ``Engine.subscribe``).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import select
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,6 +24,7 @@ from workflow_engine.store.transaction import EVENTS_CHANNEL as CHANNEL
 
 log = logging.getLogger(__name__)
 Waker = Callable[[], None]
+ANY = "*"  # subscribe to the notifications of every execution
 
 
 class Notifier:
@@ -42,7 +44,8 @@ class Notifier:
         return self.store.dialect == "postgresql"
 
     def subscribe(self, execution_id: str, wake: Waker) -> Callable[[], None]:
-        """Call ``wake`` (from another thread) whenever ``execution_id`` has new events."""
+        """Call ``wake`` (from another thread) whenever ``execution_id`` has new events
+        (:data:`ANY`: whenever any execution has)."""
         self._ensure_started()
         with self._lock:
             self._wakers[execution_id].add(wake)
@@ -100,7 +103,7 @@ class Notifier:
 
     def _wake(self, execution_id: str) -> None:
         with self._lock:
-            wakers = list(self._wakers.get(execution_id, ()))
+            wakers = [*self._wakers.get(execution_id, ()), *self._wakers.get(ANY, ())]
         for wake in wakers:
             wake()
 
@@ -160,3 +163,90 @@ def follow(
             woken.wait(poll_interval)
     finally:
         unsubscribe()
+
+
+class EventFeed:
+    """Every event of every execution, from any process, to a callback, as it commits.
+
+    Ids come from a sequence, so concurrent transactions can commit them out of order: the feed
+    reads past a missing id, delivers what it finds, and reads from below the gap again until
+    the missing id appears or ``gap_timeout`` passes (a rolled-back transaction's id never will).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        notifier: Notifier,
+        deliver: Callable[[EventRecord], None],
+        after_id: int | None = None,
+        poll_interval: float = 0.5,
+        gap_timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.deliver = deliver
+        self.after_id = store.last_event_id() if after_id is None else after_id
+        self.poll_interval = poll_interval
+        self.gap_timeout = gap_timeout
+        self.clock = clock
+        self._seen: set[int] = set()  # delivered ids above ``after_id``
+        self._gaps: dict[int, float] = {}  # missing id → when it was first missed
+        self._stop = threading.Event()
+        self._woken = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll(self) -> int:
+        """Deliver what has committed since the last poll; how many events."""
+        delivered = 0
+        for event in self.store.events_since(self.after_id):
+            if event.id in self._seen:
+                continue
+            expected = max(self._seen, default=self.after_id) + 1
+            now = self.clock()
+            for missing in range(expected, event.id):
+                self._gaps.setdefault(missing, now)
+            self._gaps.pop(event.id, None)
+            self._seen.add(event.id)
+            try:
+                self.deliver(event)
+            except Exception:
+                log.exception("event subscriber %r failed", self.deliver)
+            delivered += 1
+        self._advance()
+        return delivered
+
+    def _advance(self) -> None:
+        """Move ``after_id`` up to the first gap still worth waiting for."""
+        now = self.clock()
+        for missing, since in list(self._gaps.items()):
+            if now - since > self.gap_timeout:
+                del self._gaps[missing]
+        top = max(self._seen, default=self.after_id)
+        limit = min(self._gaps, default=top + 1) - 1
+        self.after_id = max(self.after_id, limit)
+        self._seen = {i for i in self._seen if i > self.after_id}
+
+    def run(self) -> None:
+        unsubscribe = self.notifier.subscribe(ANY, self._woken.set)
+        try:
+            while not self._stop.is_set():
+                self._woken.clear()
+                try:
+                    self.poll()
+                except Exception:
+                    log.warning("event feed: reading events failed; retrying", exc_info=True)
+                self._woken.wait(self.poll_interval)
+        finally:
+            unsubscribe()
+
+    def start(self) -> EventFeed:
+        self._thread = threading.Thread(target=self.run, name="wfe-event-feed", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._woken.set()
+        if self._thread is not None:
+            self._thread.join(5)

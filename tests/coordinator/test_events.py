@@ -7,11 +7,14 @@ import time
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from tests.support.harness import Harness
 from workflow_engine.definitions import WorkflowBuilder
-from workflow_engine.notify import Notifier, follow
+from workflow_engine.notify import EventFeed, Notifier, follow
+from workflow_engine.store import schema as t
 from workflow_engine.store.records import EventRecord
+from workflow_engine.store.repository import Store
 
 
 def test_in_process_subscribers_see_every_transition_after_commit(harness: Harness) -> None:
@@ -80,3 +83,52 @@ def test_notifications_reach_listeners_only_on_commit(harness: Harness) -> None:
         tx.notify("exec-1")
     assert woken.wait(5)
     notifier.stop()
+
+
+def test_a_feed_delivers_every_execution_s_events_written_by_another_store(harness: Harness) -> None:
+    reader = Store.from_url(harness.store.engine.url.render_as_string(hide_password=False))
+    notifier = Notifier(reader)
+    got: list[EventRecord] = []
+    feed = EventFeed(reader, notifier, got.append, poll_interval=0.05).start()
+    try:
+        harness.register(WorkflowBuilder("fed").agent("a").agent("b"))
+        views = [harness.run("fed"), harness.run("fed")]
+        expected = [e.id for v in views for e in harness.store.events(v.id)]
+        deadline = time.monotonic() + 5
+        while len(got) < len(expected) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sorted(e.id for e in got) == sorted(expected)
+    finally:
+        feed.stop()
+        notifier.stop()
+        reader.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_feed_delivers_an_event_that_commits_after_a_later_one(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("late").agent("a"))
+    record = harness.start("late")
+    got: list[int] = []
+    feed = EventFeed(harness.store, Notifier(harness.store), lambda e: got.append(e.id))
+
+    def event(reason: str) -> dict[str, Any]:
+        return {
+            "execution_id": record.id,
+            "to_status": "running",
+            "actor": "test",
+            "reason": reason,
+            "created_at": harness.clock.now(),
+        }
+
+    with harness.store.engine.connect() as slow:
+        transaction = slow.begin()
+        slow.execute(sa.insert(t.events).values(event("slow")))  # takes the lower id, commits last
+        with harness.store.transaction() as tx:
+            tx.insert_events([event("fast")])
+        feed.poll()
+        transaction.commit()
+    feed.poll()
+    feed.poll()
+    slow_id, fast_id = (e.id for e in harness.store.events(record.id)[-2:])
+    assert slow_id < fast_id
+    assert got == [fast_id, slow_id]  # each delivered once, the late one too

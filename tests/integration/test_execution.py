@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,22 @@ def test_a_worker_killed_mid_step_does_not_stop_the_execution(redis_cluster: Clu
         assert [line[1] for line in ledger_lines(ledger)].count("b") == 2  # at least once: twice here
     finally:
         assert replacement.alive()
+
+
+def test_subscribers_see_the_transitions_written_by_worker_processes(redis_cluster: Cluster) -> None:
+    engine = redis_cluster.engine
+    engine.register(WorkflowBuilder("observed").agent("a", "echo").agent("b", "echo"))
+    seen: list[dict[str, object]] = []
+    unsubscribe = engine.subscribe(seen.append)
+    try:
+        view = engine.start("observed")
+        assert redis_cluster.wait(view.id).status == "completed"
+        stored = [(e.step_name, e.to_status) for e in engine.history(view.id)]
+        redis_cluster.wait_for(
+            lambda: len([e for e in seen if e["execution_id"] == view.id]) == len(stored), what="every event"
+        )
+    finally:
+        unsubscribe()
+    mine = [(e["step_name"], e["to_status"]) for e in seen if e["execution_id"] == view.id]
+    assert Counter(mine) == Counter(stored)  # each once (the order of commits may differ from ids)
+    assert ("a", "running") in mine and ("b", "succeeded") in mine  # written by the worker

@@ -333,6 +333,17 @@ class Store:
         with self.reading() as conn:
             return [from_row(EventRecord, row) for row in conn.execute(query)]
 
+    def events_since(self, after_id: int, limit: int = 1000) -> list[EventRecord]:
+        """Events of every execution after ``after_id``, by id."""
+        ev = t.events
+        query = sa.select(ev).where(ev.c.id > after_id).order_by(ev.c.id).limit(limit)
+        with self.reading() as conn:
+            return [from_row(EventRecord, row) for row in conn.execute(query)]
+
+    def last_event_id(self) -> int:
+        with self.reading() as conn:
+            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.events.c.id), 0))).scalar_one())
+
     def step_outputs(self, execution_id: str) -> dict[str, Any]:
         """Outputs of the steps of an execution whose current run succeeded."""
         with self.transaction() as tx:
