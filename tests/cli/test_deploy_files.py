@@ -71,15 +71,28 @@ def test_every_compose_command_is_a_real_wfe_command() -> None:
             check_wfe_command(argv)
 
 
-def test_procfile_commands_are_real_wfe_commands() -> None:
+def procfile() -> dict[str, list[str]]:
     processes = {}
     for line in (ROOT / "Procfile").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, _, command = line.partition(":")
-            processes[name] = command
+            processes[name] = shlex.split(command)
+    return processes
+
+
+def test_procfile_commands_are_real_wfe_commands() -> None:
+    processes = procfile()
     assert set(processes) == {"api", "coordinator", "worker", "flower"}
-    for command in processes.values():
-        check_wfe_command(shlex.split(command.replace("$PORT", "5000")))
+    for argv in processes.values():
+        # honcho (and foreman) give each process its own $PORT
+        check_wfe_command([part.replace("$PORT", "5000") for part in argv])
+
+
+def test_procfile_gives_each_worker_its_own_metrics_port() -> None:
+    """`honcho start -c worker=4`: one $PORT per worker, so WFE_METRICS_PORT is not shared."""
+    argv = procfile()["worker"]
+    assert "--metrics-port" in argv, argv
+    assert argv[argv.index("--metrics-port") + 1] == "$PORT"
 
 
 @pytest.mark.parametrize("path", ["config/docker.env", "config/wfe.env.example"])

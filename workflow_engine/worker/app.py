@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery
 
 from workflow_engine.settings import Settings
+from workflow_engine.worker.events import TaskEventsState, WatchTaskEvents
 
 if TYPE_CHECKING:
     from workflow_engine.worker.runtime import Runtime
@@ -44,6 +45,8 @@ class EngineCelery(Celery):  # type: ignore[misc]
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__("workflow_engine", set_as_current=False, **kwargs)
         self.settings = settings
+        # whether the worker sends task events now: Flower switches them on at run time
+        self.live_task_events = TaskEventsState(settings.task_events)
         self._runtime: Runtime | None = None
         self._runtime_pid = 0
         self._runtime_lock = threading.Lock()
@@ -82,12 +85,14 @@ def create_celery_app(settings: Settings) -> EngineCelery:
         task_create_missing_queues=True,
         worker_disable_rate_limits=True,
         worker_hijack_root_logger=False,
-        # task events let Flower follow step tasks; they are off unless a worker starts with them
+        # task events let Flower follow step tasks; off unless a worker starts with them or
+        # Flower turns them on (remote control), which WatchTaskEvents follows for steps run in place
         worker_send_task_events=settings.task_events,
         task_send_sent_event=settings.task_events,
         enable_utc=True,
         timezone="UTC",
     )
+    app.steps["consumer"].add(WatchTaskEvents)
     from workflow_engine.worker.tasks import register_tasks
 
     register_tasks(app)

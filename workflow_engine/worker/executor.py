@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -62,6 +62,16 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def claim_log_fields(claim: Claim) -> dict[str, Any]:
+    """What every log line about ``claim`` carries (see :mod:`workflow_engine.logs`)."""
+    return {
+        "execution_id": claim.execution_id,
+        "step": claim.step.name,
+        "attempt": claim.attempt,
+        "workflow": claim.workflow,
+    }
+
+
 class _Services:
     def __init__(self, coordinator: Coordinator, store: Store) -> None:
         self.coordinator = coordinator
@@ -97,33 +107,39 @@ class StepExecutor:
     def worker_id(self) -> str:
         return self.heartbeat.worker_id
 
-    def execute(self, run_id: int, task_id: str | None = None, inline_steps: int = 0) -> None:
+    def execute(
+        self,
+        run_id: int,
+        task_id: str | None = None,
+        inline_steps: int = 0,
+        log_fields: Mapping[str, Any] | None = None,
+    ) -> None:
         """Claim ``run_id``, run it, record what happened. A run already taken is left alone.
 
         With ``inline_steps``, the step that follows (when it is the only one) is run here,
-        at once, up to that many times, instead of going through the broker.
+        at once, up to that many times, instead of going through the broker. Every log line
+        written meanwhile carries the step it is about: ``log_fields`` (the message's execution
+        id, step, attempt and workflow) around the claim, then each claimed step's own.
         """
-        claim = retrying(lambda: self.coordinator.claim(run_id, self.worker_id, task_id))
+        with logs.bound(**(log_fields or {})):
+            claim = retrying(lambda: self.coordinator.claim(run_id, self.worker_id, task_id))
+            if claim is None:
+                log.info("run %s is no longer queued (done, cancelled or taken): left alone", run_id)
         budget = inline_steps
         while claim is not None:
-            current = claim
-            with (
-                logs.bound(
-                    execution_id=current.execution_id,
-                    step=current.step.name,
-                    attempt=current.attempt,
-                    workflow=current.workflow,
-                ),
-                self.heartbeat.beating(current.run_id),
-            ):
-                outcome = self.run(current)
-            carrier = task_id if budget > 0 else None
-            finished = retrying(partial(self.coordinator.finish, current, outcome, inline=carrier))
-            metrics.observe_attempt(current, outcome.duration_ms, finished.result)
-            if current.run_id != run_id and self.announce is not None:
-                self.announce(current, outcome, finished.result)
-            claim = finished.next
+            with logs.bound(**claim_log_fields(claim)):
+                claim = self._handle(claim, run_id, task_id if budget > 0 else None)
             budget -= 1
+
+    def _handle(self, claim: Claim, run_id: int, carrier: str | None) -> Claim | None:
+        """Run and record one claimed attempt; the claim of the step to run in place, if any."""
+        with self.heartbeat.beating(claim.run_id):
+            outcome = self.run(claim)
+        finished = retrying(partial(self.coordinator.finish, claim, outcome, inline=carrier))
+        metrics.observe_attempt(claim, outcome.duration_ms, finished.result)
+        if claim.run_id != run_id and self.announce is not None:
+            self.announce(claim, outcome, finished.result)
+        return finished.next
 
     def run(self, claim: Claim) -> Outcome:
         step = claim.step

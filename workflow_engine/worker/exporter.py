@@ -7,6 +7,7 @@ prometheus_client is first imported, so :func:`prepare` runs first thing in the 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -14,6 +15,8 @@ import tempfile
 from typing import Any
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+log = logging.getLogger(__name__)
 
 
 def prepare() -> str:
@@ -25,15 +28,37 @@ def prepare() -> str:
     return folder
 
 
+def serve(port: int, host: str = "0.0.0.0") -> bool:  # noqa: S104 - an exporter listens for scrapers
+    """Serve the samples of every pool process on ``port``; False (and a warning) if it is taken.
+
+    A worker goes on without its endpoint rather than stopping: its steps matter more than its
+    metrics. Several workers on one host need one port each (the Procfile gives each its $PORT).
+    """
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as error:
+        log.warning(
+            "metrics port %s:%d cannot be bound (%s): this worker serves no Prometheus metrics; "
+            "give each worker on a host its own port (--metrics-port)",
+            host,
+            port,
+            error.strerror or error,
+        )
+        return False
+    return True
+
+
 def serve_when_ready(port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - an exporter listens for scrapers
     from celery import signals
-    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+    from prometheus_client import multiprocess
 
     @signals.worker_ready.connect(weak=False)
     def start(**_: Any) -> None:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        start_http_server(port, addr=host, registry=registry)
+        serve(port, host)
 
     @signals.worker_process_shutdown.connect(weak=False)
     def forget(pid: int | None = None, **_: Any) -> None:

@@ -29,13 +29,18 @@ class Runtime:
         )
         queues = [settings.steps_queue]
         self.heartbeat = Heartbeat(self.store, sorted(REGISTRY.names()), queues, settings.heartbeat_interval)
-        announce = self._announce if settings.task_events else None
-        self.executor = StepExecutor(self.coordinator, REGISTRY, self.heartbeat, self.store, announce)
+        self.executor = StepExecutor(self.coordinator, REGISTRY, self.heartbeat, self.store, self._announce)
         self.app = app
         self._events: Any = None
 
     def _announce(self, claim: Claim, outcome: Outcome, result: str) -> None:
-        """Task events for a step run in place, so Flower lists it like any step task."""
+        """Task events for a step run in place, so Flower lists it like any step task.
+
+        Sent while the worker sends task events, as Celery decides for the task that carried
+        the step: turned on by Flower at run time as well as by ``WFE_TASK_EVENTS``.
+        """
+        if not self.app.live_task_events.enabled:
+            return
         from celery import current_task
 
         carrier = current_task.request if current_task else None
