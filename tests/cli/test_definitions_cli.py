@@ -84,3 +84,6 @@ def test_errors_are_one_line_on_stderr_never_a_traceback(tmp_path: Path) -> None
     bad_setting = wfe("workflows", env={"WFE_API_PORT": "not-a-port"})
     assert bad_setting.returncode == 1
     assert bad_setting.stderr.startswith("wfe: error: invalid setting WFE_API_PORT")
+    unreachable = wfe("workflows", env={"WFE_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    assert unreachable.returncode == 1 and unreachable.stderr.count("\n") == 1
+    assert unreachable.stderr.startswith("wfe: error: database error: connection failed")

@@ -8,9 +8,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import exc
 from sqlalchemy.engine import Engine
 
-from workflow_engine.store.database import create_engine
+from workflow_engine.store.database import create_engine, translate
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -24,7 +25,10 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at ``url`` to ``revision``."""
-    command.upgrade(alembic_config(url), revision)
+    try:
+        command.upgrade(alembic_config(url), revision)
+    except (exc.DBAPIError, exc.TimeoutError) as error:
+        raise translate(error) from error
 
 
 def downgrade(url: str, revision: str) -> None:
@@ -38,8 +42,11 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except (exc.DBAPIError, exc.TimeoutError) as error:
+        raise translate(error) from error
 
 
 def is_current(url: str) -> bool:
