@@ -9,6 +9,10 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "development-only-secret-set-WFE_JWT_SECRET-in-production"  # noqa: S105 - refused in production
+# the placeholders config/wfe.env.example ships: a secret containing PLACEHOLDER_MARK is refused
+# in production, as the default is
+EXAMPLE_JWT_SECRET = "replace-with-a-long-random-secret-of-at-least-32-characters"  # noqa: S105 - refused in production
+PLACEHOLDER_MARK = "replace-with"
 EMBEDDED_BROKER = "embedded"
 
 

@@ -12,11 +12,12 @@ import pytest
 from jwt.warnings import InsecureKeyLengthWarning
 
 from tests.api.conftest import HELLO, PASSWORD, Api
+from tests.conftest import ROOT
 from workflow_engine.api.app import create_app
 from workflow_engine.api.auth import Tokens
 from workflow_engine.clock import FixedClock
 from workflow_engine.errors import ConfigurationError
-from workflow_engine.settings import Settings
+from workflow_engine.settings import EXAMPLE_JWT_SECRET, Settings
 
 
 def test_token_from_a_password_form_or_json_then_refresh(api: Api) -> None:
@@ -145,3 +146,24 @@ def test_production_refuses_the_default_or_a_short_secret(tmp_path: object) -> N
         create_app(Settings(environment="production", database_url="sqlite://"))
     with pytest.raises(ConfigurationError):
         create_app(Settings(environment="production", jwt_secret="short", database_url="sqlite://"))
+
+
+def test_production_refuses_the_placeholder_secrets_of_the_example_env_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    example = ROOT / "config" / "wfe.env.example"
+    for line in example.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            monkeypatch.setenv(key.strip(), value.strip())
+    monkeypatch.setenv("WFE_DATABASE_URL", "sqlite://")  # never reached: the check comes first
+    assert Settings().environment == "production"
+    assert Settings().jwt_secret.get_secret_value() == EXAMPLE_JWT_SECRET
+    with pytest.raises(ConfigurationError, match="WFE_JWT_SECRET"):
+        create_app(Settings())
+    monkeypatch.setenv("WFE_JWT_SECRET", "Replace-With-your-own-secret-0123456789abcdef")
+    with pytest.raises(ConfigurationError, match="WFE_JWT_SECRET"):
+        create_app(Settings())
+    monkeypatch.setenv("WFE_JWT_SECRET", "a-real-secret-nobody-has-seen-0123456789abcdef")
+    with pytest.raises(ConfigurationError, match="WFE_METRICS_TOKEN"):
+        create_app(Settings())

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from tests.conftest import ROOT
 from tests.integration.conftest import FAST, Cluster, broker_settings, start_cluster
+from workflow_engine.api.auth import Tokens
+from workflow_engine.clock import FixedClock
 from workflow_engine.processes import settings_env
 from workflow_engine.settings import Settings
+from workflow_engine.users import create_user
 
 pytestmark = pytest.mark.slow
 PASSWORD = "a long enough password"
+CREATE_ROOT = ["users", "create", "root", "--role", "admin", "--password-stdin"]
 
 
 def free_port() -> int:
@@ -43,6 +50,21 @@ class Server:
     def auth(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens.get(user) or self.login(user)}"}
 
+    def get(self, path: str, user: str = "alice", **kwargs: Any) -> httpx.Response:
+        return self.http.get(f"/api/v1{path}", headers=self.auth(user), **kwargs)
+
+    def post(self, path: str, user: str = "alice", **kwargs: Any) -> httpx.Response:
+        return self.http.post(f"/api/v1{path}", headers=self.auth(user), **kwargs)
+
+    def register(self, definition: dict[str, Any], user: str = "alice") -> None:
+        response = self.post("/workflows", user, json=definition)
+        assert response.status_code == 201, response.text
+
+    def start(self, workflow: str, user: str = "alice", **body: Any) -> str:
+        response = self.post("/executions", user, json={"workflow": workflow, **body})
+        assert response.status_code == 202, response.text
+        return str(response.json()["execution_id"])
+
 
 @pytest.fixture(scope="module")
 def server(redis_url: str, pg_module_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
@@ -53,50 +75,37 @@ def server(redis_url: str, pg_module_url: str, tmp_path_factory: pytest.TempPath
         jwt_secret="integration-test-secret-0123456789abcdef",
     )
     env = {**os.environ, **settings_env(settings)}
-    for user, role in (("root", "admin"), ("alice", "operator"), ("bob", "operator"), ("vic", "viewer")):
-        created = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "workflow_engine",
-                "users",
-                "create",
-                user,
-                "--role",
-                role,
-                "--password-stdin",
-            ],
-            input=PASSWORD + "\n",
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=60,
-            check=False,
-        )
-        assert created.returncode == 0, created.stderr
+    created = subprocess.run(  # one user through the CLI, as a deployment does; the rest directly
+        [sys.executable, "-m", "workflow_engine", *CREATE_ROOT],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
     cluster = start_cluster(settings, tmp_path_factory.mktemp("api-server"))
     port = free_port()
-    cluster.processes.start_api(port)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            cluster.dump()
-            raise AssertionError("the API did not come up")
-        time.sleep(0.2)
-    served = Server(cluster, base)
+    served = Server(cluster, f"http://127.0.0.1:{port}")
     try:
+        for user, role in (("alice", "operator"), ("bob", "operator"), ("vic", "viewer")):
+            create_user(cluster.engine.store, user, PASSWORD, role)
+        cluster.processes.start_api(port)
+        cluster.wait_for(lambda: _healthy(served), what="the API to come up")
         yield served
     finally:
         served.http.close()
         cluster.processes.stop()
         cluster.engine.close()
+
+
+def _healthy(server: Server) -> bool:
+    try:
+        return server.http.get("/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 HELLO = {
@@ -117,57 +126,95 @@ def test_token_flow_over_http(server: Server) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "token",
-    ["garbage", "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiIxIiwidHlwZSI6ImFjY2VzcyJ9."],
-    ids=["garbage", "alg-none"],
-)
-def test_bad_tokens_over_http_are_401(server: Server, token: str) -> None:
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _bad_tokens(server: Server) -> dict[str, str]:
+    """Every way a token can be wrong, each built from alice's real one."""
+    good = server.tokens.get("alice") or server.login("alice")
+    header, _, signature = good.split(".")
+    claims = jwt.decode(good, options={"verify_signature": False})
+    assert {"sub", "exp", "iat", "type"} <= set(claims)
+    root = server.cluster.engine.store.get_user("root")
+    an_hour_ago = FixedClock(datetime.now(UTC) - timedelta(hours=1))
+    alice = server.cluster.engine.store.get_user("alice")
+    return {
+        "garbage": "garbage",
+        "other key": jwt.encode(claims, "another-secret-entirely-0123456789abcdef", algorithm="HS256"),
+        "altered": ".".join([header, _b64({**claims, "sub": str(root.id), "role": "admin"}), signature]),
+        "expired": Tokens(server.cluster.settings, an_hour_ago).issue(alice).access_token,
+        # the real claims, unexpired: only the algorithm check can refuse it
+        "alg none": ".".join([_b64({"alg": "none", "typ": "JWT"}), _b64(claims), ""]),
+    }
+
+
+@pytest.mark.parametrize("case", ["garbage", "other key", "altered", "expired", "alg none"])
+def test_bad_tokens_over_http_are_401(server: Server, case: str) -> None:
+    token = _bad_tokens(server)[case]
     response = server.http.get("/api/v1/executions", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 401 and response.json()["detail"]
+    assert response.status_code == 401, (case, response.text)
+    assert response.headers["content-type"] == "application/json" and response.json()["detail"]
+    if case == "alg none":  # the same claims signed with our key pass: the algorithm is what failed
+        claims = jwt.decode(token, options={"verify_signature": False})
+        signed = jwt.encode(claims, server.cluster.settings.jwt_secret.get_secret_value(), algorithm="HS256")
+        accepted = server.http.get("/api/v1/executions", headers={"Authorization": f"Bearer {signed}"})
+        assert accepted.status_code == 200
 
 
-def test_roles_and_isolation_over_http(server: Server) -> None:
-    created = server.http.post("/api/v1/workflows", json=HELLO, headers=server.auth("alice"))
-    assert created.status_code == 201, created.text
-    assert (
-        server.http.post(
-            "/api/v1/workflows", json={**HELLO, "version": "9.0.0"}, headers=server.auth("vic")
-        ).status_code
-        == 403
-    )
-    started = server.http.post("/api/v1/executions", json={"workflow": "hello"}, headers=server.auth("alice"))
-    assert started.status_code == 202
-    execution = started.json()["execution_id"]
-    assert server.http.get(f"/api/v1/executions/{execution}", headers=server.auth("bob")).status_code == 404
-    assert (
-        server.http.post(f"/api/v1/executions/{execution}/cancel", headers=server.auth("bob")).status_code
-        == 404
-    )
-    assert server.http.get(f"/api/v1/executions/{execution}", headers=server.auth("root")).status_code == 200
-    assert server.cluster.wait(execution).status == "completed"
+def test_a_viewer_reads_its_own_executions_and_may_change_nothing(server: Server) -> None:
+    server.register({**HELLO, "name": "viewed"})
+    vic = server.cluster.engine.store.get_user("vic")
+    own = server.cluster.engine.start("viewed", owner_id=vic.id, actor="deployment").id
+    assert server.get(f"/executions/{own}", "vic").status_code == 200
+    assert own in [item["execution_id"] for item in server.get("/executions", "vic").json()["items"]]
+    refused = [
+        server.post("/executions", "vic", json={"workflow": "viewed"}),
+        server.post(f"/executions/{own}/cancel", "vic"),
+        server.post(f"/executions/{own}/pause", "vic"),
+        server.post("/workflows", "vic", json={**HELLO, "name": "viewed", "version": "9.0.0"}),
+    ]
+    assert [(r.status_code, "detail" in r.json()) for r in refused] == [(403, True)] * 4
+    assert server.cluster.wait(own).status == "completed"
 
 
-def test_pagination_and_filters_over_http(server: Server) -> None:
-    server.http.post("/api/v1/workflows", json={**HELLO, "name": "paged"}, headers=server.auth("bob"))
-    ids = []
-    for _ in range(4):
-        response = server.http.post(
-            "/api/v1/executions", json={"workflow": "paged"}, headers=server.auth("bob")
-        )
-        ids.append(response.json()["execution_id"])
-        time.sleep(0.01)
-    page = server.http.get(
-        "/api/v1/executions",
-        params={"workflow": "paged", "limit": 2, "offset": 0},
-        headers=server.auth("bob"),
+def test_operators_control_their_own_and_admins_anyones_executions(server: Server) -> None:
+    server.register({**HELLO, "name": "controlled"})
+    execution = server.start("controlled", metadata={"sleep": 1})  # two steps: 2 s at least
+    assert server.post(f"/executions/{execution}/pause").json()["status"] == "paused"
+    for other in (
+        server.get(f"/executions/{execution}", "bob"),
+        server.post(f"/executions/{execution}/resume", "bob"),
+        server.post(f"/executions/{execution}/cancel", "bob"),
+        server.get("/workflows/controlled", "bob"),
+    ):
+        assert other.status_code == 404 and other.json()["detail"]
+    assert server.get(f"/executions/{execution}", "root").json()["status"] == "paused"
+    assert server.post(f"/executions/{execution}/resume", "root").json()["status"] == "running"
+    assert server.post(f"/executions/{execution}/cancel").json()["status"] == "cancelled"
+    assert server.cluster.wait(execution).status == "cancelled"
+
+
+def test_pagination_date_range_and_limits_over_http(server: Server) -> None:
+    server.register({**HELLO, "name": "paged"}, "bob")
+    ids = [server.start("paged", "bob") for _ in range(4)]  # each request commits before the next
+    page = server.get("/executions", "bob", params={"workflow": "paged", "limit": 2, "offset": 1}).json()
+    assert (page["total"], page["limit"], page["offset"]) == (4, 2, 1)
+    assert [i["execution_id"] for i in page["items"]] == [ids[2], ids[1]]
+    created = {i["execution_id"]: i["created_at"] for i in server.get("/executions", "bob").json()["items"]}
+    naive = datetime.fromisoformat(created[ids[3]]).astimezone(UTC).replace(tzinfo=None)
+    ranged = server.get(  # after is inclusive, before exclusive; a naive time is UTC
+        "/executions",
+        "bob",
+        params={"workflow": "paged", "created_after": created[ids[1]], "created_before": naive.isoformat()},
     ).json()
-    assert page["total"] == 4 and [i["execution_id"] for i in page["items"]] == [ids[3], ids[2]]
+    assert ranged["total"] == 2 and [i["execution_id"] for i in ranged["items"]] == [ids[2], ids[1]]
+    for limit in (0, 1001):
+        refused = server.get("/executions", "bob", params={"limit": limit})
+        assert refused.status_code == 422 and refused.json()["detail"], limit
     for execution in ids:
         server.cluster.wait(execution)
-    done = server.http.get(
-        "/api/v1/executions", params={"status": "completed", "workflow": "paged"}, headers=server.auth("bob")
-    )
+    done = server.get("/executions", "bob", params={"status": "completed", "workflow": "paged"})
     assert done.json()["total"] == 4
 
 

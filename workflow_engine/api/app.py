@@ -9,26 +9,33 @@ from fastapi import APIRouter, FastAPI
 
 from workflow_engine.api import errors
 from workflow_engine.api.auth import Tokens
-from workflow_engine.api.limits import BodyLimit
+from workflow_engine.api.limits import RequestLimits
 from workflow_engine.api.routes import auth, executions, monitoring, workflows
 from workflow_engine.engine import Engine
 from workflow_engine.errors import ConfigurationError
 from workflow_engine.metrics import api_registry
-from workflow_engine.settings import DEFAULT_JWT_SECRET, Settings
+from workflow_engine.settings import DEFAULT_JWT_SECRET, EXAMPLE_JWT_SECRET, PLACEHOLDER_MARK, Settings
 
 MIN_PRODUCTION_SECRET = 32
 
 
+def is_placeholder(secret: str) -> bool:
+    """Whether a secret is one anybody can read: the default, or the example file's placeholder."""
+    return secret in (DEFAULT_JWT_SECRET, EXAMPLE_JWT_SECRET) or PLACEHOLDER_MARK in secret.lower()
+
+
 def check_secret(settings: Settings) -> None:
-    """Production refuses the default secret, or one too short to resist guessing."""
+    """Production refuses a default or placeholder secret, or one too short to resist guessing."""
     if settings.environment != "production":
         return
     secret = settings.jwt_secret.get_secret_value()
-    if secret == DEFAULT_JWT_SECRET or len(secret) < MIN_PRODUCTION_SECRET:
+    if is_placeholder(secret) or len(secret) < MIN_PRODUCTION_SECRET:
         raise ConfigurationError(
             f"WFE_JWT_SECRET must be set to a secret of at least {MIN_PRODUCTION_SECRET} characters "
-            "in production"
+            "in production (not the example's placeholder)"
         )
+    if settings.metrics_token is not None and is_placeholder(settings.metrics_token.get_secret_value()):
+        raise ConfigurationError("WFE_METRICS_TOKEN must be set to a secret of your own in production")
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -59,5 +66,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(monitoring.router, include_in_schema=False)  # /health and /metrics at the root too
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestLimits, max_bytes=settings.max_request_bytes)
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
@@ -13,6 +13,7 @@ from workflow_engine.api.auth import Principal, Tokens
 from workflow_engine.api.schemas import ExecuteRequest, Started
 from workflow_engine.engine import Engine
 from workflow_engine.errors import AuthenticationFailed, UserNotFound
+from workflow_engine.store.records import UserRecord
 
 bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/token")
 
@@ -40,13 +41,19 @@ async def current_user(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationFailed("missing bearer token")
     claims = tokens.verify(credentials.credentials, "access")
+    user = await active_user(engine, claims)
+    return Principal(user.id, user.username, user.role)
+
+
+async def active_user(engine: Engine, claims: dict[str, Any]) -> UserRecord:
+    """The user a verified token names, if it still exists and is active."""
     try:
         user = await run_in_threadpool(engine.store.get_user_by_id, int(claims["sub"]))
     except UserNotFound:
         raise AuthenticationFailed("unknown user") from None
     if not user.active:
         raise AuthenticationFailed("user disabled")
-    return Principal(user.id, user.username, user.role)
+    return user
 
 
 User = Annotated[Principal, Depends(current_user)]

@@ -1,16 +1,42 @@
-"""Request bodies larger than the configured limit are refused with 413 before the app sees them."""
+"""What every request must satisfy before the app sees it: a body no larger than the configured
+limit (413), and no NUL character in its path, query string or body (422).
+
+PostgreSQL stores neither a NUL in text nor a ``\\u0000`` in JSONB, so a NUL is refused here,
+once for every route, instead of failing deep in the store."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+NUL_DETAIL = "NUL characters (\\u0000, %00) are not accepted"
+_FORM = b"application/x-www-form-urlencoded"
+_PERCENT_NUL = b"%00"
+# a JSON \u0000 escape: an odd run of backslashes before u0000 (an even run is escaped backslashes)
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
-class BodyLimit:
-    """Pure ASGI middleware: checks Content-Length; a body without one is read (at most the
-    limit plus one byte) before the app is called, then replayed to it."""
+
+def query_has_nul(query: bytes) -> bool:
+    """Whether a raw (percent-encoded) query string carries a NUL."""
+    return b"\x00" in query or _PERCENT_NUL in query
+
+
+def body_has_nul(body: bytes, content_type: bytes) -> bool:
+    """Whether a body carries a NUL: raw, percent-encoded in a form, or escaped in JSON."""
+    if b"\x00" in body:
+        return True
+    if content_type.lower().startswith(_FORM):
+        return _PERCENT_NUL in body
+    return _JSON_NUL.search(body) is not None  # any other body is read as JSON by the routes
+
+
+class RequestLimits:
+    """Pure ASGI middleware: refuses a NUL in the path or query string at once, and a declared
+    Content-Length over the limit; otherwise reads the body (at most the limit plus one byte),
+    checks it, then replays it to the app."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -19,6 +45,9 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if "\x00" in scope.get("path", "") or query_has_nul(scope.get("query_string", b"")):
+            await self._refuse(send, 422, NUL_DETAIL)
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
@@ -31,24 +60,22 @@ class BodyLimit:
             if declared > self.max_bytes:
                 await self._refuse(send, 413, f"request body larger than {self.max_bytes} bytes")
                 return
-            await self.app(scope, receive, send)
-            return
-        if b"chunked" not in headers.get(b"transfer-encoding", b""):
-            await self.app(scope, receive, send)
-            return
         messages: list[Message] = []
-        size = 0
+        body = bytearray()
         while True:
             message = await receive()
             messages.append(message)
             if message["type"] != "http.request":
                 break
-            size += len(message.get("body", b""))
-            if size > self.max_bytes:
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
                 await self._refuse(send, 413, f"request body larger than {self.max_bytes} bytes")
                 return
             if not message.get("more_body", False):
                 break
+        if body_has_nul(bytes(body), headers.get(b"content-type", b"")):
+            await self._refuse(send, 422, NUL_DETAIL)
+            return
 
         async def replay() -> Message:
             return messages.pop(0) if messages else await receive()

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from workflow_engine.api.auth import TokenPair
-from workflow_engine.api.deps import EngineDep, TokensDep
+from workflow_engine.api.deps import EngineDep, TokensDep, active_user
 from workflow_engine.api.schemas import Credentials, RefreshRequest, TokenOut
-from workflow_engine.errors import AuthenticationFailed, InputError, Problem, UserNotFound
+from workflow_engine.errors import InputError, Problem
 from workflow_engine.users import authenticate
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -78,11 +78,5 @@ async def token(request: Request, engine: EngineDep, tokens: TokensDep) -> Token
 @router.post("/refresh", response_model=TokenOut)
 async def refresh(body: RefreshRequest, engine: EngineDep, tokens: TokensDep) -> TokenOut:
     """A new token pair for a valid refresh token."""
-    claims = tokens.verify(body.refresh_token, "refresh")
-    try:
-        user = await run_in_threadpool(engine.store.get_user_by_id, int(claims["sub"]))
-    except UserNotFound:
-        raise AuthenticationFailed("unknown user") from None
-    if not user.active:
-        raise AuthenticationFailed("user disabled")
+    user = await active_user(engine, tokens.verify(body.refresh_token, "refresh"))
     return _out(tokens.issue(user))

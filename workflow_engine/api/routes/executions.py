@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 
 from workflow_engine.api.deps import WRITERS, EngineDep, User, start_for
@@ -36,6 +37,26 @@ router = APIRouter(tags=["executions"])
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 404, 409, 422)}
 ExecutionId = Annotated[str, Path(min_length=1, max_length=36)]
 KEEPALIVE_SECONDS = 15.0
+MAX_EVENT_ID = 2**63 - 1  # event ids are signed 64-bit integers in both stores
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """An aware UTC time; a naive one (or a bare date) is taken as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp out of range once converted to UTC") from None
+
+
+Timestamp = Annotated[
+    datetime | None,
+    AfterValidator(as_utc),
+    Query(description="ISO 8601 date or date-time; one without a time zone is taken as UTC"),
+]
 
 
 @router.post("/executions", status_code=202, response_model=Started, responses=ERRORS)
@@ -50,8 +71,8 @@ def list_executions(
     engine: EngineDep,
     workflow: Annotated[str | None, Query(max_length=100)] = None,
     status: ExecutionStatus | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Timestamp = None,
+    created_before: Timestamp = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> ExecutionPage:
@@ -199,11 +220,13 @@ async def visible_execution(user: User, engine: EngineDep, execution_id: Executi
 async def events(
     engine: EngineDep,
     execution_id: Annotated[str, Depends(visible_execution)],
-    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+    last_event_id: Annotated[
+        int | None,
+        Header(ge=0, le=MAX_EVENT_ID, description="Resume after this event id (the last one received)"),
+    ] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events: the history so far, then each transition live, until the end."""
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    cursor = EventCursor(engine.store, execution_id, after)
+    cursor = EventCursor(engine.store, execution_id, last_event_id or 0)
     loop = asyncio.get_running_loop()
     woken = asyncio.Event()
 
