@@ -169,8 +169,9 @@ class EventFeed:
     """Every event of every execution, from any process, to a callback, as it commits.
 
     Ids come from a sequence, so concurrent transactions can commit them out of order: the feed
-    reads past a missing id, delivers what it finds, and reads from below the gap again until
-    the missing id appears or ``gap_timeout`` passes (a rolled-back transaction's id never will).
+    reads past a missing id and delivers what it finds, then keeps asking for the missing ids
+    until they appear or ``gap_timeout`` passes (a rolled-back transaction's id never will).
+    A jump wider than ``max_gap`` is taken for rolled-back work and not waited for.
     """
 
     def __init__(
@@ -181,17 +182,20 @@ class EventFeed:
         after_id: int | None = None,
         poll_interval: float = 0.5,
         gap_timeout: float = 10.0,
+        max_gap: int = 1000,
+        batch: int = 1000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.notifier = notifier
         self.deliver = deliver
-        self.after_id = store.last_event_id() if after_id is None else after_id
+        self.top = store.last_event_id() if after_id is None else after_id  # highest id delivered
         self.poll_interval = poll_interval
         self.gap_timeout = gap_timeout
+        self.max_gap = max_gap
+        self.batch = batch
         self.clock = clock
-        self._seen: set[int] = set()  # delivered ids above ``after_id``
-        self._gaps: dict[int, float] = {}  # missing id → when it was first missed
+        self.gaps: dict[int, float] = {}  # missing id below ``top`` → when it was first missed
         self._stop = threading.Event()
         self._woken = threading.Event()
         self._thread: threading.Thread | None = None
@@ -199,33 +203,28 @@ class EventFeed:
     def poll(self) -> int:
         """Deliver what has committed since the last poll; how many events."""
         delivered = 0
-        for event in self.store.events_since(self.after_id):
-            if event.id in self._seen:
-                continue
-            expected = max(self._seen, default=self.after_id) + 1
+        while True:
             now = self.clock()
-            for missing in range(expected, event.id):
-                self._gaps.setdefault(missing, now)
-            self._gaps.pop(event.id, None)
-            self._seen.add(event.id)
-            try:
-                self.deliver(event)
-            except Exception:
-                log.exception("event subscriber %r failed", self.deliver)
-            delivered += 1
-        self._advance()
-        return delivered
+            self.gaps = {i: since for i, since in self.gaps.items() if now - since <= self.gap_timeout}
+            late = self.store.events_by_ids(sorted(self.gaps)) if self.gaps else []
+            fresh = self.store.events_since(self.top, self.batch)
+            for event in late:
+                del self.gaps[event.id]
+            for event in fresh:
+                if event.id - self.top <= self.max_gap:
+                    self.gaps.update(dict.fromkeys(range(self.top + 1, event.id), now))
+                self.top = event.id
+            for event in (*late, *fresh):
+                self._deliver(event)
+            delivered += len(late) + len(fresh)
+            if len(fresh) < self.batch:
+                return delivered
 
-    def _advance(self) -> None:
-        """Move ``after_id`` up to the first gap still worth waiting for."""
-        now = self.clock()
-        for missing, since in list(self._gaps.items()):
-            if now - since > self.gap_timeout:
-                del self._gaps[missing]
-        top = max(self._seen, default=self.after_id)
-        limit = min(self._gaps, default=top + 1) - 1
-        self.after_id = max(self.after_id, limit)
-        self._seen = {i for i in self._seen if i > self.after_id}
+    def _deliver(self, event: EventRecord) -> None:
+        try:
+            self.deliver(event)
+        except Exception:
+            log.exception("event subscriber %r failed", self.deliver)
 
     def run(self) -> None:
         unsubscribe = self.notifier.subscribe(ANY, self._woken.set)
@@ -246,7 +245,12 @@ class EventFeed:
         return self
 
     def stop(self) -> None:
+        """Stop delivering (callable from the callback itself: it then returns at once)."""
         self._stop.set()
         self._woken.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return
+        thread.join(5)
+        if thread.is_alive():
+            log.warning("event feed: its callback has not returned; the feed stops after it does")

@@ -132,3 +132,33 @@ def test_a_feed_delivers_an_event_that_commits_after_a_later_one(harness: Harnes
     slow_id, fast_id = (e.id for e in harness.store.events(record.id)[-2:])
     assert slow_id < fast_id
     assert got == [fast_id, slow_id]  # each delivered once, the late one too
+
+
+def test_a_feed_reads_full_batches_at_once_and_stops_waiting_for_ids_that_never_commit(
+    harness: Harness,
+) -> None:
+    harness.register(WorkflowBuilder("batched").agent("a").agent("b"))
+    now = [0.0]
+    got: list[int] = []
+    feed = EventFeed(
+        harness.store, Notifier(harness.store), lambda e: got.append(e.id), batch=2, clock=lambda: now[0]
+    )
+    view = harness.run("batched")
+    ids = [e.id for e in harness.store.events(view.id)]
+    assert feed.poll() == len(ids) > 2 and got == ids  # several batches in one poll
+    feed.gaps = {ids[-1] + 1000: 0.0}  # an id taken by a transaction that rolled back
+    now[0] = feed.gap_timeout + 1
+    assert feed.poll() == 0 and feed.gaps == {}
+
+
+def test_a_feed_callback_may_stop_its_own_feed(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("selfstop").agent("a"))
+    got: list[EventRecord] = []
+    feed = EventFeed(
+        harness.store, Notifier(harness.store), lambda e: (got.append(e), feed.stop()), poll_interval=0.05
+    )
+    feed.start()
+    harness.run("selfstop")
+    assert feed._thread is not None
+    feed._thread.join(5)
+    assert not feed._thread.is_alive() and got

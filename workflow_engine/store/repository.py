@@ -340,6 +340,12 @@ class Store:
         with self.reading() as conn:
             return [from_row(EventRecord, row) for row in conn.execute(query)]
 
+    def events_by_ids(self, ids: Sequence[int]) -> list[EventRecord]:
+        ev = t.events
+        query = sa.select(ev).where(ev.c.id.in_(list(ids))).order_by(ev.c.id)
+        with self.reading() as conn:
+            return [from_row(EventRecord, row) for row in conn.execute(query)]
+
     def last_event_id(self) -> int:
         with self.reading() as conn:
             return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.events.c.id), 0))).scalar_one())
