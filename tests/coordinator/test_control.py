@@ -70,11 +70,32 @@ def test_a_retry_falling_due_while_paused_waits_for_resume_with_its_backoff(harn
     assert harness.calls == []
     harness.coordinator.resume(record.id, "operator")
     [message] = harness.broker.queue
+    assert harness.runs(record.id, "a")[1].status == "retrying"
     assert message.eta == harness.runs(record.id, "a")[1].not_before  # the backoff is kept
     harness.work()
     assert harness.view(record.id).status == "completed"
     assert harness.calls == [("a", 2)]
     assert ("a", None, "pending") in harness.history(record.id)
+
+
+def test_a_held_retry_beyond_the_eta_horizon_is_left_to_the_reconciler_on_resume(harness: Harness) -> None:
+    from workflow_engine.coordinator.outcomes import Failure
+    from workflow_engine.core.retry import FailureKind
+
+    retry = {"max_attempts": 2, "initial_delay": 3600, "max_delay": 3600, "jitter": 0}
+    harness.register(WorkflowBuilder("later").agent("a", retry=retry))
+    record = harness.start("later")
+    running = harness.coordinator.claim(harness.broker.queue.pop(0).run_id, "w:1")
+    assert running is not None
+    harness.coordinator.pause(record.id, "operator")
+    harness.coordinator.finish(running, Failure(FailureKind.TRANSIENT, "transient", "busy", 5))
+    harness.coordinator.resume(record.id, "operator")
+    held = harness.runs(record.id, "a")[1]
+    assert (held.status, held.published_at, harness.broker.queue) == ("retrying", None, [])
+    harness.clock.advance(3600)
+    assert harness.reconciler.tick().published == 1
+    harness.work()
+    assert harness.view(record.id).status == "completed"
 
 
 def test_cancel_ends_every_open_run_and_stops_running_ones(harness: Harness) -> None:

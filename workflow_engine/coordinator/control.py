@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from workflow_engine.coordinator.dispatch import task_id
@@ -38,14 +39,24 @@ def resume(unit: Unit, reason: str | None = None) -> None:
     unit.transition(E.RESUMED, reason or "resumed")
     unit.transition(E.RUNNING)
     if not unit.step_mode:
-        released = unit.runs.update_runs(
-            unit.id, (S.PENDING,), {"status": S.QUEUED, "published_at": unit.now}
-        )
-        for run in released:
-            unit.count(run.step_type, S.PENDING, S.QUEUED)
-            unit.event(run.step_name, run.attempt, S.PENDING, S.QUEUED, "released: execution resumed")
-            unit.redispatch(run)
+        for run in unit.runs.runs_in(unit.id, (S.PENDING,)):
+            release(unit, run, "released: execution resumed")
     unit.settle()
+
+
+def release(unit: Unit, run: Any, reason: str) -> None:
+    """Queue a held run: at once, or, for a retry held during its backoff, at the backoff's end
+    (published now with its ETA, or left to the reconciler past the ETA horizon)."""
+    waiting = run.not_before is not None and run.not_before > unit.now
+    to = S.RETRYING if waiting else S.QUEUED
+    publish = not waiting or run.not_before <= unit.now + timedelta(seconds=unit.settings.eta_horizon)
+    values = {"status": to, "published_at": unit.now if publish else None}
+    if not unit.runs.update_run(run.id, values, expect=(S.PENDING,)):
+        return
+    unit.count(run.step_type, S.PENDING, to)
+    unit.event(run.step_name, run.attempt, S.PENDING, to, reason)
+    if publish:
+        unit.redispatch(run)
 
 
 def cancel(unit: Unit, reason: str | None = None) -> None:
@@ -154,10 +165,7 @@ def next_step(unit: Unit) -> str:
     if not pending:
         raise InvalidOperation("no step is ready: steps are still running, or waiting for a person")
     run = pending[0]
-    unit.runs.update_run(run.id, {"status": S.QUEUED, "published_at": unit.now}, expect=(S.PENDING,))
-    unit.count(run.step_type, S.PENDING, S.QUEUED)
-    unit.event(run.step_name, run.attempt, S.PENDING, S.QUEUED, "next step")
-    unit.redispatch(run)
+    release(unit, run, "next step")
     if unit.status == E.WAITING:
         unit.transition(E.RUNNING, f"next step: {run.step_name}")
     return run.step_name
