@@ -26,6 +26,11 @@ def bound(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
+def step_fields(execution_id: str, step: str, attempt: int, workflow: str | None) -> dict[str, Any]:
+    """The fields that name a step attempt on each log line about it."""
+    return {"execution_id": execution_id, "step": step, "attempt": attempt, "workflow": workflow or None}
+
+
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         for name, value in _context.get().items():

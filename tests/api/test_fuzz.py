@@ -3,7 +3,6 @@ PostgreSQL: no input, authenticated or not, may produce a server error."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,10 +22,9 @@ CALLERS = (
     ("vic", GenerationMode.POSITIVE, 6),
     ("anonymous", GenerationMode.POSITIVE, 3),
 )
-# per backend; well under the test's own timeout, so a slow run fails on the budget, with its
-# message, before pytest-timeout kills it
-BUDGET_SECONDS = 75
-TIMEOUT_SECONDS = 3 * BUDGET_SECONDS
+# the run is bounded by the example counts above (about 30 s a backend here); the timeout only
+# catches a hang, with room for a loaded machine
+TIMEOUT_SECONDS = 225
 
 
 def fuzz(
@@ -55,7 +53,6 @@ def test_no_generated_request_gets_a_server_error(api_factory: Callable[..., Api
         api.register(definition)
     api.start("hello")
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", api.client.app)
-    began = time.monotonic()
     checked = 0
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -69,6 +66,4 @@ def test_no_generated_request_gets_a_server_error(api_factory: Callable[..., Api
                 assert mode is GenerationMode.NEGATIVE, operation.label
                 continue  # nothing in this operation can be made invalid
             checked += 1
-        elapsed = time.monotonic() - began
-        assert elapsed < BUDGET_SECONDS, f"fuzzing ran past its {BUDGET_SECONDS}s budget ({elapsed:.0f}s)"
     assert checked >= 80

@@ -84,5 +84,8 @@ def test_nul_detection_tells_escapes_from_escaped_backslashes() -> None:
     assert not body_has_nul(b'{"a": "%00"}', b"application/json")
     assert body_has_nul(b"username=a%00b", b"application/x-www-form-urlencoded; charset=utf-8")
     assert body_has_nul(b"\x00", b"")
+    multipart = b'--b\r\ncontent-disposition: form-data; name="password"\r\n\r\nx\\u0000y\r\n--b--'
+    assert not body_has_nul(multipart, b"multipart/form-data; boundary=b")  # text, not an escape
+    assert body_has_nul(multipart.replace(b"x", b"\x00"), b"multipart/form-data; boundary=b")
     assert query_has_nul(b"workflow=a%00b") and query_has_nul(b"a=\x00")
     assert not query_has_nul(b"workflow=%2500")

@@ -423,7 +423,7 @@ def test_messages_lost_by_the_broker_are_published_again_once_overdue(harness: H
     harness.work()
     assert harness.view(record.id).status == "completed"
     repairs = [(e.step_name, e.to_status, e.actor, e.reason) for e in harness.store.events(record.id)]
-    assert ("a", "queued", "reconciler", "published again: its message is overdue") in repairs
+    assert ("a", "queued", "reconciler", "publishing again: its message is overdue") in repairs
 
 
 def test_reconcilers_running_at_once_publish_each_lost_message_once(harness: Harness) -> None:

@@ -56,16 +56,30 @@ def broker_settings(kind: str, url: str) -> dict[str, Any]:
     return values
 
 
+def redis_queue_keys(client: redis.Redis, settings: Settings) -> list[bytes]:
+    """The Redis keys of this cluster's queues (kombu keeps each queue as a list)."""
+    prefix = settings.broker_transport_options["global_keyprefix"]
+    return list(client.scan_iter(match=f"{prefix}{settings.queue_prefix}.*"))
+
+
+def queued_messages(settings: Settings) -> int:
+    client = redis.Redis.from_url(settings.broker_url)
+    try:
+        return sum(int(client.llen(key)) for key in redis_queue_keys(client, settings))
+    finally:
+        client.close()
+
+
 def flush_redis_queues(settings: Settings) -> int:
     """Delete every queued and unacknowledged message of this cluster: a broker that lost its
     data. How many messages were lost."""
     prefix = settings.broker_transport_options["global_keyprefix"]
     client = redis.Redis.from_url(settings.broker_url)
     try:
-        queues = list(client.scan_iter(match=f"{prefix}{settings.queue_prefix}.*"))
+        queues = redis_queue_keys(client, settings)
         unacked = [f"{prefix}unacked", f"{prefix}unacked_index", f"{prefix}unacked_mutex"]
         with client.pipeline(transaction=True) as pipe:
-            for key in queues:  # kombu keeps each queue as a list
+            for key in queues:
                 pipe.llen(key)
             pipe.hlen(f"{prefix}unacked")  # delivered, not yet acknowledged
             pipe.delete(*queues, *unacked)

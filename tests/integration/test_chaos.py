@@ -84,7 +84,7 @@ def test_every_execution_completes_through_worker_coordinator_and_broker_failure
     # the history tells how: attempts lost with the killed worker ran again, lost messages were
     # published again by the reconciler
     rerun = history_reasons(cluster, ids, "lost with its worker")
-    republished = history_reasons(cluster, ids, "published again")
+    republished = history_reasons(cluster, ids, "publishing again")
     assert rerun > 0 and republished > 0, (rerun, republished)
     with capsys.disabled():
         print(

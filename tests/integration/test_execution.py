@@ -90,8 +90,9 @@ def test_transient_failures_are_retried_with_backoff_spacing(core_cluster: Clust
     started = [datetime.fromisoformat(r["started_at"]) for r in runs]
     finished = [datetime.fromisoformat(r["finished_at"]) for r in runs]
     gaps = [(started[i + 1] - finished[i]).total_seconds() for i in range(2)]
-    assert 0.9 <= gaps[0] <= 1.6, gaps
-    assert 1.8 <= gaps[1] <= 2.7, gaps
+    # 1 s then 2 s (jitter 10 %), plus whatever a loaded machine adds to the hop
+    assert 0.9 <= gaps[0] <= 2.2, gaps
+    assert 1.8 <= gaps[1] <= 3.4, gaps
 
 
 def test_validation_error_puts_the_execution_in_waiting(core_cluster: Cluster) -> None:

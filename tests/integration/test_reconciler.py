@@ -6,18 +6,25 @@ import json
 import os
 import subprocess
 import sys
-import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import redis
+import sqlalchemy as sa
 
 from tests.conftest import ROOT
-from tests.integration.conftest import FAST, broker_settings, flush_redis_queues, ledger_lines
+from tests.integration.conftest import (
+    FAST,
+    broker_settings,
+    flush_redis_queues,
+    ledger_lines,
+    queued_messages,
+)
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.engine import Engine
 from workflow_engine.processes import LocalCluster, settings_env
 from workflow_engine.settings import Settings
+from workflow_engine.store import schema as t
 
 pytestmark = pytest.mark.slow
 
@@ -38,27 +45,20 @@ def reconcile_once(settings: Settings, copies: int = 1) -> list[dict[str, object
     return reports
 
 
-def queued_messages(settings: Settings) -> int:
-    prefix = settings.broker_transport_options["global_keyprefix"]
-    client = redis.Redis.from_url(settings.broker_url)
-    try:
-        queues = client.scan_iter(match=f"{prefix}{settings.queue_prefix}.*")
-        return sum(int(client.llen(key)) for key in queues)
-    finally:
-        client.close()
-
-
 def test_coordinator_once_publishes_a_lost_message_again_once_however_many_run(
     redis_url: str, pg_module_url: str, ledger: Path, tmp_path: Path
 ) -> None:
     settings = Settings(
-        database_url=pg_module_url, **broker_settings("redis", redis_url), **{**FAST, "redispatch_after": 1.0}
+        database_url=pg_module_url, **broker_settings("redis", redis_url), **{**FAST, "redispatch_after": 60}
     )
     with Engine.from_settings(settings) as engine:
         engine.register(WorkflowBuilder("lost").agent("a", "echo"))
         execution = engine.start("lost", metadata={"ledger": str(ledger)})
         assert flush_redis_queues(settings) == 1  # no worker ran: the broker lost the only message
-        time.sleep(settings.redispatch_after + 0.2)  # the message must be overdue before a repair
+        with engine.store.transaction() as tx:  # published long enough ago to be overdue
+            r = t.step_runs
+            since = datetime.now(UTC) - timedelta(seconds=2 * settings.redispatch_after)
+            tx.execute(sa.update(r).where(r.c.execution_id == execution.id).values(published_at=since))
 
         reports = reconcile_once(settings, copies=3)  # three operators at once
         assert sorted(r["republished"] for r in reports) == [0, 0, 1], reports
@@ -70,4 +70,4 @@ def test_coordinator_once_publishes_a_lost_message_again_once_however_many_run(
         assert final.status == "completed", final
         assert [line[1] for line in ledger_lines(ledger)] == ["a"]
         reasons = [(e.step_name, e.actor, e.reason) for e in engine.store.events(execution.id)]
-        assert ("a", "reconciler", "published again: its message is overdue") in reasons
+        assert ("a", "reconciler", "publishing again: its message is overdue") in reasons

@@ -28,8 +28,11 @@ def body_has_nul(body: bytes, content_type: bytes) -> bool:
     """Whether a body carries a NUL: raw, percent-encoded in a form, or escaped in JSON."""
     if b"\x00" in body:
         return True
-    if content_type.lower().startswith(_FORM):
+    kind = content_type.lower()
+    if kind.startswith(_FORM):
         return _PERCENT_NUL in body
+    if kind.startswith(b"multipart/"):
+        return False  # its fields are raw bytes: a NUL in one is a raw NUL, checked above
     return _JSON_NUL.search(body) is not None  # any other body is read as JSON by the routes
 
 

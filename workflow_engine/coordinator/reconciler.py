@@ -31,6 +31,7 @@ from workflow_engine.definitions.model import StepType
 from workflow_engine.settings import Settings
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import StepRunRecord, from_row
+from workflow_engine.store.transaction import event_row
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class Reconciler:
                 sa.or_(r.c.not_before.is_(None), r.c.not_before <= horizon),
             )
         )
-        report.published = self._mark_and_publish(due_unpublished, "published: due and never published")
+        report.published = self._mark_and_publish(due_unpublished, "publishing: due and never published")
 
         overdue = self._runs(
             sa.and_(
@@ -101,7 +102,7 @@ class Reconciler:
                 sa.or_(r.c.not_before.is_(None), r.c.not_before < stale),
             )
         )
-        report.republished = self._mark_and_publish(overdue, "published again: its message is overdue")
+        report.republished = self._mark_and_publish(overdue, "publishing again: its message is overdue")
 
         lost_before = now - timedelta(seconds=s.worker_lost_after)
         for run in self._runs(sa.and_(current, r.c.status == S.RUNNING, r.c.heartbeat_at < lost_before)):
@@ -152,16 +153,16 @@ class Reconciler:
                     mine.append(run)
             tx.insert_events(
                 [
-                    {
-                        "execution_id": run.execution_id,
-                        "step_name": run.step_name,
-                        "attempt": run.attempt,
-                        "from_status": run.status,
-                        "to_status": run.status,
-                        "actor": "reconciler",
-                        "reason": reason,
-                        "created_at": tx.now,
-                    }
+                    event_row(
+                        run.execution_id,
+                        run.step_name,
+                        run.attempt,
+                        run.status,
+                        run.status,
+                        "reconciler",
+                        tx.now,
+                        reason,
+                    )
                     for run in mine
                 ]
             )

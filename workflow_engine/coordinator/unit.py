@@ -30,7 +30,7 @@ from workflow_engine.definitions.model import StepDefinition, StepType, Workflow
 from workflow_engine.errors import ExpressionError
 from workflow_engine.settings import Settings
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
-from workflow_engine.store.transaction import Tx
+from workflow_engine.store.transaction import Tx, event_row
 
 log = logging.getLogger(__name__)
 
@@ -164,17 +164,7 @@ class Unit:
         actor: str | None = None,
     ) -> None:
         self.events.append(
-            {
-                "execution_id": self.id,
-                "step_name": step,
-                "attempt": attempt,
-                "from_status": previous,
-                "to_status": str(to),
-                "actor": actor or self.actor,
-                "reason": reason,
-                "details": details,
-                "created_at": self.now,
-            }
+            event_row(self.id, step, attempt, previous, to, actor or self.actor, self.now, reason, details)
         )
         self.dirty = True
 

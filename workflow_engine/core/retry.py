@@ -62,6 +62,11 @@ _TIMEOUT_NAMES = frozenset({"TimeoutError", "Timeout", "TimeoutException", "Conn
 _CONNECTION_NAMES = frozenset({"ConnectionError", "NetworkError", "ConnectError"})
 
 
+# some libraries file refusals that retrying cannot cure under their connection errors (redis-py's
+# AuthenticationError, requests' SSLError and ProxyError)
+_PERMANENT_MARKS = ("Auth", "SSL", "Certificate", "Proxy")
+
+
 def _network_failure(error: BaseException) -> str | None:
     """``"timeout"`` or ``"connection"`` when ``error`` is one of those, else None."""
     if isinstance(error, TimeoutError):
@@ -69,6 +74,8 @@ def _network_failure(error: BaseException) -> str | None:
     if isinstance(error, ConnectionError):
         return "connection"
     names = {kind.__name__ for kind in type(error).__mro__}
+    if any(mark in name for name in names for mark in _PERMANENT_MARKS):
+        return None
     if names & _TIMEOUT_NAMES:
         return "timeout"
     if names & _CONNECTION_NAMES:

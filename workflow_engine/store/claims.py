@@ -66,11 +66,13 @@ _CLAIM_SQL = sa.text(  # built once from table names; values are always bound pa
 ).columns(queued_at=t.UTCDateTime(), not_before=t.UTCDateTime())
 
 
+check_step_update(CLAIMABLE_STEP, StepStatus.RUNNING)  # the transition _CLAIM_SQL writes
+
+
 def claim_postgres(
     engine: Engine, run_id: int, worker: str, task_id: str | None, now: datetime
 ) -> ClaimedRun | None:
     """One autocommitted statement on ``engine`` (whose sessions do not wait for the disk)."""
-    check_step_update(CLAIMABLE_STEP, StepStatus.RUNNING)
     parameters = {
         "run_id": run_id,
         "worker": worker,

@@ -60,6 +60,31 @@ _CLAIM_COLUMNS = (
 )
 
 
+def event_row(
+    execution_id: str,
+    step_name: str | None,
+    attempt: int | None,
+    from_status: str | None,
+    to_status: str,
+    actor: str,
+    created_at: datetime,
+    reason: str | None = None,
+    details: Any = None,
+) -> dict[str, Any]:
+    """One row of the events table: a transition, or a repair, of an execution or a step."""
+    return {
+        "execution_id": execution_id,
+        "step_name": step_name,
+        "attempt": attempt,
+        "from_status": from_status,
+        "to_status": str(to_status),
+        "actor": actor,
+        "reason": reason,
+        "details": details,
+        "created_at": created_at,
+    }
+
+
 def latest_checkpoint(connection: Connection, execution_id: str, step_name: str) -> Any:
     """What the latest attempt of a step that saved a checkpoint saved."""
     r = t.step_runs
@@ -139,8 +164,8 @@ class Tx:
     ) -> tuple[ExecutionRecord | None, bool]:
         """Lock the execution, then record an attempt's outcome if the run is still running for
         ``worker``: the execution, and whether the outcome was recorded."""
-        check_step_update((StepStatus.RUNNING,), values["status"])
         if self.postgres:
+            check_step_update((StepStatus.RUNNING,), values["status"])  # update_run checks elsewhere
             begin, self.begun = not self.begun, True
             return postgres.finish(self.connection, execution_id, run_id, worker, values, begin=begin)
         record = self.lock_execution(execution_id)

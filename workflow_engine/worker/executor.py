@@ -62,16 +62,6 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def claim_log_fields(claim: Claim) -> dict[str, Any]:
-    """What every log line about ``claim`` carries (see :mod:`workflow_engine.logs`)."""
-    return {
-        "execution_id": claim.execution_id,
-        "step": claim.step.name,
-        "attempt": claim.attempt,
-        "workflow": claim.workflow,
-    }
-
-
 class _Services:
     def __init__(self, coordinator: Coordinator, store: Store) -> None:
         self.coordinator = coordinator
@@ -127,7 +117,8 @@ class StepExecutor:
                 log.info("run %s is no longer queued (done, cancelled or taken): left alone", run_id)
         budget = inline_steps
         while claim is not None:
-            with logs.bound(**claim_log_fields(claim)):
+            fields = logs.step_fields(claim.execution_id, claim.step.name, claim.attempt, claim.workflow)
+            with logs.bound(**fields):
                 claim = self._handle(claim, run_id, task_id if budget > 0 else None)
             budget -= 1
 

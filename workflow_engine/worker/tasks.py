@@ -8,11 +8,6 @@ from workflow_engine import logs
 from workflow_engine.worker.app import EngineCelery
 
 
-def _log_fields(execution_id: str, step: str, attempt: int, workflow: str) -> dict[str, Any]:
-    """The step a message is about, for every log line written while handling it."""
-    return {"execution_id": execution_id, "step": step, "attempt": attempt, "workflow": workflow or None}
-
-
 def register_tasks(app: EngineCelery) -> None:
     @app.task(  # type: ignore[untyped-decorator]
         name="wfe.step",
@@ -29,12 +24,12 @@ def register_tasks(app: EngineCelery) -> None:
         # a task under a Celery time limit runs only its own step: the limit would cover the rest
         limited = any(task.request.timelimit or ())
         inline = 0 if limited else app.settings.inline_steps
-        fields = _log_fields(execution_id, step, attempt, workflow)
+        fields = logs.step_fields(execution_id, step, attempt, workflow)
         app.runtime().executor.execute(run_id, task.request.id, inline, log_fields=fields)
 
     @app.task(name="wfe.fire_timer", ignore_result=True, acks_late=True, shared=False)  # type: ignore[untyped-decorator]
     def fire_timer(run_id: int, execution_id: str, step: str, attempt: int, workflow: str = "") -> None:
-        with logs.bound(**_log_fields(execution_id, step, attempt, workflow)):
+        with logs.bound(**logs.step_fields(execution_id, step, attempt, workflow)):
             app.runtime().coordinator.fire_timer(run_id)
 
     @app.task(name="wfe.start_workflow", acks_late=True, shared=False)  # type: ignore[untyped-decorator]

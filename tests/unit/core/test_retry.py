@@ -61,6 +61,7 @@ def test_nonsensical_policies_are_refused(options: dict[str, float]) -> None:
         (httpx.ConnectError("refused"), FailureKind.TRANSIENT, "connection"),
         (httpx.ReadTimeout("slow"), FailureKind.TRANSIENT, "timeout"),
         (httpx.UnsupportedProtocol("ftp"), FailureKind.FATAL, "UnsupportedProtocol"),
+        (redis.exceptions.AuthenticationError("wrong password"), FailureKind.FATAL, "AuthenticationError"),
     ],
 )
 def test_errors_are_classified_by_kind(error: BaseException, kind: FailureKind, recorded: str) -> None:
