@@ -215,8 +215,10 @@ class EventFeed:
                     self.gaps.update(dict.fromkeys(range(self.top + 1, event.id), now))
                 self.top = event.id
             for event in (*late, *fresh):
+                if self._stop.is_set():
+                    return delivered
                 self._deliver(event)
-            delivered += len(late) + len(fresh)
+                delivered += 1
             if len(fresh) < self.batch:
                 return delivered
 

@@ -154,11 +154,13 @@ def test_a_feed_reads_full_batches_at_once_and_stops_waiting_for_ids_that_never_
 def test_a_feed_callback_may_stop_its_own_feed(harness: Harness) -> None:
     harness.register(WorkflowBuilder("selfstop").agent("a"))
     got: list[EventRecord] = []
-    feed = EventFeed(
-        harness.store, Notifier(harness.store), lambda e: (got.append(e), feed.stop()), poll_interval=0.05
-    )
+    notifier = Notifier(harness.store)
+    feed = EventFeed(harness.store, notifier, lambda e: (got.append(e), feed.stop()), poll_interval=0.05)
     feed.start()
-    harness.run("selfstop")
-    assert feed._thread is not None
-    feed._thread.join(5)
-    assert not feed._thread.is_alive() and got
+    try:
+        harness.run("selfstop")
+        assert feed._thread is not None
+        feed._thread.join(5)
+        assert not feed._thread.is_alive() and len(got) == 1  # nothing after it stopped itself
+    finally:
+        notifier.stop()
