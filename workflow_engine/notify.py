@@ -13,7 +13,7 @@ import logging
 import select
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -108,8 +108,17 @@ class Notifier:
             wake()
 
 
+MAX_LOOKBACK_IDS = 500
+
+
 class EventCursor:
-    """Reads an execution's new events; knows when there will be no more."""
+    """Reads an execution's new events; knows when there will be no more.
+
+    Most of an execution's events are written under its row lock, in id order, but a claim
+    writes its event without the lock, so an id can commit just after a higher one was read.
+    The cursor reads again from the lowest id it gave in the last ``lookback`` seconds and
+    skips what it gave already, so such an event is still given, once.
+    """
 
     def __init__(
         self,
@@ -117,12 +126,17 @@ class EventCursor:
         execution_id: str,
         after_id: int = 0,
         finished: Callable[[str], bool] = lambda status: status in TERMINAL_EXECUTION,
+        lookback: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.execution_id = execution_id
-        self.after_id = after_id
+        self.after_id = after_id  # every event up to here was given, or is older than the lookback
         self.finished = finished
+        self.lookback = lookback
+        self.clock = clock
         self.status: str | None = None
+        self._recent: deque[tuple[float, int]] = deque()  # (when given, id) within the lookback
 
     def poll(self) -> tuple[list[EventRecord], bool]:
         """Events since the last poll, and whether the execution has reached its end.
@@ -130,10 +144,17 @@ class EventCursor:
         The status is read before the events, so events committed with a final status are
         read in the same poll that sees it.
         """
+        now = self.clock()
+        while self._recent and now - self._recent[0][0] > self.lookback:
+            self.after_id = max(self.after_id, self._recent.popleft()[1])
         self.status = self.store.get_execution(self.execution_id).status
-        events = self.store.events(self.execution_id, self.after_id)
-        if events:
-            self.after_id = events[-1].id
+        given = [event_id for _, event_id in self._recent]
+        top = max(given, default=self.after_id)
+        late: list[EventRecord] = []
+        if given and len(given) <= MAX_LOOKBACK_IDS:  # a burst larger than that is not re-read
+            late = self.store.events(self.execution_id, self.after_id, before_id=top, excluding=given)
+        events = [*late, *self.store.events(self.execution_id, top)]
+        self._recent.extend((now, e.id) for e in events)
         return events, self.finished(self.status)
 
 

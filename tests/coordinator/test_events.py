@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,10 +12,11 @@ import sqlalchemy as sa
 
 from tests.support.harness import Harness
 from workflow_engine.definitions import WorkflowBuilder
-from workflow_engine.notify import EventFeed, Notifier, follow
+from workflow_engine.notify import EventCursor, EventFeed, Notifier, follow
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import EventRecord
 from workflow_engine.store.repository import Store
+from workflow_engine.store.transaction import event_row
 
 
 def test_in_process_subscribers_see_every_transition_after_commit(harness: Harness) -> None:
@@ -104,34 +106,49 @@ def test_a_feed_delivers_every_execution_s_events_written_by_another_store(harne
         reader.dispose()
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_a_feed_delivers_an_event_that_commits_after_a_later_one(harness: Harness) -> None:
-    harness.register(WorkflowBuilder("late").agent("a"))
-    record = harness.start("late")
-    got: list[int] = []
-    feed = EventFeed(harness.store, Notifier(harness.store), lambda e: got.append(e.id))
+def commit_out_of_order(harness: Harness, execution_id: str, read: Callable[[], object]) -> tuple[int, int]:
+    """Two events of ``execution_id``: the lower id commits after the higher one; ``read`` runs
+    between the two commits and after both (twice). Their ids, lower first."""
 
     def event(reason: str) -> dict[str, Any]:
-        return {
-            "execution_id": record.id,
-            "to_status": "running",
-            "actor": "test",
-            "reason": reason,
-            "created_at": harness.clock.now(),
-        }
+        return event_row(execution_id, None, None, None, "running", "test", harness.clock.now(), reason)
 
     with harness.store.engine.connect() as slow:
         transaction = slow.begin()
         slow.execute(sa.insert(t.events).values(event("slow")))  # takes the lower id, commits last
         with harness.store.transaction() as tx:
             tx.insert_events([event("fast")])
-        feed.poll()
+        read()
         transaction.commit()
-    feed.poll()
-    feed.poll()
-    slow_id, fast_id = (e.id for e in harness.store.events(record.id)[-2:])
+    read()
+    read()
+    slow_id, fast_id = (e.id for e in harness.store.events(execution_id)[-2:])
     assert slow_id < fast_id
+    return slow_id, fast_id
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_feed_delivers_an_event_that_commits_after_a_later_one(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("late").agent("a"))
+    record = harness.start("late")
+    got: list[int] = []
+    feed = EventFeed(harness.store, Notifier(harness.store), lambda e: got.append(e.id))
+    slow_id, fast_id = commit_out_of_order(harness, record.id, feed.poll)
     assert got == [fast_id, slow_id]  # each delivered once, the late one too
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_execution_s_cursor_gives_an_event_that_commits_after_a_later_one(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("late").agent("a"))
+    record = harness.start("late")
+    cursor = EventCursor(harness.store, record.id)
+    got: list[int] = []
+
+    def read() -> None:
+        got.extend(e.id for e in cursor.poll()[0])
+
+    slow_id, fast_id = commit_out_of_order(harness, record.id, read)
+    assert got[-2:] == [fast_id, slow_id] and len(got) == len(set(got))  # once each, the late one too
 
 
 def test_a_feed_reads_full_batches_at_once_and_stops_waiting_for_ids_that_never_commit(

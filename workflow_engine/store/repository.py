@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -322,14 +322,23 @@ class Store:
         with self.reading() as conn:
             return [from_row(StepRunRecord, row) for row in conn.execute(stmt)]
 
-    def events(self, execution_id: str, after_id: int = 0, limit: int = 1000) -> list[EventRecord]:
+    def events(
+        self,
+        execution_id: str,
+        after_id: int = 0,
+        limit: int = 1000,
+        before_id: int | None = None,
+        excluding: Collection[int] = (),
+    ) -> list[EventRecord]:
+        """An execution's events after ``after_id`` (and before ``before_id``, but for
+        ``excluding``), by id."""
         ev = t.events
-        query = (
-            sa.select(ev)
-            .where(ev.c.execution_id == execution_id, ev.c.id > after_id)
-            .order_by(ev.c.id)
-            .limit(limit)
-        )
+        conditions = [ev.c.execution_id == execution_id, ev.c.id > after_id]
+        if before_id is not None:
+            conditions.append(ev.c.id < before_id)
+        if excluding:
+            conditions.append(ev.c.id.not_in(list(excluding)))
+        query = sa.select(ev).where(*conditions).order_by(ev.c.id).limit(limit)
         with self.reading() as conn:
             return [from_row(EventRecord, row) for row in conn.execute(query)]
 
