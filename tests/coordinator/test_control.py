@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.harness import Harness, fan
+from tests.support.harness import Harness, fails_first, fan
 from workflow_engine.agents import AgentContext
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.errors import (
@@ -17,6 +17,7 @@ from workflow_engine.errors import (
     PermissionDenied,
     StepNotFound,
 )
+from workflow_engine.views import ExecutionView
 
 
 def test_pause_holds_queued_steps_and_resume_releases_them(harness: Harness) -> None:
@@ -132,18 +133,23 @@ def test_cancelling_a_finished_execution_is_refused(harness: Harness) -> None:
     assert harness.view(view.id).status == "completed"
 
 
-def test_retry_from_a_middle_step_keeps_upstream_outputs_and_reruns_downstream(harness: Harness) -> None:
-    harness.register(WorkflowBuilder("four").agent("a").agent("b").agent("c").agent("d"))
-    harness.agent(
-        "c", lambda ctx: (_ for _ in ()).throw(FatalError("boom")) if ctx.attempt == 1 else {"c": 2}
-    )
-    view = harness.run("four")
+def fail_then_retry(harness: Harness, workflow: str, from_step: str) -> tuple[ExecutionView, ExecutionView]:
+    """Run ``workflow`` until it fails, retry it from ``from_step``, run it to its end; the failed
+    and the final view (the calls made after the failure are left in ``harness.calls``)."""
+    view = harness.run(workflow)
     assert view.status == "failed"
     harness.calls.clear()
-    harness.coordinator.retry(view.id, "operator", from_step="b")
+    harness.coordinator.retry(view.id, "operator", from_step=from_step)
     harness.work()
     final = harness.view(view.id)
     assert final.status == "completed"
+    return view, final
+
+
+def test_retry_from_a_middle_step_keeps_upstream_outputs_and_reruns_downstream(harness: Harness) -> None:
+    harness.register(WorkflowBuilder("four").agent("a").agent("b").agent("c").agent("d"))
+    harness.agent("c", fails_first(FatalError("boom"), {"c": 2}))
+    view, final = fail_then_retry(harness, "four", "b")
     assert harness.calls == [("b", 2), ("c", 2), ("d", 1)]
     assert [(r.attempt, r.status, r.superseded) for r in harness.runs(view.id, "c")] == [
         (1, "failed", True),
@@ -159,7 +165,7 @@ def test_retry_from_a_middle_step_keeps_upstream_outputs_and_reruns_downstream(h
 
 def test_retry_without_a_step_reruns_the_failed_one(harness: Harness) -> None:
     harness.register(WorkflowBuilder("three").agent("a").agent("b").agent("c"))
-    harness.agent("b", lambda ctx: (_ for _ in ()).throw(FatalError("x")) if ctx.attempt == 1 else {})
+    harness.agent("b", fails_first(FatalError("x")))
     view = harness.run("three")
     assert harness.coordinator.retry(view.id, "operator") == ["b"]
     harness.work()
@@ -186,7 +192,7 @@ def test_retry_of_a_running_or_completed_execution_is_refused(harness: Harness) 
 
 def test_retry_rebuilds_a_join_from_the_branches_it_keeps(harness: Harness) -> None:
     harness.register(fan(width=2))
-    harness.agent("b1", lambda ctx: (_ for _ in ()).throw(FatalError("x")) if ctx.attempt == 1 else {})
+    harness.agent("b1", fails_first(FatalError("x")))
     view = harness.run("fan")
     assert view.status == "failed"
     harness.coordinator.retry(view.id, "operator")
@@ -197,14 +203,8 @@ def test_retry_rebuilds_a_join_from_the_branches_it_keeps(harness: Harness) -> N
 
 def test_retry_from_another_branch_reruns_the_failed_branch_too(harness: Harness) -> None:
     harness.register(fan(width=2))
-    harness.agent("b1", lambda ctx: (_ for _ in ()).throw(FatalError("x")) if ctx.attempt == 1 else {})
-    view = harness.run("fan")
-    assert view.status == "failed"
-    harness.calls.clear()
-    harness.coordinator.retry(view.id, "operator", from_step="b0")
-    harness.work()
-    final = harness.view(view.id)
-    assert final.status == "completed"
+    harness.agent("b1", fails_first(FatalError("x")))
+    _, final = fail_then_retry(harness, "fan", "b0")
     steps = {s.name: s.status for s in final.steps}
     assert steps == dict.fromkeys(["start", "b0", "b1", "join"], "succeeded")
     assert sorted(harness.calls) == [("b0", 2), ("b1", 2), ("join", 1)]
@@ -366,7 +366,7 @@ def test_agents_see_cancellation(harness: Harness) -> None:
 
 def test_retry_after_a_failed_branch_reruns_the_branches_its_failure_cancelled(harness: Harness) -> None:
     harness.register(fan(width=2))
-    harness.agent("b0", lambda ctx: (_ for _ in ()).throw(FatalError("x")) if ctx.attempt == 1 else {})
+    harness.agent("b0", fails_first(FatalError("x")))
     record = harness.start("fan")
     harness.deliver_one()  # start: b0 and b1 queued
     harness.broker.queue.sort(key=lambda d: d.step)  # b0 fails while b1 is still queued

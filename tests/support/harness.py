@@ -27,6 +27,17 @@ from workflow_engine.views import ExecutionView, execution_view
 from workflow_engine.worker.executor import StepExecutor
 
 
+def fails_first(error: Exception, output: Any = None) -> Callable[[AgentContext], Any]:
+    """An agent that raises ``error`` on its first attempt and returns ``output`` ({}) after."""
+
+    def agent(ctx: AgentContext) -> Any:
+        if ctx.attempt == 1:
+            raise error
+        return {} if output is None else output
+
+    return agent
+
+
 def fan(name: str = "fan", width: int = 3) -> WorkflowBuilder:
     """start → ``width`` branches b0, b1, ... → join."""
     builder = WorkflowBuilder(name).agent("start")
