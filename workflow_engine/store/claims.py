@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from workflow_engine.core.states import CLAIMABLE_STEP, TERMINAL_EXECUTION, StepStatus, check_step_update
 from workflow_engine.store import schema as t
+from workflow_engine.store.prepared import Prepared
 from workflow_engine.store.transaction import EVENTS_CHANNEL, Tx
 
 
@@ -40,7 +41,8 @@ class ClaimedRun:
     retries: int
 
 
-_CLAIM_SQL = sa.text(  # built once from table names; values are always bound parameters
+_CLAIM = Prepared(
+    "wfe_claim",
     f"""
     WITH claimed AS (
         UPDATE {t.step_runs.name} AS r
@@ -62,11 +64,21 @@ _CLAIM_SQL = sa.text(  # built once from table names; values are always bound pa
         SELECT execution_id, step_name, attempt, previous_status, :running, :worker, :now FROM claimed
     )
     SELECT claimed.*, pg_notify('{EVENTS_CHANNEL}', claimed.execution_id) AS notified FROM claimed
-    """  # noqa: S608 - table names only; every value is a bound parameter
-).columns(queued_at=t.UTCDateTime(), not_before=t.UTCDateTime())
+    """,  # noqa: S608 - table names only; every value is a bound parameter
+    {
+        "running": "varchar",
+        "now": "timestamptz",
+        "worker": "varchar",
+        "task_id": "varchar",
+        "run_id": "bigint",
+        "claimable": "text[]",
+        "terminal": "text[]",
+    },
+    column_types={"queued_at": t.UTCDateTime(), "not_before": t.UTCDateTime()},
+)
 
 
-check_step_update(CLAIMABLE_STEP, StepStatus.RUNNING)  # the transition _CLAIM_SQL writes
+check_step_update(CLAIMABLE_STEP, StepStatus.RUNNING)  # the transition _CLAIM writes
 
 
 def claim_postgres(
@@ -83,7 +95,7 @@ def claim_postgres(
         "terminal": sorted(TERMINAL_EXECUTION),
     }
     with engine.connect() as connection:
-        row = connection.execute(_CLAIM_SQL, parameters).first()
+        row = _CLAIM.execute(connection, parameters).first()
     if row is None:
         return None
     return _claimed(row, now)

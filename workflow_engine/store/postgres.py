@@ -3,9 +3,9 @@
 A step's outcome takes two statements inside one transaction: lock the execution and record
 the outcome (:data:`FINISH`), then write every new run, the execution's row, the events and the
 notification at once (:data:`SAVE`). Variable-length lists travel as one JSON document expanded
-by ``jsonb_to_recordset``, so the text of each statement never changes and SQLAlchemy compiles
-it once. The portable path in :mod:`workflow_engine.store.transaction` does the same work in more
-statements on SQLite.
+by ``jsonb_to_recordset``, so the text of each statement never changes: the server parses and
+plans it once per session (:mod:`workflow_engine.store.prepared`). The portable path in
+:mod:`workflow_engine.store.transaction` does the same work in more statements on SQLite.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from workflow_engine.store import schema as t
+from workflow_engine.store.prepared import Prepared
 from workflow_engine.store.records import ExecutionRecord, from_row
 
 CHANNEL = "wfe_events"  # NOTIFY channel: "an execution has new events"
@@ -40,10 +41,23 @@ _FINISH = f"""
            (SELECT count(*) FROM finished) AS applied
     FROM locked
     """  # noqa: S608 - table names only; every value is a bound parameter
-_FINISH_COLUMNS = (*t.executions.c, sa.column("applied", sa.Integer))
-FINISH = sa.text(_FINISH).columns(*_FINISH_COLUMNS)
-# the same with the transaction's BEGIN in the same round trip
-BEGIN_AND_FINISH = sa.text("BEGIN; " + _FINISH).columns(*_FINISH_COLUMNS)
+FINISH = Prepared(
+    "wfe_finish",
+    _FINISH,
+    {
+        "execution_id": "varchar",
+        "run_id": "bigint",
+        "worker": "varchar",
+        "status": "varchar",
+        "finished_at": "timestamptz",
+        "duration_ms": "integer",
+        "output": "text",
+        "error_type": "varchar",
+        "error_message": "text",
+        "error_code": "varchar",
+    },
+    columns=(*t.executions.c, sa.column("applied", sa.Integer)),
+)
 
 # optional columns of the execution's row are kept unless the unit changed them
 _OPTIONAL = {
@@ -90,9 +104,24 @@ _SAVE = f"""
     )
     SELECT CASE WHEN :notify THEN pg_notify('{CHANNEL}', :execution_id) END AS notified
     """  # noqa: S608 - table names only; every value is a bound parameter
-SAVE = sa.text(_SAVE)
-# the same with the transaction's COMMIT in the same round trip
-SAVE_AND_COMMIT = sa.text(_SAVE + "; COMMIT")
+SAVE = Prepared(
+    "wfe_save",
+    _SAVE,
+    {
+        "execution_id": "varchar",
+        "status": "varchar",
+        "active_steps": "integer",
+        "waiting_steps": "integer",
+        "resolved_steps": "integer",
+        "retries": "integer",
+        "updated_at": "timestamptz",
+        **{f"set_{name}": "boolean" for name in _OPTIONAL},
+        **{name: "text" if kind == "jsonb" else kind for name, kind in _OPTIONAL.items()},
+        "events": "text",
+        "runs": "text",
+        "notify": "boolean",
+    },
+)
 
 
 def _json(value: Any) -> str | None:
@@ -157,7 +186,7 @@ def finish(
         "error_message": values.get("error_message"),
         "error_code": values.get("error_code"),
     }
-    row = connection.execute(BEGIN_AND_FINISH if begin else FINISH, parameters).first()
+    row = FINISH.execute(connection, parameters, begin=begin).first()
     if row is None:
         return None, False
     return from_row(ExecutionRecord, row), bool(row.applied)
@@ -197,4 +226,4 @@ def save(
         parameters[f"set_{name}"] = present
         value = values.get(name)
         parameters[name] = _json(value) if kind == "jsonb" else value
-    connection.execute(SAVE_AND_COMMIT if commit else SAVE, parameters)
+    SAVE.execute(connection, parameters, commit=commit)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from celery import group
-
 from workflow_engine.coordinator.dispatch import Dispatch
 from workflow_engine.worker.app import EngineCelery, queue_name
 
@@ -14,13 +12,16 @@ TASKS = {"step": "wfe.step", "timer": "wfe.fire_timer"}
 
 
 class CeleryDispatcher:
-    """One task per step attempt; a fan-out goes out as a group over one producer connection."""
+    """One task per step attempt; a fan-out goes out over one producer connection (plain
+    messages: the database decides the join, so Celery's group bookkeeping is not needed)."""
 
     def __init__(self, app: EngineCelery, hard_limit_grace: float = 30.0) -> None:
         self.app = app
         self.hard_limit_grace = hard_limit_grace
 
-    def signature(self, item: Dispatch) -> Any:
+    def options(self, item: Dispatch) -> dict[str, Any]:
+        """The Celery options of ``item``'s message: its task id, queue, name in Flower, ETA
+        and time limits."""
         options: dict[str, Any] = {
             "task_id": item.task_id,
             "queue": queue_name(self.app.settings, item.queue),
@@ -31,20 +32,20 @@ class CeleryDispatcher:
         if item.kind == "step" and item.time_limit:
             options["soft_time_limit"] = item.time_limit
             options["time_limit"] = item.time_limit + self.hard_limit_grace
-        return self.app.signature(
-            TASKS[item.kind],
-            args=(item.run_id, item.execution_id, item.step, item.attempt),
-            kwargs={"workflow": item.workflow},
-            **options,
-        )
+        return options
 
     def dispatch(self, items: Sequence[Dispatch]) -> None:
         if not items:
             return
-        if len(items) == 1:
-            self.signature(items[0]).apply_async()
-            return
-        group([self.signature(item) for item in items]).apply_async()
+        with self.app.producer_or_acquire() as producer:
+            for item in items:
+                self.app.send_task(
+                    TASKS[item.kind],
+                    args=(item.run_id, item.execution_id, item.step, item.attempt),
+                    kwargs={"workflow": item.workflow},
+                    producer=producer,
+                    **self.options(item),
+                )
 
     def revoke(self, task_ids: Sequence[str], terminate: bool) -> None:
         self.app.control.revoke(list(task_ids), terminate=terminate, signal="SIGTERM")
