@@ -8,6 +8,7 @@ from typing import Any
 
 from workflow_engine.core.retry import FailureKind
 from workflow_engine.definitions.model import StepDefinition
+from workflow_engine.store.records import ExecutionRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,8 @@ class Claim:
     retries: int
     due_at: datetime  # when it could have started: queued, or the end of its backoff
     started_at: datetime
+    # for a step run in place: the execution's row as the outcome before it left it
+    execution: ExecutionRecord | None = None
 
     @property
     def idempotency_key(self) -> str:

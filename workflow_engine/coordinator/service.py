@@ -10,7 +10,7 @@ import random
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -35,9 +35,10 @@ from workflow_engine.errors import (
 from workflow_engine.events import EventBus
 from workflow_engine.settings import Settings
 from workflow_engine.store import schema as t
+from workflow_engine.store.plan import NeedsLock
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 from workflow_engine.store.repository import Store
-from workflow_engine.store.transaction import latest_checkpoint
+from workflow_engine.store.transaction import Tx, latest_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,7 @@ class Coordinator:
                 "active_steps": 0,
                 "waiting_steps": 0,
                 "retries": 0,
+                "revision": 0,
                 "created_at": tx.now,
                 "started_at": None,
                 "finished_at": None,
@@ -245,17 +247,50 @@ class Coordinator:
         """Record what the attempt gave and decide what follows. With ``inline`` (the id of the
         Celery task the worker runs), the one step that follows may be handed back to run in
         place instead of being published."""
+        if claim.execution is not None:
+            planned = self._finish_planned(claim, outcome, inline)
+            if planned is not None:
+                return planned
         with self.store.pipelined() as tx:
             status, values = steps.attempt_values(outcome, tx.now)
             record, applied = tx.lock_and_finish_run(claim.execution_id, claim.run_id, claim.worker, values)
             if record is None:
                 raise ExecutionNotFound(claim.execution_id)
-            definition = self.definitions.get(record.workflow_id)
-            unit = Unit(tx, record, definition, self.settings, claim.worker, self.rng)
-            if inline is not None:
-                unit.inline = (claim.worker, inline)
+            unit = self._outcome_unit(tx, record, claim, inline)
             result = steps.after_attempt(unit, claim, outcome, status) if applied else steps.DISCARDED
             unit.save(last=True)
+        return self._finished(unit, claim, result)
+
+    def _finish_planned(self, claim: Claim, outcome: Outcome, inline: str | None) -> Finished | None:
+        """The outcome of a step run in place, in one round trip: planned against the row the
+        previous step's outcome wrote, and recorded only if the row is still at that revision.
+        None when it is not, or when the plan needs to read (the locked path decides then)."""
+        assert claim.execution is not None
+        with self.store.planning() as plan:
+            if plan is None:
+                return None
+            status, values = steps.attempt_values(outcome, plan.now)
+            # a Plan offers the transaction's `now` and `write`, and refuses any read
+            unit = self._outcome_unit(cast(Tx, plan), claim.execution, claim, inline)
+            try:
+                result = steps.after_attempt(unit, claim, outcome, status)
+                unit.save(last=True)
+            except NeedsLock:
+                return None
+            revision = claim.execution.revision
+            if not plan.apply(claim.execution_id, revision, claim.run_id, claim.worker, values):
+                return None
+        return self._finished(unit, claim, result)
+
+    def _outcome_unit(self, tx: Tx, record: ExecutionRecord, claim: Claim, inline: str | None) -> Unit:
+        definition = self.definitions.get(record.workflow_id)
+        unit = Unit(tx, record, definition, self.settings, claim.worker, self.rng)
+        if inline is not None:
+            unit.inline = (claim.worker, inline)
+        return unit
+
+    def _finished(self, unit: Unit, claim: Claim, result: str) -> Finished:
+        """After the outcome's commit: publish, revoke, announce; the step to run in place."""
         self.after_commit(unit)
         following = self._continued(unit) if unit.continued else None
         if result == steps.DISCARDED:
@@ -291,6 +326,7 @@ class Coordinator:
             retries=unit.retries,
             due_at=row["queued_at"],
             started_at=row["started_at"],
+            execution=unit.saved_record(),
         )
 
     def save_checkpoint(self, run_id: int, data: Any) -> None:

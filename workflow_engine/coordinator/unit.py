@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -100,6 +101,7 @@ class Unit:
         # set by a worker that can run the next step in place (see continue_inline)
         self.inline: tuple[str, str | None] | None = None  # (worker, carrier task id)
         self.continued: tuple[int, dict[str, Any]] | None = None
+        self.written: dict[str, Any] | None = None  # what save() wrote to the execution's row
 
     @property
     def id(self) -> str:
@@ -534,6 +536,13 @@ class Unit:
         }
         rows, self._pending = self._pending, []
         self._inserted(rows, self.tx.write(self.id, values, rows, self.events, last=last))
+        self.written = values
+
+    def saved_record(self) -> ExecutionRecord | None:
+        """The execution's row as :meth:`save` left it (None if it wrote nothing)."""
+        if self.written is None:
+            return None
+        return replace(self.record, **self.written, revision=self.record.revision + 1)
 
     def summary(self) -> Mapping[str, Any]:
         return {"status": self.status, **self.counts}

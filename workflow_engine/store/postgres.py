@@ -26,36 +26,41 @@ from workflow_engine.store.records import ExecutionRecord, from_row
 CHANNEL = "wfe_events"  # NOTIFY channel: "an execution has new events"
 E, R, V = t.executions.name, t.step_runs.name, t.events.name
 
-_FINISH = f"""
-    WITH locked AS (SELECT * FROM {E} WHERE id = :execution_id FOR NO KEY UPDATE),
+# lock the execution (on condition `locked_if`), then record the outcome on its running run;
+# the run's values are named run_* as the execution's row has columns of the same names
+_LOCK_AND_RECORD = f"""
+    locked AS (SELECT * FROM {E} WHERE id = :execution_id {{locked_if}} FOR NO KEY UPDATE),
     finished AS (
-        UPDATE {R} SET status = :status, finished_at = :finished_at, duration_ms = :duration_ms,
-            output = CAST(:output AS jsonb), error_type = :error_type,
-            error_message = :error_message, error_code = :error_code
+        UPDATE {R} SET status = :run_status, finished_at = :run_finished_at,
+            duration_ms = :run_duration_ms, output = CAST(:run_output AS jsonb),
+            error_type = :run_error_type, error_message = :run_error_message,
+            error_code = :run_error_code
         -- `status || ''` keeps the planner on the primary key (see store.claims)
         WHERE id = :run_id AND status || '' = 'running' AND NOT superseded AND worker = :worker
           AND EXISTS (SELECT 1 FROM locked)
         RETURNING id
-    )
+    )"""  # noqa: S608 - table names only; every value is a bound parameter
+_RECORD_TYPES = {
+    "execution_id": "varchar",
+    "run_id": "bigint",
+    "worker": "varchar",
+    "run_status": "varchar",
+    "run_finished_at": "timestamptz",
+    "run_duration_ms": "integer",
+    "run_output": "text",
+    "run_error_type": "varchar",
+    "run_error_message": "text",
+    "run_error_code": "varchar",
+}
+FINISH = Prepared(
+    "wfe_finish",
+    f"""
+    WITH {_LOCK_AND_RECORD.format(locked_if="")}
     SELECT {", ".join(f"locked.{c.name}" for c in t.executions.c)},
            (SELECT count(*) FROM finished) AS applied
     FROM locked
-    """  # noqa: S608 - table names only; every value is a bound parameter
-FINISH = Prepared(
-    "wfe_finish",
-    _FINISH,
-    {
-        "execution_id": "varchar",
-        "run_id": "bigint",
-        "worker": "varchar",
-        "status": "varchar",
-        "finished_at": "timestamptz",
-        "duration_ms": "integer",
-        "output": "text",
-        "error_type": "varchar",
-        "error_message": "text",
-        "error_code": "varchar",
-    },
+    """,  # noqa: S608 - table names only; every value is a bound parameter
+    _RECORD_TYPES,
     columns=(*t.executions.c, sa.column("applied", sa.Integer)),
 )
 
@@ -85,42 +90,63 @@ _RUN_FIELDS = (
 _RUN_COLUMNS = [field.split()[0] for field in _RUN_FIELDS.split(", ")]
 _EVENT_COLUMNS = [field.split()[0] for field in _EVENT_FIELDS.split(", ")]
 
-_SAVE = f"""
-    WITH saved_execution AS (
+# write the unit: the execution's row (its revision moves on), the events, the new runs; each
+# only `if_` a condition holds
+_WRITE = f"""
+    saved_execution AS (
         UPDATE {E} SET status = :status, active_steps = :active_steps, waiting_steps = :waiting_steps,
             resolved_steps = :resolved_steps, retries = :retries, updated_at = :updated_at,
+            revision = revision + 1,
             {_KEEP_UNLESS_SET}
-        WHERE id = :execution_id
+        WHERE id = :execution_id {{if_}}
     ),
     saved_events AS (
         INSERT INTO {V} (execution_id, {", ".join(_EVENT_COLUMNS)})
         SELECT :execution_id, {", ".join(f"x.{c}" for c in _EVENT_COLUMNS)}
         FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS x({_EVENT_FIELDS})
+        WHERE true {{if_}}
     ),
     saved_runs AS (
         INSERT INTO {R} (execution_id, superseded, {", ".join(_RUN_COLUMNS)})
         SELECT :execution_id, false, {", ".join(f"x.{c}" for c in _RUN_COLUMNS)}
         FROM jsonb_to_recordset(CAST(:runs AS jsonb)) AS x({_RUN_FIELDS})
-    )
-    SELECT CASE WHEN :notify THEN pg_notify('{CHANNEL}', :execution_id) END AS notified
-    """  # noqa: S608 - table names only; every value is a bound parameter
+        WHERE true {{if_}}
+    )"""  # noqa: S608 - table names only; every value is a bound parameter
+_WRITE_TYPES = {
+    "execution_id": "varchar",
+    "status": "varchar",
+    "active_steps": "integer",
+    "waiting_steps": "integer",
+    "resolved_steps": "integer",
+    "retries": "integer",
+    "updated_at": "timestamptz",
+    **{f"set_{name}": "boolean" for name in _OPTIONAL},
+    **{name: "text" if kind == "jsonb" else kind for name, kind in _OPTIONAL.items()},
+    "events": "text",
+    "runs": "text",
+    "notify": "boolean",
+}
 SAVE = Prepared(
     "wfe_save",
-    _SAVE,
-    {
-        "execution_id": "varchar",
-        "status": "varchar",
-        "active_steps": "integer",
-        "waiting_steps": "integer",
-        "resolved_steps": "integer",
-        "retries": "integer",
-        "updated_at": "timestamptz",
-        **{f"set_{name}": "boolean" for name in _OPTIONAL},
-        **{name: "text" if kind == "jsonb" else kind for name, kind in _OPTIONAL.items()},
-        "events": "text",
-        "runs": "text",
-        "notify": "boolean",
-    },
+    f"""
+    WITH {_WRITE.format(if_="")}
+    SELECT CASE WHEN :notify THEN pg_notify('{CHANNEL}', :execution_id) END AS notified
+    """,
+    _WRITE_TYPES,
+)
+
+# a planned outcome: everything above in one statement, done only if the execution's row is at
+# the revision the plan was made against and the run is still running for the worker
+_APPLIED = "AND EXISTS (SELECT 1 FROM finished)"
+FINISH_PLANNED = Prepared(
+    "wfe_finish_planned",
+    f"""
+    WITH {_LOCK_AND_RECORD.format(locked_if="AND revision = :revision")},
+    {_WRITE.format(if_=_APPLIED)}
+    SELECT (SELECT count(*) FROM finished) AS applied,
+           CASE WHEN :notify {_APPLIED} THEN pg_notify('{CHANNEL}', :execution_id) END AS notified
+    """,  # noqa: S608 - table names only; every value is a bound parameter
+    {**_RECORD_TYPES, **_WRITE_TYPES, "revision": "integer"},
 )
 
 
@@ -164,45 +190,30 @@ class RunIds:
             return taken
 
 
-def finish(
-    connection: Connection,
-    execution_id: str,
-    run_id: int,
-    worker: str,
-    values: Mapping[str, Any],
-    begin: bool = False,
-) -> tuple[ExecutionRecord | None, bool]:
-    """Lock the execution and record an attempt's outcome on its running run (opening the
-    transaction in the same round trip when ``begin``)."""
-    parameters = {
+def _record_parameters(
+    execution_id: str, run_id: int, worker: str, values: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
         "execution_id": execution_id,
         "run_id": run_id,
         "worker": worker,
-        "status": values["status"],
-        "finished_at": values["finished_at"],
-        "duration_ms": values["duration_ms"],
-        "output": _json(values.get("output")),
-        "error_type": values.get("error_type"),
-        "error_message": values.get("error_message"),
-        "error_code": values.get("error_code"),
+        "run_status": values["status"],
+        "run_finished_at": values["finished_at"],
+        "run_duration_ms": values["duration_ms"],
+        "run_output": _json(values.get("output")),
+        "run_error_type": values.get("error_type"),
+        "run_error_message": values.get("error_message"),
+        "run_error_code": values.get("error_code"),
     }
-    row = FINISH.execute(connection, parameters, begin=begin).first()
-    if row is None:
-        return None, False
-    return from_row(ExecutionRecord, row), bool(row.applied)
 
 
-def save(
-    connection: Connection,
+def _write_parameters(
     execution_id: str,
     values: Mapping[str, Any],
     runs: Sequence[Mapping[str, Any]],
     events: Sequence[Mapping[str, Any]],
     ids: Sequence[int],
-    commit: bool = False,
-) -> None:
-    """Write a unit of work in one statement (committing in the same round trip when
-    ``commit``); the runs are given their ``ids``."""
+) -> dict[str, Any]:
     parameters: dict[str, Any] = {
         "execution_id": execution_id,
         "status": values["status"],
@@ -222,8 +233,60 @@ def save(
         "notify": bool(events),
     }
     for name, kind in _OPTIONAL.items():
-        present = name in values
-        parameters[f"set_{name}"] = present
+        parameters[f"set_{name}"] = name in values
         value = values.get(name)
         parameters[name] = _json(value) if kind == "jsonb" else value
+    return parameters
+
+
+def finish(
+    connection: Connection,
+    execution_id: str,
+    run_id: int,
+    worker: str,
+    values: Mapping[str, Any],
+    begin: bool = False,
+) -> tuple[ExecutionRecord | None, bool]:
+    """Lock the execution and record an attempt's outcome on its running run (opening the
+    transaction in the same round trip when ``begin``)."""
+    parameters = _record_parameters(execution_id, run_id, worker, values)
+    row = FINISH.execute(connection, parameters, begin=begin).first()
+    if row is None:
+        return None, False
+    return from_row(ExecutionRecord, row), bool(row.applied)
+
+
+def save(
+    connection: Connection,
+    execution_id: str,
+    values: Mapping[str, Any],
+    runs: Sequence[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]],
+    ids: Sequence[int],
+    commit: bool = False,
+) -> None:
+    """Write a unit of work in one statement (committing in the same round trip when
+    ``commit``); the runs are given their ``ids``."""
+    parameters = _write_parameters(execution_id, values, runs, events, ids)
     SAVE.execute(connection, parameters, commit=commit)
+
+
+def finish_planned(
+    connection: Connection,
+    execution_id: str,
+    revision: int,
+    run_id: int,
+    worker: str,
+    attempt: Mapping[str, Any],
+    write: tuple[Mapping[str, Any], Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]], Sequence[int]],
+) -> bool:
+    """Record an attempt's outcome and write the unit planned for it, in one statement (on an
+    autocommitting connection: one transaction, one round trip), if the execution's row is
+    still at ``revision``: whether it was done (if not, nothing was written)."""
+    values, runs, events, ids = write
+    recorded = _record_parameters(execution_id, run_id, worker, attempt)
+    written = _write_parameters(execution_id, values, runs, events, ids)
+    assert recorded.keys() & written.keys() == {"execution_id"}, "one name, one value"
+    parameters = {**recorded, **written, "revision": revision}
+    row = FINISH_PLANNED.execute(connection, parameters).first()
+    return row is not None and bool(row.applied)

@@ -62,6 +62,7 @@ class ExecutionRecord:
     active_steps: int
     waiting_steps: int
     retries: int
+    revision: int
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -28,6 +28,7 @@ from workflow_engine.store import postgres
 from workflow_engine.store import schema as t
 from workflow_engine.store.claims import ClaimedRun, claim_portable, claim_postgres
 from workflow_engine.store.database import begin, create_engine, create_fast_engine, translate
+from workflow_engine.store.plan import Plan
 from workflow_engine.store.records import (
     EventRecord,
     ExecutionRecord,
@@ -120,14 +121,8 @@ class Store:
             with self.transaction() as tx:
                 yield tx
             return
-        if self._pipeline_engine is None:
-            self._pipeline_engine = create_engine(
-                self.engine.url.render_as_string(hide_password=False),
-                pool_size=2,
-                isolation_level="AUTOCOMMIT",
-            )
         try:
-            with self._pipeline_engine.connect() as connection:
+            with self._autocommitting().connect() as connection:
                 tx = Tx(connection, self.clock.now(), self.run_ids, pipelined=True)
                 try:
                     yield tx
@@ -142,6 +137,29 @@ class Store:
                     raise
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
+
+    @contextmanager
+    def planning(self) -> Iterator[Plan | None]:
+        """A :class:`~workflow_engine.store.plan.Plan` for an outcome known in advance
+        (PostgreSQL; None elsewhere, where a round trip costs little)."""
+        if self.dialect != "postgresql" or self.run_ids is None:
+            yield None
+            return
+        try:
+            with self._autocommitting().connect() as connection:
+                yield Plan(connection, self.clock.now(), self.run_ids)
+        except (exc.DBAPIError, exc.TimeoutError) as error:
+            raise translate(error) from error
+
+    def _autocommitting(self) -> Engine:
+        """Sessions that leave transaction control to the statements (durable commits)."""
+        if self._pipeline_engine is None:
+            self._pipeline_engine = create_engine(
+                self.engine.url.render_as_string(hide_password=False),
+                pool_size=2,
+                isolation_level="AUTOCOMMIT",
+            )
+        return self._pipeline_engine
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -114,6 +115,9 @@ executions = Table(
     Column("active_steps", Integer, nullable=False),  # pending, queued, retrying, running, timers
     Column("waiting_steps", Integer, nullable=False),  # human tasks and steps awaiting a fix
     Column("retries", Integer, nullable=False),  # times retried from a step
+    # moves on with every write of the row: a decision planned against a known revision is
+    # recorded only if the row is still at it (see Coordinator.finish)
+    Column("revision", Integer, nullable=False, server_default=text("0")),
     _timestamp("created_at"),
     _timestamp("started_at", nullable=True),
     _timestamp("finished_at", nullable=True),
