@@ -126,3 +126,15 @@ def test_a_plan_that_must_read_is_decided_under_the_lock(harness: Harness) -> No
     assert [name for name, _ in harness.calls] == ["a", "b", "c", "d"]
     if harness.store.dialect == "postgresql":
         assert sent == ["locked", "locked", "planned", "planned"]
+
+
+def test_any_update_of_the_row_moves_its_revision_on(harness: Harness) -> None:
+    """The database moves it, so a writer that does not know of it (a process of an earlier
+    release, during a rolling upgrade) cannot leave a plan believing the row unchanged."""
+    harness.register(chain("moved", "a"))
+    record = harness.start("moved")
+    executions = sa.table("wfe_executions", sa.column("id"), sa.column("status"))
+    with harness.store.transaction() as tx:
+        tx.execute(sa.update(executions).where(executions.c.id == record.id).values(status="paused"))
+    after = harness.store.get_execution(record.id)
+    assert (after.status, after.revision) == ("paused", record.revision + 1)

@@ -90,13 +90,12 @@ _RUN_FIELDS = (
 _RUN_COLUMNS = [field.split()[0] for field in _RUN_FIELDS.split(", ")]
 _EVENT_COLUMNS = [field.split()[0] for field in _EVENT_FIELDS.split(", ")]
 
-# write the unit: the execution's row (its revision moves on), the events, the new runs; each
-# only `if_` a condition holds
+# write the unit: the execution's row (whose revision the database moves on), the events, the
+# new runs; each only `if_` a condition holds
 _WRITE = f"""
     saved_execution AS (
         UPDATE {E} SET status = :status, active_steps = :active_steps, waiting_steps = :waiting_steps,
             resolved_steps = :resolved_steps, retries = :retries, updated_at = :updated_at,
-            revision = revision + 1,
             {_KEEP_UNLESS_SET}
         WHERE id = :execution_id {{if_}}
     ),

@@ -115,8 +115,8 @@ executions = Table(
     Column("active_steps", Integer, nullable=False),  # pending, queued, retrying, running, timers
     Column("waiting_steps", Integer, nullable=False),  # human tasks and steps awaiting a fix
     Column("retries", Integer, nullable=False),  # times retried from a step
-    # moves on with every write of the row: a decision planned against a known revision is
-    # recorded only if the row is still at it (see Coordinator.finish)
+    # moved on by a trigger at every update of the row (migration 0003): a decision planned
+    # against a known revision is recorded only if the row is still at it (Coordinator.finish)
     Column("revision", Integer, nullable=False, server_default=text("0")),
     _timestamp("created_at"),
     _timestamp("started_at", nullable=True),
