@@ -18,6 +18,14 @@ Event = dict[str, Any]
 Subscriber = Callable[[Event], None]
 
 
+def deliver(subscriber: Callable[[Any], None], event: Any) -> None:
+    """Call ``subscriber`` with ``event``; a failure is logged, never raised to the writer."""
+    try:
+        subscriber(event)
+    except Exception:
+        log.exception("event subscriber %r failed", subscriber)
+
+
 class EventBus:
     """In-process hooks: ``bus.subscribe(print)``; a failing subscriber is logged, not fatal."""
 
@@ -44,7 +52,4 @@ class EventBus:
             subscribers = list(self._subscribers)
         for subscriber in subscribers:
             for event in events:
-                try:
-                    subscriber(event)
-                except Exception:
-                    log.exception("event subscriber %r failed", subscriber)
+                deliver(subscriber, event)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from workflow_engine.core.states import TERMINAL_EXECUTION
+from workflow_engine.events import deliver
 from workflow_engine.store.records import EventRecord
 from workflow_engine.store.repository import Store
 from workflow_engine.store.transaction import EVENTS_CHANNEL as CHANNEL
@@ -238,16 +239,10 @@ class EventFeed:
             for event in (*late, *fresh):
                 if self._stop.is_set():
                     return delivered
-                self._deliver(event)
+                deliver(self.deliver, event)
                 delivered += 1
             if len(fresh) < self.batch:
                 return delivered
-
-    def _deliver(self, event: EventRecord) -> None:
-        try:
-            self.deliver(event)
-        except Exception:
-            log.exception("event subscriber %r failed", self.deliver)
 
     def run(self) -> None:
         unsubscribe = self.notifier.subscribe(ANY, self._woken.set)

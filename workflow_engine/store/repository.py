@@ -356,20 +356,20 @@ class Store:
             conditions.append(ev.c.id < before_id)
         if excluding:
             conditions.append(ev.c.id.not_in(list(excluding)))
-        query = sa.select(ev).where(*conditions).order_by(ev.c.id).limit(limit)
-        with self.reading() as conn:
-            return [from_row(EventRecord, row) for row in conn.execute(query)]
+        return self._events(conditions, limit)
 
     def events_since(self, after_id: int, limit: int = 1000) -> list[EventRecord]:
         """Events of every execution after ``after_id``, by id."""
-        ev = t.events
-        query = sa.select(ev).where(ev.c.id > after_id).order_by(ev.c.id).limit(limit)
-        with self.reading() as conn:
-            return [from_row(EventRecord, row) for row in conn.execute(query)]
+        return self._events([t.events.c.id > after_id], limit)
 
     def events_by_ids(self, ids: Sequence[int]) -> list[EventRecord]:
-        ev = t.events
-        query = sa.select(ev).where(ev.c.id.in_(list(ids))).order_by(ev.c.id)
+        return self._events([t.events.c.id.in_(list(ids))])
+
+    def _events(
+        self, conditions: Sequence[sa.ColumnElement[bool]], limit: int | None = None
+    ) -> list[EventRecord]:
+        """Events meeting every condition, by id."""
+        query = sa.select(t.events).where(*conditions).order_by(t.events.c.id).limit(limit)
         with self.reading() as conn:
             return [from_row(EventRecord, row) for row in conn.execute(query)]
 
