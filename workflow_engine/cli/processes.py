@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Any
@@ -14,6 +15,8 @@ from workflow_engine.agents import load_modules
 from workflow_engine.cli.output import json_option, print_json
 from workflow_engine.engine import open_store
 from workflow_engine.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def _importable_cwd() -> None:
@@ -60,17 +63,19 @@ def worker(
         settings = settings.with_overrides(agent_modules=_split(agents))
     logs.configure(loglevel or settings.log_level, settings.log_format)
     load_modules(settings.agent_modules)
-    open_store(settings).dispose()  # fail now, clearly, if the database is unusable
+    store = open_store(settings, pool_size=1)  # fail now, clearly, if the database is unusable
     from workflow_engine.worker.app import create_celery_app, queue_name
 
     app = create_celery_app(settings)
     names = [settings.steps_queue, *(queue_name(settings, q) for q in _split(queues))]
+    concurrency = concurrency or settings.worker_concurrency
+    _report_capacity(app, store, settings, pool, concurrency)
     _run_celery_worker(
         app,
         settings,
         queues=names,
         pool=pool,
-        concurrency=concurrency or settings.worker_concurrency,
+        concurrency=concurrency,
         hostname=hostname,
         loglevel=loglevel,
     )
@@ -122,6 +127,29 @@ def coordinator(
         hostname=hostname,
         loglevel=loglevel,
     )
+
+
+def _report_capacity(app: Any, store: Any, settings: Settings, pool: str, concurrency: int | None) -> None:
+    """Report how many steps this worker runs at once before it takes its first one (fan-outs
+    are sized by what the live workers report), then keep the report fresh with the worker's
+    heartbeat. In a prefork pool the worker's own process reports the slots and the pool
+    processes only their runs; with threads, the one process reports both."""
+    from celery import signals
+
+    from workflow_engine.agents import REGISTRY
+    from workflow_engine.worker.heartbeat import Heartbeat
+
+    slots = 1 if pool == "solo" else concurrency or os.cpu_count() or 1
+    if pool == "prefork":
+        app.process_slots = 0
+        agents = sorted(REGISTRY.names())
+        heartbeat = Heartbeat(store, agents, [settings.steps_queue], settings.heartbeat_interval, slots)
+    else:
+        app.process_slots = slots
+        heartbeat = app.runtime().heartbeat
+    heartbeat.beat()
+    store.dispose()  # nothing open when the pool forks; the heartbeat reconnects after
+    signals.worker_ready.connect(lambda **_: heartbeat.start(), weak=False)
 
 
 def _run_celery_worker(

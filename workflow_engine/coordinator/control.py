@@ -27,7 +27,7 @@ S = StepStatus
 def pause(unit: Unit, reason: str | None = None) -> None:
     """No new step starts; queued ones are held back (running ones finish and are recorded)."""
     unit.transition(E.PAUSED, reason or "paused")
-    held = unit.runs.update_runs(unit.id, (S.QUEUED, S.RETRYING), {"status": S.PENDING})
+    held = unit.runs.update_runs(unit.id, (S.QUEUED, S.RETRYING), {"status": S.PENDING, "carried": False})
     for run in held:
         # not revoked: the same attempt is published again on resume; a stale copy of its message
         # finds the run no longer claimable and is dropped by the worker

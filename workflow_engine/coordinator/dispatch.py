@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from workflow_engine.definitions.model import StepDefinition, StepType
+
 
 @dataclass(frozen=True, slots=True)
 class Dispatch:
@@ -25,6 +27,29 @@ class Dispatch:
     @property
     def task_id(self) -> str:
         return task_id(self.execution_id, self.step, self.attempt)
+
+    @classmethod
+    def of(
+        cls,
+        step: StepDefinition,
+        run_id: int,
+        execution_id: str,
+        workflow: str,
+        attempt: int,
+        eta: datetime | None = None,
+    ) -> Dispatch:
+        """The message of an attempt of ``step``."""
+        return cls(
+            run_id=run_id,
+            execution_id=execution_id,
+            workflow=workflow,
+            step=step.name,
+            attempt=attempt,
+            kind="timer" if step.type is StepType.TIMER else "step",
+            eta=eta,
+            queue=step.queue,
+            time_limit=step.timeout,
+        )
 
 
 def task_id(execution_id: str, step: str, attempt: int) -> str:

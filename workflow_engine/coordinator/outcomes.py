@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,7 @@ class Claim:
     execution_id: str
     workflow: str
     version: str
+    workflow_id: int
     step: StepDefinition
     attempt: int
     input: dict[str, Any]
@@ -30,6 +32,11 @@ class Claim:
     started_at: datetime
     # for a step run in place: the execution's row as the outcome before it left it
     execution: ExecutionRecord | None = None
+    # the joins a success of the step only counts toward, with their in-degrees (see
+    # core.planner.counted_joins); None when its success may make a step ready
+    joins: Mapping[str, int] | None = None
+    # whether the step has siblings in a fan-out, some of which may be carried (see Unit.hand_out)
+    siblings: bool = False
 
     @property
     def idempotency_key(self) -> str:

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 E = ExecutionStatus
 S = StepStatus
+RUN_IN_PLACE = "run in place by the worker"
 
 
 def bucket(status: str, step_type: str, current: bool = False) -> str | None:
@@ -98,8 +99,10 @@ class Unit:
         self.known_outputs: dict[str, Any] = {}
         self._pending: list[dict[str, Any]] = []  # new runs, written by flush() or save()
         self.dirty = False
-        # set by a worker that can run the next step in place (see continue_inline)
+        # set by a worker that can run the next step in place (see hand_out)
         self.inline: tuple[str, str | None] | None = None  # (worker, carrier task id)
+        self.capacity = 0  # steps the live workers run at once (0: unknown, so nothing is carried)
+        self.siblings = False  # the step reporting has siblings a fan-out may have carried
         self.continued: tuple[int, dict[str, Any]] | None = None
         self.written: dict[str, Any] | None = None  # what save() wrote to the execution's row
 
@@ -136,7 +139,7 @@ class Unit:
         for run_id, row in zip(ids, rows, strict=True):
             if row["status"] == S.RUNNING:
                 self.continued = (run_id, row)
-            elif row["published_at"] is not None:
+            elif row["published_at"] is not None and not row["carried"]:
                 step = self.definition.step(row["step_name"])
                 self.dispatches.append(self._dispatch(run_id, step, row["attempt"], row["not_before"]))
 
@@ -241,6 +244,7 @@ class Unit:
             "attempt": attempt,
             "status": S.PENDING,
             "superseded": False,
+            "carried": False,
             "timeout": step.timeout,
             "error_type": None,
             "error_message": None,
@@ -266,17 +270,8 @@ class Unit:
         return None
 
     def _dispatch(self, run_id: int, step: StepDefinition, attempt: int, eta: datetime | None) -> Dispatch:
-        return Dispatch(
-            run_id=run_id,
-            execution_id=self.id,
-            workflow=self.record.workflow_name,
-            step=step.name,
-            attempt=attempt,
-            kind="timer" if step.type is StepType.TIMER else "step",
-            eta=eta if eta is not None and eta > self.now else None,
-            queue=step.queue,
-            time_limit=step.timeout,
-        )
+        due = eta if eta is not None and eta > self.now else None
+        return Dispatch.of(step, run_id, self.id, self.record.workflow_name, attempt, due)
 
     def redispatch(self, run: StepRunRecord) -> None:
         """Publish an existing run again (its message was lost or never sent)."""
@@ -442,7 +437,8 @@ class Unit:
 
     def close_open_runs(self, reason: str) -> None:
         """Cancel every open run: queued ones are revoked, running ones stopped."""
-        closed = self.runs.update_runs(self.id, OPEN_STEP, {"status": S.CANCELLED, "finished_at": self.now})
+        values = {"status": S.CANCELLED, "finished_at": self.now, "carried": False}
+        closed = self.runs.update_runs(self.id, OPEN_STEP, values)
         for run in closed:
             self.count(run.step_type, run.status, S.CANCELLED)
             self.event(run.step_name, run.attempt, run.status, S.CANCELLED, reason)
@@ -492,22 +488,41 @@ class Unit:
         self.changes["output"] = {name: outputs[name] for name in sinks if name in outputs}
         self.transition(E.COMPLETED)
 
-    def continue_inline(self) -> None:
-        """Let the worker that reported run the next step in place of publishing it.
+    def _runs_in_place(self, row: dict[str, Any]) -> bool:
+        """Whether a worker may run ``row`` without a message of its own: an agent step of the
+        default queue without a timeout (a Celery time limit belongs to the task carrying it),
+        due now."""
+        step = self.definition.step(row["step_name"])
+        queued = row["status"] == S.QUEUED
+        return queued and step.type is StepType.AGENT and not step.timeout and not step.queue
 
-        Only when exactly one step is to be published, it is an agent step of the default queue
-        without a timeout (a Celery time limit belongs to the task that carries it), and it is
-        due now. The run is written as claimed by that worker; no message is sent for it.
+    def hand_out(self) -> None:
+        """Decide how the steps this unit queued reach a worker.
+
+        The worker that reported (``inline``) runs the next step in place of publishing it when
+        it is the only one. A fan-out wider than the steps the live workers can run at once (``capacity``)
+        publishes a message for that many of its branches (the reporting worker runs one of
+        them in place) and marks the rest *carried*: each worker that records a branch takes a
+        carried sibling in the same statement (see :meth:`take_carried`), so a wide fan-out
+        costs no message per branch. A carried run counts as handed over (``published_at``):
+        if it waits longer than ``redispatch_after``, the reconciler publishes it.
         """
-        if self.inline is None or self.status != E.RUNNING:
+        if self.status != E.RUNNING:
             return
         outgoing = [row for row in self._pending if row["published_at"] is not None]
-        if len(outgoing) != 1:
-            return
-        row = outgoing[0]
-        step = self.definition.step(row["step_name"])
-        if row["status"] != S.QUEUED or step.type is not StepType.AGENT or step.timeout or step.queue:
-            return
+        movable = [row for row in outgoing if self._runs_in_place(row)]
+        if self.inline is not None and len(outgoing) == 1 and movable:
+            self._run_in_place(movable[0])
+        elif self.capacity and self.settings.inline_steps and len(movable) > self.capacity:
+            sent = self.capacity
+            if self.inline is not None:
+                self._run_in_place(movable[0])
+                movable, sent = movable[1:], sent - 1
+            for row in movable[sent:]:
+                row["carried"] = True
+
+    def _run_in_place(self, row: dict[str, Any]) -> None:
+        assert self.inline is not None
         worker, carrier = self.inline
         row.update(
             status=S.RUNNING,
@@ -518,11 +533,31 @@ class Unit:
             started_at=self.now,
             heartbeat_at=self.now,
         )
-        self.event(step.name, row["attempt"], S.QUEUED, S.RUNNING, "run in place by the worker", actor=worker)
+        self.event(row["step_name"], row["attempt"], S.QUEUED, S.RUNNING, RUN_IN_PLACE, actor=worker)
+
+    def take_carried(self) -> None:
+        """The step reporting may have siblings left carried: hand one on, to run in place
+        when the worker can, else published (the worker's budget of steps in place is spent)."""
+        if not self.siblings or self.status != E.RUNNING or self.continued is not None:
+            return
+        if any(row["status"] == S.RUNNING for row in self._pending):
+            return  # this unit runs a step in place already
+        worker, carrier = self.inline if self.inline is not None else (None, None)
+        taken = self.runs.take_carried(self.id, worker, carrier, self.record.input)
+        if taken is None:
+            return
+        run_id, row = taken
+        if worker is None:
+            step = self.definition.step(row["step_name"])
+            self.dispatches.append(self._dispatch(run_id, step, row["attempt"], None))
+            return
+        self.continued = (run_id, row)
+        self.event(row["step_name"], row["attempt"], S.QUEUED, S.RUNNING, RUN_IN_PLACE, actor=worker)
 
     def save(self, last: bool = False) -> None:
         """Write everything decided; ``last`` when nothing else runs in the transaction after."""
-        self.continue_inline()
+        self.hand_out()
+        self.take_carried()
         if not self.dirty and not self.changes:
             return
         values = {

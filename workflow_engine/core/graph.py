@@ -30,6 +30,7 @@ class Graph:
             self.outgoing[edge.source].append(edge)
             self.incoming[edge.target].append(edge)
         self.roots: tuple[str, ...] = tuple(n for n in self.steps if not self.incoming[n])
+        self.sinks: tuple[str, ...] = tuple(n for n in self.steps if not self.outgoing[n])
         self._order: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
@@ -37,6 +38,10 @@ class Graph:
 
     def in_degree(self, name: str) -> int:
         return len(self.incoming[name])
+
+    def has_siblings(self, name: str) -> bool:
+        """Whether a step that ``name`` follows is followed by other steps too (a fan-out)."""
+        return any(len(self.outgoing[edge.source]) > 1 for edge in self.incoming[name])
 
     @property
     def order(self) -> tuple[str, ...]:

@@ -103,6 +103,22 @@ def advance(
     return decision
 
 
+def counted_joins(graph: Graph, step: str) -> dict[str, int] | None:
+    """The joins a success of ``step`` can only count toward, with their in-degrees, when that
+    is all its success can do: every edge leaving it is unconditional and enters a join (none:
+    a final step). None otherwise. Whether one of the joins becomes due by it depends on how
+    many of its other predecessors have resolved, which only the execution's counters know."""
+    if not graph.outgoing[step] and len(graph.sinks) == 1:
+        return None  # the only final step: every other step resolves before it
+    joins: dict[str, int] = {}
+    for edge in graph.outgoing[step]:
+        degree = graph.in_degree(edge.target)
+        if edge.condition is not None or degree < 2 or edge.target in joins:
+            return None
+        joins[edge.target] = degree
+    return joins
+
+
 def plan(graph: Graph, states: Mapping[str, str], edge_is_live: EdgeTest) -> Plan:
     """Recompute from scratch, given the status of each step that has one (absent: not begun)."""
     effective: dict[str, str] = dict(states)

@@ -47,6 +47,7 @@ _CLAIM = Prepared(
     WITH claimed AS (
         UPDATE {t.step_runs.name} AS r
         SET status = :running, started_at = :now, heartbeat_at = :now, worker = :worker, task_id = :task_id,
+            carried = false,
             deadline_at = CASE WHEN r.timeout IS NULL THEN NULL
                                ELSE CAST(:now AS timestamptz) + r.timeout * interval '1 second' END,
             input = e.input
@@ -117,6 +118,7 @@ def claim_portable(tx: Tx, run_id: int, worker: str, task_id: str | None) -> Cla
         "task_id": task_id,
         "input": row.execution_input,
         "deadline_at": tx.now + timedelta(seconds=timeout) if timeout else None,
+        "carried": False,  # a carried run published by the reconciler, claimed by its message
     }
     if not tx.update_run(run_id, values, expect=(row.status,)):
         return None

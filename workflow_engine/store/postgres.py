@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,10 +27,11 @@ from workflow_engine.store.records import ExecutionRecord, from_row
 CHANNEL = "wfe_events"  # NOTIFY channel: "an execution has new events"
 E, R, V = t.executions.name, t.step_runs.name, t.events.name
 
-# lock the execution (on condition `locked_if`), then record the outcome on its running run;
-# the run's values are named run_* as the execution's row has columns of the same names
-_LOCK_AND_RECORD = f"""
-    locked AS (SELECT * FROM {E} WHERE id = :execution_id {{locked_if}} FOR NO KEY UPDATE),
+# lock the execution (on condition `locked_if`), then record the outcome on its running run if
+# the CTE `gate` has a row; the run's values are named run_* as the execution's row has columns
+# of the same names
+_LOCK = f"locked AS (SELECT * FROM {E} WHERE id = :execution_id {{locked_if}} FOR NO KEY UPDATE)"  # noqa: S608
+_RECORD = f"""
     finished AS (
         UPDATE {R} SET status = :run_status, finished_at = :run_finished_at,
             duration_ms = :run_duration_ms, output = CAST(:run_output AS jsonb),
@@ -37,9 +39,10 @@ _LOCK_AND_RECORD = f"""
             error_code = :run_error_code
         -- `status || ''` keeps the planner on the primary key (see store.claims)
         WHERE id = :run_id AND status || '' = 'running' AND NOT superseded AND worker = :worker
-          AND EXISTS (SELECT 1 FROM locked)
+          AND EXISTS (SELECT 1 FROM {{gate}})
         RETURNING id
     )"""  # noqa: S608 - table names only; every value is a bound parameter
+_LOCK_AND_RECORD = f"{_LOCK},{_RECORD.format(gate='locked')}"
 _RECORD_TYPES = {
     "execution_id": "varchar",
     "run_id": "bigint",
@@ -82,7 +85,8 @@ _EVENT_FIELDS = (
     "details jsonb, created_at timestamptz"
 )
 _RUN_FIELDS = (
-    "id bigint, step_name text, step_type text, agent text, attempt int, status text, timeout float8, "
+    "id bigint, step_name text, step_type text, agent text, attempt int, status text, carried boolean, "
+    "timeout float8, "
     "error_type text, error_message text, worker text, task_id text, input jsonb, "
     "queued_at timestamptz, not_before timestamptz, published_at timestamptz, "
     "started_at timestamptz, heartbeat_at timestamptz, finished_at timestamptz"
@@ -146,6 +150,91 @@ FINISH_PLANNED = Prepared(
            CASE WHEN :notify {_APPLIED} THEN pg_notify('{CHANNEL}', :execution_id) END AS notified
     """,  # noqa: S608 - table names only; every value is a bound parameter
     {**_RECORD_TYPES, **_WRITE_TYPES, "revision": "integer"},
+)
+
+
+# once the outcome is recorded, take the oldest carried run of the execution (that no other
+# taker has locked): to run in place for the worker (`take` = 'run'), or to publish ('send')
+_IN_PLACE = "{column} = CASE WHEN :take = 'run' THEN {run} ELSE x.{column} END"
+_TAKE_CARRIED = f"""
+    next_carried AS (
+        SELECT id FROM {R}
+        WHERE execution_id = :execution_id AND carried AND status = 'queued'
+          AND :take <> 'none' AND EXISTS (SELECT 1 FROM finished)
+        ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+    ),
+    taken AS (
+        UPDATE {R} AS x SET carried = false,
+            {_IN_PLACE.format(column="status", run="'running'")},
+            {_IN_PLACE.format(column="worker", run=":worker")},
+            {_IN_PLACE.format(column="task_id", run=":task_id")},
+            {_IN_PLACE.format(column="input", run="CAST(:input AS jsonb)")},
+            {_IN_PLACE.format(column="started_at", run=":updated_at")},
+            {_IN_PLACE.format(column="heartbeat_at", run=":updated_at")},
+            published_at = CASE WHEN :take = 'run' THEN NULL ELSE :updated_at END
+        FROM next_carried WHERE x.id = next_carried.id
+        RETURNING x.id, x.step_name, x.attempt, x.queued_at
+    ),
+    taken_event AS (
+        INSERT INTO {V} (execution_id, step_name, attempt, from_status, to_status, actor, reason,
+                         created_at)
+        SELECT :execution_id, taken.step_name, taken.attempt, 'queued', 'running', :worker,
+               :in_place_reason, :updated_at
+        FROM taken WHERE :take = 'run'
+    )"""  # noqa: S608 - table names only; every value is a bound parameter
+_TAKE_TYPES = {"take": "text", "task_id": "varchar", "input": "text", "in_place_reason": "text"}
+
+# a counted outcome: a success that only counts toward joins still waiting for other steps; the
+# counters and the joins' barriers move on from the locked row as it is, so outcomes of sibling
+# steps never refuse each other. Done only if, on that row, no join becomes due, another step is
+# still active and the workflow is not complete; otherwise nothing is written.
+_JOINS = "jsonb_to_recordset(CAST(:joins AS jsonb)) AS j(name text, degree int)"
+_WAITING_FOR = "COALESCE(CAST(locked.barriers -> j.name ->> 0 AS int), j.degree)"
+_LIVE_SO_FAR = "COALESCE(CAST(locked.barriers -> j.name ->> 1 AS int), 0)"
+FINISH_COUNTED = Prepared(
+    "wfe_finish_counted",
+    f"""
+    WITH {_LOCK.format(locked_if="")},
+    counts AS (
+        SELECT locked.id FROM locked
+        WHERE locked.status = 'running' AND locked.mode = 'auto' AND locked.active_steps > 1
+          AND locked.resolved_steps + 1 < locked.total_steps
+          AND NOT EXISTS (SELECT 1 FROM {_JOINS} WHERE {_WAITING_FOR} <= 1)
+    ),
+    {_RECORD.format(gate="counts")},
+    counted AS (
+        UPDATE {E} AS x SET active_steps = locked.active_steps - 1,
+            resolved_steps = locked.resolved_steps + 1,
+            checkpoint = CAST(:checkpoint AS jsonb), updated_at = :updated_at,
+            barriers = COALESCE(locked.barriers, '{{}}') || COALESCE((
+                SELECT jsonb_object_agg(j.name, jsonb_build_array({_WAITING_FOR} - 1, {_LIVE_SO_FAR} + 1))
+                FROM {_JOINS}), '{{}}')
+        FROM locked
+        WHERE x.id = locked.id AND EXISTS (SELECT 1 FROM finished)
+    ),
+    saved_events AS (
+        INSERT INTO {V} (execution_id, {", ".join(_EVENT_COLUMNS)})
+        SELECT :execution_id, {", ".join(f"x.{c}" for c in _EVENT_COLUMNS)}
+        FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS x({_EVENT_FIELDS})
+        WHERE EXISTS (SELECT 1 FROM finished)
+    ),
+    {_TAKE_CARRIED}
+    SELECT (SELECT count(*) FROM finished) AS applied,
+           CASE WHEN EXISTS (SELECT 1 FROM finished) THEN pg_notify('{CHANNEL}', :execution_id) END
+               AS notified,
+           taken.id AS taken_id, taken.step_name AS taken_step, taken.attempt AS taken_attempt,
+           taken.queued_at AS taken_queued_at
+    FROM (SELECT 1) AS one LEFT JOIN taken ON true
+    """,  # noqa: S608 - table names only; every value is a bound parameter
+    {
+        **_RECORD_TYPES,
+        "joins": "text",
+        "checkpoint": "text",
+        "updated_at": "timestamptz",
+        "events": "text",
+        **_TAKE_TYPES,
+    },
+    column_types={"taken_queued_at": t.step_runs.c.queued_at.type},
 )
 
 
@@ -289,3 +378,55 @@ def finish_planned(
     parameters = {**recorded, **written, "revision": revision}
     row = FINISH_PLANNED.execute(connection, parameters).first()
     return row is not None and bool(row.applied)
+
+
+@dataclass(frozen=True, slots=True)
+class Take:
+    """What to do with a carried run once an outcome is recorded: ``how`` is "run" (in place,
+    by the worker that reported), "send" (published) or "none"."""
+
+    how: str = "none"
+    task_id: str | None = None
+    input: Any = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """A success that only counts toward ``joins`` (name: in-degree): the attempt's values for
+    its run, the execution's new checkpoint, and the run's event."""
+
+    execution_id: str
+    run_id: int
+    worker: str
+    attempt: Mapping[str, Any]
+    joins: Mapping[str, int]
+    checkpoint: Any
+    event: Mapping[str, Any]
+
+
+def finish_counted(
+    connection: Connection, counted: Counted, take: Take
+) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
+    """Record ``counted`` in one statement on an autocommitting connection, if none of its
+    joins becomes due by it, then take a carried run as ``take`` says. Whether it was done (if
+    not, nothing was written), and the run taken."""
+    execution_id, attempt, event = counted.execution_id, counted.attempt, counted.event
+    parameters = {
+        **_record_parameters(execution_id, counted.run_id, counted.worker, attempt),
+        "joins": json.dumps([{"name": name, "degree": degree} for name, degree in counted.joins.items()]),
+        "checkpoint": _json(counted.checkpoint),
+        "updated_at": attempt["finished_at"],
+        "events": json.dumps([{c: event.get(c) for c in _EVENT_COLUMNS}], default=_encode),
+        "take": take.how,
+        "task_id": take.task_id,
+        "input": _json(take.input),
+        "in_place_reason": take.reason,
+    }
+    row = FINISH_COUNTED.execute(connection, parameters).first()
+    if row is None or not row.applied:
+        return False, None
+    if row.taken_id is None:
+        return True, None
+    taken = {"step_name": row.taken_step, "attempt": row.taken_attempt, "queued_at": row.taken_queued_at}
+    return True, (row.taken_id, taken)

@@ -124,5 +124,6 @@ class WorkerRecord:
     pid: int
     agents: list[str]
     queues: list[str]
+    slots: int
     started_at: datetime
     last_seen: datetime

@@ -16,6 +16,7 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
 
 from workflow_engine.clock import Clock, SystemClock
+from workflow_engine.core.states import StepStatus, check_step_update
 from workflow_engine.definitions.model import WorkflowDefinition, parse_version
 from workflow_engine.errors import (
     Conflict,
@@ -148,6 +149,21 @@ class Store:
         try:
             with self._autocommitting().connect() as connection:
                 yield Plan(connection, self.clock.now(), self.run_ids)
+        except (exc.DBAPIError, exc.TimeoutError) as error:
+            raise translate(error) from error
+
+    def finish_counted(
+        self, counted: postgres.Counted, take: postgres.Take
+    ) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
+        """Record a success that only counts toward joins, in one statement, if none of them
+        becomes due by it, and take a carried run as ``take`` says (PostgreSQL; elsewhere
+        nothing is done). See :data:`workflow_engine.store.postgres.FINISH_COUNTED`."""
+        if self.dialect != "postgresql":
+            return False, None
+        check_step_update((StepStatus.RUNNING,), counted.attempt["status"])
+        try:
+            with self._autocommitting().connect() as connection:
+                return postgres.finish_counted(connection, counted, take)
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
 
@@ -390,8 +406,10 @@ class Store:
         agents: Sequence[str],
         queues: Sequence[str],
         run_ids: Sequence[int],
+        slots: int = 1,
     ) -> None:
-        """A worker is alive, and so are the attempts it is running."""
+        """A worker process is alive (running up to ``slots`` steps at once), and so are the
+        attempts it is running."""
         with self.transaction() as tx:
             values = {
                 "id": worker_id,
@@ -399,6 +417,7 @@ class Store:
                 "pid": pid,
                 "agents": sorted(agents),
                 "queues": sorted(queues),
+                "slots": slots,
                 "started_at": tx.now,
                 "last_seen": tx.now,
             }
@@ -406,7 +425,7 @@ class Store:
                 tx.execute(
                     sa.update(t.workers)
                     .where(t.workers.c.id == worker_id)
-                    .values(last_seen=tx.now, agents=values["agents"], queues=values["queues"])
+                    .values(last_seen=tx.now, agents=values["agents"], queues=values["queues"], slots=slots)
                 )
             if run_ids:
                 r = t.step_runs
@@ -420,6 +439,14 @@ class Store:
         with self.transaction() as tx:
             result = tx.execute(sa.delete(t.workers).where(t.workers.c.last_seen < seen_before))
             return int(result.rowcount)
+
+    def capacity(self, queue: str, seen_since: datetime) -> int:
+        """How many steps of ``queue`` the worker processes that have beaten since
+        ``seen_since`` can run at once."""
+        w = t.workers
+        with self.reading() as conn:
+            rows = conn.execute(sa.select(w.c.queues, w.c.slots).where(w.c.last_seen >= seen_since))
+            return sum(row.slots for row in rows if queue in (row.queues or ()))
 
     def workers(self) -> list[WorkerRecord]:
         with self.reading() as conn:

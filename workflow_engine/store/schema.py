@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -140,6 +141,8 @@ step_runs = Table(
     Column("attempt", Integer, nullable=False),
     Column("status", String(16), nullable=False),
     Column("superseded", Boolean, nullable=False),  # reset by a retry from an upstream step
+    # queued without a message: a worker recording a sibling takes it (see Unit.hand_out)
+    Column("carried", Boolean, nullable=False, server_default=false()),
     Column("timeout", Float, nullable=True),  # seconds: the deadline is set when a worker claims it
     Column("input", JSONType, nullable=True),
     Column("output", JSONType, nullable=True),
@@ -165,6 +168,14 @@ step_runs = Table(
 OPEN_RUN_STATUSES = ("pending", "queued", "retrying", "running", "waiting")
 _open = step_runs.c.status.in_(OPEN_RUN_STATUSES)
 Index("ix_wfe_step_runs_open", step_runs.c.status, postgresql_where=_open, sqlite_where=_open)
+_carried = step_runs.c.carried
+Index(
+    "ix_wfe_step_runs_carried",
+    step_runs.c.execution_id,
+    step_runs.c.id,
+    postgresql_where=_carried,
+    sqlite_where=_carried,
+)
 
 events = Table(
     "wfe_events",
@@ -190,6 +201,7 @@ workers = Table(
     Column("pid", Integer, nullable=False),
     Column("agents", JSONType, nullable=False),
     Column("queues", JSONType, nullable=False),
+    Column("slots", Integer, nullable=False, server_default=text("1")),  # steps it runs at once
     _timestamp("started_at"),
     _timestamp("last_seen"),
 )

@@ -253,6 +253,40 @@ class Tx:
             query = query.with_for_update()
         return [from_row(StepRunRecord, row) for row in self.execute(query)]
 
+    def take_carried(
+        self, execution_id: str, worker: str | None, task_id: str | None, execution_input: Any
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Take the oldest carried run of an execution (one another taker has not locked): as
+        running for ``worker``, or, without one, as published. Its id and row, or None."""
+        r = t.step_runs
+        query = (
+            sa.select(r.c.id, r.c.step_name, r.c.attempt, r.c.queued_at)
+            .where(r.c.execution_id == execution_id, r.c.carried, r.c.status == StepStatus.QUEUED)
+            .order_by(r.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        found = self.execute(query).first()
+        if found is None:
+            return None
+        values: dict[str, Any] = {"carried": False}
+        if worker is None:
+            values["published_at"] = self.now
+        else:
+            check_step_update((StepStatus.QUEUED,), StepStatus.RUNNING)
+            values.update(
+                status=StepStatus.RUNNING,
+                worker=worker,
+                task_id=task_id,
+                input=execution_input,
+                published_at=None,
+                started_at=self.now,
+                heartbeat_at=self.now,
+            )
+        self.execute(sa.update(r).where(r.c.id == found.id).values(values))
+        row = {"step_name": found.step_name, "attempt": found.attempt, "queued_at": found.queued_at}
+        return found.id, {**row, "worker": worker, "started_at": self.now}
+
     def update_runs(
         self, execution_id: str, expect: Collection[str], values: Mapping[str, Any]
     ) -> list[StepRunRecord]:

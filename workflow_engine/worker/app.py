@@ -47,6 +47,10 @@ class EngineCelery(Celery):  # type: ignore[misc]
         self.settings = settings
         # whether the worker sends task events now: Flower switches them on at run time
         self.live_task_events = TaskEventsState(settings.task_events)
+        # steps this process runs at once as its heartbeat reports them: a thread pool's size,
+        # 0 for a prefork pool's processes (the worker's own process reports the pool's size);
+        # the coordinator sizes fan-outs by the sum over live workers (Unit.hand_out)
+        self.process_slots = 1
         self._runtime: Runtime | None = None
         self._runtime_pid = 0
         self._runtime_lock = threading.Lock()

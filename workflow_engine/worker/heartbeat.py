@@ -24,8 +24,11 @@ def worker_identity() -> tuple[str, str, int]:
 
 
 class Heartbeat:
-    def __init__(self, store: Store, agents: Sequence[str], queues: Sequence[str], interval: float) -> None:
+    def __init__(
+        self, store: Store, agents: Sequence[str], queues: Sequence[str], interval: float, slots: int = 1
+    ) -> None:
         self.store = store
+        self.slots = slots  # steps this process runs at once: its pool's threads, or 1
         self.worker_id, self.hostname, self.pid = worker_identity()
         self.agents = list(agents)
         self.queues = list(queues)
@@ -58,7 +61,9 @@ class Heartbeat:
     def beat(self) -> None:
         with self._lock:
             running = list(self._running)
-        self.store.beat(self.worker_id, self.hostname, self.pid, self.agents, self.queues, running)
+        self.store.beat(
+            self.worker_id, self.hostname, self.pid, self.agents, self.queues, running, self.slots
+        )
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -28,7 +28,8 @@ class Runtime:
             self.store, self.dispatcher, settings, agent_catalog=AgentCatalogue(self.store, REGISTRY)
         )
         queues = [settings.steps_queue]
-        self.heartbeat = Heartbeat(self.store, sorted(REGISTRY.names()), queues, settings.heartbeat_interval)
+        agents = sorted(REGISTRY.names())
+        self.heartbeat = Heartbeat(self.store, agents, queues, settings.heartbeat_interval, app.process_slots)
         self.executor = StepExecutor(self.coordinator, REGISTRY, self.heartbeat, self.store, self._announce)
         self.app = app
         self._events: Any = None

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from workflow_engine.core.expressions import compile_expression
 from workflow_engine.core.graph import Edge, Graph
-from workflow_engine.core.planner import Decision, advance, barrier, plan, start
+from workflow_engine.core.planner import Decision, advance, barrier, counted_joins, plan, start
 from workflow_engine.core.states import StepStatus
 
 S = StepStatus
@@ -170,3 +170,31 @@ def test_incremental_planning_agrees_with_full_planning_at_every_step(
         outstanding.extend(decision.ready)
     final = plan(run.graph, states, run.edge_is_live)
     assert final.complete and final.ready == () and len(states) == len(names)
+
+
+def graph_of(
+    steps: str, edges: Iterable[tuple[str, str]], conditional: Iterable[tuple[str, str]] = ()
+) -> Graph:
+    marked = set(conditional)
+    return Graph(list(steps), [Edge(a, b, CONDITION if (a, b) in marked else None) for a, b in edges])
+
+
+def test_a_branch_into_joins_only_counts_toward_them() -> None:
+    # s fans out to a, b, c; a and b meet in j; c and j meet in k
+    graph = graph_of(
+        "sabcjk", [("s", "a"), ("s", "b"), ("s", "c"), ("a", "j"), ("b", "j"), ("c", "k"), ("j", "k")]
+    )
+    assert counted_joins(graph, "a") == {"j": 2}
+    assert counted_joins(graph, "c") == {"k": 2}
+    assert counted_joins(graph, "s") is None  # its successors have one predecessor: they become ready
+    assert counted_joins(graph, "k") is None  # the only final step: always the last to resolve
+    assert graph.has_siblings("a") and graph.has_siblings("c")
+    assert not graph.has_siblings("s") and not graph.has_siblings("k")
+
+
+def test_a_conditional_edge_or_a_final_step_among_several_is_decided_by_the_planner() -> None:
+    graph = graph_of("sabj", [("s", "a"), ("s", "b"), ("a", "j"), ("b", "j")], conditional=[("a", "j")])
+    assert counted_joins(graph, "a") is None  # its edge's condition needs the execution's data
+    assert counted_joins(graph, "b") == {"j": 2}
+    sinks = graph_of("sab", [("s", "a"), ("s", "b")])
+    assert counted_joins(sinks, "a") == {}  # one of two final steps: counts toward completion only
