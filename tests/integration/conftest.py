@@ -115,7 +115,10 @@ class Cluster:
         raise AssertionError(f"timed out waiting for {what}")
 
     def step_status(self, execution_id: str, step: str) -> str:
-        return next(s.status for s in self.engine.get(execution_id).steps if s.name == step)
+        return self.statuses(execution_id)[step]
+
+    def statuses(self, execution_id: str) -> dict[str, str]:
+        return {s.name: s.status for s in self.engine.get(execution_id).steps}
 
     def dump(self) -> None:
         for process in self.processes.processes:

@@ -15,10 +15,6 @@ from workflow_engine.errors import InputError, InvalidTransition
 pytestmark = pytest.mark.slow
 
 
-def statuses(cluster: Cluster, execution_id: str) -> dict[str, str]:
-    return {s.name: s.status for s in cluster.engine.get(execution_id).steps}
-
-
 def stopped(pid: int) -> bool:
     """The process has exited (a zombie not yet reaped by its pool has exited too)."""
     try:
@@ -38,16 +34,16 @@ def test_pause_during_a_running_fan_out_holds_the_rest_until_resumed(
     engine.register(builder.agent("join", "echo", after=branches))
     view = engine.start("pausefan", metadata={"ledger": str(ledger)})
     redis_cluster.wait_for(
-        lambda: list(statuses(redis_cluster, view.id).values()).count("running") == 2,
+        lambda: list(redis_cluster.statuses(view.id).values()).count("running") == 2,
         what="two branches running",
     )
     engine.pause(view.id, actor="tester")
     redis_cluster.wait_for(
-        lambda: "running" not in statuses(redis_cluster, view.id).values(), what="running branches to finish"
+        lambda: "running" not in redis_cluster.statuses(view.id).values(), what="running branches to finish"
     )
-    held = statuses(redis_cluster, view.id)
+    held = redis_cluster.statuses(view.id)
     time.sleep(1.5)  # nothing new may start while paused
-    assert statuses(redis_cluster, view.id) == held
+    assert redis_cluster.statuses(view.id) == held
     branch_states = [held[b] for b in branches]
     assert branch_states.count("succeeded") == 2 and branch_states.count("pending") == 4
     assert held["join"] == "pending"  # not begun
@@ -71,7 +67,7 @@ def test_cancel_stops_a_running_step_within_a_bounded_time(redis_cluster: Cluste
     began = time.monotonic()
     cancelled = engine.cancel(view.id, reason="not needed", actor="tester")
     assert cancelled.status == "cancelled" and time.monotonic() - began < 2
-    assert statuses(redis_cluster, view.id) == {"work": "cancelled", "after": "pending"}
+    assert redis_cluster.statuses(view.id) == {"work": "cancelled", "after": "pending"}
     redis_cluster.wait_for(lambda: stopped(pid), timeout=10, what="the agent's process to stop")
     print(f"cancel: the running agent stopped {time.monotonic() - began:.2f}s after the cancel")
     with pytest.raises(InvalidTransition):
@@ -145,7 +141,7 @@ def test_human_step_refuses_invalid_data_then_continues_with_valid_data(redis_cl
     assert engine.get(waiting.id).status == "waiting"
     engine.complete_human_task(waiting.id, "approve", {"approved": True}, user_id="alice")
     final = redis_cluster.wait(waiting.id)
-    assert final.status == "completed" and statuses(redis_cluster, final.id)["publish"] == "succeeded"
+    assert final.status == "completed" and redis_cluster.statuses(final.id)["publish"] == "succeeded"
     completion = [
         e for e in engine.history(final.id) if e.step_name == "approve" and e.to_status == "succeeded"
     ]

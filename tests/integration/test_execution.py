@@ -205,6 +205,42 @@ def test_a_worker_killed_mid_step_does_not_stop_the_execution(redis_cluster: Clu
         assert replacement.alive()
 
 
+def test_a_worker_killed_while_carrying_a_wide_fan_out_leaves_no_branch_behind(
+    redis_cluster: Cluster, ledger: Path
+) -> None:
+    """Two pool processes, twelve branches: two go by message, ten are carried by the workers
+    recording their siblings. The worker is killed with branches running and others carried;
+    the lost attempts run again and the carried branches are taken by the new worker."""
+    engine = redis_cluster.engine
+    builder = WorkflowBuilder("carried").agent("start", "echo")
+    branches = [f"b{i}" for i in range(12)]
+    for branch in branches:
+        builder.agent(branch, "echo", after="start", config={"sleep": 0.3})
+    engine.register(builder.agent("join", "echo", after=branches))
+    view = engine.start("carried", metadata={"ledger": str(ledger)})
+    redis_cluster.wait_for(
+        lambda: list(redis_cluster.statuses(view.id).values()).count("succeeded") >= 4,
+        what="a few branches done",
+    )
+    [victim] = [p for p in redis_cluster.processes.processes if p.name.startswith("worker") and p.alive()]
+    victim.signal(signal.SIGKILL)  # the worker and its pool, with branches running and carried
+    victim.popen.wait(10)  # type: ignore[union-attr]
+    left = redis_cluster.statuses(view.id)
+    assert "queued" in left.values()  # carried branches nobody took yet
+    replacement = redis_cluster.processes.start_worker("worker0c")
+    try:
+        final = redis_cluster.wait(view.id, timeout=90)
+        assert final.status == "completed"
+        runs = engine.logs(view.id)
+        assert {r["step_name"] for r in runs if r["status"] == "succeeded"} == {"start", *branches, "join"}
+        lost = [r for r in runs if r["error_type"] == "worker_lost"]
+        assert lost and all(r["step_name"] in branches for r in lost)
+        calls = Counter(line[1] for line in ledger_lines(ledger))
+        assert calls["join"] == 1 and all(calls[b] >= 1 for b in branches)
+    finally:
+        assert replacement.alive()
+
+
 def test_subscribers_see_the_transitions_written_by_worker_processes(redis_cluster: Cluster) -> None:
     engine = redis_cluster.engine
     engine.register(WorkflowBuilder("observed").agent("a", "echo").agent("b", "echo"))
