@@ -140,7 +140,7 @@ def test_carried_branches_left_waiting_are_published_by_the_reconciler(harness: 
     harness.clock.advance(harness.settings.redispatch_after + 1)
     report = harness.reconciler.tick()
     assert report.republished == WIDTH
-    assert carried(harness, record.id) == ["b2", "b3", "b4", "b5"]  # until their message is claimed
+    assert carried(harness, record.id) == []  # each has its message now
     harness.work()
     assert_each_branch_ran_once(harness, record.id, plain=False)
 
@@ -233,3 +233,46 @@ def test_a_fan_out_without_a_join_completes_with_every_branch_output(harness: Ha
     if harness.store.dialect == "postgresql":
         # three branches count toward completion; the last completes the execution, locked
         assert sent == ["locked", "counted", "counted", "counted", "counted", "locked"]
+
+
+def test_branches_that_are_chains_hand_on_their_carried_siblings(harness: Harness) -> None:
+    """A branch's first step goes on with the branch's next step in place: it publishes a
+    carried sibling instead of taking it, and whoever takes that message carries on."""
+    workers(harness, 2)
+    harness.inline_steps = 50
+    builder = WorkflowBuilder("chains").agent("start")
+    for index in range(WIDTH):
+        builder.agent(f"b{index}", after="start").agent(f"c{index}", after=f"b{index}")
+    harness.register(builder.agent("join", after=[f"c{i}" for i in range(WIDTH)]))
+    view = harness.run("chains")  # no reconciler: the fan-out finishes on its messages alone
+    assert view.status == "completed"
+    assert sorted(harness.calls) == sorted(
+        [("start", 1), ("join", 1), *((f"{s}{i}", 1) for s in "bc" for i in range(WIDTH))]
+    )
+    assert carried(harness, view.id) == []
+    # b0 ran in place after start, b1 by message; each branch's first step sent one more
+    assert published_steps(harness) == ["start", "b1", "b2", "b3", "b4", "b5"]
+
+
+def test_the_reconciler_leaves_carried_runs_alone_while_a_branch_runs(harness: Harness) -> None:
+    workers(harness, 2)
+    harness.inline_steps = 0
+    harness.register(fan("tail", WIDTH))
+    record = harness.start("tail")
+    harness.deliver_one()  # start: b0 and b1 by message, b2-b5 carried
+    b0 = harness.broker.queue.pop(0)
+    assert harness.coordinator.claim(b0.run_id, "slow-worker") is not None  # b0 runs, for long
+    harness.clock.advance(harness.settings.redispatch_after + 1)
+    with harness.store.transaction() as tx:  # its worker is alive
+        tx.execute(
+            sa.text("UPDATE wfe_step_runs SET heartbeat_at = :now WHERE id = :id"),
+            {"now": harness.clock.now(), "id": b0.run_id},
+        )
+    assert harness.reconciler.tick().republished == 1  # b1's message is overdue, not the carried
+    assert carried(harness, record.id) == ["b2", "b3", "b4", "b5"]
+    harness.clock.advance(harness.settings.worker_lost_after + 1)  # b0's worker is gone too
+    report = harness.reconciler.tick()
+    assert (report.lost, report.republished) == (1, 4)
+    harness.work()
+    assert harness.view(record.id).status == "completed"
+    assert carried(harness, record.id) == []

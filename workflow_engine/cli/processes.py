@@ -149,6 +149,8 @@ def _report_capacity(app: Any, store: Any, settings: Settings, pool: str, concur
         heartbeat = app.runtime().heartbeat
     heartbeat.beat()
     store.dispose()  # nothing open when the pool forks; the heartbeat reconnects after
+    if pool == "prefork":  # a pool process started later must not share the heartbeat's session
+        os.register_at_fork(after_in_child=lambda: store.engine.dispose(close=False))
     signals.worker_ready.connect(lambda **_: heartbeat.start(), weak=False)
 
 

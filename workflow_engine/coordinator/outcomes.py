@@ -35,8 +35,9 @@ class Claim:
     # the joins a success of the step only counts toward, with their in-degrees (see
     # core.planner.counted_joins); None when its success may make a step ready
     joins: Mapping[str, int] | None = None
-    # whether the step has siblings in a fan-out, some of which may be carried (see Unit.hand_out)
-    siblings: bool = False
+    # whether the worker recording it hands on a carried sibling (see Unit.take_carried): the
+    # step is a branch of a fan-out, some of whose branches may be carried (Unit.hand_out)
+    carrier: bool = False
 
     @property
     def idempotency_key(self) -> str:

@@ -3,7 +3,8 @@
 Each pass, with the clock injected:
 
 - publishes runs that were never published (deferred past the ETA horizon, or the broker was
-  down) once they are due, and runs whose message is overdue (lost with a broker);
+  down) once they are due, and runs whose message is overdue (lost with a broker), or that a
+  fan-out carried and nobody has taken while no step of their execution runs;
 - runs again attempts whose worker stopped heartbeating;
 - times out attempts running past their step's timeout;
 - fires timers whose message was lost;
@@ -64,6 +65,17 @@ class Report:
         }
 
 
+def _carried_on(alive_since: object) -> sa.ColumnElement[bool]:
+    """A carried run's execution has a step running on a live worker: a branch whose worker
+    hands on a carried sibling when it reports, so the carried runs are not lost but queued."""
+    r, running = t.step_runs, t.step_runs.alias("running")
+    return sa.exists().where(
+        running.c.execution_id == r.c.execution_id,
+        running.c.status == S.RUNNING,
+        running.c.heartbeat_at >= alive_since,
+    )
+
+
 class Reconciler:
     def __init__(self, coordinator: Coordinator, settings: Settings, clock: Clock | None = None) -> None:
         self.coordinator = coordinator
@@ -94,17 +106,18 @@ class Reconciler:
         )
         report.published = self._mark_and_publish(due_unpublished, "publishing: due and never published")
 
+        lost_before = now - timedelta(seconds=s.worker_lost_after)
         overdue = self._runs(
             sa.and_(
                 current,
                 dispatched,
                 r.c.published_at < stale,
                 sa.or_(r.c.not_before.is_(None), r.c.not_before < stale),
+                sa.not_(sa.and_(r.c.carried, _carried_on(lost_before))),
             )
         )
         report.republished = self._mark_and_publish(overdue, "publishing again: its message is overdue")
 
-        lost_before = now - timedelta(seconds=s.worker_lost_after)
         for run in self._runs(sa.and_(current, r.c.status == S.RUNNING, r.c.heartbeat_at < lost_before)):
             report.lost += self._attempt(report, "lost", partial(self.coordinator.recover_lost, run.id))
 
@@ -147,7 +160,7 @@ class Reconciler:
                 result = tx.execute(
                     sa.update(r)
                     .where(r.c.id == run.id, r.c.status == run.status, previous)
-                    .values(published_at=tx.now)
+                    .values(published_at=tx.now, carried=False)
                 )
                 if result.rowcount == 1:
                     mine.append(run)

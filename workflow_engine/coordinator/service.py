@@ -255,7 +255,7 @@ class Coordinator:
         return {
             "step": definition.step(name),
             "joins": planner.counted_joins(definition.graph, name),
-            "siblings": definition.graph.has_siblings(name),
+            "carrier": definition.graph.has_siblings(name),
         }
 
     def finish(self, claim: Claim, outcome: Outcome, inline: str | None = None) -> Finished:
@@ -293,7 +293,7 @@ class Coordinator:
             claim.execution_id, claim.step.name, claim.attempt, S.RUNNING, S.SUCCEEDED, claim.worker, now
         )
         take = Take()
-        if claim.siblings:
+        if claim.carrier:
             take = Take("run", inline, claim.input, RUN_IN_PLACE) if inline is not None else Take("send")
         checkpoint = {"last_completed_step": claim.step.name}
         counted = Counted(
@@ -358,7 +358,7 @@ class Coordinator:
         if inline is not None:
             unit.inline = (claim.worker, inline)
         unit.capacity = self.capacity()
-        unit.siblings = claim.siblings
+        unit.carrier = claim.carrier
         return unit
 
     def capacity(self) -> int:

@@ -31,7 +31,7 @@ from workflow_engine.definitions.model import StepDefinition, StepType, Workflow
 from workflow_engine.errors import ExpressionError
 from workflow_engine.settings import Settings
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
-from workflow_engine.store.transaction import Tx, event_row
+from workflow_engine.store.transaction import Tx, event_row, in_place
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class Unit:
         # set by a worker that can run the next step in place (see hand_out)
         self.inline: tuple[str, str | None] | None = None  # (worker, carrier task id)
         self.capacity = 0  # steps the live workers run at once (0: unknown, so nothing is carried)
-        self.siblings = False  # the step reporting has siblings a fan-out may have carried
+        self.carrier = False  # the step reporting is a branch whose siblings may be carried
         self.continued: tuple[int, dict[str, Any]] | None = None
         self.written: dict[str, Any] | None = None  # what save() wrote to the execution's row
 
@@ -499,13 +499,13 @@ class Unit:
     def hand_out(self) -> None:
         """Decide how the steps this unit queued reach a worker.
 
-        The worker that reported (``inline``) runs the next step in place of publishing it when
-        it is the only one. A fan-out wider than the steps the live workers can run at once (``capacity``)
-        publishes a message for that many of its branches (the reporting worker runs one of
-        them in place) and marks the rest *carried*: each worker that records a branch takes a
-        carried sibling in the same statement (see :meth:`take_carried`), so a wide fan-out
-        costs no message per branch. A carried run counts as handed over (``published_at``):
-        if it waits longer than ``redispatch_after``, the reconciler publishes it.
+        The worker that reported (``inline``, when it may run more steps in place) runs the
+        next step in place of publishing it when it is the only one. A fan-out wider than the
+        steps the live workers can run at once (``capacity``) publishes a message for that many
+        of its branches, one of them run in place instead when ``inline`` allows, and marks the
+        rest *carried*: each worker that records a branch hands on a carried sibling (see
+        :meth:`take_carried`), so a wide fan-out costs no message per branch. A carried run
+        counts as handed over (``published_at``); see the reconciler for one left waiting.
         """
         if self.status != E.RUNNING:
             return
@@ -524,26 +524,27 @@ class Unit:
     def _run_in_place(self, row: dict[str, Any]) -> None:
         assert self.inline is not None
         worker, carrier = self.inline
-        row.update(
-            status=S.RUNNING,
-            worker=worker,
-            task_id=carrier,
-            input=self.record.input,
-            published_at=None,
-            started_at=self.now,
-            heartbeat_at=self.now,
-        )
+        row.update(in_place(worker, carrier, self.record.input, self.now))
+        self._in_place_event(row, worker)
+
+    def _in_place_event(self, row: Mapping[str, Any], worker: str) -> None:
         self.event(row["step_name"], row["attempt"], S.QUEUED, S.RUNNING, RUN_IN_PLACE, actor=worker)
 
     def take_carried(self) -> None:
-        """The step reporting may have siblings left carried: hand one on, to run in place
-        when the worker can, else published (the worker's budget of steps in place is spent)."""
-        if not self.siblings or self.status != E.RUNNING or self.continued is not None:
+        """A branch of a fan-out reported: hand on one of its carried siblings, if any is left.
+
+        It runs in place when the worker can run a step in place and runs none already; it is
+        published otherwise (the worker's budget is spent, or the worker goes on with the step
+        after its branch: the next carrier is then whoever takes the message). Not when this
+        unit carried runs itself: the fan-out's own messages carry those.
+        """
+        if not self.carrier or self.status != E.RUNNING:
             return
-        if any(row["status"] == S.RUNNING for row in self._pending):
-            return  # this unit runs a step in place already
-        worker, carrier = self.inline if self.inline is not None else (None, None)
-        taken = self.runs.take_carried(self.id, worker, carrier, self.record.input)
+        if any(row["carried"] for row in self._pending):
+            return
+        busy = self.continued is not None or any(row["status"] == S.RUNNING for row in self._pending)
+        worker, carrier = self.inline if self.inline is not None and not busy else (None, None)
+        taken = self.tx.take_carried(self.id, worker, carrier, self.record.input)
         if taken is None:
             return
         run_id, row = taken
@@ -552,7 +553,7 @@ class Unit:
             self.dispatches.append(self._dispatch(run_id, step, row["attempt"], None))
             return
         self.continued = (run_id, row)
-        self.event(row["step_name"], row["attempt"], S.QUEUED, S.RUNNING, RUN_IN_PLACE, actor=worker)
+        self._in_place_event(row, worker)
 
     def save(self, last: bool = False) -> None:
         """Write everything decided; ``last`` when nothing else runs in the transaction after."""

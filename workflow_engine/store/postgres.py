@@ -195,13 +195,13 @@ FINISH_COUNTED = Prepared(
     "wfe_finish_counted",
     f"""
     WITH {_LOCK.format(locked_if="")},
-    counts AS (
+    countable AS (
         SELECT locked.id FROM locked
         WHERE locked.status = 'running' AND locked.mode = 'auto' AND locked.active_steps > 1
           AND locked.resolved_steps + 1 < locked.total_steps
           AND NOT EXISTS (SELECT 1 FROM {_JOINS} WHERE {_WAITING_FOR} <= 1)
     ),
-    {_RECORD.format(gate="counts")},
+    {_RECORD.format(gate="countable")},
     counted AS (
         UPDATE {E} AS x SET active_steps = locked.active_steps - 1,
             resolved_steps = locked.resolved_steps + 1,

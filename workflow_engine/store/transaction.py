@@ -85,6 +85,20 @@ def event_row(
     }
 
 
+def in_place(worker: str, task_id: str | None, execution_input: Any, now: datetime) -> dict[str, Any]:
+    """What a run taken to run in place by ``worker`` (in the Celery task ``task_id``) is set to;
+    it has no message of its own (``FINISH_COUNTED`` in store.postgres sets the same in SQL)."""
+    return {
+        "status": StepStatus.RUNNING,
+        "worker": worker,
+        "task_id": task_id,
+        "input": execution_input,
+        "published_at": None,
+        "started_at": now,
+        "heartbeat_at": now,
+    }
+
+
 def latest_checkpoint(connection: Connection, execution_id: str, step_name: str) -> Any:
     """What the latest attempt of a step that saved a checkpoint saved."""
     r = t.step_runs
@@ -274,15 +288,7 @@ class Tx:
             values["published_at"] = self.now
         else:
             check_step_update((StepStatus.QUEUED,), StepStatus.RUNNING)
-            values.update(
-                status=StepStatus.RUNNING,
-                worker=worker,
-                task_id=task_id,
-                input=execution_input,
-                published_at=None,
-                started_at=self.now,
-                heartbeat_at=self.now,
-            )
+            values.update(in_place(worker, task_id, execution_input, self.now))
         self.execute(sa.update(r).where(r.c.id == found.id).values(values))
         row = {"step_name": found.step_name, "attempt": found.attempt, "queued_at": found.queued_at}
         return found.id, {**row, "worker": worker, "started_at": self.now}

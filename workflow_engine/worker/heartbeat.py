@@ -28,7 +28,7 @@ class Heartbeat:
         self, store: Store, agents: Sequence[str], queues: Sequence[str], interval: float, slots: int = 1
     ) -> None:
         self.store = store
-        self.slots = slots  # steps this process runs at once: its pool's threads, or 1
+        self.slots = slots  # steps it reports it runs at once (see EngineCelery.process_slots)
         self.worker_id, self.hostname, self.pid = worker_identity()
         self.agents = list(agents)
         self.queues = list(queues)
@@ -51,9 +51,10 @@ class Heartbeat:
                 self._running.discard(run_id)
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="wfe-heartbeat", daemon=True)
-            self._thread.start()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="wfe-heartbeat", daemon=True)
+                self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
