@@ -139,8 +139,9 @@ def test_carried_branches_left_waiting_are_published_by_the_reconciler(harness: 
     harness.broker.queue.clear()  # b0's and b1's messages are lost: nobody records a branch
     harness.clock.advance(harness.settings.redispatch_after + 1)
     report = harness.reconciler.tick()
-    assert report.republished == WIDTH
-    assert carried(harness, record.id) == []  # each has its message now
+    # b0's and b1's messages again, and one carried run: the worker taking it carries the rest
+    assert report.republished == 3
+    assert carried(harness, record.id) == ["b3", "b4", "b5"]
     harness.work()
     assert_each_branch_ran_once(harness, record.id, plain=False)
 
@@ -254,7 +255,9 @@ def test_branches_that_are_chains_hand_on_their_carried_siblings(harness: Harnes
     assert published_steps(harness) == ["start", "b1", "b2", "b3", "b4", "b5"]
 
 
-def test_the_reconciler_leaves_carried_runs_alone_while_a_branch_runs(harness: Harness) -> None:
+def test_the_reconciler_leaves_carried_runs_to_live_carriers_and_restarts_them_when_gone(
+    harness: Harness,
+) -> None:
     workers(harness, 2)
     harness.inline_steps = 0
     harness.register(fan("tail", WIDTH))
@@ -263,16 +266,46 @@ def test_the_reconciler_leaves_carried_runs_alone_while_a_branch_runs(harness: H
     b0 = harness.broker.queue.pop(0)
     assert harness.coordinator.claim(b0.run_id, "slow-worker") is not None  # b0 runs, for long
     harness.clock.advance(harness.settings.redispatch_after + 1)
-    with harness.store.transaction() as tx:  # its worker is alive
-        tx.execute(
-            sa.text("UPDATE wfe_step_runs SET heartbeat_at = :now WHERE id = :id"),
-            {"now": harness.clock.now(), "id": b0.run_id},
-        )
+    with harness.store.transaction() as tx:  # b0's worker is alive, and the execution moves on
+        now = {"now": harness.clock.now(), "run": b0.run_id, "execution": record.id}
+        tx.execute(sa.text("UPDATE wfe_step_runs SET heartbeat_at = :now WHERE id = :run"), now)
+        tx.execute(sa.text("UPDATE wfe_executions SET updated_at = :now WHERE id = :execution"), now)
     assert harness.reconciler.tick().republished == 1  # b1's message is overdue, not the carried
     assert carried(harness, record.id) == ["b2", "b3", "b4", "b5"]
-    harness.clock.advance(harness.settings.worker_lost_after + 1)  # b0's worker is gone too
+    harness.clock.advance(harness.settings.worker_lost_after + 1)  # b0's worker is gone
     report = harness.reconciler.tick()
-    assert (report.lost, report.republished) == (1, 4)
+    # one carried run published (b2) for the carriers gone; b0 runs again, handing on b3
+    assert (report.lost, report.republished) == (1, 1)
+    assert carried(harness, record.id) == ["b4", "b5"]
     harness.work()
     assert harness.view(record.id).status == "completed"
     assert carried(harness, record.id) == []
+
+
+def test_a_branch_given_up_by_the_reconciler_hands_on_a_carried_sibling(harness: Harness) -> None:
+    """An optional branch whose worker is lost for good still hands a carried sibling on, even
+    while an unrelated step of the execution keeps running."""
+    harness.settings = harness.settings.with_overrides(max_worker_losses=1)
+    harness.coordinator.settings = harness.reconciler.settings = harness.settings
+    workers(harness, 1)
+    harness.inline_steps = 0
+    builder = WorkflowBuilder("given-up").agent("side").agent("start")
+    for index in range(3):
+        builder.agent(f"b{index}", after="start", required=False)
+    harness.register(builder.agent("end", after=["side", "b0", "b1", "b2"]))
+    record = harness.start("given-up")
+    side = next(d for d in harness.broker.queue if d.step == "side")
+    harness.broker.queue.remove(side)
+    harness.deliver_one()  # start: b0 by message, b1 and b2 carried
+    [b0] = harness.broker.queue
+    harness.broker.queue.clear()
+    assert harness.coordinator.claim(b0.run_id, "lost-worker") is not None
+    assert harness.coordinator.claim(side.run_id, "side-worker") is not None
+    harness.clock.advance(harness.settings.worker_lost_after + 1)
+    with harness.store.transaction() as tx:  # side's worker is alive; b0's is not
+        now = {"now": harness.clock.now(), "run": side.run_id}
+        tx.execute(sa.text("UPDATE wfe_step_runs SET heartbeat_at = :now WHERE id = :run"), now)
+    report = harness.reconciler.tick()
+    assert report.lost == 1 and harness.statuses(record.id)["b0"] == "failed"
+    assert carried(harness, record.id) == ["b2"]  # b1 was handed on, by message
+    assert [d.step for d in harness.broker.queue] == ["b1"]

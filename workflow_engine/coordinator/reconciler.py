@@ -3,8 +3,9 @@
 Each pass, with the clock injected:
 
 - publishes runs that were never published (deferred past the ETA horizon, or the broker was
-  down) once they are due, and runs whose message is overdue (lost with a broker), or that a
-  fan-out carried and nobody has taken while no step of their execution runs;
+  down) once they are due, and runs whose message is overdue (lost with a broker); of the runs
+  a fan-out carried, one per execution whose carriers seem gone (nothing of it runs on a live
+  worker, or it has not moved for ``redispatch_after``): its worker carries the rest;
 - runs again attempts whose worker stopped heartbeating;
 - times out attempts running past their step's timeout;
 - fires timers whose message was lost;
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -65,14 +67,23 @@ class Report:
         }
 
 
-def _carried_on(alive_since: object) -> sa.ColumnElement[bool]:
-    """A carried run's execution has a step running on a live worker: a branch whose worker
-    hands on a carried sibling when it reports, so the carried runs are not lost but queued."""
-    r, running = t.step_runs, t.step_runs.alias("running")
-    return sa.exists().where(
+def _stalled_carried(alive_since: object, idle_since: object) -> sa.ScalarSelect[Any]:
+    """The oldest carried run of each execution whose carriers seem gone: nothing of it runs on
+    a live worker, or its row has not moved since ``idle_since``. One is enough: the worker that
+    takes its message records a branch, and so hands on the next carried one."""
+    r, running, e = t.step_runs, t.step_runs.alias("running"), t.executions
+    carried_on = sa.exists().where(
         running.c.execution_id == r.c.execution_id,
         running.c.status == S.RUNNING,
         running.c.heartbeat_at >= alive_since,
+    )
+    moving = sa.exists().where(e.c.id == r.c.execution_id, e.c.updated_at >= idle_since)
+    return (
+        sa.select(sa.func.min(r.c.id))
+        .where(r.c.carried, r.c.status == S.QUEUED, r.c.published_at < idle_since)
+        .where(sa.not_(sa.and_(carried_on, moving)))
+        .group_by(r.c.execution_id)
+        .scalar_subquery()
     )
 
 
@@ -113,10 +124,12 @@ class Reconciler:
                 dispatched,
                 r.c.published_at < stale,
                 sa.or_(r.c.not_before.is_(None), r.c.not_before < stale),
-                sa.not_(sa.and_(r.c.carried, _carried_on(lost_before))),
+                r.c.carried.is_(False),  # a carried run has no message: see below
             )
         )
         report.republished = self._mark_and_publish(overdue, "publishing again: its message is overdue")
+        stranded = self._runs(sa.and_(current, r.c.id.in_(_stalled_carried(lost_before, stale))))
+        report.republished += self._mark_and_publish(stranded, "publishing: carried, its carriers gone")
 
         for run in self._runs(sa.and_(current, r.c.status == S.RUNNING, r.c.heartbeat_at < lost_before)):
             report.lost += self._attempt(report, "lost", partial(self.coordinator.recover_lost, run.id))

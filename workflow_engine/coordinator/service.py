@@ -446,6 +446,7 @@ class Coordinator:
         if run is None:
             return False
         with self.unit(run.execution_id, actor) as unit:
+            unit.carrier = unit.graph.has_siblings(run.step_name)  # it hands on for the lost branch
             fresh = unit.runs.run(run_id)
             return fresh is not None and steps.recover_lost(unit, fresh, self.settings.max_worker_losses)
 
@@ -454,6 +455,7 @@ class Coordinator:
         if run is None:
             return False
         with self.unit(run.execution_id, actor) as unit:
+            unit.carrier = unit.graph.has_siblings(run.step_name)  # it hands on for the branch
             fresh = unit.runs.run(run_id)
             return fresh is not None and steps.time_out(unit, fresh)
 
