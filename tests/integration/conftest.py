@@ -14,6 +14,7 @@ import redis
 
 from tests.conftest import ROOT, unavailable
 from tests.support import services
+from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.engine import Engine
 from workflow_engine.processes import LocalCluster
 from workflow_engine.settings import Settings
@@ -184,3 +185,13 @@ def ledger_lines(path: Path) -> list[list[str]]:
     if not path.exists():
         return []
     return [line.split() for line in path.read_text().splitlines() if line.strip()]
+
+
+def sleeping_fan(name: str, width: int, seconds: float) -> tuple[WorkflowBuilder, list[str]]:
+    """start → ``width`` branches b0, b1, ... that each sleep ``seconds`` → join (echo agents,
+    which write the ledger); the builder and the branches' names."""
+    builder = WorkflowBuilder(name).agent("start", "echo")
+    branches = [f"b{i}" for i in range(width)]
+    for branch in branches:
+        builder.agent(branch, "echo", after="start", config={"sleep": seconds})
+    return builder.agent("join", "echo", after=branches), branches

@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.integration.conftest import Cluster, ledger_lines
+from tests.integration.conftest import Cluster, ledger_lines, sleeping_fan
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.errors import InputError, InvalidTransition
 
@@ -27,11 +27,8 @@ def test_pause_during_a_running_fan_out_holds_the_rest_until_resumed(
     redis_cluster: Cluster, ledger: Path
 ) -> None:
     engine = redis_cluster.engine
-    builder = WorkflowBuilder("pausefan").agent("start", "echo")
-    branches = [f"b{i}" for i in range(6)]
-    for branch in branches:
-        builder.agent(branch, "echo", after="start", config={"sleep": 1.0})
-    engine.register(builder.agent("join", "echo", after=branches))
+    builder, branches = sleeping_fan("pausefan", 6, 1.0)
+    engine.register(builder)
     view = engine.start("pausefan", metadata={"ledger": str(ledger)})
     redis_cluster.wait_for(
         lambda: list(redis_cluster.statuses(view.id).values()).count("running") == 2,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from tests.integration.conftest import Cluster, ledger_lines
+from tests.integration.conftest import Cluster, ledger_lines, sleeping_fan
 from workflow_engine.definitions import WorkflowBuilder
 
 pytestmark = pytest.mark.slow
@@ -33,11 +33,8 @@ def test_fan_out_runs_branches_in_parallel_and_the_join_exactly_once(
     redis_cluster: Cluster, ledger: Path
 ) -> None:
     engine = redis_cluster.engine
-    builder = WorkflowBuilder("fanjoin").agent("start", "echo")
-    branches = [f"b{i}" for i in range(6)]
-    for branch in branches:
-        builder.agent(branch, "echo", after="start", config={"sleep": 0.3})
-    engine.register(builder.agent("join", "echo", after=branches))
+    builder, branches = sleeping_fan("fanjoin", 6, 0.3)
+    engine.register(builder)
     began = time.monotonic()
     view = engine.start("fanjoin", metadata={"ledger": str(ledger)})
     final = redis_cluster.wait(view.id)
@@ -212,11 +209,8 @@ def test_a_worker_killed_while_carrying_a_wide_fan_out_leaves_no_branch_behind(
     recording their siblings. The worker is killed with branches running and others carried;
     the lost attempts run again and the carried branches are taken by the new worker."""
     engine = redis_cluster.engine
-    builder = WorkflowBuilder("carried").agent("start", "echo")
-    branches = [f"b{i}" for i in range(12)]
-    for branch in branches:
-        builder.agent(branch, "echo", after="start", config={"sleep": 0.3})
-    engine.register(builder.agent("join", "echo", after=branches))
+    builder, branches = sleeping_fan("carried", 12, 0.3)
+    engine.register(builder)
     view = engine.start("carried", metadata={"ledger": str(ledger)})
     redis_cluster.wait_for(
         lambda: list(redis_cluster.statuses(view.id).values()).count("succeeded") >= 4,

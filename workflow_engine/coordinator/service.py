@@ -357,7 +357,7 @@ class Coordinator:
         unit = Unit(tx, record, definition, self.settings, claim.worker, self.rng)
         if inline is not None:
             unit.inline = (claim.worker, inline)
-        unit.capacity = self.capacity()
+        unit.capacity = self.capacity
         unit.carrier = claim.carrier
         return unit
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -101,7 +101,9 @@ class Unit:
         self.dirty = False
         # set by a worker that can run the next step in place (see hand_out)
         self.inline: tuple[str, str | None] | None = None  # (worker, carrier task id)
-        self.capacity = 0  # steps the live workers run at once (0: unknown, so nothing is carried)
+        # steps the live workers run at once (0: unknown, so nothing is carried); asked only
+        # of a unit that opens more than one step
+        self.capacity: Callable[[], int] = lambda: 0
         self.carrier = False  # the step reporting is a branch whose siblings may be carried
         self.continued: tuple[int, dict[str, Any]] | None = None
         self.written: dict[str, Any] | None = None  # what save() wrote to the execution's row
@@ -513,8 +515,10 @@ class Unit:
         movable = [row for row in outgoing if self._runs_in_place(row)]
         if self.inline is not None and len(outgoing) == 1 and movable:
             self._run_in_place(movable[0])
-        elif self.capacity and self.settings.inline_steps and len(movable) > self.capacity:
-            sent = self.capacity
+        elif len(movable) > 1 and self.settings.inline_steps:
+            sent = self.capacity()
+            if not 0 < sent < len(movable):
+                return
             if self.inline is not None:
                 self._run_in_place(movable[0])
                 movable, sent = movable[1:], sent - 1
