@@ -54,7 +54,7 @@ def postgres_server(request: pytest.FixtureRequest) -> str:
         if services.PG_CTL is None:
             unavailable("no PostgreSQL server and no pg_ctl to start one")
         proc = request.getfixturevalue("throwaway_postgres")
-        url = f"postgresql+psycopg2://{proc.user}@{proc.host}:{proc.port}/postgres"
+        url = f"postgresql://{proc.user}@{proc.host}:{proc.port}/postgres"
     return url
 
 
@@ -86,14 +86,18 @@ def new_database_url(
             shutil.copyfile(sqlite_template, path)
             return f"sqlite:///{path}"
         databases: services.PostgresDatabases = request.getfixturevalue("pg_databases")
-        return databases.create()
+        return services.with_scheme(databases.create(), backend)
 
     return make
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# "postgresql" is the plain URL a user writes (psycopg 3); psycopg2 is the other supported driver
+STORES = ["sqlite", "postgresql", "postgresql+psycopg2"]
+
+
+@pytest.fixture(params=STORES, ids=["sqlite", "psycopg", "psycopg2"])
 def database_url(request: pytest.FixtureRequest, new_database_url: Callable[[str], str]) -> str:
-    """The same test on both stores (one contract suite for every store)."""
+    """The same test on every store and driver (one contract suite for every store)."""
     return new_database_url(request.param)
 
 

@@ -85,13 +85,11 @@ class Notifier:
                 with connection.cursor() as cursor:
                     cursor.execute(f"LISTEN {CHANNEL}")
                 self.listening.set()
+                psycopg3 = self.store.engine.dialect.driver == "psycopg"
+                receive = _psycopg_notifies if psycopg3 else _psycopg2_notifies
                 while not self._stop.is_set():
-                    ready, _, _ = select.select([connection], [], [], 1.0)
-                    if not ready:
-                        continue
-                    connection.poll()
-                    while connection.notifies:
-                        self._wake(connection.notifies.pop(0).payload)
+                    for payload in receive(connection, 1.0):
+                        self._wake(payload)
             except Exception:
                 log.warning("event listener lost its connection; reconnecting", exc_info=True)
                 self.listening.clear()
@@ -107,6 +105,21 @@ class Notifier:
             wakers = [*self._wakers.get(execution_id, ()), *self._wakers.get(ANY, ())]
         for wake in wakers:
             wake()
+
+
+def _psycopg_notifies(connection: Any, wait: float) -> Iterator[str]:
+    """The payloads psycopg 3 receives on ``connection`` within ``wait`` seconds."""
+    for notify in connection.notifies(timeout=wait):
+        yield notify.payload
+
+
+def _psycopg2_notifies(connection: Any, wait: float) -> Iterator[str]:
+    """The payloads psycopg2 has received once ``connection`` is readable (at most ``wait`` s)."""
+    ready, _, _ = select.select([connection], [], [], wait)
+    if ready:
+        connection.poll()
+        while connection.notifies:
+            yield connection.notifies.pop(0).payload
 
 
 MAX_LOOKBACK_IDS = 500

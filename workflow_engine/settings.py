@@ -6,7 +6,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from workflow_engine.errors import ConfigurationError
+from workflow_engine.store.urls import database_url
 
 DEFAULT_JWT_SECRET = "development-only-secret-set-WFE_JWT_SECRET-in-production"  # noqa: S105 - refused in production
 # the placeholders config/wfe.env.example ships: a secret containing PLACEHOLDER_MARK is refused
@@ -61,6 +65,15 @@ class Settings(BaseSettings):
     embedded_poll_interval: float = Field(default=0.05, gt=0)
     events_poll_interval: float = Field(default=0.5, gt=0)
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            database_url(value)
+        except ConfigurationError as error:
+            raise PydanticCustomError("database_url", str(error)) from None
+        return value
 
     @field_validator("agent_modules", mode="before")
     @classmethod

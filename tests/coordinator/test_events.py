@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import STORES
 from tests.support.harness import Harness
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.notify import EventCursor, EventFeed, Notifier, follow
@@ -17,6 +18,8 @@ from workflow_engine.store import schema as t
 from workflow_engine.store.records import EventRecord
 from workflow_engine.store.repository import Store
 from workflow_engine.store.transaction import event_row
+
+PG_STORES = [s for s in STORES if s != "sqlite"]
 
 
 def test_in_process_subscribers_see_every_transition_after_commit(harness: Harness) -> None:
@@ -71,7 +74,7 @@ def test_followers_get_the_history_then_live_events_until_the_end(harness: Harne
     notifier.stop()
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("database_url", PG_STORES, indirect=True, ids=["psycopg", "psycopg2"])
 def test_notifications_reach_listeners_only_on_commit(harness: Harness) -> None:
     notifier = Notifier(harness.store)
     woken = threading.Event()
@@ -127,7 +130,7 @@ def commit_out_of_order(harness: Harness, execution_id: str, read: Callable[[], 
     return slow_id, fast_id
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("database_url", PG_STORES, indirect=True, ids=["psycopg", "psycopg2"])
 def test_a_feed_delivers_an_event_that_commits_after_a_later_one(harness: Harness) -> None:
     harness.register(WorkflowBuilder("late").agent("a"))
     record = harness.start("late")
@@ -137,7 +140,7 @@ def test_a_feed_delivers_an_event_that_commits_after_a_later_one(harness: Harnes
     assert got == [fast_id, slow_id]  # each delivered once, the late one too
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("database_url", PG_STORES, indirect=True, ids=["psycopg", "psycopg2"])
 def test_an_execution_s_cursor_gives_an_event_that_commits_after_a_later_one(harness: Harness) -> None:
     harness.register(WorkflowBuilder("late").agent("a"))
     record = harness.start("late")

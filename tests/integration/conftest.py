@@ -155,6 +155,31 @@ def redis_cluster(
 
 
 @pytest.fixture(scope="module")
+def psycopg2_cluster(
+    redis_url: str, pg_databases: services.PostgresDatabases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """As ``redis_cluster``, on a `postgresql+psycopg2://` URL (the other supported driver)."""
+    url = services.with_scheme(pg_databases.create(), "postgresql+psycopg2")
+    settings = Settings(database_url=url, **broker_settings("redis", redis_url), **FAST)
+    cluster = start_cluster(settings, tmp_path_factory.mktemp("psycopg2-cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.processes.stop()
+        cluster.engine.close()
+
+
+@pytest.fixture(scope="module", params=["psycopg", "psycopg2"])
+def driver_cluster(request: pytest.FixtureRequest) -> Cluster:
+    """Redis and PostgreSQL through each driver: psycopg 3 (a plain `postgresql://` URL) and
+    psycopg2."""
+    name = "redis_cluster" if request.param == "psycopg" else "psycopg2_cluster"
+    cluster: Cluster = request.getfixturevalue(name)
+    assert cluster.engine.store.engine.dialect.driver == request.param
+    return cluster
+
+
+@pytest.fixture(scope="module")
 def embedded_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """The embedded default: SQLite and kombu's filesystem transport, with real processes."""
     folder = tmp_path_factory.mktemp("embedded")

@@ -5,19 +5,22 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, unavailable
 from tests.integration.conftest import FAST, Cluster, broker_settings, start_cluster
+from tests.support import browser
 from workflow_engine.api.auth import Tokens
 from workflow_engine.clock import FixedClock
 from workflow_engine.processes import settings_env
@@ -239,3 +242,39 @@ def test_server_sent_events_deliver_the_completion(server: Server) -> None:
     assert events[-1] == ("end", {"execution_id": execution, "status": "completed"})
     steps = [(e["step_name"], e["to_status"]) for k, e in events if k == "transition" and e["step_name"]]
     assert ("a", "running") in steps and ("b", "succeeded") in steps
+
+
+ASSET = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+
+
+def test_the_docs_page_references_only_assets_the_engine_serves(server: Server) -> None:
+    page = server.http.get("/api/docs")
+    assert page.status_code == 200
+    assets = ASSET.findall(page.text)
+    assert assets, "the docs page loads its script and style sheet"
+    assert not [a for a in assets if "//" in a], assets
+    for asset in assets:
+        served = server.http.get(asset)
+        assert served.status_code == 200 and served.content, asset
+
+
+@pytest.mark.browser
+def test_the_docs_render_every_operation_in_chromium_with_the_network_cut_off(
+    server: Server, tmp_path: Path
+) -> None:
+    if not os.path.exists(browser.CHROMIUM):
+        unavailable("no Chromium (Debian package chromium) at /usr/bin/chromium")
+    schema = server.http.get("/api/openapi.json").json()
+    operations = sum(len(methods) for methods in schema["paths"].values())
+    origin = str(server.http.base_url).rstrip("/")
+    with browser.offline_page(origin) as (page, seen):
+        page.goto(f"{origin}/api/docs")
+        page.wait_for_function(
+            f"document.querySelectorAll('.opblock').length >= {operations}", timeout=30_000
+        )
+        assert page.locator(".opblock-summary-path").first.is_visible()
+        assert "Workflow Engine" in page.locator(".info .title").first.inner_text()
+        shots = Path(os.environ.get("WFE_TEST_SCREENSHOTS") or tmp_path)  # where to look at them
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / "api-docs.png"))
+    assert seen.refused == []

@@ -30,14 +30,14 @@ def test_sequential_steps_complete_in_order(redis_cluster: Cluster, ledger: Path
 
 
 def test_fan_out_runs_branches_in_parallel_and_the_join_exactly_once(
-    redis_cluster: Cluster, ledger: Path
+    driver_cluster: Cluster, ledger: Path
 ) -> None:
-    engine = redis_cluster.engine
+    engine = driver_cluster.engine
     builder, branches = sleeping_fan("fanjoin", 6, 0.3)
     engine.register(builder)
     began = time.monotonic()
     view = engine.start("fanjoin", metadata={"ledger": str(ledger)})
-    final = redis_cluster.wait(view.id)
+    final = driver_cluster.wait(view.id)
     elapsed = time.monotonic() - began
     assert final.status == "completed"
     calls = [line[1] for line in ledger_lines(ledger)]
@@ -235,16 +235,16 @@ def test_a_worker_killed_while_carrying_a_wide_fan_out_leaves_no_branch_behind(
         assert replacement.alive()
 
 
-def test_subscribers_see_the_transitions_written_by_worker_processes(redis_cluster: Cluster) -> None:
-    engine = redis_cluster.engine
+def test_subscribers_see_the_transitions_written_by_worker_processes(driver_cluster: Cluster) -> None:
+    engine = driver_cluster.engine
     engine.register(WorkflowBuilder("observed").agent("a", "echo").agent("b", "echo"))
     seen: list[dict[str, object]] = []
     unsubscribe = engine.subscribe(seen.append)
     try:
         view = engine.start("observed")
-        assert redis_cluster.wait(view.id).status == "completed"
+        assert driver_cluster.wait(view.id).status == "completed"
         stored = [(e.step_name, e.to_status) for e in engine.history(view.id)]
-        redis_cluster.wait_for(
+        driver_cluster.wait_for(
             lambda: len([e for e in seen if e["execution_id"] == view.id]) == len(stored), what="every event"
         )
     finally:

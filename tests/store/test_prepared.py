@@ -7,7 +7,10 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
+from workflow_engine.store.database import create_engine
 from workflow_engine.store.prepared import Prepared
+
+PG_SCHEMES = ["postgresql", "postgresql+psycopg2"]
 
 
 @pytest.mark.unit
@@ -38,10 +41,11 @@ def prepared_names(connection: sa.Connection) -> set[str]:
     return set(rows)
 
 
+@pytest.mark.parametrize("scheme", PG_SCHEMES)
 def test_a_statement_is_prepared_once_per_session_and_outlives_a_rollback(
-    new_database_url: Callable[[str], str],
+    new_database_url: Callable[[str], str], scheme: str
 ) -> None:
-    engine = sa.create_engine(new_database_url("postgresql"), pool_size=1, max_overflow=0)
+    engine = create_engine(new_database_url(scheme), pool_size=1)
     try:
         with engine.connect() as connection:
             with connection.begin() as transaction:
@@ -63,10 +67,11 @@ def test_a_statement_is_prepared_once_per_session_and_outlives_a_rollback(
         engine.dispose()
 
 
+@pytest.mark.parametrize("scheme", PG_SCHEMES)
 def test_the_transaction_can_open_and_commit_in_the_same_round_trip(
-    new_database_url: Callable[[str], str],
+    new_database_url: Callable[[str], str], scheme: str
 ) -> None:
-    engine = sa.create_engine(new_database_url("postgresql"), isolation_level="AUTOCOMMIT")
+    engine = create_engine(new_database_url(scheme), isolation_level="AUTOCOMMIT")
     insert = Prepared(
         "wfe_test_insert", "INSERT INTO wfe_test_rows (value) VALUES (:value)", {"value": "integer"}
     )

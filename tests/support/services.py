@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 
 from workflow_engine.store import migrate
+from workflow_engine.store.urls import database_url
 
 PG_CTL = next(
     iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)), None
@@ -33,7 +34,7 @@ def postgres_url() -> str | None:
     if configured:
         return configured
     if answers("127.0.0.1", 5432):
-        return "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+        return "postgresql://postgres@127.0.0.1:5432/postgres"
     return None
 
 
@@ -55,12 +56,19 @@ def rabbitmq_url() -> str | None:
     return None
 
 
+def with_scheme(url: str, scheme: str) -> str:
+    """``url`` with its scheme (and so its driver) replaced: ``postgresql+psycopg2``, say."""
+    return sa.make_url(url).set(drivername=scheme).render_as_string(hide_password=False)
+
+
 class PostgresDatabases:
     """Fresh migrated databases cloned from a template; every one is dropped at the end."""
 
     def __init__(self, server_url: str) -> None:
         self.server = sa.make_url(server_url)
-        self.admin = sa.create_engine(self.server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        self.admin = sa.create_engine(
+            database_url(self.server), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
         self.prefix = f"wfe_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         self.template = f"{self.prefix}_template"
         self.created: list[str] = []

@@ -3,10 +3,18 @@
 SQLite runs in WAL mode with a busy timeout, and write transactions start with
 ``BEGIN IMMEDIATE`` so that two processes never deadlock upgrading a read lock. Database errors
 are translated here, at the boundary, into :class:`~workflow_engine.errors.StoreError`.
+
+PostgreSQL is reached through psycopg 3 or psycopg2 (see :mod:`~workflow_engine.store.urls`),
+and both bind parameters the same way, on the client: the hot path sends its transaction
+control with its statement (``BEGIN; EXECUTE ...``) in one round trip, a query of several
+statements that server-side binding refuses, and runs prepared statements by ``EXECUTE``,
+whose parameters the server cannot bind at all. psycopg 3's cursor is set to answer with the
+last statement's result, as psycopg2 does.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +26,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
 
 from workflow_engine.errors import StoreError
+from workflow_engine.store.urls import PSYCOPG, database_url
 
 T = TypeVar("T")
 
@@ -30,12 +39,13 @@ _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
 
 
 def is_sqlite(url: str | sa.URL) -> bool:
-    return sa.make_url(url).get_backend_name() == "sqlite"
+    return database_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, pool_size: int = 5, isolation_level: str | None = None) -> Engine:
-    """An engine for ``url``; for SQLite, the file's folder is created if missing."""
-    parsed = sa.make_url(url)
+def create_engine(url: str | sa.URL, pool_size: int = 5, isolation_level: str | None = None) -> Engine:
+    """An engine for ``url`` (any form :func:`~workflow_engine.store.urls.database_url`
+    accepts); for SQLite, the file's folder is created if missing."""
+    parsed = database_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -51,21 +61,49 @@ def create_engine(url: str, pool_size: int = 5, isolation_level: str | None = No
     # transaction with a transient error instead, and callers retry (see `retrying`)
     options: dict[str, Any] = {"isolation_level": isolation_level} if isolation_level else {}
     return sa.create_engine(
-        parsed, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800, **options
+        parsed,
+        connect_args=_connect_args(parsed),
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_recycle=1800,
+        **options,
     )
 
 
 def create_fast_engine(url: sa.URL, pool_size: int = 2) -> Engine:
     """PostgreSQL sessions that autocommit and do not wait for the disk on commit: only for
     writes that may be lost in a server crash without harm (see store.claims)."""
+    parsed = database_url(url)
     return sa.create_engine(
-        url,
+        parsed,
         isolation_level="AUTOCOMMIT",
-        connect_args={"options": "-c synchronous_commit=off"},
+        connect_args={**_connect_args(parsed), "options": "-c synchronous_commit=off"},
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=1800,
     )
+
+
+def _connect_args(url: sa.URL) -> dict[str, Any]:
+    if url.get_driver_name() != PSYCOPG:
+        return {}
+    return {"cursor_factory": _last_result_cursor()}
+
+
+@functools.cache
+def _last_result_cursor() -> type:
+    """psycopg 3's client-side binding cursor, positioned on the last result (as psycopg2's);
+    imported only by processes that use psycopg 3."""
+    import psycopg
+
+    class LastResultCursor(psycopg.ClientCursor):
+        def execute(self, query: Any, params: Any = None, **options: Any) -> LastResultCursor:
+            super().execute(query, params, **options)
+            while self.nextset():
+                pass
+            return self
+
+    return LastResultCursor
 
 
 def _make_sqlite_safe(engine: Engine) -> None:

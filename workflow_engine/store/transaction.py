@@ -34,7 +34,9 @@ def insert_ignoring_conflicts(
     """INSERT unless a row with the same ``conflict_columns`` exists; True when inserted."""
     statement = _dialect_insert(connection, table).values(values)
     statement = statement.on_conflict_do_nothing(index_elements=list(conflict_columns))
-    return bool(connection.execute(statement).rowcount == 1)
+    # a returned row, not the rowcount: SQLAlchemy's psycopg 3 dialect reports no rowcount here
+    inserted = connection.execute(statement.returning(table.c[conflict_columns[0]])).first()
+    return inserted is not None
 
 
 # run row joined with what a worker needs from its execution, read when claiming

@@ -1,0 +1,59 @@
+"""Database URLs: every form a user writes, each mapped to one driver; anything else refused.
+
+PostgreSQL URLs come as ``psql``, ``pg_dump`` and hosting providers print them
+(``postgresql://`` and Heroku's or Render's ``postgres://``) or with SQLAlchemy's driver suffix.
+Both plain forms mean psycopg 3, SQLAlchemy 2's own default and the maintained driver;
+``postgresql+psycopg2://`` keeps psycopg2. Both drivers are runtime dependencies, and the engine
+behaves the same on either (see :func:`workflow_engine.store.database.create_engine`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+
+from workflow_engine.errors import ConfigurationError
+
+ACCEPTED = (
+    "sqlite:///PATH, postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (also postgres://, "
+    "postgresql+psycopg://, postgresql+psycopg2://; a socket with ?host=/PATH)"
+)
+PSYCOPG = "psycopg"
+PSYCOPG2 = "psycopg2"
+# the scheme a user writes -> (backend, driver)
+_SCHEMES = {
+    "sqlite": ("sqlite", "pysqlite"),
+    "sqlite+pysqlite": ("sqlite", "pysqlite"),
+    "postgresql": ("postgresql", PSYCOPG),
+    "postgres": ("postgresql", PSYCOPG),
+    "postgresql+psycopg": ("postgresql", PSYCOPG),
+    "postgresql+psycopg2": ("postgresql", PSYCOPG2),
+}
+_MODULES = {PSYCOPG: "psycopg", PSYCOPG2: "psycopg2", "pysqlite": "sqlite3"}
+
+
+def database_url(url: str | sa.URL) -> sa.URL:
+    """``url`` with its driver named, or :class:`ConfigurationError` saying which forms work."""
+    try:
+        parsed = sa.make_url(url)
+    except (exc.ArgumentError, ValueError, TypeError):
+        raise ConfigurationError(f"the database URL cannot be read; use {ACCEPTED}") from None
+    scheme = parsed.drivername.lower()
+    if scheme not in _SCHEMES:
+        raise ConfigurationError(f"database URLs of the form {scheme}:// are not supported; use {ACCEPTED}")
+    backend, driver = _SCHEMES[scheme]
+    if importlib.util.find_spec(_MODULES[driver]) is None:
+        raise ConfigurationError(f"{scheme}:// needs the {_MODULES[driver]} module, which is not installed")
+    return parsed.set(drivername=f"{backend}+{driver}")
+
+
+def driver(url: str | sa.URL) -> str:
+    """The driver ``url`` connects with: ``psycopg``, ``psycopg2`` or ``pysqlite``."""
+    return database_url(url).get_driver_name()
+
+
+def display(url: str | sa.URL) -> str:
+    """``url`` as it may be shown, with its password hidden."""
+    return sa.make_url(url).render_as_string(hide_password=True)
