@@ -24,11 +24,14 @@ test: $(STAMP)
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m unit
 
+# DRIVER=psycopg2 runs the engine on psycopg2 instead of psycopg 3 (what postgresql:// means)
+DRIVER ?= psycopg
+
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --driver $(DRIVER)
 
 bench-quick: $(STAMP)
-	$(BIN)/python -m bench --quick
+	$(BIN)/python -m bench --quick --driver $(DRIVER)
 
 lint: $(STAMP)
 	$(BIN)/ruff check workflow_engine workers tests bench

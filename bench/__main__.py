@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import platform
 import sys
@@ -16,6 +17,8 @@ import celery
 from bench.runner import ROOT, Bench, table, workloads
 from tests.support import services
 
+SCHEMES = {"psycopg": "postgresql", "psycopg2": "postgresql+psycopg2"}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -25,15 +28,25 @@ def main() -> None:
     parser.add_argument(
         "--concurrency", type=int, default=2, help="worker processes on each side (default 2)"
     )
+    parser.add_argument(
+        "--driver",
+        choices=sorted(SCHEMES),
+        default="psycopg",
+        help="the engine's PostgreSQL driver (default psycopg: what postgresql:// means)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     args = parser.parse_args()
     redis_url = services.redis_url()
-    postgres_url = services.postgres_url()
-    if redis_url is None or postgres_url is None:
+    server_url = services.postgres_url()
+    if redis_url is None or server_url is None:
         sys.exit(
             "the benchmark needs Redis and PostgreSQL "
             "(standard local ports, or WFE_TEST_REDIS_URL / WFE_TEST_DATABASE_URL)"
         )
+    postgres_url = services.with_scheme(server_url, SCHEMES[args.driver])
+    distribution = "psycopg2-binary" if args.driver == "psycopg2" else "psycopg"
+    driver = f"{args.driver} {importlib.metadata.version(distribution)}"
+    print(f"engine's PostgreSQL driver: {driver} ({SCHEMES[args.driver]}://)", flush=True)
     log_dir = Path(tempfile.mkdtemp(prefix="wfe-bench-"))
     began = time.monotonic()
     bench = Bench(redis_url, postgres_url, args.concurrency, log_dir)
@@ -42,6 +55,7 @@ def main() -> None:
     finally:
         bench.close()
     elapsed = time.monotonic() - began
+    print(f"PostgreSQL driver: {driver}")
     print(table(results))
     document = {
         "when": datetime.now(UTC).isoformat(),
@@ -49,6 +63,7 @@ def main() -> None:
         "concurrency": args.concurrency,
         "python": platform.python_version(),
         "celery": celery.__version__,
+        "driver": driver,
         "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()},
         "seconds": round(elapsed, 1),
         "results": [r.row() for r in results],

@@ -33,6 +33,7 @@ from workflow_engine.processes import LocalCluster, Process
 from workflow_engine.settings import Settings
 from workflow_engine.store import migrate
 from workflow_engine.store import schema as t
+from workflow_engine.store.urls import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,16 +108,16 @@ class Bench:
     ) -> None:
         tag = uuid.uuid4().hex[:8]
         self.quiet = quiet
-        self.admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        self.admin = sa.create_engine(
+            database_url(postgres_url), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
         self.database = f"wfe_bench_{tag}"
         with self.admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{self.database}"')
-        database_url = (
-            sa.make_url(postgres_url).set(database=self.database).render_as_string(hide_password=False)
-        )
-        migrate.upgrade(database_url)
+        url = sa.make_url(postgres_url).set(database=self.database).render_as_string(hide_password=False)
+        migrate.upgrade(url)
         self.settings = Settings(
-            database_url=database_url,
+            database_url=url,
             broker_url=redis_url,
             queue_prefix=f"bench{tag}",
             intake_queue=f"bench{tag}.intake",

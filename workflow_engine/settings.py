@@ -18,6 +18,8 @@ DEFAULT_JWT_SECRET = "development-only-secret-set-WFE_JWT_SECRET-in-production" 
 EXAMPLE_JWT_SECRET = "replace-with-a-long-random-secret-of-at-least-32-characters"  # noqa: S105 - refused in production
 PLACEHOLDER_MARK = "replace-with"
 EMBEDDED_BROKER = "embedded"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+BROKER_FORMS = "embedded, redis://HOST:6379/0, amqp://USER:PASSWORD@HOST:5672//"
 
 
 class Settings(BaseSettings):
@@ -74,6 +76,41 @@ class Settings(BaseSettings):
         except ConfigurationError as error:
             raise PydanticCustomError("database_url", str(error)) from None
         return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, value: str) -> str:
+        if value == EMBEDDED_BROKER:
+            return value
+        from kombu.transport import TRANSPORT_ALIASES
+
+        for url in value.split(";"):  # Celery's fail-over list
+            scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
+            if scheme not in TRANSPORT_ALIASES:
+                shown = f"{scheme}://" if scheme else repr(url.split("@")[-1][:40])
+                message = f"no broker transport for {shown}; use {BROKER_FORMS}"
+                raise PydanticCustomError("broker_url", message)
+        return value
+
+    @field_validator("result_backend")
+    @classmethod
+    def _check_result_backend(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from celery.app.backends import BACKEND_ALIASES
+
+        scheme = value.split("://", 1)[0].split("+", 1)[0] if "://" in value else value
+        if scheme not in BACKEND_ALIASES:
+            message = f"no Celery result backend {scheme!r}; use redis://HOST:6379/1, rpc://, db+URL"
+            raise PydanticCustomError("result_backend", message)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise PydanticCustomError("log_level", f"one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
 
     @field_validator("agent_modules", mode="before")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,17 @@ def start_cluster(settings: Settings, logs: Path, concurrency: int = 2, workers:
     return Cluster(settings, Engine.from_settings(settings), processes, logs)
 
 
+@contextmanager
+def running_cluster(settings: Settings, logs: Path) -> Iterator[Cluster]:
+    """A started cluster, stopped (with its engine closed) on the way out."""
+    cluster = start_cluster(settings, logs)
+    try:
+        yield cluster
+    finally:
+        cluster.processes.stop()
+        cluster.engine.close()
+
+
 @pytest.fixture(scope="module")
 def pg_module_url(pg_databases: services.PostgresDatabases) -> str:
     return pg_databases.create()
@@ -146,12 +158,8 @@ def redis_cluster(
 ) -> Iterator[Cluster]:
     """Redis broker, PostgreSQL store, one prefork worker (2 processes) and one coordinator."""
     settings = Settings(database_url=pg_module_url, **broker_settings("redis", redis_url), **FAST)
-    cluster = start_cluster(settings, tmp_path_factory.mktemp("redis-cluster"))
-    try:
+    with running_cluster(settings, tmp_path_factory.mktemp("redis-cluster")) as cluster:
         yield cluster
-    finally:
-        cluster.processes.stop()
-        cluster.engine.close()
 
 
 @pytest.fixture(scope="module")
@@ -161,12 +169,8 @@ def psycopg2_cluster(
     """As ``redis_cluster``, on a `postgresql+psycopg2://` URL (the other supported driver)."""
     url = services.with_scheme(pg_databases.create(), "postgresql+psycopg2")
     settings = Settings(database_url=url, **broker_settings("redis", redis_url), **FAST)
-    cluster = start_cluster(settings, tmp_path_factory.mktemp("psycopg2-cluster"))
-    try:
+    with running_cluster(settings, tmp_path_factory.mktemp("psycopg2-cluster")) as cluster:
         yield cluster
-    finally:
-        cluster.processes.stop()
-        cluster.engine.close()
 
 
 @pytest.fixture(scope="module", params=["psycopg", "psycopg2"])

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT
-from tests.integration.conftest import FAST, Cluster, broker_settings, start_cluster
+from tests.integration.conftest import FAST, Cluster, broker_settings, running_cluster
 from workflow_engine.coordinator.dispatch import Dispatch
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.engine import Engine
@@ -76,12 +76,8 @@ def ops(redis_url: str, pg_module_url: str, tmp_path_factory: pytest.TempPathFac
         **{**FAST, "log_format": "json"},
         metrics_port=metrics_port,
     )
-    cluster = start_cluster(settings, tmp_path_factory.mktemp("ops"))
-    try:
+    with running_cluster(settings, tmp_path_factory.mktemp("ops")) as cluster:
         yield cluster
-    finally:
-        cluster.processes.stop()
-        cluster.engine.close()
 
 
 def test_flower_reports_the_step_tasks_of_a_finished_execution(ops: Cluster) -> None:

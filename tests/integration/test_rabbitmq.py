@@ -10,7 +10,7 @@ import pytest
 from celery import Celery
 from kombu import Connection
 
-from tests.integration.conftest import FAST, Cluster, broker_settings, ledger_lines, start_cluster
+from tests.integration.conftest import FAST, Cluster, broker_settings, ledger_lines, running_cluster
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.settings import Settings
 
@@ -20,12 +20,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def rabbit(amqp_url: str, pg_module_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     settings = Settings(database_url=pg_module_url, **broker_settings("amqp", amqp_url), **FAST)
-    cluster = start_cluster(settings, tmp_path_factory.mktemp("rabbit"))
     try:
-        yield cluster
+        with running_cluster(settings, tmp_path_factory.mktemp("rabbit")) as cluster:
+            yield cluster
     finally:
-        cluster.processes.stop()
-        cluster.engine.close()
         with Connection(amqp_url) as connection:  # leave no queue behind on the shared broker
             channel = connection.default_channel
             for queue in (settings.steps_queue, settings.coordinator_queue, settings.intake_queue):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 
@@ -51,6 +52,10 @@ def exit_code_for(error: BaseException) -> int:
 
 def _describe(error: BaseException) -> str:
     if isinstance(error, SettingsError):
+        # pydantic-settings names the field, not the variable: 'error parsing value for field "x" ...'
+        field = re.search(r'field "(\w+)"', str(error))
+        if field:
+            return f"invalid setting WFE_{field.group(1).upper()}: not valid JSON"
         return f"invalid setting: {error}"
     if isinstance(error, pydantic.ValidationError):
         first = error.errors()[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from typing import Any
 
@@ -13,8 +14,9 @@ from celery.utils.nodenames import default_nodename, host_format
 from workflow_engine import logs
 from workflow_engine.agents import load_modules
 from workflow_engine.cli.output import json_option, print_json
+from workflow_engine.definitions.model import QUEUE_NAME
 from workflow_engine.engine import open_store
-from workflow_engine.settings import Settings
+from workflow_engine.settings import LOG_LEVELS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +32,35 @@ def _split(text: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (text or "").split(",") if part.strip())
 
 
+_QUEUE = re.compile(QUEUE_NAME)  # as a definition's `queue:` is checked
+
+
+def _check_queues(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    bad = [name for name in _split(value) if not _QUEUE.match(name)]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r}: a queue name is letters, digits and '_.-', at most 100")
+    return value
+
+
+loglevel_option = click.option(
+    "--loglevel",
+    "-l",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="Log level (default: WFE_LOG_LEVEL).",
+)
+
+
 @click.command()
 @click.option("--concurrency", "-c", type=click.IntRange(1, 512), help="Parallel step executions.")
 @click.option("--agents", help="Agent modules to load, comma-separated (default: WFE_AGENT_MODULES).")
-@click.option("--queues", "-Q", help="Extra step queues to consume, comma-separated.")
+@click.option(
+    "--queues", "-Q", callback=_check_queues, help="Extra step queues to consume, comma-separated."
+)
 @click.option(
     "--pool", "-P", type=click.Choice(["prefork", "threads", "solo"]), default="prefork", show_default=True
 )
 @click.option("--hostname", "-n", help="Worker node name (Celery's -n).")
-@click.option("--loglevel", "-l", help="Log level (default: WFE_LOG_LEVEL).")
+@loglevel_option
 @click.option("--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus metrics on this port.")
 @click.pass_obj
 def worker(
@@ -85,7 +107,7 @@ def worker(
 @click.option("--once", is_flag=True, help="Run one reconciliation pass and exit.")
 @click.option("--concurrency", "-c", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--hostname", "-n", help="Node name (Celery's -n).")
-@click.option("--loglevel", "-l", help="Log level (default: WFE_LOG_LEVEL).")
+@loglevel_option
 @json_option
 @click.pass_obj
 def coordinator(
@@ -223,7 +245,7 @@ def _run_reconciler_with_worker(app: Any, settings: Settings) -> None:
 @click.command()
 @click.option("--host", help="Address to listen on (default: WFE_API_HOST).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default: WFE_API_PORT).")
-@click.option("--loglevel", "-l", help="Log level (default: WFE_LOG_LEVEL).")
+@loglevel_option
 @click.pass_obj
 def api(settings: Settings, host: str | None, port: int | None, loglevel: str | None) -> None:
     """Serve the REST API (docs at /api/docs)."""
