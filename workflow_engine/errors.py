@@ -4,8 +4,8 @@
     ├── DefinitionError          a definition has problems (all of them, with locations)
     ├── InputError               data does not match a schema (execution input, human task data)
     ├── NotFound                 WorkflowNotFound, ExecutionNotFound, StepNotFound
-    ├── Conflict                 DefinitionExists, InvalidTransition, InvalidOperation
-    ├── AuthError                AuthenticationFailed (401), PermissionDenied (403)
+    ├── Conflict                 NameTaken, DefinitionExists, InvalidTransition, InvalidOperation
+    ├── AuthError                AuthenticationFailed (401), PermissionDenied (403), TooManyAttempts (429)
     ├── ExpressionError          a condition does not parse, is unsafe, or fails to evaluate
     ├── ConfigurationError       a setting or an agent module is unusable
     ├── StoreError               the database failed; ``transient`` says whether to retry
@@ -98,6 +98,21 @@ class Conflict(WorkflowEngineError):
     """The request contradicts the current state."""
 
 
+class NameTaken(Conflict):
+    """A workflow name registered by another owner: only the owner of a name's first version
+    may register more versions of it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"the workflow name {name!r} belongs to another owner (a name belongs to whoever "
+            "registered its first version); choose another name"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.name,))
+
+
 class DefinitionExists(Conflict):
     """(name, version) is registered already with a different body: versions are immutable."""
 
@@ -140,6 +155,18 @@ class AuthenticationFailed(AuthError):
 
 class PermissionDenied(AuthError):
     """The caller is known but its role does not allow this."""
+
+
+class TooManyAttempts(AuthError):
+    """Too many failed logins for a user or from an address, or too many logins at once: try
+    again in ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.retry_after))
 
 
 class ExpressionError(WorkflowEngineError):

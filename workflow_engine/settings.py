@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,13 +20,17 @@ EXAMPLE_JWT_SECRET = "replace-with-a-long-random-secret-of-at-least-32-character
 PLACEHOLDER_MARK = "replace-with"
 EMBEDDED_BROKER = "embedded"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # a result backend class, module:Class
 BROKER_FORMS = "embedded, redis://HOST:6379/0, amqp://USER:PASSWORD@HOST:5672//"
 
 
 class Settings(BaseSettings):
     """Deployment settings; every interval is a setting so tests can shorten it."""
 
-    model_config = SettingsConfigDict(env_prefix="WFE_", extra="ignore", frozen=True)
+    # a refused value is never echoed: a URL carries its password
+    model_config = SettingsConfigDict(
+        env_prefix="WFE_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     database_url: str = "sqlite:///wfe.db"
     broker_url: str = EMBEDDED_BROKER
@@ -44,6 +49,13 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     max_request_bytes: int = Field(default=1024 * 1024, gt=0)
+    # the brake on guessing passwords: failed logins allowed per username and per client address
+    # within the window (seconds); then 429 with Retry-After until the oldest failure leaves it
+    login_failures_per_user: int = Field(default=5, gt=0)
+    login_failures_per_address: int = Field(default=20, gt=0)
+    login_window: float = Field(default=300.0, gt=0)
+    # password hashes checked at once by one API process (argon2 takes a core for ~50 ms)
+    login_hashing_slots: int = Field(default=2, gt=0)
     # a static bearer token Prometheus scrapes GET /metrics with (JWTs expire)
     metrics_token: SecretStr | None = None
 
@@ -84,7 +96,7 @@ class Settings(BaseSettings):
             return value
         from kombu.transport import TRANSPORT_ALIASES
 
-        for url in value.split(";"):  # Celery's fail-over list
+        for url in filter(None, value.split(";")):  # Celery's fail-over list
             scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
             if scheme not in TRANSPORT_ALIASES:
                 shown = f"{scheme}://" if scheme else repr(url.split("@")[-1][:40])
@@ -95,12 +107,12 @@ class Settings(BaseSettings):
     @field_validator("result_backend")
     @classmethod
     def _check_result_backend(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
+        if not value:
+            return None  # empty is unset
         from celery.app.backends import BACKEND_ALIASES
 
         scheme = value.split("://", 1)[0].split("+", 1)[0] if "://" in value else value
-        if scheme not in BACKEND_ALIASES:
+        if scheme not in BACKEND_ALIASES and not _CLASS_PATH.match(value):
             message = f"no Celery result backend {scheme!r}; use redis://HOST:6379/1, rpc://, db+URL"
             raise PydanticCustomError("result_backend", message)
         return value
@@ -108,9 +120,10 @@ class Settings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _check_log_level(cls, value: str) -> str:
-        if value.upper() not in LOG_LEVELS:
+        value = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(value.upper(), value.upper())
+        if value not in LOG_LEVELS:
             raise PydanticCustomError("log_level", f"one of {', '.join(LOG_LEVELS)}")
-        return value.upper()
+        return value
 
     @field_validator("agent_modules", mode="before")
     @classmethod
@@ -126,9 +139,9 @@ class Settings(BaseSettings):
     @property
     def embedded_broker_dir(self) -> Path:
         """Folder of the embedded broker: next to the SQLite file, else under the working dir."""
-        prefix = "sqlite:///"
-        if self.database_url.startswith(prefix) and ":memory:" not in self.database_url:
-            db = Path(self.database_url[len(prefix) :].split("?", 1)[0])
+        url = database_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            db = Path(url.database)
             return db.parent / f".{db.name}.broker"
         return Path(".wfe-broker")
 

@@ -3,12 +3,13 @@ traceback or an internal error."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support import services
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +20,7 @@ def wfe(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
         capture_output=True,
         text=True,
         env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("WFE_")},
+            **services.environment_without_settings(),
             "WFE_DATABASE_URL": f"sqlite:///{tmp_path / 'wfe.db'}",
             **env,
         },

@@ -1,12 +1,12 @@
 """A plain `pip install` (no extras) in a fresh virtualenv, run on PostgreSQL with the URLs a
-user writes: `postgresql://` for migrations, a workflow and its worker, `postgres://` for the
-API and its live events."""
+user writes: `postgresql://` for the migrations, a workflow and its worker and coordinator,
+`postgres://` for the API (a view, the event stream, the docs). Live notifications under each
+driver are tested in tests/coordinator/test_events.py."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -65,7 +65,7 @@ def wfe(
     venv: Path, cwd: Path, url: str, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("WFE_")},
+        **services.environment_without_settings(),
         "WFE_DATABASE_URL": url,
         "WFE_AGENT_MODULES": "workers.demo_agents",
         "WFE_RECONCILE_INTERVAL": "0.2",
@@ -117,7 +117,10 @@ def test_a_plain_install_runs_a_workflow_on_postgresql_with_a_plain_url(
     with log.open("w") as output:
         api = subprocess.Popen(
             [str(venv / "bin" / "wfe"), "api", "--host", "127.0.0.1", "--port", str(port)],
-            env={**os.environ, "WFE_DATABASE_URL": heroku},
+            env={
+                **services.environment_without_settings(),
+                "WFE_DATABASE_URL": heroku,
+            },
             cwd=tmp_path,
             stdout=output,
             stderr=subprocess.STDOUT,

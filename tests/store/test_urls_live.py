@@ -69,5 +69,10 @@ def test_a_fan_out_and_join_run_the_same_under_every_url_form(
         assert harness.statuses(view.id) == dict.fromkeys(steps, "succeeded")
         driver = harness.store.engine.dialect.driver
         assert driver == ("psycopg2" if form.endswith("psycopg2") else "psycopg")
+        # every engine of the store (the claims' and the outcomes' too) connects with the
+        # password typed: the test servers trust local connections, so a lost one would not show
+        engines = [harness.store.engine, harness.store._fast_engine, harness.store._pipeline_engine]
+        assert all(engine is not None for engine in engines)
+        assert {engine.url.password for engine in engines if engine is not None} == {password}
     finally:
         harness.close()

@@ -56,6 +56,11 @@ def rabbitmq_url() -> str | None:
     return None
 
 
+def environment_without_settings() -> dict[str, str]:
+    """This process's environment less every WFE_ setting: what a fresh shell would give."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("WFE_")}
+
+
 def with_scheme(url: str, scheme: str) -> str:
     """``url`` with its scheme (and so its driver) replaced: ``postgresql+psycopg2``, say."""
     return sa.make_url(url).set(drivername=scheme).render_as_string(hide_password=False)

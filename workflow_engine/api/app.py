@@ -16,6 +16,7 @@ from workflow_engine.engine import Engine
 from workflow_engine.errors import ConfigurationError
 from workflow_engine.metrics import api_registry
 from workflow_engine.settings import DEFAULT_JWT_SECRET, EXAMPLE_JWT_SECRET, PLACEHOLDER_MARK, Settings
+from workflow_engine.users import LoginBrake
 
 MIN_PRODUCTION_SECRET = 32
 DOCS_URL = "/api/docs"
@@ -62,10 +63,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         openapi_url="/api/openapi.json",
         static_url=DOCS_ASSETS,
         swagger_ui_oauth2_redirect_url=f"{DOCS_URL}/oauth2-redirect",
+        # never a redirect to the same path with a slash added: it would be built from the Host
+        # header, which the client chooses
+        redirect_slashes=False,
         description="Versioned DAG workflows run on Celery, durable in the database.",
     )
     app.state.engine = engine
     app.state.tokens = Tokens(settings)
+    app.state.logins = LoginBrake(engine.store, settings)
     app.state.registry = api_registry(engine.store)
     errors.install(app)
     api = APIRouter(prefix="/api/v1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,6 +16,7 @@ from workflow_engine.settings import Settings
 from workflow_engine.store.records import UserRecord
 
 ALGORITHM = "HS256"
+_USER_ID = re.compile(r"[0-9]{1,18}")
 TokenKind = Literal["access", "refresh"]
 
 
@@ -94,6 +96,6 @@ class Tokens:
             raise AuthenticationFailed("invalid token") from None
         if claims.get("type") != kind:
             raise AuthenticationFailed(f"not an {kind} token" if kind == "access" else f"not a {kind} token")
-        if not str(claims.get("sub", "")).isdigit():
-            raise AuthenticationFailed("invalid token")
+        if not isinstance(claims.get("sub"), str) or not _USER_ID.fullmatch(claims["sub"]):
+            raise AuthenticationFailed("invalid token")  # a user id we issued: ASCII digits, bounded
         return claims

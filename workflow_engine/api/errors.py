@@ -15,6 +15,7 @@ from workflow_engine import errors
 log = logging.getLogger(__name__)
 
 STATUS: list[tuple[type[Exception], int]] = [
+    (errors.TooManyAttempts, 429),
     (errors.AuthenticationFailed, 401),
     (errors.PermissionDenied, 403),
     (errors.NotFound, 404),
@@ -49,6 +50,8 @@ def install(app: FastAPI) -> None:
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, error)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(error, errors.TooManyAttempts):
+            headers = {"Retry-After": str(error.retry_after)}
         return JSONResponse(body_of(error), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -1,5 +1,9 @@
 """What every request must satisfy before the app sees it: a body no larger than the configured
-limit (413), and no NUL character in its path, query string or body (422).
+limit (413), no NUL character in its path, query string or body (422), and a JSON body that
+means one thing (422): no key twice in an object (the YAML loader refuses duplicates too, and
+JSON parsers disagree on which one wins), no ``NaN`` or ``Infinity``, nested no deeper than the
+engine stores (:data:`~workflow_engine.core.payloads.MAX_DEPTH`, checked before parsing, so
+that no body can exhaust the parser's recursion).
 
 PostgreSQL stores neither a NUL in text nor a ``\\u0000`` in JSONB, so a NUL is refused here,
 once for every route, instead of failing deep in the store."""
@@ -10,7 +14,10 @@ import json
 import re
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from workflow_engine.core.payloads import MAX_DEPTH
 
 NUL_DETAIL = "NUL characters (\\u0000, %00) are not accepted"
 _FORM = b"application/x-www-form-urlencoded"
@@ -34,6 +41,67 @@ def body_has_nul(body: bytes, content_type: bytes) -> bool:
     if kind.startswith(b"multipart/"):
         return False  # its fields are raw bytes: a NUL in one is a raw NUL, checked above
     return _JSON_NUL.search(body) is not None  # any other body is read as JSON by the routes
+
+
+_JSON_PARSED_IN_A_THREAD = 64 * 1024  # larger bodies are checked off the event loop
+
+
+class _Ambiguous(ValueError):
+    pass
+
+
+def _one_value_per_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _Ambiguous(f"the key {key!r} appears twice in one object")
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise _Ambiguous(f"{name} is not a JSON number")
+
+
+def _nesting(body: bytes) -> int:
+    """How deep the brackets of a JSON text nest, strings left out."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def json_body_problem(body: bytes) -> str | None:
+    """Why a JSON body is refused, or None (also for a body that is not JSON at all: the route
+    answers that one)."""
+    if _nesting(body) > MAX_DEPTH + 1:  # the body's own object is one level
+        return f"the JSON body is nested more than {MAX_DEPTH} levels deep"
+    try:
+        json.loads(body, object_pairs_hook=_one_value_per_key, parse_constant=_no_constant)
+    except _Ambiguous as exc:
+        return str(exc)
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
+def _is_json(content_type: bytes) -> bool:
+    kind = content_type.split(b";")[0].strip().lower()
+    return kind in (b"", b"application/json") or kind.endswith(b"+json")
 
 
 class RequestLimits:
@@ -76,9 +144,19 @@ class RequestLimits:
                 return
             if not message.get("more_body", False):
                 break
-        if body_has_nul(bytes(body), headers.get(b"content-type", b"")):
+        content_type = headers.get(b"content-type", b"")
+        if body_has_nul(bytes(body), content_type):
             await self._refuse(send, 422, NUL_DETAIL)
             return
+        if body and _is_json(content_type):
+            raw = bytes(body)
+            if len(raw) > _JSON_PARSED_IN_A_THREAD:
+                problem = await run_in_threadpool(json_body_problem, raw)
+            else:
+                problem = json_body_problem(raw)
+            if problem is not None:
+                await self._refuse(send, 422, problem)
+                return
 
         async def replay() -> Message:
             return messages.pop(0) if messages else await receive()

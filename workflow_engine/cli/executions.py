@@ -168,12 +168,14 @@ def submit(
     mode: str,
     as_json: bool,
 ) -> None:
-    """Start an execution of a registered workflow and print its id."""
+    """Start an execution of one of the deployment's workflows (registered with `wfe register`)
+    and print its id."""
     with Engine.from_settings(settings) as engine:
         view = engine.start(
             workflow,
             parse_json_object(input_text, "--input"),
             parse_json_object(metadata_text, "--metadata"),
+            visible_to=engine.store.system_user_id(),
             version=version,
             idempotency_key=idempotency_key,
             mode=mode,

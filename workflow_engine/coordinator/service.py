@@ -25,7 +25,7 @@ from workflow_engine.coordinator.unit import RUN_IN_PLACE, Unit
 from workflow_engine.core import planner
 from workflow_engine.core.states import ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import WorkflowDefinition
-from workflow_engine.definitions.schemas import check_data
+from workflow_engine.definitions.schemas import check_data, check_payload
 from workflow_engine.definitions.validation import unknown_agents
 from workflow_engine.errors import (
     Conflict,
@@ -142,6 +142,7 @@ class Coordinator:
         meta = {} if metadata is None else metadata
         if not isinstance(meta, dict):
             raise InputError("metadata", [Problem("", "must be a JSON object")])
+        check_payload(meta, "metadata")
         if mode not in MODES:
             raise InputError("mode", [Problem("", f"must be one of {', '.join(MODES)}")])
         if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):

@@ -19,6 +19,12 @@ ROOT_NAMES = frozenset({"input", "steps", "metadata"})
 MAX_LENGTH = 2000
 MAX_DEPTH = 50
 _MAX_SEQUENCE = 100_000
+# what one evaluation may cost, in units of about one element or character handled: every node
+# costs one, a function, comparison or operation as much as the data it goes through (so a
+# condition over large step outputs answers in tens of milliseconds at most, never seconds)
+BUDGET = 1_000_000
+# what may be used as a dict key or looked up in a mapping
+_KEYS = (str, int, float, bool, type(None))
 
 
 def _get(container: Any, key: Any, default: Any = None) -> Any:
@@ -111,26 +117,26 @@ class Expression:
     step_refs: frozenset[str] = frozenset()
     dynamic_step_refs: bool = False
 
-    def evaluate(self, scope: Mapping[str, Any]) -> Any:
+    def evaluate(self, scope: Mapping[str, Any], budget: int = BUDGET) -> Any:
+        """The expression's value over ``scope``; any failure is :class:`ExpressionError`."""
         try:
-            return _Evaluator(scope).visit(self.tree.body)
+            return _Evaluator(scope, budget).visit(self.tree.body)
         except ExpressionError as exc:
             raise ExpressionError(exc.message, self.source) from None
         except RecursionError:
             raise ExpressionError("expression is nested too deeply", self.source) from None
+        except (TypeError, ValueError, ArithmeticError, MemoryError) as exc:
+            # the evaluator checks what it can; anything left is still the expression's fault
+            raise ExpressionError(f"cannot be evaluated: {exc}", self.source) from None
 
     def truth(self, scope: Mapping[str, Any]) -> bool:
         return bool(self.evaluate(scope))
 
     @property
-    def constant(self) -> tuple[bool, Any]:
-        """(True, value) when the expression reads no data at all."""
-        if any(isinstance(node, ast.Name) and node.id in ROOT_NAMES for node in ast.walk(self.tree)):
-            return False, None
-        try:
-            return True, self.evaluate({})
-        except ExpressionError:
-            return False, None
+    def reads_data(self) -> bool:
+        """Whether the expression reads ``input``, ``steps`` or ``metadata`` (if not, its value
+        is known when it is written)."""
+        return any(isinstance(node, ast.Name) and node.id in ROOT_NAMES for node in ast.walk(self.tree))
 
 
 def compile_expression(source: str) -> Expression:
@@ -222,10 +228,17 @@ class _Checker:
 class _Evaluator:
     """Walks a checked tree; every operation is on plain data and explicit."""
 
-    def __init__(self, scope: Mapping[str, Any]) -> None:
+    def __init__(self, scope: Mapping[str, Any], budget: int) -> None:
         self.scope = scope
+        self.left = budget
+
+    def spend(self, units: int) -> None:
+        self.left -= units
+        if self.left < 0:
+            raise ExpressionError("expression exceeds its evaluation budget (the data it reads is too large)")
 
     def visit(self, node: ast.AST) -> Any:
+        self.spend(1)
         method: Callable[[Any], Any] = getattr(self, f"_{type(node).__name__}", self._refuse)
         return method(node)
 
@@ -251,6 +264,8 @@ class _Evaluator:
         if isinstance(key, str) and key.startswith("_"):
             raise ExpressionError(f"key {key!r} is not allowed")
         if isinstance(container, Mapping):
+            if not isinstance(key, _KEYS):
+                raise ExpressionError(f"cannot look up a {_kind(key)} in {where}: keys are strings")
             if key not in container:
                 raise ExpressionError(f"{where} has no key {key!r}")
             return container[key]
@@ -272,7 +287,10 @@ class _Evaluator:
         for key, value in zip(node.keys, node.values, strict=True):
             if key is None:
                 raise ExpressionError("dict unpacking is not allowed")
-            result[self.visit(key)] = self.visit(value)
+            name = self.visit(key)
+            if not isinstance(name, _KEYS):
+                raise ExpressionError(f"a {_kind(name)} cannot be a dict key")
+            result[name] = self.visit(value)
         return result
 
     def _BoolOp(self, node: ast.BoolOp) -> Any:
@@ -299,9 +317,11 @@ class _Evaluator:
         if op is ast.Add and _same_sequence(left, right):
             if len(left) + len(right) > _MAX_SEQUENCE:
                 raise ExpressionError("result is too long")
+            self.spend(len(left) + len(right))
             return left + right
         if not (_is_number(left) and _is_number(right)):
             raise ExpressionError(f"cannot apply {ast.unparse(node)!r} to {_kind(left)} and {_kind(right)}")
+        self.spend(_weight(left) + _weight(right))
         try:
             return _BINARY[op](left, right)
         except ZeroDivisionError:
@@ -313,6 +333,7 @@ class _Evaluator:
         left = self.visit(node.left)
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             right = self.visit(comparator)
+            self.spend(_weight(left) + _weight(right))
             try:
                 ok = _COMPARE[type(op)](left, right)
             except TypeError:
@@ -329,8 +350,12 @@ class _Evaluator:
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
             raise ExpressionError("call is not allowed")
         args = [self.visit(arg) for arg in node.args]
+        if node.func.id != "len":  # len is O(1); the others go through their arguments
+            self.spend(sum(_weight(arg) for arg in args))
         try:
-            return FUNCTIONS[node.func.id](*args)
+            result = FUNCTIONS[node.func.id](*args)
+            self.spend(_weight(result))
+            return result
         except ExpressionError:
             raise
         except (TypeError, ValueError, OverflowError) as exc:
@@ -345,6 +370,27 @@ def _same_sequence(left: Any, right: Any) -> bool:
     return (isinstance(left, str) and isinstance(right, str)) or (
         isinstance(left, (list, tuple)) and type(left) is type(right)
     )
+
+
+def _weight(value: Any) -> int:
+    """About how many elements or characters an operation on ``value`` goes through: the
+    length of a string or container (nested containers by their length too, at each level an
+    operation compares or renders them), the machine words of an integer, else one."""
+    if isinstance(value, (str, bytes)):
+        return len(value) + 1
+    if isinstance(value, (list, tuple, dict)):
+        return (
+            len(value)
+            + sum(
+                len(v)
+                for v in (value.values() if isinstance(value, dict) else value)
+                if isinstance(v, (str, list, tuple, dict))
+            )
+            + 1
+        )
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value.bit_length() // 64 + 1
+    return 1
 
 
 def _kind(value: Any) -> str:

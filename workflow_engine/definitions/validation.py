@@ -18,6 +18,7 @@ import pydantic
 
 from workflow_engine.core.expressions import compile_expression
 from workflow_engine.core.graph import Edge, Graph
+from workflow_engine.core.payloads import MAX_DEPTH, payload_problem
 from workflow_engine.definitions.model import (
     EdgeDefinition,
     StepDefinition,
@@ -28,6 +29,10 @@ from workflow_engine.errors import DefinitionError, ExpressionError, Problem
 
 TOP_LEVEL = ("name", "version", "description", "input_schema", "steps", "edges")
 SEED_STEP_FIELDS = ("timeout_minutes", "retry_on_failure")
+
+# values a definition may hold in all, YAML anchors counted each time they are used (a 10,000-step
+# chain holds about 40,000)
+MAX_DEFINITION_VALUES = 200_000
 
 
 def _pydantic_problems(prefix: str, error: pydantic.ValidationError) -> list[Problem]:
@@ -259,8 +264,14 @@ class _Validator:
                     self.add(where, f"reads steps.{ref}, which does not run before {edge.source!r}")
                 else:
                     self.add(where, f"reads steps.{ref}, which is not a step of this workflow")
-            is_constant, value = expression.constant
-            if is_constant and not value and graph.in_degree(edge.target) == 1:
+            if expression.reads_data:
+                continue
+            try:
+                value = expression.evaluate({})
+            except ExpressionError as exc:
+                self.add(where, exc.message)
+                continue
+            if not value and graph.in_degree(edge.target) == 1:
                 self.add(where, f"is always false: step {edge.target!r} could never run")
         for step in steps:
             if step.until is None:
@@ -292,6 +303,9 @@ def validate_document(
     raw: Any, known_agents: Collection[str] | None = None
 ) -> tuple[WorkflowDefinition | None, list[Problem]]:
     """The definition and no problems, or None and every problem found."""
+    unstorable = payload_problem(raw, max_depth=MAX_DEPTH, max_nodes=MAX_DEFINITION_VALUES)
+    if unstorable is not None:  # nothing else is checked: walking such a document is the risk
+        return None, [unstorable]
     validator = _Validator(raw, known_agents)
     definition = validator.run()
     return definition, validator.problems

@@ -74,10 +74,12 @@ def create_fast_engine(url: sa.URL, pool_size: int = 2) -> Engine:
     """PostgreSQL sessions that autocommit and do not wait for the disk on commit: only for
     writes that may be lost in a server crash without harm (see store.claims)."""
     parsed = database_url(url)
+    # the URL's own options (a search_path, say) apply here as everywhere, with one more
+    options = " ".join(filter(None, [str(parsed.query.get("options", "")), "-c synchronous_commit=off"]))
     return sa.create_engine(
         parsed,
         isolation_level="AUTOCOMMIT",
-        connect_args={**_connect_args(parsed), "options": "-c synchronous_commit=off"},
+        connect_args={**_connect_args(parsed), "options": options},
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_recycle=1800,

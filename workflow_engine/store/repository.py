@@ -22,6 +22,7 @@ from workflow_engine.errors import (
     Conflict,
     DefinitionExists,
     ExecutionNotFound,
+    NameTaken,
     UserNotFound,
     WorkflowNotFound,
 )
@@ -217,6 +218,31 @@ class Store:
             raise UserNotFound(username)
         return from_row(UserRecord, row)
 
+    # failed logins
+
+    def login_failures(
+        self, username: str, address: str, since: datetime
+    ) -> tuple[list[datetime], list[datetime]]:
+        """When the failed logins since ``since`` happened: those for ``username``, and those
+        from ``address``."""
+        f = t.login_failures
+        recent = sa.select(f.c.at).where(f.c.at >= since).order_by(f.c.at)
+        with self.reading() as conn:
+            by_user = list(conn.execute(recent.where(f.c.username == username)).scalars())
+            by_address = list(conn.execute(recent.where(f.c.address == address)).scalars())
+        return by_user, by_address
+
+    def record_login_failure(self, username: str, address: str, forget_before: datetime) -> None:
+        """Note a failed login now, and forget those older than ``forget_before``."""
+        f = t.login_failures
+        with self.transaction() as tx:
+            tx.execute(sa.delete(f).where(f.c.at < forget_before))
+            tx.execute(sa.insert(f).values(username=username[:150], address=address[:64], at=tx.now))
+
+    def clear_login_failures(self, username: str) -> None:
+        with self.transaction() as tx:
+            tx.execute(sa.delete(t.login_failures).where(t.login_failures.c.username == username))
+
     def get_user_by_id(self, user_id: int) -> UserRecord:
         with self.reading() as conn:
             row = conn.execute(sa.select(t.users).where(t.users.c.id == user_id)).first()
@@ -231,13 +257,27 @@ class Store:
     ) -> tuple[WorkflowRecord, bool]:
         """Store a definition version; registering the same body again changes nothing.
 
-        Returns the record and whether it was created. A different body under an existing
-        (name, version) is refused: versions are immutable.
+        Returns the record and whether it was created. A name belongs to whoever registered
+        its first version: anyone else is refused with :class:`NameTaken`, whatever the
+        version and body (so the answer tells nothing of what is registered under it). A
+        different body under an existing (name, version) is refused: versions are immutable.
         """
         document = definition.document()
         digest = document_digest(document)
         owner = created_by if created_by is not None else self.system_user_id()
+        names = t.workflow_names
         with self.transaction() as tx:
+            insert_ignoring_conflicts(
+                tx.connection,
+                names,
+                {"name": definition.name, "owner_id": owner, "created_at": tx.now},
+                ["name"],
+            )
+            holder = tx.execute(
+                sa.select(names.c.owner_id).where(names.c.name == definition.name)
+            ).scalar_one()
+            if holder != owner:
+                raise NameTaken(definition.name)
             created = insert_ignoring_conflicts(
                 tx.connection,
                 t.workflows,
@@ -252,21 +292,29 @@ class Store:
                 },
                 ["name", "version"],
             )
-        record = self.get_workflow(definition.name, definition.version)
-        if record.digest != digest:
+            row = tx.execute(
+                sa.select(t.workflows).where(
+                    t.workflows.c.name == definition.name, t.workflows.c.version == definition.version
+                )
+            ).one()
+        if row.digest != digest or row.created_by != owner:
             raise DefinitionExists(definition.name, definition.version)
-        return record, created
+        return from_row(WorkflowRecord, row), created
 
-    def _visible(self, owner_id: int | None) -> sa.ColumnElement[bool]:
-        if owner_id is None:
-            return sa.true()
-        return t.workflows.c.created_by.in_([owner_id, self.system_user_id()])
+    def _owned_versions(self, visible_to: int | None) -> sa.Select[Any]:
+        """Versions registered by their name's owner (the only ones that run), of the names
+        ``visible_to`` may see: their own and the deployment's (every name when None)."""
+        w, n = t.workflows, t.workflow_names
+        query = sa.select(w).join(n, sa.and_(n.c.name == w.c.name, n.c.owner_id == w.c.created_by))
+        if visible_to is not None:
+            query = query.where(n.c.owner_id.in_([visible_to, self.system_user_id()]))
+        return query
 
     def get_workflow(
         self, name: str, version: str | None = None, visible_to: int | None = None
     ) -> WorkflowRecord:
         """A version of a workflow, or its highest semantic version when ``version`` is None."""
-        query = sa.select(t.workflows).where(t.workflows.c.name == name, self._visible(visible_to))
+        query = self._owned_versions(visible_to).where(t.workflows.c.name == name)
         if version is not None:
             query = query.where(t.workflows.c.version == version)
         with self.reading() as conn:
@@ -285,7 +333,7 @@ class Store:
 
     def list_workflows(self, visible_to: int | None = None, name: str | None = None) -> list[WorkflowRecord]:
         """Every registered version, by name, newest version first."""
-        query = sa.select(t.workflows).where(self._visible(visible_to))
+        query = self._owned_versions(visible_to)
         if name is not None:
             query = query.where(t.workflows.c.name == name)
         with self.reading() as conn:

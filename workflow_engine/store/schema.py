@@ -92,6 +92,27 @@ workflows = Table(
     Index(None, "created_by", "name"),
 )
 
+# who owns each workflow name: whoever registered its first version (the only one who may add more)
+workflow_names = Table(
+    "wfe_workflow_names",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("owner_id", Integer, ForeignKey("wfe_users.id"), nullable=False),
+    _timestamp("created_at"),
+)
+
+# recent failed logins, counted by username and by client address to brake guessing
+login_failures = Table(
+    "wfe_login_failures",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("username", String(150), nullable=False),
+    Column("address", String(64), nullable=False),
+    _timestamp("at"),
+    Index(None, "username", "at"),
+    Index(None, "address", "at"),
+)
+
 executions = Table(
     "wfe_executions",
     metadata,

@@ -9,7 +9,7 @@ behaves the same on either (see :func:`workflow_engine.store.database.create_eng
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -44,16 +44,17 @@ def database_url(url: str | sa.URL) -> sa.URL:
     if scheme not in _SCHEMES:
         raise ConfigurationError(f"database URLs of the form {scheme}:// are not supported; use {ACCEPTED}")
     backend, driver = _SCHEMES[scheme]
-    if importlib.util.find_spec(_MODULES[driver]) is None:
-        raise ConfigurationError(f"{scheme}:// needs the {_MODULES[driver]} module, which is not installed")
+    if parsed.host and "@" in parsed.host:  # an unescaped @ in the password: say so, show neither part
+        raise ConfigurationError("the database URL has an @ in its password or user name: write it as %40")
+    try:
+        importlib.import_module(_MODULES[driver])
+    except ImportError as error:
+        raise ConfigurationError(
+            f"{scheme}:// needs the {_MODULES[driver]} module, which cannot be imported: {error}"
+        ) from None
     return parsed.set(drivername=f"{backend}+{driver}")
 
 
 def driver(url: str | sa.URL) -> str:
     """The driver ``url`` connects with: ``psycopg``, ``psycopg2`` or ``pysqlite``."""
     return database_url(url).get_driver_name()
-
-
-def display(url: str | sa.URL) -> str:
-    """``url`` as it may be shown, with its password hidden."""
-    return sa.make_url(url).render_as_string(hide_password=True)

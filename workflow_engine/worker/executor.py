@@ -17,6 +17,7 @@ from workflow_engine import logs, metrics
 from workflow_engine.agents import AgentContext, AgentRegistry, AgentSpec
 from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
 from workflow_engine.coordinator.service import Coordinator
+from workflow_engine.core.payloads import payload_problem
 from workflow_engine.core.retry import FailureKind, classify, error_type
 from workflow_engine.errors import StepError
 from workflow_engine.store.database import retrying
@@ -50,8 +51,11 @@ def normalise_output(result: Any) -> dict[str, Any]:
         raise TypeError(f"an agent must return a dict (a JSON object), not {type(result).__name__}")
     try:
         loaded: dict[str, Any] = json.loads(json.dumps(result, allow_nan=False))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise TypeError(f"the output is not JSON-serialisable: {exc}") from None
+    problem = payload_problem(loaded)
+    if problem is not None:
+        raise TypeError(f"the output cannot be stored: {problem}")
     return loaded
 
 
@@ -68,6 +72,9 @@ class _Services:
         self.store = store
 
     def save_checkpoint(self, run_id: int, data: Any) -> None:
+        problem = payload_problem(data)
+        if problem is not None:
+            raise TypeError(f"the checkpoint cannot be stored: {problem}")
         self.coordinator.save_checkpoint(run_id, data)
 
     def is_cancelled(self, run_id: int) -> bool:

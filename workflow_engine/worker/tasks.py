@@ -41,9 +41,12 @@ def register_tasks(app: EngineCelery) -> None:
         idempotency_key: str | None = None,
         mode: str = "auto",
     ) -> str:
-        """Start an execution from a plain Celery message; returns its id."""
-        record = app.runtime().coordinator.start(
+        """Start an execution from a plain Celery message; returns its id. Only the deployment's
+        workflows (registered with the CLI) may be started this way: a message names no user."""
+        coordinator = app.runtime().coordinator
+        record = coordinator.start(
             workflow,
+            visible_to=coordinator.store.system_user_id(),
             input_data=input_data,
             metadata=metadata,
             version=version,

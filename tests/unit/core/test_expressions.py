@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import contextlib
+import re
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from workflow_engine.core.expressions import compile_expression
 from workflow_engine.errors import ExpressionError
@@ -112,6 +116,73 @@ def test_no_python_attribute_is_ever_read_from_objects_in_scope() -> None:
         expression.evaluate({"input": {"obj": Secretive()}})
 
 
-def test_constant_expressions_are_detected() -> None:
-    assert compile_expression("1 > 2").constant == (True, False)
-    assert compile_expression("input.x > 2").constant == (False, None)
+def test_expressions_that_read_no_data_are_detected() -> None:
+    assert not compile_expression("1 > 2").reads_data
+    assert compile_expression("input.x > 2").reads_data
+    assert compile_expression("len(steps.a.items) > 0").reads_data
+
+
+@pytest.mark.parametrize(
+    ("source", "scope", "says"),
+    [
+        ("{[1]: 2}", {}, "a list cannot be a dict key"),
+        ("{input.l: 1} == {}", {"input": {"l": [1]}}, "a list cannot be a dict key"),
+        ("input[input.l] == 1", {"input": {"l": [1]}}, "cannot look up a list in input"),
+        ("input[input.d] == 1", {"input": {"d": {"a": 1}}}, "cannot look up a dict in input"),
+        ("get(input, input.l) == 1", {"input": {"l": [1]}}, "get() failed"),
+        ("[1] in {'a': 1}", {}, "cannot compare"),
+        ("min([])", {}, "min() failed"),
+        ("int('9' * 2)", {}, "cannot apply"),
+    ],
+)
+def test_a_type_error_in_an_expression_is_an_expression_error(
+    source: str, scope: dict[str, object], says: str
+) -> None:
+    with pytest.raises(ExpressionError, match=re.escape(says)):
+        compile_expression(source).evaluate(scope)
+
+
+def test_an_expression_over_large_data_stops_at_its_budget() -> None:
+    big = {"input": {"x": list(range(300_000))}}
+    expression = compile_expression("len(str(input.x)) + len(str(input.x)) > 0")
+    with pytest.raises(ExpressionError, match="evaluation budget"):
+        expression.evaluate(big)
+    assert compile_expression("len(str(input.x)) > 0").evaluate({"input": {"x": list(range(1000))}})
+
+
+def test_arithmetic_on_huge_integers_costs_their_size() -> None:
+    product = compile_expression(" * ".join(["int(input.n)"] * 40))
+    huge, small = {"input": {"n": "9" * 4000}}, {"input": {"n": "9"}}
+    assert product.evaluate(small, budget=5_000) == 9**40
+    with pytest.raises(ExpressionError, match="evaluation budget"):
+        product.evaluate(huge, budget=5_000)
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+        max_leaves=20,
+    ),
+    st.sampled_from(
+        [
+            "input.v == input.v",
+            "input[input.v]",
+            "{input.v: 1}",
+            "input.v in input.v",
+            "len(input.v) + 1",
+            "str(input.v) < input.v",
+            "-input.v",
+            "input.v + input.v",
+            "min(input.v)",
+            "get(input.v, input.v)",
+            "input.v[0]",
+            "round(input.v)",
+        ]
+    ),
+)
+def test_no_value_makes_an_expression_raise_anything_but_an_expression_error(
+    value: object, source: str
+) -> None:
+    with contextlib.suppress(ExpressionError):
+        compile_expression(source).evaluate({"input": {"v": value}})

@@ -13,7 +13,7 @@ from workflow_engine.api.auth import TokenPair
 from workflow_engine.api.deps import EngineDep, TokensDep, active_user
 from workflow_engine.api.schemas import Credentials, RefreshRequest, TokenOut
 from workflow_engine.errors import InputError, Problem
-from workflow_engine.users import authenticate
+from workflow_engine.users import LoginBrake
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -71,7 +71,9 @@ async def _credentials(request: Request) -> Credentials:
 async def token(request: Request, engine: EngineDep, tokens: TokensDep) -> TokenOut:
     """Exchange a username and password for an access token and a refresh token."""
     credentials = await _credentials(request)
-    user = await run_in_threadpool(authenticate, engine.store, credentials.username, credentials.password)
+    logins: LoginBrake = request.app.state.logins
+    address = request.client.host if request.client else "unknown"
+    user = await run_in_threadpool(logins.login, credentials.username, credentials.password, address)
     return _out(tokens.issue(user))
 
 

@@ -1,0 +1,66 @@
+"""What data the engine stores: JSON that every database and every reader can take back.
+
+Checked before anything is written (execution input and metadata, human task data, step
+outputs and checkpoints, definitions), so that a value accepted once can always be read again:
+nested at most :data:`MAX_DEPTH` levels (the API and the JSON encoders serialise far deeper,
+but not without bound), numbers finite (PostgreSQL's JSONB has no NaN or Infinity, and
+``1e309`` reads as Infinity), strings that are valid Unicode (a lone surrogate such as
+``"\\ud800"`` has no UTF-8 form), keys that are strings, and at most ``max_nodes`` values in
+all when a limit is given (a YAML file of anchors expands a few hundred bytes into millions).
+The walk is iterative: no input can exhaust the interpreter's recursion limit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from workflow_engine.errors import Problem
+
+MAX_DEPTH = 64
+
+
+def _where(path: tuple[str | int, ...]) -> str:
+    return "/".join(str(p) for p in path) or "(root)"
+
+
+def payload_problem(value: Any, max_depth: int = MAX_DEPTH, max_nodes: int | None = None) -> Problem | None:
+    """The first reason ``value`` cannot be stored, with where it is; None if it can."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    seen = 0
+    while stack:
+        item, path = stack.pop()
+        seen += 1
+        if max_nodes is not None and seen > max_nodes:
+            return Problem("(root)", f"more than {max_nodes} values in all (expanded)")
+        if len(path) > max_depth:
+            return Problem(_where(path[:max_depth]), f"nested more than {max_depth} levels deep")
+        if item is None or isinstance(item, (bool, int)):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return Problem(_where(path), f"{item} is not a number JSON can store (finite numbers only)")
+        elif isinstance(item, str):
+            if not _is_unicode(item):
+                return Problem(_where(path), "a string with a lone surrogate (not valid Unicode)")
+        elif isinstance(item, Mapping):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    return Problem(_where(path), f"keys must be strings, not {type(key).__name__}")
+                if not _is_unicode(key):
+                    return Problem(_where(path), "a key with a lone surrogate (not valid Unicode)")
+                stack.append((child, (*path, key)))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((child, (*path, index)) for index, child in enumerate(item))
+        else:
+            return Problem(_where(path), f"a {type(item).__name__} is not JSON")
+    return None
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
