@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from workflow_engine.definitions import WorkflowBuilder
-from workflow_engine.errors import Conflict, DefinitionExists, UserNotFound, WorkflowNotFound
+from workflow_engine.errors import Conflict, DefinitionExists, NameTaken, UserNotFound, WorkflowNotFound
+from workflow_engine.store import schema as t
 from workflow_engine.store.repository import Store
 
 
@@ -76,3 +78,54 @@ def test_times_come_back_as_aware_utc(store: Store) -> None:
     record, _ = store.register_workflow(definition())
     assert record.created_at.tzinfo is not None
     assert abs((record.created_at - before).total_seconds()) < 60
+
+
+def test_a_name_belongs_to_whoever_registered_its_first_version(store: Store) -> None:
+    alice = store.create_user("alice", "hash", "operator").id
+    bob = store.create_user("bob", "hash", "operator").id
+    store.register_workflow(definition("shared"))  # the deployment's
+    store.register_workflow(definition("mine"), created_by=alice)
+    for name, intruder in (("shared", alice), ("mine", bob), ("mine", None)):
+        with pytest.raises(NameTaken):
+            store.register_workflow(definition(name, "9.0.0"), created_by=intruder)
+        with pytest.raises(NameTaken):  # the same body as the owner's: the same answer
+            store.register_workflow(definition(name), created_by=intruder)
+    assert store.register_workflow(definition("mine", "1.1.0"), created_by=alice)[1]
+    assert store.get_workflow("shared").version == "1.0.0"
+    assert [r.version for r in store.list_workflows(name="mine")] == ["1.1.0", "1.0.0"]
+
+
+def test_latest_is_chosen_among_the_owner_s_versions_only(store: Store) -> None:
+    """Versions registered under another user's name before names were owned (migration 0005
+    gives each name to its oldest version's author) never run."""
+    alice = store.create_user("alice", "hash", "operator").id
+    store.register_workflow(definition("legacy"))
+    with store.transaction() as tx:  # what an older release let an operator write
+        tx.execute(
+            sa.insert(t.workflows).values(
+                name="legacy",
+                version="9.0.0",
+                description="",
+                document=definition("legacy", "9.0.0").document(),
+                digest="x",
+                created_by=alice,
+                created_at=datetime.now(UTC),
+            )
+        )
+    assert store.get_workflow("legacy").version == "1.0.0"
+    assert store.get_workflow("legacy", visible_to=alice).version == "1.0.0"
+    assert [r.version for r in store.list_workflows()] == ["1.0.0"]
+    with pytest.raises(WorkflowNotFound):
+        store.get_workflow("legacy", "9.0.0")
+
+
+def test_failed_logins_are_counted_by_user_and_address_and_forgotten_after_the_window(store: Store) -> None:
+    now = store.clock.now()
+    for user, address in (("vic", "10.0.0.1"), ("vic", "10.0.0.2"), ("eve", "10.0.0.1")):
+        store.record_login_failure(user, address, forget_before=now - timedelta(minutes=5))
+    by_user, by_address = store.login_failures("vic", "10.0.0.1", since=now - timedelta(minutes=5))
+    assert len(by_user) == 2 and len(by_address) == 2 and by_user == sorted(by_user)
+    store.clear_login_failures("vic")
+    assert store.login_failures("vic", "10.0.0.1", since=now - timedelta(minutes=5)) == ([], by_address[1:])
+    store.record_login_failure("zed", "10.0.0.9", forget_before=now + timedelta(minutes=1))
+    assert store.login_failures("eve", "10.0.0.1", since=now - timedelta(minutes=5)) == ([], [])
