@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from workflow_engine.core.payloads import payload_problem
 from workflow_engine.core.states import OPEN_STEP, StepStatus
 from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
@@ -118,10 +119,22 @@ def step_views(definition: WorkflowDefinition, runs: list[StepRunRecord]) -> lis
                 error=error,
                 started_at=latest.started_at if latest else None,
                 finished_at=latest.finished_at if latest else None,
-                output=latest.output if latest else None,
+                output=readable(latest.output) if latest else None,
             )
         )
     return views
+
+
+def readable(value: Any) -> Any:
+    """``value``, or in its place a note saying why it cannot be shown: a row written before the
+    engine refused such data (see :mod:`workflow_engine.core.payloads`) never breaks a view or
+    a listing."""
+    if value is None:
+        return None
+    problem = payload_problem(value)
+    if problem is None:
+        return value
+    return {"unreadable": f"stored data that cannot be shown: {problem}"}
 
 
 def execution_view(
@@ -136,10 +149,10 @@ def execution_view(
         status=record.status,
         mode=record.mode,
         percent_complete=record.percent_complete,
-        input=record.input,
-        metadata=record.metadata,
-        output=record.output,
-        error=record.error,
+        input=readable(record.input),
+        metadata=readable(record.metadata),
+        output=readable(record.output),
+        error=readable(record.error),
         retries=record.retries,
         created_at=record.created_at,
         started_at=record.started_at,
@@ -195,8 +208,8 @@ def run_json(run: StepRunRecord) -> dict[str, Any]:
         "attempt": run.attempt,
         "status": run.status,
         "superseded": run.superseded,
-        "input": run.input,
-        "output": run.output,
+        "input": readable(run.input),
+        "output": readable(run.output),
         "error_type": run.error_type,
         "error_message": run.error_message,
         "error_code": run.error_code,

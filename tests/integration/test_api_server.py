@@ -38,6 +38,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wfe_command(settings: Settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`wfe ARGS` run as the deployment runs it: another process, the same settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "workflow_engine", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **settings_env(settings)},
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
 class Server:
     def __init__(self, cluster: Cluster, base: str) -> None:
         self.cluster = cluster
@@ -77,17 +91,8 @@ def server(redis_url: str, pg_module_url: str, tmp_path_factory: pytest.TempPath
         **FAST,
         jwt_secret="integration-test-secret-0123456789abcdef",
     )
-    env = {**os.environ, **settings_env(settings)}
-    created = subprocess.run(  # one user through the CLI, as a deployment does; the rest directly
-        [sys.executable, "-m", "workflow_engine", *CREATE_ROOT],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    # one user through the CLI, as a deployment does; the rest directly
+    created = wfe_command(settings, *CREATE_ROOT, stdin=PASSWORD + "\n")
     assert created.returncode == 0, created.stderr
     cluster = start_cluster(settings, tmp_path_factory.mktemp("api-server"))
     port = free_port()

@@ -4,10 +4,7 @@ Redis and PostgreSQL): each finding of the hardening review, reproduced over HTT
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,14 +14,14 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ROOT
 from tests.integration.conftest import ledger_lines
-from tests.integration.test_api_server import PASSWORD, Server, server
+from tests.integration.test_api_server import PASSWORD, Server, server, wfe_command
 from workflow_engine.core.payloads import MAX_DEPTH
-from workflow_engine.processes import settings_env
+from workflow_engine.store import schema as t
 
 __all__ = ["server"]  # the module's own `wfe api`, cluster and users (alice, bob, vic, root)
 pytestmark = pytest.mark.slow
@@ -117,16 +114,7 @@ def deployed(server: Server, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A workflow registered by the deployment (the CLI), as `wfe register` does."""
     path = tmp_path_factory.mktemp("deployed") / "shared-review.yaml"
     path.write_text("name: shared-review\nversion: 1.0.0\nsteps:\n  - {name: a, agent: echo}\n")
-    env = {**os.environ, **settings_env(server.cluster.settings)}
-    registered = subprocess.run(
-        [sys.executable, "-m", "workflow_engine", "register", str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    registered = wfe_command(server.cluster.settings, "register", str(path))
     assert registered.returncode == 0, registered.stderr
     return "shared-review"
 
@@ -145,16 +133,7 @@ def test_an_operator_cannot_add_a_version_to_the_deployment_s_workflow(server: S
 
 def test_the_deployment_path_runs_only_the_deployment_s_workflows(server: Server) -> None:
     server.register({"name": "alices-own", "version": "1.0.0", "steps": [{"name": "a", "agent": "echo"}]})
-    env = {**os.environ, **settings_env(server.cluster.settings)}
-    submitted = subprocess.run(
-        [sys.executable, "-m", "workflow_engine", "submit", "alices-own"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    submitted = wfe_command(server.cluster.settings, "submit", "alices-own")
     assert submitted.returncode != 0 and "not found" in submitted.stderr, submitted.stderr
 
 
@@ -240,6 +219,19 @@ def test_completion_data_nested_past_the_limit_is_refused_and_the_step_still_wai
     assert refused.status_code == 422
     assert wait_for_status(server, execution, {"waiting"})["status"] == "waiting"
     assert server.get("/executions", "root").status_code == 200
+
+
+def test_a_row_stored_before_the_limits_never_breaks_a_view_or_a_listing(server: Server) -> None:
+    server.register({"name": "deep", "version": "1.0.0", "steps": [{"name": "a", "agent": "echo"}]})
+    execution = server.start("deep")
+    wait_for_status(server, execution, {"completed"})
+    executions = t.executions
+    with server.cluster.engine.store.transaction() as tx:  # what an older release accepted
+        tx.execute(sa.update(executions).where(executions.c.id == execution).values(input=nested(300)))
+    listing = server.get("/executions?limit=200", "root")
+    assert listing.status_code == 200, listing.text[:300]
+    view = server.get(f"/executions/{execution}?include_steps=true", "alice")
+    assert view.status_code == 200 and "cannot be shown" in view.json()["input_data"]["unreadable"]
 
 
 # Medium 4: expression type errors
@@ -380,17 +372,8 @@ def test_a_definition_of_anchors_that_expands_past_the_limit_is_refused(
     path = tmp_path / "laughs.yaml"
     path.write_text("\n".join(lines) + "\n")
     assert path.stat().st_size < 1000
-    env = {**os.environ, **settings_env(server.cluster.settings)}
     began = time.monotonic()
-    registered = subprocess.run(
-        [sys.executable, "-m", "workflow_engine", "register", str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    registered = wfe_command(server.cluster.settings, "register", str(path))
     assert registered.returncode != 0
     assert "values in all" in registered.stderr and len(registered.stderr.strip().splitlines()) == 1
     assert time.monotonic() - began < 60
