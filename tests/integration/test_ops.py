@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -80,36 +81,100 @@ def ops(redis_url: str, pg_module_url: str, tmp_path_factory: pytest.TempPathFac
         yield cluster
 
 
-def test_flower_reports_the_step_tasks_of_a_finished_execution(ops: Cluster) -> None:
-    """Task events are off in the worker's settings: `wfe flower` turns them on at run time, and
-    then the step the worker runs in place after the first shows in Flower as well."""
-    assert not ops.settings.task_events and ops.settings.inline_steps > 0
-    port = free_port()
-    ops.processes.start_flower(port, "--basic-auth=ops:secret")
-    auth = ("ops", "secret")
-    wait_http(f"http://127.0.0.1:{port}/api/workers", auth=auth)
-    ops.engine.register(WorkflowBuilder("flowered").agent("fetch", "echo").agent("store", "echo"))
+@dataclass
+class Flower:
+    port: int
+    auth: tuple[str, str] = ("ops", "secret")
 
-    def flower_tasks(execution: str) -> dict[str, dict[str, Any]]:
+    def tasks(self, execution: str) -> dict[str, dict[str, Any]]:
+        """Flower's tasks of ``execution``, by task id (``<execution>:<step>:<attempt>``)."""
         tasks = httpx.get(
-            f"http://127.0.0.1:{port}/api/tasks", params={"limit": 1000}, auth=auth, timeout=5
+            f"http://127.0.0.1:{self.port}/api/tasks", params={"limit": 1000}, auth=self.auth, timeout=5
         ).json()
-        return {t["name"]: t for t in tasks.values() if execution in str(t.get("args"))}
+        return {uuid: t for uuid, t in tasks.items() if execution in str(t.get("args"))}
 
-    # Flower enables events some seconds after it starts: run the workflow until the worker has
-    # received its first step with task events on (Flower saw that task received)
+
+@pytest.fixture(scope="module")
+def flower(ops: Cluster) -> Flower:
+    """`wfe flower` on the ops cluster, once it has turned the worker's task events on (task
+    events are off in the worker's own settings: Flower turns them on at run time)."""
+    assert not ops.settings.task_events and ops.settings.inline_steps > 0
+    served = Flower(free_port())
+    ops.processes.start_flower(served.port, "--basic-auth=ops:secret")
+    wait_http(f"http://127.0.0.1:{served.port}/api/workers", auth=served.auth)
+    ops.engine.register(WorkflowBuilder("warm-flower").agent("fetch", "echo"))
     deadline = time.monotonic() + 60
-    while True:
-        execution = ops.engine.start("flowered").id
+    while True:  # Flower enables events some seconds after it starts
+        execution = ops.engine.start("warm-flower").id
         assert ops.wait(execution).status == "completed"
-        carrier = poll(lambda: flower_tasks(execution).get("flowered.fetch"), timeout=3)  # noqa: B023
+        carrier = poll(lambda: served.tasks(execution).get(f"{execution}:fetch:1"), timeout=3)  # noqa: B023
         if carrier and carrier.get("received"):
-            break
+            return served
         assert time.monotonic() < deadline, "Flower never turned task events on in the worker"
-    found = poll(lambda: flower_tasks(execution).get("flowered.store"), timeout=15)
+
+
+def test_flower_reports_the_step_tasks_of_a_finished_execution(ops: Cluster, flower: Flower) -> None:
+    """The step the worker runs in place after the first shows in Flower as well."""
+    ops.engine.register(WorkflowBuilder("flowered").agent("fetch", "echo").agent("store", "echo"))
+    execution = ops.engine.start("flowered").id
+    assert ops.wait(execution).status == "completed"
+    found = poll(lambda: flower.tasks(execution).get(f"{execution}:store:1"), timeout=15)
     assert found, "Flower never showed the step run in place"
-    assert found["state"] == "SUCCESS"
-    assert found["uuid"] == f"{execution}:store:1"
+    assert found["state"] == "SUCCESS" and found["name"] == "flowered.store"
+
+
+@pytest.mark.parametrize("delivery", ["message", "in place"])
+def test_flower_shows_each_attempt_in_the_state_of_its_outcome(
+    ops: Cluster, flower: Flower, delivery: str
+) -> None:
+    """ok succeeds, write fails transiently once then succeeds, boom fails fatally. A step with
+    a timeout always comes by message; without one, the worker runs each next step in place."""
+    name = f"truthful-{delivery.replace(' ', '-')}"
+    limit = {"timeout": 60} if delivery == "message" else {}
+    ops.engine.register(
+        WorkflowBuilder(name)
+        .agent("ok", "echo", **limit)
+        .agent("write", "flaky", retry={"max_attempts": 3, "initial_delay": 0.1}, **limit)
+        .agent("boom", "fatal", **limit)
+    )
+    execution = ops.engine.start(name).id
+    assert ops.wait(execution).status == "failed"
+    expected = {
+        f"{execution}:{task}": state
+        for task, state in (
+            ("ok:1", "SUCCESS"),
+            ("write:1", "RETRY"),
+            ("write:2", "SUCCESS"),
+            ("boom:1", "FAILURE"),
+        )
+    }
+    tasks = poll(
+        lambda: (
+            (found := flower.tasks(execution))
+            and {uuid: found.get(uuid, {}).get("state") for uuid in expected} == expected
+            and found
+        ),
+        timeout=20,
+    )
+    seen = flower.tasks(execution)
+    assert tasks, {uuid: t.get("state") for uuid, t in seen.items()}
+    ok, retried, written, boom = (tasks[uuid] for uuid in expected)
+    assert '"step": "ok"' in ok["result"] and retried["retries"] == 0 and written["retries"] == 1
+    assert (
+        "attempt 1 failed on purpose" in retried["exception"]
+        and "another attempt is scheduled" in retried["exception"]
+    )
+    assert "TransientError" in retried["traceback"] and "flaky" in retried["traceback"]
+    assert "fatal [BROKEN]: cannot go on" in boom["exception"] and "FatalError" in boom["traceback"]
+    assert '"attempts": 2' in written["result"]
+    # the engine's record is unchanged: one run per attempt, the message acknowledged (no rerun)
+    runs = [(r["step_name"], r["attempt"], r["status"]) for r in ops.engine.logs(execution)]
+    assert sorted(runs) == [
+        ("boom", 1, "failed"),
+        ("ok", 1, "succeeded"),
+        ("write", 1, "failed"),
+        ("write", 2, "succeeded"),
+    ]
 
 
 def test_workers_expose_prometheus_metrics(ops: Cluster) -> None:

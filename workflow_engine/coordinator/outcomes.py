@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +59,8 @@ class Failure:
     message: str
     duration_ms: int
     code: str | None = None
+    # what the agent raised, for the worker's report of the attempt (its traceback): never stored
+    cause: BaseException | None = field(default=None, compare=False, repr=False)
 
     def as_error(self, step: str) -> dict[str, Any]:
         return {"step": step, "type": self.error_type, "message": self.message, "code": self.code}

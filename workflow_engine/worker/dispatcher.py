@@ -26,6 +26,8 @@ class CeleryDispatcher:
             "task_id": item.task_id,
             "queue": queue_name(self.app.settings, item.queue),
             "shadow": f"{item.workflow}.{item.step}",
+            # the attempts before this one: what Flower shows as the task's retries
+            "retries": max(item.attempt - 1, 0),
         }
         if item.eta is not None:
             options["eta"] = item.eta

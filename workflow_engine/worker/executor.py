@@ -23,6 +23,7 @@ from workflow_engine.errors import StepError
 from workflow_engine.store.database import retrying
 from workflow_engine.store.repository import Store
 from workflow_engine.worker.heartbeat import Heartbeat
+from workflow_engine.worker.reports import Attempted
 
 log = logging.getLogger(__name__)
 _loops = threading.local()
@@ -91,7 +92,7 @@ class StepExecutor:
         registry: AgentRegistry,
         heartbeat: Heartbeat,
         store: Store,
-        announce: Callable[[Claim, Outcome, str], None] | None = None,
+        announce: Callable[[Attempted], None] | None = None,
     ) -> None:
         self.coordinator = coordinator
         self.registry = registry
@@ -110,8 +111,9 @@ class StepExecutor:
         task_id: str | None = None,
         inline_steps: int = 0,
         log_fields: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Claim ``run_id``, run it, record what happened. A run already taken is left alone.
+    ) -> Attempted | None:
+        """Claim ``run_id``, run it, record what happened; what became of that attempt (None
+        when it was taken already: done, cancelled or claimed elsewhere, and left alone).
 
         With ``inline_steps``, the step that follows (when it is the only one) is run here,
         at once, up to that many times, instead of going through the broker. Every log line
@@ -122,22 +124,27 @@ class StepExecutor:
             claim = retrying(lambda: self.coordinator.claim(run_id, self.worker_id, task_id))
             if claim is None:
                 log.info("run %s is no longer queued (done, cancelled or taken): left alone", run_id)
+        own: Attempted | None = None
         budget = inline_steps
         while claim is not None:
             fields = logs.step_fields(claim.execution_id, claim.step.name, claim.attempt, claim.workflow)
             with logs.bound(**fields):
-                claim = self._handle(claim, run_id, task_id if budget > 0 else None)
+                attempted, claim = self._handle(claim, run_id, task_id if budget > 0 else None)
+            own = own or attempted
             budget -= 1
+        return own
 
-    def _handle(self, claim: Claim, run_id: int, carrier: str | None) -> Claim | None:
-        """Run and record one claimed attempt; the claim of the step to run in place, if any."""
+    def _handle(self, claim: Claim, run_id: int, carrier: str | None) -> tuple[Attempted, Claim | None]:
+        """Run and record one claimed attempt: what became of it, and the claim of the step to
+        run in place, if any."""
         with self.heartbeat.beating(claim.run_id):
             outcome = self.run(claim)
         finished = retrying(partial(self.coordinator.finish, claim, outcome, inline=carrier))
         metrics.observe_attempt(claim, outcome.duration_ms, finished.result)
+        attempted = Attempted(claim, outcome, finished.result)
         if claim.run_id != run_id and self.announce is not None:
-            self.announce(claim, outcome, finished.result)
-        return finished.next
+            self.announce(attempted)
+        return attempted, finished.next
 
     def run(self, claim: Claim) -> Outcome:
         step = claim.step
@@ -167,9 +174,13 @@ class StepExecutor:
         )
         try:
             result = call_agent(spec, context, step.timeout)
-        except SoftTimeLimitExceeded:
+        except SoftTimeLimitExceeded as error:
             return Failure(
-                FailureKind.TRANSIENT, "timeout", f"ran past its timeout of {step.timeout:g}s", elapsed()
+                FailureKind.TRANSIENT,
+                "timeout",
+                f"ran past its timeout of {step.timeout:g}s",
+                elapsed(),
+                cause=error,
             )
         except Exception as error:
             kind = classify(error)
@@ -177,7 +188,12 @@ class StepExecutor:
                 log.exception("step %s of %s raised", step.name, claim.execution_id)
             code = getattr(error, "code", None)
             return Failure(
-                kind, error_type(error), describe(error), elapsed(), code if isinstance(code, str) else None
+                kind,
+                error_type(error),
+                describe(error),
+                elapsed(),
+                code if isinstance(code, str) else None,
+                cause=error,
             )
         try:
             output = normalise_output(result)

@@ -7,13 +7,13 @@ from typing import Any
 
 from workflow_engine.agents import REGISTRY, load_modules
 from workflow_engine.coordinator.dispatch import task_id
-from workflow_engine.coordinator.outcomes import Claim, Outcome, Success
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.engine import AgentCatalogue, open_store
 from workflow_engine.worker.app import EngineCelery
 from workflow_engine.worker.dispatcher import CeleryDispatcher
 from workflow_engine.worker.executor import StepExecutor
 from workflow_engine.worker.heartbeat import Heartbeat
+from workflow_engine.worker.reports import Attempted
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,9 @@ class Runtime:
         self.app = app
         self._events: Any = None
 
-    def _announce(self, claim: Claim, outcome: Outcome, result: str) -> None:
-        """Task events for a step run in place, so Flower lists it like any step task.
+    def _announce(self, attempted: Attempted) -> None:
+        """Task events for a step run in place, so Flower lists it like any step task, in the
+        state of its outcome (see :mod:`workflow_engine.worker.reports`).
 
         Sent while the worker sends task events, as Celery decides for the task that carried
         the step: turned on by Flower at run time as well as by ``WFE_TASK_EVENTS``.
@@ -45,6 +46,7 @@ class Runtime:
         from celery import current_task
 
         carrier = current_task.request if current_task else None
+        claim, outcome = attempted.claim, attempted.outcome
         uuid = task_id(claim.execution_id, claim.step.name, claim.attempt)
         try:
             dispatcher = self._event_dispatcher(getattr(carrier, "hostname", None))
@@ -58,13 +60,17 @@ class Runtime:
                 parent_id=getattr(carrier, "id", None),
                 root_id=getattr(carrier, "root_id", None),
             )
-            if isinstance(outcome, Success):
+            if attempted.state == "SUCCESS":
                 dispatcher.send(
-                    "task-succeeded", uuid=uuid, result=result, runtime=outcome.duration_ms / 1000
+                    "task-succeeded",
+                    uuid=uuid,
+                    result=repr(attempted.summary),
+                    runtime=outcome.duration_ms / 1000,
                 )
             else:
+                kind = "task-retried" if attempted.state == "RETRY" else "task-failed"
                 dispatcher.send(
-                    "task-failed", uuid=uuid, exception=f"{outcome.error_type}: {outcome.message}"
+                    kind, uuid=uuid, exception=repr(attempted.failure), traceback=attempted.traceback
                 )
         except Exception:
             log.debug("could not announce %s", uuid, exc_info=True)

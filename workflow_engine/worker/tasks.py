@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.exceptions import Retry
+
 from workflow_engine import logs
 from workflow_engine.worker.app import EngineCelery
+from workflow_engine.worker.reports import StepAttemptFailed
 
 
 def register_tasks(app: EngineCelery) -> None:
@@ -16,16 +19,26 @@ def register_tasks(app: EngineCelery) -> None:
         acks_late=True,
         reject_on_worker_lost=True,
         shared=False,
+        throws=(StepAttemptFailed,),  # an expected outcome: logged in one line, not as a crash
     )
     def run_step(
         task: Any, run_id: int, execution_id: str, step: str, attempt: int, workflow: str = ""
-    ) -> None:
-        """Run one attempt of one step (the ids are in the arguments so Flower shows them)."""
+    ) -> str | None:
+        """Run one attempt of one step (the ids are in the arguments so Flower shows them), and
+        end in the state of its committed outcome (see :mod:`workflow_engine.worker.reports`)."""
         # a task under a Celery time limit runs only its own step: the limit would cover the rest
         limited = any(task.request.timelimit or ())
         inline = 0 if limited else app.settings.inline_steps
         fields = logs.step_fields(execution_id, step, attempt, workflow)
-        app.runtime().executor.execute(run_id, task.request.id, inline, log_fields=fields)
+        attempted = app.runtime().executor.execute(run_id, task.request.id, inline, log_fields=fields)
+        if attempted is None:
+            return "nothing to run (done, cancelled or taken)"
+        if attempted.state == "SUCCESS":
+            return attempted.summary
+        failure = attempted.failure  # caused by what the agent raised: Flower shows its traceback
+        if attempted.state == "RETRY":
+            raise Retry(exc=failure) from failure
+        raise failure
 
     @app.task(name="wfe.fire_timer", ignore_result=True, acks_late=True, shared=False)  # type: ignore[untyped-decorator]
     def fire_timer(run_id: int, execution_id: str, step: str, attempt: int, workflow: str = "") -> None:
