@@ -120,7 +120,9 @@ class RequestLimits:
         if "\x00" in scope.get("path", "") or query_has_nul(scope.get("query_string", b"")):
             await self._refuse(send, 422, NUL_DETAIL)
             return
-        headers = dict(scope.get("headers") or [])
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope.get("headers") or []:
+            headers.setdefault(name, value)  # the first of a repeated header, as Starlette reads it
         length = headers.get(b"content-length")
         if length is not None:
             try:

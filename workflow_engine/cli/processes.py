@@ -53,9 +53,7 @@ loglevel_option = click.option(
 @click.command()
 @click.option("--concurrency", "-c", type=click.IntRange(1, 512), help="Parallel step executions.")
 @click.option("--agents", help="Agent modules to load, comma-separated (default: WFE_AGENT_MODULES).")
-@click.option(
-    "--queues", "-Q", callback=_check_queues, help="Extra step queues to consume, comma-separated."
-)
+@click.option("--queues", "-Q", callback=_check_queues, help="Extra step queues to consume, comma-separated.")
 @click.option(
     "--pool", "-P", type=click.Choice(["prefork", "threads", "solo"]), default="prefork", show_default=True
 )

@@ -43,13 +43,15 @@ def payload_problem(value: Any, max_depth: int = MAX_DEPTH, max_nodes: int | Non
                 return Problem(_where(path), f"{item} is not a number JSON can store (finite numbers only)")
         elif isinstance(item, str):
             if not _is_unicode(item):
-                return Problem(_where(path), "a string with a lone surrogate (not valid Unicode)")
+                return Problem(_where(path), "a string with a NUL or a lone surrogate (not storable Unicode)")
         elif isinstance(item, Mapping):
             for key, child in item.items():
                 if not isinstance(key, str):
                     return Problem(_where(path), f"keys must be strings, not {type(key).__name__}")
                 if not _is_unicode(key):
-                    return Problem(_where(path), "a key with a lone surrogate (not valid Unicode)")
+                    return Problem(
+                        _where(path), "a key with a NUL or a lone surrogate (not storable Unicode)"
+                    )
                 stack.append((child, (*path, key)))
         elif isinstance(item, (list, tuple)):
             stack.extend((child, (*path, index)) for index, child in enumerate(item))
@@ -59,6 +61,8 @@ def payload_problem(value: Any, max_depth: int = MAX_DEPTH, max_nodes: int | Non
 
 
 def _is_unicode(text: str) -> bool:
+    if "\x00" in text:  # PostgreSQL stores no NUL in text or JSONB
+        return False
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jsonschema
+import referencing.exceptions
 import regex
 from jsonschema.exceptions import ValidationError as SchemaViolation
 
@@ -111,6 +112,12 @@ def check_data(schema: dict[str, Any] | None, data: Any, what: str) -> None:
     token = _CLOCK.set(_Clock())
     try:
         errors = sorted(validator.iter_errors(data), key=lambda e: (list(e.absolute_path), e.message))
+    except RecursionError:
+        raise InputError(what, [Problem("(schema)", "the schema refers to itself without end")]) from None
+    except referencing.exceptions.Unresolvable:
+        raise InputError(
+            what, [Problem("(schema)", "the schema refers to a schema it does not hold")]
+        ) from None
     finally:
         _CLOCK.reset(token)
     if errors:

@@ -37,3 +37,22 @@ def test_an_ambiguous_or_too_deep_body_is_refused(body: bytes, says: str) -> Non
 )
 def test_a_body_that_means_one_thing_passes(body: bytes) -> None:
     assert json_body_problem(body) is None
+
+
+def test_a_repeated_content_type_is_read_as_the_app_reads_it_the_first() -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from workflow_engine.api.limits import RequestLimits
+
+    async def echo(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.headers["content-type"])
+
+    app = RequestLimits(Starlette(routes=[Route("/", echo, methods=["POST"])]), max_bytes=1024)
+    headers = [("content-type", "application/json"), ("content-type", "text/plain")]
+    with TestClient(app) as client:
+        response = client.post("/", content=b'{"a": 1, "a": 2}', headers=headers)
+    assert response.status_code == 422 and "appears twice" in response.json()["detail"]

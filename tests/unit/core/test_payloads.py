@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from workflow_engine.core.payloads import MAX_DEPTH, payload_problem
 
+_STORABLE = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+
 
 def nested(depth: int) -> Any:
     value: Any = 1
@@ -24,6 +26,7 @@ def nested(depth: int) -> Any:
         ({"a": float("nan")}, "a", "finite numbers only"),
         ({"a": [1, float("inf")]}, "a/1", "finite numbers only"),
         ({"a": "x\ud800"}, "a", "lone surrogate"),
+        ({"a": ["x\x00y"]}, "a/0", "a NUL"),
         ({"\udfff": 1}, "(root)", "lone surrogate"),
         ({"a": {1: 2}}, "a", "keys must be strings"),
         ({"a": object()}, "a", "is not JSON"),
@@ -56,7 +59,7 @@ def test_shared_values_count_each_time_they_are_used() -> None:
         | st.integers()
         | st.floats(allow_nan=False, allow_infinity=False)
         | st.text(),
-        lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+        lambda inner: st.lists(inner) | st.dictionaries(st.text(_STORABLE), inner),
         max_leaves=30,
     )
 )

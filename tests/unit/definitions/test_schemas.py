@@ -53,3 +53,12 @@ def test_one_check_spends_a_bounded_time_on_patterns_in_all(monkeypatch: pytest.
     assert len(calls) <= schemas.CHECK_SECONDS / schemas.PATTERN_SECONDS + 1
     # and every match lets other threads (the API's event loop) run while it works
     assert all(call["concurrent"] and call["timeout"] <= schemas.PATTERN_SECONDS for call in calls)
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [({"$ref": "#"}, "refers to itself"), ({"$ref": "http://schemas.invalid/s.json"}, "does not hold")],
+)
+def test_a_schema_that_cannot_be_applied_is_an_input_error(bad: dict[str, Any], says: str) -> None:
+    with pytest.raises(InputError, match=says):
+        check_data(bad, {"a": 1}, "input")
