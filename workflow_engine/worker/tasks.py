@@ -34,7 +34,8 @@ def register_tasks(app: EngineCelery) -> None:
         if attempted is None:
             return "nothing to run (done, cancelled or taken)"
         if attempted.state == "SUCCESS":
-            return attempted.summary
+            # the summary is only read by task events: no output is rendered while they are off
+            return attempted.summary if app.live_task_events.enabled else None
         failure = attempted.failure  # caused by what the agent raised: Flower shows its traceback
         if attempted.state == "RETRY":
             raise Retry(exc=failure) from failure
