@@ -132,6 +132,18 @@ def test_a_condition_that_fails_to_evaluate_fails_the_execution_clearly(harness:
     assert "steps.a has no key 'missing'" in view.error["message"]
 
 
+def test_the_conditions_of_one_step_share_one_evaluation_budget(harness: Harness) -> None:
+    # each condition alone is well within a budget; the twelve together are not, so that one
+    # decision never spends more than one budget however many edges leave the step
+    builder = WorkflowBuilder("wide").agent("a")
+    for index in range(12):
+        builder = builder.agent(f"b{index}", after="a", when="len(str(input.x)) > 0")
+    harness.register(builder)
+    view = harness.run("wide", input_data={"x": list(range(30_000))})
+    assert view.status == "failed"
+    assert view.error is not None and "evaluation budget" in view.error["message"]
+
+
 def test_optional_failure_is_recorded_and_the_workflow_goes_on(harness: Harness) -> None:
     harness.register(WorkflowBuilder("opt").agent("a").agent("notify", required=False).agent("c"))
 

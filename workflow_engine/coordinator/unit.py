@@ -18,7 +18,7 @@ from typing import Any
 
 from workflow_engine.coordinator.dispatch import Dispatch, task_id
 from workflow_engine.core import planner
-from workflow_engine.core.expressions import Expression, compile_expression
+from workflow_engine.core.expressions import Budget, Expression, compile_expression
 from workflow_engine.core.graph import Edge
 from workflow_engine.core.states import (
     OPEN_STEP,
@@ -97,6 +97,7 @@ class Unit:
         self.dispatches: list[Dispatch] = []
         self.revocations: list[tuple[str, bool]] = []
         self.known_outputs: dict[str, Any] = {}
+        self.budget = Budget()  # shared by every expression this unit evaluates
         self._pending: list[dict[str, Any]] = []  # new runs, written by flush() or save()
         self.dirty = False
         # set by a worker that can run the next step in place (see hand_out)
@@ -308,7 +309,7 @@ class Unit:
             for edge in conditional:
                 assert edge.condition is not None
                 try:
-                    verdicts[(edge.source, edge.target)] = edge.condition.truth(scope)
+                    verdicts[(edge.source, edge.target)] = edge.condition.truth(scope, self.budget)
                 except ExpressionError as exc:
                     self.fail(
                         {"step": step, "type": "condition", "message": f"{edge.label()}: {exc}", "code": None}
@@ -349,7 +350,9 @@ class Unit:
         scope = self.scope(conditions) if conditions else {}
         try:
             plan = planner.plan(
-                self.graph, states, lambda edge: edge.condition is not None and edge.condition.truth(scope)
+                self.graph,
+                states,
+                lambda edge: edge.condition is not None and edge.condition.truth(scope, self.budget),
             )
         except ExpressionError as exc:
             self.fail({"step": None, "type": "condition", "message": str(exc), "code": None})
@@ -379,7 +382,7 @@ class Unit:
             return self.now + timedelta(seconds=step.delay)
         assert step.until is not None
         expression = compile_expression(step.until)
-        value = expression.evaluate(self.scope([expression]))
+        value = expression.evaluate(self.scope([expression]), self.budget)
         try:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return datetime.fromtimestamp(value, UTC)

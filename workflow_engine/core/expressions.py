@@ -19,10 +19,14 @@ ROOT_NAMES = frozenset({"input", "steps", "metadata"})
 MAX_LENGTH = 2000
 MAX_DEPTH = 50
 _MAX_SEQUENCE = 100_000
-# what one evaluation may cost, in units of about one element or character handled: every node
-# costs one, a function, comparison or operation as much as the data it goes through (so a
-# condition over large step outputs answers in tens of milliseconds at most, never seconds)
+# what the expressions of one decision may cost together (a step's outgoing conditions, the
+# timers it opens), in units of about one element or character handled: every node costs one, a
+# function, comparison or operation as much as the data it goes through; a unit takes well under
+# a microsecond, so a decision over large step outputs spends a fraction of a second at most
 BUDGET = 1_000_000
+# integers are bounded too, so that no operation on them is costly (multiplying two numbers of
+# this size takes microseconds; repeated squaring would otherwise double the size each time)
+MAX_INT_BITS = 4096
 # what may be used as a dict key or looked up in a mapping
 _KEYS = (str, int, float, bool, type(None))
 
@@ -117,10 +121,12 @@ class Expression:
     step_refs: frozenset[str] = frozenset()
     dynamic_step_refs: bool = False
 
-    def evaluate(self, scope: Mapping[str, Any], budget: int = BUDGET) -> Any:
-        """The expression's value over ``scope``; any failure is :class:`ExpressionError`."""
+    def evaluate(self, scope: Mapping[str, Any], budget: Budget | None = None) -> Any:
+        """The expression's value over ``scope``; any failure is :class:`ExpressionError`.
+        Its cost is drawn from ``budget``, shared by the expressions of one decision (a budget
+        of its own by default)."""
         try:
-            return _Evaluator(scope, budget).visit(self.tree.body)
+            return _Evaluator(scope, budget or Budget()).visit(self.tree.body)
         except ExpressionError as exc:
             raise ExpressionError(exc.message, self.source) from None
         except RecursionError:
@@ -129,8 +135,8 @@ class Expression:
             # the evaluator checks what it can; anything left is still the expression's fault
             raise ExpressionError(f"cannot be evaluated: {exc}", self.source) from None
 
-    def truth(self, scope: Mapping[str, Any]) -> bool:
-        return bool(self.evaluate(scope))
+    def truth(self, scope: Mapping[str, Any], budget: Budget | None = None) -> bool:
+        return bool(self.evaluate(scope, budget))
 
     @property
     def reads_data(self) -> bool:
@@ -225,17 +231,24 @@ class _Checker:
                     self.dynamic = True
 
 
-class _Evaluator:
-    """Walks a checked tree; every operation is on plain data and explicit."""
+class Budget:
+    """What evaluations may still cost, in the units of :data:`BUDGET`."""
 
-    def __init__(self, scope: Mapping[str, Any], budget: int) -> None:
-        self.scope = scope
-        self.left = budget
+    def __init__(self, units: int = BUDGET) -> None:
+        self.left = units
 
     def spend(self, units: int) -> None:
         self.left -= units
         if self.left < 0:
             raise ExpressionError("expression exceeds its evaluation budget (the data it reads is too large)")
+
+
+class _Evaluator:
+    """Walks a checked tree; every operation is on plain data and explicit."""
+
+    def __init__(self, scope: Mapping[str, Any], budget: Budget) -> None:
+        self.scope = scope
+        self.spend = budget.spend
 
     def visit(self, node: ast.AST) -> Any:
         self.spend(1)
@@ -322,6 +335,8 @@ class _Evaluator:
         if not (_is_number(left) and _is_number(right)):
             raise ExpressionError(f"cannot apply {ast.unparse(node)!r} to {_kind(left)} and {_kind(right)}")
         self.spend(_weight(left) + _weight(right))
+        if _too_large(left) or _too_large(right):
+            raise ExpressionError(f"number too large (integers have at most {MAX_INT_BITS} bits)")
         try:
             return _BINARY[op](left, right)
         except ZeroDivisionError:
@@ -364,6 +379,10 @@ class _Evaluator:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _too_large(value: Any) -> bool:
+    return isinstance(value, int) and value.bit_length() > MAX_INT_BITS
 
 
 def _same_sequence(left: Any, right: Any) -> bool:

@@ -1,10 +1,20 @@
 """Checking data against the JSON Schemas of definitions (execution input, human task data).
 
-A schema's ``pattern`` and ``patternProperties`` are matched with the ``regex`` module under a
-time limit, and without holding the GIL: Python's ``re`` backtracks exponentially on patterns
-such as ``^(a+)+$``, holding the interpreter (and so every request of the API) while it does.
-A pattern that cannot be decided within :data:`PATTERN_SECONDS` counts as not matching, and one
-check spends at most :data:`CHECK_SECONDS` on patterns in all.
+One check has a bounded cost, whatever the schema and the data:
+
+- ``pattern``, ``patternProperties`` and ``additionalProperties`` (which matches property names
+  against ``patternProperties``) use the ``regex`` module under a time limit and without holding
+  the GIL: Python's ``re`` backtracks exponentially on patterns such as ``^(a+)+$``, holding the
+  interpreter (and so every request of the API) while it does. A pattern that cannot be decided
+  within :data:`PATTERN_SECONDS` counts as not matching; one check spends at most
+  :data:`PATTERNS_SECONDS` on patterns in all.
+- ``uniqueItems`` compares canonical forms in a set, in linear time (jsonschema compares every
+  pair of unhashable items).
+- Every keyword applied counts against the check's deadline, :data:`CHECK_SECONDS`: a schema
+  whose ``anyOf`` or ``$ref`` chains multiply the work is refused with a clear error instead of
+  running for minutes. A legitimate check of the largest body the API takes needs a fraction of it.
+- ``unevaluatedProperties`` is refused beside ``patternProperties`` (jsonschema matches those
+  with ``re`` again, out of reach of the limits above); see :func:`schema_problem`.
 """
 
 from __future__ import annotations
@@ -12,7 +22,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jsonschema
@@ -25,18 +35,31 @@ from workflow_engine.errors import InputError, Problem
 
 MAX_PROBLEMS = 20
 PATTERN_SECONDS = 0.1
-CHECK_SECONDS = 1.0
+PATTERNS_SECONDS = 1.0
+CHECK_SECONDS = 5.0
+
+Keyword = Callable[[Any, Any, Any, Any], Iterator[SchemaViolation]]
 
 
-class _Clock:
-    """The time left to one check for its patterns."""
+class _TooCostly(Exception):
+    pass
+
+
+class _Check:
+    """The time left to one check: for its patterns, and in all."""
 
     def __init__(self) -> None:
-        self.deadline = time.monotonic() + CHECK_SECONDS
+        began = time.monotonic()
+        self.patterns_until = began + PATTERNS_SECONDS
+        self.until = began + CHECK_SECONDS
+
+    def tick(self) -> None:
+        if time.monotonic() > self.until:
+            raise _TooCostly
 
     def search(self, pattern: str, text: str) -> bool | None:
         """Whether ``pattern`` matches within ``text``; None when it could not be decided in time."""
-        left = self.deadline - time.monotonic()
+        left = self.patterns_until - time.monotonic()
         if left <= 0:
             return None
         try:
@@ -49,23 +72,30 @@ class _Clock:
             return False  # registration refuses such a schema; an old one does not match
 
 
-# the clock of the check under way (validators are copied as they descend: they cannot carry it)
-_CLOCK: contextvars.ContextVar[_Clock] = contextvars.ContextVar("wfe_pattern_clock")
+# the check under way (validators are copied as they descend: they cannot carry it)
+_CHECK: contextvars.ContextVar[_Check] = contextvars.ContextVar("wfe_schema_check")
 
 
-def _search(pattern: str, text: str) -> bool | None:
-    clock = _CLOCK.get(None)
-    return (clock or _Clock()).search(pattern, text)
+def _current() -> _Check:
+    check = _CHECK.get(None)
+    return check if check is not None else _Check()
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, _schema: Any) -> Iterator[SchemaViolation]:
     if not validator.is_type(instance, "string"):
         return
-    found = _search(pattern, instance)
+    found = _current().search(pattern, instance)
     if found is None:
         yield SchemaViolation(f"{instance[:40]!r} could not be checked against {pattern!r} in time")
     elif not found:
         yield SchemaViolation(f"{instance!r} does not match {pattern!r}")
+
+
+def _matching(patterns: Any, key: str) -> Iterator[tuple[str, bool | None]]:
+    """Each pattern of ``patterns`` with whether ``key`` matches it (None: not decided in time)."""
+    check = _current()
+    for pattern in patterns:
+        yield pattern, check.search(pattern, key)
 
 
 def _pattern_properties(
@@ -73,24 +103,106 @@ def _pattern_properties(
 ) -> Iterator[SchemaViolation]:
     if not validator.is_type(instance, "object"):
         return
-    for pattern, subschema in patterns.items():
-        for key, value in instance.items():
-            found = _search(pattern, key)
+    for key, value in instance.items():
+        for pattern, found in _matching(patterns, key):
             if found is None:
                 yield SchemaViolation(
                     f"property {key[:40]!r} could not be checked against {pattern!r} in time"
                 )
             elif found:
-                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+                yield from validator.descend(value, patterns[pattern], path=key, schema_path=pattern)
+
+
+def _additional_properties(
+    validator: Any, additional: Any, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[SchemaViolation]:
+    if not validator.is_type(instance, "object"):
+        return
+    named = schema.get("properties", {})
+    patterns = schema.get("patternProperties", {})
+    extras = []
+    for key in instance:
+        if key in named:
+            continue
+        verdicts = [found for _, found in _matching(patterns, key)]
+        if None in verdicts:
+            yield SchemaViolation(f"property {key[:40]!r} could not be checked against the patterns in time")
+        elif not any(verdicts):
+            extras.append(key)
+    if validator.is_type(additional, "object"):
+        for key in extras:
+            yield from validator.descend(instance[key], additional, path=key)
+    elif additional is False and extras:
+        listed = ", ".join(repr(key) for key in sorted(extras)[:MAX_PROBLEMS])
+        yield SchemaViolation(f"additional properties are not allowed ({listed} unexpected)")
+
+
+def _canonical(value: Any) -> Any:
+    """A hashable form equal for values JSON Schema calls equal (1 and 1.0; not 1 and true)."""
+    if isinstance(value, bool) or value is None:
+        return ("literal", value)
+    if isinstance(value, (int, float)):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("string", value)
+    if isinstance(value, Mapping):
+        return ("object", frozenset((key, _canonical(item)) for key, item in value.items()))
+    return ("array", tuple(_canonical(item) for item in value))
+
+
+def _unique_items(validator: Any, unique: Any, instance: Any, _schema: Any) -> Iterator[SchemaViolation]:
+    if not unique or not validator.is_type(instance, "array"):
+        return
+    seen: set[Any] = set()
+    for index, item in enumerate(instance):
+        form = _canonical(item)
+        if form in seen:
+            yield SchemaViolation(f"item {index} repeats an earlier item (the items must be unique)")
+            return
+        seen.add(form)
+
+
+def _timed(keyword: Keyword) -> Keyword:
+    def applied(validator: Any, value: Any, instance: Any, schema: Any) -> Iterator[SchemaViolation]:
+        _current().tick()
+        yield from keyword(validator, value, instance, schema)
+
+    return applied
 
 
 @functools.cache
 def _bounded(draft: type) -> type:
-    """``draft``'s validator with patterns matched under a time limit."""
+    """``draft``'s validator with the bounds above."""
+    keywords: dict[str, Keyword] = dict(draft.VALIDATORS)  # type: ignore[attr-defined]
+    keywords |= {
+        "pattern": _pattern,
+        "patternProperties": _pattern_properties,
+        "additionalProperties": _additional_properties,
+        "uniqueItems": _unique_items,
+    }
     bounded: type = jsonschema.validators.extend(
-        draft, {"pattern": _pattern, "patternProperties": _pattern_properties}
+        draft, {name: _timed(keyword) for name, keyword in keywords.items()}
     )
     return bounded
+
+
+def _subschemas(schema: Any) -> Iterator[Mapping[str, Any]]:
+    stack = [schema]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def schema_problem(schema: Mapping[str, Any]) -> str | None:
+    """Why a valid JSON Schema cannot be used by the engine, or None."""
+    keys = {key for sub in _subschemas(schema) for key in sub}
+    if "unevaluatedProperties" in keys and "patternProperties" in keys:
+        return "unevaluatedProperties cannot be used with patternProperties (use additionalProperties)"
+    return None
 
 
 def check_payload(data: Any, what: str) -> None:
@@ -108,10 +220,17 @@ def check_data(schema: dict[str, Any] | None, data: Any, what: str) -> None:
     check_payload(data, what)
     if schema is None:
         return
+    unusable = schema_problem(schema)
+    if unusable is not None:
+        raise InputError(what, [Problem("(schema)", unusable)])
     validator = _bounded(jsonschema.validators.validator_for(schema))(schema)
-    token = _CLOCK.set(_Clock())
+    token = _CHECK.set(_Check())
     try:
         errors = sorted(validator.iter_errors(data), key=lambda e: (list(e.absolute_path), e.message))
+    except _TooCostly:
+        raise InputError(
+            what, [Problem("(schema)", f"could not be checked against the schema within {CHECK_SECONDS:g} s")]
+        ) from None
     except RecursionError:
         raise InputError(what, [Problem("(schema)", "the schema refers to itself without end")]) from None
     except referencing.exceptions.Unresolvable:
@@ -119,7 +238,7 @@ def check_data(schema: dict[str, Any] | None, data: Any, what: str) -> None:
             what, [Problem("(schema)", "the schema refers to a schema it does not hold")]
         ) from None
     finally:
-        _CLOCK.reset(token)
+        _CHECK.reset(token)
     if errors:
         problems = [
             Problem("/".join(str(p) for p in error.absolute_path) or "(root)", error.message)

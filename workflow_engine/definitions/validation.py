@@ -25,6 +25,7 @@ from workflow_engine.definitions.model import (
     WorkflowDefinition,
     WorkflowHeader,
 )
+from workflow_engine.definitions.schemas import schema_problem
 from workflow_engine.errors import DefinitionError, ExpressionError, Problem
 
 TOP_LEVEL = ("name", "version", "description", "input_schema", "steps", "edges")
@@ -89,7 +90,8 @@ def _check_schema(schema: Any, where: str) -> list[Problem]:
     except jsonschema.SchemaError as exc:
         path = "/".join(str(p) for p in exc.path)
         return [Problem(where, f"invalid JSON Schema{f' at {path}' if path else ''}: {exc.message}")]
-    return []
+    unusable = schema_problem(schema)
+    return [] if unusable is None else [Problem(where, unusable)]
 
 
 class _Validator:

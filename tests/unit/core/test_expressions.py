@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workflow_engine.core.expressions import compile_expression
+from workflow_engine.core.expressions import MAX_INT_BITS, Budget, compile_expression
 from workflow_engine.errors import ExpressionError
 
 SCOPE: dict[str, Any] = {
@@ -153,9 +153,29 @@ def test_an_expression_over_large_data_stops_at_its_budget() -> None:
 def test_arithmetic_on_huge_integers_costs_their_size() -> None:
     product = compile_expression(" * ".join(["int(input.n)"] * 40))
     huge, small = {"input": {"n": "9" * 4000}}, {"input": {"n": "9"}}
-    assert product.evaluate(small, budget=5_000) == 9**40
+    assert product.evaluate(small, Budget(5_000)) == 9**40
     with pytest.raises(ExpressionError, match="evaluation budget"):
-        product.evaluate(huge, budget=5_000)
+        product.evaluate(huge, Budget(5_000))
+
+
+def test_integers_are_bounded_so_no_product_of_them_is_costly() -> None:
+    # each product adds the sizes: 40 factors of 1,000 bits would make a 40,000-bit number
+    product = compile_expression(" * ".join(["input.n"] * 40))
+    with pytest.raises(ExpressionError, match=f"at most {MAX_INT_BITS} bits"):
+        product.evaluate({"input": {"n": 2**1000}})
+    largest = 2**MAX_INT_BITS - 1
+    assert compile_expression("input.n - input.n").evaluate({"input": {"n": largest}}) == 0
+
+
+def test_the_expressions_of_one_decision_share_one_budget() -> None:
+    scope = {"input": {"x": list(range(100_000))}}
+    condition = compile_expression("len(str(input.x)) > 0")
+    for _ in range(20):
+        assert condition.evaluate(scope)  # each on a budget of its own
+    shared = Budget()
+    with pytest.raises(ExpressionError, match="evaluation budget"):
+        for _ in range(20):
+            condition.evaluate(scope, shared)
 
 
 @given(

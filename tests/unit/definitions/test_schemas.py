@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -62,3 +63,74 @@ def test_one_check_spends_a_bounded_time_on_patterns_in_all(monkeypatch: pytest.
 def test_a_schema_that_cannot_be_applied_is_an_input_error(bad: dict[str, Any], says: str) -> None:
     with pytest.raises(InputError, match=says):
         check_data(bad, {"a": 1}, "input")
+
+
+def test_additional_properties_match_names_against_patterns_under_the_limit() -> None:
+    bounded = {"type": "object", "patternProperties": {EXPONENTIAL: {}}, "additionalProperties": False}
+    with pytest.raises(InputError, match="could not be checked against the patterns in time"):
+        check_data(bounded, {"a" * 40 + "!": 1}, "input")
+    check_data(bounded, {"aaa": 1}, "input")
+    with pytest.raises(InputError, match=r"additional properties are not allowed \('b' unexpected\)"):
+        check_data(bounded, {"aaa": 1, "b": 2}, "input")
+    typed = {"type": "object", "properties": {"n": {}}, "additionalProperties": {"type": "integer"}}
+    check_data(typed, {"n": "any", "m": 1}, "input")
+    with pytest.raises(InputError, match="is not of type 'integer'"):
+        check_data(typed, {"m": "x"}, "input")
+
+
+def test_unique_items_keeps_json_schema_equality() -> None:
+    unique = {"type": "object", "properties": {"x": {"type": "array", "uniqueItems": True}}}
+    check_data(unique, {"x": [1, True, "1", [1], {"a": 1}, {"a": True}, None, False, 0]}, "input")
+    for repeated in (
+        [1, 1.0],
+        [{"a": [1, 2]}, {"a": [1, 2]}],
+        [[{"b": None}], [{"b": None}]],
+        [False, False],
+    ):
+        with pytest.raises(InputError, match="repeats an earlier item"):
+            check_data(unique, {"x": repeated}, "input")
+
+
+def _calls_to_check(schema: dict[str, Any], data: dict[str, Any]) -> int:
+    """How many Python functions one check calls: a measure of its work that no clock affects."""
+    calls = 0
+
+    def count(_frame: Any, event: str, _arg: Any) -> None:
+        nonlocal calls
+        calls += event == "call"
+
+    sys.setprofile(count)
+    try:
+        check_data(schema, data, "input")
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_unique_items_over_many_objects_is_linear() -> None:
+    unique = {"type": "object", "properties": {"x": {"type": "array", "uniqueItems": True}}}
+    small, large = (_calls_to_check(unique, {"x": [{"a": i} for i in range(n)]}) for n in (500, 1000))
+    # twice the items, about twice the work (comparing every pair would be four times)
+    assert large < 2.5 * small
+
+
+def test_a_schema_that_multiplies_the_work_is_refused_within_the_check_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(schemas, "CHECK_SECONDS", 0.5)
+    depth = 40  # each level doubles the work: 2**40 applications without a deadline
+    defs = {
+        f"d{i}": {"anyOf": [{"$ref": f"#/$defs/d{i + 1}"}, {"$ref": f"#/$defs/d{i + 1}"}]}
+        for i in range(depth)
+    }
+    defs[f"d{depth}"] = {"type": "string"}
+    chained = {"$defs": defs, "type": "object", "properties": {"x": {"$ref": "#/$defs/d0"}}}
+    with pytest.raises(InputError, match=r"could not be checked against the schema within 0.5 s"):
+        check_data(chained, {"x": 1}, "input")
+
+
+def test_unevaluated_properties_beside_pattern_properties_is_refused() -> None:
+    both = {"patternProperties": {"^a": {}}, "allOf": [{"unevaluatedProperties": False}]}
+    with pytest.raises(InputError, match="unevaluatedProperties cannot be used with patternProperties"):
+        check_data(both, {"ab": 1}, "input")
+    check_data({"properties": {"a": {}}, "unevaluatedProperties": False}, {"a": 1}, "input")
