@@ -119,7 +119,7 @@ def test_a_schema_that_multiplies_the_work_is_refused_within_the_check_deadline(
 ) -> None:
     monkeypatch.setattr(schemas, "CHECK_SECONDS", 0.5)
     depth = 40  # each level doubles the work: 2**40 applications without a deadline
-    defs = {
+    defs: dict[str, Any] = {
         f"d{i}": {"anyOf": [{"$ref": f"#/$defs/d{i + 1}"}, {"$ref": f"#/$defs/d{i + 1}"}]}
         for i in range(depth)
     }
