@@ -508,6 +508,41 @@ def test_failed_logins_for_a_user_are_braked_with_retry_after(server: Server) ->
     )
 
 
+def _parallel(count: int, attempt: Callable[[int], int]) -> list[int]:
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda i=i: results.append(attempt(i))) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_parallel_guesses_at_one_user_cannot_race_past_the_brake(server: Server) -> None:
+    limit = server.cluster.settings.login_failures_per_user
+    base = str(server.http.base_url)
+
+    def guess(index: int) -> int:
+        with httpx.Client(base_url=base, timeout=60) as http:
+            return http.post(
+                "/api/v1/auth/token", data={"username": "racer", "password": f"guess-{index}"}
+            ).status_code
+
+    results = _parallel(limit * 4, guess)
+    assert set(results) <= {401, 429} and len(results) == limit * 4
+    # every attempt is counted before its password is checked: no more than the limit are tried
+    assert 0 < results.count(401) <= limit, results
+
+
+def test_a_login_body_is_checked_as_json_whatever_its_content_type(server: Server) -> None:
+    for body, says in (
+        ("[" * 100_000, "nested more than"),
+        (f'{{"username": "a", "username": "b", "password": "{PASSWORD}"}}', "appears twice"),
+    ):
+        answer = server.http.post("/api/v1/auth/token", content=body, headers={"content-type": "text/plain"})
+        assert answer.status_code == 422 and says in answer.text, answer.text
+
+
 def test_parallel_logins_neither_stall_the_api_nor_pass_the_address_brake(server: Server) -> None:
     limit = server.cluster.settings.login_failures_per_address
     base = str(server.http.base_url)
@@ -519,12 +554,7 @@ def test_parallel_logins_neither_stall_the_api_nor_pass_the_address_brake(server
             ).status_code
 
     with HealthProbe(base) as probe:
-        results: list[int] = []
-        threads = [threading.Thread(target=lambda i=i: results.append(guess(i))) for i in range(limit + 12)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        results = _parallel(limit + 12, guess)
     assert set(results) <= {401, 429} and len(results) == limit + 12
     assert probe.ratio < STALL_RATIO, probe.ratio
     after = server.http.post("/api/v1/auth/token", data={"username": "someone", "password": "x"})

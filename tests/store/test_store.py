@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.errors import Conflict, DefinitionExists, NameTaken, UserNotFound, WorkflowNotFound
 from workflow_engine.store import schema as t
+from workflow_engine.store.logins import LoginFailures
 from workflow_engine.store.repository import Store
 
 
@@ -120,12 +121,17 @@ def test_latest_is_chosen_among_the_owner_s_versions_only(store: Store) -> None:
 
 
 def test_failed_logins_are_counted_by_user_and_address_and_forgotten_after_the_window(store: Store) -> None:
-    now = store.clock.now()
+    failures = LoginFailures(store)
+    window = store.clock.now() - timedelta(minutes=5)
     for user, address in (("vic", "10.0.0.1"), ("vic", "10.0.0.2"), ("eve", "10.0.0.1")):
-        store.record_login_failure(user, address, forget_before=now - timedelta(minutes=5))
-    by_user, by_address = store.login_failures("vic", "10.0.0.1", since=now - timedelta(minutes=5))
+        failures.note(user, address, forget_before=window)
+    attempt = failures.note("vic", "10.0.0.1", forget_before=window)
+    by_user, by_address = failures.before(attempt, "vic", "10.0.0.1", since=window)
     assert len(by_user) == 2 and len(by_address) == 2 and by_user == sorted(by_user)
-    store.clear_login_failures("vic")
-    assert store.login_failures("vic", "10.0.0.1", since=now - timedelta(minutes=5)) == ([], by_address[1:])
-    store.record_login_failure("zed", "10.0.0.9", forget_before=now + timedelta(minutes=1))
-    assert store.login_failures("eve", "10.0.0.1", since=now - timedelta(minutes=5)) == ([], [])
+    failures.clear("vic")  # vic's right password: the attempt and vic's failures are forgotten
+    later = failures.note("vic", "10.0.0.1", forget_before=window)
+    assert failures.before(later, "vic", "10.0.0.1", since=window) == ([], by_address[1:])
+    failures.forget(later)  # refused before its password was checked: it counts for nothing
+    failures.note("zed", "10.0.0.9", forget_before=store.clock.now() + timedelta(minutes=1))
+    last = failures.note("zed", "10.0.0.1", forget_before=window)
+    assert failures.before(last, "eve", "10.0.0.1", since=window) == ([], [])

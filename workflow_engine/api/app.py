@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine
     app.state.tokens = Tokens(settings)
     app.state.logins = LoginBrake(engine.store, settings)
+    # at most this many password hashes are checked at once (each takes a core for about 50 ms)
+    app.state.hashing = anyio.Semaphore(settings.login_hashing_slots)
     app.state.registry = api_registry(engine.store)
     errors.install(app)
     api = APIRouter(prefix="/api/v1")

@@ -220,29 +220,6 @@ class Store:
 
     # failed logins
 
-    def login_failures(
-        self, username: str, address: str, since: datetime
-    ) -> tuple[list[datetime], list[datetime]]:
-        """When the failed logins since ``since`` happened: those for ``username``, and those
-        from ``address``."""
-        f = t.login_failures
-        recent = sa.select(f.c.at).where(f.c.at >= since).order_by(f.c.at)
-        with self.reading() as conn:
-            by_user = list(conn.execute(recent.where(f.c.username == username)).scalars())
-            by_address = list(conn.execute(recent.where(f.c.address == address)).scalars())
-        return by_user, by_address
-
-    def record_login_failure(self, username: str, address: str, forget_before: datetime) -> None:
-        """Note a failed login now, and forget those older than ``forget_before``."""
-        f = t.login_failures
-        with self.transaction() as tx:
-            tx.execute(sa.delete(f).where(f.c.at < forget_before))
-            tx.execute(sa.insert(f).values(username=username[:150], address=address[:64], at=tx.now))
-
-    def clear_login_failures(self, username: str) -> None:
-        with self.transaction() as tx:
-            tx.execute(sa.delete(t.login_failures).where(t.login_failures.c.username == username))
-
     def get_user_by_id(self, user_id: int) -> UserRecord:
         with self.reading() as conn:
             row = conn.execute(sa.select(t.users).where(t.users.c.id == user_id)).first()

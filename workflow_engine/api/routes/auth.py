@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 import pydantic
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from workflow_engine.api.auth import TokenPair
 from workflow_engine.api.deps import EngineDep, TokensDep, active_user
+from workflow_engine.api.limits import json_body_problem
 from workflow_engine.api.schemas import Credentials, RefreshRequest, TokenOut
-from workflow_engine.errors import InputError, Problem
+from workflow_engine.errors import InputError, Problem, TooManyAttempts
 from workflow_engine.users import LoginBrake
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 _FORM = "application/x-www-form-urlencoded"
+SLOT_WAIT = 2.0  # seconds a login waits for a password-hashing slot before it is refused
 _TOKEN_BODY = {
     "requestBody": {
         "required": True,
@@ -55,9 +58,13 @@ async def _credentials(request: Request) -> Credentials:
         grant = form.get("grant_type")
         if grant not in (None, "", "password"):
             raise InputError("credentials", [Problem("grant_type", "only 'password' is supported")])
-    else:
+    else:  # read as JSON whatever it is labelled, so checked as the middleware checks JSON
+        body = await request.body()
+        problem = json_body_problem(body)
+        if problem is not None:
+            raise InputError("credentials", [Problem("body", problem)])
         try:
-            raw = json.loads(await request.body() or b"null")
+            raw = json.loads(body or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise InputError("credentials", [Problem("body", "not valid JSON")]) from None
     try:
@@ -72,8 +79,17 @@ async def token(request: Request, engine: EngineDep, tokens: TokensDep) -> Token
     """Exchange a username and password for an access token and a refresh token."""
     credentials = await _credentials(request)
     logins: LoginBrake = request.app.state.logins
+    hashing: anyio.Semaphore = request.app.state.hashing
     address = request.client.host if request.client else "unknown"
-    user = await run_in_threadpool(logins.login, credentials.username, credentials.password, address)
+    # a login waits for a hashing slot on the event loop, holding no thread while it waits
+    with anyio.move_on_after(SLOT_WAIT) as waited:
+        await hashing.acquire()
+    if waited.cancelled_caught:
+        raise TooManyAttempts("too many logins at once; try again", 1)
+    try:
+        user = await run_in_threadpool(logins.login, credentials.username, credentials.password, address)
+    finally:
+        hashing.release()
     return _out(tokens.issue(user))
 
 
