@@ -11,6 +11,7 @@ The CLI and the REST API call these same methods.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -38,6 +39,8 @@ from workflow_engine.views import ExecutionView, TaskView, execution_view, run_j
 if TYPE_CHECKING:
     from workflow_engine.worker.app import EngineCelery
 
+log = logging.getLogger(__name__)
+
 CATALOGUE_WINDOW = timedelta(hours=1)
 CATALOGUE_TTL = 30.0
 
@@ -47,7 +50,8 @@ def open_store(settings: Settings, clock: Clock | None = None, pool_size: int = 
     if not migrate.is_current(settings.database_url):
         if not is_sqlite(settings.database_url):
             raise ConfigurationError("the database schema is not up to date: run `wfe db upgrade` first")
-        migrate.upgrade(settings.database_url)
+        for text in migrate.upgrade(settings.database_url):
+            log.warning("%s", text)
     return Store.from_url(settings.database_url, clock=clock, pool_size=pool_size)
 
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from workflow_engine.core.payloads import payload_problem
+from workflow_engine.core.payloads import READ_DEPTH, payload_problem
 from workflow_engine.core.states import OPEN_STEP, StepStatus
 from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
@@ -131,7 +131,7 @@ def readable(value: Any) -> Any:
     a listing."""
     if value is None:
         return None
-    problem = payload_problem(value)
+    problem = payload_problem(value, max_depth=READ_DEPTH)
     if problem is None:
         return value
     return {"unreadable": f"stored data that cannot be shown: {problem}"}

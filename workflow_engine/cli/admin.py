@@ -24,11 +24,13 @@ def db() -> None:
 @click.pass_obj
 def upgrade(settings: Settings, as_json: bool) -> None:
     """Apply every migration not applied yet."""
-    migrate.upgrade(settings.database_url)
+    notes = migrate.upgrade(settings.database_url)
     revision = migrate.head_revision()
     if as_json:
-        print_json({"database": "upgraded", "revision": revision})
+        print_json({"database": "upgraded", "revision": revision, "notes": notes})
     else:
+        for text in notes:
+            click.echo(f"note: {text}", err=True)
         click.echo(f"database at revision {revision}")
 
 

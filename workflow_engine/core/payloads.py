@@ -19,6 +19,9 @@ from typing import Any
 from workflow_engine.errors import Problem
 
 MAX_DEPTH = 64
+# what a reader accepts: the engine nests stored values a few levels deeper (an execution's
+# output holds each final step's under its name), and every encoder takes far more than this
+READ_DEPTH = MAX_DEPTH + 8
 
 
 def _where(path: tuple[str | int, ...]) -> str:

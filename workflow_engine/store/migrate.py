@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
+from alembic import command, context
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -23,12 +23,19 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to ``revision``."""
+def note(message: str) -> None:
+    """From a migration: tell whoever runs the upgrade of something it changed in their data."""
+    context.config.attributes.setdefault("notes", []).append(message)
+
+
+def upgrade(url: str, revision: str = "head") -> list[str]:
+    """Bring the database at ``url`` to ``revision``; the notes its migrations left."""
+    config = alembic_config(url)
     try:
-        command.upgrade(alembic_config(url), revision)
+        command.upgrade(config, revision)
     except (exc.DBAPIError, exc.TimeoutError) as error:
         raise translate(error) from error
+    return list(config.attributes.get("notes", []))
 
 
 def downgrade(url: str, revision: str) -> None:

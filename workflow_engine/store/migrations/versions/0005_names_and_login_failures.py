@@ -2,7 +2,9 @@
 
 ``wfe_workflow_names`` records each name's owner: only that owner may register further versions
 of it, and "latest" is chosen among that owner's versions only. Existing names are given to the
-owner of their oldest version. ``wfe_login_failures`` keeps recent failed logins, by username
+owner of their oldest version; each name that other users had added versions to is reported
+(:func:`workflow_engine.store.migrate.note`), since those versions no longer run as "latest".
+``wfe_login_failures`` keeps recent failed logins, by username
 and by client address, so that every API process brakes the same guessing.
 
 Revision ID: 0005
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+from workflow_engine.store.migrate import note
 
 revision = "0005"
 down_revision = "0004"
@@ -41,6 +45,20 @@ def upgrade() -> None:
         WHERE w.id = (SELECT MIN(o.id) FROM wfe_workflows o WHERE o.name = w.name)
         """
     )
+    shared = op.get_bind().execute(
+        sa.text(
+            """
+            SELECT n.name, u.username FROM wfe_workflow_names n JOIN wfe_users u ON u.id = n.owner_id
+            WHERE EXISTS (SELECT 1 FROM wfe_workflows w WHERE w.name = n.name AND w.created_by <> n.owner_id)
+            ORDER BY n.name
+            """
+        )
+    )
+    for name, owner in shared:
+        note(
+            f"workflow {name!r} had versions registered by several users: it now belongs to {owner!r}, "
+            "who registered its first version; versions by others stay stored but no longer run as latest"
+        )
     op.create_table(
         "wfe_login_failures",
         sa.Column("id", ROW_ID, autoincrement=True, nullable=False),
