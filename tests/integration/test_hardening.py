@@ -523,28 +523,28 @@ def test_failed_logins_for_a_user_are_braked_with_retry_after(server: Server) ->
     )
 
 
-def _parallel(count: int, attempt: Callable[[int], int]) -> list[int]:
+def _parallel_logins(server: Server, count: int, credentials: Callable[[int], dict[str, str]]) -> list[int]:
+    """The answers to ``count`` logins sent at once, each on a connection of its own."""
+    base = str(server.http.base_url)
     results: list[int] = []
-    threads = [threading.Thread(target=lambda i=i: results.append(attempt(i))) for i in range(count)]
+
+    def login(index: int) -> None:
+        with httpx.Client(base_url=base, timeout=60) as http:
+            results.append(http.post("/api/v1/auth/token", data=credentials(index)).status_code)
+
+    threads = [threading.Thread(target=login, args=(i,)) for i in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert len(results) == count
     return results
 
 
 def test_parallel_guesses_at_one_user_cannot_race_past_the_brake(server: Server) -> None:
     limit = server.cluster.settings.login_failures_per_user
-    base = str(server.http.base_url)
-
-    def guess(index: int) -> int:
-        with httpx.Client(base_url=base, timeout=60) as http:
-            return http.post(
-                "/api/v1/auth/token", data={"username": "racer", "password": f"guess-{index}"}
-            ).status_code
-
-    results = _parallel(limit * 4, guess)
-    assert set(results) <= {401, 429} and len(results) == limit * 4
+    results = _parallel_logins(server, limit * 4, lambda i: {"username": "racer", "password": f"guess-{i}"})
+    assert set(results) <= {401, 429}
     # every attempt is counted before its password is checked: no more than the limit are tried
     assert 0 < results.count(401) <= limit, results
 
@@ -560,17 +560,9 @@ def test_a_login_body_is_checked_as_json_whatever_its_content_type(server: Serve
 
 def test_parallel_logins_neither_stall_the_api_nor_pass_the_address_brake(server: Server) -> None:
     limit = server.cluster.settings.login_failures_per_address
-    base = str(server.http.base_url)
-
-    def guess(index: int) -> int:
-        with httpx.Client(base_url=base, timeout=60) as http:
-            return http.post(
-                "/api/v1/auth/token", data={"username": f"nobody{index}", "password": "x"}
-            ).status_code
-
-    with HealthProbe(base) as probe:
-        results = _parallel(limit + 12, guess)
-    assert set(results) <= {401, 429} and len(results) == limit + 12
+    with HealthProbe(str(server.http.base_url)) as probe:
+        results = _parallel_logins(server, limit + 12, lambda i: {"username": f"nobody{i}", "password": "x"})
+    assert set(results) <= {401, 429}
     assert probe.ratio < STALL_RATIO, probe.ratio
     after = server.http.post("/api/v1/auth/token", data={"username": "someone", "password": "x"})
     assert after.status_code == 429 and int(after.headers["retry-after"]) > 0
