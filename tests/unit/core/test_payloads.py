@@ -58,7 +58,7 @@ def test_shared_values_count_each_time_they_are_used() -> None:
         | st.booleans()
         | st.integers()
         | st.floats(allow_nan=False, allow_infinity=False)
-        | st.text(),
+        | st.text(_STORABLE),
         lambda inner: st.lists(inner) | st.dictionaries(st.text(_STORABLE), inner),
         max_leaves=30,
     )
