@@ -17,10 +17,13 @@ import importlib
 import inspect
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from workflow_engine.clock import Clock
 from workflow_engine.errors import ConfigurationError, StepError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -185,3 +188,40 @@ class AgentContext:
     def raise_if_cancelled(self) -> None:
         if self.cancelled:
             raise StepCancelled("step cancelled")
+
+
+# how long a worker counts as serving its agents after it was last seen, and how long the
+# catalogue trusts what it read
+CATALOGUE_WINDOW = timedelta(hours=1)
+CATALOGUE_TTL = 30.0
+
+
+class WorkersSeen(Protocol):
+    """What the catalogue reads of the store."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def known_agents(self, seen_since: datetime) -> set[str]: ...
+
+
+class AgentCatalogue:
+    """The agents known to exist: loaded in this process, or served by a worker seen lately.
+
+    None when nothing is known (no agent loaded here, no worker ever seen): then a start is not
+    refused for agents no one has declared yet; a worker reports an unknown agent as a fatal
+    step error instead.
+    """
+
+    def __init__(self, store: WorkersSeen, registry: AgentRegistry) -> None:
+        self.store = store
+        self.registry = registry
+        self._cached: tuple[float, set[str]] | None = None
+
+    def __call__(self) -> Collection[str] | None:
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > CATALOGUE_TTL:
+            seen = self.store.known_agents(self.store.clock.now() - CATALOGUE_WINDOW)
+            self._cached = (now, seen)
+        known = set(self.registry.names()) | self._cached[1]
+        return known or None

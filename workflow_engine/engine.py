@@ -12,99 +12,35 @@ The CLI and the REST API call these same methods.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from workflow_engine.agents import REGISTRY, AgentRegistry
+from workflow_engine.agents import REGISTRY, AgentCatalogue, AgentRegistry
 from workflow_engine.clock import Clock
-from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
+from workflow_engine.coordinator.dispatch import Dispatcher
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.core.states import SETTLED_EXECUTION, TERMINAL_EXECUTION
 from workflow_engine.definitions.loader import Source, load
-from workflow_engine.errors import ConfigurationError
 from workflow_engine.events import EventBus
 from workflow_engine.monitoring import open_tasks
 from workflow_engine.notify import EventFeed, Notifier, follow
 from workflow_engine.settings import Settings
-from workflow_engine.store import migrate
-from workflow_engine.store.database import is_sqlite
+from workflow_engine.store.opening import open_store
 from workflow_engine.store.records import EventRecord, WorkflowRecord
 from workflow_engine.store.repository import ExecutionQuery, LogQuery, Store
 from workflow_engine.views import ExecutionView, TaskView, execution_view, run_json, task_view
+from workflow_engine.worker.dispatcher import LazyCeleryDispatcher
 
 if TYPE_CHECKING:
-    from workflow_engine.worker.app import EngineCelery
+    pass
 
 log = logging.getLogger(__name__)
 
 CATALOGUE_WINDOW = timedelta(hours=1)
 CATALOGUE_TTL = 30.0
-
-
-def open_store(settings: Settings, clock: Clock | None = None, pool_size: int = 5) -> Store:
-    """The store for ``settings``; the embedded SQLite database is migrated on first use."""
-    if not migrate.is_current(settings.database_url):
-        if not is_sqlite(settings.database_url):
-            raise ConfigurationError("the database schema is not up to date: run `wfe db upgrade` first")
-        for text in migrate.upgrade(settings.database_url):
-            log.warning("%s", text)
-    return Store.from_url(settings.database_url, clock=clock, pool_size=pool_size)
-
-
-class _CeleryDispatcher:
-    """Builds the Celery app only when something is first published."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._app: EngineCelery | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def app(self) -> EngineCelery:
-        if self._app is None:
-            with self._lock:
-                if self._app is None:
-                    from workflow_engine.worker.app import create_celery_app
-
-                    self._app = create_celery_app(self.settings)
-        return self._app
-
-    def _dispatcher(self) -> Dispatcher:
-        from workflow_engine.worker.dispatcher import CeleryDispatcher
-
-        return CeleryDispatcher(self.app)
-
-    def dispatch(self, items: Sequence[Dispatch]) -> None:
-        self._dispatcher().dispatch(items)
-
-    def revoke(self, task_ids: Sequence[str], terminate: bool) -> None:
-        self._dispatcher().revoke(task_ids, terminate)
-
-
-class AgentCatalogue:
-    """The agents known to exist: loaded in this process, or served by a worker seen lately.
-
-    None when nothing is known (no agent loaded here, no worker ever seen): then a start is not
-    refused for agents no one has declared yet; a worker reports an unknown agent as a fatal
-    step error instead.
-    """
-
-    def __init__(self, store: Store, registry: AgentRegistry) -> None:
-        self.store = store
-        self.registry = registry
-        self._cached: tuple[float, set[str]] | None = None
-
-    def __call__(self) -> Collection[str] | None:
-        now = time.monotonic()
-        if self._cached is None or now - self._cached[0] > CATALOGUE_TTL:
-            seen = self.store.known_agents(self.store.clock.now() - CATALOGUE_WINDOW)
-            self._cached = (now, seen)
-        known = set(self.registry.names()) | self._cached[1]
-        return known or None
 
 
 class Engine:
@@ -121,7 +57,7 @@ class Engine:
         self.settings = settings
         self.store = store
         self.events = events or EventBus()
-        self.dispatcher = dispatcher or _CeleryDispatcher(settings)
+        self.dispatcher = dispatcher or LazyCeleryDispatcher(settings)
         self.coordinator = Coordinator(
             store, self.dispatcher, settings, self.events, agent_catalog=AgentCatalogue(store, registry)
         )
@@ -132,7 +68,7 @@ class Engine:
     def from_settings(cls, settings: Settings | None = None, clock: Clock | None = None) -> Engine:
         """An engine configured from ``WFE_*`` settings (or the given ones)."""
         settings = settings or Settings()
-        return cls(settings, open_store(settings, clock))
+        return cls(settings, open_store(settings.database_url, clock))
 
     def close(self) -> None:
         for feed in self._feeds:

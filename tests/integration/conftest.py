@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,25 @@ def queued_messages(settings: Settings) -> int:
     client = redis.Redis.from_url(settings.broker_url)
     try:
         return sum(int(client.llen(key)) for key in redis_queue_keys(client, settings))
+    finally:
+        client.close()
+
+
+def messages_in_flight(settings: Settings, task: str, queues: Sequence[str]) -> int:
+    """How many messages for ``task`` are still queued on ``queues`` or delivered and not yet
+    acknowledged (tasks acknowledge late: once they have finished)."""
+    prefix = settings.broker_transport_options["global_keyprefix"]
+    client = redis.Redis.from_url(settings.broker_url)
+    try:
+        queued = 0
+        for queue in queues:
+            for raw in client.lrange(f"{prefix}{queue}", 0, -1):
+                queued += json.loads(raw).get("headers", {}).get("task") == task
+        held = 0
+        for raw in client.hvals(f"{prefix}unacked"):
+            message, *_ = json.loads(raw)
+            held += message.get("headers", {}).get("task") == task
+        return queued + held
     finally:
         client.close()
 

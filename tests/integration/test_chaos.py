@@ -65,7 +65,7 @@ def test_every_execution_completes_through_worker_coordinator_and_broker_failure
     cluster.wait_for(lambda: len(ledger_lines(ledger)) > total * 0.35, timeout=60, what="35% of steps")
     coordinator = next(p for p in cluster.processes.processes if p.name == "coordinator")
     coordinator.signal(signal.SIGKILL)
-    time.sleep(1)
+    coordinator.popen.wait(10)  # type: ignore[union-attr]
     cluster.processes.start_coordinator("coordinator-restarted")
 
     cluster.wait_for(lambda: len(ledger_lines(ledger)) > total * 0.55, timeout=60, what="55% of steps")

@@ -9,6 +9,7 @@ import psutil
 import pytest
 
 from tests.integration.conftest import Cluster, ledger_lines, sleeping_fan
+from workflow_engine.coordinator.reconciler import Reconciler
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.errors import InputError, InvalidTransition
 
@@ -39,8 +40,13 @@ def test_pause_during_a_running_fan_out_holds_the_rest_until_resumed(
         lambda: "running" not in redis_cluster.statuses(view.id).values(), what="running branches to finish"
     )
     held = redis_cluster.statuses(view.id)
-    time.sleep(1.5)  # nothing new may start while paused
+    # nothing new may start while paused: a repair pass publishes nothing, and the branches not
+    # begun are held as pending attempts, never started
+    report = Reconciler(engine.coordinator, redis_cluster.settings).tick()
+    assert report.published == report.republished == 0, report.as_dict()
     assert redis_cluster.statuses(view.id) == held
+    not_begun = [r for r in engine.logs(view.id) if held[r["step_name"]] == "pending"]
+    assert len(not_begun) == 4 and all(r["status"] == "pending" and not r["started_at"] for r in not_begun)
     branch_states = [held[b] for b in branches]
     assert branch_states.count("succeeded") == 2 and branch_states.count("pending") == 4
     assert held["join"] == "pending"  # not begun

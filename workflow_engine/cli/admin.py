@@ -7,9 +7,9 @@ import sys
 import click
 
 from workflow_engine.cli.output import json_option, print_json
-from workflow_engine.engine import open_store
 from workflow_engine.settings import Settings
 from workflow_engine.store import migrate
+from workflow_engine.store.opening import open_store
 from workflow_engine.store.repository import ROLES
 from workflow_engine.users import create_user
 
@@ -51,7 +51,7 @@ def create(settings: Settings, username: str, role: str, password_stdin: bool, a
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    store = open_store(settings)
+    store = open_store(settings.database_url)
     try:
         user = create_user(store, username, password, role)
     finally:

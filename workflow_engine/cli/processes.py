@@ -15,8 +15,8 @@ from workflow_engine import logs
 from workflow_engine.agents import load_modules
 from workflow_engine.cli.output import json_option, print_json
 from workflow_engine.definitions.model import QUEUE_NAME
-from workflow_engine.engine import open_store
 from workflow_engine.settings import LOG_LEVELS, Settings
+from workflow_engine.store.opening import open_store
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,11 @@ def worker(
         settings = settings.with_overrides(agent_modules=_split(agents))
     logs.configure(loglevel or settings.log_level, settings.log_format)
     load_modules(settings.agent_modules)
-    store = open_store(settings, pool_size=1)  # fail now, clearly, if the database is unusable
-    from workflow_engine.worker.app import create_celery_app, queue_name
+    store = open_store(settings.database_url, pool_size=1)  # fail now, clearly, if the database is unusable
+    from workflow_engine.worker.app import queue_name
+    from workflow_engine.worker.tasks import worker_app
 
-    app = create_celery_app(settings)
+    app = worker_app(settings)
     names = [settings.steps_queue, *(queue_name(settings, q) for q in _split(queues))]
     concurrency = concurrency or settings.worker_concurrency
     _report_capacity(app, store, settings, pool, concurrency)
@@ -123,11 +124,12 @@ def coordinator(
     _importable_cwd()
     logs.configure(loglevel or settings.log_level, settings.log_format)
     from workflow_engine.coordinator.reconciler import Reconciler
-    from workflow_engine.worker.app import create_celery_app
+    from workflow_engine.worker.runtime import runtime_of
+    from workflow_engine.worker.tasks import worker_app
 
-    app = create_celery_app(settings)
+    app = worker_app(settings)
     if once:
-        report = Reconciler(app.runtime().coordinator, settings).tick()
+        report = Reconciler(runtime_of(app).coordinator, settings).tick()
         if as_json:
             print_json(report.as_dict())
         else:
@@ -135,7 +137,7 @@ def coordinator(
             for error in report.errors:
                 click.echo(f"error: {error}", err=True)
         return
-    open_store(settings).dispose()
+    open_store(settings.database_url).dispose()
     _run_reconciler_with_worker(app, settings)
     queues = [settings.coordinator_queue, *([settings.intake_queue] if settings.intake_queue else [])]
     _run_celery_worker(
@@ -158,6 +160,7 @@ def _report_capacity(app: Any, store: Any, settings: Settings, pool: str, concur
 
     from workflow_engine.agents import REGISTRY
     from workflow_engine.worker.heartbeat import Heartbeat
+    from workflow_engine.worker.runtime import runtime_of
 
     slots = 1 if pool == "solo" else concurrency or os.cpu_count() or 1
     if pool == "prefork":
@@ -166,7 +169,7 @@ def _report_capacity(app: Any, store: Any, settings: Settings, pool: str, concur
         heartbeat = Heartbeat(store, agents, [settings.steps_queue], settings.heartbeat_interval, slots)
     else:
         app.process_slots = slots
-        heartbeat = app.runtime().heartbeat
+        heartbeat = runtime_of(app).heartbeat
     heartbeat.beat()
     store.dispose()  # nothing open when the pool forks; the heartbeat reconnects after
     if pool == "prefork":  # a pool process started later must not share the heartbeat's session
@@ -215,9 +218,9 @@ def flower(settings: Settings, port: int, address: str, flower_args: tuple[str, 
     """
     _importable_cwd()
     logs.configure(settings.log_level, settings.log_format)
-    from workflow_engine.worker.app import create_celery_app
+    from workflow_engine.worker.tasks import worker_app
 
-    app = create_celery_app(settings)
+    app = worker_app(settings)
     app.start(["flower", f"--port={port}", f"--address={address}", "--enable-events", *flower_args])
 
 
@@ -225,12 +228,13 @@ def _run_reconciler_with_worker(app: Any, settings: Settings) -> None:
     from celery import signals
 
     from workflow_engine.coordinator.reconciler import Reconciler
+    from workflow_engine.worker.runtime import runtime_of
 
     holder: dict[str, Reconciler] = {}
 
     @signals.worker_ready.connect(weak=False)
     def start(**_: Any) -> None:
-        reconciler = Reconciler(app.runtime().coordinator, settings)
+        reconciler = Reconciler(runtime_of(app).coordinator, settings)
         holder["reconciler"] = reconciler
         reconciler.start_thread()
 

@@ -1,18 +1,14 @@
-"""The Celery app, configured from settings. Nothing is built at import time."""
+"""The Celery app, configured from settings: what publishing needs. Nothing is built at import
+time; the tasks a worker runs are added by :func:`workflow_engine.worker.tasks.worker_app`."""
 
 from __future__ import annotations
 
-import os
-import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from celery import Celery
 
 from workflow_engine.settings import Settings
 from workflow_engine.worker.events import TaskEventsState, WatchTaskEvents
-
-if TYPE_CHECKING:
-    from workflow_engine.worker.runtime import Runtime
 
 # ETA messages are held by the worker that prefetched them; Redis gives an unacknowledged
 # message to another consumer after the visibility timeout, so keep it well above the
@@ -40,7 +36,8 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
 
 
 class EngineCelery(Celery):  # type: ignore[misc]
-    """A Celery app that knows the engine's settings and holds one runtime per process."""
+    """A Celery app that knows the engine's settings (and, in a worker, its process's runtime:
+    see :func:`workflow_engine.worker.runtime.runtime_of`)."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__("workflow_engine", set_as_current=False, **kwargs)
@@ -51,21 +48,7 @@ class EngineCelery(Celery):  # type: ignore[misc]
         # 0 for a prefork pool's processes (the worker's own process reports the pool's size);
         # the coordinator sizes fan-outs by the sum over live workers (Unit.hand_out)
         self.process_slots = 1
-        self._runtime: Runtime | None = None
-        self._runtime_pid = 0
-        self._runtime_lock = threading.Lock()
-
-    def runtime(self) -> Runtime:
-        """This process's runtime, made on first use (after a fork, made again)."""
-        pid = os.getpid()
-        if self._runtime is None or self._runtime_pid != pid:
-            with self._runtime_lock:
-                if self._runtime is None or self._runtime_pid != pid:
-                    from workflow_engine.worker.runtime import Runtime
-
-                    self._runtime = Runtime(self)
-                    self._runtime_pid = pid
-        return self._runtime
+        self.runtime: Any = None  # (pid, Runtime) once made in this process
 
 
 def queue_name(settings: Settings, queue: str | None) -> str:
@@ -97,7 +80,4 @@ def create_celery_app(settings: Settings) -> EngineCelery:
         timezone="UTC",
     )
     app.steps["consumer"].add(WatchTaskEvents)
-    from workflow_engine.worker.tasks import register_tasks
-
-    register_tasks(app)
     return app

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 from workflow_engine.coordinator.dispatch import Dispatch
-from workflow_engine.worker.app import EngineCelery, queue_name
+from workflow_engine.settings import Settings
+from workflow_engine.worker.app import EngineCelery, create_celery_app, queue_name
 
 TASKS = {"step": "wfe.step", "timer": "wfe.fire_timer"}
 
@@ -51,3 +53,30 @@ class CeleryDispatcher:
 
     def revoke(self, task_ids: Sequence[str], terminate: bool) -> None:
         self.app.control.revoke(list(task_ids), terminate=terminate, signal="SIGTERM")
+
+
+class LazyCeleryDispatcher:
+    """A :class:`CeleryDispatcher` whose Celery app is built only when something is first
+    published (an engine that only reads never connects to a broker)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._dispatcher: CeleryDispatcher | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def app(self) -> EngineCelery:
+        return self._built().app
+
+    def _built(self) -> CeleryDispatcher:
+        if self._dispatcher is None:
+            with self._lock:
+                if self._dispatcher is None:
+                    self._dispatcher = CeleryDispatcher(create_celery_app(self.settings))
+        return self._dispatcher
+
+    def dispatch(self, items: Sequence[Dispatch]) -> None:
+        self._built().dispatch(items)
+
+    def revoke(self, task_ids: Sequence[str], terminate: bool) -> None:
+        self._built().revoke(task_ids, terminate)

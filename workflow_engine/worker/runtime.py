@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from typing import Any
 
-from workflow_engine.agents import REGISTRY, load_modules
+from workflow_engine.agents import REGISTRY, AgentCatalogue, load_modules
 from workflow_engine.coordinator.dispatch import task_id
 from workflow_engine.coordinator.service import Coordinator
-from workflow_engine.engine import AgentCatalogue, open_store
+from workflow_engine.store.opening import open_store
 from workflow_engine.worker.app import EngineCelery
 from workflow_engine.worker.dispatcher import CeleryDispatcher
 from workflow_engine.worker.executor import StepExecutor
@@ -16,13 +18,25 @@ from workflow_engine.worker.heartbeat import Heartbeat
 from workflow_engine.worker.reports import Attempted
 
 log = logging.getLogger(__name__)
+_making = threading.Lock()
+
+
+def runtime_of(app: EngineCelery) -> Runtime:
+    """The runtime of this process for ``app``, made on first use (after a fork, made again)."""
+    pid = os.getpid()
+    if app.runtime is None or app.runtime[0] != pid:
+        with _making:
+            if app.runtime is None or app.runtime[0] != pid:
+                app.runtime = (pid, Runtime(app))
+    made: Runtime = app.runtime[1]
+    return made
 
 
 class Runtime:
     def __init__(self, app: EngineCelery) -> None:
         settings = app.settings
         load_modules(settings.agent_modules)
-        self.store = open_store(settings, pool_size=2)
+        self.store = open_store(settings.database_url, pool_size=2)
         self.dispatcher = CeleryDispatcher(app)
         self.coordinator = Coordinator(
             self.store, self.dispatcher, settings, agent_catalog=AgentCatalogue(self.store, REGISTRY)

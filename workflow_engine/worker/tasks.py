@@ -7,8 +7,17 @@ from typing import Any
 from celery.exceptions import Retry
 
 from workflow_engine import logs
-from workflow_engine.worker.app import EngineCelery
+from workflow_engine.settings import Settings
+from workflow_engine.worker.app import EngineCelery, create_celery_app
 from workflow_engine.worker.reports import StepAttemptFailed
+from workflow_engine.worker.runtime import runtime_of
+
+
+def worker_app(settings: Settings) -> EngineCelery:
+    """The Celery app of a worker: configured from ``settings``, with the engine's tasks."""
+    app = create_celery_app(settings)
+    register_tasks(app)
+    return app
 
 
 def register_tasks(app: EngineCelery) -> None:
@@ -30,7 +39,7 @@ def register_tasks(app: EngineCelery) -> None:
         limited = any(task.request.timelimit or ())
         inline = 0 if limited else app.settings.inline_steps
         fields = logs.step_fields(execution_id, step, attempt, workflow)
-        attempted = app.runtime().executor.execute(run_id, task.request.id, inline, log_fields=fields)
+        attempted = runtime_of(app).executor.execute(run_id, task.request.id, inline, log_fields=fields)
         if attempted is None:
             return "nothing to run (done, cancelled or taken)"
         if attempted.state == "SUCCESS":
@@ -44,7 +53,7 @@ def register_tasks(app: EngineCelery) -> None:
     @app.task(name="wfe.fire_timer", ignore_result=True, acks_late=True, shared=False)  # type: ignore[untyped-decorator]
     def fire_timer(run_id: int, execution_id: str, step: str, attempt: int, workflow: str = "") -> None:
         with logs.bound(**logs.step_fields(execution_id, step, attempt, workflow)):
-            app.runtime().coordinator.fire_timer(run_id)
+            runtime_of(app).coordinator.fire_timer(run_id)
 
     @app.task(name="wfe.start_workflow", acks_late=True, shared=False)  # type: ignore[untyped-decorator]
     def start_workflow(
@@ -57,7 +66,7 @@ def register_tasks(app: EngineCelery) -> None:
     ) -> str:
         """Start an execution from a plain Celery message; returns its id. Only the deployment's
         workflows (registered with the CLI) may be started this way: a message names no user."""
-        coordinator = app.runtime().coordinator
+        coordinator = runtime_of(app).coordinator
         record = coordinator.start(
             workflow,
             visible_to=coordinator.store.system_user_id(),

@@ -1,0 +1,35 @@
+"""No import cycle in the package: each layer can be read, tested and replaced on its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import workflow_engine
+from tests.support.imports import cycles, import_graph
+
+PACKAGE = Path(workflow_engine.__file__).parent
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    graph = import_graph(PACKAGE)
+    assert graph.get("workflow_engine.engine")
+    assert cycles(graph) == []
+
+
+def test_a_cycle_is_found_through_deferred_and_relative_imports_but_not_type_checking_ones(
+    tmp_path: Path,
+) -> None:
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "a.py").write_text("from pkg.sub import b\n")
+    (package / "sub" / "b.py").write_text("def later():\n    from .. import c\n")
+    (package / "c.py").write_text("import pkg.a\n")
+    (package / "d.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import a\n"
+    )
+    (package / "e.py").write_text("from pkg import d\n")
+    graph = import_graph(package)
+    assert graph["pkg.d"] == set() and graph["pkg.e"] == {"pkg.d"}
+    assert cycles(graph) == [["pkg.a", "pkg.c", "pkg.sub.b"]]
