@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from workflow_engine.coordinator.outcomes import Claim
-from workflow_engine.store import schema as t
+from workflow_engine.store import reports
 from workflow_engine.store.repository import Store
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -55,14 +54,10 @@ class StoreCollector(Collector):
         self.store = store
 
     def collect(self) -> Iterator[Any]:
-        e, r = t.executions, t.step_runs
-        with self.store.reading() as conn:
-            executions = conn.execute(sa.select(e.c.status, sa.func.count()).group_by(e.c.status)).all()
-            runs = conn.execute(
-                sa.select(r.c.status, r.c.step_type, sa.func.count()).group_by(r.c.status, r.c.step_type)
-            ).all()
+        executions = reports.executions_by_status(self.store)
+        runs = reports.runs_by_status_and_type(self.store)
         by_status = GaugeMetricFamily("wfe_executions", "Executions by status", labels=["status"])
-        for status, count in executions:
+        for status, count in executions.items():
             by_status.add_metric([status], count)
         yield by_status
         steps = GaugeMetricFamily("wfe_step_runs", "Step runs by status and type", labels=["status", "type"])

@@ -39,6 +39,17 @@ def _imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
         stack.extend(ast.iter_child_nodes(node))
 
 
+def imported_modules(path: Path) -> set[str]:
+    """Every absolute module name a file imports (those of ``from x import y`` as ``x``)."""
+    names: set[str] = set()
+    for node in _imports(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif not node.level and node.module:
+            names.add(node.module)
+    return names
+
+
 def import_graph(root: Path) -> dict[str, set[str]]:
     """Each module of the package at ``root`` and the modules of the package it imports."""
     modules = _modules(root)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import workflow_engine
-from tests.support.imports import cycles, import_graph
+from tests.support.imports import cycles, import_graph, imported_modules
 
 PACKAGE = Path(workflow_engine.__file__).parent
 
@@ -33,3 +33,13 @@ def test_a_cycle_is_found_through_deferred_and_relative_imports_but_not_type_che
     graph = import_graph(package)
     assert graph["pkg.d"] == set() and graph["pkg.e"] == {"pkg.d"}
     assert cycles(graph) == [["pkg.a", "pkg.c", "pkg.sub.b"]]
+
+
+def test_sql_is_written_only_in_the_store() -> None:
+    outside = {
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if "store" not in path.relative_to(PACKAGE).parts
+        and any(name.split(".")[0] == "sqlalchemy" for name in imported_modules(path))
+    }
+    assert outside == set()

@@ -23,23 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
-from typing import Any
-
-import sqlalchemy as sa
 
 from workflow_engine.clock import Clock
 from workflow_engine.coordinator.service import Coordinator
-from workflow_engine.core.states import ExecutionStatus, StepStatus
-from workflow_engine.definitions.model import StepType
 from workflow_engine.settings import Settings
-from workflow_engine.store import schema as t
-from workflow_engine.store.records import StepRunRecord, from_row
-from workflow_engine.store.transaction import event_row
+from workflow_engine.store.records import StepRunRecord
+from workflow_engine.store.repairs import Repairs
 
 log = logging.getLogger(__name__)
-
-S = StepStatus
-BATCH = 500
 
 
 @dataclass
@@ -67,30 +58,11 @@ class Report:
         }
 
 
-def _stalled_carried(alive_since: object, idle_since: object) -> sa.ScalarSelect[Any]:
-    """The oldest carried run of each execution whose carriers seem gone: nothing of it runs on
-    a live worker, or its row has not moved since ``idle_since``. One is enough: the worker that
-    takes its message records a branch, and so hands on the next carried one."""
-    r, running, e = t.step_runs, t.step_runs.alias("running"), t.executions
-    carried_on = sa.exists().where(
-        running.c.execution_id == r.c.execution_id,
-        running.c.status == S.RUNNING,
-        running.c.heartbeat_at >= alive_since,
-    )
-    moving = sa.exists().where(e.c.id == r.c.execution_id, e.c.updated_at >= idle_since)
-    return (
-        sa.select(sa.func.min(r.c.id))
-        .where(r.c.carried, r.c.status == S.QUEUED, r.c.published_at < idle_since)
-        .where(sa.not_(sa.and_(carried_on, moving)))
-        .group_by(r.c.execution_id)
-        .scalar_subquery()
-    )
-
-
 class Reconciler:
     def __init__(self, coordinator: Coordinator, settings: Settings, clock: Clock | None = None) -> None:
         self.coordinator = coordinator
         self.store = coordinator.store
+        self.repairs = Repairs(coordinator.store)
         self.settings = settings
         self.clock = clock or coordinator.store.clock
         self._stop = threading.Event()
@@ -100,50 +72,26 @@ class Reconciler:
         report = Report()
         now = self.clock.now()
         s = self.settings
-        r = t.step_runs
-        dispatched = r.c.status.in_([S.QUEUED, S.RETRYING])
-        timer = sa.and_(r.c.status == S.WAITING, r.c.step_type == StepType.TIMER)
-        current = r.c.superseded.is_(False)
-        horizon = now + timedelta(seconds=s.reconcile_interval)
         stale = now - timedelta(seconds=s.redispatch_after)
-
-        due_unpublished = self._runs(
-            sa.and_(
-                current,
-                sa.or_(dispatched, timer),
-                r.c.published_at.is_(None),
-                sa.or_(r.c.not_before.is_(None), r.c.not_before <= horizon),
-            )
-        )
-        report.published = self._mark_and_publish(due_unpublished, "publishing: due and never published")
-
         lost_before = now - timedelta(seconds=s.worker_lost_after)
-        overdue = self._runs(
-            sa.and_(
-                current,
-                dispatched,
-                r.c.published_at < stale,
-                sa.or_(r.c.not_before.is_(None), r.c.not_before < stale),
-                r.c.carried.is_(False),  # a carried run has no message: see below
-            )
+        horizon = now + timedelta(seconds=s.reconcile_interval)
+
+        publish = self._publish
+        report.published = publish(
+            self.repairs.never_published(horizon), "publishing: due and never published"
         )
-        report.republished = self._mark_and_publish(overdue, "publishing again: its message is overdue")
-        stranded = self._runs(sa.and_(current, r.c.id.in_(_stalled_carried(lost_before, stale))))
-        report.republished += self._mark_and_publish(stranded, "publishing: carried, its carriers gone")
+        report.republished = publish(self.repairs.overdue(stale), "publishing again: its message is overdue")
+        stranded = self.repairs.stranded(lost_before, stale)
+        report.republished += publish(stranded, "publishing: carried, its carriers gone")
 
-        for run in self._runs(sa.and_(current, r.c.status == S.RUNNING, r.c.heartbeat_at < lost_before)):
+        for run in self.repairs.silent(lost_before):
             report.lost += self._attempt(report, "lost", partial(self.coordinator.recover_lost, run.id))
-
-        late = now - timedelta(seconds=s.timeout_grace)
-        for run in self._runs(sa.and_(current, r.c.status == S.RUNNING, r.c.deadline_at < late)):
+        for run in self.repairs.past_deadline(now - timedelta(seconds=s.timeout_grace)):
             report.timed_out += self._attempt(report, "timeout", partial(self.coordinator.time_out, run.id))
-
-        fire_before = now - timedelta(seconds=s.reconcile_interval)
-        for run in self._runs(sa.and_(current, timer, r.c.not_before <= fire_before)):
+        for run in self.repairs.timers_due(now - timedelta(seconds=s.reconcile_interval)):
             fire = partial(self.coordinator.fire_timer, run.id, "reconciler")
             report.timers += self._attempt(report, "timer", fire)
-
-        for execution_id in self._stalled(now - timedelta(seconds=s.redispatch_after)):
+        for execution_id in self.repairs.stalled(stale):
             report.repaired += self._attempt(report, "repair", partial(self.coordinator.repair, execution_id))
 
         self.store.forget_workers(now - timedelta(days=1))
@@ -151,65 +99,9 @@ class Reconciler:
             log.info("reconciler: %s", report.as_dict())
         return report
 
-    def _runs(self, condition: sa.ColumnElement[bool]) -> list[StepRunRecord]:
-        query = sa.select(t.step_runs).where(condition).order_by(t.step_runs.c.id).limit(BATCH)
-        with self.store.reading() as conn:
-            return [from_row(StepRunRecord, row) for row in conn.execute(query)]
-
-    def _mark_and_publish(self, runs: list[StepRunRecord], reason: str) -> int:
-        """Claim the right to publish (the first reconciler to move published_at wins), record it
-        in each run's history, then publish."""
-        if not runs:
-            return 0
-        r = t.step_runs
-        mine: list[StepRunRecord] = []
-        with self.store.transaction() as tx:
-            for run in runs:
-                previous = (
-                    r.c.published_at.is_(None)
-                    if run.published_at is None
-                    else r.c.published_at == run.published_at
-                )
-                result = tx.execute(
-                    sa.update(r)
-                    .where(r.c.id == run.id, r.c.status == run.status, previous)
-                    .values(published_at=tx.now, carried=False)
-                )
-                if result.rowcount == 1:
-                    mine.append(run)
-            tx.insert_events(
-                [
-                    event_row(
-                        run.execution_id,
-                        run.step_name,
-                        run.attempt,
-                        run.status,
-                        run.status,
-                        "reconciler",
-                        tx.now,
-                        reason,
-                    )
-                    for run in mine
-                ]
-            )
-            for execution_id in {run.execution_id for run in mine}:
-                tx.notify(execution_id)
-        return self.coordinator.republish(mine)
-
-    def _stalled(self, idle_since: object) -> list[str]:
-        e = t.executions
-        query = (
-            sa.select(e.c.id)
-            .where(
-                e.c.status == ExecutionStatus.RUNNING,
-                e.c.active_steps == 0,
-                e.c.waiting_steps == 0,
-                e.c.updated_at < idle_since,
-            )
-            .limit(BATCH)
-        )
-        with self.store.reading() as conn:
-            return [row.id for row in conn.execute(query)]
+    def _publish(self, runs: list[StepRunRecord], reason: str) -> int:
+        """Publish the runs this reconciler wins the right to publish (see Repairs.take_publishing)."""
+        return self.coordinator.republish(self.repairs.take_publishing(runs, "reconciler", reason))
 
     @staticmethod
     def _attempt(report: Report, what: str, action: Callable[[], bool]) -> int:

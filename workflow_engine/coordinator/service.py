@@ -15,8 +15,6 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, cast
 
-import sqlalchemy as sa
-
 from workflow_engine.coordinator import control, steps
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
@@ -37,7 +35,6 @@ from workflow_engine.errors import (
 )
 from workflow_engine.events import EventBus
 from workflow_engine.settings import Settings
-from workflow_engine.store import schema as t
 from workflow_engine.store.plan import NeedsLock
 from workflow_engine.store.postgres import Counted, Take
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
@@ -110,9 +107,7 @@ class Coordinator:
             ids = [d.run_id for d in dispatches]
             try:
                 with self.store.transaction() as tx:
-                    tx.execute(
-                        sa.update(t.step_runs).where(t.step_runs.c.id.in_(ids)).values(published_at=None)
-                    )
+                    tx.unpublish(ids)
             except Exception:
                 log.warning("could not mark runs %s unpublished", ids, exc_info=True)
 
@@ -423,15 +418,12 @@ class Coordinator:
 
     def save_checkpoint(self, run_id: int, data: Any) -> None:
         with self.store.transaction() as tx:
-            tx.execute(sa.update(t.step_runs).where(t.step_runs.c.id == run_id).values(checkpoint=data))
+            tx.save_checkpoint(run_id, data)
 
     def is_cancelled(self, run_id: int) -> bool:
         """Whether the attempt should stop: cancelled, timed out, or reset."""
-        with self.store.reading() as conn:
-            row = conn.execute(
-                sa.select(t.step_runs.c.status, t.step_runs.c.superseded).where(t.step_runs.c.id == run_id)
-            ).first()
-        return row is None or row.superseded or row.status != S.RUNNING
+        with self.store.transaction() as tx:
+            return not tx.still_running(run_id)
 
     def fire_timer(self, run_id: int, actor: str = "timer") -> bool:
         run = self._run(run_id)

@@ -308,6 +308,19 @@ class Tx:
             self.execute(sa.update(r).where(r.c.id.in_([run.id for run in before])).values(dict(values)))
         return before
 
+    def unpublish(self, run_ids: Sequence[int]) -> None:
+        """Their messages never reached the broker: the reconciler publishes them again."""
+        self.execute(sa.update(t.step_runs).where(t.step_runs.c.id.in_(run_ids)).values(published_at=None))
+
+    def save_checkpoint(self, run_id: int, data: Any) -> None:
+        self.execute(sa.update(t.step_runs).where(t.step_runs.c.id == run_id).values(checkpoint=data))
+
+    def still_running(self, run_id: int) -> bool:
+        """Whether the attempt is running and current (not cancelled, timed out or reset)."""
+        r = t.step_runs
+        row = self.execute(sa.select(r.c.status, r.c.superseded).where(r.c.id == run_id)).first()
+        return row is not None and not row.superseded and row.status == StepStatus.RUNNING
+
     def run(self, run_id: int) -> StepRunRecord | None:
         row = self.execute(sa.select(t.step_runs).where(t.step_runs.c.id == run_id)).first()
         return None if row is None else from_row(StepRunRecord, row)

@@ -6,7 +6,6 @@ import hmac
 from datetime import timedelta
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
@@ -16,6 +15,7 @@ from workflow_engine.api.deps import EngineDep, TokensDep, User, bearer, current
 from workflow_engine.api.schemas import ErrorOut
 from workflow_engine.errors import PermissionDenied
 from workflow_engine.monitoring import summary
+from workflow_engine.store import reports
 
 router = APIRouter(tags=["monitoring"])
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 422)}
@@ -25,8 +25,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in
 def health(engine: EngineDep) -> JSONResponse:
     """Liveness and database reachability; no token needed."""
     try:
-        with engine.store.reading() as conn:
-            conn.execute(sa.text("SELECT 1"))
+        reports.reachable(engine.store)
         database = "ok"
     except Exception as exc:
         database = f"unavailable: {type(exc).__name__}"

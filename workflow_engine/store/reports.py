@@ -1,0 +1,74 @@
+"""The reads behind the summaries, the task lists and the Prometheus gauges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from workflow_engine.core.states import StepStatus
+from workflow_engine.definitions.model import StepType
+from workflow_engine.store import schema as t
+from workflow_engine.store.records import ExecutionRecord, StepRunRecord, from_row
+from workflow_engine.store.repository import Store
+
+_e, _r = t.executions, t.step_runs
+
+
+def _owned(owner_id: int | None) -> list[sa.ColumnElement[bool]]:
+    return [_e.c.owner_id == owner_id] if owner_id is not None else []
+
+
+def executions_by_status(store: Store, since: Any = None, owner_id: int | None = None) -> dict[str, int]:
+    """How many executions are in each status (created since ``since``, of ``owner_id``)."""
+    where = [*([_e.c.created_at >= since] if since is not None else []), *_owned(owner_id)]
+    query = sa.select(_e.c.status, sa.func.count()).where(*where).group_by(_e.c.status)
+    with store.reading() as conn:
+        return {status: count for status, count in conn.execute(query)}
+
+
+def runs_by_status_and_type(store: Store) -> list[tuple[str, str, int]]:
+    query = sa.select(_r.c.status, _r.c.step_type, sa.func.count()).group_by(_r.c.status, _r.c.step_type)
+    with store.reading() as conn:
+        return [(status, step_type, count) for status, step_type, count in conn.execute(query)]
+
+
+def run_samples(store: Store, since: Any, owner_id: int | None, limit: int) -> list[tuple[Any, ...]]:
+    """(step type, agent, status, duration, error type) of runs queued since ``since``."""
+    query = (
+        sa.select(_r.c.step_type, _r.c.agent, _r.c.status, _r.c.duration_ms, _r.c.error_type)
+        .join(_e, _e.c.id == _r.c.execution_id)
+        .where(_r.c.queued_at >= since, *_owned(owner_id))
+        .limit(limit)
+    )
+    with store.reading() as conn:
+        return [tuple(row) for row in conn.execute(query)]
+
+
+def waiting_for_people(
+    store: Store, owner_id: int | None, limit: int
+) -> list[tuple[StepRunRecord, ExecutionRecord]]:
+    """Current runs waiting for a person (every waiting step but a timer), oldest first, with
+    their executions."""
+    query = (
+        sa.select(_r, *[c.label(f"e_{c.name}") for c in _e.c])
+        .join(_e, _e.c.id == _r.c.execution_id)
+        .where(
+            _r.c.status == StepStatus.WAITING, _r.c.superseded.is_(False), _r.c.step_type != StepType.TIMER
+        )
+        .where(*_owned(owner_id))
+        .order_by(_r.c.queued_at)
+        .limit(limit)
+    )
+    with store.reading() as conn:
+        rows = conn.execute(query).all()
+    return [
+        (from_row(StepRunRecord, row), ExecutionRecord(**{c.name: row._mapping[f"e_{c.name}"] for c in _e.c}))
+        for row in rows
+    ]
+
+
+def reachable(store: Store) -> None:
+    """Raise unless the database answers."""
+    with store.reading() as conn:
+        conn.execute(sa.text("SELECT 1"))
