@@ -6,6 +6,8 @@ from pathlib import Path
 
 import workflow_engine
 from tests.support.imports import cycles, import_graph, imported_modules
+from workflow_engine.core.states import ExecutionMode, ExecutionStatus, StepStatus
+from workflow_engine.definitions.model import StepType
 
 PACKAGE = Path(workflow_engine.__file__).parent
 
@@ -43,3 +45,14 @@ def test_sql_is_written_only_in_the_store() -> None:
         and any(name.split(".")[0] == "sqlalchemy" for name in imported_modules(path))
     }
     assert outside == set()
+
+
+def test_status_and_type_words_in_sql_come_from_the_state_machine() -> None:
+    words = {
+        f"'{value}'" for enum in (ExecutionStatus, StepStatus, StepType, ExecutionMode) for value in enum
+    }
+    written = {
+        str(path.relative_to(PACKAGE)): [word for word in words if word in path.read_text()]
+        for path in (PACKAGE / "store").glob("*.py")
+    }
+    assert {name: found for name, found in written.items() if found} == {}

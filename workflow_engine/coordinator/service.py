@@ -21,7 +21,7 @@ from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
 from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome, Success
 from workflow_engine.coordinator.unit import RUN_IN_PLACE, Unit
 from workflow_engine.core import planner
-from workflow_engine.core.states import ExecutionStatus, StepStatus
+from workflow_engine.core.states import ExecutionMode, ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.definitions.schemas import check_data, check_payload
 from workflow_engine.definitions.validation import unknown_agents
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 E = ExecutionStatus
 S = StepStatus
-MODES = ("auto", "step")
+MODES = tuple(ExecutionMode)
 AgentCatalog = Callable[[], Collection[str] | None]
 
 
@@ -122,7 +122,7 @@ class Coordinator:
         version: str | None = None,
         owner_id: int | None = None,
         idempotency_key: str | None = None,
-        mode: str = "auto",
+        mode: str = ExecutionMode.AUTO,
         actor: str = "system",
         visible_to: int | None = None,
     ) -> ExecutionRecord:

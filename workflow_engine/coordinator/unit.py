@@ -23,6 +23,7 @@ from workflow_engine.core.graph import Edge
 from workflow_engine.core.states import (
     OPEN_STEP,
     TERMINAL_EXECUTION,
+    ExecutionMode,
     ExecutionStatus,
     StepStatus,
     check_transition,
@@ -119,7 +120,7 @@ class Unit:
 
     @property
     def step_mode(self) -> bool:
-        return self.record.mode == "step"
+        return self.record.mode == ExecutionMode.STEP
 
     @property
     def runs(self) -> Tx:

@@ -16,6 +16,20 @@ from typing import Any
 from workflow_engine.errors import InvalidTransition
 
 
+class ExecutionMode(StrEnum):
+    """How an execution moves on: by itself, or one step at a time on an operator's word."""
+
+    AUTO = "auto"
+    STEP = "step"
+
+
+def sql_literal(value: StrEnum) -> str:
+    """``value`` as an SQL string literal, for statements written once (the values are plain
+    lower-case words: nothing to escape)."""
+    assert value.value.isidentifier(), value
+    return f"'{value.value}'"
+
+
 class ExecutionStatus(StrEnum):
     INITIALIZED = "initialized"
     RUNNING = "running"

@@ -18,7 +18,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from workflow_engine.core.states import CLAIMABLE_STEP, TERMINAL_EXECUTION, StepStatus, check_step_update
+from workflow_engine.core.states import (
+    CLAIMABLE_STEP,
+    TERMINAL_EXECUTION,
+    StepStatus,
+    check_step_update,
+    sql_literal,
+)
+from workflow_engine.definitions.model import StepType
 from workflow_engine.store import schema as t
 from workflow_engine.store.prepared import Prepared
 from workflow_engine.store.transaction import EVENTS_CHANNEL, Tx
@@ -53,7 +60,8 @@ _CLAIM = Prepared(
             input = e.input
         FROM {t.step_runs.name} AS previous, {t.executions.name} AS e
         WHERE r.id = :run_id AND previous.id = r.id AND e.id = r.execution_id
-          AND r.status || '' = ANY(:claimable) AND NOT r.superseded AND r.step_type = 'agent'
+          AND r.status || '' = ANY(:claimable) AND NOT r.superseded
+          AND r.step_type = {sql_literal(StepType.AGENT)}
           AND e.status <> ALL(:terminal)
         RETURNING r.id, r.execution_id, r.step_name, r.attempt, r.queued_at, r.not_before,
                   previous.status AS previous_status, e.workflow_id, e.workflow_name,

@@ -20,12 +20,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from workflow_engine.core.states import ExecutionMode, ExecutionStatus, StepStatus, sql_literal
 from workflow_engine.store import schema as t
 from workflow_engine.store.prepared import Prepared
 from workflow_engine.store.records import ExecutionRecord, from_row
 
 CHANNEL = "wfe_events"  # NOTIFY channel: "an execution has new events"
 E, R, V = t.executions.name, t.step_runs.name, t.events.name
+RUNNING, QUEUED = sql_literal(StepStatus.RUNNING), sql_literal(StepStatus.QUEUED)
+E_RUNNING, AUTO = sql_literal(ExecutionStatus.RUNNING), sql_literal(ExecutionMode.AUTO)
 
 # lock the execution (on condition `locked_if`), then record the outcome on its running run if
 # the CTE `gate` has a row; the run's values are named run_* as the execution's row has columns
@@ -38,7 +41,7 @@ _RECORD = f"""
             error_type = :run_error_type, error_message = :run_error_message,
             error_code = :run_error_code
         -- `status || ''` keeps the planner on the primary key (see store.claims)
-        WHERE id = :run_id AND status || '' = 'running' AND NOT superseded AND worker = :worker
+        WHERE id = :run_id AND status || '' = {RUNNING} AND NOT superseded AND worker = :worker
           AND EXISTS (SELECT 1 FROM {{gate}})
         RETURNING id
     )"""  # noqa: S608 - table names only; every value is a bound parameter
@@ -159,13 +162,13 @@ _IN_PLACE = "{column} = CASE WHEN :take = 'run' THEN {run} ELSE x.{column} END"
 _TAKE_CARRIED = f"""
     next_carried AS (
         SELECT id FROM {R}
-        WHERE execution_id = :execution_id AND carried AND status = 'queued'
+        WHERE execution_id = :execution_id AND carried AND status = {QUEUED}
           AND :take <> 'none' AND EXISTS (SELECT 1 FROM finished)
         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
     ),
     taken AS (
         UPDATE {R} AS x SET carried = false,
-            {_IN_PLACE.format(column="status", run="'running'")},
+            {_IN_PLACE.format(column="status", run=RUNNING)},
             {_IN_PLACE.format(column="worker", run=":worker")},
             {_IN_PLACE.format(column="task_id", run=":task_id")},
             {_IN_PLACE.format(column="input", run="CAST(:input AS jsonb)")},
@@ -178,7 +181,7 @@ _TAKE_CARRIED = f"""
     taken_event AS (
         INSERT INTO {V} (execution_id, step_name, attempt, from_status, to_status, actor, reason,
                          created_at)
-        SELECT :execution_id, taken.step_name, taken.attempt, 'queued', 'running', :worker,
+        SELECT :execution_id, taken.step_name, taken.attempt, {QUEUED}, {RUNNING}, :worker,
                :in_place_reason, :updated_at
         FROM taken WHERE :take = 'run'
     )"""  # noqa: S608 - table names only; every value is a bound parameter
@@ -197,7 +200,7 @@ FINISH_COUNTED = Prepared(
     WITH {_LOCK.format(locked_if="")},
     countable AS (
         SELECT locked.id FROM locked
-        WHERE locked.status = 'running' AND locked.mode = 'auto' AND locked.active_steps > 1
+        WHERE locked.status = {E_RUNNING} AND locked.mode = {AUTO} AND locked.active_steps > 1
           AND locked.resolved_steps + 1 < locked.total_steps
           AND NOT EXISTS (SELECT 1 FROM {_JOINS} WHERE {_WAITING_FOR} <= 1)
     ),
