@@ -15,11 +15,12 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, cast
 
-from workflow_engine.coordinator import control, steps
+from workflow_engine.coordinator import control, delivery, steps
 from workflow_engine.coordinator.definitions import DefinitionCache
+from workflow_engine.coordinator.delivery import RUN_IN_PLACE
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
 from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome, Success
-from workflow_engine.coordinator.unit import RUN_IN_PLACE, Unit
+from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import planner
 from workflow_engine.core.states import ExecutionMode, ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import WorkflowDefinition
@@ -288,9 +289,9 @@ class Coordinator:
         event = event_row(
             claim.execution_id, claim.step.name, claim.attempt, S.RUNNING, S.SUCCEEDED, claim.worker, now
         )
-        take = Take()
-        if claim.carrier:
-            take = Take("run", inline, claim.input, RUN_IN_PLACE) if inline is not None else Take("send")
+        # the statement applies only while the execution runs and carries nothing of this unit's
+        how = delivery.hand_on(claim.carrier, inline=inline is not None, busy=False)
+        take = Take("run", inline, claim.input, RUN_IN_PLACE) if how == "run" else Take(how or "none")
         checkpoint = {"last_completed_step": claim.step.name}
         counted = Counted(
             claim.execution_id, claim.run_id, claim.worker, values, claim.joins, checkpoint, event

@@ -16,6 +16,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from workflow_engine.coordinator import delivery
+from workflow_engine.coordinator.delivery import RUN_IN_PLACE
 from workflow_engine.coordinator.dispatch import Dispatch, task_id
 from workflow_engine.core import planner
 from workflow_engine.core.expressions import Budget, Expression, compile_expression
@@ -38,7 +40,6 @@ log = logging.getLogger(__name__)
 
 E = ExecutionStatus
 S = StepStatus
-RUN_IN_PLACE = "run in place by the worker"
 
 
 def bucket(status: str, step_type: str, current: bool = False) -> str | None:
@@ -494,40 +495,21 @@ class Unit:
         self.changes["output"] = {name: outputs[name] for name in sinks if name in outputs}
         self.transition(E.COMPLETED)
 
-    def _runs_in_place(self, row: dict[str, Any]) -> bool:
-        """Whether a worker may run ``row`` without a message of its own: an agent step of the
-        default queue without a timeout (a Celery time limit belongs to the task carrying it),
-        due now."""
-        step = self.definition.step(row["step_name"])
-        queued = row["status"] == S.QUEUED
-        return queued and step.type is StepType.AGENT and not step.timeout and not step.queue
-
     def hand_out(self) -> None:
-        """Decide how the steps this unit queued reach a worker.
-
-        The worker that reported (``inline``, when it may run more steps in place) runs the
-        next step in place of publishing it when it is the only one. A fan-out wider than the
-        steps the live workers can run at once (``capacity``) publishes a message for that many
-        of its branches, one of them run in place instead when ``inline`` allows, and marks the
-        rest *carried*: each worker that records a branch hands on a carried sibling (see
-        :meth:`take_carried`), so a wide fan-out costs no message per branch. A carried run
-        counts as handed over (``published_at``); see the reconciler for one left waiting.
-        """
+        """Send the runs this unit queued on their way (see :mod:`~workflow_engine.coordinator.delivery`)."""
         if self.status != E.RUNNING:
             return
-        outgoing = [row for row in self._pending if row["published_at"] is not None]
-        movable = [row for row in outgoing if self._runs_in_place(row)]
-        if self.inline is not None and len(outgoing) == 1 and movable:
-            self._run_in_place(movable[0])
-        elif len(movable) > 1 and self.settings.inline_steps:
-            sent = self.capacity()
-            if not 0 < sent < len(movable):
-                return
-            if self.inline is not None:
-                self._run_in_place(movable[0])
-                movable, sent = movable[1:], sent - 1
-            for row in movable[sent:]:
-                row["carried"] = True
+        decided = delivery.route(
+            [row for row in self._pending if row["published_at"] is not None],
+            lambda row: delivery.may_run_in_place(self.definition.step(row["step_name"]), row["status"]),
+            inline=self.inline is not None,
+            capacity=self.capacity,
+            carrying=bool(self.settings.inline_steps),
+        )
+        if decided.in_place is not None:
+            self._run_in_place(decided.in_place)
+        for row in decided.carried:
+            row["carried"] = True
 
     def _run_in_place(self, row: dict[str, Any]) -> None:
         assert self.inline is not None
@@ -539,20 +521,18 @@ class Unit:
         self.event(row["step_name"], row["attempt"], S.QUEUED, S.RUNNING, RUN_IN_PLACE, actor=worker)
 
     def take_carried(self) -> None:
-        """A branch of a fan-out reported: hand on one of its carried siblings, if any is left.
-
-        It runs in place when the worker can run a step in place and runs none already; it is
-        published otherwise (the worker's budget is spent, or the worker goes on with the step
-        after its branch: the next carrier is then whoever takes the message). Not when this
-        unit carried runs itself: the fan-out's own messages carry those.
-        """
-        if not self.carrier or self.status != E.RUNNING:
-            return
-        if any(row["carried"] for row in self._pending):
-            return
+        """A branch of a fan-out reported: hand on one of its carried siblings, if any is left
+        (:func:`~workflow_engine.coordinator.delivery.hand_on`). Not when this unit carried runs
+        itself: the fan-out's own messages carry those."""
+        carrier = (
+            self.carrier and self.status == E.RUNNING and not any(row["carried"] for row in self._pending)
+        )
         busy = self.continued is not None or any(row["status"] == S.RUNNING for row in self._pending)
-        worker, carrier = self.inline if self.inline is not None and not busy else (None, None)
-        taken = self.tx.take_carried(self.id, worker, carrier, self.record.input)
+        how = delivery.hand_on(carrier, inline=self.inline is not None, busy=busy)
+        if how is None:
+            return
+        worker, carrier_task = self.inline if how == "run" and self.inline is not None else (None, None)
+        taken = self.tx.take_carried(self.id, worker, carrier_task, self.record.input)
         if taken is None:
             return
         run_id, row = taken

@@ -1,0 +1,80 @@
+"""How a run reaches a worker: decided here, and only here.
+
+A run reaches a worker in one of two ways:
+
+- **by message**: the unit that creates the run writes it as published, and the message goes to
+  the broker once the transaction has committed (the outbox); a message lost on the way is
+  published again by the reconciler;
+- **in place**: the worker that has just recorded an outcome runs the next step itself, in the
+  same Celery task, without a message (at most ``inline_steps`` in a row; a step with a timeout
+  or a queue of its own always goes by message, since a time limit and a queue belong to a task).
+
+A single next step goes in place when the reporting worker may run it. A fan-out wider than the
+steps the live workers can run at once (their *capacity*) sends that many branches by message,
+one of them in place instead when the reporting worker may, and *carries* the rest: they have no
+message of their own; each worker that records a branch of the fan-out hands on one carried
+sibling (:func:`hand_on`), running it in place when it may and publishing it otherwise, so a
+fan-out of any width costs a few messages. A carried run counts as handed over; the reconciler
+publishes one whose carriers seem gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Literal, TypeVar
+
+from workflow_engine.core.states import StepStatus
+from workflow_engine.definitions.model import StepDefinition, StepType
+
+T = TypeVar("T")
+Handing = Literal["run", "send"]
+RUN_IN_PLACE = "run in place by the worker"  # the reason recorded on a run taken in place
+
+
+def may_run_in_place(step: StepDefinition, status: str) -> bool:
+    """Whether a worker may run a run of ``step`` in ``status`` without a message of its own: a
+    queued agent step of the default queue, without a timeout."""
+    return status == StepStatus.QUEUED and step.type is StepType.AGENT and not step.timeout and not step.queue
+
+
+@dataclass(frozen=True)
+class Route(Generic[T]):
+    """How the runs a unit hands out go: ``in_place`` is run by the reporting worker, each of
+    ``carried`` waits for a sibling's worker, every other one goes by message."""
+
+    in_place: T | None = None
+    carried: list[T] = field(default_factory=list)
+
+
+def route(
+    outgoing: Sequence[T],
+    movable: Callable[[T], bool],
+    inline: bool,
+    capacity: Callable[[], int],
+    carrying: bool,
+) -> Route[T]:
+    """How ``outgoing`` (the runs a unit publishes) reach workers. ``movable`` tells the runs a
+    worker may run in place; ``inline``, whether the reporting worker may run one; ``capacity``
+    (asked only for a fan-out), how many steps the live workers run at once (0: unknown);
+    ``carrying``, whether runs may be carried at all."""
+    candidates = [run for run in outgoing if movable(run)]
+    if inline and len(outgoing) == 1 and candidates:
+        return Route(in_place=candidates[0])
+    if len(candidates) < 2 or not carrying:
+        return Route()
+    sent = capacity()
+    if not 0 < sent < len(candidates):
+        return Route()
+    if inline:
+        return Route(in_place=candidates[0], carried=candidates[sent:])
+    return Route(carried=candidates[sent:])
+
+
+def hand_on(carrier: bool, inline: bool, busy: bool) -> Handing | None:
+    """What the worker recording a branch does with one carried sibling: nothing unless the
+    branch belongs to a fan-out that may carry (``carrier``); run it in place when the worker
+    may (``inline``) and runs nothing else in place already (``busy``); publish it otherwise."""
+    if not carrier:
+        return None
+    return "run" if inline and not busy else "send"
