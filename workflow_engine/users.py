@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from workflow_engine.errors import AuthenticationFailed, InputError, Problem, TooManyAttempts, UserNotFound
 from workflow_engine.settings import Settings
-from workflow_engine.store.logins import LoginFailures
+from workflow_engine.store.logins import Attempt, LoginFailures
 from workflow_engine.store.records import UserRecord
 from workflow_engine.store.repository import ROLES, SYSTEM_USER, Store
 
@@ -70,22 +70,25 @@ class LoginBrake:
         self.per_address = settings.login_failures_per_address
         self.window = timedelta(seconds=settings.login_window)
 
-    def login(self, username: str, password: str, address: str) -> UserRecord:
-        """:func:`authenticate`, unless this user or address has failed too often lately."""
-        since = self.store.clock.now() - self.window
-        attempt = self.failures.note(username, address, forget_before=since)
-        by_user, by_address = self.failures.before(attempt, username, address, since)
+    def admit(self, username: str, address: str) -> Attempt:
+        """Note an attempt, or refuse it with :class:`TooManyAttempts` (noting nothing) when this
+        user or address has failed too often lately."""
+        noted = self.failures.note(username, address, since=self.store.clock.now() - self.window)
         for failures, limit, whom in (
-            (by_user, self.per_user, "this user"),
-            (by_address, self.per_address, "this address"),
+            (noted.by_user, self.per_user, "this user"),
+            (noted.by_address, self.per_address, "this address"),
         ):
             if len(failures) >= limit:
-                self.failures.forget(attempt)
-                wait = failures[-limit] + self.window - attempt.at
+                self.failures.forget(noted.attempt)
+                wait = failures[-limit] + self.window - noted.attempt.at
                 raise TooManyAttempts(
                     f"too many failed logins for {whom}; try again later",
                     max(1, math.ceil(wait.total_seconds())),
                 )
-        user = authenticate(self.store, username, password)  # a failure stays noted
+        return noted.attempt
+
+    def verify(self, attempt: Attempt, username: str, password: str) -> UserRecord:
+        """The admitted attempt's answer: a failure stays noted, a success clears the user's."""
+        user = authenticate(self.store, username, password)
         self.failures.clear(username)
         return user

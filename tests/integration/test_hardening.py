@@ -549,13 +549,18 @@ def test_parallel_guesses_at_one_user_cannot_race_past_the_brake(server: Server)
     assert 0 < results.count(401) <= limit, results
 
 
-def test_a_login_body_is_checked_as_json_whatever_its_content_type(server: Server) -> None:
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded-x", "multipart/mixed", ""]
+)
+def test_a_login_body_is_checked_as_json_whatever_its_content_type(server: Server, content_type: str) -> None:
     for body, says in (
         ("[" * 100_000, "nested more than"),
         (f'{{"username": "a", "username": "b", "password": "{PASSWORD}"}}', "appears twice"),
+        ('{"username": "a\\u0000b", "password": "x"}', "NUL characters"),
     ):
-        answer = server.http.post("/api/v1/auth/token", content=body, headers={"content-type": "text/plain"})
-        assert answer.status_code == 422 and says in answer.text, answer.text
+        headers = {"content-type": content_type} if content_type else {}
+        answer = server.http.post("/api/v1/auth/token", content=body, headers=headers)
+        assert answer.status_code == 422 and says in answer.text, (content_type, body[:40], answer.text)
 
 
 def test_parallel_logins_neither_stall_the_api_nor_pass_the_address_brake(server: Server) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -124,14 +125,21 @@ def test_failed_logins_are_counted_by_user_and_address_and_forgotten_after_the_w
     failures = LoginFailures(store)
     window = store.clock.now() - timedelta(minutes=5)
     for user, address in (("vic", "10.0.0.1"), ("vic", "10.0.0.2"), ("eve", "10.0.0.1")):
-        failures.note(user, address, forget_before=window)
-    attempt = failures.note("vic", "10.0.0.1", forget_before=window)
-    by_user, by_address = failures.before(attempt, "vic", "10.0.0.1", since=window)
-    assert len(by_user) == 2 and len(by_address) == 2 and by_user == sorted(by_user)
+        failures.note(user, address, since=window)
+    noted = failures.note("vic", "10.0.0.1", since=window)
+    assert len(noted.by_user) == 2 and len(noted.by_address) == 2 and noted.by_user == sorted(noted.by_user)
     failures.clear("vic")  # vic's right password: the attempt and vic's failures are forgotten
-    later = failures.note("vic", "10.0.0.1", forget_before=window)
-    assert failures.before(later, "vic", "10.0.0.1", since=window) == ([], by_address[1:])
-    failures.forget(later)  # refused before its password was checked: it counts for nothing
-    failures.note("zed", "10.0.0.9", forget_before=store.clock.now() + timedelta(minutes=1))
-    last = failures.note("zed", "10.0.0.1", forget_before=window)
-    assert failures.before(last, "eve", "10.0.0.1", since=window) == ([], [])
+    later = failures.note("vic", "10.0.0.1", since=window)
+    assert (later.by_user, later.by_address) == ([], noted.by_address[1:])
+    failures.forget(later.attempt)  # refused before its password was checked: it counts for nothing
+    failures.note("zed", "10.0.0.9", since=store.clock.now() + timedelta(minutes=1))
+    last = failures.note("eve", "10.0.0.1", since=window)
+    assert (last.by_user, last.by_address) == ([], [])
+
+
+def test_attempts_noted_at_once_each_count_all_those_before_them(store: Store) -> None:
+    failures = LoginFailures(store)
+    window = store.clock.now() - timedelta(minutes=5)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        counts = sorted(pool.map(lambda _: len(failures.note("mob", "10.0.0.5", window).by_user), range(16)))
+    assert counts == list(range(16))  # no two attempts missed each other

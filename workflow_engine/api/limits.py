@@ -31,16 +31,28 @@ def query_has_nul(query: bytes) -> bool:
     return b"\x00" in query or _PERCENT_NUL in query
 
 
+def body_kind(content_type: bytes | str) -> str:
+    """How the routes read a body of ``content_type``: ``"form"`` (URL-encoded), ``"multipart"``
+    (a multipart form), or ``"json"``: every other body, whatever it is labelled."""
+    raw = content_type.encode("latin-1") if isinstance(content_type, str) else content_type
+    kind = raw.split(b";")[0].strip().lower()
+    if kind == _FORM:
+        return "form"
+    if kind == b"multipart/form-data":
+        return "multipart"
+    return "json"
+
+
 def body_has_nul(body: bytes, content_type: bytes) -> bool:
     """Whether a body carries a NUL: raw, percent-encoded in a form, or escaped in JSON."""
     if b"\x00" in body:
         return True
-    kind = content_type.lower()
-    if kind.startswith(_FORM):
+    kind = body_kind(content_type)
+    if kind == "form":
         return _PERCENT_NUL in body
-    if kind.startswith(b"multipart/"):
+    if kind == "multipart":
         return False  # its fields are raw bytes: a NUL in one is a raw NUL, checked above
-    return _JSON_NUL.search(body) is not None  # any other body is read as JSON by the routes
+    return _JSON_NUL.search(body) is not None
 
 
 _JSON_PARSED_IN_A_THREAD = 64 * 1024  # larger bodies are checked off the event loop
@@ -99,11 +111,6 @@ def json_body_problem(body: bytes) -> str | None:
     return None
 
 
-def _is_json(content_type: bytes) -> bool:
-    kind = content_type.split(b";")[0].strip().lower()
-    return kind in (b"", b"application/json") or kind.endswith(b"+json")
-
-
 class RequestLimits:
     """Pure ASGI middleware: refuses a NUL in the path or query string at once, and a declared
     Content-Length over the limit; otherwise reads the body (at most the limit plus one byte),
@@ -150,7 +157,7 @@ class RequestLimits:
         if body_has_nul(bytes(body), content_type):
             await self._refuse(send, 422, NUL_DETAIL)
             return
-        if body and _is_json(content_type):
+        if body and body_kind(content_type) == "json":
             raw = bytes(body)
             if len(raw) > _JSON_PARSED_IN_A_THREAD:
                 problem = await run_in_threadpool(json_body_problem, raw)

@@ -146,7 +146,7 @@ def _barriers(unit: Unit, joins: set[str], kept: dict[str, str]) -> dict[str, tu
 
     def edge_is_live(edge: Edge) -> bool:
         assert edge.condition is not None
-        return edge.condition.truth(scope)
+        return edge.condition.truth(scope, unit.budget)
 
     for name in wide:
         remaining, live = planner.barrier(unit.graph, name, kept, edge_is_live)

@@ -27,6 +27,7 @@ BUDGET = 1_000_000
 # integers are bounded too, so that no operation on them is costly (multiplying two numbers of
 # this size takes microseconds; repeated squaring would otherwise double the size each time)
 MAX_INT_BITS = 4096
+_MAX_ROUND_DIGITS = 1000
 # what may be used as a dict key or looked up in a mapping
 _KEYS = (str, int, float, bool, type(None))
 
@@ -41,6 +42,13 @@ def _lower(text: Any) -> str:
     if not isinstance(text, str):
         raise ExpressionError(f"lower() expects a string, not {type(text).__name__}")
     return text.lower()
+
+
+def _round(number: Any, digits: Any = None) -> Any:
+    # an integer rounded to -n digits computes 10**n: bound n as integers are bounded
+    if digits is not None and not (isinstance(digits, int) and abs(digits) <= _MAX_ROUND_DIGITS):
+        raise ExpressionError(f"round() takes at most {_MAX_ROUND_DIGITS} digits either way")
+    return round(number) if digits is None else round(number, digits)
 
 
 def _upper(text: Any) -> str:
@@ -58,7 +66,7 @@ FUNCTIONS: Mapping[str, Callable[..., Any]] = {
     "abs": abs,
     "min": min,
     "max": max,
-    "round": round,
+    "round": _round,
     "lower": _lower,
     "upper": _upper,
     "get": _get,
@@ -370,6 +378,8 @@ class _Evaluator:
         try:
             result = FUNCTIONS[node.func.id](*args)
             self.spend(_weight(result))
+            if _too_large(result):
+                raise ExpressionError(f"number too large (integers have at most {MAX_INT_BITS} bits)")
             return result
         except ExpressionError:
             raise

@@ -13,14 +13,17 @@ One check has a bounded cost, whatever the schema and the data:
 - Every keyword applied counts against the check's deadline, :data:`CHECK_SECONDS`: a schema
   whose ``anyOf`` or ``$ref`` chains multiply the work is refused with a clear error instead of
   running for minutes. A legitimate check of the largest body the API takes needs a fraction of it.
-- ``unevaluatedProperties`` is refused beside ``patternProperties`` (jsonschema matches those
-  with ``re`` again, out of reach of the limits above); see :func:`schema_problem`.
+- ``unevaluatedProperties`` and ``unevaluatedItems`` are refused (jsonschema follows ``$ref``,
+  ``dependentSchemas`` and ``if``/``then`` for them without applying any keyword, out of reach
+  of the deadline, and matches patterns with ``re``); see :func:`schema_problem`.
+- A check stops at its first :data:`MAX_PROBLEMS` problems.
 """
 
 from __future__ import annotations
 
 import contextvars
 import functools
+import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -91,11 +94,30 @@ def _pattern(validator: Any, pattern: str, instance: Any, _schema: Any) -> Itera
         yield SchemaViolation(f"{instance!r} does not match {pattern!r}")
 
 
-def _matching(patterns: Any, key: str) -> Iterator[tuple[str, bool | None]]:
-    """Each pattern of ``patterns`` with whether ``key`` matches it (None: not decided in time)."""
+def _properties_against_patterns(
+    patterns: Mapping[str, Any], instance: Mapping[str, Any]
+) -> Iterator[tuple[str, str | None]]:
+    """Each property of ``instance`` with the first pattern of ``patterns`` it matches (None:
+    none). Stops with :class:`_Undecided` when a match cannot be decided in time."""
     check = _current()
-    for pattern in patterns:
-        yield pattern, check.search(pattern, key)
+    for key in instance:
+        check.tick()
+        matched = None
+        for pattern in patterns:
+            found = check.search(pattern, key)
+            if found is None:
+                raise _Undecided(key, pattern)
+            if found:
+                matched = pattern
+                break
+        yield key, matched
+
+
+class _Undecided(Exception):
+    def __init__(self, key: str, pattern: str) -> None:
+        self.violation = SchemaViolation(
+            f"property {key[:40]!r} could not be checked against {pattern!r} in time"
+        )
 
 
 def _pattern_properties(
@@ -103,14 +125,17 @@ def _pattern_properties(
 ) -> Iterator[SchemaViolation]:
     if not validator.is_type(instance, "object"):
         return
-    for key, value in instance.items():
-        for pattern, found in _matching(patterns, key):
-            if found is None:
-                yield SchemaViolation(
-                    f"property {key[:40]!r} could not be checked against {pattern!r} in time"
-                )
-            elif found:
-                yield from validator.descend(value, patterns[pattern], path=key, schema_path=pattern)
+    try:
+        for key in instance:
+            for pattern, subschema in patterns.items():  # every pattern a name matches applies
+                _current().tick()
+                found = _current().search(pattern, key)
+                if found is None:
+                    raise _Undecided(key, pattern)
+                if found:
+                    yield from validator.descend(instance[key], subschema, path=key, schema_path=pattern)
+    except _Undecided as undecided:
+        yield undecided.violation
 
 
 def _additional_properties(
@@ -120,15 +145,15 @@ def _additional_properties(
         return
     named = schema.get("properties", {})
     patterns = schema.get("patternProperties", {})
-    extras = []
-    for key in instance:
-        if key in named:
-            continue
-        verdicts = [found for _, found in _matching(patterns, key)]
-        if None in verdicts:
-            yield SchemaViolation(f"property {key[:40]!r} could not be checked against the patterns in time")
-        elif not any(verdicts):
-            extras.append(key)
+    try:
+        extras = [
+            key
+            for key, matched in _properties_against_patterns(patterns, instance)
+            if matched is None and key not in named
+        ]
+    except _Undecided as undecided:
+        yield undecided.violation
+        return
     if validator.is_type(additional, "object"):
         for key in extras:
             yield from validator.descend(instance[key], additional, path=key)
@@ -186,22 +211,41 @@ def _bounded(draft: type) -> type:
     return bounded
 
 
+# where a schema holds schemas: a map of them, a list of them (or one), or one
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies")
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems", "items")
+_SCHEMA_ONE = (
+    "not", "if", "then", "else", "additionalProperties", "additionalItems", "contains",
+    "propertyNames", "unevaluatedProperties", "unevaluatedItems",
+)  # fmt: skip
+_UNBOUNDED = ("unevaluatedProperties", "unevaluatedItems")
+
+
 def _subschemas(schema: Any) -> Iterator[Mapping[str, Any]]:
+    """``schema`` and every schema within it, by keyword position (not ``enum`` values, say)."""
     stack = [schema]
     while stack:
         item = stack.pop()
-        if isinstance(item, Mapping):
-            yield item
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+        if not isinstance(item, Mapping):
+            continue
+        yield item
+        for key in _SCHEMA_MAPS:
+            if isinstance(item.get(key), Mapping):
+                stack.extend(item[key].values())
+        for key in (*_SCHEMA_LISTS, *_SCHEMA_ONE):
+            value = item.get(key)
+            stack.extend(value if isinstance(value, list) else [value])
 
 
 def schema_problem(schema: Mapping[str, Any]) -> str | None:
     """Why a valid JSON Schema cannot be used by the engine, or None."""
-    keys = {key for sub in _subschemas(schema) for key in sub}
-    if "unevaluatedProperties" in keys and "patternProperties" in keys:
-        return "unevaluatedProperties cannot be used with patternProperties (use additionalProperties)"
+    for sub in _subschemas(schema):
+        used = [key for key in _UNBOUNDED if key in sub]
+        if used:
+            return (
+                f"{used[0]} is not supported: jsonschema evaluates it without a bound on the work "
+                "(use additionalProperties or items)"
+            )
     return None
 
 
@@ -226,7 +270,8 @@ def check_data(schema: dict[str, Any] | None, data: Any, what: str) -> None:
     validator = _bounded(jsonschema.validators.validator_for(schema))(schema)
     token = _CHECK.set(_Check())
     try:
-        errors = sorted(validator.iter_errors(data), key=lambda e: (list(e.absolute_path), e.message))
+        first = itertools.islice(validator.iter_errors(data), MAX_PROBLEMS)
+        errors = sorted(first, key=lambda e: (list(e.absolute_path), e.message))
     except _TooCostly:
         raise InputError(
             what, [Problem("(schema)", f"could not be checked against the schema within {CHECK_SECONDS:g} s")]

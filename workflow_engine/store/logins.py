@@ -1,7 +1,9 @@
 """Failed logins, kept in the database so that every API process counts the same ones.
 
 An attempt is noted *before* its password is checked and forgotten when the password is right:
-concurrent guesses therefore see each other, and none can slip under the brake by racing it.
+concurrent guesses therefore see each other. Noting and counting happen in one transaction that
+holds a lock per username and one per address (PostgreSQL advisory locks, always taken in that
+order; SQLite serialises writers anyway), so no two attempts can miss each other.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import sqlalchemy as sa
 from workflow_engine.store import schema as t
 from workflow_engine.store.repository import Store
 
+_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+
 
 @dataclass(frozen=True)
 class Attempt:
@@ -21,30 +25,36 @@ class Attempt:
     at: datetime
 
 
+@dataclass(frozen=True)
+class Noted:
+    """An attempt just noted, with when the attempts before it in the window were noted: those
+    for its username, and those from its address (oldest first)."""
+
+    attempt: Attempt
+    by_user: list[datetime]
+    by_address: list[datetime]
+
+
 class LoginFailures:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def note(self, username: str, address: str, forget_before: datetime) -> Attempt:
-        """Note an attempt now (a failure until :meth:`clear` says otherwise), and forget those
-        older than ``forget_before``."""
+    def note(self, username: str, address: str, since: datetime) -> Noted:
+        """Note an attempt now (a failure until :meth:`clear` says otherwise), count those since
+        ``since``, and forget older ones."""
         f = t.login_failures
+        username, address = username[:150], address[:64]
         with self.store.transaction() as tx:
-            tx.execute(sa.delete(f).where(f.c.at < forget_before))
-            noted = sa.insert(f).values(username=username[:150], address=address[:64], at=tx.now)
-            return Attempt(tx.execute(noted.returning(f.c.id)).scalar_one(), tx.now)
-
-    def before(
-        self, attempt: Attempt, username: str, address: str, since: datetime
-    ) -> tuple[list[datetime], list[datetime]]:
-        """When the attempts since ``since`` and before ``attempt`` were noted: those for
-        ``username``, and those from ``address``."""
-        f = t.login_failures
-        recent = sa.select(f.c.at).where(f.c.at >= since, f.c.id < attempt.id).order_by(f.c.id)
-        with self.store.reading() as conn:
-            by_user = list(conn.execute(recent.where(f.c.username == username[:150])).scalars())
-            by_address = list(conn.execute(recent.where(f.c.address == address[:64])).scalars())
-        return by_user, by_address
+            if tx.postgres:
+                tx.execute(_LOCK, {"key": f"wfe-login-user:{username}"})
+                tx.execute(_LOCK, {"key": f"wfe-login-address:{address}"})
+            tx.execute(sa.delete(f).where(f.c.at < since))
+            noted = sa.insert(f).values(username=username, address=address, at=tx.now)
+            attempt = Attempt(tx.execute(noted.returning(f.c.id)).scalar_one(), tx.now)
+            earlier = sa.select(f.c.at).where(f.c.id < attempt.id).order_by(f.c.id)
+            by_user = list(tx.execute(earlier.where(f.c.username == username)).scalars())
+            by_address = list(tx.execute(earlier.where(f.c.address == address)).scalars())
+        return Noted(attempt, by_user, by_address)
 
     def forget(self, attempt: Attempt) -> None:
         """Take back an attempt that was refused before its password was checked."""

@@ -67,7 +67,7 @@ def test_a_schema_that_cannot_be_applied_is_an_input_error(bad: dict[str, Any], 
 
 def test_additional_properties_match_names_against_patterns_under_the_limit() -> None:
     bounded = {"type": "object", "patternProperties": {EXPONENTIAL: {}}, "additionalProperties": False}
-    with pytest.raises(InputError, match="could not be checked against the patterns in time"):
+    with pytest.raises(InputError, match=r"could not be checked against .* in time"):
         check_data(bounded, {"a" * 40 + "!": 1}, "input")
     check_data(bounded, {"aaa": 1}, "input")
     with pytest.raises(InputError, match=r"additional properties are not allowed \('b' unexpected\)"):
@@ -102,6 +102,8 @@ def _calls_to_check(schema: dict[str, Any], data: dict[str, Any]) -> int:
     sys.setprofile(count)
     try:
         check_data(schema, data, "input")
+    except InputError:
+        pass
     finally:
         sys.setprofile(None)
     return calls
@@ -129,8 +131,40 @@ def test_a_schema_that_multiplies_the_work_is_refused_within_the_check_deadline(
         check_data(chained, {"x": 1}, "input")
 
 
-def test_unevaluated_properties_beside_pattern_properties_is_refused() -> None:
-    both = {"patternProperties": {"^a": {}}, "allOf": [{"unevaluatedProperties": False}]}
-    with pytest.raises(InputError, match="unevaluatedProperties cannot be used with patternProperties"):
-        check_data(both, {"ab": 1}, "input")
-    check_data({"properties": {"a": {}}, "unevaluatedProperties": False}, {"a": 1}, "input")
+@pytest.mark.parametrize("keyword", ["unevaluatedProperties", "unevaluatedItems"])
+def test_the_unevaluated_keywords_are_refused_wherever_they_appear(keyword: str) -> None:
+    nested = {"properties": {"x": {"allOf": [{keyword: False}]}}}
+    with pytest.raises(InputError, match=f"{keyword} is not supported"):
+        check_data(nested, {"x": {}}, "input")
+    # a property or an enum value that only bears the keyword's name is no use of it
+    named = {"properties": {keyword: {"enum": [{keyword: False}]}}}
+    check_data(named, {keyword: {keyword: False}}, "input")
+
+
+def test_the_unevaluated_keywords_cannot_run_past_the_deadline() -> None:
+    # jsonschema follows $ref and dependentSchemas for unevaluatedProperties without applying
+    # any keyword: this chain doubles its work at each level, out of the deadline's reach
+    depth = 25
+    defs: dict[str, Any] = {
+        f"d{i}": {"$ref": f"#/$defs/d{i + 1}", "dependentSchemas": {"a": {"$ref": f"#/$defs/d{i + 1}"}}}
+        for i in range(depth)
+    }
+    defs[f"d{depth}"] = {}
+    with pytest.raises(InputError, match="is not supported"):
+        check_data({"$defs": defs, "unevaluatedProperties": False, "$ref": "#/$defs/d0"}, {"a": 1}, "input")
+
+
+def test_many_patterns_over_many_names_stop_at_the_first_undecided_match() -> None:
+    patterns = {f"^{EXPONENTIAL[1:-1]}{i}$": {} for i in range(400)}
+    names = {"a" * 30 + "!" + str(i): 1 for i in range(2000)}
+    for schema in (
+        {"type": "object", "patternProperties": patterns},
+        {"type": "object", "patternProperties": patterns, "additionalProperties": False},
+    ):
+        calls = _calls_to_check(schema, names)
+        with pytest.raises(InputError) as refused:
+            check_data(schema, names, "input")
+        problems = refused.value.problems  # one per keyword that matches names against patterns
+        assert len(problems) <= 2 and all("in time" in problem.message for problem in problems)
+        # one undecided match ends the keyword: far fewer calls than 400 patterns x 2000 names
+        assert calls < 50_000, calls

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from workflow_engine.api.auth import TokenPair
 from workflow_engine.api.deps import EngineDep, TokensDep, active_user
-from workflow_engine.api.limits import json_body_problem
+from workflow_engine.api.limits import body_kind
 from workflow_engine.api.schemas import Credentials, RefreshRequest, TokenOut
 from workflow_engine.errors import InputError, Problem, TooManyAttempts
 from workflow_engine.users import LoginBrake
@@ -50,21 +50,16 @@ def _out(pair: TokenPair) -> TokenOut:
 
 async def _credentials(request: Request) -> Credentials:
     """Credentials from an OAuth2 password form or a JSON body."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw: Any
-    if content_type in (_FORM, "multipart/form-data"):
+    if body_kind(request.headers.get("content-type", "")) != "json":
         form = await request.form()
         raw = {key: form.get(key) for key in ("username", "password")}
         grant = form.get("grant_type")
         if grant not in (None, "", "password"):
             raise InputError("credentials", [Problem("grant_type", "only 'password' is supported")])
-    else:  # read as JSON whatever it is labelled, so checked as the middleware checks JSON
-        body = await request.body()
-        problem = json_body_problem(body)
-        if problem is not None:
-            raise InputError("credentials", [Problem("body", problem)])
+    else:  # read as JSON whatever it is labelled, as the request limits check it
         try:
-            raw = json.loads(body or b"null")
+            raw = json.loads(await request.body() or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise InputError("credentials", [Problem("body", "not valid JSON")]) from None
     try:
@@ -81,13 +76,15 @@ async def token(request: Request, engine: EngineDep, tokens: TokensDep) -> Token
     logins: LoginBrake = request.app.state.logins
     hashing: anyio.Semaphore = request.app.state.hashing
     address = request.client.host if request.client else "unknown"
-    # a login waits for a hashing slot on the event loop, holding no thread while it waits
+    attempt = await run_in_threadpool(logins.admit, credentials.username, address)
+    # an admitted login waits for a hashing slot on the event loop, holding no thread meanwhile
     with anyio.move_on_after(SLOT_WAIT) as waited:
         await hashing.acquire()
     if waited.cancelled_caught:
+        await run_in_threadpool(logins.failures.forget, attempt)
         raise TooManyAttempts("too many logins at once; try again", 1)
     try:
-        user = await run_in_threadpool(logins.login, credentials.username, credentials.password, address)
+        user = await run_in_threadpool(logins.verify, attempt, credentials.username, credentials.password)
     finally:
         hashing.release()
     return _out(tokens.issue(user))
