@@ -1,0 +1,260 @@
+"""The worker-facing side of the coordinator: claiming an attempt and recording its outcome.
+
+An outcome is recorded on the cheapest path that applies (each one applies the same decision):
+
+- *counted*: a success that only counts toward joins still waiting for other steps, in one
+  statement that moves the counters on from the row as it is (siblings never refuse each other);
+- *planned*: the outcome of a step run in place, decided against the row the previous outcome
+  wrote and written in one round trip if that row is unchanged;
+- *locked*: the execution's row locked, the outcome recorded, the unit decided and saved.
+
+The run the worker takes next in place, if any, comes back as the claim in :class:`Finished`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+from workflow_engine.coordinator import delivery, steps
+from workflow_engine.coordinator.delivery import RUN_IN_PLACE
+from workflow_engine.coordinator.dispatch import Dispatch
+from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome, Success
+from workflow_engine.coordinator.unit import Unit
+from workflow_engine.core import planner
+from workflow_engine.core.states import StepStatus
+from workflow_engine.definitions.model import WorkflowDefinition
+from workflow_engine.errors import ExecutionNotFound, StoreError
+from workflow_engine.store.plan import NeedsLock
+from workflow_engine.store.postgres import Counted, Take
+from workflow_engine.store.records import ExecutionRecord
+from workflow_engine.store.transaction import Tx, event_row, latest_checkpoint
+
+if TYPE_CHECKING:
+    from workflow_engine.coordinator.service import Coordinator
+
+log = logging.getLogger(__name__)
+
+S = StepStatus
+
+
+class Finishing:
+    def __init__(self, coordinator: Coordinator) -> None:
+        self.coordinator = coordinator
+        self._capacity = (0, 0.0)  # steps the workers run at once, and until when that holds (monotonic)
+
+    def claim(self, run_id: int, worker: str, task_id: str | None = None) -> Claim | None:
+        """Take a queued attempt for ``worker``; None when it is no longer there to take."""
+        claimed = self.coordinator.store.claim(run_id, worker, task_id)
+        if claimed is None:
+            return None
+        definition = self.coordinator.definitions.get(claimed.workflow_id)
+        checkpoint = None
+        if claimed.attempt > 1:
+            with self.coordinator.store.reading() as conn:
+                checkpoint = latest_checkpoint(conn, claimed.execution_id, claimed.step_name)
+        self.coordinator.events.publish(
+            [
+                {
+                    "execution_id": claimed.execution_id,
+                    "step_name": claimed.step_name,
+                    "attempt": claimed.attempt,
+                    "to_status": S.RUNNING,
+                    "actor": worker,
+                    "created_at": claimed.started_at,
+                }
+            ]
+        )
+        return Claim(
+            run_id=run_id,
+            execution_id=claimed.execution_id,
+            workflow=claimed.workflow_name,
+            version=claimed.workflow_version,
+            workflow_id=claimed.workflow_id,
+            attempt=claimed.attempt,
+            input=claimed.execution_input,
+            metadata=claimed.execution_metadata,
+            checkpoint=checkpoint,
+            worker=worker,
+            retries=claimed.retries,
+            due_at=max(claimed.queued_at, claimed.not_before or claimed.queued_at),
+            started_at=claimed.started_at,
+            **self._placed(definition, claimed.step_name),
+        )
+
+    @staticmethod
+    def _placed(definition: WorkflowDefinition, name: str) -> dict[str, Any]:
+        """The fields of a claim that follow from its step's place in the workflow."""
+        return {
+            "step": definition.step(name),
+            "joins": planner.counted_joins(definition.graph, name),
+            "carrier": definition.graph.has_siblings(name),
+        }
+
+    def finish(self, claim: Claim, outcome: Outcome, inline: str | None = None) -> Finished:
+        """Record what the attempt gave and decide what follows. With ``inline`` (the id of the
+        Celery task the worker runs), the one step that follows may be handed back to run in
+        place instead of being published."""
+        if claim.joins is not None and isinstance(outcome, Success):
+            counted = self._finish_counted(claim, outcome, inline)
+            if counted is not None:
+                return counted
+        if claim.execution is not None:
+            planned = self._finish_planned(claim, outcome, inline)
+            if planned is not None:
+                return planned
+        with self.coordinator.store.pipelined() as tx:
+            status, values = steps.attempt_values(outcome, tx.now)
+            record, applied = tx.lock_and_finish_run(claim.execution_id, claim.run_id, claim.worker, values)
+            if record is None:
+                raise ExecutionNotFound(claim.execution_id)
+            unit = self._outcome_unit(tx, record, claim, inline)
+            result = steps.after_attempt(unit, claim, outcome, status) if applied else steps.DISCARDED
+            unit.save(last=True)
+        return self._finished(unit, claim, result)
+
+    def _finish_counted(self, claim: Claim, outcome: Success, inline: str | None) -> Finished | None:
+        """A success that only counts toward joins still waiting for other steps, in one
+        statement that moves the execution's counters on from its row as it is (siblings
+        finishing together never refuse each other), and takes a carried sibling: to run in
+        place, or (``inline`` None: the worker runs no more in place) to publish. None when a
+        join becomes due by it, or anything else is to be decided: the locked path decides then."""
+        assert claim.joins is not None
+        now = self.coordinator.store.clock.now()
+        _, values = steps.attempt_values(outcome, now)
+        event = event_row(
+            claim.execution_id, claim.step.name, claim.attempt, S.RUNNING, S.SUCCEEDED, claim.worker, now
+        )
+        # the statement applies only while the execution runs and carries nothing of this unit's
+        how = delivery.hand_on(claim.carrier, inline=inline is not None, busy=False)
+        take = Take("run", inline, claim.input, RUN_IN_PLACE) if how == "run" else Take(how or "none")
+        checkpoint = {"last_completed_step": claim.step.name}
+        counted = Counted(
+            claim.execution_id, claim.run_id, claim.worker, values, claim.joins, checkpoint, event
+        )
+        applied, taken = self.coordinator.store.finish_counted(counted, take)
+        if not applied:
+            return None
+        self.coordinator.events.publish([event])
+        if taken is None:
+            return Finished(str(S.SUCCEEDED))
+        run_id, row = taken
+        definition = self.coordinator.definitions.get(claim.workflow_id)
+        if take.how == "send":
+            step = definition.step(row["step_name"])
+            self.coordinator.publish(
+                [Dispatch.of(step, run_id, claim.execution_id, claim.workflow, row["attempt"])]
+            )
+            return Finished(str(S.SUCCEEDED))
+        name, attempt = row["step_name"], row["attempt"]
+        self.coordinator.events.publish(
+            [
+                event_row(
+                    claim.execution_id, name, attempt, S.QUEUED, S.RUNNING, claim.worker, now, RUN_IN_PLACE
+                )
+            ]
+        )
+        following = self._following(
+            claim, run_id, {**row, "started_at": now}, definition, None, claim.retries
+        )
+        return Finished(str(S.SUCCEEDED), following)
+
+    def _finish_planned(self, claim: Claim, outcome: Outcome, inline: str | None) -> Finished | None:
+        """The outcome of a step run in place, in one round trip: planned against the row the
+        previous step's outcome wrote, and recorded only if the row is still at that revision.
+        None when it is not, or when the plan needs to read (the locked path decides then)."""
+        assert claim.execution is not None
+        with self.coordinator.store.planning() as plan:
+            if plan is None:
+                return None
+            status, values = steps.attempt_values(outcome, plan.now)
+            # a Plan offers the transaction's `now` and `write`, and refuses any read
+            unit = self._outcome_unit(cast(Tx, plan), claim.execution, claim, inline)
+            try:
+                result = steps.after_attempt(unit, claim, outcome, status)
+                unit.save(last=True)
+            except NeedsLock:
+                return None
+            revision = claim.execution.revision
+            if not plan.apply(claim.execution_id, revision, claim.run_id, claim.worker, values):
+                return None
+        return self._finished(unit, claim, result)
+
+    def _outcome_unit(self, tx: Tx, record: ExecutionRecord, claim: Claim, inline: str | None) -> Unit:
+        definition = self.coordinator.definitions.get(record.workflow_id)
+        unit = Unit(tx, record, definition, self.coordinator.settings, claim.worker, self.coordinator.rng)
+        if inline is not None:
+            unit.inline = (claim.worker, inline)
+        unit.capacity = self.capacity
+        unit.carrier = claim.carrier
+        return unit
+
+    def capacity(self) -> int:
+        """How many steps the live workers can run at once, as their heartbeats tell (0 when
+        none is known); read at most once a heartbeat interval."""
+        now = time.monotonic()
+        if now >= self._capacity[1]:
+            since = self.coordinator.store.clock.now() - timedelta(
+                seconds=self.coordinator.settings.worker_lost_after
+            )
+            try:
+                count = self.coordinator.store.capacity(self.coordinator.settings.steps_queue, since)
+            except StoreError:
+                log.warning("could not read the workers' capacity", exc_info=True)
+                count = self._capacity[0]
+            self._capacity = (count, now + self.coordinator.settings.heartbeat_interval)
+        return self._capacity[0]
+
+    def _finished(self, unit: Unit, claim: Claim, result: str) -> Finished:
+        """After the outcome's commit: publish, revoke, announce; the step to run in place."""
+        self.coordinator.after_commit(unit)
+        following = None
+        if unit.continued is not None:
+            run_id, row = unit.continued
+            following = self._following(
+                claim, run_id, row, unit.definition, unit.saved_record(), unit.retries
+            )
+        if result == steps.DISCARDED:
+            log.info(
+                "result of %s:%s:%s discarded: no longer current",
+                claim.execution_id,
+                claim.step.name,
+                claim.attempt,
+            )
+        return Finished(result, following)
+
+    def _following(
+        self,
+        claim: Claim,
+        run_id: int,
+        row: dict[str, Any],
+        definition: WorkflowDefinition,
+        execution: ExecutionRecord | None,
+        retries: int,
+    ) -> Claim:
+        """The claim of the run ``row`` that ``claim``'s worker takes next, in place."""
+        return replace(
+            claim,
+            run_id=run_id,
+            attempt=row["attempt"],
+            checkpoint=self._checkpoint_after(claim.execution_id, row),
+            retries=retries,
+            due_at=row["queued_at"],
+            started_at=row["started_at"],
+            execution=execution,
+            **self._placed(definition, row["step_name"]),
+        )
+
+    def _checkpoint_after(self, execution_id: str, row: dict[str, Any]) -> Any:
+        """The checkpoint a step taken after a committed outcome resumes from (a later attempt)."""
+        if row["attempt"] <= 1:
+            return None
+        try:  # the outcome is committed already: a failed read must not make it look unrecorded
+            with self.coordinator.store.reading() as conn:
+                return latest_checkpoint(conn, execution_id, row["step_name"])
+        except StoreError:
+            log.warning("checkpoint of %s:%s not read", execution_id, row["step_name"], exc_info=True)
+            return None
