@@ -115,7 +115,7 @@ def plain_paths(harness: Harness) -> Iterator[None]:
     try:
         yield
     finally:
-        planner.counted_joins = counted_joins  # type: ignore[assignment]
+        planner.counted_joins = counted_joins
 
 
 def run(harness: Harness, name: str, scenario: Scenario) -> dict[str, Any]:
