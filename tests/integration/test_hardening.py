@@ -568,6 +568,15 @@ def test_parallel_logins_neither_stall_the_api_nor_pass_the_address_brake(server
     with HealthProbe(str(server.http.base_url)) as probe:
         results = _parallel_logins(server, limit + 12, lambda i: {"username": f"nobody{i}", "password": "x"})
     assert set(results) <= {401, 429}
+    assert results.count(401) <= limit  # never more wrong passwords checked than the brake allows
     assert probe.ratio < STALL_RATIO, probe.ratio
-    after = server.http.post("/api/v1/auth/token", data={"username": "someone", "password": "x"})
-    assert after.status_code == 429 and int(after.headers["retry-after"]) > 0
+    # a login refused for want of a hashing slot checked no password and counts for nothing, so
+    # under load the burst may leave the address short of its limit: the next few reach it
+    answers = []
+    for index in range(limit + 1):
+        after = server.http.post("/api/v1/auth/token", data={"username": f"someone{index}", "password": "x"})
+        answers.append(after.status_code)
+        if after.status_code == 429:
+            break
+    assert answers[-1] == 429 and int(after.headers["retry-after"]) > 0, answers
+    assert results.count(401) + answers.count(401) <= limit

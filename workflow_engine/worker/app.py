@@ -8,6 +8,7 @@ from typing import Any
 from celery import Celery
 
 from workflow_engine.settings import Settings
+from workflow_engine.worker import embedded
 from workflow_engine.worker.events import TaskEventsState, WatchTaskEvents
 
 # ETA messages are held by the worker that prefetched them; Redis gives an unacknowledged
@@ -22,7 +23,7 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
         folder = settings.embedded_broker_dir.resolve()
         control = folder / "control"
         control.mkdir(parents=True, exist_ok=True)
-        return "filesystem://", {
+        return f"{embedded.SCHEME}://", {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
             "control_folder": str(control),
