@@ -16,7 +16,7 @@ OPTIONS_KEYS = ("data_folder_in", "data_folder_out")
 
 
 def connection(folder: Path) -> Connection:
-    options = dict.fromkeys(OPTIONS_KEYS, str(folder)) | {"polling_interval": 0.01}
+    options = dict.fromkeys(OPTIONS_KEYS, str(folder)) | {"control_folder": str(folder / "control")}
     return Connection(f"{embedded.SCHEME}://", transport_options=options)
 
 
