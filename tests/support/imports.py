@@ -1,8 +1,9 @@
 """The import graph of a package, read with :mod:`ast`, and the cycles in it.
 
-Every import a module runs counts, at the top or inside a function (a deferred import is still a
-dependency); imports under ``if TYPE_CHECKING:`` do not, since they never run. ``from a import b``
-is an arrow to the module ``a.b`` when there is one, else to ``a``.
+Every import counts: at the top, inside a function (a deferred import is still a dependency) and
+under ``if TYPE_CHECKING:`` (a type is a dependency too: the layers point one way for readers
+as for the interpreter). ``from a import b`` is an arrow to the module ``a.b`` when there is
+one, else to ``a``.
 """
 
 from __future__ import annotations
@@ -21,19 +22,10 @@ def _modules(root: Path) -> dict[str, Path]:
     return found
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
     stack = [tree]
     while stack:
         node = stack.pop()
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            stack.extend(node.orelse)
-            continue
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
         stack.extend(ast.iter_child_nodes(node))

@@ -18,7 +18,7 @@ def test_the_package_has_no_import_cycle() -> None:
     assert cycles(graph) == []
 
 
-def test_a_cycle_is_found_through_deferred_and_relative_imports_but_not_type_checking_ones(
+def test_a_cycle_is_found_through_deferred_relative_and_type_checking_imports(
     tmp_path: Path,
 ) -> None:
     package = tmp_path / "pkg"
@@ -33,8 +33,10 @@ def test_a_cycle_is_found_through_deferred_and_relative_imports_but_not_type_che
     )
     (package / "e.py").write_text("from pkg import d\n")
     graph = import_graph(package)
-    assert graph["pkg.d"] == set() and graph["pkg.e"] == {"pkg.d"}
+    assert graph["pkg.d"] == {"pkg.a"} and graph["pkg.e"] == {"pkg.d"}
     assert cycles(graph) == [["pkg.a", "pkg.c", "pkg.sub.b"]]
+    (package / "c.py").write_text("import typing\nif typing.TYPE_CHECKING:\n    import pkg.a\n")
+    assert cycles(import_graph(package)) == [["pkg.a", "pkg.c", "pkg.sub.b"]]
 
 
 def test_sql_is_written_only_in_the_store() -> None:

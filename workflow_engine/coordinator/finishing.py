@@ -14,27 +14,30 @@ The run the worker takes next in place, if any, comes back as the claim in :clas
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from workflow_engine.coordinator import delivery, steps
+from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.delivery import RUN_IN_PLACE
 from workflow_engine.coordinator.dispatch import Dispatch
+from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome, Success
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import planner
 from workflow_engine.core.states import StepStatus
 from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.errors import ExecutionNotFound, StoreError
+from workflow_engine.events import EventBus
+from workflow_engine.settings import Settings
 from workflow_engine.store.plan import NeedsLock
 from workflow_engine.store.postgres import Counted, Take
 from workflow_engine.store.records import ExecutionRecord
+from workflow_engine.store.repository import Store
 from workflow_engine.store.transaction import Tx, event_row, latest_checkpoint
-
-if TYPE_CHECKING:
-    from workflow_engine.coordinator.service import Coordinator
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +45,34 @@ S = StepStatus
 
 
 class Finishing:
-    def __init__(self, coordinator: Coordinator) -> None:
-        self.coordinator = coordinator
+    def __init__(
+        self,
+        store: Store,
+        definitions: DefinitionCache,
+        settings: Settings,
+        events: EventBus,
+        rng: random.Random,
+        outbox: Outbox,
+    ) -> None:
+        self.store = store
+        self.definitions = definitions
+        self.settings = settings
+        self.events = events
+        self.rng = rng
+        self.outbox = outbox
         self._capacity = (0, 0.0)  # steps the workers run at once, and until when that holds (monotonic)
 
     def claim(self, run_id: int, worker: str, task_id: str | None = None) -> Claim | None:
         """Take a queued attempt for ``worker``; None when it is no longer there to take."""
-        claimed = self.coordinator.store.claim(run_id, worker, task_id)
+        claimed = self.store.claim(run_id, worker, task_id)
         if claimed is None:
             return None
-        definition = self.coordinator.definitions.get(claimed.workflow_id)
+        definition = self.definitions.get(claimed.workflow_id)
         checkpoint = None
         if claimed.attempt > 1:
-            with self.coordinator.store.reading() as conn:
+            with self.store.reading() as conn:
                 checkpoint = latest_checkpoint(conn, claimed.execution_id, claimed.step_name)
-        self.coordinator.events.publish(
+        self.events.publish(
             [
                 {
                     "execution_id": claimed.execution_id,
@@ -106,7 +122,7 @@ class Finishing:
             planned = self._finish_planned(claim, outcome, inline)
             if planned is not None:
                 return planned
-        with self.coordinator.store.pipelined() as tx:
+        with self.store.pipelined() as tx:
             status, values = steps.attempt_values(outcome, tx.now)
             record, applied = tx.lock_and_finish_run(claim.execution_id, claim.run_id, claim.worker, values)
             if record is None:
@@ -123,7 +139,7 @@ class Finishing:
         place, or (``inline`` None: the worker runs no more in place) to publish. None when a
         join becomes due by it, or anything else is to be decided: the locked path decides then."""
         assert claim.joins is not None
-        now = self.coordinator.store.clock.now()
+        now = self.store.clock.now()
         _, values = steps.attempt_values(outcome, now)
         event = event_row(
             claim.execution_id, claim.step.name, claim.attempt, S.RUNNING, S.SUCCEEDED, claim.worker, now
@@ -135,22 +151,22 @@ class Finishing:
         counted = Counted(
             claim.execution_id, claim.run_id, claim.worker, values, claim.joins, checkpoint, event
         )
-        applied, taken = self.coordinator.store.finish_counted(counted, take)
+        applied, taken = self.store.finish_counted(counted, take)
         if not applied:
             return None
-        self.coordinator.events.publish([event])
+        self.events.publish([event])
         if taken is None:
             return Finished(str(S.SUCCEEDED))
         run_id, row = taken
-        definition = self.coordinator.definitions.get(claim.workflow_id)
+        definition = self.definitions.get(claim.workflow_id)
         if take.how == "send":
             step = definition.step(row["step_name"])
-            self.coordinator.publish(
+            self.outbox.publish(
                 [Dispatch.of(step, run_id, claim.execution_id, claim.workflow, row["attempt"])]
             )
             return Finished(str(S.SUCCEEDED))
         name, attempt = row["step_name"], row["attempt"]
-        self.coordinator.events.publish(
+        self.events.publish(
             [
                 event_row(
                     claim.execution_id, name, attempt, S.QUEUED, S.RUNNING, claim.worker, now, RUN_IN_PLACE
@@ -167,7 +183,7 @@ class Finishing:
         previous step's outcome wrote, and recorded only if the row is still at that revision.
         None when it is not, or when the plan needs to read (the locked path decides then)."""
         assert claim.execution is not None
-        with self.coordinator.store.planning() as plan:
+        with self.store.planning() as plan:
             if plan is None:
                 return None
             status, values = steps.attempt_values(outcome, plan.now)
@@ -184,8 +200,8 @@ class Finishing:
         return self._finished(unit, claim, result)
 
     def _outcome_unit(self, tx: Tx, record: ExecutionRecord, claim: Claim, inline: str | None) -> Unit:
-        definition = self.coordinator.definitions.get(record.workflow_id)
-        unit = Unit(tx, record, definition, self.coordinator.settings, claim.worker, self.coordinator.rng)
+        definition = self.definitions.get(record.workflow_id)
+        unit = Unit(tx, record, definition, self.settings, claim.worker, self.rng)
         if inline is not None:
             unit.inline = (claim.worker, inline)
         unit.capacity = self.capacity
@@ -197,20 +213,18 @@ class Finishing:
         none is known); read at most once a heartbeat interval."""
         now = time.monotonic()
         if now >= self._capacity[1]:
-            since = self.coordinator.store.clock.now() - timedelta(
-                seconds=self.coordinator.settings.worker_lost_after
-            )
+            since = self.store.clock.now() - timedelta(seconds=self.settings.worker_lost_after)
             try:
-                count = self.coordinator.store.capacity(self.coordinator.settings.steps_queue, since)
+                count = self.store.capacity(self.settings.steps_queue, since)
             except StoreError:
                 log.warning("could not read the workers' capacity", exc_info=True)
                 count = self._capacity[0]
-            self._capacity = (count, now + self.coordinator.settings.heartbeat_interval)
+            self._capacity = (count, now + self.settings.heartbeat_interval)
         return self._capacity[0]
 
     def _finished(self, unit: Unit, claim: Claim, result: str) -> Finished:
         """After the outcome's commit: publish, revoke, announce; the step to run in place."""
-        self.coordinator.after_commit(unit)
+        self.outbox.after_commit(unit)
         following = None
         if unit.continued is not None:
             run_id, row = unit.continued
@@ -253,7 +267,7 @@ class Finishing:
         if row["attempt"] <= 1:
             return None
         try:  # the outcome is committed already: a failed read must not make it look unrecorded
-            with self.coordinator.store.reading() as conn:
+            with self.store.reading() as conn:
                 return latest_checkpoint(conn, execution_id, row["step_name"])
         except StoreError:
             log.warning("checkpoint of %s:%s not read", execution_id, row["step_name"], exc_info=True)

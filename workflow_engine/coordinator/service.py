@@ -16,6 +16,7 @@ from workflow_engine.coordinator import control, steps
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
 from workflow_engine.coordinator.finishing import Finishing
+from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import planner
@@ -59,7 +60,8 @@ class Coordinator:
         self.agent_catalog = agent_catalog
         self.rng = rng or random.Random()
         self.definitions = DefinitionCache(store)
-        self.finishing = Finishing(self)
+        self.outbox = Outbox(store, dispatcher, self.events)
+        self.finishing = Finishing(store, self.definitions, settings, self.events, self.rng, self.outbox)
 
     # the unit of work
 
@@ -73,36 +75,7 @@ class Coordinator:
             unit = Unit(tx, record, self.definitions.get(record.workflow_id), self.settings, actor, self.rng)
             yield unit
             unit.save()
-        self.after_commit(unit)
-
-    def after_commit(self, unit: Unit) -> None:
-        if unit.dispatches:
-            self.publish(unit.dispatches)
-        for terminate in (False, True):
-            ids = [task for task, kill in unit.revocations if kill is terminate]
-            if ids:
-                try:
-                    self.dispatcher.revoke(ids, terminate=terminate)
-                except Exception:
-                    log.warning("could not revoke %s", ids, exc_info=True)
-        self.events.publish(unit.events)
-
-    def publish(self, dispatches: Sequence[Dispatch]) -> None:
-        """Publish committed runs; if the broker fails, leave them to the reconciler."""
-        try:
-            self.dispatcher.dispatch(dispatches)
-        except Exception:
-            log.warning(
-                "publishing %d step(s) failed; the reconciler will publish them",
-                len(dispatches),
-                exc_info=True,
-            )
-            ids = [d.run_id for d in dispatches]
-            try:
-                with self.store.transaction() as tx:
-                    tx.unpublish(ids)
-            except Exception:
-                log.warning("could not mark runs %s unpublished", ids, exc_info=True)
+        self.outbox.after_commit(unit)
 
     # starting
 
@@ -178,7 +151,7 @@ class Coordinator:
             unit.open(planner.start(definition.graph).ready)
             unit.settle()
             unit.save()
-        self.after_commit(unit)
+        self.outbox.after_commit(unit)
         return self.store.get_execution(execution_id)
 
     @staticmethod
@@ -253,7 +226,7 @@ class Coordinator:
                 Dispatch.of(step, run.id, run.execution_id, record.workflow_name, run.attempt, run.not_before)
             )
         if dispatches:
-            self.publish(dispatches)
+            self.outbox.publish(dispatches)
         return len(dispatches)
 
     def repair(self, execution_id: str, actor: str = "reconciler") -> bool:

@@ -13,14 +13,22 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from workflow_engine.coordinator import delivery
 from workflow_engine.coordinator.delivery import RUN_IN_PLACE
 from workflow_engine.coordinator.dispatch import Dispatch, task_id
+from workflow_engine.coordinator.runs import (
+    bucket,
+    counters_of,
+    fire_at,
+    new_run,
+    open_reason,
+    waiting_reason,
+)
 from workflow_engine.core import planner
-from workflow_engine.core.expressions import Budget, Expression, compile_expression
+from workflow_engine.core.expressions import Budget, Expression
 from workflow_engine.core.graph import Edge
 from workflow_engine.core.states import (
     OPEN_STEP,
@@ -40,31 +48,6 @@ log = logging.getLogger(__name__)
 
 E = ExecutionStatus
 S = StepStatus
-
-
-def bucket(status: str, step_type: str, current: bool = False) -> str | None:
-    """Which execution counter a run in ``status`` belongs to.
-
-    A failed attempt resolves its step only when it is the step's current run (no retry
-    follows); while runs move, the code that decides the step failed for good counts it.
-    """
-    if status in (S.QUEUED, S.RETRYING, S.RUNNING):
-        return "active"
-    if status == S.WAITING:
-        return "active" if step_type == StepType.TIMER else "waiting"
-    if status in (S.SUCCEEDED, S.SKIPPED) or (current and status == S.FAILED):
-        return "resolved"
-    return None
-
-
-def counters_of(runs: Iterable[StepRunRecord]) -> dict[str, int]:
-    """The counters recomputed from each step's current run."""
-    counts = {"active": 0, "waiting": 0, "resolved": 0}
-    for run in runs:
-        which = bucket(run.status, run.step_type, current=True)
-        if which:
-            counts[which] += 1
-    return counts
 
 
 class Unit:
@@ -209,12 +192,12 @@ class Unit:
         broken: dict[str, dict[str, Any]] = {}
         for name in names:
             step = self.definition.step(name)
-            row = self._run_row(step, attempts[name])
+            row = new_run(self.id, self.now, step, attempts[name])
             if step.type is StepType.HUMAN:
                 row.update(status=S.WAITING, started_at=self.now)
             elif step.type is StepType.TIMER:
                 try:
-                    fire_at = self._fire_at(step)
+                    fires = fire_at(step, self.now, self._evaluate)
                 except ExpressionError as exc:
                     error = {"step": name, "type": "expression", "message": f"until: {exc}", "code": None}
                     row.update(
@@ -225,8 +208,8 @@ class Unit:
                     )
                     broken[name] = error
                 else:
-                    row.update(status=S.WAITING, started_at=self.now, not_before=fire_at)
-                    if fire_at <= self.now + timedelta(seconds=self.settings.eta_horizon):
+                    row.update(status=S.WAITING, started_at=self.now, not_before=fires)
+                    if fires <= self.now + timedelta(seconds=self.settings.eta_horizon):
                         row["published_at"] = self.now
             else:
                 row.update(status=S.PENDING if held else S.QUEUED, published_at=None if held else self.now)
@@ -235,44 +218,11 @@ class Unit:
             step = self.definition.step(row["step_name"])
             self.add_run(row)
             self.count(step.type, None, row["status"])
-            self.event(step.name, row["attempt"], None, row["status"], reason or self._open_reason(step, row))
+            self.event(
+                step.name, row["attempt"], None, row["status"], reason or open_reason(step, row, self.status)
+            )
         for name, error in broken.items():
             self.step_failed(name, error)
-
-    def _run_row(self, step: StepDefinition, attempt: int) -> dict[str, Any]:
-        """A new run with every column set (rows are written together, in one statement)."""
-        return {
-            "execution_id": self.id,
-            "step_name": step.name,
-            "step_type": step.type.value,
-            "agent": step.agent,
-            "attempt": attempt,
-            "status": S.PENDING,
-            "superseded": False,
-            "carried": False,
-            "timeout": step.timeout,
-            "error_type": None,
-            "error_message": None,
-            "worker": None,
-            "task_id": None,
-            "input": None,
-            "queued_at": self.now,
-            "not_before": None,
-            "published_at": None,
-            "started_at": None,
-            "heartbeat_at": None,
-            "finished_at": None,
-        }
-
-    def _open_reason(self, step: StepDefinition, row: dict[str, Any]) -> str | None:
-        if step.type is StepType.HUMAN:
-            who = ", ".join(step.assignees) or "any operator"
-            return f"human task for {who}"
-        if step.type is StepType.TIMER and row.get("not_before") is not None:
-            return f"timer fires at {row['not_before'].isoformat()}"
-        if row["status"] == S.PENDING:
-            return "held: execution paused" if self.status == E.PAUSED else "held: step mode"
-        return None
 
     def _dispatch(self, run_id: int, step: StepDefinition, attempt: int, eta: datetime | None) -> Dispatch:
         due = eta if eta is not None and eta > self.now else None
@@ -289,7 +239,7 @@ class Unit:
         attempts = self._attempts(names)
         rows = []
         for name in names:
-            row = self._run_row(self.definition.step(name), attempts[name])
+            row = new_run(self.id, self.now, self.definition.step(name), attempts[name])
             row.update(status=S.SKIPPED, finished_at=self.now)
             rows.append(row)
         for row in rows:
@@ -379,22 +329,8 @@ class Unit:
         )
         return {"input": self.record.input, "metadata": self.record.metadata, "steps": steps}
 
-    def _fire_at(self, step: StepDefinition) -> datetime:
-        if step.delay is not None:
-            return self.now + timedelta(seconds=step.delay)
-        assert step.until is not None
-        expression = compile_expression(step.until)
-        value = expression.evaluate(self.scope([expression]), self.budget)
-        try:
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return datetime.fromtimestamp(value, UTC)
-            if not isinstance(value, str):
-                raise ExpressionError(f"gave {type(value).__name__}, not an ISO timestamp", step.until)
-            moment = datetime.fromisoformat(value)
-            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-        except (ValueError, OverflowError, OSError):
-            usable = "not a usable timestamp (ISO 8601, or seconds since 1970)"
-            raise ExpressionError(f"{value!r} is {usable}", step.until) from None
+    def _evaluate(self, expression: Expression) -> Any:
+        return expression.evaluate(self.scope([expression]), self.budget)
 
     # failures
 
@@ -402,7 +338,7 @@ class Unit:
         """A new attempt after the policy's backoff."""
         delay = step.retry.delay(attempt, self.rng)
         not_before = self.now + timedelta(seconds=delay)
-        row = self._run_row(step, attempt + 1)
+        row = new_run(self.id, self.now, step, attempt + 1)
         # a paused execution holds the next attempt back like any queued step; resume publishes it
         # with its backoff intact (step mode does not: the step next_step started runs to its end)
         held = self.status == E.PAUSED
@@ -417,7 +353,7 @@ class Unit:
 
     def rerun(self, step: StepDefinition, attempt: int, reason: str) -> None:
         """A new attempt at once (the previous one was lost with its worker)."""
-        row = self._run_row(step, attempt + 1)
+        row = new_run(self.id, self.now, step, attempt + 1)
         held = self.status == E.PAUSED or self.step_mode
         row.update(status=S.PENDING if held else S.QUEUED, published_at=None if held else self.now)
         self.add_run(row)
@@ -468,23 +404,11 @@ class Unit:
         if self.status == E.RUNNING and self.counts["active"] == 0:
             waiting = self.runs.runs_in(self.id, (S.WAITING, S.PENDING))
             if waiting:
-                self.transition(E.WAITING, self._waiting_reason(waiting))
+                self.transition(E.WAITING, waiting_reason(waiting))
             else:
                 log.warning("execution %s has nothing running and nothing waiting", self.id)
         elif self.status == E.WAITING and self.counts["active"] > 0:
             self.transition(E.RUNNING, "steps dispatched")
-
-    @staticmethod
-    def _waiting_reason(runs: Sequence[StepRunRecord]) -> str:
-        parts = []
-        for run in runs:
-            if run.status == S.PENDING:
-                parts.append(f"{run.step_name} (next step)")
-            elif run.step_type == StepType.HUMAN:
-                parts.append(f"{run.step_name} (human task)")
-            elif run.step_type != StepType.TIMER:
-                parts.append(f"{run.step_name} ({run.error_type or 'error'}: fix or retry)")
-        return "waiting for " + ", ".join(parts)
 
     def complete(self) -> None:
         sinks = [name for name in self.graph.steps if not self.graph.outgoing[name]]

@@ -1,0 +1,53 @@
+"""After a unit commits: publish its runs, revoke the tasks it stopped, announce its events.
+
+The runs were written as published in the unit's transaction (the outbox); a message that
+cannot be sent is marked unpublished again, and the reconciler publishes it later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
+from workflow_engine.coordinator.unit import Unit
+from workflow_engine.events import EventBus
+from workflow_engine.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+
+class Outbox:
+    def __init__(self, store: Store, dispatcher: Dispatcher, events: EventBus) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.events = events
+
+    def after_commit(self, unit: Unit) -> None:
+        if unit.dispatches:
+            self.publish(unit.dispatches)
+        for terminate in (False, True):
+            ids = [task for task, kill in unit.revocations if kill is terminate]
+            if ids:
+                try:
+                    self.dispatcher.revoke(ids, terminate=terminate)
+                except Exception:
+                    log.warning("could not revoke %s", ids, exc_info=True)
+        self.events.publish(unit.events)
+
+    def publish(self, dispatches: Sequence[Dispatch]) -> None:
+        """Publish committed runs; if the broker fails, leave them to the reconciler."""
+        try:
+            self.dispatcher.dispatch(dispatches)
+        except Exception:
+            log.warning(
+                "publishing %d step(s) failed; the reconciler will publish them",
+                len(dispatches),
+                exc_info=True,
+            )
+            ids = [d.run_id for d in dispatches]
+            try:
+                with self.store.transaction() as tx:
+                    tx.unpublish(ids)
+            except Exception:
+                log.warning("could not mark runs %s unpublished", ids, exc_info=True)
