@@ -87,6 +87,10 @@ class LoginBrake:
                 )
         return noted.attempt
 
+    def withdraw(self, attempt: Attempt) -> None:
+        """An admitted attempt that checked no password (no hashing slot came free): forgotten."""
+        self.failures.forget(attempt)
+
     def verify(self, attempt: Attempt, username: str, password: str) -> UserRecord:
         """The admitted attempt's answer: a failure stays noted, a success clears the user's."""
         user = authenticate(self.store, username, password)

@@ -81,7 +81,7 @@ async def token(request: Request, engine: EngineDep, tokens: TokensDep) -> Token
     with anyio.move_on_after(SLOT_WAIT) as waited:
         await hashing.acquire()
     if waited.cancelled_caught:
-        await run_in_threadpool(logins.failures.forget, attempt)
+        await run_in_threadpool(logins.withdraw, attempt)
         raise TooManyAttempts("too many logins at once; try again", 1)
     try:
         user = await run_in_threadpool(logins.verify, attempt, credentials.username, credentials.password)
