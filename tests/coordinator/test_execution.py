@@ -535,5 +535,5 @@ def test_the_store_refuses_step_updates_the_state_machine_does_not_allow(harness
         with pytest.raises(InvalidTransition), harness.store.transaction() as tx:
             tx.update_run(run.id, {"status": requested}, expect=expected)
         with pytest.raises(InvalidTransition), harness.store.transaction() as tx:
-            tx.update_runs(view.id, expected, {"status": requested})
+            tx.update_runs_by_id([run.id], {"status": requested}, expected)
     assert [(r.status, r.attempt) for r in harness.runs(view.id, "a")] == [("succeeded", 1)]

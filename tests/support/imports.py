@@ -31,10 +31,29 @@ def _imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
         stack.extend(ast.iter_child_nodes(node))
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Every absolute module name a file imports (those of ``from x import y`` as ``x``)."""
+def _type_checking(node: ast.AST) -> bool:
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime(tree: ast.AST) -> ast.AST:
+    """``tree`` without its ``if TYPE_CHECKING:`` blocks (what the interpreter imports)."""
+
+    class Strip(ast.NodeTransformer):
+        def visit_If(self, node: ast.If) -> ast.AST | None:
+            return None if _type_checking(node) else self.generic_visit(node)
+
+    return Strip().visit(tree)
+
+
+def imported_modules(path: Path, runtime: bool = False) -> set[str]:
+    """Every absolute module name a file imports (those of ``from x import y`` as ``x``);
+    with ``runtime``, not those imported for type checking only."""
     names: set[str] = set()
-    for node in _imports(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    for node in _imports(_runtime(tree) if runtime else tree):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif not node.level and node.module:

@@ -39,6 +39,49 @@ def test_a_cycle_is_found_through_deferred_relative_and_type_checking_imports(
     assert cycles(import_graph(package)) == [["pkg.a", "pkg.c", "pkg.sub.b"]]
 
 
+# what decides: it reads facts and returns changes, so it may reach no I/O
+DECIDERS = ("unit", "steps", "control", "facts", "runs", "delivery")
+PLAIN_STORE = {"workflow_engine.store.records", "workflow_engine.store.rows", "workflow_engine.store.urls"}
+IO = {"sqlalchemy", "psycopg", "psycopg2", "celery", "kombu", "redis", "httpx", "fastapi"}
+
+
+def reached(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    stack = [start]
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            stack.extend(graph[name])
+    return seen
+
+
+def test_the_decision_reaches_no_store_broker_or_process() -> None:
+    graph = import_graph(PACKAGE)
+    allowed = ("workflow_engine.core.", "workflow_engine.definitions.", "workflow_engine.coordinator.")
+    for name in DECIDERS:
+        modules = reached(graph, f"workflow_engine.coordinator.{name}")
+        outside = {
+            module
+            for module in modules - PLAIN_STORE - {"workflow_engine.errors", "workflow_engine.settings"}
+            if not module.startswith(allowed)
+            or module.rpartition(".")[2] in ("deciding", "service", "finishing", "outbox", "reconciler")
+        }
+        assert outside == set(), name
+        io = {
+            module: found
+            for module in modules
+            if (found := {m.split(".")[0] for m in imported_modules(module_path(module), runtime=True)} & IO)
+        }
+        assert io == {}, name
+
+
+def module_path(module: str) -> Path:
+    relative = Path(*module.split(".")[1:])
+    path = PACKAGE / relative.with_suffix(".py")
+    return path if path.exists() else PACKAGE / relative / "__init__.py"
+
+
 def test_sql_is_written_only_in_the_store() -> None:
     outside = {
         str(path.relative_to(PACKAGE))

@@ -27,7 +27,7 @@ S = StepStatus
 def pause(unit: Unit, reason: str | None = None) -> None:
     """No new step starts; queued ones are held back (running ones finish and are recorded)."""
     unit.transition(E.PAUSED, reason or "paused")
-    held = unit.runs.update_runs(unit.id, (S.QUEUED, S.RETRYING), {"status": S.PENDING, "carried": False})
+    held = unit.runs.update_in((S.QUEUED, S.RETRYING), {"status": S.PENDING, "carried": False})
     for run in held:
         # not revoked: the same attempt is published again on resume; a stale copy of its message
         # finds the run no longer claimable and is dropped by the worker
@@ -39,7 +39,7 @@ def resume(unit: Unit, reason: str | None = None) -> None:
     unit.transition(E.RESUMED, reason or "resumed")
     unit.transition(E.RUNNING)
     if not unit.step_mode:
-        for run in unit.runs.runs_in(unit.id, (S.PENDING,)):
+        for run in unit.runs.in_states((S.PENDING,)):
             release(unit, run, "released: execution resumed")
     unit.settle()
 
@@ -51,7 +51,7 @@ def release(unit: Unit, run: Any, reason: str) -> None:
     to = S.RETRYING if waiting else S.QUEUED
     publish = not waiting or run.not_before <= unit.now + timedelta(seconds=unit.settings.eta_horizon)
     values = {"status": to, "published_at": unit.now if publish else None}
-    if not unit.runs.update_run(run.id, values, expect=(S.PENDING,)):
+    if not unit.runs.update(run.id, values, (S.PENDING,)):
         return
     unit.count(run.step_type, S.PENDING, to)
     unit.event(run.step_name, run.attempt, S.PENDING, to, reason)
@@ -71,7 +71,7 @@ def retry(unit: Unit, from_step: str | None = None) -> list[str]:
         raise InvalidOperation(
             f"only a failed or waiting execution can be retried; this one is {unit.status}"
         )
-    current = unit.runs.current_runs(unit.id)
+    current = unit.runs.current()
     targets = [from_step] if from_step is not None else _retry_targets(unit, current)
     for target in targets:
         if target not in unit.graph.incoming:
@@ -86,11 +86,11 @@ def retry(unit: Unit, from_step: str | None = None) -> list[str]:
     for run in current.values():
         if run.step_name in reset and run.status in OPEN_STEP:
             to = S.FAILED if run.status == S.WAITING and run.error_type else S.CANCELLED
-            unit.runs.update_run(run.id, {"status": to, "finished_at": unit.now}, expect=(run.status,))
+            unit.runs.update(run.id, {"status": to, "finished_at": unit.now}, (run.status,))
             unit.event(run.step_name, run.attempt, run.status, to, "reset by retry")
             if run.status == S.RUNNING:
                 unit.revocations.append((run.task_id or task_id(unit.id, run.step_name, run.attempt), True))
-    unit.runs.supersede(unit.id, reset)
+    unit.runs.supersede(reset)
     kept = {name: run.status for name, run in current.items() if name not in reset}
     unit.reset_barriers(_barriers(unit, reset - set(targets), kept), drop=reset)
     unit.retries += 1
@@ -161,7 +161,7 @@ def next_step(unit: Unit) -> str:
         raise InvalidOperation("execution is not in step mode")
     if unit.status == E.PAUSED or unit.status in TERMINAL_EXECUTION:
         raise InvalidOperation(f"execution is {unit.status}")
-    pending = unit.runs.runs_in(unit.id, (S.PENDING,))
+    pending = unit.runs.in_states((S.PENDING,))
     if not pending:
         raise InvalidOperation("no step is ready: steps are still running, or waiting for a person")
     run = pending[0]
@@ -178,7 +178,7 @@ def complete_step(unit: Unit, step: str, data: Any, user: str | None = None, rol
     if unit.status in TERMINAL_EXECUTION:
         raise InvalidOperation(f"execution is {unit.status}")
     definition = unit.definition.step(step)
-    waiting = [run for run in unit.runs.runs_in(unit.id, (S.WAITING,)) if run.step_name == step]
+    waiting = [run for run in unit.runs.in_states((S.WAITING,)) if run.step_name == step]
     if not waiting or definition.type is StepType.TIMER:
         raise InvalidOperation(f"step {step!r} is not waiting to be completed")
     check_data(definition.input_schema, data, f"data for step {step!r}")
@@ -192,7 +192,7 @@ def complete_step(unit: Unit, step: str, data: Any, user: str | None = None, rol
     values = {"status": S.SUCCEEDED, "output": data, "completed_by": user, "finished_at": unit.now}
     if run.started_at is not None:
         values["duration_ms"] = int((unit.now - run.started_at).total_seconds() * 1000)
-    unit.runs.update_run(run.id, values, expect=(S.WAITING,))
+    unit.runs.update(run.id, values, (S.WAITING,))
     unit.count(run.step_type, S.WAITING, S.SUCCEEDED)
     unit.event(step, run.attempt, S.WAITING, S.SUCCEEDED, f"completed by {user or 'an operator'}", actor=user)
     if unit.status == E.WAITING:

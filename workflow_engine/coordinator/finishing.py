@@ -16,14 +16,16 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
-from workflow_engine.coordinator import delivery, steps
+from workflow_engine.coordinator import deciding, delivery, steps
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.delivery import RUN_IN_PLACE
 from workflow_engine.coordinator.dispatch import Dispatch
+from workflow_engine.coordinator.facts import Facts, Missing
 from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome, Success
 from workflow_engine.coordinator.unit import Unit
@@ -33,11 +35,11 @@ from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.errors import ExecutionNotFound, StoreError
 from workflow_engine.events import EventBus
 from workflow_engine.settings import Settings
-from workflow_engine.store.plan import NeedsLock
 from workflow_engine.store.postgres import Counted, Take
 from workflow_engine.store.records import ExecutionRecord
 from workflow_engine.store.repository import Store
-from workflow_engine.store.transaction import Tx, event_row, latest_checkpoint
+from workflow_engine.store.rows import event_row
+from workflow_engine.store.transaction import latest_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +129,16 @@ class Finishing:
             record, applied = tx.lock_and_finish_run(claim.execution_id, claim.run_id, claim.worker, values)
             if record is None:
                 raise ExecutionNotFound(claim.execution_id)
-            unit = self._outcome_unit(tx, record, claim, inline)
-            result = steps.after_attempt(unit, claim, outcome, status) if applied else steps.DISCARDED
-            unit.save(last=True)
+
+            def act(unit: Unit) -> str:
+                return steps.after_attempt(unit, claim, outcome, status) if applied else steps.DISCARDED
+
+            facts = Facts(tx.now, record, capacity=self.capacity())
+            load = deciding.loader(tx, claim.execution_id)
+            unit, result = deciding.decide(
+                facts, self._maker(claim, inline), act, load, self.rng.getrandbits(64)
+            )
+            deciding.apply(tx, unit, last=True)
         return self._finished(unit, claim, result)
 
     def _finish_counted(self, claim: Claim, outcome: Success, inline: str | None) -> Finished | None:
@@ -187,26 +196,38 @@ class Finishing:
             if plan is None:
                 return None
             status, values = steps.attempt_values(outcome, plan.now)
-            # a Plan offers the transaction's `now` and `write`, and refuses any read
-            unit = self._outcome_unit(cast(Tx, plan), claim.execution, claim, inline)
+            unit = self._maker(claim, inline)(
+                Facts(plan.now, claim.execution, capacity=self.capacity()),
+                random.Random(self.rng.getrandbits(64)),
+            )
             try:
                 result = steps.after_attempt(unit, claim, outcome, status)
-                unit.save(last=True)
-            except NeedsLock:
-                return None
+                unit.conclude()
+            except Missing:
+                return None  # the decision reads the database: it is made under the lock
+            row = unit.row_values()
+            if row is None or unit.runs.changes or unit.runs.superseded or unit.take is not None:
+                return None  # more than one statement writes it
+            ids = plan.reserve(len(unit.new))
             revision = claim.execution.revision
-            if not plan.apply(claim.execution_id, revision, claim.run_id, claim.worker, values):
+            written = (row, unit.new, unit.events, ids)
+            if not plan.apply(claim.execution_id, revision, claim.run_id, claim.worker, values, written):
                 return None
+            unit.inserted(ids)
         return self._finished(unit, claim, result)
 
-    def _outcome_unit(self, tx: Tx, record: ExecutionRecord, claim: Claim, inline: str | None) -> Unit:
-        definition = self.definitions.get(record.workflow_id)
-        unit = Unit(tx, record, definition, self.settings, claim.worker, self.rng)
-        if inline is not None:
-            unit.inline = (claim.worker, inline)
-        unit.capacity = self.capacity
-        unit.carrier = claim.carrier
-        return unit
+    def _maker(self, claim: Claim, inline: str | None) -> Callable[[Facts, random.Random], Unit]:
+        """How the unit that decides what follows ``claim``'s outcome is made."""
+        definition = self.definitions.get(claim.workflow_id)
+
+        def make(facts: Facts, rng: random.Random) -> Unit:
+            unit = Unit(facts, definition, self.settings, claim.worker, rng)
+            if inline is not None:
+                unit.inline = (claim.worker, inline)
+            unit.carrier = claim.carrier
+            return unit
+
+        return make
 
     def capacity(self) -> int:
         """How many steps the live workers can run at once, as their heartbeats tell (0 when

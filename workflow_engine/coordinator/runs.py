@@ -42,6 +42,45 @@ def counters_of(runs: Iterable[StepRunRecord]) -> dict[str, int]:
     return counts
 
 
+def new_execution(
+    execution_id: str,
+    workflow: Any,
+    owner_id: int,
+    mode: str,
+    data: Any,
+    metadata: dict[str, Any],
+    idempotency_key: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """A new execution's row with every column set, of ``workflow`` (its stored record)."""
+    return {
+        "id": execution_id,
+        "workflow_id": workflow.id,
+        "workflow_name": workflow.name,
+        "workflow_version": workflow.version,
+        "owner_id": owner_id,
+        "status": ExecutionStatus.INITIALIZED,
+        "mode": mode,
+        "input": data,
+        "metadata": metadata,
+        "output": None,
+        "error": None,
+        "idempotency_key": idempotency_key,
+        "checkpoint": None,
+        "barriers": None,
+        "total_steps": 0,
+        "resolved_steps": 0,
+        "active_steps": 0,
+        "waiting_steps": 0,
+        "retries": 0,
+        "revision": 0,
+        "created_at": now,
+        "started_at": None,
+        "finished_at": None,
+        "updated_at": now,
+    }
+
+
 def new_run(execution_id: str, now: datetime, step: StepDefinition, attempt: int) -> dict[str, Any]:
     """A new run with every column set (rows are written together, in one statement)."""
     return {

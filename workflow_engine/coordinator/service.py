@@ -8,18 +8,18 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, TypeVar
 
-from workflow_engine.coordinator import control, steps
+from workflow_engine.coordinator import control, deciding, steps
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
+from workflow_engine.coordinator.facts import Facts
 from workflow_engine.coordinator.finishing import Finishing
 from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome
+from workflow_engine.coordinator.runs import new_execution
 from workflow_engine.coordinator.unit import Unit
-from workflow_engine.core import planner
 from workflow_engine.core.states import ExecutionMode, ExecutionStatus, StepStatus
 from workflow_engine.definitions.schemas import check_data, check_payload
 from workflow_engine.definitions.validation import unknown_agents
@@ -34,6 +34,7 @@ from workflow_engine.events import EventBus
 from workflow_engine.settings import Settings
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 from workflow_engine.store.repository import Store
+from workflow_engine.store.transaction import Tx
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ E = ExecutionStatus
 S = StepStatus
 MODES = tuple(ExecutionMode)
 AgentCatalog = Callable[[], Collection[str] | None]
+T = TypeVar("T")
 
 
 class Coordinator:
@@ -63,19 +65,31 @@ class Coordinator:
         self.outbox = Outbox(store, dispatcher, self.events)
         self.finishing = Finishing(store, self.definitions, settings, self.events, self.rng, self.outbox)
 
-    # the unit of work
+    # deciding
 
-    @contextmanager
-    def unit(self, execution_id: str, actor: str, owner_id: int | None = None) -> Iterator[Unit]:
-        """Lock ``execution_id``, yield its unit, save and commit, then publish what it decided."""
+    def decide(
+        self, execution_id: str, actor: str, act: Callable[[Unit], T], owner_id: int | None = None
+    ) -> T:
+        """Lock ``execution_id``, let ``act`` decide on its unit (see
+        :mod:`~workflow_engine.coordinator.deciding`), write the changes and commit, then publish
+        what it decided. What ``act`` returned."""
         with self.store.transaction() as tx:
             record = tx.lock_execution(execution_id, owner_id)
             if record is None:
                 raise ExecutionNotFound(execution_id)
-            unit = Unit(tx, record, self.definitions.get(record.workflow_id), self.settings, actor, self.rng)
-            yield unit
-            unit.save()
+            unit, result = self._decided(tx, Facts(tx.now, record), actor, act)
+            deciding.apply(tx, unit)
         self.outbox.after_commit(unit)
+        return result
+
+    def _decided(self, tx: Tx, facts: Facts, actor: str, act: Callable[[Unit], T]) -> tuple[Unit, T]:
+        definition = self.definitions.get(facts.record.workflow_id)
+
+        def make(known: Facts, rng: random.Random) -> Unit:
+            return Unit(known, definition, self.settings, actor, rng)
+
+        load = deciding.loader(tx, facts.record.id)
+        return deciding.decide(facts, make, act, load, self.rng.getrandbits(64))
 
     # starting
 
@@ -98,6 +112,30 @@ class Coordinator:
         owner = owner_id if owner_id is not None else self.store.system_user_id()
         record = self.store.get_workflow(workflow, version, visible_to=visible_to)
         definition = self.definitions.get(record.id)
+        data, meta = self._checked(definition, input_data, metadata, mode, idempotency_key)
+        execution_id = str(uuid.uuid4())
+        with self.store.transaction() as tx:
+            if idempotency_key is not None:
+                existing = tx.execution_by_key(owner, idempotency_key)
+                if existing is not None:
+                    return self._same_request(existing, record.id, idempotency_key)
+            values = new_execution(execution_id, record, owner, mode, data, meta, idempotency_key, tx.now)
+            values["total_steps"] = len(definition.steps)
+            if not tx.insert_execution(values):
+                existing = tx.execution_by_key(owner, idempotency_key or "")
+                assert existing is not None
+                return self._same_request(existing, record.id, idempotency_key or "")
+            # a new execution: everything about it is known
+            facts = Facts(tx.now, ExecutionRecord(**values), outputs_of=None, runs=(), attempts={})
+            unit, _ = self._decided(tx, facts, actor, steps.begin)
+            deciding.apply(tx, unit)
+        self.outbox.after_commit(unit)
+        return self.store.get_execution(execution_id)
+
+    def _checked(
+        self, definition: Any, input_data: Any, metadata: Any, mode: str, idempotency_key: str | None
+    ) -> tuple[Any, dict[str, Any]]:
+        """A start request's input and metadata, checked; any problem is one clear error."""
         data = {} if input_data is None else input_data
         check_data(definition.input_schema, data, "input_data")
         meta = {} if metadata is None else metadata
@@ -109,50 +147,7 @@ class Coordinator:
         if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
             raise InputError("idempotency_key", [Problem("", "must be 1 to 255 characters")])
         self._check_agents(definition)
-        execution_id = str(uuid.uuid4())
-        with self.store.transaction() as tx:
-            if idempotency_key is not None:
-                existing = tx.execution_by_key(owner, idempotency_key)
-                if existing is not None:
-                    return self._same_request(existing, record.id, idempotency_key)
-            values: dict[str, Any] = {
-                "id": execution_id,
-                "workflow_id": record.id,
-                "workflow_name": record.name,
-                "workflow_version": record.version,
-                "owner_id": owner,
-                "status": E.INITIALIZED,
-                "mode": mode,
-                "input": data,
-                "metadata": meta,
-                "output": None,
-                "error": None,
-                "idempotency_key": idempotency_key,
-                "checkpoint": None,
-                "barriers": None,
-                "total_steps": len(definition.steps),
-                "resolved_steps": 0,
-                "active_steps": 0,
-                "waiting_steps": 0,
-                "retries": 0,
-                "revision": 0,
-                "created_at": tx.now,
-                "started_at": None,
-                "finished_at": None,
-                "updated_at": tx.now,
-            }
-            if not tx.insert_execution(values):
-                existing = tx.execution_by_key(owner, idempotency_key or "")
-                assert existing is not None
-                return self._same_request(existing, record.id, idempotency_key or "")
-            unit = Unit(tx, ExecutionRecord(**values), definition, self.settings, actor, self.rng)
-            unit.event(None, None, None, E.INITIALIZED, f"{record.name} {record.version}, mode {mode}")
-            unit.transition(E.RUNNING, "started")
-            unit.open(planner.start(definition.graph).ready)
-            unit.settle()
-            unit.save()
-        self.outbox.after_commit(unit)
-        return self.store.get_execution(execution_id)
+        return data, meta
 
     @staticmethod
     def _same_request(existing: ExecutionRecord, workflow_id: int, key: str) -> ExecutionRecord:
@@ -193,8 +188,9 @@ class Coordinator:
         run = self._run(run_id)
         if run is None:
             return False
-        with self.unit(run.execution_id, actor) as unit:
-            return steps.fire_timer(unit, unit.runs.run(run_id) or run)
+        return self.decide(
+            run.execution_id, actor, lambda unit: steps.fire_timer(unit, unit.runs.find(run_id) or run)
+        )
 
     # recovery, driven by the reconciler
 
@@ -202,19 +198,25 @@ class Coordinator:
         run = self._run(run_id)
         if run is None:
             return False
-        with self.unit(run.execution_id, actor) as unit:
+
+        def recover(unit: Unit) -> bool:
             unit.carrier = unit.graph.has_siblings(run.step_name)  # it hands on for the lost branch
-            fresh = unit.runs.run(run_id)
+            fresh = unit.runs.find(run_id)
             return fresh is not None and steps.recover_lost(unit, fresh, self.settings.max_worker_losses)
+
+        return self.decide(run.execution_id, actor, recover)
 
     def time_out(self, run_id: int, actor: str = "reconciler") -> bool:
         run = self._run(run_id)
         if run is None:
             return False
-        with self.unit(run.execution_id, actor) as unit:
+
+        def end(unit: Unit) -> bool:
             unit.carrier = unit.graph.has_siblings(run.step_name)  # it hands on for the branch
-            fresh = unit.runs.run(run_id)
+            fresh = unit.runs.find(run_id)
             return fresh is not None and steps.time_out(unit, fresh)
+
+        return self.decide(run.execution_id, actor, end)
 
     def republish(self, runs: Sequence[StepRunRecord]) -> int:
         """Publish again runs whose message is overdue or was never sent."""
@@ -231,7 +233,8 @@ class Coordinator:
 
     def repair(self, execution_id: str, actor: str = "reconciler") -> bool:
         """Re-plan an execution that has nothing running and nothing waiting, from its runs."""
-        with self.unit(execution_id, actor) as unit:
+
+        def replan(unit: Unit) -> bool:
             if unit.status != E.RUNNING:
                 return False
             current = unit.recount()
@@ -242,6 +245,8 @@ class Coordinator:
             unit.settle()
             return changed or unit.status != E.RUNNING
 
+        return self.decide(execution_id, actor, replan)
+
     def _run(self, run_id: int) -> StepRunRecord | None:
         with self.store.transaction() as tx:
             return tx.run(run_id)
@@ -251,28 +256,23 @@ class Coordinator:
     def pause(
         self, execution_id: str, actor: str, owner_id: int | None = None, reason: str | None = None
     ) -> None:
-        with self.unit(execution_id, actor, owner_id) as unit:
-            control.pause(unit, reason)
+        self.decide(execution_id, actor, lambda unit: control.pause(unit, reason), owner_id)
 
     def resume(self, execution_id: str, actor: str, owner_id: int | None = None) -> None:
-        with self.unit(execution_id, actor, owner_id) as unit:
-            control.resume(unit)
+        self.decide(execution_id, actor, control.resume, owner_id)
 
     def cancel(
         self, execution_id: str, actor: str, owner_id: int | None = None, reason: str | None = None
     ) -> None:
-        with self.unit(execution_id, actor, owner_id) as unit:
-            control.cancel(unit, reason)
+        self.decide(execution_id, actor, lambda unit: control.cancel(unit, reason), owner_id)
 
     def retry(
         self, execution_id: str, actor: str, owner_id: int | None = None, from_step: str | None = None
     ) -> list[str]:
-        with self.unit(execution_id, actor, owner_id) as unit:
-            return control.retry(unit, from_step)
+        return self.decide(execution_id, actor, lambda unit: control.retry(unit, from_step), owner_id)
 
     def next_step(self, execution_id: str, actor: str, owner_id: int | None = None) -> str:
-        with self.unit(execution_id, actor, owner_id) as unit:
-            return control.next_step(unit)
+        return self.decide(execution_id, actor, control.next_step, owner_id)
 
     def complete_step(
         self,
@@ -283,5 +283,6 @@ class Coordinator:
         owner_id: int | None = None,
         role: str | None = None,
     ) -> None:
-        with self.unit(execution_id, actor, owner_id) as unit:
-            control.complete_step(unit, step, data, actor, role)
+        self.decide(
+            execution_id, actor, lambda unit: control.complete_step(unit, step, data, actor, role), owner_id
+        )

@@ -8,16 +8,28 @@ from typing import Any
 from workflow_engine.coordinator.dispatch import task_id
 from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
 from workflow_engine.coordinator.unit import Unit
+from workflow_engine.core import planner
 from workflow_engine.core.retry import FailureKind
-from workflow_engine.core.states import StepStatus
+from workflow_engine.core.states import ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import StepDefinition, StepType
 from workflow_engine.store.records import StepRunRecord
 
+E = ExecutionStatus
 S = StepStatus
 WORKER_LOST = "worker_lost"
 TIMEOUT = "timeout"
 TIMER_TOLERANCE = timedelta(seconds=1)
 DISCARDED = "discarded"
+
+
+def begin(unit: Unit) -> None:
+    """A new execution: it runs, and its first steps open."""
+    record = unit.record
+    reason = f"{record.workflow_name} {record.workflow_version}, mode {record.mode}"
+    unit.event(None, None, None, E.INITIALIZED, reason)
+    unit.transition(E.RUNNING, "started")
+    unit.open(planner.start(unit.graph).ready)
+    unit.settle()
 
 
 def attempt_values(outcome: Outcome, now: datetime) -> tuple[str, dict[str, Any]]:
@@ -70,7 +82,7 @@ def _after_failure(unit: Unit, step: StepDefinition, attempt: int, failure: Fail
 def _may_retry(unit: Unit, step: StepDefinition, attempt: int) -> bool:
     """The budget counts this step's failed attempts since it was last reset by an operator's
     retry; attempts lost with their worker do not use it up."""
-    failures, lost = unit.runs.failed_attempts(unit.id, step.name, WORKER_LOST)
+    failures, lost = unit.runs.failures(step.name, WORKER_LOST)
     return step.retry.allows_another(failures - lost)
 
 
@@ -83,7 +95,7 @@ def fire_timer(unit: Unit, run: StepRunRecord) -> bool:
         return False
     output = {"fired_at": unit.now.isoformat()}
     values = {"status": S.SUCCEEDED, "output": output, "finished_at": unit.now}
-    if not unit.runs.update_run(run.id, values, expect=(S.WAITING,)):
+    if not unit.runs.update(run.id, values, (S.WAITING,)):
         return False
     unit.count(StepType.TIMER, S.WAITING, S.SUCCEEDED)
     unit.event(run.step_name, run.attempt, S.WAITING, S.SUCCEEDED, "timer fired")
@@ -98,7 +110,7 @@ def recover_lost(unit: Unit, run: StepRunRecord, max_losses: int) -> bool:
     if not _end_running(unit, run, WORKER_LOST, message):
         return False
     step = unit.definition.step(run.step_name)
-    _, losses = unit.runs.failed_attempts(unit.id, step.name, WORKER_LOST)
+    _, losses = unit.runs.failures(step.name, WORKER_LOST)
     if losses < max_losses:
         unit.rerun(step, run.attempt, f"attempt {run.attempt} lost with its worker")
     else:
@@ -135,7 +147,7 @@ def _end_running(unit: Unit, run: StepRunRecord, error_type: str, message: str) 
         "finished_at": unit.now,
         "duration_ms": _elapsed_ms(unit, run),
     }
-    if not unit.runs.update_run(run.id, values, expect=(S.RUNNING,)):
+    if not unit.runs.update(run.id, values, (S.RUNNING,)):
         return False
     unit.count(run.step_type, S.RUNNING, S.FAILED)
     details = {"step": run.step_name, "type": error_type, "message": message, "code": None}

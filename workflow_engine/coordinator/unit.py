@@ -1,17 +1,20 @@
-"""A unit of work: one transaction over one locked execution.
+"""A decision about one execution, made from plain data.
 
-Everything the coordinator decides about an execution happens on a :class:`Unit`: it applies
-execution transitions (through the state machine), records step runs and events, keeps the
-execution's counters, asks the planner what comes next, and collects the messages to publish
-and the tasks to revoke once the transaction has committed (the outbox: the runs are written
-before anything is published, so a crash in between loses nothing).
+Everything the coordinator decides about an execution is decided on a :class:`Unit`: it applies
+execution transitions (through the state machine), creates and changes step runs, records
+events, keeps the execution's counters and join barriers, asks the planner what comes next, and
+says what to publish and which tasks to revoke once the changes are committed (the outbox). It
+does no I/O: it decides from :class:`~workflow_engine.coordinator.facts.Facts` and raises
+:class:`~workflow_engine.coordinator.facts.Missing` for what it was not given;
+:mod:`workflow_engine.coordinator.deciding` loads, decides again, and hands the changes to the
+store.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +22,7 @@ from typing import Any
 from workflow_engine.coordinator import delivery
 from workflow_engine.coordinator.delivery import RUN_IN_PLACE
 from workflow_engine.coordinator.dispatch import Dispatch, task_id
+from workflow_engine.coordinator.facts import ATTEMPTS, Facts, Missing, Runs, Tuning
 from workflow_engine.coordinator.runs import (
     bucket,
     counters_of,
@@ -40,30 +44,29 @@ from workflow_engine.core.states import (
 )
 from workflow_engine.definitions.model import StepDefinition, StepType, WorkflowDefinition
 from workflow_engine.errors import ExpressionError
-from workflow_engine.settings import Settings
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
-from workflow_engine.store.transaction import Tx, event_row, in_place
+from workflow_engine.store.rows import event_row, in_place
 
 log = logging.getLogger(__name__)
+
 
 E = ExecutionStatus
 S = StepStatus
 
 
 class Unit:
-    """One execution under lock; decisions accumulate, :meth:`save` writes them in one go."""
+    """One decision about one execution: its changes accumulate, and are written in one go."""
 
     def __init__(
         self,
-        tx: Tx,
-        record: ExecutionRecord,
+        facts: Facts,
         definition: WorkflowDefinition,
-        settings: Settings,
+        settings: Tuning,
         actor: str,
         rng: random.Random | None = None,
     ) -> None:
-        self.tx = tx
-        self.record = record
+        self.facts = facts
+        self.record = record = facts.record
         self.definition = definition
         self.graph = definition.graph
         self.settings = settings
@@ -83,15 +86,16 @@ class Unit:
         self.revocations: list[tuple[str, bool]] = []
         self.known_outputs: dict[str, Any] = {}
         self.budget = Budget()  # shared by every expression this unit evaluates
-        self._pending: list[dict[str, Any]] = []  # new runs, written by flush() or save()
+        self.new: list[dict[str, Any]] = []  # the runs this decision creates
+        self.runs = Runs(facts, self.new)  # the execution's runs as this decision leaves them
         self.dirty = False
         # set by a worker that can run the next step in place (see hand_out)
         self.inline: tuple[str, str | None] | None = None  # (worker, carrier task id)
-        # steps the live workers run at once (0: unknown, so nothing is carried); asked only
-        # of a unit that opens more than one step
-        self.capacity: Callable[[], int] = lambda: 0
         self.carrier = False  # the step reporting is a branch whose siblings may be carried
         self.continued: tuple[int, dict[str, Any]] | None = None
+        # a carried sibling to take once the changes are applied: (worker, carrier task id) to
+        # run it in place, (None, None) to publish it
+        self.take: tuple[str | None, str | None] | None = None
         self.written: dict[str, Any] | None = None  # what save() wrote to the execution's row
 
     @property
@@ -100,31 +104,21 @@ class Unit:
 
     @property
     def now(self) -> datetime:
-        return self.tx.now
+        return self.facts.now
 
     @property
     def step_mode(self) -> bool:
         return self.record.mode == ExecutionMode.STEP
 
-    @property
-    def runs(self) -> Tx:
-        """The transaction, for reading or changing existing runs: new runs are written first."""
-        self.flush()
-        return self.tx
-
     def add_run(self, row: dict[str, Any]) -> None:
-        """Record a new run; it is written with the rest of the unit (one statement on PostgreSQL)."""
-        self._pending.append(row)
+        """Create a run; it is written with the rest of the unit (one statement on PostgreSQL)."""
+        self.new.append(row)
         self.dirty = True
 
-    def flush(self) -> None:
-        if self._pending:
-            rows, self._pending = self._pending, []
-            self._inserted(rows, self.tx.insert_runs(rows))
-
-    def _inserted(self, rows: Sequence[dict[str, Any]], ids: Sequence[int]) -> None:
-        """Runs are in the outbox: those marked published go to the broker after the commit."""
-        for run_id, row in zip(ids, rows, strict=True):
+    def inserted(self, ids: Sequence[int]) -> None:
+        """The new runs are written under ``ids`` and are in the outbox: those marked published
+        go to the broker after the commit."""
+        for run_id, row in zip(ids, self.new, strict=True):
             if row["status"] == S.RUNNING:
                 self.continued = (run_id, row)
             elif row["published_at"] is not None and not row["carried"]:
@@ -170,7 +164,7 @@ class Unit:
 
     def recount(self) -> dict[str, StepRunRecord]:
         """Recompute the counters from the runs (after resets); the current run of each step."""
-        current = self.runs.current_runs(self.id)
+        current = self.runs.current()
         self.counts = counters_of(current.values())
         self.dirty = True
         return current
@@ -178,9 +172,15 @@ class Unit:
     # opening, skipping and resolving steps
 
     def _attempts(self, names: Sequence[str]) -> dict[str, int]:
-        if self.retries:
-            return self.runs.next_attempts(self.id, names)
-        return dict.fromkeys(names, 1)
+        """The attempt number each step's next run gets (1 for a step that never ran)."""
+        if not self.retries:
+            return dict.fromkeys(names, 1)
+        if self.facts.attempts is None:
+            raise Missing(ATTEMPTS)
+        latest = dict(self.facts.attempts)
+        for row in self.new:
+            latest[row["step_name"]] = max(latest.get(row["step_name"], 0), row["attempt"])
+        return {name: latest.get(name, 0) + 1 for name in names}
 
     def open(self, names: Sequence[str], reason: str | None = None) -> None:
         """Create the next run of each step; agent steps go to the outbox unless held back."""
@@ -320,8 +320,10 @@ class Unit:
         for expression in expressions:
             refs |= expression.step_refs
             dynamic = dynamic or expression.dynamic_step_refs
-        missing = None if dynamic else refs - self.known_outputs.keys()
-        loaded = self.tx.outputs(self.id, missing) if missing is None or missing else {}
+        missing = refs - self.known_outputs.keys()
+        loaded = dict(self.facts.all_outputs()) if dynamic else self.facts.output(missing)
+        # a step this decision resets has no output, unless it succeeded again in it
+        loaded = {name: value for name, value in loaded.items() if name not in self.runs.superseded}
         steps = (
             {name: None for name in refs}
             | loaded
@@ -381,7 +383,7 @@ class Unit:
     def close_open_runs(self, reason: str) -> None:
         """Cancel every open run: queued ones are revoked, running ones stopped."""
         values = {"status": S.CANCELLED, "finished_at": self.now, "carried": False}
-        closed = self.runs.update_runs(self.id, OPEN_STEP, values)
+        closed = self.runs.update_in(OPEN_STEP, values)
         for run in closed:
             self.count(run.step_type, run.status, S.CANCELLED)
             self.event(run.step_name, run.attempt, run.status, S.CANCELLED, reason)
@@ -402,7 +404,7 @@ class Unit:
                 self.complete()
             return
         if self.status == E.RUNNING and self.counts["active"] == 0:
-            waiting = self.runs.runs_in(self.id, (S.WAITING, S.PENDING))
+            waiting = self.runs.in_states((S.WAITING, S.PENDING))
             if waiting:
                 self.transition(E.WAITING, waiting_reason(waiting))
             else:
@@ -415,7 +417,7 @@ class Unit:
         unknown = [name for name in sinks if name not in self.known_outputs]
         outputs = {name: self.known_outputs[name] for name in sinks if name in self.known_outputs}
         if unknown:
-            outputs |= self.tx.outputs(self.id, unknown)
+            outputs |= self.facts.output(unknown)
         self.changes["output"] = {name: outputs[name] for name in sinks if name in outputs}
         self.transition(E.COMPLETED)
 
@@ -424,10 +426,10 @@ class Unit:
         if self.status != E.RUNNING:
             return
         decided = delivery.route(
-            [row for row in self._pending if row["published_at"] is not None],
+            [row for row in self.new if row["published_at"] is not None],
             lambda row: delivery.may_run_in_place(self.definition.step(row["step_name"]), row["status"]),
             inline=self.inline is not None,
-            capacity=self.capacity,
+            capacity=lambda: self.facts.capacity,
             carrying=bool(self.settings.inline_steps),
         )
         if decided.in_place is not None:
@@ -447,19 +449,20 @@ class Unit:
     def take_carried(self) -> None:
         """A branch of a fan-out reported: hand on one of its carried siblings, if any is left
         (:func:`~workflow_engine.coordinator.delivery.hand_on`). Not when this unit carried runs
-        itself: the fan-out's own messages carry those."""
-        carrier = (
-            self.carrier and self.status == E.RUNNING and not any(row["carried"] for row in self._pending)
-        )
-        busy = self.continued is not None or any(row["status"] == S.RUNNING for row in self._pending)
+        itself: the fan-out's own messages carry those. Which sibling is the store's to find
+        (:meth:`took` hears which)."""
+        carrier = self.carrier and self.status == E.RUNNING and not any(row["carried"] for row in self.new)
+        busy = self.continued is not None or any(row["status"] == S.RUNNING for row in self.new)
         how = delivery.hand_on(carrier, inline=self.inline is not None, busy=busy)
-        if how is None:
-            return
-        worker, carrier_task = self.inline if how == "run" and self.inline is not None else (None, None)
-        taken = self.tx.take_carried(self.id, worker, carrier_task, self.record.input)
-        if taken is None:
+        if how is not None:
+            self.take = self.inline if how == "run" and self.inline is not None else (None, None)
+
+    def took(self, taken: tuple[int, dict[str, Any]] | None) -> None:
+        """The store took the carried run ``taken`` (id and row) as :attr:`take` said, or none."""
+        if taken is None or self.take is None:
             return
         run_id, row = taken
+        worker = self.take[0]
         if worker is None:
             step = self.definition.step(row["step_name"])
             self.dispatches.append(self._dispatch(run_id, step, row["attempt"], None))
@@ -467,13 +470,16 @@ class Unit:
         self.continued = (run_id, row)
         self._in_place_event(row, worker)
 
-    def save(self, last: bool = False) -> None:
-        """Write everything decided; ``last`` when nothing else runs in the transaction after."""
+    def conclude(self) -> None:
+        """The decision is made: how its new runs reach the workers, and what is handed on."""
         self.hand_out()
         self.take_carried()
+
+    def row_values(self) -> dict[str, Any] | None:
+        """The execution's row as the decision leaves it (None: nothing to write)."""
         if not self.dirty and not self.changes:
-            return
-        values = {
+            return None
+        self.written = {
             "status": self.status,
             "active_steps": self.counts["active"],
             "waiting_steps": self.counts["waiting"],
@@ -482,9 +488,7 @@ class Unit:
             "updated_at": self.now,
             **self.changes,
         }
-        rows, self._pending = self._pending, []
-        self._inserted(rows, self.tx.write(self.id, values, rows, self.events, last=last))
-        self.written = values
+        return self.written
 
     def saved_record(self) -> ExecutionRecord | None:
         """The execution's row as :meth:`save` left it (None if it wrote nothing)."""

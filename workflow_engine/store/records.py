@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy.engine import Row
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Row
 
 from workflow_engine.core.planner import percent_complete
 

@@ -18,7 +18,7 @@ from workflow_engine.definitions.model import StepType
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import StepRunRecord, from_row
 from workflow_engine.store.repository import Store
-from workflow_engine.store.transaction import event_row
+from workflow_engine.store.rows import event_row
 
 S = StepStatus
 BATCH = 500

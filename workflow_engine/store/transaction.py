@@ -19,6 +19,7 @@ from workflow_engine.core.states import StepStatus, check_step_update
 from workflow_engine.store import postgres
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord, from_row
+from workflow_engine.store.rows import in_place
 
 EVENTS_CHANNEL = postgres.CHANNEL
 
@@ -60,45 +61,6 @@ _CLAIM_COLUMNS = (
     t.executions.c.metadata.label("execution_metadata"),
     t.executions.c.retries,
 )
-
-
-def event_row(
-    execution_id: str,
-    step_name: str | None,
-    attempt: int | None,
-    from_status: str | None,
-    to_status: str,
-    actor: str,
-    created_at: datetime,
-    reason: str | None = None,
-    details: Any = None,
-) -> dict[str, Any]:
-    """One row of the events table: a transition, or a repair, of an execution or a step."""
-    return {
-        "execution_id": execution_id,
-        "step_name": step_name,
-        "attempt": attempt,
-        "from_status": from_status,
-        "to_status": str(to_status),
-        "actor": actor,
-        "reason": reason,
-        "details": details,
-        "created_at": created_at,
-    }
-
-
-def in_place(worker: str, task_id: str | None, execution_input: Any, now: datetime) -> dict[str, Any]:
-    """What a run taken to run in place by ``worker`` (in the Celery task ``task_id``) is set to;
-    it has no message of its own (``FINISH_COUNTED`` in store.postgres sets the same in SQL)."""
-    return {
-        "status": StepStatus.RUNNING,
-        "worker": worker,
-        "task_id": task_id,
-        "input": execution_input,
-        "published_at": None,
-        "started_at": now,
-        "heartbeat_at": now,
-    }
 
 
 def latest_checkpoint(connection: Connection, execution_id: str, step_name: str) -> Any:
@@ -244,30 +206,42 @@ class Tx:
         self, run_id: int, values: Mapping[str, Any], expect: Collection[str], worker: str | None = None
     ) -> bool:
         """Apply ``values`` if the run is still in one of the ``expect`` states (and ``worker``'s)."""
-        if "status" in values:
-            check_step_update(expect, values["status"])
-        r = t.step_runs
-        conditions = [r.c.id == run_id, r.c.status.in_(list(expect)), r.c.superseded.is_(False)]
-        if worker is not None:
-            conditions.append(r.c.worker == worker)
-        result = self.execute(sa.update(r).where(*conditions).values(dict(values)))
-        return bool(result.rowcount == 1)
+        return self.update_runs_by_id([run_id], values, expect, worker)
 
-    def runs_in(
-        self, execution_id: str, statuses: Collection[str], lock: bool = False
-    ) -> list[StepRunRecord]:
-        """The current runs of an execution in one of ``statuses``, oldest first."""
+    def live_runs(self, execution_id: str) -> list[StepRunRecord]:
+        """Every run of an execution not superseded, oldest first, locked until the transaction
+        ends (a decision changes them as it read them)."""
         r = t.step_runs
         query = (
             sa.select(r)
-            .where(
-                r.c.execution_id == execution_id, r.c.status.in_(list(statuses)), r.c.superseded.is_(False)
-            )
+            .where(r.c.execution_id == execution_id, r.c.superseded.is_(False))
             .order_by(r.c.queued_at, r.c.id)
         )
-        if lock:
+        if self.postgres:
             query = query.with_for_update()
         return [from_row(StepRunRecord, row) for row in self.execute(query)]
+
+    def update_runs_by_id(
+        self,
+        run_ids: Collection[int],
+        values: Mapping[str, Any],
+        expect: Collection[str],
+        worker: str | None = None,
+    ) -> bool:
+        """Apply ``values`` to the runs, each of which must be in one of the ``expect`` states
+        (and ``worker``'s): whether every one of them was."""
+        if "status" in values:
+            check_step_update(expect, values["status"])
+        r = t.step_runs
+        conditions: list[sa.ColumnElement[bool]] = [
+            r.c.id.in_(list(run_ids)),
+            r.c.status.in_(list(expect)),
+            r.c.superseded.is_(False),
+        ]
+        if worker is not None:
+            conditions.append(r.c.worker == worker)
+        result = self.execute(sa.update(r).where(*conditions).values(dict(values)))
+        return bool(result.rowcount == len(run_ids))
 
     def take_carried(
         self, execution_id: str, worker: str | None, task_id: str | None, execution_input: Any
@@ -295,19 +269,6 @@ class Tx:
         row = {"step_name": found.step_name, "attempt": found.attempt, "queued_at": found.queued_at}
         return found.id, {**row, "worker": worker, "started_at": self.now}
 
-    def update_runs(
-        self, execution_id: str, expect: Collection[str], values: Mapping[str, Any]
-    ) -> list[StepRunRecord]:
-        """Apply ``values`` to every current run of an execution in one of the ``expect`` states;
-        the runs as they were before."""
-        if "status" in values:
-            check_step_update(expect, values["status"])
-        before = self.runs_in(execution_id, expect, lock=True)
-        if before:
-            r = t.step_runs
-            self.execute(sa.update(r).where(r.c.id.in_([run.id for run in before])).values(dict(values)))
-        return before
-
     def unpublish(self, run_ids: Sequence[int]) -> None:
         """Their messages never reached the broker: the reconciler publishes them again."""
         self.execute(sa.update(t.step_runs).where(t.step_runs.c.id.in_(run_ids)).values(published_at=None))
@@ -325,16 +286,6 @@ class Tx:
         row = self.execute(sa.select(t.step_runs).where(t.step_runs.c.id == run_id)).first()
         return None if row is None else from_row(StepRunRecord, row)
 
-    def current_runs(self, execution_id: str) -> dict[str, StepRunRecord]:
-        """The latest attempt of each step that has one (retries reset steps by superseding)."""
-        r = t.step_runs
-        query = (
-            sa.select(r)
-            .where(r.c.execution_id == execution_id, r.c.superseded.is_(False))
-            .order_by(r.c.step_name, r.c.attempt)
-        )
-        return {row.step_name: from_row(StepRunRecord, row) for row in self.execute(query)}
-
     def outputs(self, execution_id: str, names: Iterable[str] | None) -> dict[str, Any]:
         """Outputs of the given steps (all when None) whose current run succeeded."""
         r = t.step_runs
@@ -350,38 +301,14 @@ class Tx:
             query = query.where(r.c.step_name.in_(wanted))
         return {row.step_name: row.output for row in self.execute(query)}
 
-    def next_attempts(self, execution_id: str, names: Collection[str]) -> dict[str, int]:
-        """The attempt number each step's next run gets (1 for a step that never ran)."""
+    def latest_attempts(self, execution_id: str) -> dict[str, int]:
+        """The latest attempt number of each step of an execution that ran (reset ones too)."""
         r = t.step_runs
         latest = sa.func.max(r.c.attempt).label("latest")
         query = (
-            sa.select(r.c.step_name, latest)
-            .where(r.c.execution_id == execution_id, r.c.step_name.in_(list(names)))
-            .group_by(r.c.step_name)
+            sa.select(r.c.step_name, latest).where(r.c.execution_id == execution_id).group_by(r.c.step_name)
         )
-        found = {row.step_name: int(row.latest) for row in self.execute(query)}
-        return {name: found.get(name, 0) + 1 for name in names}
-
-    def count_runs(self, execution_id: str, status: str) -> int:
-        r = t.step_runs
-        query = sa.select(sa.func.count()).where(
-            r.c.execution_id == execution_id, r.c.status == status, r.c.superseded.is_(False)
-        )
-        return int(self.execute(query).scalar_one())
-
-    def failed_attempts(self, execution_id: str, step_name: str, lost: str) -> tuple[int, int]:
-        """Failed attempts of a step since it was last reset: (failures, of which lost with their
-        worker, whose error type is ``lost``)."""
-        r = t.step_runs
-        losses = sa.func.count().filter(r.c.error_type == lost).label("losses")
-        query = sa.select(sa.func.count().label("failures"), losses).where(
-            r.c.execution_id == execution_id,
-            r.c.step_name == step_name,
-            r.c.superseded.is_(False),
-            r.c.status == StepStatus.FAILED,
-        )
-        row = self.execute(query).one()
-        return int(row.failures), int(row.losses)
+        return {row.step_name: int(row.latest) for row in self.execute(query)}
 
     def supersede(self, execution_id: str, names: Collection[str]) -> None:
         r = t.step_runs

@@ -1,0 +1,76 @@
+"""Deciding inside a transaction: load what a decision asks for, then apply what it decided.
+
+:func:`decide` runs a decision (a function of a :class:`~workflow_engine.coordinator.unit.Unit`)
+from the facts at hand; each time it raises :class:`~workflow_engine.coordinator.facts.Missing`,
+the facts it names are read in the transaction and the decision starts again on a fresh unit.
+:func:`apply` hands the decided changes to the store, in the order the decision assumed: runs
+changed, runs superseded, a carried sibling taken, then the new runs, the execution's row and
+the events (one statement on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from workflow_engine.coordinator.facts import ATTEMPTS, OUTPUTS, RUNS, Facts, Missing
+from workflow_engine.coordinator.unit import Unit
+from workflow_engine.errors import StoreError
+from workflow_engine.store.transaction import Tx
+
+T = TypeVar("T")
+_ROUNDS = 8  # outputs, runs and attempts: a decision asks for each at most twice
+
+
+def decide(
+    facts: Facts,
+    make: Callable[[Facts, random.Random], Unit],
+    act: Callable[[Unit], T],
+    load: Callable[[Missing], Any],
+    seed: int,
+) -> tuple[Unit, T]:
+    """The unit ``act`` decided on, from ``facts`` and what ``load`` adds, and what it returned.
+    Every round draws the same random numbers (``seed``), so a retry's backoff does not change
+    with the facts the decision had to ask for."""
+    for _ in range(_ROUNDS):
+        unit = make(facts, random.Random(seed))
+        try:
+            result = act(unit)
+            unit.conclude()
+        except Missing as missing:
+            facts = facts.loaded(missing, load)
+            continue
+        return unit, result
+    raise AssertionError(f"a decision on {facts.record.id} kept asking for facts")
+
+
+def loader(tx: Tx, execution_id: str) -> Callable[[Missing], Any]:
+    """How ``tx`` reads what a decision on ``execution_id`` asks for. The runs are locked: a
+    worker cannot claim a run the decision holds back or cancels."""
+
+    def load(missing: Missing) -> Any:
+        if missing.what == OUTPUTS:
+            return tx.outputs(execution_id, missing.names)
+        if missing.what == RUNS:
+            return tx.live_runs(execution_id)
+        assert missing.what == ATTEMPTS, missing.what
+        return tx.latest_attempts(execution_id)
+
+    return load
+
+
+def apply(tx: Tx, unit: Unit, last: bool = False) -> None:
+    """Write what ``unit`` decided; ``last`` when nothing else runs in the transaction after."""
+    for change in unit.runs.changes:
+        if not tx.update_runs_by_id(change.ids, change.values, change.expect):
+            # the runs were read locked: only a bug can get here
+            raise StoreError(f"runs of {unit.id} changed under the execution's lock")
+    if unit.runs.superseded:
+        tx.supersede(unit.id, unit.runs.superseded)
+    if unit.take is not None:
+        worker, task = unit.take
+        unit.took(tx.take_carried(unit.id, worker, task, unit.record.input))
+    values = unit.row_values()
+    if values is not None:
+        unit.inserted(tx.write(unit.id, values, unit.new, unit.events, last=last))

@@ -1,0 +1,181 @@
+"""What a decision knows about an execution, as plain data, and how it asks for more.
+
+A :class:`~workflow_engine.coordinator.unit.Unit` decides from :class:`Facts` alone. The caller
+loads as little as it can (the execution's row; a worker's next outcome brings even that with
+it), and a decision that needs more raises :class:`Missing`, naming what: the caller loads it
+and decides again from the start (deciding is pure, so a second time gives the same changes).
+A path that cannot load, such as an outcome recorded in one round trip, takes a :class:`Missing`
+as "decide this under the lock".
+
+:class:`Runs` is the runs of the execution as the decision has left them so far: the loaded
+ones with its changes applied, and the runs it creates, under provisional (negative) ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from workflow_engine.core.states import StepStatus, check_step_update
+from workflow_engine.store.records import ExecutionRecord, StepRunRecord
+
+OUTPUTS, RUNS, ATTEMPTS = "outputs", "runs", "attempts"
+_RECORD_FIELDS = frozenset(f.name for f in fields(StepRunRecord))
+
+
+class Tuning(Protocol):
+    """The settings a decision follows (:class:`~workflow_engine.settings.Settings` has them)."""
+
+    @property
+    def eta_horizon(self) -> float: ...  # publish with an ETA only this far ahead (seconds)
+    @property
+    def inline_steps(self) -> int: ...  # 0: no step runs in place, nor is carried
+
+
+class Missing(Exception):
+    """The decision needs facts it was not given: ``what`` (outputs, runs or attempts), and
+    for outputs the steps whose outputs (None: every step's)."""
+
+    def __init__(self, what: str, names: frozenset[str] | None = None) -> None:
+        super().__init__(what if names is None else f"{what} of {', '.join(sorted(names))}")
+        self.what = what
+        self.names = names
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What is known of one execution when a decision starts.
+
+    ``outputs`` holds the outputs of the steps in ``outputs_of`` (None: of every step) whose
+    current run succeeded; ``runs`` every run not superseded, oldest first; ``attempts`` the
+    latest attempt number of each step that ran (superseded runs included); ``capacity`` how many
+    steps the live workers run at once (0: unknown).
+    """
+
+    now: datetime
+    record: ExecutionRecord
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    outputs_of: frozenset[str] | None = frozenset()
+    runs: tuple[StepRunRecord, ...] | None = None
+    attempts: Mapping[str, int] | None = None
+    capacity: int = 0
+
+    def output(self, names: Collection[str]) -> dict[str, Any]:
+        """The outputs of those of ``names`` whose current run succeeded."""
+        if self.outputs_of is not None and not set(names) <= self.outputs_of:
+            raise Missing(OUTPUTS, frozenset(names) - self.outputs_of)
+        return {name: self.outputs[name] for name in names if name in self.outputs}
+
+    def all_outputs(self) -> Mapping[str, Any]:
+        if self.outputs_of is not None:
+            raise Missing(OUTPUTS)
+        return self.outputs
+
+    def loaded(self, missing: Missing, load: Callable[[Missing], Any]) -> Facts:
+        """These facts with what ``missing`` asked for, as ``load`` gives it."""
+        found = load(missing)
+        if missing.what == OUTPUTS:
+            if missing.names is None:
+                return replace(self, outputs=dict(found), outputs_of=None)
+            known = (self.outputs_of or frozenset()) | missing.names
+            return replace(self, outputs={**self.outputs, **found}, outputs_of=known)
+        if missing.what == RUNS:
+            return replace(self, runs=tuple(found))
+        assert missing.what == ATTEMPTS, missing.what
+        return replace(self, attempts=dict(found))
+
+
+def provisional(row: Mapping[str, Any], index: int) -> StepRunRecord:
+    """A run the decision creates, as a record under the provisional id ``-(index + 1)``."""
+    values: dict[str, Any] = {name: row.get(name) for name in _RECORD_FIELDS}
+    values.update(id=-(index + 1), superseded=False)
+    return StepRunRecord(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class RunChange:
+    """``values`` set on the runs ``ids``, each of which must still be in one of ``expect``."""
+
+    ids: tuple[int, ...]
+    values: Mapping[str, Any]
+    expect: tuple[str, ...]
+
+
+class Runs:
+    """The execution's runs as the decision leaves them (see the module's docstring)."""
+
+    def __init__(self, facts: Facts, new: list[dict[str, Any]]) -> None:
+        self._facts = facts
+        self._loaded: dict[int, StepRunRecord] | None = None
+        self.new = new  # the rows of the runs this decision creates, in order
+        self.changes: list[RunChange] = []
+        self.superseded: set[str] = set()  # steps whose runs this decision supersedes
+
+    def _existing(self) -> dict[int, StepRunRecord]:
+        if self._loaded is None:
+            if self._facts.runs is None:
+                raise Missing(RUNS)
+            self._loaded = {run.id: run for run in self._facts.runs}
+        return self._loaded
+
+    def live(self) -> list[StepRunRecord]:
+        """Every run not superseded, oldest first (the runs this decision creates last)."""
+        existing = sorted(self._existing().values(), key=lambda run: (run.queued_at, run.id))
+        return existing + [provisional(row, index) for index, row in enumerate(self.new)]
+
+    def current(self) -> dict[str, StepRunRecord]:
+        """The latest attempt of each step that has one."""
+        return {run.step_name: run for run in sorted(self.live(), key=lambda run: run.attempt)}
+
+    def find(self, run_id: int) -> StepRunRecord | None:
+        return next((run for run in self.live() if run.id == run_id), None)
+
+    def in_states(self, statuses: Collection[str]) -> list[StepRunRecord]:
+        return [run for run in self.live() if run.status in statuses]
+
+    def failures(self, step: str, lost: str) -> tuple[int, int]:
+        """Failed attempts of ``step`` since it was last reset, and of them those ``lost``."""
+        failed = [run for run in self.live() if run.step_name == step and run.status == StepStatus.FAILED]
+        return len(failed), sum(run.error_type == lost for run in failed)
+
+    def update(self, run_id: int, values: Mapping[str, Any], expect: Collection[str]) -> bool:
+        """Set ``values`` on the run if it is in one of ``expect``: whether it was."""
+        return bool(self.update_all([run_id], values, expect))
+
+    def update_all(
+        self, run_ids: Iterable[int], values: Mapping[str, Any], expect: Collection[str]
+    ) -> list[StepRunRecord]:
+        """Set ``values`` on those of the runs in one of ``expect``; those runs as they were."""
+        if "status" in values:
+            check_step_update(expect, values["status"])
+        before: list[StepRunRecord] = []
+        stored: list[int] = []
+        for run_id in run_ids:
+            if run_id < 0:
+                row = self.new[-run_id - 1]
+                if row["status"] in expect:
+                    before.append(provisional(row, -run_id - 1))
+                    row.update(values)
+                continue
+            existing = self._existing()
+            run = existing.get(run_id)
+            if run is not None and run.status in expect:
+                before.append(run)
+                existing[run_id] = replace(run, **{k: v for k, v in values.items() if k in _RECORD_FIELDS})
+                stored.append(run_id)
+        if stored:
+            self.changes.append(RunChange(tuple(stored), dict(values), tuple(expect)))
+        return before
+
+    def update_in(self, statuses: Collection[str], values: Mapping[str, Any]) -> list[StepRunRecord]:
+        """Set ``values`` on every run in one of ``statuses``; those runs as they were."""
+        return self.update_all([run.id for run in self.in_states(statuses)], values, statuses)
+
+    def supersede(self, steps: Collection[str]) -> None:
+        """The runs of ``steps`` so far are history: a retry starts them again."""
+        existing = self._existing()
+        for run_id in [run_id for run_id, run in existing.items() if run.step_name in steps]:
+            del existing[run_id]
+        self.superseded |= set(steps)

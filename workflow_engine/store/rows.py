@@ -1,0 +1,48 @@
+"""The rows a decision writes, as plain data: an event, and a run taken to run in place.
+No I/O: the decision builds them, the store writes them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from workflow_engine.core.states import StepStatus
+
+
+def event_row(
+    execution_id: str,
+    step_name: str | None,
+    attempt: int | None,
+    from_status: str | None,
+    to_status: str,
+    actor: str,
+    created_at: datetime,
+    reason: str | None = None,
+    details: Any = None,
+) -> dict[str, Any]:
+    """One row of the events table: a transition, or a repair, of an execution or a step."""
+    return {
+        "execution_id": execution_id,
+        "step_name": step_name,
+        "attempt": attempt,
+        "from_status": from_status,
+        "to_status": str(to_status),
+        "actor": actor,
+        "reason": reason,
+        "details": details,
+        "created_at": created_at,
+    }
+
+
+def in_place(worker: str, task_id: str | None, execution_input: Any, now: datetime) -> dict[str, Any]:
+    """What a run taken to run in place by ``worker`` (in the Celery task ``task_id``) is set to;
+    it has no message of its own (``FINISH_COUNTED`` in store.postgres sets the same in SQL)."""
+    return {
+        "status": StepStatus.RUNNING,
+        "worker": worker,
+        "task_id": task_id,
+        "input": execution_input,
+        "published_at": None,
+        "started_at": now,
+        "heartbeat_at": now,
+    }
