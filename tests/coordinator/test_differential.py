@@ -17,21 +17,30 @@ status and by the step it failed on being one bound to fail.)
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
+from types import SimpleNamespace
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from tests.support.harness import Harness
+from tests.support.model import Model
 from workflow_engine.agents import AgentContext
+from workflow_engine.coordinator import control
+from workflow_engine.coordinator.outcomes import Failure, Outcome, Success
+from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import planner
+from workflow_engine.core.retry import classify, error_type
 from workflow_engine.definitions import WorkflowBuilder
-from workflow_engine.errors import FatalError, TransientError
+from workflow_engine.errors import FatalError, InvalidOperation, InvalidTransition, TransientError
+from workflow_engine.worker.executor import describe
 
 EXAMPLES = int(os.environ.get("WFE_DIFFERENTIAL_EXAMPLES", "25"))
 OUTCOMES = ("ok", "transient", "fatal")
@@ -181,3 +190,174 @@ def test_the_fast_paths_end_where_the_locked_path_does(database_url: str, scenar
         plain.close()
     assert quick["status"] in ("completed", "failed"), (scenario, quick)
     assert comparable(quick, scenario) == comparable(locked, scenario), (scenario, quick, locked)
+
+
+VERBS = ("pause", "resume", "cancel", "retry")
+
+
+def outcome_of(scenario: Scenario) -> Callable[[str, int], Outcome]:
+    """What the scripted agent gives for an attempt, as the worker reports it."""
+    agent = scripted(scenario)
+
+    def outcome(step: str, attempt: int) -> Outcome:
+        try:
+            output = agent(SimpleNamespace(step_name=step, attempt=attempt))  # type: ignore[arg-type]
+        except Exception as error:
+            return Failure(classify(error), error_type(error), describe(error), 0)
+        return Success(output, 0)
+
+    return outcome
+
+
+def verb_on_coordinator(harness: Harness, execution_id: str, verb: str) -> str | None:
+    coordinator = harness.coordinator
+    act = {
+        "pause": lambda: coordinator.pause(execution_id, "ops"),
+        "resume": lambda: coordinator.resume(execution_id, "ops"),
+        "cancel": lambda: coordinator.cancel(execution_id, "ops"),
+        "retry": lambda: coordinator.retry(execution_id, "ops"),
+    }[verb]
+    try:
+        act()
+    except (InvalidOperation, InvalidTransition) as refused:
+        return type(refused).__name__
+    return None
+
+
+def verb_on_model(model: Model, verb: str) -> str | None:
+    act: Callable[[Unit], Any] = {
+        "pause": control.pause,
+        "resume": control.resume,
+        "cancel": control.cancel,
+        "retry": control.retry,
+    }[verb]
+    try:
+        model.decide("ops", act)
+    except (InvalidOperation, InvalidTransition) as refused:
+        return type(refused).__name__
+    return None
+
+
+def drive(
+    verbs: list[tuple[int, str]], deliver: Callable[[], bool], verb: Callable[[str], str | None]
+) -> list[str | None]:
+    """Deliver messages in the scenario's order, applying ``verbs`` (after how many deliveries,
+    which) on the way. Once nothing is left to deliver, a paused execution is resumed and a
+    failed one retried, once. What became of each verb (None: applied, or what refused it)."""
+    said: list[str | None] = []
+    pending = sorted(verbs)
+    retried = False
+    for delivered in range(10_000):
+        while pending and pending[0][0] <= delivered:
+            said.append(verb(pending.pop(0)[1]))
+        if deliver() or pending:
+            continue
+        said.append(verb("resume"))
+        if said[-1] is None:
+            continue
+        if retried:
+            break
+        retried = True
+        said.append(verb("retry"))
+    return said
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    derandomize=not os.environ.get("WFE_DIFFERENTIAL_EXAMPLES"),
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(
+    scenario=scenarios(),
+    verbs=st.lists(st.tuples(st.integers(0, 6), st.sampled_from(VERBS)), max_size=4),
+)
+def test_the_store_records_what_the_core_alone_predicts(
+    database_url: str, scenario: Scenario, verbs: list[tuple[int, str]]
+) -> None:
+    """The same deliveries and operators' verbs, through the coordinator on a real store and
+    through the decision core alone on dictionaries (:mod:`tests.support.model`): the same
+    execution, the same runs and the same history, event for event."""
+    name = f"core-{next(_NAMES)}"
+    harness = Harness(database_url, inline_steps=0)
+    try:
+        with plain_paths(harness):
+            harness.agent("scripted", scripted(scenario))
+            definition = harness.register(build(name, scenario))
+            record = harness.start(name, input_data={"flag": scenario.flag})
+            model = Model(definition, harness.settings, harness.clock.now())
+            model.start({"flag": scenario.flag})
+            outcome = outcome_of(scenario)
+            shuffles = (random.Random(scenario.order_seed), random.Random(scenario.order_seed))
+
+            def deliver_real() -> bool:
+                harness.broker.queue.sort(key=lambda _: shuffles[0].random())
+                return harness.deliver_one()
+
+            def deliver_model() -> bool:
+                model.queue.sort(key=lambda _: shuffles[1].random())
+                return model.deliver_one(outcome)
+
+            real = drive(verbs, deliver_real, lambda v: verb_on_coordinator(harness, record.id, v))
+            predicted = drive(verbs, deliver_model, lambda v: verb_on_model(model, v))
+            stored = harness.store.get_execution(record.id)
+            runs = harness.runs(record.id)
+            events = harness.store.events(record.id)
+    finally:
+        harness.close()
+    assert model.record is not None
+    for (_, verb), refused in zip([*sorted(verbs), (0, "end")], real, strict=False):
+        event(f"{verb}: {refused or 'applied'}")
+    event(f"ended {stored.status}")
+    assert real == predicted
+    assert execution_state(stored) == execution_state(model.record), (scenario, verbs)
+    assert sorted(run_state(vars_of(run)) for run in runs) == sorted(
+        run_state(row) for row in model.runs.values()
+    )
+    assert [event_state(vars_of(event)) for event in events] == [event_state(event) for event in model.events]
+
+
+def vars_of(record: Any) -> dict[str, Any]:
+    return {f.name: getattr(record, f.name) for f in dataclass_fields(record)}
+
+
+def execution_state(record: Any) -> tuple[Any, ...]:
+    return (
+        record.status,
+        record.active_steps,
+        record.waiting_steps,
+        record.resolved_steps,
+        record.retries,
+        record.output,
+        record.barriers or None,
+        (record.error or {}).get("message"),
+    )
+
+
+def run_state(row: dict[str, Any]) -> tuple[Any, ...]:
+    keys = (
+        "step_name",
+        "attempt",
+        "status",
+        "superseded",
+        "output",
+        "error_type",
+        "error_message",
+        "not_before",
+    )
+    return tuple(canonical(row.get(key)) for key in keys)
+
+
+def event_state(event: dict[str, Any]) -> tuple[Any, ...]:
+    keys = ("step_name", "attempt", "from_status", "to_status", "actor", "reason", "details", "created_at")
+    return tuple(canonical(event.get(key)) for key in keys)
+
+
+def canonical(value: Any) -> str:
+    """A value as both sides can compare it (JSON documents whatever the order of their keys)."""
+    return json.dumps(value, sort_keys=True, default=str)

@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from workflow_engine.coordinator.facts import ATTEMPTS, OUTPUTS, RUNS, Facts, Missing
+from workflow_engine.coordinator.facts import ATTEMPTS, CAPACITY, OUTPUTS, RUNS, Facts, Missing
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.errors import StoreError
 from workflow_engine.store.transaction import Tx
@@ -45,11 +45,14 @@ def decide(
     raise AssertionError(f"a decision on {facts.record.id} kept asking for facts")
 
 
-def loader(tx: Tx, execution_id: str) -> Callable[[Missing], Any]:
-    """How ``tx`` reads what a decision on ``execution_id`` asks for. The runs are locked: a
-    worker cannot claim a run the decision holds back or cancels."""
+def loader(tx: Tx, execution_id: str, capacity: Callable[[], int] = lambda: 0) -> Callable[[Missing], Any]:
+    """How ``tx`` reads what a decision on ``execution_id`` asks for (``capacity`` tells the
+    workers' capacity). The runs are locked: a worker cannot claim a run the decision holds
+    back or cancels."""
 
     def load(missing: Missing) -> Any:
+        if missing.what == CAPACITY:
+            return capacity()
         if missing.what == OUTPUTS:
             return tx.outputs(execution_id, missing.names)
         if missing.what == RUNS:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from workflow_engine.core.states import StepStatus, check_step_update
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 
-OUTPUTS, RUNS, ATTEMPTS = "outputs", "runs", "attempts"
+OUTPUTS, RUNS, ATTEMPTS, CAPACITY = "outputs", "runs", "attempts", "capacity"
 _RECORD_FIELDS = frozenset(f.name for f in fields(StepRunRecord))
 
 
@@ -35,7 +35,7 @@ class Tuning(Protocol):
 
 
 class Missing(Exception):
-    """The decision needs facts it was not given: ``what`` (outputs, runs or attempts), and
+    """The decision needs facts it was not given: ``what`` (outputs, runs, attempts or capacity), and
     for outputs the steps whose outputs (None: every step's)."""
 
     def __init__(self, what: str, names: frozenset[str] | None = None) -> None:
@@ -51,7 +51,8 @@ class Facts:
     ``outputs`` holds the outputs of the steps in ``outputs_of`` (None: of every step) whose
     current run succeeded; ``runs`` every run not superseded, oldest first; ``attempts`` the
     latest attempt number of each step that ran (superseded runs included); ``capacity`` how many
-    steps the live workers run at once (0: unknown).
+    steps the live workers run at once (0: unknown; None: not asked yet, asked of a decision
+    that opens more than one step).
     """
 
     now: datetime
@@ -60,7 +61,12 @@ class Facts:
     outputs_of: frozenset[str] | None = frozenset()
     runs: tuple[StepRunRecord, ...] | None = None
     attempts: Mapping[str, int] | None = None
-    capacity: int = 0
+    capacity: int | None = 0
+
+    def workers_capacity(self) -> int:
+        if self.capacity is None:
+            raise Missing(CAPACITY)
+        return self.capacity
 
     def output(self, names: Collection[str]) -> dict[str, Any]:
         """The outputs of those of ``names`` whose current run succeeded."""
@@ -83,6 +89,8 @@ class Facts:
             return replace(self, outputs={**self.outputs, **found}, outputs_of=known)
         if missing.what == RUNS:
             return replace(self, runs=tuple(found))
+        if missing.what == CAPACITY:
+            return replace(self, capacity=int(found))
         assert missing.what == ATTEMPTS, missing.what
         return replace(self, attempts=dict(found))
 

@@ -25,7 +25,7 @@ from workflow_engine.coordinator import deciding, delivery, steps
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.delivery import RUN_IN_PLACE
 from workflow_engine.coordinator.dispatch import Dispatch
-from workflow_engine.coordinator.facts import Facts, Missing
+from workflow_engine.coordinator.facts import CAPACITY, Facts, Missing
 from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome, Success
 from workflow_engine.coordinator.unit import Unit
@@ -133,8 +133,8 @@ class Finishing:
             def act(unit: Unit) -> str:
                 return steps.after_attempt(unit, claim, outcome, status) if applied else steps.DISCARDED
 
-            facts = Facts(tx.now, record, capacity=self.capacity())
-            load = deciding.loader(tx, claim.execution_id)
+            facts = Facts(tx.now, record, capacity=None)
+            load = deciding.loader(tx, claim.execution_id, self.capacity)
             unit, result = deciding.decide(
                 facts, self._maker(claim, inline), act, load, self.rng.getrandbits(64)
             )
@@ -196,13 +196,19 @@ class Finishing:
             if plan is None:
                 return None
             status, values = steps.attempt_values(outcome, plan.now)
-            unit = self._maker(claim, inline)(
-                Facts(plan.now, claim.execution, capacity=self.capacity()),
-                random.Random(self.rng.getrandbits(64)),
-            )
+
+            def act(unit: Unit) -> str:
+                return steps.after_attempt(unit, claim, outcome, status)
+
+            def load(missing: Missing) -> Any:
+                if missing.what == CAPACITY:  # not from the database
+                    return self.capacity()
+                raise missing
+
+            facts = Facts(plan.now, claim.execution, capacity=None)
             try:
-                result = steps.after_attempt(unit, claim, outcome, status)
-                unit.conclude()
+                make, seed = self._maker(claim, inline), self.rng.getrandbits(64)
+                unit, result = deciding.decide(facts, make, act, load, seed)
             except Missing:
                 return None  # the decision reads the database: it is made under the lock
             row = unit.row_values()

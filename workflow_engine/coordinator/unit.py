@@ -429,7 +429,7 @@ class Unit:
             [row for row in self.new if row["published_at"] is not None],
             lambda row: delivery.may_run_in_place(self.definition.step(row["step_name"]), row["status"]),
             inline=self.inline is not None,
-            capacity=lambda: self.facts.capacity,
+            capacity=self.facts.workers_capacity,
             carrying=bool(self.settings.inline_steps),
         )
         if decided.in_place is not None:
