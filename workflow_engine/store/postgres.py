@@ -13,14 +13,15 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from workflow_engine.core.states import ExecutionMode, ExecutionStatus, StepStatus, sql_literal
+from workflow_engine.core.counting import COUNTING
+from workflow_engine.core.states import StepStatus, sql_literal
 from workflow_engine.store import schema as t
 from workflow_engine.store.prepared import Prepared
 from workflow_engine.store.records import ExecutionRecord, from_row
@@ -28,7 +29,6 @@ from workflow_engine.store.records import ExecutionRecord, from_row
 CHANNEL = "wfe_events"  # NOTIFY channel: "an execution has new events"
 E, R, V = t.executions.name, t.step_runs.name, t.events.name
 RUNNING, QUEUED = sql_literal(StepStatus.RUNNING), sql_literal(StepStatus.QUEUED)
-E_RUNNING, AUTO = sql_literal(ExecutionStatus.RUNNING), sql_literal(ExecutionMode.AUTO)
 
 # lock the execution (on condition `locked_if`), then record the outcome on its running run if
 # the CTE `gate` has a row; the run's values are named run_* as the execution's row has columns
@@ -189,8 +189,8 @@ _TAKE_TYPES = {"take": "text", "task_id": "varchar", "input": "text", "in_place_
 
 # a counted outcome: a success that only counts toward joins still waiting for other steps; the
 # counters and the joins' barriers move on from the locked row as it is, so outcomes of sibling
-# steps never refuse each other. Done only if, on that row, no join becomes due, another step is
-# still active and the workflow is not complete; otherwise nothing is written.
+# steps never refuse each other. Done only if core.counting's guard holds on that row (its
+# values are the statement's `guard_*` parameters); otherwise nothing is written.
 _JOINS = "jsonb_to_recordset(CAST(:joins AS jsonb)) AS j(name text, degree int)"
 _WAITING_FOR = "COALESCE(CAST(locked.barriers -> j.name ->> 0 AS int), j.degree)"
 _LIVE_SO_FAR = "COALESCE(CAST(locked.barriers -> j.name ->> 1 AS int), 0)"
@@ -200,9 +200,10 @@ FINISH_COUNTED = Prepared(
     WITH {_LOCK.format(locked_if="")},
     countable AS (
         SELECT locked.id FROM locked
-        WHERE locked.status = {E_RUNNING} AND locked.mode = {AUTO} AND locked.active_steps > 1
-          AND locked.resolved_steps + 1 < locked.total_steps
-          AND NOT EXISTS (SELECT 1 FROM {_JOINS} WHERE {_WAITING_FOR} <= 1)
+        WHERE locked.status = :guard_status AND locked.mode = :guard_mode
+          AND locked.active_steps - 1 >= :guard_others_active
+          AND locked.total_steps - locked.resolved_steps - 1 >= :guard_left_after
+          AND NOT EXISTS (SELECT 1 FROM {_JOINS} WHERE {_WAITING_FOR} - 1 < :guard_waiting_after)
     ),
     {_RECORD.format(gate="countable")},
     counted AS (
@@ -232,6 +233,11 @@ FINISH_COUNTED = Prepared(
     {
         **_RECORD_TYPES,
         "joins": "text",
+        "guard_status": "varchar",
+        "guard_mode": "varchar",
+        "guard_others_active": "integer",
+        "guard_left_after": "integer",
+        "guard_waiting_after": "integer",
         "checkpoint": "text",
         "updated_at": "timestamptz",
         "events": "text",
@@ -418,6 +424,7 @@ def finish_counted(
     parameters = {
         **_record_parameters(execution_id, counted.run_id, counted.worker, attempt),
         "joins": json.dumps([{"name": name, "degree": degree} for name, degree in counted.joins.items()]),
+        **{f"guard_{f.name}": getattr(COUNTING, f.name) for f in fields(COUNTING)},
         "checkpoint": _json(counted.checkpoint),
         "updated_at": attempt["finished_at"],
         "events": json.dumps([{c: event.get(c) for c in _EVENT_COLUMNS}], default=_encode),
