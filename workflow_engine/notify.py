@@ -19,9 +19,9 @@ from typing import Any
 
 from workflow_engine.core.states import TERMINAL_EXECUTION
 from workflow_engine.events import deliver
+from workflow_engine.store.postgres import CHANNEL
 from workflow_engine.store.records import EventRecord
 from workflow_engine.store.repository import Store
-from workflow_engine.store.transaction import EVENTS_CHANNEL as CHANNEL
 
 log = logging.getLogger(__name__)
 Waker = Callable[[], None]

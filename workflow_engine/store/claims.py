@@ -27,8 +27,9 @@ from workflow_engine.core.states import (
 )
 from workflow_engine.definitions.model import StepType
 from workflow_engine.store import schema as t
+from workflow_engine.store.postgres import CHANNEL as EVENTS_CHANNEL
 from workflow_engine.store.prepared import Prepared
-from workflow_engine.store.transaction import EVENTS_CHANNEL, Tx
+from workflow_engine.store.transaction import Tx
 
 
 @dataclass(frozen=True, slots=True)

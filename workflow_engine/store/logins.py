@@ -16,8 +16,6 @@ import sqlalchemy as sa
 from workflow_engine.store import schema as t
 from workflow_engine.store.repository import Store
 
-_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))")
-
 
 @dataclass(frozen=True)
 class Attempt:
@@ -45,9 +43,8 @@ class LoginFailures:
         f = t.login_failures
         username, address = username[:150], address[:64]
         with self.store.transaction() as tx:
-            if tx.postgres:
-                tx.execute(_LOCK, {"key": f"wfe-login-user:{username}"})
-                tx.execute(_LOCK, {"key": f"wfe-login-address:{address}"})
+            tx.serialize(f"wfe-login-user:{username}")
+            tx.serialize(f"wfe-login-address:{address}")
             tx.execute(sa.delete(f).where(f.c.at < since))
             noted = sa.insert(f).values(username=username, address=address, at=tx.now)
             attempt = Attempt(tx.execute(noted.returning(f.c.id)).scalar_one(), tx.now)

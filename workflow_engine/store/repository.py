@@ -31,6 +31,7 @@ from workflow_engine.store import schema as t
 from workflow_engine.store.claims import ClaimedRun, claim_portable, claim_postgres
 from workflow_engine.store.database import begin, create_engine, create_fast_engine, translate
 from workflow_engine.store.plan import Plan
+from workflow_engine.store.postgres_tx import PostgresTx
 from workflow_engine.store.records import (
     EventRecord,
     ExecutionRecord,
@@ -40,7 +41,7 @@ from workflow_engine.store.records import (
     WorkflowRecord,
     from_row,
 )
-from workflow_engine.store.transaction import Tx, insert_ignoring_conflicts
+from workflow_engine.store.transaction import Tx
 
 SYSTEM_USER = "system"
 ROLES = ("admin", "operator", "viewer")
@@ -113,7 +114,10 @@ class Store:
     def transaction(self) -> Iterator[Tx]:
         """One write transaction; everything in it commits together or not at all."""
         with begin(self.engine) as connection:
-            yield Tx(connection, self.clock.now(), self.run_ids)
+            if self.run_ids is None:
+                yield Tx(connection, self.clock.now())
+            else:
+                yield PostgresTx(connection, self.clock.now(), self.run_ids)
 
     @contextmanager
     def pipelined(self) -> Iterator[Tx]:
@@ -125,7 +129,8 @@ class Store:
             return
         try:
             with self._autocommitting().connect() as connection:
-                tx = Tx(connection, self.clock.now(), self.run_ids, pipelined=True)
+                assert self.run_ids is not None
+                tx = PostgresTx(connection, self.clock.now(), self.run_ids, pipelined=True)
                 try:
                     yield tx
                     if tx.begun and not tx.committed:
@@ -195,8 +200,7 @@ class Store:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         with self.transaction() as tx:
-            inserted = insert_ignoring_conflicts(
-                tx.connection,
+            inserted = tx.insert_ignoring_conflicts(
                 t.users,
                 {
                     "username": username,
@@ -244,8 +248,7 @@ class Store:
         owner = created_by if created_by is not None else self.system_user_id()
         names = t.workflow_names
         with self.transaction() as tx:
-            insert_ignoring_conflicts(
-                tx.connection,
+            tx.insert_ignoring_conflicts(
                 names,
                 {"name": definition.name, "owner_id": owner, "created_at": tx.now},
                 ["name"],
@@ -255,8 +258,7 @@ class Store:
             ).scalar_one()
             if holder != owner:
                 raise NameTaken(definition.name)
-            created = insert_ignoring_conflicts(
-                tx.connection,
+            created = tx.insert_ignoring_conflicts(
                 t.workflows,
                 {
                     "name": definition.name,
@@ -446,7 +448,7 @@ class Store:
                 "started_at": tx.now,
                 "last_seen": tx.now,
             }
-            if not insert_ignoring_conflicts(tx.connection, t.workers, values, ["id"]):
+            if not tx.insert_ignoring_conflicts(t.workers, values, ["id"]):
                 tx.execute(
                     sa.update(t.workers)
                     .where(t.workers.c.id == worker_id)

@@ -12,33 +12,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from workflow_engine.core.states import StepStatus, check_step_update
-from workflow_engine.store import postgres
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord, from_row
 from workflow_engine.store.rows import in_place
-
-EVENTS_CHANNEL = postgres.CHANNEL
-
-
-def _dialect_insert(connection: Connection, table: sa.Table) -> Any:
-    module = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return module.insert(table)
-
-
-def insert_ignoring_conflicts(
-    connection: Connection, table: sa.Table, values: dict[str, Any], conflict_columns: Sequence[str]
-) -> bool:
-    """INSERT unless a row with the same ``conflict_columns`` exists; True when inserted."""
-    statement = _dialect_insert(connection, table).values(values)
-    statement = statement.on_conflict_do_nothing(index_elements=list(conflict_columns))
-    # a returned row, not the rowcount: SQLAlchemy's psycopg 3 dialect reports no rowcount here
-    inserted = connection.execute(statement.returning(table.c[conflict_columns[0]])).first()
-    return inserted is not None
-
 
 # run row joined with what a worker needs from its execution, read when claiming
 _CLAIM_COLUMNS = (
@@ -76,30 +56,40 @@ def latest_checkpoint(connection: Connection, execution_id: str, step_name: str)
 
 
 class Tx:
-    """One open transaction and the time it started at (every row it writes uses that time).
+    """One open transaction and the time it started at (every row it writes uses that time):
+    the portable implementation, SQLite's; :class:`~workflow_engine.store.postgres_tx.PostgresTx`
+    is PostgreSQL's.
 
     A *pipelined* transaction (PostgreSQL, see ``Store.pipelined``) runs on a connection that
     leaves transaction control to us, so that BEGIN travels with the first statement and COMMIT
     with the last: ``begun`` and ``committed`` say how far it got.
     """
 
-    def __init__(
-        self,
-        connection: Connection,
-        now: datetime,
-        run_ids: postgres.RunIds | None = None,
-        pipelined: bool = False,
-    ) -> None:
+    pipelined = False
+
+    def __init__(self, connection: Connection, now: datetime) -> None:
         self.connection = connection
         self.now = now
-        self.run_ids = run_ids
-        self.pipelined = pipelined
-        self.begun = not pipelined
+        self.begun = True
         self.committed = False
 
-    @property
-    def postgres(self) -> bool:
-        return self.connection.dialect.name == "postgresql"
+    def insert_ignoring_conflicts(
+        self, table: sa.Table, values: Mapping[str, Any], conflict_columns: Sequence[str]
+    ) -> bool:
+        """INSERT unless a row with the same ``conflict_columns`` exists; True when inserted."""
+        statement = self._insert(table).values(dict(values))
+        statement = statement.on_conflict_do_nothing(index_elements=list(conflict_columns))
+        # a returned row, not the rowcount: SQLAlchemy's psycopg 3 dialect reports no rowcount here
+        inserted = self.execute(statement.returning(table.c[conflict_columns[0]])).first()
+        return inserted is not None
+
+    @staticmethod
+    def _insert(table: sa.Table) -> Any:
+        return sqlite.insert(table)
+
+    def serialize(self, key: str) -> None:
+        """Hold ``key`` until the transaction ends: transactions that hold the same key run one
+        after the other (SQLite runs every write transaction so: nothing to do)."""
 
     def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]:
         if not self.begun:
@@ -114,9 +104,7 @@ class Tx:
         if values.get("idempotency_key") is None:
             self.execute(sa.insert(t.executions).values(values))
             return True
-        return insert_ignoring_conflicts(
-            self.connection, t.executions, values, ["owner_id", "idempotency_key"]
-        )
+        return self.insert_ignoring_conflicts(t.executions, values, ["owner_id", "idempotency_key"])
 
     def execution_by_key(self, owner_id: int, key: str) -> ExecutionRecord | None:
         e = t.executions
@@ -143,10 +131,6 @@ class Tx:
     ) -> tuple[ExecutionRecord | None, bool]:
         """Lock the execution, then record an attempt's outcome if the run is still running for
         ``worker``: the execution, and whether the outcome was recorded."""
-        if self.postgres:
-            check_step_update((StepStatus.RUNNING,), values["status"])  # update_run checks elsewhere
-            begin, self.begun = not self.begun, True
-            return postgres.finish(self.connection, execution_id, run_id, worker, values, begin=begin)
         record = self.lock_execution(execution_id)
         if record is None:
             return None, False
@@ -161,25 +145,15 @@ class Tx:
         last: bool = False,
     ) -> list[int]:
         """Save a unit of work: new runs, the execution's row, events, and the notification that
-        there are new events (sent on commit). One statement on PostgreSQL, which also commits a
-        pipelined transaction when this is its ``last`` statement. The new runs' ids."""
-        if self.postgres and self.run_ids is not None:
-            ids = self.run_ids.take(self.connection, len(runs)) if runs else []
-            commit = last and self.pipelined and self.begun
-            postgres.save(self.connection, execution_id, values, runs, events, ids, commit=commit)
-            self.committed = commit
-            return ids
+        there are new events (sent on commit). The new runs' ids."""
         ids = self.insert_runs(runs)
         self.update_execution(execution_id, values)
         self.insert_events(events)
         return ids
 
     def notify(self, execution_id: str) -> None:
-        """Announce new events of ``execution_id`` to PostgreSQL listeners, on commit."""
-        if self.postgres:
-            self.execute(
-                sa.text("SELECT pg_notify(:channel, :id)"), {"channel": EVENTS_CHANNEL, "id": execution_id}
-            )
+        """Announce new events of ``execution_id`` to listeners, on commit (SQLite has none:
+        readers poll)."""
 
     # step runs
 
@@ -198,9 +172,7 @@ class Tx:
         """A run with its execution's context, the run row locked."""
         r, e = t.step_runs, t.executions
         query = sa.select(*_CLAIM_COLUMNS).join(e, e.c.id == r.c.execution_id).where(r.c.id == run_id)
-        if self.postgres:
-            query = query.with_for_update(of=r)
-        return self.execute(query).first()
+        return self.execute(query.with_for_update(of=r)).first()
 
     def update_run(
         self, run_id: int, values: Mapping[str, Any], expect: Collection[str], worker: str | None = None
@@ -216,9 +188,8 @@ class Tx:
             sa.select(r)
             .where(r.c.execution_id == execution_id, r.c.superseded.is_(False))
             .order_by(r.c.queued_at, r.c.id)
+            .with_for_update()  # SQLite: the write lock is held already
         )
-        if self.postgres:
-            query = query.with_for_update()
         return [from_row(StepRunRecord, row) for row in self.execute(query)]
 
     def update_runs_by_id(
