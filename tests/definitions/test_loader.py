@@ -7,7 +7,7 @@ import pytest
 from workflow_engine.definitions import WorkflowBuilder, check_file, load, load_file
 from workflow_engine.errors import DefinitionError
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "config" / "workflows").glob("*.*"))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.unit.coordinator.test_deciding import NOW, SETTINGS, claim_of, record
+from tests.coordinator.test_deciding import NOW, SETTINGS, claim_of, record
 from workflow_engine.coordinator import deciding, steps
 from workflow_engine.coordinator.facts import Facts, Missing
 from workflow_engine.coordinator.outcomes import Success

@@ -1,4 +1,5 @@
-"""The event bus: in-process hooks, and live followers woken by PostgreSQL notifications."""
+"""Live followers of executions' events (workflow_engine/notify.py), woken by PostgreSQL
+notifications, and the notifications themselves."""
 
 from __future__ import annotations
 
@@ -20,24 +21,6 @@ from workflow_engine.store.repository import Store
 from workflow_engine.store.rows import event_row
 
 PG_STORES = [s for s in STORES if s != "sqlite"]
-
-
-def test_in_process_subscribers_see_every_transition_after_commit(harness: Harness) -> None:
-    seen: list[dict[str, Any]] = []
-    unsubscribe = harness.coordinator.events.subscribe(seen.append)
-    harness.register(WorkflowBuilder("hooked").agent("a"))
-    view = harness.run("hooked")
-    stored = [(e.step_name, e.to_status) for e in harness.store.events(view.id)]
-    assert [(e["step_name"], e["to_status"]) for e in seen] == stored
-    unsubscribe()
-    harness.run("hooked")
-    assert len(seen) == len(stored)
-
-
-def test_a_failing_subscriber_does_not_break_the_execution(harness: Harness) -> None:
-    harness.coordinator.events.subscribe(lambda event: 1 / 0)
-    harness.register(WorkflowBuilder("robust").agent("a"))
-    assert harness.run("robust").status == "completed"
 
 
 def test_followers_get_the_history_then_live_events_until_the_end(harness: Harness) -> None:
