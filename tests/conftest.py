@@ -19,6 +19,7 @@ import pytest
 from tests.support import services
 from tests.support.harness import Harness
 from workflow_engine.store import migrate
+from workflow_engine.store.opening import store_for
 from workflow_engine.store.repository import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +104,7 @@ def database_url(request: pytest.FixtureRequest, new_database_url: Callable[[str
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
-    store = Store.from_url(database_url)
+    store = store_for(database_url)
     try:
         yield store
     finally:

@@ -16,8 +16,8 @@ from tests.support.harness import Harness
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.notify import EventCursor, EventFeed, Notifier, follow
 from workflow_engine.store import schema as t
+from workflow_engine.store.opening import store_for
 from workflow_engine.store.records import EventRecord
-from workflow_engine.store.repository import Store
 from workflow_engine.store.rows import event_row
 
 PG_STORES = [s for s in STORES if s != "sqlite"]
@@ -74,7 +74,7 @@ def test_notifications_reach_listeners_only_on_commit(harness: Harness) -> None:
 
 
 def test_a_feed_delivers_every_execution_s_events_written_by_another_store(harness: Harness) -> None:
-    reader = Store.from_url(harness.store.engine.url.render_as_string(hide_password=False))
+    reader = store_for(harness.store.engine.url.render_as_string(hide_password=False))
     notifier = Notifier(reader)
     got: list[EventRecord] = []
     feed = EventFeed(reader, notifier, got.append, poll_interval=0.05).start()

@@ -190,9 +190,7 @@ def test_a_condition_on_an_earlier_output_asks_for_that_output_only() -> None:
     ]
 
 
-def test_a_transient_failure_counts_earlier_failures_from_the_runs_and_backs_off_the_same_each_round() -> (
-    None
-):
+def test_a_transient_failure_counts_earlier_failures_from_the_runs() -> None:
     chain = WorkflowBuilder("chain").agent("a", retry={"max_attempts": 3}).build()
     failed = run("a", "failed", 1, error_type="Boom")
     facts = Facts(NOW, record(chain), runs=(failed,))
@@ -201,8 +199,7 @@ def test_a_transient_failure_counts_earlier_failures_from_the_runs_and_backs_off
     assert result == "retrying" and [m.what for m in asked] == [RUNS]
     [retry] = unit.new
     assert (retry["attempt"], retry["status"]) == (2, "retrying")
-    again, _, _ = deciding_outcome(chain, facts, "a", failure, seed=11)
-    assert again.new[0]["not_before"] == retry["not_before"] > NOW
+    assert retry["not_before"] > NOW
     # the budget is spent when every allowed attempt failed
     spent = Facts(
         NOW, record(chain), runs=(failed, run("a", "failed", 2, attempt=2), run("a", "failed", 3, 3))
@@ -245,3 +242,51 @@ def test_a_retry_after_a_reset_asks_for_the_attempts_so_far() -> None:
     )
     assert [m.what for m in asked_for] == [ATTEMPTS]
     assert [(row["step_name"], row["attempt"]) for row in unit.new] == [("b", 2)]
+
+
+def test_every_round_of_a_decision_draws_the_same_random_numbers() -> None:
+    chain = WorkflowBuilder("chain").agent("a").build()
+    drawn: list[float] = []
+
+    def act(unit: Unit) -> None:
+        drawn.append(unit.rng.random())  # a backoff's jitter, drawn before the decision asks
+        unit.runs.current()
+
+    def make(facts: Facts, rng: Any) -> Unit:
+        return Unit(facts, chain, SETTINGS, "w1", rng)
+
+    deciding.decide(Facts(NOW, record(chain)), make, act, lambda missing: (), seed=7)
+    assert len(drawn) == 2 and drawn[0] == drawn[1]
+
+
+def test_a_decision_that_reads_many_outputs_asks_twice_at_most() -> None:
+    builder = WorkflowBuilder("timers").agent("start")
+    for i in range(12):
+        builder.agent(f"p{i}", after="start")
+    builder.agent("a", after=[f"p{i}" for i in range(12)])
+    for i in range(12):
+        builder.timer(f"t{i}", until=f"steps.p{i}.at", after="a")
+    timers = builder.build()
+    outputs = {f"p{i}": {"at": f"2026-12-0{3 + i % 5}T00:00:00"} for i in range(12)}
+    facts = Facts(NOW, record(timers, resolved_steps=13), outputs=outputs)
+    unit, _, asked = deciding_outcome(timers, facts, "a", Success({}, 1))
+    assert [(m.what, m.names is None) for m in asked] == [(OUTPUTS, False), (OUTPUTS, True)]
+    fires = sorted(row["not_before"] for row in unit.new)
+    assert len(fires) == 12 and fires[0] == datetime(2026, 12, 3, tzinfo=UTC)
+
+
+def test_the_runs_a_decision_leaves_include_those_it_creates_and_exclude_those_it_resets() -> None:
+    fan = WorkflowBuilder("fan").agent("s").agent("a", after="s").agent("b", after="s").build()
+    stored = (run("s", "succeeded", 3), run("a", "failed", 4), run("a", "queued", 5, attempt=2))
+    unit = Unit(Facts(NOW, record(fan), runs=stored), fan, SETTINGS, "ops")
+    unit.open(["b"])
+    [new] = unit.runs.in_states(("queued",))[1:]
+    assert (new.id, new.step_name) == (-1, "b")
+    assert {name: r.attempt for name, r in unit.runs.current().items()} == {"s": 1, "a": 2, "b": 1}
+    assert unit.runs.failures("a", "worker_lost") == (1, 0)
+    assert unit.runs.update(-1, {"status": "cancelled"}, ("queued",))
+    assert unit.new[0]["status"] == "cancelled" and unit.runs.changes == []  # a new run is written as decided
+    assert not unit.runs.update(5, {"status": "queued"}, ("pending",))  # not in the state expected
+    unit.runs.supersede({"a"})
+    assert unit.runs.find(5) is None and set(unit.runs.current()) == {"s", "b"}
+    assert unit.runs.superseded == {"a"}

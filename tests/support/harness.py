@@ -21,8 +21,8 @@ from workflow_engine.coordinator.reconciler import Reconciler
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.definitions import WorkflowBuilder, WorkflowDefinition, load
 from workflow_engine.settings import Settings
+from workflow_engine.store.opening import store_for
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
-from workflow_engine.store.repository import Store
 from workflow_engine.views import ExecutionView, execution_view
 from workflow_engine.worker.executor import StepExecutor
 
@@ -100,7 +100,7 @@ def test_settings(url: str, **overrides: Any) -> Settings:
 class Harness:
     def __init__(self, url: str, **settings: Any) -> None:
         self.clock = FixedClock()
-        self.store = Store.from_url(url, self.clock)
+        self.store = store_for(url, self.clock)
         self.settings = test_settings(url, **settings)
         self.broker = Broker()
         self.agents = AgentRegistry()

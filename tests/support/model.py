@@ -92,6 +92,7 @@ class Model:
         assert unit.take is None, "the model carries nothing"
         values = unit.row_values()
         if values is None:
+            self.queue.extend(unit.dispatches)  # a message published again: nothing written
             return
         ids = [next(self._ids) for _ in unit.new]
         for run_id, row in zip(ids, unit.new, strict=True):
@@ -137,7 +138,12 @@ class Model:
         item = due[0]
         self.queue.remove(item)
         if item.kind == "timer":
-            self.decide("timer", lambda unit: steps.fire_timer(unit, unit.runs.find(item.run_id)))
+
+            def fire(unit: Unit) -> bool:
+                run = unit.runs.find(item.run_id)
+                return run is not None and steps.fire_timer(unit, run)
+
+            self.decide("timer", fire)
             return True
         claim = self._claim(item.run_id)
         if claim is not None:

@@ -20,7 +20,6 @@ from workflow_engine.errors import StoreError
 from workflow_engine.store.transaction import Tx
 
 T = TypeVar("T")
-_ROUNDS = 8  # outputs, runs and attempts: a decision asks for each at most twice
 
 
 def decide(
@@ -32,17 +31,22 @@ def decide(
 ) -> tuple[Unit, T]:
     """The unit ``act`` decided on, from ``facts`` and what ``load`` adds, and what it returned.
     Every round draws the same random numbers (``seed``), so a retry's backoff does not change
-    with the facts the decision had to ask for."""
-    for _ in range(_ROUNDS):
+    with the facts the decision had to ask for. Each round knows more than the one before (the
+    second time outputs are asked for, all of them are loaded), so the rounds end."""
+    while True:
         unit = make(facts, random.Random(seed))
         try:
             result = act(unit)
             unit.conclude()
         except Missing as missing:
-            facts = facts.loaded(missing, load)
+            if missing.what == OUTPUTS and facts.outputs_of:
+                missing = Missing(OUTPUTS)  # a second time: every output, at once
+            known = facts.loaded(missing, load)
+            if known == facts:
+                raise AssertionError(f"a decision on {facts.record.id} asked again for {missing}") from None
+            facts = known
             continue
         return unit, result
-    raise AssertionError(f"a decision on {facts.record.id} kept asking for facts")
 
 
 def loader(tx: Tx, execution_id: str, capacity: Callable[[], int] = lambda: 0) -> Callable[[Missing], Any]:

@@ -188,9 +188,12 @@ class Coordinator:
         run = self._run(run_id)
         if run is None:
             return False
-        return self.decide(
-            run.execution_id, actor, lambda unit: steps.fire_timer(unit, unit.runs.find(run_id) or run)
-        )
+
+        def fire(unit: Unit) -> bool:
+            fresh = unit.runs.find(run_id)  # None: reset by a retry meanwhile
+            return fresh is not None and steps.fire_timer(unit, fresh)
+
+        return self.decide(run.execution_id, actor, fire)
 
     # recovery, driven by the reconciler
 

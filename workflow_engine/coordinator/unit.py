@@ -417,7 +417,8 @@ class Unit:
         unknown = [name for name in sinks if name not in self.known_outputs]
         outputs = {name: self.known_outputs[name] for name in sinks if name in self.known_outputs}
         if unknown:
-            outputs |= self.facts.output(unknown)
+            loaded = self.facts.output(unknown)
+            outputs |= {name: value for name, value in loaded.items() if name not in self.runs.superseded}
         self.changes["output"] = {name: outputs[name] for name in sinks if name in outputs}
         self.transition(E.COMPLETED)
 

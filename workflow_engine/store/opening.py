@@ -7,7 +7,8 @@ import logging
 from workflow_engine.clock import Clock
 from workflow_engine.errors import ConfigurationError
 from workflow_engine.store import migrate
-from workflow_engine.store.database import is_sqlite
+from workflow_engine.store.database import create_engine, is_sqlite
+from workflow_engine.store.postgres_store import PostgresStore
 from workflow_engine.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -21,4 +22,12 @@ def open_store(database_url: str, clock: Clock | None = None, pool_size: int = 5
             raise ConfigurationError("the database schema is not up to date: run `wfe db upgrade` first")
         for text in migrate.upgrade(database_url):
             log.warning("%s", text)
-    return Store.from_url(database_url, clock=clock, pool_size=pool_size)
+    return store_for(database_url, clock=clock, pool_size=pool_size)
+
+
+def store_for(database_url: str, clock: Clock | None = None, pool_size: int = 5) -> Store:
+    """The store of ``database_url`` as it is: SQLite's or PostgreSQL's."""
+    engine = create_engine(database_url, pool_size=pool_size)
+    if engine.dialect.name == "postgresql":
+        return PostgresStore(engine, clock)
+    return Store(engine, clock)

@@ -12,11 +12,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
 
 from workflow_engine.clock import Clock, SystemClock
-from workflow_engine.core.states import StepStatus, check_step_update
+from workflow_engine.core.states import StepStatus
 from workflow_engine.definitions.model import WorkflowDefinition, parse_version
 from workflow_engine.errors import (
     Conflict,
@@ -28,10 +27,9 @@ from workflow_engine.errors import (
 )
 from workflow_engine.store import postgres
 from workflow_engine.store import schema as t
-from workflow_engine.store.claims import ClaimedRun, claim_portable, claim_postgres
-from workflow_engine.store.database import begin, create_engine, create_fast_engine, translate
+from workflow_engine.store.claims import ClaimedRun, claim_portable
+from workflow_engine.store.database import begin
 from workflow_engine.store.plan import Plan
-from workflow_engine.store.postgres_tx import PostgresTx
 from workflow_engine.store.records import (
     EventRecord,
     ExecutionRecord,
@@ -74,19 +72,14 @@ class LogQuery:
 
 
 class Store:
-    """Everything the engine keeps, behind one object per process."""
+    """Everything the engine keeps, behind one object per process: the portable implementation,
+    SQLite's (:class:`~workflow_engine.store.postgres_store.PostgresStore` is PostgreSQL's;
+    :func:`~workflow_engine.store.opening.store_for` opens the one of a URL)."""
 
     def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
         self.engine = engine
         self.clock = clock or SystemClock()
         self._system_user_id: int | None = None
-        self._fast_engine: Engine | None = None
-        self._pipeline_engine: Engine | None = None
-        self.run_ids = postgres.RunIds() if engine.dialect.name == "postgresql" else None
-
-    @classmethod
-    def from_url(cls, url: str, clock: Clock | None = None, pool_size: int = 5) -> Store:
-        return cls(create_engine(url, pool_size=pool_size), clock)
 
     @property
     def dialect(self) -> str:
@@ -94,94 +87,37 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        for extra in (self._fast_engine, self._pipeline_engine):
-            if extra is not None:
-                extra.dispose()
 
     def claim(self, run_id: int, worker: str, task_id: str | None = None) -> ClaimedRun | None:
         """Take a queued attempt for ``worker`` (queued or retrying → running), or None."""
-        if self.dialect != "postgresql":
-            with self.transaction() as tx:
-                return claim_portable(tx, run_id, worker, task_id)
-        if self._fast_engine is None:
-            self._fast_engine = create_fast_engine(self.engine.url)
-        try:
-            return claim_postgres(self._fast_engine, run_id, worker, task_id, self.clock.now())
-        except (exc.DBAPIError, exc.TimeoutError) as error:
-            raise translate(error) from error
+        with self.transaction() as tx:
+            return claim_portable(tx, run_id, worker, task_id)
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         """One write transaction; everything in it commits together or not at all."""
         with begin(self.engine) as connection:
-            if self.run_ids is None:
-                yield Tx(connection, self.clock.now())
-            else:
-                yield PostgresTx(connection, self.clock.now(), self.run_ids)
+            yield Tx(connection, self.clock.now())
 
     @contextmanager
     def pipelined(self) -> Iterator[Tx]:
-        """A write transaction whose BEGIN and COMMIT ride with its first and last statements
-        on PostgreSQL (two round trips fewer); an ordinary transaction elsewhere."""
-        if self.dialect != "postgresql":
-            with self.transaction() as tx:
-                yield tx
-            return
-        try:
-            with self._autocommitting().connect() as connection:
-                assert self.run_ids is not None
-                tx = PostgresTx(connection, self.clock.now(), self.run_ids, pipelined=True)
-                try:
-                    yield tx
-                    if tx.begun and not tx.committed:
-                        connection.exec_driver_sql("COMMIT")
-                except BaseException:
-                    if tx.begun and not tx.committed and not connection.invalidated:
-                        try:
-                            connection.exec_driver_sql("ROLLBACK")
-                        except exc.SQLAlchemyError:
-                            connection.invalidate()  # never back to the pool mid-transaction
-                    raise
-        except (exc.DBAPIError, exc.TimeoutError) as error:
-            raise translate(error) from error
+        """A write transaction for a step's outcome (PostgreSQL saves two round trips in it;
+        here, an ordinary transaction)."""
+        with self.transaction() as tx:
+            yield tx
 
     @contextmanager
     def planning(self) -> Iterator[Plan | None]:
-        """A :class:`~workflow_engine.store.plan.Plan` for an outcome known in advance
-        (PostgreSQL; None elsewhere, where a round trip costs little)."""
-        if self.dialect != "postgresql" or self.run_ids is None:
-            yield None
-            return
-        try:
-            with self._autocommitting().connect() as connection:
-                yield Plan(connection, self.clock.now(), self.run_ids)
-        except (exc.DBAPIError, exc.TimeoutError) as error:
-            raise translate(error) from error
+        """A :class:`~workflow_engine.store.plan.Plan` for an outcome known in advance (None:
+        here a round trip costs little; PostgreSQL gives one)."""
+        yield None
 
     def finish_counted(
         self, counted: postgres.Counted, take: postgres.Take
     ) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
-        """Record a success that only counts toward joins, in one statement, if none of them
-        becomes due by it, and take a carried run as ``take`` says (PostgreSQL; elsewhere
-        nothing is done). See :data:`workflow_engine.store.postgres.FINISH_COUNTED`."""
-        if self.dialect != "postgresql":
-            return False, None
-        check_step_update((StepStatus.RUNNING,), counted.attempt["status"])
-        try:
-            with self._autocommitting().connect() as connection:
-                return postgres.finish_counted(connection, counted, take)
-        except (exc.DBAPIError, exc.TimeoutError) as error:
-            raise translate(error) from error
-
-    def _autocommitting(self) -> Engine:
-        """Sessions that leave transaction control to the statements (durable commits)."""
-        if self._pipeline_engine is None:
-            self._pipeline_engine = create_engine(
-                self.engine.url.render_as_string(hide_password=False),
-                pool_size=2,
-                isolation_level="AUTOCOMMIT",
-            )
-        return self._pipeline_engine
+        """Record a success that only counts toward joins in one statement (PostgreSQL; here
+        nothing is done, and the outcome is recorded the usual way)."""
+        return False, None
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -458,7 +394,7 @@ class Store:
                 r = t.step_runs
                 tx.execute(
                     sa.update(r)
-                    .where(r.c.id.in_(list(run_ids)), r.c.status == "running")
+                    .where(r.c.id.in_(list(run_ids)), r.c.status == StepStatus.RUNNING)
                     .values(heartbeat_at=tx.now)
                 )
 

@@ -187,10 +187,11 @@ class Tx:
         query = (
             sa.select(r)
             .where(r.c.execution_id == execution_id, r.c.superseded.is_(False))
-            .order_by(r.c.queued_at, r.c.id)
+            .order_by(r.c.id)  # locked in the order every other writer of runs locks them
             .with_for_update()  # SQLite: the write lock is held already
         )
-        return [from_row(StepRunRecord, row) for row in self.execute(query)]
+        runs = [from_row(StepRunRecord, row) for row in self.execute(query)]
+        return sorted(runs, key=lambda run: (run.queued_at, run.id))
 
     def update_runs_by_id(
         self,
