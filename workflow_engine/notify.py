@@ -42,7 +42,7 @@ class Notifier:
 
     @property
     def supported(self) -> bool:
-        return self.store.dialect == "postgresql"
+        return self.store.notifies
 
     def subscribe(self, execution_id: str, wake: Waker) -> Callable[[], None]:
         """Call ``wake`` (from another thread) whenever ``execution_id`` has new events

@@ -22,6 +22,8 @@ from workflow_engine.store.transaction import Tx
 
 
 class PostgresStore(Store):
+    notifies = True  # NOTIFY on commit (see store.postgres_tx), LISTEN in workflow_engine.notify
+
     def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
         super().__init__(engine, clock)
         self.run_ids = postgres.RunIds()

@@ -76,6 +76,8 @@ class Store:
     SQLite's (:class:`~workflow_engine.store.postgres_store.PostgresStore` is PostgreSQL's;
     :func:`~workflow_engine.store.opening.store_for` opens the one of a URL)."""
 
+    notifies = False  # whether listeners hear of new events (here, readers poll)
+
     def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
         self.engine = engine
         self.clock = clock or SystemClock()
