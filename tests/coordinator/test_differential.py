@@ -42,7 +42,13 @@ from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import planner
 from workflow_engine.core.retry import classify, error_type
 from workflow_engine.definitions import WorkflowBuilder
-from workflow_engine.errors import FatalError, InvalidOperation, InvalidTransition, TransientError
+from workflow_engine.errors import (
+    FatalError,
+    InvalidOperation,
+    InvalidTransition,
+    StepNotFound,
+    TransientError,
+)
 from workflow_engine.worker.executor import describe
 
 EXAMPLES = int(os.environ.get("WFE_DIFFERENTIAL_EXAMPLES", "25"))
@@ -90,10 +96,13 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     return Scenario(layers, edges, optional, attempts, draw(st.booleans()), draw(st.integers(0, 2**16)))
 
 
-def build(name: str, scenario: Scenario) -> WorkflowBuilder:
+def build(name: str, scenario: Scenario, humans: frozenset[str] = frozenset()) -> WorkflowBuilder:
     builder = WorkflowBuilder(name)
     for layer in scenario.layers:
         for step in layer:
+            if step in humans:
+                builder.human(step, required=step not in scenario.optional)
+                continue
             builder.agent(
                 step,
                 "scripted",
@@ -242,7 +251,7 @@ def test_the_fast_paths_end_where_the_locked_path_does(database_url: str, scenar
     assert comparable(quick, scenario) == comparable(locked, scenario), (scenario, quick, locked)
 
 
-VERBS = ("pause", "resume", "cancel", "retry")
+VERBS = ("pause", "resume", "cancel", "retry", "next", "complete")
 
 
 def outcome_of(scenario: Scenario) -> Callable[[str, int], Outcome]:
@@ -259,31 +268,38 @@ def outcome_of(scenario: Scenario) -> Callable[[str, int], Outcome]:
     return outcome
 
 
-def verb_on_coordinator(harness: Harness, execution_id: str, verb: str) -> str | None:
+REFUSALS = (InvalidOperation, InvalidTransition, StepNotFound)
+
+
+def verb_on_coordinator(harness: Harness, execution_id: str, verb: str, human: str) -> str | None:
     coordinator = harness.coordinator
     act = {
         "pause": lambda: coordinator.pause(execution_id, "ops"),
         "resume": lambda: coordinator.resume(execution_id, "ops"),
         "cancel": lambda: coordinator.cancel(execution_id, "ops"),
         "retry": lambda: coordinator.retry(execution_id, "ops"),
+        "next": lambda: coordinator.next_step(execution_id, "ops"),
+        "complete": lambda: coordinator.complete_step(execution_id, human, {"by": "ops"}, "ops"),
     }[verb]
     try:
         act()
-    except (InvalidOperation, InvalidTransition) as refused:
+    except REFUSALS as refused:
         return type(refused).__name__
     return None
 
 
-def verb_on_model(model: Model, verb: str) -> str | None:
+def verb_on_model(model: Model, verb: str, human: str) -> str | None:
     act: Callable[[Unit], Any] = {
         "pause": control.pause,
         "resume": control.resume,
         "cancel": control.cancel,
         "retry": control.retry,
+        "next": control.next_step,
+        "complete": lambda unit: control.complete_step(unit, human, {"by": "ops"}, "ops", None),
     }[verb]
     try:
         model.decide("ops", act)
-    except (InvalidOperation, InvalidTransition) as refused:
+    except REFUSALS as refused:
         return type(refused).__name__
     return None
 
@@ -292,8 +308,9 @@ def drive(
     verbs: list[tuple[int, str]], deliver: Callable[[], bool], verb: Callable[[str], str | None]
 ) -> list[str | None]:
     """Deliver messages in the scenario's order, applying ``verbs`` (after how many deliveries,
-    which) on the way. Once nothing is left to deliver, a paused execution is resumed and a
-    failed one retried, once. What became of each verb (None: applied, or what refused it)."""
+    which) on the way. Once nothing is left to deliver, a paused execution is resumed, the next
+    step of one in step mode released, a human task completed, and a failed execution retried,
+    once. What became of each verb (None: applied, or what refused it)."""
     said: list[str | None] = []
     pending = sorted(verbs)
     retried = False
@@ -302,8 +319,13 @@ def drive(
             said.append(verb(pending.pop(0)[1]))
         if deliver() or pending:
             continue
-        said.append(verb("resume"))
-        if said[-1] is None:
+        moved = False
+        for nudge in ("resume", "next", "complete"):
+            said.append(verb(nudge))
+            if said[-1] is None:
+                moved = True
+                break
+        if moved:
             continue
         if retried:
             break
@@ -326,22 +348,28 @@ def drive(
 @given(
     scenario=scenarios(),
     verbs=st.lists(st.tuples(st.integers(0, 6), st.sampled_from(VERBS)), max_size=4),
+    human=st.sampled_from(["", "", "s0_0", "s1_0"]),
+    mode=st.sampled_from(["auto", "auto", "step"]),
 )
 def test_the_store_records_what_the_core_alone_predicts(
-    database_url: str, scenario: Scenario, verbs: list[tuple[int, str]]
+    database_url: str, scenario: Scenario, verbs: list[tuple[int, str]], human: str, mode: str
 ) -> None:
     """The same deliveries and operators' verbs, through the coordinator on a real store and
     through the decision core alone on dictionaries (:mod:`tests.support.model`): the same
-    execution, the same runs and the same history, event for event."""
+    execution, the same runs and the same history, event for event. Some workflows have a
+    human task, and some run in step mode."""
     name = f"core-{next(_NAMES)}"
+    names = {step for layer in scenario.layers for step in layer}
+    humans = frozenset({human} & names)
+    human = next(iter(humans), "s0_0")
     harness = Harness(database_url, inline_steps=0)
     try:
         with plain_paths(harness):
             harness.agent("scripted", scripted(scenario))
-            definition = harness.register(build(name, scenario))
-            record = harness.start(name, input_data={"flag": scenario.flag})
+            definition = harness.register(build(name, scenario, humans))
+            record = harness.start(name, input_data={"flag": scenario.flag}, mode=mode)
             model = Model(definition, harness.settings, harness.clock.now())
-            model.start({"flag": scenario.flag})
+            model.start({"flag": scenario.flag}, mode=mode)
             outcome = outcome_of(scenario)
             shuffles = (random.Random(scenario.order_seed), random.Random(scenario.order_seed))
 
@@ -353,8 +381,8 @@ def test_the_store_records_what_the_core_alone_predicts(
                 model.queue.sort(key=lambda _: shuffles[1].random())
                 return model.deliver_one(outcome)
 
-            real = drive(verbs, deliver_real, lambda v: verb_on_coordinator(harness, record.id, v))
-            predicted = drive(verbs, deliver_model, lambda v: verb_on_model(model, v))
+            real = drive(verbs, deliver_real, lambda v: verb_on_coordinator(harness, record.id, v, human))
+            predicted = drive(verbs, deliver_model, lambda v: verb_on_model(model, v, human))
             stored = harness.store.get_execution(record.id)
             runs = harness.runs(record.id)
             events = harness.store.events(record.id)
@@ -363,7 +391,7 @@ def test_the_store_records_what_the_core_alone_predicts(
     assert model.record is not None
     for (_, verb), refused in zip([*sorted(verbs), (0, "end")], real, strict=False):
         event(f"{verb}: {refused or 'applied'}")
-    event(f"ended {stored.status}")
+    event(f"ended {stored.status}, mode {mode}{', with a human task' if humans else ''}")
     assert real == predicted
     assert execution_state(stored) == execution_state(model.record), (scenario, verbs)
     assert sorted(run_state(vars_of(run)) for run in runs) == sorted(

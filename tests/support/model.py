@@ -118,11 +118,11 @@ class Model:
 
     # driving
 
-    def start(self, input_data: Any, workflow_id: int = 1) -> None:
+    def start(self, input_data: Any, workflow_id: int = 1, mode: str = "auto") -> None:
         class Stored:
             id, name, version = workflow_id, self.definition.name, self.definition.version
 
-        values = new_execution("model", Stored, 1, "auto", input_data, {}, None, self.now)
+        values = new_execution("model", Stored, 1, mode, input_data, {}, None, self.now)
         values["total_steps"] = len(self.definition.steps)
         self.record = ExecutionRecord(**values)
         self.decide("system", steps.begin)
