@@ -121,7 +121,6 @@ def test_a_row_is_inserted_once_whatever_its_conflicts(harness: Harness) -> None
     with harness.store.transaction() as tx:
         assert tx.insert_ignoring_conflicts(t.workers, values, ["id"])
         assert not tx.insert_ignoring_conflicts(t.workers, values | {"pid": 2}, ["id"])
-        tx.serialize("a key")  # held to the end of the transaction, or nothing to hold on SQLite
 
 
 def test_a_counted_success_applies_on_postgresql_only_while_the_guard_holds(harness: Harness) -> None:

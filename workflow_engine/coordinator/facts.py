@@ -143,6 +143,18 @@ class Runs:
     def in_states(self, statuses: Collection[str]) -> list[StepRunRecord]:
         return [run for run in self.live() if run.status in statuses]
 
+    def next_attempts(self, steps: Iterable[str], reset: bool) -> dict[str, int]:
+        """The attempt number each step's next run gets: 1, unless a retry has ever ``reset``
+        steps of the execution (their attempts count on from the runs it superseded)."""
+        if not reset:
+            return dict.fromkeys(steps, 1)
+        if self._facts.attempts is None:
+            raise Missing(ATTEMPTS)
+        latest = dict(self._facts.attempts)
+        for row in self.new:
+            latest[row["step_name"]] = max(latest.get(row["step_name"], 0), row["attempt"])
+        return {step: latest.get(step, 0) + 1 for step in steps}
+
     def failures(self, step: str, lost: str) -> tuple[int, int]:
         """Failed attempts of ``step`` since it was last reset, and of them those ``lost``."""
         failed = [run for run in self.live() if run.step_name == step and run.status == StepStatus.FAILED]

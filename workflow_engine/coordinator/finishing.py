@@ -212,8 +212,9 @@ class Finishing:
             except Missing:
                 return None  # the decision reads the database: it is made under the lock
             row = unit.row_values()
-            if row is None or unit.runs.changes or unit.runs.superseded or unit.take is not None:
-                return None  # more than one statement writes it
+            # (changing or superseding runs asks for them first: Missing above)
+            if row is None or unit.take is not None:
+                return None  # nothing to write, or a carried run to take: more than one statement
             ids = plan.reserve(len(unit.new))
             revision = claim.execution.revision
             written = (row, unit.new, unit.events, ids)

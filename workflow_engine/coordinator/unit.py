@@ -22,7 +22,7 @@ from typing import Any
 from workflow_engine.coordinator import delivery
 from workflow_engine.coordinator.delivery import RUN_IN_PLACE
 from workflow_engine.coordinator.dispatch import Dispatch, task_id
-from workflow_engine.coordinator.facts import ATTEMPTS, Facts, Missing, Runs, Tuning
+from workflow_engine.coordinator.facts import Facts, Runs, Tuning
 from workflow_engine.coordinator.runs import (
     bucket,
     counters_of,
@@ -171,22 +171,11 @@ class Unit:
 
     # opening, skipping and resolving steps
 
-    def _attempts(self, names: Sequence[str]) -> dict[str, int]:
-        """The attempt number each step's next run gets (1 for a step that never ran)."""
-        if not self.retries:
-            return dict.fromkeys(names, 1)
-        if self.facts.attempts is None:
-            raise Missing(ATTEMPTS)
-        latest = dict(self.facts.attempts)
-        for row in self.new:
-            latest[row["step_name"]] = max(latest.get(row["step_name"], 0), row["attempt"])
-        return {name: latest.get(name, 0) + 1 for name in names}
-
     def open(self, names: Sequence[str], reason: str | None = None) -> None:
         """Create the next run of each step; agent steps go to the outbox unless held back."""
         if not names or self.status in TERMINAL_EXECUTION:
             return
-        attempts = self._attempts(names)
+        attempts = self.runs.next_attempts(names, reset=bool(self.retries))
         held = self.status == E.PAUSED or self.step_mode
         rows: list[dict[str, Any]] = []
         broken: dict[str, dict[str, Any]] = {}
@@ -236,7 +225,7 @@ class Unit:
     def skip(self, names: Sequence[str]) -> None:
         if not names:
             return
-        attempts = self._attempts(names)
+        attempts = self.runs.next_attempts(names, reset=bool(self.retries))
         rows = []
         for name in names:
             row = new_run(self.id, self.now, self.definition.step(name), attempts[name])
