@@ -138,7 +138,9 @@ class AgentContext:
     ``input`` is the execution's input, ``metadata`` its metadata, ``steps[name]`` the output of
     a step that has succeeded, ``config`` the step's static configuration, ``checkpoint`` what a
     previous attempt saved, ``attempt`` counts from 1, and ``idempotency_key`` is the same for
-    every attempt of this step, so side effects keyed on it happen once.
+    every attempt of this step, so side effects keyed on it happen once. In a map step,
+    ``item`` and ``index`` are the item and its position, and ``input`` the step's per-item
+    input (the execution's input when the step maps none).
     """
 
     def __init__(
@@ -156,6 +158,8 @@ class AgentContext:
         config: dict[str, Any],
         checkpoint: Any,
         services: StepServices,
+        item: Any = None,
+        index: int | None = None,
     ) -> None:
         self.run_id = run_id
         self.execution_id = execution_id
@@ -168,6 +172,8 @@ class AgentContext:
         self.metadata = metadata
         self.config = config
         self.checkpoint = checkpoint
+        self.item = item  # a map step's item (None otherwise)
+        self.index = index  # and its position in the list
         self._services = services
         self.steps: Mapping[str, Any] = _Outputs(lambda: services.outputs(execution_id))
         self.log = logging.LoggerAdapter(

@@ -24,6 +24,8 @@ from workflow_engine.coordinator.dispatch import Dispatcher
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.core.states import SETTLED_EXECUTION, TERMINAL_EXECUTION
 from workflow_engine.definitions.loader import Source, load
+from workflow_engine.definitions.validation import unknown_children
+from workflow_engine.errors import DefinitionError, WorkflowNotFound
 from workflow_engine.events import EventBus
 from workflow_engine.monitoring import open_tasks
 from workflow_engine.notify import EventFeed, Notifier, follow
@@ -33,6 +35,8 @@ from workflow_engine.store.records import EventRecord, WorkflowRecord
 from workflow_engine.store.repository import ExecutionQuery, LogQuery, Store
 from workflow_engine.views import ExecutionView, TaskView, execution_view, run_json, task_view
 from workflow_engine.worker.dispatcher import LazyCeleryDispatcher
+
+MAX_CHILDREN_SHOWN = 1000  # children listed with an execution (all: wfe list --parent)
 
 if TYPE_CHECKING:
     pass
@@ -84,9 +88,24 @@ class Engine:
 
     # workflows
 
-    def register(self, source: Source, created_by: int | None = None) -> WorkflowRecord:
-        """Validate and store a definition version; the same body twice is a no-op."""
-        record, _ = self.store.register_workflow(load(source), created_by)
+    def register(
+        self, source: Source, created_by: int | None = None, visible_to: int | None = None
+    ) -> WorkflowRecord:
+        """Validate and store a definition version; the same body twice is a no-op. The child
+        workflows its steps start must be registered (and visible to ``visible_to``, if given)."""
+        definition = load(source)
+
+        def registered(name: str, version: str | None) -> bool:
+            try:
+                self.store.get_workflow(name, version, visible_to=visible_to)
+            except WorkflowNotFound:
+                return False
+            return True
+
+        problems = unknown_children(definition, registered)
+        if problems:
+            raise DefinitionError(problems, definition.name)
+        record, _ = self.store.register_workflow(definition, created_by)
         return record
 
     def workflows(self, visible_to: int | None = None, name: str | None = None) -> list[WorkflowRecord]:
@@ -133,7 +152,8 @@ class Engine:
         if not include_steps:
             return execution_view(record)
         definition = self.coordinator.definitions.get(record.workflow_id)
-        return execution_view(record, definition, self.store.step_runs(execution_id))
+        children = self.store.children(execution_id, limit=MAX_CHILDREN_SHOWN) if definition.children else []
+        return execution_view(record, definition, self.store.step_runs(execution_id), children)
 
     def executions(self, query: ExecutionQuery | None = None) -> tuple[list[ExecutionView], int]:
         """A page of executions, newest first, and how many match in all."""
@@ -163,10 +183,12 @@ class Engine:
         has_error: bool | None = None,
         limit: int = 100,
         owner_id: int | None = None,
+        index: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Every attempt, chronologically, with input, output, error, worker and duration."""
+        """Every attempt, chronologically, with input, output, error, worker and duration (of
+        a map step's item ``index`` only, if given)."""
         self.store.get_execution(execution_id, owner_id)
-        runs = self.store.logs(execution_id, LogQuery(step_name, step_type, has_error, limit))
+        runs = self.store.logs(execution_id, LogQuery(step_name, step_type, has_error, limit, index))
         return [run_json(run) for run in runs]
 
     def human_tasks(self, owner_id: int | None = None, limit: int = 100) -> list[TaskView]:

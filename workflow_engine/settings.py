@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     timeout_grace: float = Field(default=10.0, ge=0)
     eta_horizon: float = Field(default=600.0, gt=0)
     max_worker_losses: int = Field(default=5, gt=0)
+    map_max_items: int = Field(default=10_000, ge=0)  # the longest list a map step takes
+    map_window: int = Field(default=1000, ge=1)  # a map's items queued at once (no max_concurrency)
+    max_workflow_depth: int = Field(default=8, ge=0)  # how deep child executions nest
     embedded_poll_interval: float = Field(default=0.05, gt=0)
     events_poll_interval: float = Field(default=0.5, gt=0)
     metrics_port: int | None = Field(default=None, ge=0, le=65535)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from workflow_engine.core import mapping
 from workflow_engine.core.payloads import READ_DEPTH, payload_problem
 from workflow_engine.core.states import OPEN_STEP, StepStatus
 from workflow_engine.definitions.model import WorkflowDefinition
@@ -27,9 +28,10 @@ class StepView:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     output: Any = None
+    items: dict[str, int] | None = None  # a map step's: total, done, failed, running, pending
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document = {
             "name": self.name,
             "type": self.type,
             "status": self.status,
@@ -39,6 +41,24 @@ class StepView:
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
         }
+        if self.items is not None:
+            document["items"] = self.items
+        return document
+
+
+@dataclass(frozen=True)
+class ChildView:
+    """A child execution, as its parent lists it."""
+
+    execution_id: str
+    workflow: str
+    version: str
+    status: str
+    step: str
+    index: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -58,6 +78,10 @@ class ExecutionView:
     started_at: datetime | None
     finished_at: datetime | None
     steps: list[StepView] = field(default_factory=list)
+    parent_execution_id: str | None = None
+    parent_step: str | None = None
+    parent_index: int | None = None
+    children: list[ChildView] = field(default_factory=list)
 
     @property
     def current_steps(self) -> list[str]:
@@ -89,14 +113,23 @@ class ExecutionView:
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
             "steps": [step.to_json() for step in self.steps],
+            "parent_execution_id": self.parent_execution_id,
+            "parent_step": self.parent_step,
+            "parent_index": self.parent_index,
+            "children": [child.to_json() for child in self.children],
         }
 
 
-def step_views(definition: WorkflowDefinition, runs: list[StepRunRecord]) -> list[StepView]:
-    """One line per step in definition order: its current run's status, and its attempts."""
+def step_views(
+    definition: WorkflowDefinition, runs: list[StepRunRecord], maps: dict[str, Any] | None = None
+) -> list[StepView]:
+    """One line per step in definition order: its current run's status, and its attempts (a
+    map's progress from ``maps``, the execution's counts of its items)."""
     current: dict[str, StepRunRecord] = {}
     attempts: dict[str, int] = {}
     for run in runs:
+        if run.item_index is not None:
+            continue
         if run.started_at is not None:
             attempts[run.step_name] = attempts.get(run.step_name, 0) + 1
         if not run.superseded:
@@ -120,6 +153,7 @@ def step_views(definition: WorkflowDefinition, runs: list[StepRunRecord]) -> lis
                 started_at=latest.started_at if latest else None,
                 finished_at=latest.finished_at if latest else None,
                 output=readable(latest.output) if latest else None,
+                items=mapping.summary(maps[step.name]) if maps and step.name in maps and latest else None,
             )
         )
     return views
@@ -141,6 +175,7 @@ def execution_view(
     record: ExecutionRecord,
     definition: WorkflowDefinition | None = None,
     runs: list[StepRunRecord] | None = None,
+    children: list[ExecutionRecord] | None = None,
 ) -> ExecutionView:
     return ExecutionView(
         id=record.id,
@@ -157,7 +192,18 @@ def execution_view(
         created_at=record.created_at,
         started_at=record.started_at,
         finished_at=record.finished_at,
-        steps=step_views(definition, runs) if definition is not None and runs is not None else [],
+        steps=step_views(definition, runs, record.maps)
+        if definition is not None and runs is not None
+        else [],
+        parent_execution_id=record.parent_execution_id,
+        parent_step=record.parent_step,
+        parent_index=record.parent_index,
+        children=[
+            ChildView(
+                c.id, c.workflow_name, c.workflow_version, c.status, c.parent_step or "", c.parent_index
+            )
+            for c in children or []
+        ],
     )
 
 
@@ -206,6 +252,7 @@ def run_json(run: StepRunRecord) -> dict[str, Any]:
         "step_type": run.step_type,
         "agent": run.agent,
         "attempt": run.attempt,
+        "index": run.item_index,
         "status": run.status,
         "superseded": run.superseded,
         "input": readable(run.input),

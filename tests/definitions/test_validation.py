@@ -166,7 +166,7 @@ def test_every_problem_is_reported_at_once() -> None:
         ({"name": "s", "agent": "x", "delay": 3}, "delay not allowed on a agent step"),
         ({"name": "s", "agent": "x", "timeout": -1}, "greater than 0"),
         ({"name": "s", "agent": "x", "frobnicate": True}, "Extra inputs are not permitted"),
-        ({"name": "s", "type": "robot"}, "Input should be 'agent', 'human' or 'timer'"),
+        ({"name": "s", "type": "robot"}, "Input should be 'agent', 'human', 'timer', 'map' or 'workflow'"),
         ({"name": "t", "type": "timer", "until": "steps.later.when"}, "reads steps.later"),
     ],
 )

@@ -91,6 +91,9 @@ class StepOut(BaseModel):
     error: dict[str, Any] | None
     started_at: datetime | None
     finished_at: datetime | None
+    items: dict[str, int] | None = Field(
+        default=None, description="a map step's items: total, done, failed, running, pending"
+    )
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -117,6 +120,15 @@ class EventOut(BaseModel):
         return cls.model_validate(event)
 
 
+class ChildOut(BaseModel):
+    execution_id: str
+    workflow: str
+    version: str
+    status: str
+    step: str
+    index: int | None
+
+
 class ExecutionOut(BaseModel):
     execution_id: str
     workflow: str
@@ -136,6 +148,10 @@ class ExecutionOut(BaseModel):
     duration_ms: int | None
     steps: list[StepOut] | None = None
     events: list[EventOut] | None = None
+    parent_execution_id: str | None = None
+    parent_step: str | None = None
+    parent_index: int | None = None
+    children: list[ChildOut] | None = None
 
     @classmethod
     def of(cls, view: ExecutionView, events: list[EventRecord] | None = None) -> ExecutionOut:
@@ -158,6 +174,10 @@ class ExecutionOut(BaseModel):
             duration_ms=view.duration_ms,
             steps=[StepOut.of(step) for step in view.steps] if view.steps else None,
             events=[EventOut.of(e) for e in events] if events is not None else None,
+            parent_execution_id=view.parent_execution_id,
+            parent_step=view.parent_step,
+            parent_index=view.parent_index,
+            children=[ChildOut(**child.to_json()) for child in view.children] if view.steps else None,
         )
 
 
@@ -174,6 +194,7 @@ class LogOut(BaseModel):
     step_type: str
     agent: str | None
     attempt: int
+    index: int | None = None  # a map step's item
     status: str
     superseded: bool
     input_data: Any

@@ -216,6 +216,7 @@ def watch(settings: Settings, execution_id: str, timeout: float | None, as_json:
 @click.command(name="list")
 @click.option("--status", "status_filter", type=click.Choice([s.value for s in ExecutionStatus]))
 @click.option("--workflow")
+@click.option("--parent", help="Only the child executions of this execution.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0)
 @json_option
@@ -224,12 +225,13 @@ def list_executions(
     settings: Settings,
     status_filter: str | None,
     workflow: str | None,
+    parent: str | None,
     limit: int,
     offset: int,
     as_json: bool,
 ) -> None:
     """List executions, newest first."""
-    query = ExecutionQuery(workflow=workflow, status=status_filter, limit=limit, offset=offset)
+    query = ExecutionQuery(workflow=workflow, status=status_filter, parent=parent, limit=limit, offset=offset)
     with Engine.from_settings(settings) as engine:
         views, total = engine.executions(query)
     if as_json:
@@ -252,7 +254,8 @@ def list_executions(
 @click.command(name="logs")
 @click.argument("execution_id")
 @click.option("--step", "step_name", help="Only this step.")
-@click.option("--type", "step_type", type=click.Choice(["agent", "human", "timer"]))
+@click.option("--type", "step_type", type=click.Choice(["agent", "human", "timer", "map", "workflow"]))
+@click.option("--index", type=click.IntRange(0), help="Only this item of a map step.")
 @click.option("--errors", is_flag=True, help="Only attempts that ended with an error.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
 @json_option
@@ -262,13 +265,16 @@ def logs_command(
     execution_id: str,
     step_name: str | None,
     step_type: str | None,
+    index: int | None,
     errors: bool,
     limit: int,
     as_json: bool,
 ) -> None:
-    """Every attempt of every step, in order, with duration, worker and error."""
+    """Every attempt of every step (each map item's with its index), in order, with
+    duration, worker and error."""
     with Engine.from_settings(settings) as engine:
-        entries = engine.logs(execution_id, step_name, step_type, True if errors else None, limit)
+        has_error = True if errors else None
+        entries = engine.logs(execution_id, step_name, step_type, has_error, limit, index=index)
     if as_json:
         print_json(entries)
         return
@@ -278,7 +284,7 @@ def logs_command(
         error = f"{e['error_type']}: {e['error_message']}" if e["error_type"] else ""
         table.add_row(
             (e["started_at"] or e["queued_at"] or "")[11:23],
-            e["step_name"],
+            e["step_name"] + ("" if e["index"] is None else f"[{e['index']}]"),
             str(e["attempt"]),
             e["status"],
             duration,

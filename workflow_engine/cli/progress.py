@@ -80,12 +80,24 @@ def summary(view: ExecutionView) -> Table:
         duration = f"{step.duration_ms / 1000:.2f}s" if step.duration_ms is not None else ""
         error = f"{step.error['type']}: {step.error['message']}" if step.error else ""
         colour = STYLES.get(step.status, "")
+        status = f"[{colour}]{step.status}[/]" if colour else step.status
+        if step.items is not None:
+            counts = step.items
+            status += (
+                f" ({counts['done']}/{counts['total']} done, {counts['failed']} failed, "
+                f"{counts['running']} running)"
+            )
         table.add_row(
             step.name,
             step.type,
-            f"[{colour}]{step.status}[/]" if colour else step.status,
+            status,
             str(step.attempts),
             duration,
             error,
         )
+    if view.parent_execution_id:
+        index = "" if view.parent_index is None else f"[{view.parent_index}]"
+        table.caption = f"child of {view.parent_execution_id}, step {view.parent_step}{index}"
+    elif view.children:
+        table.caption = f"{len(view.children)} child execution(s): wfe list --parent {view.id}"
     return table

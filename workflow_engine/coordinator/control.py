@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from workflow_engine.coordinator import maps
 from workflow_engine.coordinator.dispatch import task_id
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import planner
@@ -31,8 +32,15 @@ def pause(unit: Unit, reason: str | None = None) -> None:
     for run in held:
         # not revoked: the same attempt is published again on resume; a stale copy of its message
         # finds the run no longer claimable and is dropped by the worker
-        unit.count(run.step_type, run.status, S.PENDING)
-        unit.event(run.step_name, run.attempt, run.status, S.PENDING, "held: execution paused")
+        unit.moved(run, run.status, S.PENDING)
+        if run.item_index is None:
+            unit.event(run.step_name, run.attempt, run.status, S.PENDING, "held: execution paused")
+    if _has_children(unit):
+        unit.cascades.append(("pause", None))
+
+
+def _has_children(unit: Unit) -> bool:
+    return any(step.workflow is not None for step in unit.definition.steps)
 
 
 def resume(unit: Unit, reason: str | None = None) -> None:
@@ -40,13 +48,22 @@ def resume(unit: Unit, reason: str | None = None) -> None:
     unit.transition(E.RUNNING)
     if not unit.step_mode:
         for run in unit.runs.in_states((S.PENDING,)):
-            release(unit, run, "released: execution resumed")
+            if run.item_index is None:
+                release(unit, run, "released: execution resumed")
+    for name in list(unit.maps):  # (a map that has resolved has nothing pending)
+        maps.admit(unit, name)
+    if _has_children(unit):
+        unit.cascades.append(("resume", None))
     unit.settle()
 
 
 def release(unit: Unit, run: Any, reason: str) -> None:
     """Queue a held run: at once, or, for a retry held during its backoff, at the backoff's end
-    (published now with its ETA, or left to the reconciler past the ETA horizon)."""
+    (published now with its ETA, or left to the reconciler past the ETA horizon). A map or
+    workflow step starts."""
+    if run.step_type in (StepType.MAP, StepType.WORKFLOW):
+        maps.release_held(unit, run)
+        return
     waiting = run.not_before is not None and run.not_before > unit.now
     to = S.RETRYING if waiting else S.QUEUED
     publish = not waiting or run.not_before <= unit.now + timedelta(seconds=unit.settings.eta_horizon)
@@ -91,6 +108,9 @@ def retry(unit: Unit, from_step: str | None = None) -> list[str]:
             if run.status == S.RUNNING:
                 unit.revocations.append((run.task_id or task_id(unit.id, run.step_name, run.attempt), True))
     unit.runs.supersede(reset)
+    for name in reset:
+        unit.maps.pop(name, None)
+    unit.changes["maps"] = unit.maps
     kept = {name: run.status for name, run in current.items() if name not in reset}
     unit.reset_barriers(_barriers(unit, reset - set(targets), kept), drop=reset)
     unit.retries += 1
@@ -161,7 +181,7 @@ def next_step(unit: Unit) -> str:
         raise InvalidOperation("execution is not in step mode")
     if unit.status == E.PAUSED or unit.status in TERMINAL_EXECUTION:
         raise InvalidOperation(f"execution is {unit.status}")
-    pending = unit.runs.in_states((S.PENDING,))
+    pending = [run for run in unit.runs.in_states((S.PENDING,)) if run.item_index is None]
     if not pending:
         raise InvalidOperation("no step is ready: steps are still running, or waiting for a person")
     run = pending[0]

@@ -14,7 +14,18 @@ import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from workflow_engine.coordinator.facts import ATTEMPTS, CAPACITY, OUTPUTS, RUNS, Facts, Missing
+from workflow_engine.coordinator import maps
+from workflow_engine.coordinator.facts import (
+    ATTEMPTS,
+    CAPACITY,
+    ITEM_RUNS,
+    OUTPUTS,
+    PENDING_ITEMS,
+    RESULTS,
+    RUNS,
+    Facts,
+    Missing,
+)
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.errors import StoreError
 from workflow_engine.store.transaction import Tx
@@ -37,6 +48,7 @@ def decide(
         unit = make(facts, random.Random(seed))
         try:
             result = act(unit)
+            maps.start_opened(unit)
             unit.conclude()
         except Missing as missing:
             if missing.what == OUTPUTS and facts.outputs_of:
@@ -61,6 +73,14 @@ def loader(tx: Tx, execution_id: str, capacity: Callable[[], int] = lambda: 0) -
             return tx.outputs(execution_id, missing.names)
         if missing.what == RUNS:
             return tx.live_runs(execution_id)
+        if missing.what == ITEM_RUNS:
+            assert missing.key is not None
+            return tx.item_runs(execution_id, missing.step, missing.key)
+        if missing.what == PENDING_ITEMS:
+            assert missing.key is not None
+            return tx.pending_items(execution_id, missing.step, missing.key)
+        if missing.what == RESULTS:
+            return tx.item_outputs(execution_id, missing.step)
         assert missing.what == ATTEMPTS, missing.what
         return tx.latest_attempts(execution_id)
 
@@ -70,7 +90,11 @@ def loader(tx: Tx, execution_id: str, capacity: Callable[[], int] = lambda: 0) -
 def apply(tx: Tx, unit: Unit, last: bool = False) -> None:
     """Write what ``unit`` decided; ``last`` when nothing else runs in the transaction after."""
     for change in unit.runs.changes:
-        if not tx.update_runs_by_id(change.ids, change.values, change.expect):
+        if change.step is not None:
+            applied = tx.update_own_run(unit.id, change.step, change.values, change.expect)
+        else:
+            applied = tx.update_runs_by_id(change.ids, change.values, change.expect)
+        if not applied:
             # the runs were read locked: only a bug can get here
             raise StoreError(f"runs of {unit.id} changed under the execution's lock")
     if unit.runs.superseded:

@@ -23,10 +23,11 @@ class Dispatch:
     eta: datetime | None = None
     queue: str | None = None
     time_limit: float | None = None
+    index: int | None = None  # a map step's item
 
     @property
     def task_id(self) -> str:
-        return task_id(self.execution_id, self.step, self.attempt)
+        return task_id(self.execution_id, self.step, self.attempt, self.index)
 
     @classmethod
     def of(
@@ -37,8 +38,9 @@ class Dispatch:
         workflow: str,
         attempt: int,
         eta: datetime | None = None,
+        index: int | None = None,
     ) -> Dispatch:
-        """The message of an attempt of ``step``."""
+        """The message of an attempt of ``step`` (of its item ``index``)."""
         return cls(
             run_id=run_id,
             execution_id=execution_id,
@@ -49,11 +51,15 @@ class Dispatch:
             eta=eta,
             queue=step.queue,
             time_limit=step.timeout,
+            index=index,
         )
 
 
-def task_id(execution_id: str, step: str, attempt: int) -> str:
-    """The broker task id of a step attempt: readable, and stable across re-publishing."""
+def task_id(execution_id: str, step: str, attempt: int, index: int | None = None) -> str:
+    """The broker task id of a step attempt (of a map item): readable, and stable across
+    re-publishing."""
+    if index is not None:
+        return f"{execution_id}:{step}[{index}]:{attempt}"
     return f"{execution_id}:{step}:{attempt}"
 
 

@@ -22,6 +22,8 @@ from workflow_engine.core.states import StepStatus, check_step_update
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 
 OUTPUTS, RUNS, ATTEMPTS, CAPACITY = "outputs", "runs", "attempts", "capacity"
+# a map step's items: the runs of one item, the next pending items, the outputs of them all
+ITEM_RUNS, PENDING_ITEMS, RESULTS = "item runs", "pending items", "results"
 _RECORD_FIELDS = frozenset(f.name for f in fields(StepRunRecord))
 
 
@@ -32,16 +34,29 @@ class Tuning(Protocol):
     def eta_horizon(self) -> float: ...  # publish with an ETA only this far ahead (seconds)
     @property
     def inline_steps(self) -> int: ...  # 0: no step runs in place, nor is carried
+    @property
+    def map_max_items(self) -> int: ...  # the longest list a map step takes
+    @property
+    def map_window(self) -> int: ...  # a map's items queued at once without max_concurrency
+    @property
+    def max_workflow_depth(self) -> int: ...  # how deep child executions nest
 
 
 class Missing(Exception):
-    """The decision needs facts it was not given: ``what`` (outputs, runs, attempts or capacity), and
-    for outputs the steps whose outputs (None: every step's)."""
+    """The decision needs facts it was not given: ``what`` (outputs, runs, attempts, capacity, or
+    of a map step's items), and for outputs the steps whose outputs (None: every step's). For
+    items, ``names`` is the map step and ``key`` the item (item runs) or how many (pending)."""
 
-    def __init__(self, what: str, names: frozenset[str] | None = None) -> None:
+    def __init__(self, what: str, names: frozenset[str] | None = None, key: int | None = None) -> None:
         super().__init__(what if names is None else f"{what} of {', '.join(sorted(names))}")
         self.what = what
         self.names = names
+        self.key = key
+
+    @property
+    def step(self) -> str:
+        assert self.names is not None and len(self.names) == 1
+        return next(iter(self.names))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +77,35 @@ class Facts:
     runs: tuple[StepRunRecord, ...] | None = None
     attempts: Mapping[str, int] | None = None
     capacity: int | None = 0
+    # of map steps: the runs of some items, the next pending items, the outputs of every item
+    item_runs: Mapping[tuple[str, int], tuple[StepRunRecord, ...]] = field(default_factory=dict)
+    pending: Mapping[str, tuple[int, tuple[StepRunRecord, ...]]] = field(default_factory=dict)
+    results: Mapping[str, Mapping[int, Any]] = field(default_factory=dict)
+
+    def runs_of_item(self, step: str, index: int) -> tuple[StepRunRecord, ...]:
+        """The live runs of one item of a map step."""
+        if (step, index) not in self.item_runs:
+            raise Missing(ITEM_RUNS, frozenset({step}), index)
+        return self.item_runs[(step, index)]
+
+    def pending_items(self, step: str, count: int) -> tuple[StepRunRecord, ...]:
+        """Up to ``count`` pending items of a map step, lowest index first."""
+        asked, known = self.pending.get(step, (0, ()))
+        if asked < count:  # (fewer than were asked for: there are no more)
+            raise Missing(PENDING_ITEMS, frozenset({step}), count)
+        return known[:count]
+
+    def item_outputs(self, step: str) -> Mapping[int, Any]:
+        """The outputs of a map step's items that succeeded, by index."""
+        if step not in self.results:
+            raise Missing(RESULTS, frozenset({step}))
+        return self.results[step]
+
+    def partial_runs(self) -> dict[int, StepRunRecord]:
+        """The runs known without knowing them all (of map items), by id."""
+        found = {run.id: run for runs in self.item_runs.values() for run in runs}
+        found.update({run.id: run for _, runs in self.pending.values() for run in runs})
+        return found
 
     def workers_capacity(self) -> int:
         if self.capacity is None:
@@ -91,6 +135,14 @@ class Facts:
             return replace(self, runs=tuple(found))
         if missing.what == CAPACITY:
             return replace(self, capacity=int(found))
+        if missing.what == ITEM_RUNS:
+            assert missing.key is not None
+            return replace(self, item_runs={**self.item_runs, (missing.step, missing.key): tuple(found)})
+        if missing.what == PENDING_ITEMS:
+            assert missing.key is not None
+            return replace(self, pending={**self.pending, missing.step: (missing.key, tuple(found))})
+        if missing.what == RESULTS:
+            return replace(self, results={**self.results, missing.step: dict(found)})
         assert missing.what == ATTEMPTS, missing.what
         return replace(self, attempts=dict(found))
 
@@ -104,11 +156,13 @@ def provisional(row: Mapping[str, Any], index: int) -> StepRunRecord:
 
 @dataclass(frozen=True, slots=True)
 class RunChange:
-    """``values`` set on the runs ``ids``, each of which must still be in one of ``expect``."""
+    """``values`` set on the runs ``ids``, each of which must still be in one of ``expect``; with
+    ``step``, on that step's own run (a map's or a workflow step's, whose id is not known)."""
 
     ids: tuple[int, ...]
     values: Mapping[str, Any]
     expect: tuple[str, ...]
+    step: str | None = None
 
 
 class Runs:
@@ -117,6 +171,7 @@ class Runs:
     def __init__(self, facts: Facts, new: list[dict[str, Any]]) -> None:
         self._facts = facts
         self._loaded: dict[int, StepRunRecord] | None = None
+        self._partial = facts.partial_runs()  # known while not every run is
         self.new = new  # the rows of the runs this decision creates, in order
         self.changes: list[RunChange] = []
         self.superseded: set[str] = set()  # steps whose runs this decision supersedes
@@ -134,8 +189,9 @@ class Runs:
         return existing + [provisional(row, index) for index, row in enumerate(self.new)]
 
     def current(self) -> dict[str, StepRunRecord]:
-        """The latest attempt of each step that has one."""
-        return {run.step_name: run for run in sorted(self.live(), key=lambda run: run.attempt)}
+        """The latest attempt of each step that has one (a map step's own run, not its items')."""
+        steps = [run for run in self.live() if run.item_index is None]
+        return {run.step_name: run for run in sorted(steps, key=lambda run: run.attempt)}
 
     def find(self, run_id: int) -> StepRunRecord | None:
         return next((run for run in self.live() if run.id == run_id), None)
@@ -155,9 +211,14 @@ class Runs:
             latest[row["step_name"]] = max(latest.get(row["step_name"], 0), row["attempt"])
         return {step: latest.get(step, 0) + 1 for step in steps}
 
-    def failures(self, step: str, lost: str) -> tuple[int, int]:
-        """Failed attempts of ``step`` since it was last reset, and of them those ``lost``."""
-        failed = [run for run in self.live() if run.step_name == step and run.status == StepStatus.FAILED]
+    def failures(self, step: str, lost: str, index: int | None = None) -> tuple[int, int]:
+        """Failed attempts of ``step`` (of its item ``index``) since it was last reset, and of
+        them those ``lost``."""
+        if index is None:
+            runs = [run for run in self.live() if run.step_name == step and run.item_index is None]
+        else:
+            runs = [self._partial.get(run.id, run) for run in self._facts.runs_of_item(step, index)]
+        failed = [run for run in runs if run.status == StepStatus.FAILED]
         return len(failed), sum(run.error_type == lost for run in failed)
 
     def update(self, run_id: int, values: Mapping[str, Any], expect: Collection[str]) -> bool:
@@ -179,7 +240,8 @@ class Runs:
                     before.append(provisional(row, -run_id - 1))
                     row.update(values)
                 continue
-            existing = self._existing()
+            partial = self._loaded is None and run_id in self._partial
+            existing = self._partial if partial else self._existing()
             run = existing.get(run_id)
             if run is not None and run.status in expect:
                 before.append(run)
@@ -188,6 +250,22 @@ class Runs:
         if stored:
             self.changes.append(RunChange(tuple(stored), dict(values), tuple(expect)))
         return before
+
+    def update_own(self, step: str, values: Mapping[str, Any], expect: Collection[str]) -> None:
+        """Set ``values`` on the own run of ``step`` (a map's or workflow step's), which must
+        be in one of ``expect``: by its id when it is known, otherwise by its step."""
+        if "status" in values:
+            check_step_update(expect, values["status"])
+        for row in self.new:
+            if row["step_name"] == step and row["item_index"] is None and row["status"] in expect:
+                row.update(values)
+                return
+        if self._loaded is not None:
+            own = [r for r in self._loaded.values() if r.step_name == step and r.item_index is None]
+            if own:
+                self.update_all([max(own, key=lambda run: run.attempt).id], values, expect)
+                return
+        self.changes.append(RunChange((), dict(values), tuple(expect), step))
 
     def update_in(self, statuses: Collection[str], values: Mapping[str, Any]) -> list[StepRunRecord]:
         """Set ``values`` on every run in one of ``statuses``; those runs as they were."""

@@ -73,7 +73,9 @@ class Finishing:
         checkpoint = None
         if claimed.attempt > 1:
             with self.store.reading() as conn:
-                checkpoint = latest_checkpoint(conn, claimed.execution_id, claimed.step_name)
+                checkpoint = latest_checkpoint(
+                    conn, claimed.execution_id, claimed.step_name, claimed.item_index
+                )
         self.events.publish(
             [
                 {
@@ -100,12 +102,17 @@ class Finishing:
             retries=claimed.retries,
             due_at=max(claimed.queued_at, claimed.not_before or claimed.queued_at),
             started_at=claimed.started_at,
-            **self._placed(definition, claimed.step_name),
+            index=claimed.item_index,
+            item=claimed.item,
+            **self._placed(definition, claimed.step_name, claimed.item_index),
         )
 
     @staticmethod
-    def _placed(definition: WorkflowDefinition, name: str) -> dict[str, Any]:
-        """The fields of a claim that follow from its step's place in the workflow."""
+    def _placed(definition: WorkflowDefinition, name: str, index: int | None = None) -> dict[str, Any]:
+        """The fields of a claim that follow from its step's place in the workflow (a map's
+        item counts toward its map, and hands nothing on)."""
+        if index is not None:
+            return {"step": definition.step(name), "joins": None, "carrier": False}
         return {
             "step": definition.step(name),
             "joins": planner.counted_joins(definition.graph, name),
@@ -115,7 +122,9 @@ class Finishing:
     def finish(self, claim: Claim, outcome: Outcome, inline: str | None = None) -> Finished:
         """Record what the attempt gave and decide what follows. With ``inline`` (the id of the
         Celery task the worker runs), the one step that follows may be handed back to run in
-        place instead of being published."""
+        place instead of being published (not after a map's item: see _following)."""
+        if claim.index is not None:
+            inline = None
         if claim.joins is not None and isinstance(outcome, Success):
             counted = self._finish_counted(claim, outcome, inline)
             if counted is not None:
@@ -125,7 +134,7 @@ class Finishing:
             if planned is not None:
                 return planned
         with self.store.pipelined() as tx:
-            status, values = steps.attempt_values(outcome, tx.now)
+            status, values = steps.attempt_values(outcome, tx.now, item=claim.index is not None)
             record, applied = tx.lock_and_finish_run(claim.execution_id, claim.run_id, claim.worker, values)
             if record is None:
                 raise ExecutionNotFound(claim.execution_id)

@@ -7,7 +7,7 @@ cannot be sent is marked unpublished again, and the reconciler publishes it late
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
 from workflow_engine.coordinator.unit import Unit
@@ -22,6 +22,8 @@ class Outbox:
         self.store = store
         self.dispatcher = dispatcher
         self.events = events
+        # what follows a unit's commit beyond messages: its child executions (the coordinator's)
+        self.follow_up: Callable[[Unit], None] | None = None
 
     def after_commit(self, unit: Unit) -> None:
         if unit.dispatches:
@@ -34,6 +36,11 @@ class Outbox:
                 except Exception:
                     log.warning("could not revoke %s", ids, exc_info=True)
         self.events.publish(unit.events)
+        if self.follow_up is not None:
+            try:
+                self.follow_up(unit)
+            except Exception:  # committed already: the reconciler finishes what is left
+                log.warning("what follows a decision on %s failed", unit.id, exc_info=True)
 
     def publish(self, dispatches: Sequence[Dispatch]) -> None:
         """Publish committed runs; if the broker fails, leave them to the reconciler."""

@@ -38,11 +38,17 @@ class Claim:
     # whether the worker recording it hands on a carried sibling (see Unit.take_carried): the
     # step is a branch of a fan-out, some of whose branches may be carried (Unit.hand_out)
     carrier: bool = False
+    # a map step's item: its position, and the item (ctx.index, ctx.item)
+    index: int | None = None
+    item: Any = None
 
     @property
     def idempotency_key(self) -> str:
-        """Stable across attempts of a step; a retry from an upstream step starts a new one."""
+        """Stable across attempts of a step (of a map item); a retry from an upstream step
+        starts a new one."""
         key = f"{self.execution_id}:{self.step.name}"
+        if self.index is not None:
+            key = f"{key}[{self.index}]"
         return f"{key}:r{self.retries}" if self.retries else key
 
 

@@ -74,6 +74,11 @@ def new_execution(
         "waiting_steps": 0,
         "retries": 0,
         "revision": 0,
+        "maps": None,
+        "parent_execution_id": None,
+        "parent_step": None,
+        "parent_index": None,
+        "depth": 0,
         "created_at": now,
         "started_at": None,
         "finished_at": None,
@@ -104,6 +109,8 @@ def new_run(execution_id: str, now: datetime, step: StepDefinition, attempt: int
         "started_at": None,
         "heartbeat_at": None,
         "finished_at": None,
+        "item_index": None,
+        "item": None,
     }
 
 

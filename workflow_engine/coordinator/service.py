@@ -9,9 +9,10 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Collection, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
-from workflow_engine.coordinator import control, deciding, steps
+from workflow_engine.coordinator import control, deciding, maps, steps
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
 from workflow_engine.coordinator.facts import Facts
@@ -20,7 +21,7 @@ from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome
 from workflow_engine.coordinator.runs import new_execution
 from workflow_engine.coordinator.unit import Unit
-from workflow_engine.core.states import ExecutionMode, ExecutionStatus, StepStatus
+from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionMode, ExecutionStatus, StepStatus
 from workflow_engine.definitions.schemas import check_data, check_payload
 from workflow_engine.definitions.validation import unknown_agents
 from workflow_engine.errors import (
@@ -28,7 +29,9 @@ from workflow_engine.errors import (
     DefinitionError,
     ExecutionNotFound,
     InputError,
+    InvalidOperation,
     Problem,
+    WorkflowNotFound,
 )
 from workflow_engine.events import EventBus
 from workflow_engine.settings import Settings
@@ -64,6 +67,7 @@ class Coordinator:
         self.definitions = DefinitionCache(store)
         self.outbox = Outbox(store, dispatcher, self.events)
         self.finishing = Finishing(store, self.definitions, settings, self.events, self.rng, self.outbox)
+        self.outbox.follow_up = self._follow_up
 
     # deciding
 
@@ -228,7 +232,15 @@ class Coordinator:
             record = self.store.get_execution(run.execution_id)
             step = self.definitions.get(record.workflow_id).step(run.step_name)
             dispatches.append(
-                Dispatch.of(step, run.id, run.execution_id, record.workflow_name, run.attempt, run.not_before)
+                Dispatch.of(
+                    step,
+                    run.id,
+                    run.execution_id,
+                    record.workflow_name,
+                    run.attempt,
+                    run.not_before,
+                    run.item_index,
+                )
             )
         if dispatches:
             self.outbox.publish(dispatches)
@@ -249,6 +261,112 @@ class Coordinator:
             return changed or unit.status != E.RUNNING
 
         return self.decide(execution_id, actor, replan)
+
+    # child executions: started, told of their parent's verbs, and heard of when they end, each
+    # after the decision that asks for it has committed (and repaired by the reconciler)
+
+    def _follow_up(self, unit: Unit) -> None:
+        for step, index in unit.children:
+            self.sync_child(unit.id, step, index)
+        for verb, which in unit.cascades:
+            self._cascade(unit.id, verb, which)
+        parent = unit.record.parent_execution_id
+        if (
+            parent is not None
+            and unit.status in TERMINAL_EXECUTION
+            and unit.record.status not in TERMINAL_EXECUTION
+        ):
+            self.child_ended(unit.id)
+
+    def sync_child(self, parent_id: str, step: str, index: int | None) -> bool:
+        """Bring the child of ``step`` (its item ``index``) of ``parent_id`` in line with the run
+        that waits for it: start it (once: its id is its place), retry it when a retry of the
+        parent's step finds it failed, or tell the parent it ended. Whether anything was done."""
+        with self.store.transaction() as tx:
+            parent = tx.execution(parent_id)
+            run = tx.workflow_run(parent_id, step, index)
+            child, started = tx.latest_child(parent_id, step, index)
+        if parent is None or run is None or parent.status in TERMINAL_EXECUTION:
+            return False
+        newer = child is not None and child.finished_at is not None and run.queued_at > child.finished_at
+        if child is None or (child.status == E.CANCELLED and newer):
+            return self._start_child(parent, run, started)
+        if child.status == E.FAILED and newer:
+            try:
+                self.retry(child.id, f"parent {parent_id}")
+            except InvalidOperation:
+                return False
+            return True
+        if child.status in TERMINAL_EXECUTION:
+            return self.child_ended(child.id)
+        return False
+
+    def _start_child(self, parent: ExecutionRecord, run: StepRunRecord, generation: int) -> bool:
+        step = self.definitions.get(parent.workflow_id).step(run.step_name)
+        assert step.workflow is not None
+        where = (run.step_name, run.item_index)
+        try:
+            record = self.store.get_workflow(step.workflow, step.version)
+            definition = self.definitions.get(record.id)
+            check_data(definition.input_schema, run.input, "input of the child execution")
+        except (WorkflowNotFound, InputError) as exc:
+            refuse = partial(maps.child_refused, step_name=where[0], index=where[1], message=str(exc))
+            return bool(self.decide(parent.id, "system", refuse))
+        key = f"{parent.id}:{run.step_name}:{run.item_index}:{generation}"
+        child_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"wfe-child:{key}"))
+        with self.store.transaction() as tx:
+            values = new_execution(
+                child_id, record, parent.owner_id, parent.mode, run.input, parent.metadata, None, tx.now
+            )
+            values.update(
+                total_steps=len(definition.steps),
+                parent_execution_id=parent.id,
+                parent_step=run.step_name,
+                parent_index=run.item_index,
+                depth=parent.depth + 1,
+            )
+            if not tx.insert_child(values):
+                return False  # started already, by whoever got here first
+            facts = Facts(tx.now, ExecutionRecord(**values), outputs_of=None, runs=(), attempts={})
+            unit, _ = self._decided(tx, facts, f"parent {parent.id}", steps.begin)
+            deciding.apply(tx, unit)
+        self.outbox.after_commit(unit)
+        return True
+
+    def child_ended(self, child_id: str) -> bool:
+        """A child execution ended: its parent's step (or map item) goes on from its outcome."""
+        child = self.store.get_execution(child_id)
+        if child.parent_execution_id is None or child.parent_step is None:
+            return False
+        if child.status not in TERMINAL_EXECUTION:
+            return False
+        step, index = child.parent_step, child.parent_index
+        return bool(
+            self.decide(
+                child.parent_execution_id,
+                f"child {child.id}",
+                lambda unit: maps.child_ended(unit, step, index, child),
+            )
+        )
+
+    def _cascade(self, parent_id: str, verb: str, step: str | None) -> None:
+        """Pass a parent's pause, resume or cancel on to its children that can take it."""
+        takes = {
+            "pause": (E.RUNNING, E.WAITING),
+            "resume": (E.PAUSED,),
+            "cancel": (E.RUNNING, E.WAITING, E.PAUSED, E.INITIALIZED),
+        }[verb]
+        actor = f"parent {parent_id}"
+        for child in self.store.children(parent_id, step, takes):
+            try:
+                if verb == "pause":
+                    self.pause(child.id, actor, reason="parent paused")
+                elif verb == "resume":
+                    self.resume(child.id, actor)
+                else:
+                    self.cancel(child.id, actor, reason="parent stopped")
+            except (InvalidOperation, ExecutionNotFound):
+                log.info("child %s of %s did not take %s", child.id, parent_id, verb)
 
     def _run(self, run_id: int) -> StepRunRecord | None:
         with self.store.transaction() as tx:

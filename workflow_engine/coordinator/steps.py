@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from workflow_engine.coordinator import maps
 from workflow_engine.coordinator.dispatch import task_id
 from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
 from workflow_engine.coordinator.unit import Unit
@@ -16,7 +17,7 @@ from workflow_engine.store.records import StepRunRecord
 
 E = ExecutionStatus
 S = StepStatus
-WORKER_LOST = "worker_lost"
+WORKER_LOST = maps.WORKER_LOST
 TIMEOUT = "timeout"
 TIMER_TOLERANCE = timedelta(seconds=1)
 DISCARDED = "discarded"
@@ -32,8 +33,9 @@ def begin(unit: Unit) -> None:
     unit.settle()
 
 
-def attempt_values(outcome: Outcome, now: datetime) -> tuple[str, dict[str, Any]]:
-    """The status an attempt ends in, and what is recorded on its run."""
+def attempt_values(outcome: Outcome, now: datetime, item: bool = False) -> tuple[str, dict[str, Any]]:
+    """The status an attempt ends in, and what is recorded on its run. A map ``item`` that
+    fails validation fails (there is no fixing one item of a map by hand)."""
     values: dict[str, Any] = {
         "finished_at": now,
         "duration_ms": outcome.duration_ms,
@@ -46,7 +48,7 @@ def attempt_values(outcome: Outcome, now: datetime) -> tuple[str, dict[str, Any]
         status = S.SUCCEEDED
         values["output"] = outcome.output
     else:
-        status = S.WAITING if outcome.kind is FailureKind.VALIDATION else S.FAILED
+        status = S.WAITING if outcome.kind is FailureKind.VALIDATION and not item else S.FAILED
         values.update(error_type=outcome.error_type, error_message=outcome.message, error_code=outcome.code)
     values["status"] = status
     return status, values
@@ -58,6 +60,16 @@ def after_attempt(unit: Unit, claim: Claim, outcome: Outcome, status: str) -> st
     step = claim.step
     details = None if isinstance(outcome, Success) else outcome.as_error(step.name)
     reason = None if isinstance(outcome, Success) else f"{outcome.error_type}: {outcome.message}"
+    if claim.index is not None:
+        details = {"index": claim.index, **(details or {})}
+        unit.event(step.name, claim.attempt, S.RUNNING, status, reason, details, actor=claim.worker)
+        if isinstance(outcome, Success):
+            maps.item_succeeded(unit, step.name, claim.index, outcome.output)
+            result = str(S.SUCCEEDED)
+        else:
+            result = maps.item_failed(unit, None, step.name, claim.index, claim.attempt, outcome)
+        unit.settle()
+        return result
     unit.count(step.type, S.RUNNING, status)
     unit.event(step.name, claim.attempt, S.RUNNING, status, reason, details, actor=claim.worker)
     if isinstance(outcome, Success):
@@ -110,6 +122,15 @@ def recover_lost(unit: Unit, run: StepRunRecord, max_losses: int) -> bool:
     if not _end_running(unit, run, WORKER_LOST, message):
         return False
     step = unit.definition.step(run.step_name)
+    if run.item_index is not None:
+        _, losses = unit.runs.failures(step.name, WORKER_LOST, run.item_index)
+        kind = FailureKind.TRANSIENT if losses < max_losses else FailureKind.FATAL
+        lost = f"{message} ({losses} time(s))" if kind is FailureKind.FATAL else message
+        maps.item_failed(
+            unit, run, step.name, run.item_index, run.attempt, Failure(kind, WORKER_LOST, lost, 0)
+        )
+        unit.settle()
+        return True
     _, losses = unit.runs.failures(step.name, WORKER_LOST)
     if losses < max_losses:
         unit.rerun(step, run.attempt, f"attempt {run.attempt} lost with its worker")
@@ -132,10 +153,14 @@ def time_out(unit: Unit, run: StepRunRecord) -> bool:
     if not _end_running(unit, run, TIMEOUT, message):
         return False
     failure = Failure(FailureKind.TRANSIENT, TIMEOUT, message, _elapsed_ms(unit, run) or 0)
-    _after_failure(unit, step, run.attempt, failure)
+    if run.item_index is not None:
+        maps.item_failed(unit, run, step.name, run.item_index, run.attempt, failure)
+    else:
+        _after_failure(unit, step, run.attempt, failure)
     unit.settle()
     if run.worker:
-        unit.revocations.append((run.task_id or task_id(unit.id, run.step_name, run.attempt), True))
+        own_task = task_id(unit.id, run.step_name, run.attempt, run.item_index)
+        unit.revocations.append((run.task_id or own_task, True))
     return True
 
 
@@ -149,8 +174,11 @@ def _end_running(unit: Unit, run: StepRunRecord, error_type: str, message: str) 
     }
     if not unit.runs.update(run.id, values, (S.RUNNING,)):
         return False
-    unit.count(run.step_type, S.RUNNING, S.FAILED)
-    details = {"step": run.step_name, "type": error_type, "message": message, "code": None}
+    if run.item_index is None:  # (an item's count moves with what becomes of it: coordinator.maps)
+        unit.count(run.step_type, S.RUNNING, S.FAILED)
+    details: dict[str, Any] = {"step": run.step_name, "type": error_type, "message": message, "code": None}
+    if run.item_index is not None:
+        details["index"] = run.item_index
     unit.event(run.step_name, run.attempt, S.RUNNING, S.FAILED, f"{error_type}: {message}", details)
     return True
 

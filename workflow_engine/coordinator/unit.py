@@ -31,7 +31,7 @@ from workflow_engine.coordinator.runs import (
     open_reason,
     waiting_reason,
 )
-from workflow_engine.core import planner
+from workflow_engine.core import mapping, planner
 from workflow_engine.core.expressions import Budget, Expression
 from workflow_engine.core.graph import Edge
 from workflow_engine.core.states import (
@@ -97,6 +97,16 @@ class Unit:
         # run it in place, (None, None) to publish it
         self.take: tuple[str | None, str | None] | None = None
         self.written: dict[str, Any] | None = None  # what save() wrote to the execution's row
+        # map steps: their items' counts (see core.mapping), the own runs of map and workflow
+        # steps opened but not started yet (coordinator.maps starts them), and item outputs
+        # this decision knows
+        self.maps: dict[str, dict[str, int]] = {k: dict(v) for k, v in (record.maps or {}).items()}
+        self.opening: list[dict[str, Any]] = []
+        self.item_outputs: dict[tuple[str, int], Any] = {}
+        # after the commit: the child executions to start or look at, as (step, item index),
+        # and the verbs to pass on to children, as (verb, step or None for every step)
+        self.children: list[tuple[str, int | None]] = []
+        self.cascades: list[tuple[str, str | None]] = []
 
     @property
     def id(self) -> str:
@@ -119,11 +129,12 @@ class Unit:
         """The new runs are written under ``ids`` and are in the outbox: those marked published
         go to the broker after the commit."""
         for run_id, row in zip(ids, self.new, strict=True):
-            if row["status"] == S.RUNNING:
+            if row["status"] == S.RUNNING and row["worker"] is not None:
                 self.continued = (run_id, row)
             elif row["published_at"] is not None and not row["carried"]:
                 step = self.definition.step(row["step_name"])
-                self.dispatches.append(self._dispatch(run_id, step, row["attempt"], row["not_before"]))
+                dispatch = self._dispatch(run_id, step, row["attempt"], row["not_before"], row["item_index"])
+                self.dispatches.append(dispatch)
 
     # state and history
 
@@ -161,6 +172,15 @@ class Unit:
             self.counts[old] -= 1
         if (fresh := bucket(new, step_type)) is not None:
             self.counts[fresh] += 1
+
+    def moved(self, run: StepRunRecord, previous: str, new: str) -> None:
+        """Keep the counters right as an existing run moves: a step's counts toward the
+        execution's, a map item's toward its map's."""
+        if run.item_index is None:
+            self.count(run.step_type, previous, new)
+        elif run.step_name in self.maps:
+            mapping.moved(self.maps[run.step_name], previous, new)
+            self.changes["maps"] = self.maps
 
     def recount(self) -> dict[str, StepRunRecord]:
         """Recompute the counters from the runs (after resets); the current run of each step."""
@@ -200,6 +220,11 @@ class Unit:
                     row.update(status=S.WAITING, started_at=self.now, not_before=fires)
                     if fires <= self.now + timedelta(seconds=self.settings.eta_horizon):
                         row["published_at"] = self.now
+            elif step.type in (StepType.MAP, StepType.WORKFLOW):
+                # it runs (its items, its child) once coordinator.maps has started it
+                row.update(status=S.PENDING if held else S.RUNNING, started_at=None if held else self.now)
+                if not held:
+                    self.opening.append(row)
             else:
                 row.update(status=S.PENDING if held else S.QUEUED, published_at=None if held else self.now)
             rows.append(row)
@@ -213,14 +238,16 @@ class Unit:
         for name, error in broken.items():
             self.step_failed(name, error)
 
-    def _dispatch(self, run_id: int, step: StepDefinition, attempt: int, eta: datetime | None) -> Dispatch:
+    def _dispatch(
+        self, run_id: int, step: StepDefinition, attempt: int, eta: datetime | None, index: int | None = None
+    ) -> Dispatch:
         due = eta if eta is not None and eta > self.now else None
-        return Dispatch.of(step, run_id, self.id, self.record.workflow_name, attempt, due)
+        return Dispatch.of(step, run_id, self.id, self.record.workflow_name, attempt, due, index)
 
     def redispatch(self, run: StepRunRecord) -> None:
         """Publish an existing run again (its message was lost or never sent)."""
         step = self.definition.step(run.step_name)
-        self.dispatches.append(self._dispatch(run.id, step, run.attempt, run.not_before))
+        self.dispatches.append(self._dispatch(run.id, step, run.attempt, run.not_before, run.item_index))
 
     def skip(self, names: Sequence[str]) -> None:
         if not names:
@@ -374,13 +401,20 @@ class Unit:
         values = {"status": S.CANCELLED, "finished_at": self.now, "carried": False}
         closed = self.runs.update_in(OPEN_STEP, values)
         for run in closed:
-            self.count(run.step_type, run.status, S.CANCELLED)
-            self.event(run.step_name, run.attempt, run.status, S.CANCELLED, reason)
-            if run.status in (S.QUEUED, S.RETRYING, S.RUNNING):
-                terminate = run.status == S.RUNNING
-                self.revocations.append(
-                    (run.task_id or task_id(self.id, run.step_name, run.attempt), terminate)
-                )
+            self.moved(run, run.status, S.CANCELLED)
+            if run.item_index is None:  # (a map's items end with it, unrecorded one by one)
+                self.event(run.step_name, run.attempt, run.status, S.CANCELLED, reason)
+            self.stop(run)
+        if any(run.step_type == StepType.WORKFLOW for run in closed):
+            self.cascades.append(("cancel", None))
+
+    def stop(self, run: StepRunRecord) -> None:
+        """Revoke the task of an open run that ends (stopping it if it runs)."""
+        if run.status in (S.QUEUED, S.RETRYING, S.RUNNING) and run.step_type == StepType.AGENT:
+            terminate = run.status == S.RUNNING
+            self.revocations.append(
+                (run.task_id or task_id(self.id, run.step_name, run.attempt, run.item_index), terminate)
+            )
 
     # settling
 
@@ -442,7 +476,7 @@ class Unit:
         itself: the fan-out's own messages carry those. Which sibling is the store's to find
         (:meth:`took` hears which)."""
         carrier = self.carrier and self.status == E.RUNNING and not any(row["carried"] for row in self.new)
-        busy = self.continued is not None or any(row["status"] == S.RUNNING for row in self.new)
+        busy = self.continued is not None or any(row["worker"] is not None for row in self.new)
         how = delivery.hand_on(carrier, inline=self.inline is not None, busy=busy)
         if how is not None:
             self.take = self.inline if how == "run" and self.inline is not None else (None, None)

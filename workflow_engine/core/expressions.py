@@ -153,8 +153,12 @@ class Expression:
         return any(isinstance(node, ast.Name) and node.id in ROOT_NAMES for node in ast.walk(self.tree))
 
 
-def compile_expression(source: str) -> Expression:
-    """Parse and check ``source``; raise :class:`ExpressionError` describing the first problem."""
+ITEM_NAMES = frozenset({"item", "index"})  # also allowed in a map step's per-item ``input``
+
+
+def compile_expression(source: str, names: frozenset[str] = ROOT_NAMES) -> Expression:
+    """Parse and check ``source``, which may use ``names``; raise :class:`ExpressionError`
+    describing the first problem."""
     if not isinstance(source, str) or not source.strip():
         raise ExpressionError("expression is empty")
     if len(source) > MAX_LENGTH:
@@ -166,15 +170,16 @@ def compile_expression(source: str) -> Expression:
         raise ExpressionError(f"syntax error{where}: {exc.msg}", source) from None
     except (RecursionError, MemoryError, ValueError):
         raise ExpressionError("expression cannot be parsed", source) from None
-    refs, dynamic = _Checker(source).check(tree)
+    refs, dynamic = _Checker(source, names).check(tree)
     return Expression(source=source, tree=tree, step_refs=frozenset(refs), dynamic_step_refs=dynamic)
 
 
 class _Checker:
     """Static check: allowed node types, names, attributes and calls; collects step references."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, names: frozenset[str] = ROOT_NAMES) -> None:
         self.source = source
+        self.names = names
         self.refs: set[str] = set()
         self.dynamic = False
 
@@ -194,8 +199,8 @@ class _Checker:
             node.value is None or isinstance(node.value, (bool, int, float, str))
         ):
             raise self.fail(f"constant of type {type(node.value).__name__} is not allowed")
-        if isinstance(node, ast.Name) and node.id not in ROOT_NAMES:
-            allowed = ", ".join(sorted(ROOT_NAMES))
+        if isinstance(node, ast.Name) and node.id not in self.names:
+            allowed = ", ".join(sorted(self.names))
             raise self.fail(f"unknown name {node.id!r} (names allowed: {allowed})")
         if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
             raise self.fail(f"attribute {node.attr!r} is not allowed")
@@ -270,9 +275,11 @@ class _Evaluator:
         return node.value
 
     def _Name(self, node: ast.Name) -> Any:
-        if node.id not in ROOT_NAMES:
-            raise ExpressionError(f"unknown name {node.id!r}")
-        return self.scope.get(node.id, {})
+        if node.id in ROOT_NAMES:
+            return self.scope.get(node.id, {})
+        if node.id in ITEM_NAMES and node.id in self.scope:
+            return self.scope[node.id]
+        raise ExpressionError(f"unknown name {node.id!r}")
 
     def _Attribute(self, node: ast.Attribute) -> Any:
         return self._lookup(self.visit(node.value), node.attr, node)

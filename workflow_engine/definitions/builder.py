@@ -87,6 +87,50 @@ class WorkflowBuilder:
         step = {"name": name, "type": "timer", "delay": delay, "until": until, **options}
         return self._add(step, after, when)
 
+    def map(
+        self,
+        name: str,
+        items: str,
+        *,
+        agent: str | None = None,
+        workflow: str | None = None,
+        input: dict[str, str] | None = None,
+        max_concurrency: int | None = None,
+        tolerated_failures: int | str | None = None,
+        after: str | Iterable[str] | None = None,
+        when: str | None = None,
+        **options: Any,
+    ) -> WorkflowBuilder:
+        """A map step: ``agent`` (or the child ``workflow``) once per item of the list ``items``
+        gives; ``input`` maps each item's input (expressions over ``item`` and ``index`` too)."""
+        step = {
+            "name": name,
+            "type": "map",
+            "items": items,
+            "agent": agent,
+            "workflow": workflow,
+            "input": input,
+            "max_concurrency": max_concurrency,
+            "tolerated_failures": tolerated_failures,
+            **options,
+        }
+        return self._add(step, after, when)
+
+    def workflow(
+        self,
+        name: str,
+        workflow: str,
+        *,
+        version: str | None = None,
+        input: dict[str, str] | None = None,
+        after: str | Iterable[str] | None = None,
+        when: str | None = None,
+        **options: Any,
+    ) -> WorkflowBuilder:
+        """A workflow step: a child execution of ``workflow`` (its ``version``, or the latest)."""
+        step = {"name": name, "type": "workflow", "workflow": workflow, "version": version, "input": input}
+        return self._add({**step, **options}, after, when)
+
     def edge(self, source: str, target: str, when: str | None = None) -> WorkflowBuilder:
         if self._edges is None:
             self._edges = []

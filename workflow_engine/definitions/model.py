@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from workflow_engine.core.expressions import compile_expression
 from workflow_engine.core.graph import Edge, Graph
+from workflow_engine.core.mapping import PERCENT
 from workflow_engine.core.retry import RetryPolicy
 
 WORKFLOW_NAME = r"^[a-z0-9][a-z0-9_-]{0,99}$"
@@ -50,6 +51,31 @@ class StepType(StrEnum):
     AGENT = "agent"
     HUMAN = "human"
     TIMER = "timer"
+    MAP = "map"  # the agent (or child workflow) once per item of a list known at run time
+    WORKFLOW = "workflow"  # a child execution of another workflow
+
+
+# the fields each step type may have, besides those every step has
+_OWN_FIELDS = {
+    StepType.AGENT: {"agent", "timeout", "retry", "queue", "config"},
+    StepType.HUMAN: {"input_schema", "assignees"},
+    StepType.TIMER: {"delay", "until"},
+    StepType.MAP: {
+        "items",
+        "agent",
+        "workflow",
+        "version",
+        "input",
+        "max_concurrency",
+        "tolerated_failures",
+        "timeout",
+        "retry",
+        "queue",
+        "config",
+    },
+    StepType.WORKFLOW: {"workflow", "version", "input"},
+}
+_COMMON_FIELDS = {"name", "type", "description", "required", "config"}
 
 
 class StepDefinition(BaseModel):
@@ -70,20 +96,57 @@ class StepDefinition(BaseModel):
     assignees: tuple[str, ...] = ()
     delay: float | None = Field(default=None, ge=0, le=366 * 24 * 3600.0)
     until: str | None = Field(default=None, min_length=1)
+    # map: the expression giving the list, and what runs per item (agent or workflow)
+    items: str | None = Field(default=None, min_length=1)
+    workflow: WorkflowName | None = None  # map or workflow: the child workflow
+    version: str | None = None  # its version (None: the latest when the child starts)
+    # map or workflow: the input, each value an expression (a map's may use item and index)
+    input: dict[str, str] | None = None
+    max_concurrency: int | None = Field(default=None, ge=1, le=100_000)
+    tolerated_failures: int | str = 0
+
+    @field_validator("tolerated_failures")
+    @classmethod
+    def _tolerance(cls, value: int | str) -> int | str:
+        if isinstance(value, bool) or (isinstance(value, int) and value < 0):
+            raise ValueError("must be a count of items (0 or more) or a percentage such as '10%'")
+        if isinstance(value, str):
+            match = PERCENT.match(value)
+            if match is None or float(match.group(1)) > 100:
+                raise ValueError(f"{value!r} is not a percentage from '0%' to '100%'")
+        return value
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _child_version(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str):
+            try:
+                parse_version(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a semantic version (MAJOR.MINOR.PATCH)") from None
+        return value
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> StepDefinition:
         given = self.model_fields_set
-        if self.type is StepType.AGENT:
-            if not self.agent:
-                raise ValueError("an agent step needs 'agent'")
-            misplaced = given & {"input_schema", "assignees", "delay", "until"}
-        elif self.type is StepType.HUMAN:
-            misplaced = given & {"agent", "delay", "until", "timeout", "retry", "queue"}
-        else:
-            if (self.delay is None) == (self.until is None):
-                raise ValueError("a timer step needs exactly one of 'delay' or 'until'")
-            misplaced = given & {"agent", "input_schema", "assignees", "timeout", "retry", "queue"}
+        if self.type is StepType.AGENT and not self.agent:
+            raise ValueError("an agent step needs 'agent'")
+        if self.type is StepType.TIMER and (self.delay is None) == (self.until is None):
+            raise ValueError("a timer step needs exactly one of 'delay' or 'until'")
+        if self.type is StepType.MAP:
+            if not self.items:
+                raise ValueError("a map step needs 'items', an expression that gives a list")
+            if (self.agent is None) == (self.workflow is None):
+                raise ValueError("a map step needs exactly one of 'agent' or 'workflow'")
+        if self.type is StepType.WORKFLOW and not self.workflow:
+            raise ValueError("a workflow step needs 'workflow', the name of the child workflow")
+        misplaced = given - _OWN_FIELDS[self.type] - _COMMON_FIELDS
+        if self.workflow is not None:  # a child workflow has its own agents, timeouts and retries
+            misplaced |= given & {"timeout", "retry", "queue", "config"}
+        if "version" in given and self.workflow is None:
+            misplaced.add("version")
         if misplaced:
             fields = ", ".join(sorted(misplaced))
             raise ValueError(f"{fields} not allowed on a {self.type.value} step")
@@ -160,6 +223,11 @@ class WorkflowDefinition(WorkflowHeader):
 
     def step(self, name: str) -> StepDefinition:
         return self.steps_by_name[name]
+
+    @property
+    def children(self) -> frozenset[tuple[str, str | None]]:
+        """The child workflows its steps start: (name, version or None for the latest)."""
+        return frozenset((step.workflow, step.version) for step in self.steps if step.workflow)
 
     @property
     def agents(self) -> frozenset[str]:

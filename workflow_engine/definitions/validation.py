@@ -10,18 +10,19 @@ Schemas, the semantic version and, when a catalogue is given, unknown agents.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import jsonschema
 import pydantic
 
-from workflow_engine.core.expressions import compile_expression
+from workflow_engine.core.expressions import ITEM_NAMES, ROOT_NAMES, compile_expression
 from workflow_engine.core.graph import Edge, Graph
 from workflow_engine.core.payloads import MAX_DEPTH, payload_problem
 from workflow_engine.definitions.model import (
     EdgeDefinition,
     StepDefinition,
+    StepType,
     WorkflowDefinition,
     WorkflowHeader,
 )
@@ -174,11 +175,11 @@ class _Validator:
             self.problems.extend(_check_schema(step.input_schema, f"{where}.input_schema"))
             if self.known_agents is not None and step.agent and step.agent not in self.known_agents:
                 self.problems.append(_unknown_agent(where, step.agent, self.known_agents))
-            if step.until is not None:
+            for field, source, names in step_expressions(step):
                 try:
-                    compile_expression(step.until)
+                    compile_expression(source, names)
                 except ExpressionError as exc:
-                    self.add(f"{where}.until", exc.message)
+                    self.add(f"{where}.{field}", exc.message)
             if problems:
                 continue
             if seen.get(step.name) == index:
@@ -276,15 +277,30 @@ class _Validator:
             if not value and graph.in_degree(edge.target) == 1:
                 self.add(where, f"is always false: step {edge.target!r} could never run")
         for step in steps:
-            if step.until is None:
-                continue
-            expression = compile_expression(step.until)
             upstream = graph.ancestors(step.name) - {step.name}
-            for ref in sorted(expression.step_refs - upstream):
-                self.add(
-                    f"steps[{declared[step.name]}] {step.name!r}.until",
-                    f"reads steps.{ref}, which does not run before {step.name!r}",
-                )
+            for field, source, names in step_expressions(step):
+                try:
+                    expression = compile_expression(source, names)
+                except ExpressionError:
+                    continue  # reported with the step
+                for ref in sorted(expression.step_refs - upstream):
+                    self.add(
+                        f"steps[{declared[step.name]}] {step.name!r}.{field}",
+                        f"reads steps.{ref}, which does not run before {step.name!r}",
+                    )
+
+
+def step_expressions(step: StepDefinition) -> list[tuple[str, str, frozenset[str]]]:
+    """A step's expressions: (field, source, the names it may use)."""
+    found = []
+    if step.until is not None:
+        found.append(("until", step.until, ROOT_NAMES))
+    if step.items is not None:
+        found.append(("items", step.items, ROOT_NAMES))
+    names = ROOT_NAMES | ITEM_NAMES if step.type is StepType.MAP else ROOT_NAMES
+    for key, source in (step.input or {}).items():
+        found.append((f"input.{key}", source, names))
+    return found
 
 
 def _unknown_agent(where: str, agent: str, known: Collection[str]) -> Problem:
@@ -299,6 +315,25 @@ def unknown_agents(definition: WorkflowDefinition, known: Collection[str]) -> li
         for index, step in enumerate(definition.steps)
         if step.agent and step.agent not in known
     ]
+
+
+def unknown_children(
+    definition: WorkflowDefinition, registered: Callable[[str, str | None], bool]
+) -> list[Problem]:
+    """A problem for each step whose child workflow (or version of it) ``registered`` does not
+    know. A workflow may start itself (nesting is bounded at run time)."""
+    problems = []
+    for index, step in enumerate(definition.steps):
+        if step.workflow is None or (step.workflow == definition.name and step.version is None):
+            continue
+        if step.workflow == definition.name and step.version == definition.version:
+            continue
+        if not registered(step.workflow, step.version):
+            what = f"workflow {step.workflow!r}" + (f" version {step.version}" if step.version else "")
+            problems.append(
+                Problem(f"steps[{index}] {step.name!r}.workflow", f"unknown {what}: register it first")
+            )
+    return problems
 
 
 def validate_document(

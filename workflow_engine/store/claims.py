@@ -44,9 +44,11 @@ class ClaimedRun:
     workflow_id: int
     workflow_name: str
     workflow_version: str
-    execution_input: dict[str, Any]
+    execution_input: dict[str, Any]  # the input the agent gets: a map item's, or the execution's
     execution_metadata: dict[str, Any]
     retries: int
+    item_index: int | None = None
+    item: Any = None
 
 
 _CLAIM = Prepared(
@@ -58,7 +60,7 @@ _CLAIM = Prepared(
             carried = false,
             deadline_at = CASE WHEN r.timeout IS NULL THEN NULL
                                ELSE CAST(:now AS timestamptz) + r.timeout * interval '1 second' END,
-            input = e.input
+            input = COALESCE(r.input, e.input)
         FROM {t.step_runs.name} AS previous, {t.executions.name} AS e
         WHERE r.id = :run_id AND previous.id = r.id AND e.id = r.execution_id
           AND r.status || '' = ANY(:claimable) AND NOT r.superseded
@@ -66,8 +68,8 @@ _CLAIM = Prepared(
           AND e.status <> ALL(:terminal)
         RETURNING r.id, r.execution_id, r.step_name, r.attempt, r.queued_at, r.not_before,
                   previous.status AS previous_status, e.workflow_id, e.workflow_name,
-                  e.workflow_version, e.input AS execution_input, e.metadata AS execution_metadata,
-                  e.retries
+                  e.workflow_version, r.input AS execution_input, e.metadata AS execution_metadata,
+                  e.retries, r.item_index, r.item
     ), recorded AS (
         INSERT INTO {t.events.name}
             (execution_id, step_name, attempt, from_status, to_status, actor, created_at)
@@ -125,7 +127,7 @@ def claim_portable(tx: Tx, run_id: int, worker: str, task_id: str | None) -> Cla
         "heartbeat_at": tx.now,
         "worker": worker,
         "task_id": task_id,
-        "input": row.execution_input,
+        "input": row.execution_input if row.run_input is None else row.run_input,
         "deadline_at": tx.now + timedelta(seconds=timeout) if timeout else None,
         "carried": False,  # a carried run published by the reconciler, claimed by its message
     }
@@ -147,9 +149,11 @@ def claim_portable(tx: Tx, run_id: int, worker: str, task_id: str | None) -> Cla
         ]
     )
     tx.notify(row.execution_id)
-    return _claimed(row, tx.now)
+    return _claimed(row, tx.now, values["input"])
 
 
-def _claimed(row: sa.Row[Any], started_at: datetime) -> ClaimedRun:
+def _claimed(row: sa.Row[Any], started_at: datetime, agent_input: Any = None) -> ClaimedRun:
     fields = {name: getattr(row, name) for name in ClaimedRun.__slots__ if name != "started_at"}
+    if agent_input is not None:
+        fields["execution_input"] = agent_input
     return ClaimedRun(started_at=started_at, **fields)

@@ -78,6 +78,7 @@ _OPTIONAL = {
     "error": "jsonb",
     "checkpoint": "jsonb",
     "barriers": "jsonb",
+    "maps": "jsonb",
 }
 _KEEP_UNLESS_SET = ",\n".join(
     f"{name} = CASE WHEN :set_{name} THEN CAST(:{name} AS {kind}) ELSE {name} END"
@@ -92,7 +93,8 @@ _RUN_FIELDS = (
     "timeout float8, "
     "error_type text, error_message text, worker text, task_id text, input jsonb, "
     "queued_at timestamptz, not_before timestamptz, published_at timestamptz, "
-    "started_at timestamptz, heartbeat_at timestamptz, finished_at timestamptz"
+    "started_at timestamptz, heartbeat_at timestamptz, finished_at timestamptz, "
+    "item_index int, item jsonb"
 )
 _RUN_COLUMNS = [field.split()[0] for field in _RUN_FIELDS.split(", ")]
 _EVENT_COLUMNS = [field.split()[0] for field in _EVENT_FIELDS.split(", ")]

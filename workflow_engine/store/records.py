@@ -68,6 +68,11 @@ class ExecutionRecord:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    maps: dict[str, dict[str, int]] | None = None  # map step → its items' counts
+    parent_execution_id: str | None = None
+    parent_step: str | None = None
+    parent_index: int | None = None
+    depth: int = 0
 
     @property
     def percent_complete(self) -> float:
@@ -102,6 +107,8 @@ class StepRunRecord:
     deadline_at: datetime | None
     finished_at: datetime | None
     duration_ms: int | None
+    item_index: int | None = None  # a map step's item: its position (None: the step's own run)
+    item: Any = None
 
 
 @dataclass(frozen=True, slots=True)

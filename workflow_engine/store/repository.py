@@ -59,6 +59,7 @@ class ExecutionQuery:
     status: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    parent: str | None = None  # the children of this execution
     limit: int = 100
     offset: int = 0
 
@@ -69,6 +70,7 @@ class LogQuery:
     step_type: str | None = None
     has_error: bool | None = None
     limit: int = 100
+    index: int | None = None  # a map step's item
 
 
 class Store:
@@ -285,6 +287,8 @@ class Store:
             conditions.append(e.c.created_at >= query.created_after)
         if query.created_before is not None:
             conditions.append(e.c.created_at < query.created_before)
+        if query.parent is not None:
+            conditions.append(e.c.parent_execution_id == query.parent)
         page = (
             sa.select(e)
             .where(*conditions)
@@ -298,10 +302,35 @@ class Store:
             total = conn.execute(count).scalar_one()
         return records, total
 
-    def step_runs(self, execution_id: str) -> list[StepRunRecord]:
-        """Every attempt of every step, in the order they were created."""
+    def children(
+        self,
+        parent_id: str,
+        step: str | None = None,
+        statuses: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> list[ExecutionRecord]:
+        """The child executions of ``parent_id`` (of its ``step``, in ``statuses``), oldest first
+        (the first ``limit``)."""
+        e = t.executions
+        query = sa.select(e).where(e.c.parent_execution_id == parent_id)
+        if step is not None:
+            query = query.where(e.c.parent_step == step)
+        if statuses is not None:
+            query = query.where(e.c.status.in_(list(statuses)))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.reading() as conn:
+            return [
+                from_row(ExecutionRecord, row) for row in conn.execute(query.order_by(e.c.created_at, e.c.id))
+            ]
+
+    def step_runs(self, execution_id: str, items: bool = False) -> list[StepRunRecord]:
+        """Every attempt of every step, in the order they were created; with ``items``, the
+        attempts of map items too (which can be many: a map's counts are in the execution's row)."""
         r = t.step_runs
         query = sa.select(r).where(r.c.execution_id == execution_id).order_by(r.c.queued_at, r.c.id)
+        if not items:
+            query = query.where(r.c.item_index.is_(None))
         with self.reading() as conn:
             return [from_row(StepRunRecord, row) for row in conn.execute(query)]
 
@@ -317,6 +346,8 @@ class Store:
             conditions.append(r.c.error_type.is_not(None))
         elif query.has_error is False:
             conditions.append(r.c.error_type.is_(None))
+        if query.index is not None:
+            conditions.append(r.c.item_index == query.index)
         stmt = sa.select(r).where(*conditions).order_by(r.c.queued_at, r.c.id).limit(query.limit)
         with self.reading() as conn:
             return [from_row(StepRunRecord, row) for row in conn.execute(stmt)]

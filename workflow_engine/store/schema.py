@@ -137,6 +137,14 @@ executions = Table(
     Column("active_steps", Integer, nullable=False),  # pending, queued, retrying, running, timers
     Column("waiting_steps", Integer, nullable=False),  # human tasks and steps awaiting a fix
     Column("retries", Integer, nullable=False),  # times retried from a step
+    # map step → {"total", "succeeded", "failed", "running"}: its items, counted as they move
+    # (in this row, which every decision locks, so a map's progress is read without its runs)
+    Column("maps", JSONType, nullable=True),
+    # a child execution: the execution, step and item (a map's) that started it, and how deep
+    Column("parent_execution_id", String(36), nullable=True),
+    Column("parent_step", String(100), nullable=True),
+    Column("parent_index", Integer, nullable=True),
+    Column("depth", Integer, nullable=False, server_default=text("0")),
     # moved on by a trigger at every update of the row (migration 0003): a decision planned
     # against a known revision is recorded only if the row is still at it (Coordinator.finish)
     Column("revision", Integer, nullable=False, server_default=text("0")),
@@ -149,6 +157,7 @@ executions = Table(
     Index(None, "status", "created_at"),
     Index(None, "workflow_name", "created_at"),
     Index(None, "created_at"),
+    Index(None, "parent_execution_id", "created_at"),
 )
 
 step_runs = Table(
@@ -182,7 +191,40 @@ step_runs = Table(
     _timestamp("deadline_at", nullable=True),
     _timestamp("finished_at", nullable=True),
     Column("duration_ms", Integer, nullable=True),
-    UniqueConstraint("execution_id", "step_name", "attempt"),
+    # a map step's item: its position in the list, and the item (NULL: the step's own run)
+    Column("item_index", Integer, nullable=True),
+    Column("item", JSONType, nullable=True),
+)
+# one run per attempt of a step, and per attempt of each item of a map step
+_step_run = step_runs.c.item_index.is_(None)
+Index(
+    "uq_wfe_step_runs_attempt",
+    step_runs.c.execution_id,
+    step_runs.c.step_name,
+    step_runs.c.attempt,
+    unique=True,
+    postgresql_where=_step_run,
+    sqlite_where=_step_run,
+)
+_item_run = step_runs.c.item_index.is_not(None)
+Index(
+    "uq_wfe_step_runs_item_attempt",
+    step_runs.c.execution_id,
+    step_runs.c.step_name,
+    step_runs.c.item_index,
+    step_runs.c.attempt,
+    unique=True,
+    postgresql_where=_item_run,
+    sqlite_where=_item_run,
+)
+# a map's next pending items, found without reading its others
+Index(
+    "ix_wfe_step_runs_items",
+    step_runs.c.execution_id,
+    step_runs.c.step_name,
+    step_runs.c.item_index,
+    postgresql_where=_item_run,
+    sqlite_where=_item_run,
 )
 # what the reconciler scans: only open runs are indexed, so the index stays as small as the work
 # in progress however many runs have finished

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from workflow_engine.core.states import StepStatus, check_step_update
+from workflow_engine.definitions.model import StepType
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord, from_row
 from workflow_engine.store.rows import in_place
@@ -33,6 +34,9 @@ _CLAIM_COLUMNS = (
     t.step_runs.c.queued_at,
     t.step_runs.c.not_before,
     t.step_runs.c.timeout,
+    t.step_runs.c.input.label("run_input"),
+    t.step_runs.c.item_index,
+    t.step_runs.c.item,
     t.executions.c.status.label("execution_status"),
     t.executions.c.workflow_id,
     t.executions.c.workflow_name,
@@ -43,12 +47,17 @@ _CLAIM_COLUMNS = (
 )
 
 
-def latest_checkpoint(connection: Connection, execution_id: str, step_name: str) -> Any:
-    """What the latest attempt of a step that saved a checkpoint saved."""
+def latest_checkpoint(
+    connection: Connection, execution_id: str, step_name: str, index: int | None = None
+) -> Any:
+    """What the latest attempt of a step (of its item ``index``) that saved a checkpoint saved."""
     r = t.step_runs
+    item = r.c.item_index.is_(None) if index is None else r.c.item_index == index
     query = (
         sa.select(r.c.checkpoint)
-        .where(r.c.execution_id == execution_id, r.c.step_name == step_name, r.c.checkpoint.is_not(None))
+        .where(
+            r.c.execution_id == execution_id, r.c.step_name == step_name, item, r.c.checkpoint.is_not(None)
+        )
         .order_by(r.c.attempt.desc())
         .limit(1)
     )
@@ -109,6 +118,10 @@ class Tx:
     def execution_by_key(self, owner_id: int, key: str) -> ExecutionRecord | None:
         e = t.executions
         row = self.execute(sa.select(e).where(e.c.owner_id == owner_id, e.c.idempotency_key == key)).first()
+        return None if row is None else from_row(ExecutionRecord, row)
+
+    def execution(self, execution_id: str) -> ExecutionRecord | None:
+        row = self.execute(sa.select(t.executions).where(t.executions.c.id == execution_id)).first()
         return None if row is None else from_row(ExecutionRecord, row)
 
     def lock_execution(self, execution_id: str, owner_id: int | None = None) -> ExecutionRecord | None:
@@ -215,6 +228,108 @@ class Tx:
         result = self.execute(sa.update(r).where(*conditions).values(dict(values)))
         return bool(result.rowcount == len(run_ids))
 
+    def update_own_run(
+        self, execution_id: str, step: str, values: Mapping[str, Any], expect: Collection[str]
+    ) -> bool:
+        """Apply ``values`` to the current own run of ``step`` (not an item's), which must be in
+        one of ``expect``: whether it was."""
+        if "status" in values:
+            check_step_update(expect, values["status"])
+        r = t.step_runs
+        statement = (
+            sa.update(r)
+            .where(
+                r.c.execution_id == execution_id,
+                r.c.step_name == step,
+                r.c.item_index.is_(None),
+                r.c.superseded.is_(False),
+                r.c.status.in_(list(expect)),
+            )
+            .values(dict(values))
+        )
+        return bool(self.execute(statement).rowcount == 1)
+
+    def item_runs(self, execution_id: str, step: str, index: int) -> list[StepRunRecord]:
+        """The live runs of one item of a map step, locked, oldest first."""
+        r = t.step_runs
+        query = (
+            sa.select(r)
+            .where(
+                r.c.execution_id == execution_id,
+                r.c.step_name == step,
+                r.c.item_index == index,
+                r.c.superseded.is_(False),
+            )
+            .order_by(r.c.id)
+            .with_for_update()
+        )
+        return [from_row(StepRunRecord, row) for row in self.execute(query)]
+
+    def pending_items(self, execution_id: str, step: str, count: int) -> list[StepRunRecord]:
+        """Up to ``count`` pending items of a map step, lowest index first, locked."""
+        r = t.step_runs
+        query = (
+            sa.select(r)
+            .where(
+                r.c.execution_id == execution_id,
+                r.c.step_name == step,
+                r.c.item_index.is_not(None),
+                r.c.status == StepStatus.PENDING,
+                r.c.superseded.is_(False),
+            )
+            .order_by(r.c.item_index)
+            .limit(count)
+            .with_for_update()
+        )
+        return [from_row(StepRunRecord, row) for row in self.execute(query)]
+
+    def item_outputs(self, execution_id: str, step: str) -> dict[int, Any]:
+        """The outputs of a map step's items that succeeded, by index."""
+        r = t.step_runs
+        query = sa.select(r.c.item_index, r.c.output).where(
+            r.c.execution_id == execution_id,
+            r.c.step_name == step,
+            r.c.item_index.is_not(None),
+            r.c.status == StepStatus.SUCCEEDED,
+            r.c.superseded.is_(False),
+        )
+        return {row.item_index: row.output for row in self.execute(query)}
+
+    def workflow_run(self, execution_id: str, step: str, index: int | None) -> StepRunRecord | None:
+        """The live run of a workflow step (or of a workflow map's item ``index``) that waits for
+        its child, if there is one."""
+        r = t.step_runs
+        item = r.c.item_index.is_(None) if index is None else r.c.item_index == index
+        query = sa.select(r).where(
+            r.c.execution_id == execution_id,
+            r.c.step_name == step,
+            item,
+            r.c.step_type == StepType.WORKFLOW,
+            r.c.status == StepStatus.RUNNING,
+            r.c.superseded.is_(False),
+        )
+        row = self.execute(query.order_by(r.c.attempt.desc()).limit(1)).first()
+        return None if row is None else from_row(StepRunRecord, row)
+
+    def latest_child(
+        self, parent_id: str, step: str, index: int | None
+    ) -> tuple[ExecutionRecord | None, int]:
+        """The latest child execution started for ``step`` (its item ``index``) of ``parent_id``,
+        and how many were started."""
+        e = t.executions
+        item = e.c.parent_index.is_(None) if index is None else e.c.parent_index == index
+        query = (
+            sa.select(e)
+            .where(e.c.parent_execution_id == parent_id, e.c.parent_step == step, item)
+            .order_by(e.c.created_at, e.c.id)
+        )
+        children = [from_row(ExecutionRecord, row) for row in self.execute(query)]
+        return (children[-1] if children else None), len(children)
+
+    def insert_child(self, values: dict[str, Any]) -> bool:
+        """Insert a child execution unless one with its id exists (it is started once)."""
+        return self.insert_ignoring_conflicts(t.executions, values, ["id"])
+
     def take_carried(
         self, execution_id: str, worker: str | None, task_id: str | None, execution_input: Any
     ) -> tuple[int, dict[str, Any]] | None:
@@ -265,6 +380,7 @@ class Tx:
             r.c.execution_id == execution_id,
             r.c.superseded.is_(False),
             r.c.status == StepStatus.SUCCEEDED,
+            r.c.item_index.is_(None),
         )
         if names is not None:
             wanted = list(names)

@@ -171,6 +171,8 @@ class StepExecutor:
             config=dict(step.config),
             checkpoint=claim.checkpoint,
             services=self.services,
+            item=claim.item,
+            index=claim.index,
         )
         try:
             result = call_agent(spec, context, step.timeout)

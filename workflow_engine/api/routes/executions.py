@@ -73,6 +73,7 @@ def list_executions(
     status: ExecutionStatus | None = None,
     created_after: Timestamp = None,
     created_before: Timestamp = None,
+    parent: Annotated[str | None, Query(max_length=36, description="children of this execution")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> ExecutionPage:
@@ -83,6 +84,7 @@ def list_executions(
         status=status.value if status else None,
         created_after=created_after,
         created_before=created_before,
+        parent=parent,
         limit=limit,
         offset=offset,
     )
@@ -109,12 +111,15 @@ def logs(
     engine: EngineDep,
     execution_id: ExecutionId,
     step_name: Annotated[str | None, Query(max_length=100)] = None,
-    step_type: Literal["agent", "human", "timer"] | None = None,
+    step_type: Literal["agent", "human", "timer", "map", "workflow"] | None = None,
     has_error: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    index: Annotated[int | None, Query(ge=0, description="a map step's item")] = None,
 ) -> list[LogOut]:
-    """Every attempt of every step, chronological, with its duration."""
-    entries = engine.logs(execution_id, step_name, step_type, has_error, limit, owner_id=user.owner_filter)
+    """Every attempt of every step (and of each map item, with its index), chronological."""
+    entries = engine.logs(
+        execution_id, step_name, step_type, has_error, limit, owner_id=user.owner_filter, index=index
+    )
     return [
         LogOut(
             id=e["id"],
@@ -122,6 +127,7 @@ def logs(
             step_type=e["step_type"],
             agent=e["agent"],
             attempt=e["attempt"],
+            index=e["index"],
             status=e["status"],
             superseded=e["superseded"],
             input_data=e["input"],

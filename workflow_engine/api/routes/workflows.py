@@ -36,7 +36,7 @@ def register(
 ) -> WorkflowVersionOut:
     """Register a workflow version; (name, version) is immutable once registered."""
     user.require(*WRITERS)
-    record = engine.register(definition, created_by=user.user_id)
+    record = engine.register(definition, created_by=user.user_id, visible_to=user.owner_filter)
     return WorkflowVersionOut.of(record, with_definition=True)
 
 

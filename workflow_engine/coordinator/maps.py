@@ -1,0 +1,392 @@
+"""Map steps and workflow steps, decided on a unit: opening them, their items' outcomes, and
+their end.
+
+A map or workflow step is opened by :meth:`Unit.open <workflow_engine.coordinator.unit.Unit.open>`
+as its own run, running; :func:`start_opened` (called by every decision, see
+:mod:`~workflow_engine.coordinator.deciding`) then starts it: a map evaluates its items and
+creates one run per item (admitting at most ``max_concurrency`` at once, the rest pending until
+a slot frees), a workflow step asks for its child execution, which the coordinator starts once
+the decision has committed. Each item's outcome moves the map's counts by one
+(:mod:`workflow_engine.core.mapping`); the last one assembles the results, read once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from workflow_engine.coordinator.outcomes import Failure
+from workflow_engine.coordinator.runs import new_run
+from workflow_engine.coordinator.unit import Unit
+from workflow_engine.core import mapping
+from workflow_engine.core.expressions import ITEM_NAMES, ROOT_NAMES, Budget, compile_expression
+from workflow_engine.core.retry import FailureKind
+from workflow_engine.core.states import OPEN_STEP, ExecutionStatus, StepStatus
+from workflow_engine.definitions.model import StepDefinition, StepType
+from workflow_engine.errors import ExpressionError
+from workflow_engine.store.records import StepRunRecord
+
+E = ExecutionStatus
+S = StepStatus
+WORKER_LOST = "worker_lost"
+
+
+def _error(step: str, kind: str, message: str) -> dict[str, Any]:
+    return {"step": step, "type": kind, "message": message, "code": None}
+
+
+def start_opened(unit: Unit) -> None:
+    """Start the map and workflow steps the decision opened (starting one may resolve it at
+    once and open more), then settle the execution again."""
+    if not unit.opening:
+        return
+    while unit.opening:
+        row = unit.opening.pop(0)
+        if row["status"] == S.RUNNING:
+            start(unit, unit.definition.step(row["step_name"]), row["attempt"])
+    unit.settle()
+
+
+def start(unit: Unit, step: StepDefinition, attempt: int) -> None:
+    """The own run of ``step`` runs: its items open, or its child is asked for."""
+    if unit.record.depth >= unit.settings.max_workflow_depth and step.workflow is not None:
+        limit = unit.settings.max_workflow_depth
+        message = (
+            f"starting workflow {step.workflow!r} would nest deeper than {limit} (WFE_MAX_WORKFLOW_DEPTH)"
+        )
+        _end_own(unit, step, attempt, None, _error(step.name, "depth", message))
+        return
+    if step.type is StepType.WORKFLOW:
+        try:
+            child_input = _inputs(unit, step, None)
+        except ExpressionError as exc:
+            _end_own(unit, step, attempt, None, _error(step.name, "expression", f"input: {exc}"))
+            return
+        unit.runs.update_own(step.name, {"input": child_input}, (S.RUNNING,))
+        unit.children.append((step.name, None))
+        return
+    _open_items(unit, step, attempt)
+
+
+def _inputs(unit: Unit, step: StepDefinition, items: list[Any] | None) -> Any:
+    """The input of a workflow step's child (``items`` None), or of each item: the step's
+    ``input:`` mapping evaluated (for an item, with ``item`` and ``index``); without one, the
+    execution's input (for an item, None: the claim gives the execution's)."""
+    if not step.input:
+        return unit.record.input if items is None else [None] * len(items)
+    names = ROOT_NAMES | ITEM_NAMES if items is not None else ROOT_NAMES
+    compiled = {key: compile_expression(source, names) for key, source in step.input.items()}
+    scope = unit.scope(list(compiled.values()))
+    if items is None:
+        return {key: expression.evaluate(scope, unit.budget) for key, expression in compiled.items()}
+    values = []
+    for index, item in enumerate(items):
+        here = {**scope, "item": item, "index": index}
+        budget = Budget()  # each item's own: a long list does not exhaust a shared one
+        try:
+            values.append({key: expression.evaluate(here, budget) for key, expression in compiled.items()})
+        except ExpressionError as exc:
+            raise ExpressionError(f"for item {index}: {exc.message}", exc.expression) from None
+    return values
+
+
+def _open_items(unit: Unit, step: StepDefinition, attempt: int) -> None:
+    assert step.items is not None
+    try:
+        items = unit._evaluate(compile_expression(step.items))
+    except ExpressionError as exc:
+        _end_own(unit, step, attempt, None, _error(step.name, "expression", f"items: {exc}"))
+        return
+    problem = mapping.items_problem(items, unit.settings.map_max_items)
+    if problem is not None:
+        _end_own(unit, step, attempt, None, _error(step.name, "invalid_items", problem))
+        return
+    try:
+        inputs = _inputs(unit, step, items)
+    except ExpressionError as exc:
+        _end_own(unit, step, attempt, None, _error(step.name, "expression", f"input: {exc}"))
+        return
+    progress = mapping.start(len(items), attempt, int(unit.now.timestamp() * 1000))
+    unit.maps[step.name] = progress
+    unit.changes["maps"] = unit.maps
+    window = step.max_concurrency or unit.settings.map_window
+    cap = f", {step.max_concurrency} at a time" if step.max_concurrency else ""
+    unit.event(
+        step.name, attempt, None, S.RUNNING, f"map of {len(items)} item(s){cap}", {"items": len(items)}
+    )
+    if not items:
+        _conclude(unit, step, progress)
+        return
+    workflow_items = step.workflow is not None
+    for index, (item, item_input) in enumerate(zip(items, inputs, strict=True)):
+        row = new_run(unit.id, unit.now, step, attempt)
+        row.update(
+            step_type=StepType.WORKFLOW.value if workflow_items else StepType.AGENT.value,
+            item_index=index,
+            item=item,
+            input=item_input,
+        )
+        admitted = index < window
+        if not admitted:
+            row["status"] = S.PENDING
+        elif workflow_items:
+            row.update(status=S.RUNNING, started_at=unit.now, input=_child_input(unit, item_input))
+            unit.children.append((step.name, index))
+        else:
+            row.update(status=S.QUEUED, published_at=unit.now)
+        unit.add_run(row)
+        mapping.moved(progress, None, row["status"])
+
+
+def _child_input(unit: Unit, item_input: Any) -> Any:
+    return unit.record.input if item_input is None else item_input
+
+
+def release_held(unit: Unit, run: StepRunRecord) -> None:
+    """The own run of a map or workflow step was held (paused, step mode): it starts now."""
+    if not unit.runs.update(run.id, {"status": S.RUNNING, "started_at": unit.now}, (S.PENDING,)):
+        return
+    unit.count(run.step_type, S.PENDING, S.RUNNING)
+    unit.event(run.step_name, run.attempt, S.PENDING, S.RUNNING, "released")
+    start(unit, unit.definition.step(run.step_name), run.attempt)
+
+
+def admit(unit: Unit, name: str) -> None:
+    """Queue the map's next pending items, as many as its window has room for."""
+    progress = unit.maps.get(name)
+    if progress is None or unit.status != E.RUNNING:
+        return
+    step = unit.definition.step(name)
+    room = mapping.admissible(progress, step.max_concurrency or unit.settings.map_window)
+    if room <= 0:
+        return
+    for run in unit.facts.pending_items(name, room):
+        release_item(unit, step, run)
+
+
+def release_item(unit: Unit, step: StepDefinition, run: StepRunRecord) -> None:
+    """Queue a pending item (a retry held by a pause at the end of its backoff); start a
+    workflow item's child."""
+    if run.step_type == StepType.WORKFLOW:
+        values: dict[str, Any] = {"status": S.RUNNING, "started_at": unit.now}
+        values["input"] = _child_input(unit, run.input)
+        to = S.RUNNING
+    else:
+        waiting = run.not_before is not None and run.not_before > unit.now
+        to = S.RETRYING if waiting else S.QUEUED
+        values = {"status": to, "published_at": unit.now}
+    if not unit.runs.update(run.id, values, (S.PENDING,)):
+        return
+    unit.moved(run, S.PENDING, to)
+    if run.step_type == StepType.WORKFLOW:
+        unit.children.append((step.name, run.item_index))
+    else:
+        unit.redispatch(run)
+
+
+# an item's outcome
+
+
+def item_succeeded(unit: Unit, name: str, index: int, output: Any) -> None:
+    """An item's run succeeded (and is recorded so): count it, admit the next, maybe conclude."""
+    progress = unit.maps.get(name)
+    if progress is None:
+        return
+    unit.item_outputs[(name, index)] = output
+    mapping.moved(progress, S.RUNNING, S.SUCCEEDED)
+    progress["succeeded"] += 1
+    unit.changes["maps"] = unit.maps
+    _next(unit, unit.definition.step(name), progress)
+
+
+def item_failed(
+    unit: Unit, run: StepRunRecord | None, name: str, index: int, attempt: int, failure: Failure
+) -> str:
+    """An item's attempt failed (its run is recorded failed): retry it within its step's policy,
+    or count it failed for good. ``run`` is the failed run when known (it gives the item again
+    for a retry). What became of the item: retrying or failed."""
+    step = unit.definition.step(name)
+    progress = unit.maps.get(name)
+    if progress is None:
+        return str(S.FAILED)
+    failures, lost = unit.runs.failures(name, WORKER_LOST, index)
+    retry = failure.kind is FailureKind.TRANSIENT and step.workflow is None
+    if retry and step.retry.allows_another(failures - lost):
+        source = run or _latest(unit, name, index)
+        _retry_item(
+            unit, step, source, attempt, f"item {index} attempt {attempt} failed ({failure.error_type})"
+        )
+        return str(S.RETRYING)
+    mapping.moved(progress, S.RUNNING, S.FAILED)
+    progress["failed"] += 1
+    unit.changes["maps"] = unit.maps
+    if mapping.over_tolerance(progress, step.tolerated_failures):
+        allowed = mapping.tolerated(step.tolerated_failures, progress["total"])
+        message = (
+            f"{progress['failed']} of {progress['total']} items failed (tolerated: {allowed}); "
+            f"item {index}: {failure.message}"
+        )
+        _fail_map(unit, step, progress, _error(name, "map_failed", message))
+    else:
+        _next(unit, step, progress)
+    return str(S.FAILED)
+
+
+def _latest(unit: Unit, name: str, index: int) -> StepRunRecord:
+    return max(unit.facts.runs_of_item(name, index), key=lambda run: run.attempt)
+
+
+def _retry_item(unit: Unit, step: StepDefinition, source: StepRunRecord, attempt: int, reason: str) -> None:
+    delay = step.retry.delay(attempt, unit.rng)
+    row = new_run(unit.id, unit.now, step, attempt + 1)
+    held = unit.status == E.PAUSED
+    row.update(
+        step_type=source.step_type,
+        item_index=source.item_index,
+        item=source.item,
+        input=source.input if step.input else None,
+        status=S.PENDING if held else S.RETRYING,
+        not_before=unit.now + timedelta(seconds=delay),
+    )
+    if not held and delay <= unit.settings.eta_horizon:
+        row["published_at"] = unit.now
+    unit.add_run(row)
+    progress = unit.maps[step.name]
+    mapping.moved(progress, S.RUNNING, row["status"])
+    unit.changes["maps"] = unit.maps
+    note = "held: execution paused" if held else f"attempt {attempt + 1} in {delay:.2f}s"
+    unit.event(step.name, attempt + 1, None, row["status"], f"{reason}; {note}", {"index": source.item_index})
+
+
+def _next(unit: Unit, step: StepDefinition, progress: dict[str, int]) -> None:
+    if mapping.resolved(progress):
+        _conclude(unit, step, progress)
+    else:
+        admit(unit, step.name)
+
+
+def _conclude(unit: Unit, step: StepDefinition, progress: dict[str, int]) -> None:
+    """Every item resolved within the tolerance: the step succeeds with the results in order."""
+    outputs = dict(unit.facts.item_outputs(step.name)) if progress["total"] else {}
+    outputs.update({index: value for (name, index), value in unit.item_outputs.items() if name == step.name})
+    output = mapping.results(progress["total"], outputs)
+    reason = f"{progress['succeeded']} of {progress['total']} item(s) succeeded"
+    _end_own(unit, step, progress["attempt"], output, None, reason, progress)
+
+
+def _fail_map(unit: Unit, step: StepDefinition, progress: dict[str, int], error: dict[str, Any]) -> None:
+    """Too many items failed: the others stop, and the step fails."""
+    open_items = [
+        run
+        for run in unit.runs.in_states(OPEN_STEP)
+        if run.step_name == step.name and run.item_index is not None
+    ]
+    values = {"status": S.CANCELLED, "finished_at": unit.now, "carried": False}
+    for run in unit.runs.update_all([run.id for run in open_items], values, OPEN_STEP):
+        unit.moved(run, run.status, S.CANCELLED)
+        unit.stop(run)
+    if step.workflow is not None and open_items:
+        unit.cascades.append(("cancel", step.name))
+    _end_own(unit, step, progress["attempt"], None, error, progress=progress)
+
+
+def _end_own(
+    unit: Unit,
+    step: StepDefinition,
+    attempt: int,
+    output: Any,
+    error: dict[str, Any] | None,
+    reason: str | None = None,
+    progress: dict[str, int] | None = None,
+) -> None:
+    """The own run of a map or workflow step ends: succeeded with ``output``, or failed with
+    ``error``; the workflow moves on."""
+    values: dict[str, Any] = {"finished_at": unit.now}
+    if progress is not None:
+        values["duration_ms"] = int(unit.now.timestamp() * 1000) - progress["opened_ms"]
+    if error is None:
+        values.update(status=S.SUCCEEDED, output=output)
+    else:
+        values.update(status=S.FAILED, error_type=error["type"], error_message=error["message"])
+    unit.runs.update_own(step.name, values, (S.RUNNING,))
+    to = values["status"]
+    unit.count(step.type, S.RUNNING, to)
+    unit.event(
+        step.name, attempt, S.RUNNING, to, reason or (None if error is None else error["message"]), error
+    )
+    if error is None:
+        unit.advance(step.name, S.SUCCEEDED, output)
+    else:
+        unit.step_failed(step.name, error)
+
+
+# a child execution's end
+
+
+def child_ended(unit: Unit, step_name: str, index: int | None, child: Any) -> bool:
+    """The child execution ``child`` (its record) of ``step_name`` (its item ``index``) ended:
+    the step (or item) succeeds with its output, or fails with it. Whether anything changed."""
+    step = unit.definition.step(step_name)
+    runs = unit.runs.current() if index is None else {step_name: _latest(unit, step_name, index)}
+    run = runs.get(step_name)
+    if run is None or run.status != S.RUNNING or run.step_type != StepType.WORKFLOW:
+        return False
+    completed = child.status == E.COMPLETED
+    if not completed and child.finished_at is not None and run.queued_at > child.finished_at:
+        return False  # a retry's run: the child is retried, not ended again
+    where = f"child execution {child.id} ({child.workflow_name} {child.workflow_version})"
+    if completed:
+        values: dict[str, Any] = {"status": S.SUCCEEDED, "output": child.output, "finished_at": unit.now}
+        error = None
+    else:
+        why = (child.error or {}).get("message") or child.status
+        error = _error(step_name, f"child_{child.status}", f"{where} {child.status}: {why}")
+        values = {"status": S.FAILED, "error_type": error["type"], "error_message": error["message"]}
+        values["finished_at"] = unit.now
+    if run.started_at is not None:
+        values["duration_ms"] = int((unit.now - run.started_at).total_seconds() * 1000)
+    if index is None:
+        _end_own(unit, step, run.attempt, child.output, error, f"{where} {child.status}")
+        return True
+    if not unit.runs.update(run.id, values, (S.RUNNING,)):
+        return False
+    details = {"index": index, "child": child.id, **(error or {})}
+    unit.event(step_name, run.attempt, S.RUNNING, values["status"], f"{where} {child.status}", details)
+    if completed:
+        item_succeeded(unit, step_name, index, child.output)
+    else:
+        failure = Failure(
+            FailureKind.FATAL, error["type"] if error else "", values.get("error_message", ""), 0
+        )
+        item_failed(unit, run, step_name, index, run.attempt, failure)
+    unit.settle()
+    return True
+
+
+def child_refused(unit: Unit, step_name: str, index: int | None, message: str) -> bool:
+    """The child of ``step_name`` (its item ``index``) could not start (its input does not fit its
+    workflow, say): the step or item fails with ``message``."""
+    step = unit.definition.step(step_name)
+    error = _error(step_name, "child_refused", message)
+    if index is None:
+        run = unit.runs.current().get(step_name)
+        if run is None or run.status != S.RUNNING:
+            return False
+        _end_own(unit, step, run.attempt, None, error)
+        unit.settle()
+        return True
+    run = _latest(unit, step_name, index)
+    values = {
+        "status": S.FAILED,
+        "error_type": error["type"],
+        "error_message": message,
+        "finished_at": unit.now,
+    }
+    if run.status != S.RUNNING or not unit.runs.update(run.id, values, (S.RUNNING,)):
+        return False
+    unit.event(step_name, run.attempt, S.RUNNING, S.FAILED, message, {"index": index, **error})
+    item_failed(
+        unit, run, step_name, index, run.attempt, Failure(FailureKind.FATAL, "child_refused", message, 0)
+    )
+    unit.settle()
+    return True
