@@ -214,8 +214,8 @@ class Runs:
     def failures(self, step: str, lost: str, index: int | None = None) -> tuple[int, int]:
         """Failed attempts of ``step`` (of its item ``index``) since it was last reset, and of
         them those ``lost``."""
-        if index is None:
-            runs = [run for run in self.live() if run.step_name == step and run.item_index is None]
+        if index is None or self._facts.runs is not None:
+            runs = [run for run in self.live() if run.step_name == step and run.item_index == index]
         else:
             runs = [self._partial.get(run.id, run) for run in self._facts.runs_of_item(step, index)]
         failed = [run for run in runs if run.status == StepStatus.FAILED]
@@ -240,7 +240,7 @@ class Runs:
                     before.append(provisional(row, -run_id - 1))
                     row.update(values)
                 continue
-            partial = self._loaded is None and run_id in self._partial
+            partial = self._facts.runs is None and run_id in self._partial
             existing = self._partial if partial else self._existing()
             run = existing.get(run_id)
             if run is not None and run.status in expect:

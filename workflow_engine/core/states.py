@@ -70,8 +70,9 @@ EXECUTION_TRANSITIONS: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
 }
 
 STEP_TRANSITIONS: Mapping[StepStatus, frozenset[StepStatus]] = {
-    # released: queued at once, or back to its backoff when a pause held a retry
-    S.PENDING: frozenset({S.QUEUED, S.RETRYING, S.CANCELLED}),
+    # released: queued at once, or back to its backoff when a pause held a retry; a map or
+    # workflow step (or a workflow item) runs at once, on no worker
+    S.PENDING: frozenset({S.QUEUED, S.RETRYING, S.RUNNING, S.CANCELLED}),
     S.QUEUED: frozenset({S.RUNNING, S.PENDING, S.CANCELLED}),
     S.RETRYING: frozenset({S.RUNNING, S.PENDING, S.CANCELLED}),
     S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.WAITING, S.CANCELLED}),

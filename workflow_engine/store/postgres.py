@@ -94,7 +94,7 @@ _RUN_FIELDS = (
     "error_type text, error_message text, worker text, task_id text, input jsonb, "
     "queued_at timestamptz, not_before timestamptz, published_at timestamptz, "
     "started_at timestamptz, heartbeat_at timestamptz, finished_at timestamptz, "
-    "item_index int, item jsonb"
+    "item_index int, item jsonb, output jsonb, error_code text, duration_ms int"
 )
 _RUN_COLUMNS = [field.split()[0] for field in _RUN_FIELDS.split(", ")]
 _EVENT_COLUMNS = [field.split()[0] for field in _EVENT_FIELDS.split(", ")]
