@@ -186,7 +186,9 @@ class Harness:
         return {step.name: step.status for step in self.view(execution_id).steps}
 
     def runs(self, execution_id: str, step: str | None = None) -> list[StepRunRecord]:
-        return [r for r in self.store.step_runs(execution_id, items=True) if step is None or r.step_name == step]
+        return [
+            r for r in self.store.step_runs(execution_id, items=True) if step is None or r.step_name == step
+        ]
 
     def history(self, execution_id: str) -> list[tuple[str | None, str | None, str]]:
         return [(e.step_name, e.from_status, e.to_status) for e in self.store.events(execution_id)]
