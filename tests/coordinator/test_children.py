@@ -216,3 +216,37 @@ def test_a_definition_naming_an_unknown_child_workflow_or_version_is_refused() -
         ("steps[1] 'b'.workflow", "unknown workflow 'known' version 9.0.0: register it first"),
         ("steps[2] 'c'.workflow", "unknown workflow 'ghost': register it first"),
     ]
+
+
+def test_the_reconciler_starts_a_child_and_hears_its_end_when_a_crash_lost_them(harness: Harness) -> None:
+    child_workflow(harness)
+    parent_workflow(harness)
+    harness.coordinator.outbox.follow_up = None  # what follows each commit is lost, as in a crash
+    record = harness.start("parent", input_data={"n": 4})
+    harness.work()
+    assert harness.store.children(record.id) == []
+    harness.clock.advance(60)
+    assert harness.reconciler.tick().children == 1  # the child starts
+    harness.work()
+    (child,) = harness.store.children(record.id)
+    assert harness.store.get_execution(child.id).status == "completed"
+    assert harness.statuses(record.id)["sub"] == "running"  # its end was not heard
+    harness.clock.advance(60)
+    assert harness.reconciler.tick().children == 1
+    harness.work()
+    assert harness.view(record.id).status == "completed"
+    assert harness.reconciler.tick().children == 0
+
+
+def test_the_reconciler_cancels_children_whose_parent_ended_without_them(harness: Harness) -> None:
+    child_workflow(harness)
+    parent_workflow(harness)
+    record = harness.start("parent", input_data={"n": 4})
+    harness.deliver_one()
+    (child,) = harness.store.children(record.id)
+    harness.coordinator.outbox.follow_up = None
+    harness.coordinator.cancel(record.id, "op")
+    assert harness.store.get_execution(child.id).status == "running"
+    harness.clock.advance(60)
+    assert harness.reconciler.tick().children == 1
+    assert harness.store.get_execution(child.id).status == "cancelled"

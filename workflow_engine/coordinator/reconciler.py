@@ -9,7 +9,9 @@ Each pass, with the clock injected:
 - runs again attempts whose worker stopped heartbeating;
 - times out attempts running past their step's timeout;
 - fires timers whose message was lost;
-- re-plans executions that have nothing running and nothing waiting.
+- re-plans executions that have nothing running and nothing waiting;
+- starts the child a workflow step waits for, or tells the parent of a child that ended, when
+  a crash came between the two; cancels children whose parent ended without them.
 
 Every repair is a guarded transaction on a locked execution, so a pass is idempotent and any
 number of reconcilers may run at once: the second to arrive finds nothing left to do.
@@ -41,10 +43,19 @@ class Report:
     timed_out: int = 0
     timers: int = 0
     repaired: int = 0
+    children: int = 0
     errors: list[str] = field(default_factory=list)
 
     def total(self) -> int:
-        return self.published + self.republished + self.lost + self.timed_out + self.timers + self.repaired
+        return (
+            self.published
+            + self.republished
+            + self.lost
+            + self.timed_out
+            + self.timers
+            + self.repaired
+            + self.children
+        )
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -54,6 +65,7 @@ class Report:
             "timed_out": self.timed_out,
             "timers": self.timers,
             "repaired": self.repaired,
+            "children": self.children,
             "errors": self.errors,
         }
 
@@ -93,11 +105,20 @@ class Reconciler:
             report.timers += self._attempt(report, "timer", fire)
         for execution_id in self.repairs.stalled(stale):
             report.repaired += self._attempt(report, "repair", partial(self.coordinator.repair, execution_id))
+        for parent, step, index in self.repairs.unsynced_children(stale):
+            sync = partial(self.coordinator.sync_child, parent, step, index)
+            report.children += self._attempt(report, "child", sync)
+        for child in self.repairs.orphans(stale):
+            report.children += self._attempt(report, "orphan", partial(self._cancel_orphan, child))
 
         self.store.forget_workers(now - timedelta(days=1))
         if report.total():
             log.info("reconciler: %s", report.as_dict())
         return report
+
+    def _cancel_orphan(self, execution_id: str) -> bool:
+        self.coordinator.cancel(execution_id, "reconciler", reason="its parent ended")
+        return True
 
     def _publish(self, runs: list[StepRunRecord], reason: str) -> int:
         """Publish the runs this reconciler wins the right to publish (see Repairs.take_publishing)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from workflow_engine.core.states import ExecutionStatus, StepStatus
+from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import StepType
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import StepRunRecord, from_row
@@ -98,6 +98,42 @@ class Repairs:
                 e.c.waiting_steps == 0,
                 e.c.updated_at < idle_since,
             )
+            .limit(BATCH)
+        )
+        with self.store.reading() as conn:
+            return [row.id for row in conn.execute(query)]
+
+    def unsynced_children(self, idle_since: datetime) -> list[tuple[str, str, int | None]]:
+        """Workflow steps (and items) waiting since before ``idle_since`` with no child running:
+        a crash came between a decision and the start of its child, or between a child's end
+        and its parent's hearing of it. As (execution, step, item index)."""
+        child, e = t.executions.alias("child"), t.executions
+        running_child = sa.exists().where(
+            child.c.parent_execution_id == _r.c.execution_id,
+            child.c.parent_step == _r.c.step_name,
+            child.c.parent_index.is_not_distinct_from(_r.c.item_index),
+            child.c.status.not_in(list(TERMINAL_EXECUTION)),
+        )
+        idle = sa.exists().where(e.c.id == _r.c.execution_id, e.c.updated_at < idle_since)
+        query = (
+            sa.select(_r.c.execution_id, _r.c.step_name, _r.c.item_index)
+            .where(_current, _r.c.status == S.RUNNING, _r.c.step_type == StepType.WORKFLOW)
+            .where(_r.c.queued_at < idle_since, idle, sa.not_(running_child))
+            .order_by(_r.c.id)
+            .limit(BATCH)
+        )
+        with self.store.reading() as conn:
+            return [(row.execution_id, row.step_name, row.item_index) for row in conn.execute(query)]
+
+    def orphans(self, idle_since: datetime) -> list[str]:
+        """Child executions still going whose parent ended before ``idle_since``: the parent's
+        cancel did not reach them."""
+        child, parent = t.executions.alias("child"), t.executions.alias("parent")
+        query = (
+            sa.select(child.c.id)
+            .join(parent, parent.c.id == child.c.parent_execution_id)
+            .where(child.c.status.not_in(list(TERMINAL_EXECUTION)))
+            .where(parent.c.status.in_(list(TERMINAL_EXECUTION)), parent.c.updated_at < idle_since)
             .limit(BATCH)
         )
         with self.store.reading() as conn:
