@@ -277,3 +277,28 @@ def test_logs_show_each_items_attempts_with_its_index(harness: Harness) -> None:
     ]
     only = harness.store.logs(view.id, LogQuery(index=1))
     assert [(r.step_name, r.item_index, r.item) for r in only] == [("each", 1, "b")]
+
+
+def test_an_item_lost_with_its_worker_runs_again_and_one_past_its_timeout_is_retried(
+    harness: Harness,
+) -> None:
+    given_items(harness, ["a", "b"])
+    harness.register(mapped(timeout=5, retry={"max_attempts": 2, "initial_delay": 1}))
+    record = harness.start("mapped")
+    harness.deliver_one()  # source
+    first, second = [r for r in harness.runs(record.id, "each") if r.item_index is not None]
+    assert harness.coordinator.claim(first.id, "gone-worker") is not None  # then its worker dies
+    assert harness.coordinator.claim(second.id, "hung-worker") is not None  # this one hangs
+    harness.broker.queue.clear()
+    harness.clock.advance(30)  # past worker_lost_after, and past the items' timeout
+    report = harness.reconciler.tick()
+    assert report.lost + report.timed_out == 2, report.as_dict()
+    harness.work()
+    view = harness.view(record.id)
+    assert view.status == "completed"
+    errors = sorted(
+        (r.item_index, r.attempt, r.error_type) for r in harness.runs(record.id, "each") if r.error_type
+    )
+    assert [attempt for _, attempt, _ in errors] == [1, 1]
+    assert {error for _, _, error in errors} <= {"worker_lost", "timeout"}
+    assert harness.view(record.id).steps[1].output["results"] == [{"step": "each"}, {"step": "each"}]

@@ -13,7 +13,8 @@ def side_effect(ctx: AgentContext) -> None:
     """Append one line per agent call to the file named in metadata (O_APPEND: atomic lines)."""
     ledger = ctx.metadata.get("ledger")
     if ledger:
-        line = f"{ctx.execution_id} {ctx.step_name} {ctx.attempt} {os.getpid()} {time.time():.3f}\n"
+        step = ctx.step_name if ctx.index is None else f"{ctx.step_name}[{ctx.index}]"
+        line = f"{ctx.execution_id} {step} {ctx.attempt} {os.getpid()} {time.time():.3f}\n"
         fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line.encode())
@@ -106,3 +107,20 @@ def chatty(ctx: AgentContext) -> dict[str, Any]:
     """Logs a line: it must carry the execution id and the step."""
     ctx.log.info("working on %s", ctx.step_name)
     return {"logged": True}
+
+
+@agent("lister")
+def lister(ctx: AgentContext) -> dict[str, Any]:
+    """A list of ``input.n`` items (0, 1, ...) for a map."""
+    side_effect(ctx)
+    return {"items": list(range(int(ctx.input.get("n", 3))))}
+
+
+@agent("mapper")
+def mapper(ctx: AgentContext) -> dict[str, Any]:
+    """One map item: sleeps ``config.sleep``, gives its item and index back."""
+    side_effect(ctx)
+    pause = float(ctx.config.get("sleep", 0))
+    if pause:
+        time.sleep(pause)
+    return {"item": ctx.item, "index": ctx.index}
