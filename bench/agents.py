@@ -17,3 +17,9 @@ def noop(ctx: AgentContext) -> dict[str, Any]:
 def sleep10(ctx: AgentContext) -> dict[str, Any]:
     time.sleep(0.01)
     return {"ok": True}
+
+
+@agent("bench.items")
+def items(ctx: AgentContext) -> dict[str, Any]:
+    """The list a map runs over: ``config.count`` numbers."""
+    return {"items": list(range(int(ctx.config.get("count", 200))))}

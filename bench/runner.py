@@ -245,6 +245,35 @@ def fan_of(name: str, width: int) -> Callable[[], WorkflowBuilder]:
     return build
 
 
+def map_of(name: str, count: int, max_concurrency: int | None = None) -> Callable[[], WorkflowBuilder]:
+    """A step that gives ``count`` items, a map of a no-op over them, and a join step."""
+
+    def build() -> WorkflowBuilder:
+        return (
+            WorkflowBuilder(name)
+            .agent("items", "bench.items", config={"count": count})
+            .map(
+                "each",
+                "steps.items.items",
+                agent="bench.noop",
+                max_concurrency=max_concurrency,
+                after="items",
+            )
+            .agent("join", "bench.noop", after="each")
+        )
+
+    return build
+
+
+def parent_of(name: str, child: str) -> Callable[[], WorkflowBuilder]:
+    """One step, then a child execution of ``child``."""
+
+    def build() -> WorkflowBuilder:
+        return WorkflowBuilder(name).agent("start", "bench.noop").workflow("child", child, after="start")
+
+    return build
+
+
 def interleaved(
     bench: Bench, result: Result, runs: int, engine: Callable[[], float], canvas: Callable[[], float]
 ) -> Result:
@@ -314,7 +343,35 @@ def workloads(bench: Bench, quick: bool) -> list[Result]:
             lambda: bench.run_canvas(lambda: chain(c.sleep10.s() for _ in range(40))),
         )
     )
+    results.extend(composition(bench, quick))
     results.extend(scale(bench, quick))
+    return results
+
+
+def composition(bench: Bench, quick: bool) -> list[Result]:
+    """W5: a map of 200 items and a join; W6: 50 parents at once, each with a 3-step child."""
+    c = bench.canvas
+    map200 = bench.workflow("map200", map_of("map200", 200))
+    results = [
+        interleaved(
+            bench,
+            Result("W5 map200", "s"),
+            2 if quick else 3,
+            lambda: bench.run_engine(map200),
+            lambda: bench.run_canvas(lambda: chord(group(c.noop.s(i) for i in range(200)), c.join.s())),
+        )
+    ]
+    bench.workflow("child3", chain_of("child3", 3))
+    parent = bench.workflow("parent50", parent_of("parent50", "child3"))
+    results.append(
+        interleaved(
+            bench,
+            Result("W6 children50", "s", notes={"parents": 50, "steps_each": 4}),
+            2 if quick else 3,
+            lambda: bench.run_engine(parent, 50),
+            lambda: bench.run_canvas(lambda: chain(c.noop.s() for _ in range(4)), 50),
+        )
+    )
     return results
 
 
@@ -337,6 +394,19 @@ def scale(bench: Bench, quick: bool) -> list[Result]:
             }
             bench.say(f"  {result.workload}: {seconds:.2f} s, peak {peak.peak:.0f} MiB")
             results.append(result)
+    for size in (1_000,) if quick else (1_000, 5_000, 10_000):
+        name = bench.workflow(f"s3map{size}", map_of(f"s3map{size}", size, max_concurrency=100))
+        with bench.memory() as peak:
+            seconds = bench.run_engine(name, timeout=3600)
+        result = Result(f"S3 map {size}", "s", engine=[seconds])
+        result.notes = {
+            "items": size,
+            "max_concurrency": 100,
+            "peak_rss_mib": round(peak.peak, 1),
+            "ms_per_item": round(seconds * 1000 / size, 3),
+        }
+        bench.say(f"  {result.workload}: {seconds:.2f} s, peak {peak.peak:.0f} MiB")
+        results.append(result)
     count = 500 if quick else 2_000
     name = bench.workflow("s2", chain_of("s2", 3))
     with bench.memory() as peak:

@@ -250,3 +250,11 @@ def test_the_reconciler_cancels_children_whose_parent_ended_without_them(harness
     harness.clock.advance(60)
     assert harness.reconciler.tick().children == 1
     assert harness.store.get_execution(child.id).status == "cancelled"
+
+
+def test_a_workflow_step_that_ends_the_workflow_completes_its_parent(harness: Harness) -> None:
+    child_workflow(harness)
+    harness.register(WorkflowBuilder("last").workflow("sub", "child", input={"n": "2"}))
+    view = harness.run("last")
+    assert view.status == "completed"
+    assert view.output == {"sub": {"finish": {"final": 5}}}

@@ -347,6 +347,7 @@ def child_ended(unit: Unit, step_name: str, index: int | None, child: Any) -> bo
         values["duration_ms"] = int((unit.now - run.started_at).total_seconds() * 1000)
     if index is None:
         _end_own(unit, step, run.attempt, child.output, error, f"{where} {child.status}")
+        unit.settle()
         return True
     if not unit.runs.update(run.id, values, (S.RUNNING,)):
         return False
