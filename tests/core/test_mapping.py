@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from workflow_engine.core import mapping
+from workflow_engine.core.states import ExecutionStatus
 from workflow_engine.core.states import StepStatus as S
 
 pytestmark = pytest.mark.unit
@@ -93,3 +94,69 @@ def test_summary_shows_done_failed_running_pending_and_total() -> None:
     progress = mapping.start(10, 1, 0)
     progress.update(succeeded=4, failed=1, running=2)
     assert mapping.summary(progress) == {"total": 10, "done": 4, "failed": 1, "running": 2, "pending": 3}
+
+
+@st.composite
+def item_rows(draw: st.DrawFn) -> tuple[str, dict[str, int]]:
+    total = draw(st.integers(2, 12))
+    succeeded = draw(st.integers(0, total - 1))
+    failed = draw(st.integers(0, total - 1 - succeeded))
+    running = draw(st.integers(1, total - succeeded - failed))
+    status = draw(st.sampled_from([ExecutionStatus.RUNNING, ExecutionStatus.PAUSED]))
+    progress = {"total": total, "succeeded": succeeded, "failed": failed, "running": running}
+    return status, {**progress, "attempt": 1, "opened_ms": 0}
+
+
+@given(item_rows())
+def test_where_the_item_guard_holds_the_decision_only_counts_and_reads_nothing(
+    drawn: tuple[str, dict[str, int]],
+) -> None:
+    """The one-statement path of an item's success (core.mapping.ITEM_COUNTING, rendered in
+    store/postgres.py) against the whole decision on plain data."""
+    from dataclasses import replace
+
+    from tests.coordinator.test_deciding import NOW, SETTINGS, claim_of, record
+    from workflow_engine.coordinator import deciding, steps
+    from workflow_engine.coordinator.facts import Facts, Missing
+    from workflow_engine.coordinator.outcomes import Success
+    from workflow_engine.coordinator.unit import Unit
+    from workflow_engine.definitions import WorkflowBuilder
+
+    status, progress = drawn
+    definition = (
+        WorkflowBuilder("m")
+        .agent("src")
+        .map("each", "steps.src.items", agent="w", after="src")
+        .agent("end", after="each")
+        .build()
+    )
+    row = record(definition, status=status, maps={"each": dict(progress)}, active_steps=1, resolved_steps=1)
+    asked: list[Missing] = []
+
+    def load(missing: Missing) -> object:
+        asked.append(missing)
+        return {"results": {}, "pending items": (), "runs": (), "outputs": {}, "attempts": {}}.get(
+            missing.what, 0
+        )
+
+    def make(facts: Facts, rng: object) -> Unit:
+        return Unit(facts, definition, SETTINGS, "w1", rng)  # type: ignore[arg-type]
+
+    claim = replace(claim_of(definition, "each"), index=0, item="x")
+
+    def act(unit: Unit) -> str:
+        return steps.after_attempt(unit, claim, Success({}, 1), "succeeded")
+
+    unit, _ = deciding.decide(Facts(NOW, row, capacity=None), make, act, load, 3)
+    only_counts = (
+        not asked
+        and not unit.new
+        and unit.status == row.status
+        and unit.maps == {"each": mapping.ITEM_COUNTING.counted(progress)}
+        and set(unit.changes) == {"maps"}
+        and not unit.runs.changes
+    )
+    if mapping.ITEM_COUNTING.holds(status, progress):
+        assert only_counts, (drawn, unit.changes, asked)
+    elif status == ExecutionStatus.RUNNING:
+        assert not only_counts, drawn  # the guard keeps no case from the fast path needlessly

@@ -125,6 +125,8 @@ class Finishing:
         place instead of being published (not after a map's item: see _following)."""
         if claim.index is not None:
             inline = None
+            if isinstance(outcome, Success) and self._finish_item_counted(claim, outcome):
+                return Finished(str(S.SUCCEEDED))
         if claim.joins is not None and isinstance(outcome, Success):
             counted = self._finish_counted(claim, outcome, inline)
             if counted is not None:
@@ -195,6 +197,29 @@ class Finishing:
             claim, run_id, {**row, "started_at": now}, definition, None, claim.retries
         )
         return Finished(str(S.SUCCEEDED), following)
+
+    def _finish_item_counted(self, claim: Claim, outcome: Success) -> bool:
+        """A map item's success that only counts (see ``core.mapping.ItemCountingGuard``), in one
+        statement; False when the guard does not hold (the locked path decides then)."""
+        now = self.store.clock.now()
+        _, values = steps.attempt_values(outcome, now, item=True)
+        details = {"index": claim.index}
+        event = event_row(
+            claim.execution_id,
+            claim.step.name,
+            claim.attempt,
+            S.RUNNING,
+            S.SUCCEEDED,
+            claim.worker,
+            now,
+            None,
+            details,
+        )
+        counted = Counted(claim.execution_id, claim.run_id, claim.worker, values, {}, None, event)
+        if not self.store.finish_item_counted(counted, claim.step.name):
+            return False
+        self.events.publish([event])
+        return True
 
     def _finish_planned(self, claim: Claim, outcome: Outcome, inline: str | None) -> Finished | None:
         """The outcome of a step run in place, in one round trip: planned against the row the

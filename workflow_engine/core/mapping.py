@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from workflow_engine.core.states import StepStatus
+from workflow_engine.core.states import ExecutionStatus, StepStatus
 
 S = StepStatus
 Progress = dict[str, int]
@@ -86,6 +87,30 @@ def results(total: int, outputs: Mapping[int, Any]) -> dict[str, list[Any]]:
         "results": [outputs.get(index) for index in range(total)],
         "failed": [index for index in range(total) if index not in outputs],
     }
+
+
+@dataclass(frozen=True, slots=True)
+class ItemCountingGuard:
+    """When an item's success only counts: the execution runs, no item of the map waits to be
+    admitted (so none is admitted now), and items are left after this one (so the map does not
+    conclude). The store applies it in one statement rendered from these values
+    (``store/postgres.py``); a property test holds the decision core to it."""
+
+    status: str = ExecutionStatus.RUNNING
+    pending: int = 0  # items waiting to be admitted
+    left_after: int = 1  # items unresolved after this one
+
+    def holds(self, status: str, progress: Mapping[str, int]) -> bool:
+        left = progress["total"] - progress["succeeded"] - progress["failed"] - 1
+        return status == self.status and pending(progress) == self.pending and left >= self.left_after
+
+    @staticmethod
+    def counted(progress: Mapping[str, int]) -> Progress:
+        """The map's counts after counting the success."""
+        return {**progress, "succeeded": progress["succeeded"] + 1, "running": progress["running"] - 1}
+
+
+ITEM_COUNTING = ItemCountingGuard()
 
 
 def summary(progress: Mapping[str, int]) -> dict[str, int]:

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from workflow_engine.core.counting import COUNTING
+from workflow_engine.core.mapping import ITEM_COUNTING
 from workflow_engine.core.states import StepStatus, sql_literal
 from workflow_engine.store import schema as t
 from workflow_engine.store.prepared import Prepared
@@ -247,6 +248,67 @@ FINISH_COUNTED = Prepared(
     },
     column_types={"taken_queued_at": t.step_runs.c.queued_at.type},
 )
+
+
+# a counted item: a map item's success that only counts (core.mapping's ITEM_COUNTING holds on
+# the locked row; its values are the `guard_*` parameters): its run recorded, the map's counts
+# moved on in the execution's row, its event written; otherwise nothing is written
+_COUNTS = "locked.maps -> :step"
+_COUNT = "CAST({counts} ->> '{name}' AS int)"
+_S, _F, _N, _T = (_COUNT.format(counts=_COUNTS, name=n) for n in ("succeeded", "failed", "running", "total"))
+FINISH_ITEM_COUNTED = Prepared(
+    "wfe_finish_item_counted",
+    f"""
+    WITH {_LOCK.format(locked_if="")},
+    countable AS (
+        SELECT locked.id FROM locked
+        WHERE locked.status = :guard_status AND {_COUNTS} IS NOT NULL
+          AND {_T} - {_S} - {_F} - {_N} = :guard_pending
+          AND {_T} - {_S} - {_F} - 1 >= :guard_left_after
+    ),
+    {_RECORD.format(gate="countable")},
+    counted AS (
+        UPDATE {E} AS x SET updated_at = :updated_at,
+            maps = jsonb_set(locked.maps, ARRAY[:step], {_COUNTS} || jsonb_build_object(
+                'succeeded', {_S} + 1, 'running', {_N} - 1))
+        FROM locked
+        WHERE x.id = locked.id AND EXISTS (SELECT 1 FROM finished)
+    ),
+    saved_events AS (
+        INSERT INTO {V} (execution_id, {", ".join(_EVENT_COLUMNS)})
+        SELECT :execution_id, {", ".join(f"x.{c}" for c in _EVENT_COLUMNS)}
+        FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS x({_EVENT_FIELDS})
+        WHERE EXISTS (SELECT 1 FROM finished)
+    )
+    SELECT (SELECT count(*) FROM finished) AS applied,
+           CASE WHEN EXISTS (SELECT 1 FROM finished) THEN pg_notify('{CHANNEL}', :execution_id) END
+               AS notified
+    """,  # noqa: S608 - table names only; every value is a bound parameter
+    {
+        **_RECORD_TYPES,
+        "step": "text",
+        "guard_status": "varchar",
+        "guard_pending": "integer",
+        "guard_left_after": "integer",
+        "updated_at": "timestamptz",
+        "events": "text",
+    },
+)
+
+
+def finish_item_counted(connection: Connection, counted: Counted, step: str) -> bool:
+    """Record a map item's success that only counts (``counted.joins`` unused) in one statement
+    on an autocommitting connection: whether it was done (if not, nothing was written)."""
+    execution_id, attempt, event = counted.execution_id, counted.attempt, counted.event
+    parameters = {
+        **_record_parameters(execution_id, counted.run_id, counted.worker, attempt),
+        "step": step,
+        **{f"guard_{f.name}": getattr(ITEM_COUNTING, f.name) for f in fields(ITEM_COUNTING)},
+        "updated_at": attempt["finished_at"],
+        "events": json.dumps([{c: event.get(c) for c in _EVENT_COLUMNS}], default=_encode),
+    }
+    row = FINISH_ITEM_COUNTED.execute(connection, parameters).first()
+    return row is not None and bool(row.applied)
 
 
 def _json(value: Any) -> str | None:

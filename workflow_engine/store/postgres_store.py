@@ -93,6 +93,16 @@ class PostgresStore(Store):
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
 
+    def finish_item_counted(self, counted: postgres.Counted, step: str) -> bool:
+        """Record a map item's success in one statement if ``core.mapping``'s guard holds on
+        the execution's row. See :data:`workflow_engine.store.postgres.FINISH_ITEM_COUNTED`."""
+        check_step_update((StepStatus.RUNNING,), counted.attempt["status"])
+        try:
+            with self._autocommitting().connect() as connection:
+                return postgres.finish_item_counted(connection, counted, step)
+        except (exc.DBAPIError, exc.TimeoutError) as error:
+            raise translate(error) from error
+
     def _autocommitting(self) -> Engine:
         """Sessions that leave transaction control to the statements (durable commits)."""
         if self._pipeline_engine is None:

@@ -123,6 +123,11 @@ class Store:
         nothing is done, and the outcome is recorded the usual way)."""
         return False, None
 
+    def finish_item_counted(self, counted: postgres.Counted, step: str) -> bool:
+        """Record a map item's success that only counts, in one statement (PostgreSQL; here
+        nothing is done, and the outcome is recorded the usual way)."""
+        return False
+
     @contextmanager
     def reading(self) -> Iterator[Connection]:
         with begin(self.engine, read_only=True) as connection:
