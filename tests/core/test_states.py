@@ -66,7 +66,7 @@ def test_terminal_states_lead_nowhere_except_failed_which_can_be_retried() -> No
 
 def test_sources_of_lists_every_state_that_may_enter_the_requested_one() -> None:
     assert sources_of("resumed") == {"paused"}
-    assert sources_of("running", "step") == {"queued", "retrying"}
+    assert sources_of("running", "step") == {"pending", "queued", "retrying"}  # pending: a map starts
     assert "completed" not in sources_of("running")
 
 

@@ -39,17 +39,27 @@ def test_a_map_runs_each_item_once_and_gives_the_results_in_order(
             "each",
             "steps.list.items",
             agent="mapper",
+            input={"twice": "item * 2"},
             max_concurrency=3,
             config={"sleep": 0.05},
             after="list",
         )
-        .agent("after", "echo", after="each")
+        .map("wide", "steps.list.items", agent="mapper", input={"twice": "item * 2"}, after="list")
+        .agent("after", "echo", after=["each", "wide"])
     )
     view = engine.start("mapped", {"n": 20}, metadata={"ledger": str(ledger)})
     final = core_cluster.wait(view.id)
     assert final.status == "completed", final.error
     each = next(step for step in engine.get(view.id).steps if step.name == "each")
-    assert each.output["results"] == [{"item": i, "index": i} for i in range(20)]
+    assert each.output["results"] == [{"item": i, "index": i, "twice": 2 * i} for i in range(20)]
+    # without a cap, most items are carried to the workers of their siblings, run in place
+    wide = next(step for step in engine.get(view.id).steps if step.name == "wide")
+    assert wide.output["results"] == each.output["results"]
+    assert item_calls(ledger, view.id, "wide") == Counter(range(20))
+    in_place = [
+        e for e in engine.history(view.id) if e.step_name == "wide" and "in place" in (e.reason or "")
+    ]
+    assert in_place, "no item of the uncapped map was run in place"
     assert each.items == {"total": 20, "done": 20, "failed": 0, "running": 0, "pending": 0}
     assert item_calls(ledger, view.id, "each") == Counter(range(20))
     logs = engine.logs(view.id, step_name="each", index=7)

@@ -123,4 +123,7 @@ def mapper(ctx: AgentContext) -> dict[str, Any]:
     pause = float(ctx.config.get("sleep", 0))
     if pause:
         time.sleep(pause)
-    return {"item": ctx.item, "index": ctx.index}
+    result = {"item": ctx.item, "index": ctx.index}
+    if "twice" in ctx.input:  # a mapped input
+        result["twice"] = ctx.input["twice"]
+    return result

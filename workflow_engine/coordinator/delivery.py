@@ -32,10 +32,12 @@ Handing = Literal["run", "send"]
 RUN_IN_PLACE = "run in place by the worker"  # the reason recorded on a run taken in place
 
 
-def may_run_in_place(step: StepDefinition, status: str) -> bool:
-    """Whether a worker may run a run of ``step`` in ``status`` without a message of its own: a
-    queued agent step of the default queue, without a timeout."""
-    return status == StepStatus.QUEUED and step.type is StepType.AGENT and not step.timeout and not step.queue
+def may_run_in_place(step: StepDefinition, status: str, item: bool = False) -> bool:
+    """Whether a worker may run a run of ``step`` in ``status`` (an ``item`` of a map step)
+    without a message of its own: a queued agent step (or an item of an agent map) of the
+    default queue, without a timeout."""
+    agent = step.type is StepType.AGENT or (item and step.type is StepType.MAP and step.agent is not None)
+    return status == StepStatus.QUEUED and agent and not step.timeout and not step.queue
 
 
 @dataclass(frozen=True)

@@ -111,8 +111,8 @@ class Finishing:
     def _placed(definition: WorkflowDefinition, name: str, index: int | None = None) -> dict[str, Any]:
         """The fields of a claim that follow from its step's place in the workflow (a map's
         item counts toward its map, and hands nothing on)."""
-        if index is not None:
-            return {"step": definition.step(name), "joins": None, "carrier": False}
+        if index is not None:  # its siblings may be carried
+            return {"step": definition.step(name), "joins": None, "carrier": True}
         return {
             "step": definition.step(name),
             "joins": planner.counted_joins(definition.graph, name),
@@ -123,10 +123,10 @@ class Finishing:
         """Record what the attempt gave and decide what follows. With ``inline`` (the id of the
         Celery task the worker runs), the one step that follows may be handed back to run in
         place instead of being published (not after a map's item: see _following)."""
-        if claim.index is not None:
-            inline = None
-            if isinstance(outcome, Success) and self._finish_item_counted(claim, outcome):
-                return Finished(str(S.SUCCEEDED))
+        if claim.index is not None and isinstance(outcome, Success):
+            counted = self._finish_item_counted(claim, outcome, inline)
+            if counted is not None:
+                return counted
         if claim.joins is not None and isinstance(outcome, Success):
             counted = self._finish_counted(claim, outcome, inline)
             if counted is not None:
@@ -165,8 +165,7 @@ class Finishing:
             claim.execution_id, claim.step.name, claim.attempt, S.RUNNING, S.SUCCEEDED, claim.worker, now
         )
         # the statement applies only while the execution runs and carries nothing of this unit's
-        how = delivery.hand_on(claim.carrier, inline=inline is not None, busy=False)
-        take = Take("run", inline, claim.input, RUN_IN_PLACE) if how == "run" else Take(how or "none")
+        take = self._take(claim, inline)
         checkpoint = {"last_completed_step": claim.step.name}
         counted = Counted(
             claim.execution_id, claim.run_id, claim.worker, values, claim.joins, checkpoint, event
@@ -175,15 +174,29 @@ class Finishing:
         if not applied:
             return None
         self.events.publish([event])
+        return self._taken(claim, take, taken, now)
+
+    @staticmethod
+    def _take(claim: Claim, inline: str | None) -> Take:
+        """What a one-statement outcome does with a carried sibling (see delivery.hand_on)."""
+        how = delivery.hand_on(claim.carrier, inline=inline is not None, busy=False)
+        return Take("run", inline, RUN_IN_PLACE) if how == "run" else Take(how or "none")
+
+    def _taken(
+        self, claim: Claim, take: Take, taken: tuple[int, dict[str, Any]] | None, now: Any
+    ) -> Finished:
+        """After a one-statement outcome: publish the carried run it took, or hand it back to
+        run in place."""
         if taken is None:
             return Finished(str(S.SUCCEEDED))
         run_id, row = taken
         definition = self.definitions.get(claim.workflow_id)
         if take.how == "send":
             step = definition.step(row["step_name"])
-            self.outbox.publish(
-                [Dispatch.of(step, run_id, claim.execution_id, claim.workflow, row["attempt"])]
+            dispatch = Dispatch.of(
+                step, run_id, claim.execution_id, claim.workflow, row["attempt"], None, row["item_index"]
             )
+            self.outbox.publish([dispatch])
             return Finished(str(S.SUCCEEDED))
         name, attempt = row["step_name"], row["attempt"]
         self.events.publish(
@@ -198,9 +211,10 @@ class Finishing:
         )
         return Finished(str(S.SUCCEEDED), following)
 
-    def _finish_item_counted(self, claim: Claim, outcome: Success) -> bool:
+    def _finish_item_counted(self, claim: Claim, outcome: Success, inline: str | None) -> Finished | None:
         """A map item's success that only counts (see ``core.mapping.ItemCountingGuard``), in one
-        statement; False when the guard does not hold (the locked path decides then)."""
+        statement that also takes a carried sibling (as for a counted success); None when the
+        guard does not hold (the locked path decides then)."""
         now = self.store.clock.now()
         _, values = steps.attempt_values(outcome, now, item=True)
         details = {"index": claim.index}
@@ -216,10 +230,12 @@ class Finishing:
             details,
         )
         counted = Counted(claim.execution_id, claim.run_id, claim.worker, values, {}, None, event)
-        if not self.store.finish_item_counted(counted, claim.step.name):
-            return False
+        take = self._take(claim, inline)
+        applied, taken = self.store.finish_item_counted(counted, claim.step.name, take)
+        if not applied:
+            return None
         self.events.publish([event])
-        return True
+        return self._taken(claim, take, taken, now)
 
     def _finish_planned(self, claim: Claim, outcome: Outcome, inline: str | None) -> Finished | None:
         """The outcome of a step run in place, in one round trip: planned against the row the
@@ -312,16 +328,20 @@ class Finishing:
         retries: int,
     ) -> Claim:
         """The claim of the run ``row`` that ``claim``'s worker takes next, in place."""
+        index = row.get("item_index")
         return replace(
             claim,
             run_id=run_id,
             attempt=row["attempt"],
+            input=row["input"] if row.get("input") is not None else claim.input,
+            index=index,
+            item=row.get("item"),
             checkpoint=self._checkpoint_after(claim.execution_id, row),
             retries=retries,
             due_at=row["queued_at"],
             started_at=row["started_at"],
             execution=execution,
-            **self._placed(definition, row["step_name"]),
+            **self._placed(definition, row["step_name"], index),
         )
 
     def _checkpoint_after(self, execution_id: str, row: dict[str, Any]) -> Any:
@@ -330,7 +350,7 @@ class Finishing:
             return None
         try:  # the outcome is committed already: a failed read must not make it look unrecorded
             with self.store.reading() as conn:
-                return latest_checkpoint(conn, execution_id, row["step_name"])
+                return latest_checkpoint(conn, execution_id, row["step_name"], row.get("item_index"))
         except StoreError:
             log.warning("checkpoint of %s:%s not read", execution_id, row["step_name"], exc_info=True)
             return None

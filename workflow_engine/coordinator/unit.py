@@ -45,7 +45,7 @@ from workflow_engine.core.states import (
 from workflow_engine.definitions.model import StepDefinition, StepType, WorkflowDefinition
 from workflow_engine.errors import ExpressionError
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
-from workflow_engine.store.rows import event_row, in_place
+from workflow_engine.store.rows import event_row, in_place, input_of
 
 log = logging.getLogger(__name__)
 
@@ -451,7 +451,9 @@ class Unit:
             return
         decided = delivery.route(
             [row for row in self.new if row["published_at"] is not None],
-            lambda row: delivery.may_run_in_place(self.definition.step(row["step_name"]), row["status"]),
+            lambda row: delivery.may_run_in_place(
+                self.definition.step(row["step_name"]), row["status"], row["item_index"] is not None
+            ),
             inline=self.inline is not None,
             capacity=self.facts.workers_capacity,
             carrying=bool(self.settings.inline_steps),
@@ -464,7 +466,7 @@ class Unit:
     def _run_in_place(self, row: dict[str, Any]) -> None:
         assert self.inline is not None
         worker, carrier = self.inline
-        row.update(in_place(worker, carrier, self.record.input, self.now))
+        row.update(in_place(worker, carrier, input_of(row["input"], self.record.input), self.now))
         self._in_place_event(row, worker)
 
     def _in_place_event(self, row: Mapping[str, Any], worker: str) -> None:
@@ -489,7 +491,7 @@ class Unit:
         worker = self.take[0]
         if worker is None:
             step = self.definition.step(row["step_name"])
-            self.dispatches.append(self._dispatch(run_id, step, row["attempt"], None))
+            self.dispatches.append(self._dispatch(run_id, step, row["attempt"], None, row.get("item_index")))
             return
         self.continued = (run_id, row)
         self._in_place_event(row, worker)

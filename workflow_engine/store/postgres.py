@@ -174,12 +174,12 @@ _TAKE_CARRIED = f"""
             {_IN_PLACE.format(column="status", run=RUNNING)},
             {_IN_PLACE.format(column="worker", run=":worker")},
             {_IN_PLACE.format(column="task_id", run=":task_id")},
-            {_IN_PLACE.format(column="input", run="CAST(:input AS jsonb)")},
+            {_IN_PLACE.format(column="input", run="COALESCE(x.input, (SELECT input FROM locked))")},
             {_IN_PLACE.format(column="started_at", run=":updated_at")},
             {_IN_PLACE.format(column="heartbeat_at", run=":updated_at")},
             published_at = CASE WHEN :take = 'run' THEN NULL ELSE :updated_at END
         FROM next_carried WHERE x.id = next_carried.id
-        RETURNING x.id, x.step_name, x.attempt, x.queued_at
+        RETURNING x.id, x.step_name, x.attempt, x.queued_at, x.input, x.item_index, x.item
     ),
     taken_event AS (
         INSERT INTO {V} (execution_id, step_name, attempt, from_status, to_status, actor, reason,
@@ -188,7 +188,10 @@ _TAKE_CARRIED = f"""
                :in_place_reason, :updated_at
         FROM taken WHERE :take = 'run'
     )"""  # noqa: S608 - table names only; every value is a bound parameter
-_TAKE_TYPES = {"take": "text", "task_id": "varchar", "input": "text", "in_place_reason": "text"}
+_TAKE_TYPES = {"take": "text", "task_id": "varchar", "in_place_reason": "text"}
+_TAKEN = """taken.id AS taken_id, taken.step_name AS taken_step, taken.attempt AS taken_attempt,
+           taken.queued_at AS taken_queued_at, taken.input AS taken_input,
+           taken.item_index AS taken_index, taken.item AS taken_item"""
 
 # a counted outcome: a success that only counts toward joins still waiting for other steps; the
 # counters and the joins' barriers move on from the locked row as it is, so outcomes of sibling
@@ -229,8 +232,7 @@ FINISH_COUNTED = Prepared(
     SELECT (SELECT count(*) FROM finished) AS applied,
            CASE WHEN EXISTS (SELECT 1 FROM finished) THEN pg_notify('{CHANNEL}', :execution_id) END
                AS notified,
-           taken.id AS taken_id, taken.step_name AS taken_step, taken.attempt AS taken_attempt,
-           taken.queued_at AS taken_queued_at
+           {_TAKEN}
     FROM (SELECT 1) AS one LEFT JOIN taken ON true
     """,  # noqa: S608 - table names only; every value is a bound parameter
     {
@@ -279,13 +281,17 @@ FINISH_ITEM_COUNTED = Prepared(
         SELECT :execution_id, {", ".join(f"x.{c}" for c in _EVENT_COLUMNS)}
         FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS x({_EVENT_FIELDS})
         WHERE EXISTS (SELECT 1 FROM finished)
-    )
+    ),
+    {_TAKE_CARRIED}
     SELECT (SELECT count(*) FROM finished) AS applied,
            CASE WHEN EXISTS (SELECT 1 FROM finished) THEN pg_notify('{CHANNEL}', :execution_id) END
-               AS notified
+               AS notified,
+           {_TAKEN}
+    FROM (SELECT 1) AS one LEFT JOIN taken ON true
     """,  # noqa: S608 - table names only; every value is a bound parameter
     {
         **_RECORD_TYPES,
+        **_TAKE_TYPES,
         "step": "text",
         "guard_status": "varchar",
         "guard_pending": "integer",
@@ -293,12 +299,16 @@ FINISH_ITEM_COUNTED = Prepared(
         "updated_at": "timestamptz",
         "events": "text",
     },
+    column_types={"taken_queued_at": t.step_runs.c.queued_at.type},
 )
 
 
-def finish_item_counted(connection: Connection, counted: Counted, step: str) -> bool:
+def finish_item_counted(
+    connection: Connection, counted: Counted, step: str, take: Take
+) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
     """Record a map item's success that only counts (``counted.joins`` unused) in one statement
-    on an autocommitting connection: whether it was done (if not, nothing was written)."""
+    on an autocommitting connection, then take a carried run as ``take`` says: whether it was
+    done (if not, nothing was written), and the run taken."""
     execution_id, attempt, event = counted.execution_id, counted.attempt, counted.event
     parameters = {
         **_record_parameters(execution_id, counted.run_id, counted.worker, attempt),
@@ -306,9 +316,12 @@ def finish_item_counted(connection: Connection, counted: Counted, step: str) -> 
         **{f"guard_{f.name}": getattr(ITEM_COUNTING, f.name) for f in fields(ITEM_COUNTING)},
         "updated_at": attempt["finished_at"],
         "events": json.dumps([{c: event.get(c) for c in _EVENT_COLUMNS}], default=_encode),
+        **_take_parameters(take),
     }
     row = FINISH_ITEM_COUNTED.execute(connection, parameters).first()
-    return row is not None and bool(row.applied)
+    if row is None or not row.applied:
+        return False, None
+    return True, _taken(row)
 
 
 def _json(value: Any) -> str | None:
@@ -460,7 +473,6 @@ class Take:
 
     how: str = "none"
     task_id: str | None = None
-    input: Any = None
     reason: str | None = None
 
 
@@ -492,15 +504,27 @@ def finish_counted(
         "checkpoint": _json(counted.checkpoint),
         "updated_at": attempt["finished_at"],
         "events": json.dumps([{c: event.get(c) for c in _EVENT_COLUMNS}], default=_encode),
-        "take": take.how,
-        "task_id": take.task_id,
-        "input": _json(take.input),
-        "in_place_reason": take.reason,
+        **_take_parameters(take),
     }
     row = FINISH_COUNTED.execute(connection, parameters).first()
     if row is None or not row.applied:
         return False, None
+    return True, _taken(row)
+
+
+def _take_parameters(take: Take) -> dict[str, Any]:
+    return {"take": take.how, "task_id": take.task_id, "in_place_reason": take.reason}
+
+
+def _taken(row: Any) -> tuple[int, dict[str, Any]] | None:
+    """The run a statement took (id and row), if any."""
     if row.taken_id is None:
-        return True, None
-    taken = {"step_name": row.taken_step, "attempt": row.taken_attempt, "queued_at": row.taken_queued_at}
-    return True, (row.taken_id, taken)
+        return None
+    return row.taken_id, {
+        "step_name": row.taken_step,
+        "attempt": row.taken_attempt,
+        "queued_at": row.taken_queued_at,
+        "input": row.taken_input,
+        "item_index": row.taken_index,
+        "item": row.taken_item,
+    }

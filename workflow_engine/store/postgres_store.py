@@ -93,13 +93,15 @@ class PostgresStore(Store):
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
 
-    def finish_item_counted(self, counted: postgres.Counted, step: str) -> bool:
+    def finish_item_counted(
+        self, counted: postgres.Counted, step: str, take: postgres.Take
+    ) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
         """Record a map item's success in one statement if ``core.mapping``'s guard holds on
         the execution's row. See :data:`workflow_engine.store.postgres.FINISH_ITEM_COUNTED`."""
         check_step_update((StepStatus.RUNNING,), counted.attempt["status"])
         try:
             with self._autocommitting().connect() as connection:
-                return postgres.finish_item_counted(connection, counted, step)
+                return postgres.finish_item_counted(connection, counted, step, take)
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
 

@@ -123,10 +123,12 @@ class Store:
         nothing is done, and the outcome is recorded the usual way)."""
         return False, None
 
-    def finish_item_counted(self, counted: postgres.Counted, step: str) -> bool:
+    def finish_item_counted(
+        self, counted: postgres.Counted, step: str, take: postgres.Take
+    ) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
         """Record a map item's success that only counts, in one statement (PostgreSQL; here
         nothing is done, and the outcome is recorded the usual way)."""
-        return False
+        return False, None
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

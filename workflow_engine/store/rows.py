@@ -36,7 +36,8 @@ def event_row(
 
 def in_place(worker: str, task_id: str | None, execution_input: Any, now: datetime) -> dict[str, Any]:
     """What a run taken to run in place by ``worker`` (in the Celery task ``task_id``) is set to;
-    it has no message of its own (``FINISH_COUNTED`` in store.postgres sets the same in SQL)."""
+    it has no message of its own (``FINISH_COUNTED`` in store.postgres sets the same in SQL).
+    Its input is the execution's (a map item keeps its own: see :func:`input_of`)."""
     return {
         "status": StepStatus.RUNNING,
         "worker": worker,
@@ -46,3 +47,8 @@ def in_place(worker: str, task_id: str | None, execution_input: Any, now: dateti
         "started_at": now,
         "heartbeat_at": now,
     }
+
+
+def input_of(row_input: Any, execution_input: Any) -> Any:
+    """What a run's agent gets as input: a map item's own, or else the execution's."""
+    return execution_input if row_input is None else row_input

@@ -19,7 +19,7 @@ from workflow_engine.core.states import StepStatus, check_step_update
 from workflow_engine.definitions.model import StepType
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord, from_row
-from workflow_engine.store.rows import in_place
+from workflow_engine.store.rows import in_place, input_of
 
 # run row joined with what a worker needs from its execution, read when claiming
 _CLAIM_COLUMNS = (
@@ -337,7 +337,7 @@ class Tx:
         running for ``worker``, or, without one, as published. Its id and row, or None."""
         r = t.step_runs
         query = (
-            sa.select(r.c.id, r.c.step_name, r.c.attempt, r.c.queued_at)
+            sa.select(r.c.id, r.c.step_name, r.c.attempt, r.c.queued_at, r.c.input, r.c.item_index, r.c.item)
             .where(r.c.execution_id == execution_id, r.c.carried, r.c.status == StepStatus.QUEUED)
             .order_by(r.c.id)
             .limit(1)
@@ -351,9 +351,16 @@ class Tx:
             values["published_at"] = self.now
         else:
             check_step_update((StepStatus.QUEUED,), StepStatus.RUNNING)
-            values.update(in_place(worker, task_id, execution_input, self.now))
+            values.update(in_place(worker, task_id, input_of(found.input, execution_input), self.now))
         self.execute(sa.update(r).where(r.c.id == found.id).values(values))
-        row = {"step_name": found.step_name, "attempt": found.attempt, "queued_at": found.queued_at}
+        row = {
+            "step_name": found.step_name,
+            "attempt": found.attempt,
+            "queued_at": found.queued_at,
+            "input": input_of(found.input, execution_input),
+            "item_index": found.item_index,
+            "item": found.item,
+        }
         return found.id, {**row, "worker": worker, "started_at": self.now}
 
     def unpublish(self, run_ids: Sequence[int]) -> None:
