@@ -130,7 +130,7 @@ def test_a_child_is_started_once_whatever_is_asked_twice(harness: Harness) -> No
     # two starters that both saw no child yet (a race): the second finds the first one's
     parent = harness.store.get_execution(record.id)
     (run,) = [r for r in harness.runs(record.id, "sub")]
-    assert harness.coordinator._start_child(parent, run, 0) is False
+    assert harness.coordinator._start_child(parent, "sub", None, run.input, 0) is None
     harness.work()
     assert len(harness.store.children(record.id)) == 1
     assert harness.view(record.id).status == "completed"

@@ -301,14 +301,18 @@ class Finishing:
         return self._capacity[0]
 
     def _finished(self, unit: Unit, claim: Claim, result: str) -> Finished:
-        """After the outcome's commit: publish, revoke, announce; the step to run in place."""
-        self.outbox.after_commit(unit)
+        """After the outcome's commit: publish, revoke, announce; the step to run in place (of
+        this execution, or the first of a child it started)."""
+        free = unit.continued is None and unit.inline is not None and claim.index is None
+        child = self.outbox.after_commit(unit, unit.inline if free else None)
         following = None
         if unit.continued is not None:
             run_id, row = unit.continued
             following = self._following(
                 claim, run_id, row, unit.definition, unit.saved_record(), unit.retries
             )
+        elif child is not None and child.continued is not None:
+            following = self._first_of(child, claim.worker)
         if result == steps.DISCARDED:
             log.info(
                 "result of %s:%s:%s discarded: no longer current",
@@ -342,6 +346,28 @@ class Finishing:
             started_at=row["started_at"],
             execution=execution,
             **self._placed(definition, row["step_name"], index),
+        )
+
+    def _first_of(self, child: Unit, worker: str) -> Claim:
+        """The claim of a child's first step, run in place by the worker that started it."""
+        run_id, row = child.continued  # type: ignore[misc]
+        record = child.saved_record() or child.record
+        return Claim(
+            run_id=run_id,
+            execution_id=record.id,
+            workflow=record.workflow_name,
+            version=record.workflow_version,
+            workflow_id=record.workflow_id,
+            attempt=row["attempt"],
+            input=row["input"],
+            metadata=record.metadata,
+            checkpoint=None,
+            worker=worker,
+            retries=record.retries,
+            due_at=row["queued_at"],
+            started_at=row["started_at"],
+            execution=record,
+            **self._placed(child.definition, row["step_name"]),
         )
 
     def _checkpoint_after(self, execution_id: str, row: dict[str, Any]) -> Any:

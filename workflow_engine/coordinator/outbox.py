@@ -22,10 +22,14 @@ class Outbox:
         self.store = store
         self.dispatcher = dispatcher
         self.events = events
-        # what follows a unit's commit beyond messages: its child executions (the coordinator's)
-        self.follow_up: Callable[[Unit], None] | None = None
+        # what follows a unit's commit beyond messages: its child executions (the coordinator's);
+        # given the reporting worker, it may hand back a child's decision whose first step that
+        # worker is to run in place
+        self.follow_up: Callable[[Unit, tuple[str, str | None] | None], Unit | None] | None = None
 
-    def after_commit(self, unit: Unit) -> None:
+    def after_commit(self, unit: Unit, inline: tuple[str, str | None] | None = None) -> Unit | None:
+        """Publish, revoke and announce what ``unit`` decided, then what follows it; the decision
+        on a child whose first step ``inline``'s worker (if given) runs in place, if any."""
         if unit.dispatches:
             self.publish(unit.dispatches)
         for terminate in (False, True):
@@ -38,9 +42,10 @@ class Outbox:
         self.events.publish(unit.events)
         if self.follow_up is not None:
             try:
-                self.follow_up(unit)
+                return self.follow_up(unit, inline)
             except Exception:  # committed already: the reconciler finishes what is left
                 log.warning("what follows a decision on %s failed", unit.id, exc_info=True)
+        return None
 
     def publish(self, dispatches: Sequence[Dispatch]) -> None:
         """Publish committed runs; if the broker fails, leave them to the reconciler."""

@@ -22,6 +22,7 @@ from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome
 from workflow_engine.coordinator.runs import new_execution
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionMode, ExecutionStatus, StepStatus
+from workflow_engine.definitions.model import StepType
 from workflow_engine.definitions.schemas import check_data, check_payload
 from workflow_engine.definitions.validation import unknown_agents
 from workflow_engine.errors import (
@@ -86,11 +87,20 @@ class Coordinator:
         self.outbox.after_commit(unit)
         return result
 
-    def _decided(self, tx: Tx, facts: Facts, actor: str, act: Callable[[Unit], T]) -> tuple[Unit, T]:
+    def _decided(
+        self,
+        tx: Tx,
+        facts: Facts,
+        actor: str,
+        act: Callable[[Unit], T],
+        inline: tuple[str, str | None] | None = None,
+    ) -> tuple[Unit, T]:
         definition = self.definitions.get(facts.record.workflow_id)
 
         def make(known: Facts, rng: random.Random) -> Unit:
-            return Unit(known, definition, self.settings, actor, rng)
+            unit = Unit(known, definition, self.settings, actor, rng)
+            unit.inline = inline  # (a child's first step may run in place: see _follow_up)
+            return unit
 
         load = deciding.loader(tx, facts.record.id)
         return deciding.decide(facts, make, act, load, self.rng.getrandbits(64))
@@ -265,8 +275,26 @@ class Coordinator:
     # child executions: started, told of their parent's verbs, and heard of when they end, each
     # after the decision that asks for it has committed (and repaired by the reconciler)
 
-    def _follow_up(self, unit: Unit) -> None:
+    def _follow_up(self, unit: Unit, inline: tuple[str, str | None] | None = None) -> Unit | None:
+        """After ``unit``'s commit: its children started or synced, its verbs passed on, its
+        parent told of its end. The first child's decision, when ``inline``'s worker runs its
+        first step in place."""
+        saved = unit.saved_record() or unit.record
+        handed: Unit | None = None
+        first_runs = {
+            (row["step_name"], row["item_index"]): row["input"]
+            for row in unit.new
+            if row["step_type"] == StepType.WORKFLOW and row["status"] == S.RUNNING
+        }
         for step, index in unit.children:
+            # a step's first run, never retried: no child can exist yet; start it from what
+            # the decision knows (whoever else started it meanwhile wins, then it is synced)
+            if (step, index) in first_runs and not saved.retries:
+                started = self._start_child(saved, step, index, first_runs[(step, index)], 0, inline)
+                if started is not None:
+                    if started.continued is not None:
+                        handed, inline = started, None
+                    continue
             self.sync_child(unit.id, step, index)
         for verb, which in unit.cascades:
             self._cascade(unit.id, verb, which)
@@ -276,7 +304,8 @@ class Coordinator:
             and unit.status in TERMINAL_EXECUTION
             and unit.record.status not in TERMINAL_EXECUTION
         ):
-            self.child_ended(unit.id)
+            self.child_ended(unit.id, saved)
+        return handed
 
     def sync_child(self, parent_id: str, step: str, index: int | None) -> bool:
         """Bring the child of ``step`` (its item ``index``) of ``parent_id`` in line with the run
@@ -290,7 +319,7 @@ class Coordinator:
             return False
         newer = child is not None and child.finished_at is not None and run.queued_at > child.finished_at
         if child is None or (child.status == E.CANCELLED and newer):
-            return self._start_child(parent, run, started)
+            return self._start_child(parent, run.step_name, run.item_index, run.input, started) is not None
         if child.status == E.FAILED and newer:
             try:
                 self.retry(child.id, f"parent {parent_id}")
@@ -301,41 +330,53 @@ class Coordinator:
             return self.child_ended(child.id)
         return False
 
-    def _start_child(self, parent: ExecutionRecord, run: StepRunRecord, generation: int) -> bool:
-        step = self.definitions.get(parent.workflow_id).step(run.step_name)
+    def _start_child(
+        self,
+        parent: ExecutionRecord,
+        step_name: str,
+        index: int | None,
+        child_input: Any,
+        generation: int,
+        inline: tuple[str, str | None] | None = None,
+    ) -> Unit | None:
+        """Start the ``generation``-th child of ``step_name`` (its item ``index``) of ``parent``
+        with ``child_input``, its first step run in place by ``inline``'s worker when it may;
+        the child's first decision, or None when it exists already (or was refused)."""
+        step = self.definitions.get(parent.workflow_id).step(step_name)
         assert step.workflow is not None
-        where = (run.step_name, run.item_index)
         try:
             record = self.store.get_workflow(step.workflow, step.version)
             definition = self.definitions.get(record.id)
-            check_data(definition.input_schema, run.input, "input of the child execution")
+            check_data(definition.input_schema, child_input, "input of the child execution")
         except (WorkflowNotFound, InputError) as exc:
-            refuse = partial(maps.child_refused, step_name=where[0], index=where[1], message=str(exc))
-            return bool(self.decide(parent.id, "system", refuse))
-        key = f"{parent.id}:{run.step_name}:{run.item_index}:{generation}"
+            refuse = partial(maps.child_refused, step_name=step_name, index=index, message=str(exc))
+            self.decide(parent.id, "system", refuse)
+            return None
+        key = f"{parent.id}:{step_name}:{index}:{generation}"
         child_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"wfe-child:{key}"))
         with self.store.transaction() as tx:
             values = new_execution(
-                child_id, record, parent.owner_id, parent.mode, run.input, parent.metadata, None, tx.now
+                child_id, record, parent.owner_id, parent.mode, child_input, parent.metadata, None, tx.now
             )
             values.update(
                 total_steps=len(definition.steps),
                 parent_execution_id=parent.id,
-                parent_step=run.step_name,
-                parent_index=run.item_index,
+                parent_step=step_name,
+                parent_index=index,
                 depth=parent.depth + 1,
             )
             if not tx.insert_child(values):
-                return False  # started already, by whoever got here first
+                return None  # started already, by whoever got here first
             facts = Facts(tx.now, ExecutionRecord(**values), outputs_of=None, runs=(), attempts={})
-            unit, _ = self._decided(tx, facts, f"parent {parent.id}", steps.begin)
+            unit, _ = self._decided(tx, facts, f"parent {parent.id}", steps.begin, inline)
             deciding.apply(tx, unit)
         self.outbox.after_commit(unit)
-        return True
+        return unit
 
-    def child_ended(self, child_id: str) -> bool:
-        """A child execution ended: its parent's step (or map item) goes on from its outcome."""
-        child = self.store.get_execution(child_id)
+    def child_ended(self, child_id: str, child: ExecutionRecord | None = None) -> bool:
+        """A child execution ended: its parent's step (or map item) goes on from its outcome
+        (``child``: its record, when known)."""
+        child = child or self.store.get_execution(child_id)
         if child.parent_execution_id is None or child.parent_step is None:
             return False
         if child.status not in TERMINAL_EXECUTION:
