@@ -35,6 +35,11 @@ QUEUE_WAIT = Histogram(
     buckets=DURATION_BUCKETS,
 )
 RETRIES = Counter("wfe_step_retries", "Attempts that failed transiently and were retried", ["agent"])
+MAP_ITEMS = Counter(
+    "wfe_map_item_attempts",
+    "Attempts of map items finished by workers, by workflow, step and outcome",
+    ["workflow", "step", "status"],
+)
 
 
 def observe_attempt(claim: Claim, duration_ms: int, result: str) -> None:
@@ -45,6 +50,8 @@ def observe_attempt(claim: Claim, duration_ms: int, result: str) -> None:
     QUEUE_WAIT.labels(agent).observe(max(0.0, (claim.started_at - claim.due_at).total_seconds()))
     if result == "retrying":
         RETRIES.labels(agent).inc()
+    if claim.index is not None:
+        MAP_ITEMS.labels(claim.workflow, claim.step.name, result).inc()
 
 
 class StoreCollector(Collector):

@@ -179,7 +179,11 @@ def test_flower_shows_each_attempt_in_the_state_of_its_outcome(
 
 def test_workers_expose_prometheus_metrics(ops: Cluster) -> None:
     ops.engine.register(
-        WorkflowBuilder("measured").agent("a", "echo").agent("b", "flaky", retry={"initial_delay": 0.1})
+        WorkflowBuilder("measured")
+        .agent("a", "echo")
+        .agent("b", "flaky", retry={"initial_delay": 0.1})
+        .agent("list", "lister")
+        .map("each", "steps.list.items", agent="mapper")
     )
     assert ops.wait(ops.engine.start("measured").id).status == "completed"
     text = wait_http(f"http://127.0.0.1:{ops.settings.metrics_port}/metrics").text
@@ -190,6 +194,8 @@ def test_workers_expose_prometheus_metrics(ops: Cluster) -> None:
     }
     assert samples['wfe_step_attempts_total{agent="echo",status="succeeded"}'] >= 1
     assert samples['wfe_step_attempts_total{agent="flaky",status="retrying"}'] >= 1
+    items = 'wfe_map_item_attempts_total{status="succeeded",step="each",workflow="measured"}'
+    assert samples[items] == 3, [name for name in samples if "map_item" in name]
     assert samples['wfe_step_retries_total{agent="flaky"}'] >= 1
     assert samples['wfe_step_duration_seconds_count{agent="echo"}'] >= 1
     assert any(key.startswith("wfe_step_queue_wait_seconds_bucket") for key in samples)

@@ -298,6 +298,7 @@ def _end_own(
     error: dict[str, Any] | None,
     reason: str | None = None,
     progress: dict[str, int] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> None:
     """The own run of a map or workflow step ends: succeeded with ``output``, or failed with
     ``error``; the workflow moves on."""
@@ -311,9 +312,8 @@ def _end_own(
     unit.runs.update_own(step.name, values, (S.RUNNING,))
     to = values["status"]
     unit.count(step.type, S.RUNNING, to)
-    unit.event(
-        step.name, attempt, S.RUNNING, to, reason or (None if error is None else error["message"]), error
-    )
+    why = reason or (None if error is None else error["message"])
+    unit.event(step.name, attempt, S.RUNNING, to, why, details or error)
     if error is None:
         unit.advance(step.name, S.SUCCEEDED, output)
     else:
@@ -346,7 +346,8 @@ def child_ended(unit: Unit, step_name: str, index: int | None, child: Any) -> bo
     if run.started_at is not None:
         values["duration_ms"] = int((unit.now - run.started_at).total_seconds() * 1000)
     if index is None:
-        _end_own(unit, step, run.attempt, child.output, error, f"{where} {child.status}")
+        linked = {"child": child.id, **(error or {})}
+        _end_own(unit, step, run.attempt, child.output, error, f"{where} {child.status}", details=linked)
         unit.settle()
         return True
     if not unit.runs.update(run.id, values, (S.RUNNING,)):

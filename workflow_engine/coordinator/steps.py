@@ -27,7 +27,15 @@ def begin(unit: Unit) -> None:
     """A new execution: it runs, and its first steps open."""
     record = unit.record
     reason = f"{record.workflow_name} {record.workflow_version}, mode {record.mode}"
-    unit.event(None, None, None, E.INITIALIZED, reason)
+    parent = None
+    if record.parent_execution_id is not None:  # a child: its history says whose
+        reason += f", child of {record.parent_execution_id} step {record.parent_step}"
+        parent = {
+            "parent_execution_id": record.parent_execution_id,
+            "parent_step": record.parent_step,
+            "parent_index": record.parent_index,
+        }
+    unit.event(None, None, None, E.INITIALIZED, reason, parent)
     unit.transition(E.RUNNING, "started")
     unit.open(planner.start(unit.graph).ready)
     unit.settle()

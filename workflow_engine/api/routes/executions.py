@@ -233,6 +233,8 @@ async def events(
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events: the history so far, then each transition live, until the end."""
     cursor = EventCursor(engine.store, execution_id, last_event_id or 0)
+    record = await run_in_threadpool(engine.store.get_execution, execution_id)
+    link = {} if record.parent_execution_id is None else {"parent_execution_id": record.parent_execution_id}
     loop = asyncio.get_running_loop()
     woken = asyncio.Event()
 
@@ -248,11 +250,13 @@ async def events(
             batch, done = await run_in_threadpool(cursor.poll)
             for event in batch:
                 yield ServerSentEvent(
-                    data=EventOut.of(event).model_dump(mode="json"), event="transition", id=str(event.id)
+                    data={**EventOut.of(event).model_dump(mode="json"), **link},
+                    event="transition",
+                    id=str(event.id),
                 )
             if done:
                 yield ServerSentEvent(
-                    data={"execution_id": execution_id, "status": cursor.status}, event="end"
+                    data={"execution_id": execution_id, "status": cursor.status, **link}, event="end"
                 )
                 return
             quiet = 0.0 if batch else quiet + poll
