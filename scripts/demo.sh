@@ -16,7 +16,8 @@ cat <<TEXT
 
 Where to look next (the database is $WFE_DATABASE_URL):
   .venv/bin/wfe status $id          the execution, step by step
-  .venv/bin/wfe logs $id            every attempt, with durations (the writer was retried once)
+  .venv/bin/wfe logs $id            every attempt, with durations
+  .venv/bin/wfe logs $id --step write   each section written by the map, one retried once
   .venv/bin/wfe logs $id --errors   only the attempts that failed
   .venv/bin/wfe list                every execution
   .venv/bin/wfe run config/workflows/ib-review.yaml --input '{"project_id": "p-2"}'

@@ -1,8 +1,9 @@
 """Demo agents for the document-generation pipeline (config/workflows/ib-generation.json) and
 the review workflow (config/workflows/ib-review.yaml).
 
-They simulate work with short sleeps; the writer is rate-limited on its first attempt, so a
-demo run shows a transient error retried with backoff.
+They simulate work with short sleeps. The writer writes each section the composer lists, one
+map item per section; it is rate-limited on its first attempt at the second section, so a demo
+run shows a transient error retried with backoff.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ def compose(ctx: AgentContext) -> dict[str, Any]:
 @agent("writer")
 def write(ctx: AgentContext) -> dict[str, Any]:
     _work(ctx)
-    if ctx.attempt == 1 and not ctx.metadata.get("no_flakes"):
+    if ctx.attempt == 1 and ctx.index in (None, 1) and not ctx.metadata.get("no_flakes"):
         raise TransientError("language model rate limit", code="RATE_LIMIT")
-    section = ctx.config.get("section", "document")
+    section = ctx.input.get("section") or ctx.config.get("section", "document")
     return {"section": section, "words": 1800, "idempotency_key": ctx.idempotency_key}
 
 

@@ -32,7 +32,7 @@ def test_status_shows_a_maps_progress_and_list_and_logs_follow_children_and_item
 
     status = wfe(tmp_path, "status", view.id, COLUMNS="200")
     assert status.returncode == 0, status.stderr
-    assert "(2/2 done, 0 failed, 0 running)" in status.stdout
+    assert "succeeded 2/2 done" in status.stdout
     assert f"wfe list --parent {view.id}" in status.stdout
     document = json.loads(wfe(tmp_path, "status", view.id, "--json").stdout)
     each = next(step for step in document["steps"] if step["name"] == "each")

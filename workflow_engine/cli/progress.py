@@ -27,7 +27,9 @@ STYLES = {
 
 
 def describe(event: EventRecord) -> str:
-    subject = f"step {event.step_name}" if event.step_name else "execution"
+    index = (event.details or {}).get("index") if isinstance(event.details, dict) else None
+    item = "" if index is None else f"[{index}]"
+    subject = f"step {event.step_name}{item}" if event.step_name else "execution"
     attempt = f" (attempt {event.attempt})" if event.step_name and event.attempt and event.attempt > 1 else ""
     style = STYLES.get(event.to_status, "")
     status = f"[{style}]{event.to_status}[/]" if style else event.to_status
@@ -83,10 +85,9 @@ def summary(view: ExecutionView) -> Table:
         status = f"[{colour}]{step.status}[/]" if colour else step.status
         if step.items is not None:
             counts = step.items
-            status += (
-                f" ({counts['done']}/{counts['total']} done, {counts['failed']} failed, "
-                f"{counts['running']} running)"
-            )
+            status += f" {counts['done']}/{counts['total']} done"
+            status += f", {counts['failed']} failed" if counts["failed"] else ""
+            status += f", {counts['running']} running" if counts["running"] else ""
         table.add_row(
             step.name,
             step.type,

@@ -54,6 +54,8 @@ def start(unit: Unit, step: StepDefinition, attempt: int) -> None:
         message = (
             f"starting workflow {step.workflow!r} would nest deeper than {limit} (WFE_MAX_WORKFLOW_DEPTH)"
         )
+        if step.type is StepType.MAP:  # (its history starts here: see Unit.open)
+            unit.event(step.name, attempt, None, S.RUNNING, f"map over {step.items}")
         _end_own(unit, step, attempt, None, _error(step.name, "depth", message))
         return
     if step.type is StepType.WORKFLOW:
@@ -92,19 +94,24 @@ def _inputs(unit: Unit, step: StepDefinition, items: list[Any] | None) -> Any:
 
 def _open_items(unit: Unit, step: StepDefinition, attempt: int) -> None:
     assert step.items is not None
+
+    def broken(kind: str, message: str) -> None:
+        unit.event(step.name, attempt, None, S.RUNNING, f"map over {step.items}")
+        _end_own(unit, step, attempt, None, _error(step.name, kind, message))
+
     try:
         items = unit._evaluate(compile_expression(step.items))
     except ExpressionError as exc:
-        _end_own(unit, step, attempt, None, _error(step.name, "expression", f"items: {exc}"))
+        broken("expression", f"items: {exc}")
         return
     problem = mapping.items_problem(items, unit.settings.map_max_items)
     if problem is not None:
-        _end_own(unit, step, attempt, None, _error(step.name, "invalid_items", problem))
+        broken("invalid_items", problem)
         return
     try:
         inputs = _inputs(unit, step, items)
     except ExpressionError as exc:
-        _end_own(unit, step, attempt, None, _error(step.name, "expression", f"input: {exc}"))
+        broken("expression", f"input: {exc}")
         return
     progress = mapping.start(len(items), attempt, int(unit.now.timestamp() * 1000))
     unit.maps[step.name] = progress

@@ -232,6 +232,8 @@ class Unit:
             step = self.definition.step(row["step_name"])
             self.add_run(row)
             self.count(step.type, None, row["status"])
+            if step.type is StepType.MAP and row["status"] == S.RUNNING:
+                continue  # its history starts with what its items are (coordinator.maps)
             self.event(
                 step.name, row["attempt"], None, row["status"], reason or open_reason(step, row, self.status)
             )
@@ -470,7 +472,8 @@ class Unit:
         self._in_place_event(row, worker)
 
     def _in_place_event(self, row: Mapping[str, Any], worker: str) -> None:
-        self.event(row["step_name"], row["attempt"], S.QUEUED, S.RUNNING, RUN_IN_PLACE, actor=worker)
+        item = None if row.get("item_index") is None else {"index": row["item_index"]}
+        self.event(row["step_name"], row["attempt"], S.QUEUED, S.RUNNING, RUN_IN_PLACE, item, actor=worker)
 
     def take_carried(self) -> None:
         """A branch of a fan-out reported: hand on one of its carried siblings, if any is left

@@ -72,8 +72,11 @@ _CLAIM = Prepared(
                   e.retries, r.item_index, r.item
     ), recorded AS (
         INSERT INTO {t.events.name}
-            (execution_id, step_name, attempt, from_status, to_status, actor, created_at)
-        SELECT execution_id, step_name, attempt, previous_status, :running, :worker, :now FROM claimed
+            (execution_id, step_name, attempt, from_status, to_status, actor, details, created_at)
+        SELECT execution_id, step_name, attempt, previous_status, :running, :worker,
+               CASE WHEN item_index IS NULL THEN NULL ELSE jsonb_build_object('index', item_index) END,
+               :now
+        FROM claimed
     )
     SELECT claimed.*, pg_notify('{EVENTS_CHANNEL}', claimed.execution_id) AS notified FROM claimed
     """,  # noqa: S608 - table names only; every value is a bound parameter
@@ -143,7 +146,7 @@ def claim_portable(tx: Tx, run_id: int, worker: str, task_id: str | None) -> Cla
                 "to_status": StepStatus.RUNNING,
                 "actor": worker,
                 "reason": None,
-                "details": None,
+                "details": None if row.item_index is None else {"index": row.item_index},
                 "created_at": tx.now,
             }
         ]

@@ -159,6 +159,11 @@ FINISH_PLANNED = Prepared(
 )
 
 
+# a map item's events say which item: {"index": ...}
+_ITEM_DETAILS = (
+    "CASE WHEN {run}.item_index IS NULL THEN NULL ELSE jsonb_build_object('index', {run}.item_index) END"
+)
+
 # once the outcome is recorded, take the oldest carried run of the execution (that no other
 # taker has locked): to run in place for the worker (`take` = 'run'), or to publish ('send')
 _IN_PLACE = "{column} = CASE WHEN :take = 'run' THEN {run} ELSE x.{column} END"
@@ -183,9 +188,9 @@ _TAKE_CARRIED = f"""
     ),
     taken_event AS (
         INSERT INTO {V} (execution_id, step_name, attempt, from_status, to_status, actor, reason,
-                         created_at)
+                         details, created_at)
         SELECT :execution_id, taken.step_name, taken.attempt, {QUEUED}, {RUNNING}, :worker,
-               :in_place_reason, :updated_at
+               :in_place_reason, {_ITEM_DETAILS.format(run="taken")}, :updated_at
         FROM taken WHERE :take = 'run'
     )"""  # noqa: S608 - table names only; every value is a bound parameter
 _TAKE_TYPES = {"take": "text", "task_id": "varchar", "in_place_reason": "text"}
