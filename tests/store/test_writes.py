@@ -153,3 +153,49 @@ def test_a_counted_success_applies_on_postgresql_only_while_the_guard_holds(harn
     # b1 would make the join due: the guard does not hold, and nothing is written
     assert harness.store.finish_counted(counted("b1"), postgres.Take()) == (False, None)
     assert harness.store.get_execution(execution_id).revision == after.revision
+
+
+def test_item_runs_are_read_by_item_pending_ones_lowest_index_first_and_a_steps_own_run_by_step(
+    harness: Harness,
+) -> None:
+    definition = harness.register(WorkflowBuilder("items").map("each", "input.xs", agent="w"))
+    execution_id = harness.start("items", input_data={"xs": []}).id  # an empty map: succeeded
+    now = harness.clock.now()
+    step = definition.step("each")
+    rows = []
+    for index, status in [(2, "pending"), (0, "succeeded"), (1, "pending"), (0, "failed")]:
+        row = new_run(execution_id, now, step, 5 + len(rows))
+        row.update(item_index=index, item=f"x{index}", status=status, output={"i": index})
+        rows.append(row)
+    with harness.store.transaction() as tx:
+        tx.insert_runs(rows)
+        assert [r.item_index for r in tx.pending_items(execution_id, "each", 5)] == [1, 2]
+        assert [r.item_index for r in tx.pending_items(execution_id, "each", 1)] == [1]
+        assert [(r.item, r.status) for r in tx.item_runs(execution_id, "each", 0)] == [
+            ("x0", "succeeded"),
+            ("x0", "failed"),
+        ]
+        assert tx.item_outputs(execution_id, "each") == {0: {"i": 0}}
+        # the step's own run, found by its step: not an item's
+        assert tx.update_own_run(execution_id, "each", {"output": {"own": True}}, ("succeeded",))
+        assert not tx.update_own_run(execution_id, "each", {"output": None}, ("running",))
+        assert tx.outputs(execution_id, ["each"]) == {"each": {"own": True}}  # items are not outputs
+    own = [r for r in harness.runs(execution_id, "each") if r.item_index is None]
+    assert [r.output for r in own] == [{"own": True}]
+
+
+def test_a_child_is_inserted_once_and_found_by_its_place(harness: Harness) -> None:
+    execution_id, _ = started(harness)
+    parent = harness.store.get_execution(execution_id)
+    from workflow_engine.coordinator.runs import new_execution
+
+    workflow = harness.store.get_workflow("writes")
+    with harness.store.transaction() as tx:
+        values = new_execution("child-1", workflow, parent.owner_id, "auto", {}, {}, None, tx.now)
+        values.update(parent_execution_id=execution_id, parent_step="b0", parent_index=3, depth=1)
+        assert tx.insert_child(values)
+        assert not tx.insert_child(values)
+        child, started_there = tx.latest_child(execution_id, "b0", 3)
+        assert child is not None and child.id == "child-1" and started_there == 1
+        assert tx.latest_child(execution_id, "b0", None) == (None, 0)
+    assert [c.id for c in harness.store.children(execution_id)] == ["child-1"]

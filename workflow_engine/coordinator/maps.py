@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from workflow_engine.coordinator import delivery
 from workflow_engine.coordinator.outcomes import Failure
 from workflow_engine.coordinator.runs import new_run
 from workflow_engine.coordinator.unit import Unit
@@ -25,6 +26,7 @@ from workflow_engine.core.states import OPEN_STEP, ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import StepDefinition, StepType
 from workflow_engine.errors import ExpressionError
 from workflow_engine.store.records import StepRunRecord
+from workflow_engine.store.rows import in_place, input_of
 
 E = ExecutionStatus
 S = StepStatus
@@ -100,7 +102,7 @@ def _open_items(unit: Unit, step: StepDefinition, attempt: int) -> None:
         _end_own(unit, step, attempt, None, _error(step.name, kind, message))
 
     try:
-        items = unit._evaluate(compile_expression(step.items))
+        items = unit.evaluate(compile_expression(step.items))
     except ExpressionError as exc:
         broken("expression", f"items: {exc}")
         return
@@ -172,8 +174,11 @@ def admit(unit: Unit, name: str) -> None:
 
 
 def release_item(unit: Unit, step: StepDefinition, run: StepRunRecord) -> None:
-    """Queue a pending item (a retry held by a pause at the end of its backoff); start a
-    workflow item's child."""
+    """Queue a pending item (a retry held by a pause at the end of its backoff), or hand it to
+    the reporting worker to run in place when it may; start a workflow item's child."""
+    due = run.not_before is None or run.not_before <= unit.now
+    if due and run.step_type == StepType.AGENT and _run_in_place(unit, step, run):
+        return
     if run.step_type == StepType.WORKFLOW:
         values: dict[str, Any] = {"status": S.RUNNING, "started_at": unit.now}
         values["input"] = _child_input(unit, run.input)
@@ -189,6 +194,30 @@ def release_item(unit: Unit, step: StepDefinition, run: StepRunRecord) -> None:
         unit.children.append((step.name, run.item_index))
     else:
         unit.redispatch(run)
+
+
+def _run_in_place(unit: Unit, step: StepDefinition, run: StepRunRecord) -> bool:
+    """The reporting worker runs ``run`` next, in place, if it may and runs nothing else so."""
+    if unit.inline is None or unit.continued is not None:
+        return False
+    if not delivery.may_run_in_place(step, S.QUEUED, item=True):
+        return False
+    worker, carrier = unit.inline
+    values = in_place(worker, carrier, input_of(run.input, unit.record.input), unit.now)
+    if not unit.runs.update(run.id, values, (S.PENDING,)):
+        return False
+    unit.moved(run, S.PENDING, S.RUNNING)
+    row = {
+        "step_name": run.step_name,
+        "attempt": run.attempt,
+        "queued_at": run.queued_at,
+        "item_index": run.item_index,
+        "item": run.item,
+        **values,
+    }
+    unit.continued = (run.id, row)
+    unit.in_place_event(row, worker)
+    return True
 
 
 # an item's outcome

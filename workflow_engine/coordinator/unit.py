@@ -206,7 +206,7 @@ class Unit:
                 row.update(status=S.WAITING, started_at=self.now)
             elif step.type is StepType.TIMER:
                 try:
-                    fires = fire_at(step, self.now, self._evaluate)
+                    fires = fire_at(step, self.now, self.evaluate)
                 except ExpressionError as exc:
                     error = {"step": name, "type": "expression", "message": f"until: {exc}", "code": None}
                     row.update(
@@ -349,7 +349,7 @@ class Unit:
         )
         return {"input": self.record.input, "metadata": self.record.metadata, "steps": steps}
 
-    def _evaluate(self, expression: Expression) -> Any:
+    def evaluate(self, expression: Expression) -> Any:
         return expression.evaluate(self.scope([expression]), self.budget)
 
     # failures
@@ -456,7 +456,7 @@ class Unit:
             lambda row: delivery.may_run_in_place(
                 self.definition.step(row["step_name"]), row["status"], row["item_index"] is not None
             ),
-            inline=self.inline is not None,
+            inline=self.inline is not None and self.continued is None,
             capacity=self.facts.workers_capacity,
             carrying=bool(self.settings.inline_steps),
         )
@@ -469,9 +469,9 @@ class Unit:
         assert self.inline is not None
         worker, carrier = self.inline
         row.update(in_place(worker, carrier, input_of(row["input"], self.record.input), self.now))
-        self._in_place_event(row, worker)
+        self.in_place_event(row, worker)
 
-    def _in_place_event(self, row: Mapping[str, Any], worker: str) -> None:
+    def in_place_event(self, row: Mapping[str, Any], worker: str) -> None:
         item = None if row.get("item_index") is None else {"index": row["item_index"]}
         self.event(row["step_name"], row["attempt"], S.QUEUED, S.RUNNING, RUN_IN_PLACE, item, actor=worker)
 
@@ -497,7 +497,7 @@ class Unit:
             self.dispatches.append(self._dispatch(run_id, step, row["attempt"], None, row.get("item_index")))
             return
         self.continued = (run_id, row)
-        self._in_place_event(row, worker)
+        self.in_place_event(row, worker)
 
     def conclude(self) -> None:
         """The decision is made: how its new runs reach the workers, and what is handed on."""

@@ -205,6 +205,20 @@ _TAKEN = """taken.id AS taken_id, taken.step_name AS taken_step, taken.attempt A
 _JOINS = "jsonb_to_recordset(CAST(:joins AS jsonb)) AS j(name text, degree int)"
 _WAITING_FOR = "COALESCE(CAST(locked.barriers -> j.name ->> 0 AS int), j.degree)"
 _LIVE_SO_FAR = "COALESCE(CAST(locked.barriers -> j.name ->> 1 AS int), 0)"
+# what follows a counted outcome (of a step or of a map item): its event, a carried sibling taken
+_COUNTED_TAIL = f"""saved_events AS (
+        INSERT INTO {V} (execution_id, {", ".join(_EVENT_COLUMNS)})
+        SELECT :execution_id, {", ".join(f"x.{c}" for c in _EVENT_COLUMNS)}
+        FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS x({_EVENT_FIELDS})
+        WHERE EXISTS (SELECT 1 FROM finished)
+    ),
+    {_TAKE_CARRIED}
+    SELECT (SELECT count(*) FROM finished) AS applied,
+           CASE WHEN EXISTS (SELECT 1 FROM finished) THEN pg_notify('{CHANNEL}', :execution_id) END
+               AS notified,
+           {_TAKEN}
+    FROM (SELECT 1) AS one LEFT JOIN taken ON true"""  # noqa: S608 - table names only
+
 FINISH_COUNTED = Prepared(
     "wfe_finish_counted",
     f"""
@@ -227,18 +241,7 @@ FINISH_COUNTED = Prepared(
         FROM locked
         WHERE x.id = locked.id AND EXISTS (SELECT 1 FROM finished)
     ),
-    saved_events AS (
-        INSERT INTO {V} (execution_id, {", ".join(_EVENT_COLUMNS)})
-        SELECT :execution_id, {", ".join(f"x.{c}" for c in _EVENT_COLUMNS)}
-        FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS x({_EVENT_FIELDS})
-        WHERE EXISTS (SELECT 1 FROM finished)
-    ),
-    {_TAKE_CARRIED}
-    SELECT (SELECT count(*) FROM finished) AS applied,
-           CASE WHEN EXISTS (SELECT 1 FROM finished) THEN pg_notify('{CHANNEL}', :execution_id) END
-               AS notified,
-           {_TAKEN}
-    FROM (SELECT 1) AS one LEFT JOIN taken ON true
+    {_COUNTED_TAIL}
     """,  # noqa: S608 - table names only; every value is a bound parameter
     {
         **_RECORD_TYPES,
@@ -277,27 +280,18 @@ FINISH_ITEM_COUNTED = Prepared(
     counted AS (
         UPDATE {E} AS x SET updated_at = :updated_at,
             maps = jsonb_set(locked.maps, ARRAY[:step], {_COUNTS} || jsonb_build_object(
-                'succeeded', {_S} + 1, 'running', {_N} - 1))
+                CAST(:succeeded_key AS text), {_S} + 1, CAST(:running_key AS text), {_N} - 1))
         FROM locked
         WHERE x.id = locked.id AND EXISTS (SELECT 1 FROM finished)
     ),
-    saved_events AS (
-        INSERT INTO {V} (execution_id, {", ".join(_EVENT_COLUMNS)})
-        SELECT :execution_id, {", ".join(f"x.{c}" for c in _EVENT_COLUMNS)}
-        FROM jsonb_to_recordset(CAST(:events AS jsonb)) AS x({_EVENT_FIELDS})
-        WHERE EXISTS (SELECT 1 FROM finished)
-    ),
-    {_TAKE_CARRIED}
-    SELECT (SELECT count(*) FROM finished) AS applied,
-           CASE WHEN EXISTS (SELECT 1 FROM finished) THEN pg_notify('{CHANNEL}', :execution_id) END
-               AS notified,
-           {_TAKEN}
-    FROM (SELECT 1) AS one LEFT JOIN taken ON true
+    {_COUNTED_TAIL}
     """,  # noqa: S608 - table names only; every value is a bound parameter
     {
         **_RECORD_TYPES,
         **_TAKE_TYPES,
         "step": "text",
+        "succeeded_key": "text",
+        "running_key": "text",
         "guard_status": "varchar",
         "guard_pending": "integer",
         "guard_left_after": "integer",
@@ -318,6 +312,8 @@ def finish_item_counted(
     parameters = {
         **_record_parameters(execution_id, counted.run_id, counted.worker, attempt),
         "step": step,
+        "succeeded_key": "succeeded",  # the keys of core.mapping's counts
+        "running_key": "running",
         **{f"guard_{f.name}": getattr(ITEM_COUNTING, f.name) for f in fields(ITEM_COUNTING)},
         "updated_at": attempt["finished_at"],
         "events": json.dumps([{c: event.get(c) for c in _EVENT_COLUMNS}], default=_encode),

@@ -24,6 +24,7 @@ from sqlalchemy import (
     false,
     text,
 )
+from sqlalchemy import and_ as sa_and
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
@@ -217,14 +218,16 @@ Index(
     postgresql_where=_item_run,
     sqlite_where=_item_run,
 )
-# a map's next pending items, found without reading its others
+# a map's next pending items, found without reading its others: only pending items are indexed,
+# so the lowest pending index is the index's first entry however many items have run
+_pending_item = sa_and(_item_run, step_runs.c.status == "pending")
 Index(
-    "ix_wfe_step_runs_items",
+    "ix_wfe_step_runs_pending_items",
     step_runs.c.execution_id,
     step_runs.c.step_name,
     step_runs.c.item_index,
-    postgresql_where=_item_run,
-    sqlite_where=_item_run,
+    postgresql_where=_pending_item,
+    sqlite_where=_pending_item,
 )
 # what the reconciler scans: only open runs are indexed, so the index stays as small as the work
 # in progress however many runs have finished

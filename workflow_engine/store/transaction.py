@@ -64,6 +64,17 @@ def latest_checkpoint(
     return connection.execute(query).scalar()
 
 
+def _items_of(execution_id: str, step: str) -> list[sa.ColumnElement[bool]]:
+    """The live runs of the items of a map step."""
+    r = t.step_runs
+    return [
+        r.c.execution_id == execution_id,
+        r.c.step_name == step,
+        r.c.item_index.is_not(None),
+        r.c.superseded.is_(False),
+    ]
+
+
 class Tx:
     """One open transaction and the time it started at (every row it writes uses that time):
     the portable implementation, SQLite's; :class:`~workflow_engine.store.postgres_tx.PostgresTx`
@@ -252,17 +263,8 @@ class Tx:
     def item_runs(self, execution_id: str, step: str, index: int) -> list[StepRunRecord]:
         """The live runs of one item of a map step, locked, oldest first."""
         r = t.step_runs
-        query = (
-            sa.select(r)
-            .where(
-                r.c.execution_id == execution_id,
-                r.c.step_name == step,
-                r.c.item_index == index,
-                r.c.superseded.is_(False),
-            )
-            .order_by(r.c.id)
-            .with_for_update()
-        )
+        query = sa.select(r).where(*_items_of(execution_id, step), r.c.item_index == index)
+        query = query.order_by(r.c.id).with_for_update()
         return [from_row(StepRunRecord, row) for row in self.execute(query)]
 
     def pending_items(self, execution_id: str, step: str, count: int) -> list[StepRunRecord]:
@@ -270,13 +272,7 @@ class Tx:
         r = t.step_runs
         query = (
             sa.select(r)
-            .where(
-                r.c.execution_id == execution_id,
-                r.c.step_name == step,
-                r.c.item_index.is_not(None),
-                r.c.status == StepStatus.PENDING,
-                r.c.superseded.is_(False),
-            )
+            .where(*_items_of(execution_id, step), r.c.status == StepStatus.PENDING)
             .order_by(r.c.item_index)
             .limit(count)
             .with_for_update()
@@ -287,11 +283,7 @@ class Tx:
         """The outputs of a map step's items that succeeded, by index."""
         r = t.step_runs
         query = sa.select(r.c.item_index, r.c.output).where(
-            r.c.execution_id == execution_id,
-            r.c.step_name == step,
-            r.c.item_index.is_not(None),
-            r.c.status == StepStatus.SUCCEEDED,
-            r.c.superseded.is_(False),
+            *_items_of(execution_id, step), r.c.status == StepStatus.SUCCEEDED
         )
         return {row.item_index: row.output for row in self.execute(query)}
 

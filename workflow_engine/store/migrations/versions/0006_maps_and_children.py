@@ -47,12 +47,13 @@ def upgrade() -> None:
         postgresql_where=item_run,
         sqlite_where=item_run,
     )
+    pending_item = sa.text("item_index IS NOT NULL AND status = 'pending'")
     op.create_index(
-        "ix_wfe_step_runs_items",
+        "ix_wfe_step_runs_pending_items",
         "wfe_step_runs",
         ["execution_id", "step_name", "item_index"],
-        postgresql_where=item_run,
-        sqlite_where=item_run,
+        postgresql_where=pending_item,
+        sqlite_where=pending_item,
     )
     # plain ALTER TABLE (a batch would rebuild the table on SQLite, and lose its revision trigger)
     op.add_column("wfe_executions", sa.Column("maps", JSON, nullable=True))
@@ -76,7 +77,7 @@ def downgrade() -> None:
             "FOR EACH ROW WHEN NEW.revision = OLD.revision BEGIN "
             "UPDATE wfe_executions SET revision = OLD.revision + 1 WHERE id = NEW.id; END"
         )
-    op.drop_index("ix_wfe_step_runs_items", "wfe_step_runs")
+    op.drop_index("ix_wfe_step_runs_pending_items", "wfe_step_runs")
     op.drop_index("uq_wfe_step_runs_item_attempt", "wfe_step_runs")
     op.drop_index("uq_wfe_step_runs_attempt", "wfe_step_runs")
     with op.batch_alter_table("wfe_step_runs") as batch:
