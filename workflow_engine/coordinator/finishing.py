@@ -29,7 +29,7 @@ from workflow_engine.coordinator.facts import CAPACITY, Facts, Missing
 from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome, Success
 from workflow_engine.coordinator.unit import Unit
-from workflow_engine.core import planner
+from workflow_engine.core import mapping, planner
 from workflow_engine.core.states import StepStatus
 from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.errors import ExecutionNotFound, StoreError
@@ -44,6 +44,15 @@ from workflow_engine.store.transaction import latest_checkpoint
 log = logging.getLogger(__name__)
 
 S = StepStatus
+
+
+def _admits(claim: Claim) -> bool:
+    """Whether the outcome of a map item is known to admit another (the row the previous outcome
+    left has items pending): a one-statement count would not apply, so it is not tried."""
+    if claim.execution is None or claim.index is None:
+        return False
+    progress = (claim.execution.maps or {}).get(claim.step.name)
+    return progress is not None and mapping.pending(progress) > 0
 
 
 class Finishing:
@@ -123,7 +132,7 @@ class Finishing:
         """Record what the attempt gave and decide what follows. With ``inline`` (the id of the
         Celery task the worker runs), the one step that follows may be handed back to run in
         place instead of being published (not after a map's item: see _following)."""
-        if claim.index is not None and isinstance(outcome, Success):
+        if claim.index is not None and isinstance(outcome, Success) and not _admits(claim):
             counted = self._finish_item_counted(claim, outcome, inline)
             if counted is not None:
                 return counted
