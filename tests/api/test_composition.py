@@ -49,7 +49,14 @@ def test_map_progress_children_logs_by_item_and_listing_by_parent(api: Api) -> N
     detail = api.get(f"/executions/{execution}").json()
     assert detail["status"] == "completed"
     steps = {step["name"]: step for step in detail["steps"]}
-    assert steps["each"]["items"] == {"total": 3, "done": 3, "failed": 0, "running": 0, "pending": 0}
+    assert steps["each"]["items"] == {
+        "total": 3,
+        "done": 3,
+        "failed": 0,
+        "running": 0,
+        "pending": 0,
+        "cancelled": 0,
+    }
     assert steps["list"]["items"] is None
     children = detail["children"]
     assert sorted((c["step"], c["index"]) for c in children if c["step"] == "kids") == [

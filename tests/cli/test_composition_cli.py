@@ -36,7 +36,7 @@ def test_status_shows_a_maps_progress_and_list_and_logs_follow_children_and_item
     assert f"wfe list --parent {view.id}" in status.stdout
     document = json.loads(wfe(tmp_path, "status", view.id, "--json").stdout)
     each = next(step for step in document["steps"] if step["name"] == "each")
-    assert each["items"] == {"total": 2, "done": 2, "failed": 0, "running": 0, "pending": 0}
+    assert each["items"] == {"total": 2, "done": 2, "failed": 0, "running": 0, "pending": 0, "cancelled": 0}
     assert len(document["children"]) == 2
 
     listed = json.loads(wfe(tmp_path, "list", "--parent", view.id, "--json").stdout)

@@ -258,3 +258,41 @@ def test_a_workflow_step_that_ends_the_workflow_completes_its_parent(harness: Ha
     view = harness.run("last")
     assert view.status == "completed"
     assert view.output == {"sub": {"finish": {"final": 5}}}
+
+
+def test_the_reconciler_resumes_a_child_whose_parents_resume_was_lost(harness: Harness) -> None:
+    child_workflow(harness)
+    parent_workflow(harness)
+    record = harness.start("parent", input_data={"n": 4})
+    harness.deliver_one()
+    (child,) = harness.store.children(record.id)
+    harness.coordinator.pause(record.id, "op")
+    assert harness.store.get_execution(child.id).status == "paused"
+    harness.coordinator.outbox.follow_up = None  # the resume's cascade is lost
+    harness.coordinator.resume(record.id, "op")
+    harness.coordinator.outbox.follow_up = harness.coordinator._follow_up
+    assert harness.store.get_execution(child.id).status == "paused"
+    harness.clock.advance(60)
+    assert harness.reconciler.tick().children == 1
+    harness.work()
+    assert harness.view(record.id).status == "completed"
+
+
+def test_a_step_run_again_with_other_input_starts_a_new_child(harness: Harness) -> None:
+    child_workflow(harness, fail_when=1)
+    harness.agent("begin", lambda ctx: {"n": ctx.attempt})  # 1, then 2 when run again
+    harness.register(
+        WorkflowBuilder("parent")
+        .agent("begin")
+        .workflow("sub", "child", input={"n": "steps.begin.n"}, after="begin")
+    )
+    view = harness.run("parent")
+    assert view.status == "failed"
+    harness.clock.advance(60)
+    harness.coordinator.retry(view.id, "op", from_step="begin")
+    harness.work()
+    done = harness.view(view.id)
+    assert done.status == "completed"
+    children = harness.store.children(view.id)
+    assert [(c.input, c.status) for c in children] == [({"n": 1}, "failed"), ({"n": 2}, "completed")]
+    assert done.steps[1].output == {"finish": {"final": 5}}

@@ -53,7 +53,7 @@ def test_each_item_runs_once_and_the_results_keep_item_order(harness: Harness) -
         "results": [{"text": "intro-1"}, {"text": "risks-2"}, {"text": "plan-3"}],
         "failed": [],
     }
-    assert each.items == {"total": 3, "done": 3, "failed": 0, "running": 0, "pending": 0}
+    assert each.items == {"total": 3, "done": 3, "failed": 0, "running": 0, "pending": 0, "cancelled": 0}
     assert sorted(seen) == [
         (0, "intro", {"section": "intro", "position": 1}),
         (1, "risks", {"section": "risks", "position": 2}),
@@ -209,6 +209,7 @@ def test_a_paused_map_admits_nothing_and_resumes_within_its_window(harness: Harn
         "failed": 0,
         "running": 0,
         "pending": 5,
+        "cancelled": 0,
     }
     harness.coordinator.resume(record.id, "op")
     assert sum(r.status == "queued" for r in harness.runs(record.id, "each")) == 2

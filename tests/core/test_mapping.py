@@ -93,7 +93,14 @@ def test_the_admitted_count_is_the_number_of_items_queued_retrying_or_running(
 def test_summary_shows_done_failed_running_pending_and_total() -> None:
     progress = mapping.start(10, 1, 0)
     progress.update(succeeded=4, failed=1, running=2)
-    assert mapping.summary(progress) == {"total": 10, "done": 4, "failed": 1, "running": 2, "pending": 3}
+    assert mapping.summary(progress) == {
+        "total": 10,
+        "done": 4,
+        "failed": 1,
+        "running": 2,
+        "pending": 3,
+        "cancelled": 0,
+    }
 
 
 @st.composite

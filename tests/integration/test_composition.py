@@ -60,7 +60,7 @@ def test_a_map_runs_each_item_once_and_gives_the_results_in_order(
         e for e in engine.history(view.id) if e.step_name == "wide" and "in place" in (e.reason or "")
     ]
     assert in_place, "no item of the uncapped map was run in place"
-    assert each.items == {"total": 20, "done": 20, "failed": 0, "running": 0, "pending": 0}
+    assert each.items == {"total": 20, "done": 20, "failed": 0, "running": 0, "pending": 0, "cancelled": 0}
     assert item_calls(ledger, view.id, "each") == Counter(range(20))
     logs = engine.logs(view.id, step_name="each", index=7)
     assert [(entry["index"], entry["status"]) for entry in logs] == [(7, "succeeded")]
@@ -176,3 +176,26 @@ def test_a_thousand_item_map_loses_no_item_through_a_killed_worker_and_coordinat
             f"\nmap kill: {ITEMS} items completed through a killed worker and coordinator; "
             f"{extra} item(s) ran twice; the end took {time.monotonic() - started:.1f}s after the kills"
         )
+
+
+def test_a_child_that_starts_with_a_map_runs_it_whole(core_cluster: Cluster, ledger: Path) -> None:
+    """The worker that starts a child runs the child's first step in place: here an item of a
+    map, which must be run as that item and counted toward its map."""
+    engine = core_cluster.engine
+    engine.register(WorkflowBuilder("mapchild").map("each", "input.xs", agent="mapper", max_concurrency=1))
+    engine.register(
+        WorkflowBuilder("mapparent")
+        .agent("go", "echo")
+        .workflow("sub", "mapchild", input={"xs": "[1, 2, 3]"}, after="go")
+    )
+    view = engine.start("mapparent", metadata={"ledger": str(ledger)})
+    final = core_cluster.wait(view.id)
+    assert final.status == "completed", final.error
+    assert final.output == {
+        "sub": {
+            "each": {
+                "results": [{"item": 1, "index": 0}, {"item": 2, "index": 1}, {"item": 3, "index": 2}],
+                "failed": [],
+            }
+        }
+    }

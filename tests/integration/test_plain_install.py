@@ -107,7 +107,7 @@ def test_a_plain_install_runs_a_workflow_on_postgresql_with_a_plain_url(
         ["enrich", "compose", "write", "validate", "assemble", "export"], "succeeded"
     )
     write = next(s for s in result["steps"] if s["name"] == "write")  # a map: one item per section
-    assert write["items"] == {"total": 3, "done": 3, "failed": 0, "running": 0, "pending": 0}
+    assert write["items"] == {"total": 3, "done": 3, "failed": 0, "running": 0, "pending": 0, "cancelled": 0}
 
     heroku = "postgres://" + plain_url.split("://", 1)[1]
     create = ("users", "create", "alice", "--role", "admin", "--password-stdin")

@@ -188,6 +188,7 @@ def next_step(unit: Unit) -> str:
     release(unit, run, "next step")
     if unit.status == E.WAITING:
         unit.transition(E.RUNNING, f"next step: {run.step_name}")
+    unit.settle()  # (a map or workflow step may resolve at once)
     return run.step_name
 
 

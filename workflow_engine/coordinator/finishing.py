@@ -52,7 +52,7 @@ def _admits(claim: Claim) -> bool:
     if claim.execution is None or claim.index is None:
         return False
     progress = (claim.execution.maps or {}).get(claim.step.name)
-    return progress is not None and mapping.pending(progress) > 0
+    return progress is not None and mapping.pending(progress) != mapping.ITEM_COUNTING.pending
 
 
 class Finishing:
@@ -254,7 +254,7 @@ class Finishing:
         with self.store.planning() as plan:
             if plan is None:
                 return None
-            status, values = steps.attempt_values(outcome, plan.now)
+            status, values = steps.attempt_values(outcome, plan.now, item=claim.index is not None)
 
             def act(unit: Unit) -> str:
                 return steps.after_attempt(unit, claim, outcome, status)
@@ -361,6 +361,7 @@ class Finishing:
         """The claim of a child's first step, run in place by the worker that started it."""
         run_id, row = child.continued  # type: ignore[misc]
         record = child.saved_record() or child.record
+        index = row.get("item_index")
         return Claim(
             run_id=run_id,
             execution_id=record.id,
@@ -376,7 +377,9 @@ class Finishing:
             due_at=row["queued_at"],
             started_at=row["started_at"],
             execution=record,
-            **self._placed(child.definition, row["step_name"]),
+            index=index,
+            item=row.get("item"),
+            **self._placed(child.definition, row["step_name"], index),
         )
 
     def _checkpoint_after(self, execution_id: str, row: dict[str, Any]) -> Any:

@@ -186,13 +186,15 @@ def release_item(unit: Unit, step: StepDefinition, run: StepRunRecord) -> None:
     else:
         waiting = run.not_before is not None and run.not_before > unit.now
         to = S.RETRYING if waiting else S.QUEUED
-        values = {"status": to, "published_at": unit.now}
+        horizon = unit.now + timedelta(seconds=unit.settings.eta_horizon)
+        publish = run.not_before is None or run.not_before <= horizon  # (beyond: the reconciler)
+        values = {"status": to, "published_at": unit.now if publish else None}
     if not unit.runs.update(run.id, values, (S.PENDING,)):
         return
     unit.moved(run, S.PENDING, to)
     if run.step_type == StepType.WORKFLOW:
         unit.children.append((step.name, run.item_index))
-    else:
+    elif values["published_at"] is not None:
         unit.redispatch(run)
 
 
@@ -249,6 +251,7 @@ def item_failed(
     retry = failure.kind is FailureKind.TRANSIENT and step.workflow is None
     if retry and step.retry.allows_another(failures - lost):
         source = run or _latest(unit, name, index)
+        assert source is not None  # (the failed run is one of them)
         _retry_item(
             unit, step, source, attempt, f"item {index} attempt {attempt} failed ({failure.error_type})"
         )
@@ -268,8 +271,9 @@ def item_failed(
     return str(S.FAILED)
 
 
-def _latest(unit: Unit, name: str, index: int) -> StepRunRecord:
-    return max(unit.facts.runs_of_item(name, index), key=lambda run: run.attempt)
+def _latest(unit: Unit, name: str, index: int) -> StepRunRecord | None:
+    runs = unit.facts.runs_of_item(name, index)
+    return max(runs, key=lambda run: run.attempt) if runs else None
 
 
 def _retry_item(unit: Unit, step: StepDefinition, source: StepRunRecord, attempt: int, reason: str) -> None:
@@ -359,17 +363,22 @@ def _end_own(
 # a child execution's end
 
 
+def opened_after(run: StepRunRecord, child: Any) -> bool:
+    """Whether the workflow step's run ``run`` was opened after its child ``child`` ended (a
+    retry of the parent opened it): the child is then retried, reused or replaced, not heard."""
+    return child.finished_at is not None and run.queued_at > child.finished_at
+
+
 def child_ended(unit: Unit, step_name: str, index: int | None, child: Any) -> bool:
     """The child execution ``child`` (its record) of ``step_name`` (its item ``index``) ended:
     the step (or item) succeeds with its output, or fails with it. Whether anything changed."""
     step = unit.definition.step(step_name)
-    runs = unit.runs.current() if index is None else {step_name: _latest(unit, step_name, index)}
-    run = runs.get(step_name)
+    run = unit.runs.current().get(step_name) if index is None else _latest(unit, step_name, index)
     if run is None or run.status != S.RUNNING or run.step_type != StepType.WORKFLOW:
         return False
     completed = child.status == E.COMPLETED
-    if not completed and child.finished_at is not None and run.queued_at > child.finished_at:
-        return False  # a retry's run: the child is retried, not ended again
+    if opened_after(run, child) and (not completed or child.input != run.input):
+        return False  # a retry's run: the child is retried or started anew (Coordinator.sync_child)
     where = f"child execution {child.id} ({child.workflow_name} {child.workflow_version})"
     if completed:
         values: dict[str, Any] = {"status": S.SUCCEEDED, "output": child.output, "finished_at": unit.now}
@@ -414,6 +423,8 @@ def child_refused(unit: Unit, step_name: str, index: int | None, message: str) -
         unit.settle()
         return True
     run = _latest(unit, step_name, index)
+    if run is None:
+        return False
     values = {
         "status": S.FAILED,
         "error_type": error["type"],

@@ -110,11 +110,21 @@ class Reconciler:
             report.children += self._attempt(report, "child", sync)
         for child in self.repairs.orphans(stale):
             report.children += self._attempt(report, "orphan", partial(self._cancel_orphan, child))
+        for child, verb in self.repairs.misaligned_children(stale):
+            report.children += self._attempt(report, verb, partial(self._align, child, verb))
 
         self.store.forget_workers(now - timedelta(days=1))
         if report.total():
             log.info("reconciler: %s", report.as_dict())
         return report
+
+    def _align(self, execution_id: str, verb: str) -> bool:
+        """Pause or resume a child as its parent is."""
+        if verb == "pause":
+            self.coordinator.pause(execution_id, "reconciler", reason="its parent is paused")
+        else:
+            self.coordinator.resume(execution_id, "reconciler")
+        return True
 
     def _cancel_orphan(self, execution_id: str) -> bool:
         self.coordinator.cancel(execution_id, "reconciler", reason="its parent ended")

@@ -217,7 +217,8 @@ class Coordinator:
             return False
 
         def recover(unit: Unit) -> bool:
-            unit.carrier = unit.graph.has_siblings(run.step_name)  # it hands on for the lost branch
+            # it hands on for the lost branch (or item)
+            unit.carrier = run.item_index is not None or unit.graph.has_siblings(run.step_name)
             fresh = unit.runs.find(run_id)
             return fresh is not None and steps.recover_lost(unit, fresh, self.settings.max_worker_losses)
 
@@ -229,7 +230,7 @@ class Coordinator:
             return False
 
         def end(unit: Unit) -> bool:
-            unit.carrier = unit.graph.has_siblings(run.step_name)  # it hands on for the branch
+            unit.carrier = run.item_index is not None or unit.graph.has_siblings(run.step_name)
             fresh = unit.runs.find(run_id)
             return fresh is not None and steps.time_out(unit, fresh)
 
@@ -287,15 +288,18 @@ class Coordinator:
             if row["step_type"] == StepType.WORKFLOW and row["status"] == S.RUNNING
         }
         for step, index in unit.children:
-            # a step's first run, never retried: no child can exist yet; start it from what
-            # the decision knows (whoever else started it meanwhile wins, then it is synced)
-            if (step, index) in first_runs and not saved.retries:
-                started = self._start_child(saved, step, index, first_runs[(step, index)], 0, inline)
-                if started is not None:
-                    if started.continued is not None:
-                        handed, inline = started, None
-                    continue
-            self.sync_child(unit.id, step, index)
+            try:
+                # a step's first run, never retried: no child can exist yet; start it from what
+                # the decision knows (whoever else started it meanwhile wins, then it is synced)
+                if (step, index) in first_runs and not saved.retries:
+                    started = self._start_child(saved, step, index, first_runs[(step, index)], 0, inline)
+                    if started is not None:
+                        if started.continued is not None:
+                            handed, inline = started, None
+                        continue
+                self.sync_child(unit.id, step, index)
+            except Exception:  # one child must not stop the others: the reconciler repairs it
+                log.warning("child of %s step %s[%s] not started", unit.id, step, index, exc_info=True)
         for verb, which in unit.cascades:
             self._cascade(unit.id, verb, which)
         parent = unit.record.parent_execution_id
@@ -317,15 +321,18 @@ class Coordinator:
             child, started = tx.latest_child(parent_id, step, index)
         if parent is None or run is None or parent.status in TERMINAL_EXECUTION:
             return False
-        newer = child is not None and child.finished_at is not None and run.queued_at > child.finished_at
-        if child is None or (child.status == E.CANCELLED and newer):
-            return self._start_child(parent, run.step_name, run.item_index, run.input, started) is not None
-        if child.status == E.FAILED and newer:
+        newer = child is not None and maps.opened_after(run, child)
+        fresh = child is None or (newer and (child.status == E.CANCELLED or child.input != run.input))
+        if not fresh and child is not None and child.status == E.FAILED and newer:
             try:
                 self.retry(child.id, f"parent {parent_id}")
-            except InvalidOperation:
-                return False
-            return True
+                return True
+            except InvalidOperation:  # it cannot run again from a step: a new child runs instead
+                fresh = True
+        if fresh:
+            # (the step ran again with other input, or its child cannot run again: a new one)
+            return self._start_child(parent, run.step_name, run.item_index, run.input, started) is not None
+        assert child is not None
         if child.status in TERMINAL_EXECUTION:
             return self.child_ended(child.id)
         return False
@@ -365,12 +372,21 @@ class Coordinator:
                 parent_index=index,
                 depth=parent.depth + 1,
             )
+            waiting = tx.workflow_run(parent.id, step_name, index)
+            now_parent = tx.execution(parent.id)
+            if waiting is None or now_parent is None or now_parent.status in TERMINAL_EXECUTION:
+                return None  # the step ended meanwhile (cancelled, reset): no child
             if not tx.insert_child(values):
                 return None  # started already, by whoever got here first
             facts = Facts(tx.now, ExecutionRecord(**values), outputs_of=None, runs=(), attempts={})
+            if now_parent.status == E.PAUSED:
+                inline = None  # (it is paused at once, below)
             unit, _ = self._decided(tx, facts, f"parent {parent.id}", steps.begin, inline)
             deciding.apply(tx, unit)
         self.outbox.after_commit(unit)
+        if now_parent.status == E.PAUSED:  # paused meanwhile: its pause did not see this child
+            self._cascade(parent.id, "pause", step_name)
+            return None
         return unit
 
     def child_ended(self, child_id: str, child: ExecutionRecord | None = None) -> bool:

@@ -50,6 +50,7 @@ def start(total: int, attempt: int, opened_ms: int) -> Progress:
         "succeeded": 0,
         "failed": 0,
         "running": 0,
+        "cancelled": 0,
         "attempt": attempt,
         "opened_ms": opened_ms,
     }
@@ -57,7 +58,8 @@ def start(total: int, attempt: int, opened_ms: int) -> Progress:
 
 def pending(progress: Mapping[str, int]) -> int:
     """Items not yet admitted (or held back by a pause)."""
-    return progress["total"] - progress["succeeded"] - progress["failed"] - progress["running"]
+    resolved = progress["succeeded"] + progress["failed"] + progress.get("cancelled", 0)
+    return progress["total"] - resolved - progress["running"]
 
 
 def admissible(progress: Mapping[str, int], window: int) -> int:
@@ -67,8 +69,10 @@ def admissible(progress: Mapping[str, int], window: int) -> int:
 
 def moved(progress: Progress, previous: str | None, new: str) -> None:
     """An item's run moved from ``previous`` (None: a new run) to ``new``: keep the count of
-    admitted items right."""
+    admitted (and of cancelled) items right."""
     progress["running"] += int(new in ADMITTED) - int(previous in ADMITTED)
+    if new == S.CANCELLED and previous != S.CANCELLED:
+        progress["cancelled"] = progress.get("cancelled", 0) + 1
 
 
 def resolved(progress: Mapping[str, int]) -> bool:
@@ -121,4 +125,5 @@ def summary(progress: Mapping[str, int]) -> dict[str, int]:
         "failed": progress["failed"],
         "running": progress["running"],
         "pending": pending(progress),
+        "cancelled": progress.get("cancelled", 0),
     }

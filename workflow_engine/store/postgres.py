@@ -265,7 +265,9 @@ FINISH_COUNTED = Prepared(
 # moved on in the execution's row, its event written; otherwise nothing is written
 _COUNTS = "locked.maps -> :step"
 _COUNT = "CAST({counts} ->> '{name}' AS int)"
-_S, _F, _N, _T = (_COUNT.format(counts=_COUNTS, name=n) for n in ("succeeded", "failed", "running", "total"))
+_S, _F, _N, _T, _C = (
+    _COUNT.format(counts=_COUNTS, name=n) for n in ("succeeded", "failed", "running", "total", "cancelled")
+)
 FINISH_ITEM_COUNTED = Prepared(
     "wfe_finish_item_counted",
     f"""
@@ -273,7 +275,7 @@ FINISH_ITEM_COUNTED = Prepared(
     countable AS (
         SELECT locked.id FROM locked
         WHERE locked.status = :guard_status AND {_COUNTS} IS NOT NULL
-          AND {_T} - {_S} - {_F} - {_N} = :guard_pending
+          AND {_T} - {_S} - {_F} - COALESCE({_C}, 0) - {_N} = :guard_pending
           AND {_T} - {_S} - {_F} - 1 >= :guard_left_after
     ),
     {_RECORD.format(gate="countable")},

@@ -139,6 +139,27 @@ class Repairs:
         with self.store.reading() as conn:
             return [row.id for row in conn.execute(query)]
 
+    def misaligned_children(self, idle_since: datetime) -> list[tuple[str, str]]:
+        """Child executions whose parent's pause or resume did not reach them (the parent has
+        not moved since ``idle_since``): as (child, "pause" or "resume")."""
+        child, parent = t.executions.alias("child"), t.executions.alias("parent")
+        going = [ExecutionStatus.RUNNING, ExecutionStatus.WAITING]
+        verb = sa.case((child.c.status == ExecutionStatus.PAUSED, "resume"), else_="pause")
+        query = (
+            sa.select(child.c.id, verb.label("verb"))
+            .join(parent, parent.c.id == child.c.parent_execution_id)
+            .where(parent.c.updated_at < idle_since)
+            .where(
+                sa.or_(
+                    sa.and_(child.c.status == ExecutionStatus.PAUSED, parent.c.status.in_(going)),
+                    sa.and_(child.c.status.in_(going), parent.c.status == ExecutionStatus.PAUSED),
+                )
+            )
+            .limit(BATCH)
+        )
+        with self.store.reading() as conn:
+            return [(row.id, row.verb) for row in conn.execute(query)]
+
     def take_publishing(self, runs: Sequence[StepRunRecord], actor: str, reason: str) -> list[StepRunRecord]:
         """The runs of ``runs`` this caller may publish again: the first to move a run's
         ``published_at`` on wins it; each is recorded in its run's history."""

@@ -196,7 +196,9 @@ step_runs = Table(
     Column("item_index", Integer, nullable=True),
     Column("item", JSONType, nullable=True),
 )
-# one run per attempt of a step, and per attempt of each item of a map step
+# one run per attempt of a step, and per attempt of each item of a map step; the second index
+# (whole, not partial: NULL indices never collide) is also how every read of an execution's runs
+# finds them
 _step_run = step_runs.c.item_index.is_(None)
 Index(
     "uq_wfe_step_runs_attempt",
@@ -215,8 +217,6 @@ Index(
     step_runs.c.item_index,
     step_runs.c.attempt,
     unique=True,
-    postgresql_where=_item_run,
-    sqlite_where=_item_run,
 )
 # a map's next pending items, found without reading its others: only pending items are indexed,
 # so the lowest pending index is the index's first entry however many items have run

@@ -30,7 +30,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("item_index", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("item", JSON, nullable=True))
         batch.drop_constraint(OLD_UNIQUE, type_="unique")
-    step_run, item_run = sa.text("item_index IS NULL"), sa.text("item_index IS NOT NULL")
+    step_run = sa.text("item_index IS NULL")
     op.create_index(
         "uq_wfe_step_runs_attempt",
         "wfe_step_runs",
@@ -44,8 +44,6 @@ def upgrade() -> None:
         "wfe_step_runs",
         ["execution_id", "step_name", "item_index", "attempt"],
         unique=True,
-        postgresql_where=item_run,
-        sqlite_where=item_run,
     )
     pending_item = sa.text("item_index IS NOT NULL AND status = 'pending'")
     op.create_index(
