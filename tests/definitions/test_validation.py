@@ -215,3 +215,23 @@ def test_load_document_raises_with_every_problem() -> None:
     with pytest.raises(DefinitionError) as caught:
         load_document({"name": "x"})
     assert [p.location for p in caught.value.problems] == ["steps"]
+
+
+def test_only_steps_that_read_data_have_their_ancestors_walked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading a long chain stays linear: the DAG is walked for a step's ancestors only when the
+    step has an expression whose references must run before it."""
+    from workflow_engine.core.graph import Graph
+    from workflow_engine.definitions import load
+
+    walked: list[str] = []
+    original = Graph.ancestors
+
+    def counting(self: Graph, name: str) -> frozenset[str]:
+        walked.append(name)
+        return original(self, name)
+
+    monkeypatch.setattr(Graph, "ancestors", counting)
+    steps = [{"name": f"s{i}", "agent": "a"} for i in range(300)]
+    steps.append({"name": "t", "type": "timer", "until": "steps.s0.when"})
+    load({"name": "long", "steps": steps})
+    assert walked == ["t"]

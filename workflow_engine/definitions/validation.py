@@ -277,8 +277,11 @@ class _Validator:
             if not value and graph.in_degree(edge.target) == 1:
                 self.add(where, f"is always false: step {edge.target!r} could never run")
         for step in steps:
+            expressions = step_expressions(step)
+            if not expressions:
+                continue  # (ancestors cost a walk of the DAG: only for steps that read data)
             upstream = graph.ancestors(step.name) - {step.name}
-            for field, source, names in step_expressions(step):
+            for field, source, names in expressions:
                 try:
                     expression = compile_expression(source, names)
                 except ExpressionError:
