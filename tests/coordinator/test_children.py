@@ -45,6 +45,7 @@ def test_a_workflow_step_is_a_linked_child_whose_output_is_the_steps(harness: Ha
     view = harness.run("parent", input_data={"n": 5}, metadata={"team": "a"})
     assert view.status == "completed"
     assert harness.view(view.id).steps[1].output == {"finish": {"final": 11}}
+    assert harness.view(view.id).steps[1].duration_ms is not None
     (child,) = harness.store.children(view.id)
     assert (child.parent_execution_id, child.parent_step, child.parent_index) == (view.id, "sub", None)
     assert child.status == "completed" and child.depth == 1

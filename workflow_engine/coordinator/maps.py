@@ -339,12 +339,15 @@ def _end_own(
     reason: str | None = None,
     progress: dict[str, int] | None = None,
     details: dict[str, Any] | None = None,
+    duration_ms: int | None = None,
 ) -> None:
     """The own run of a map or workflow step ends: succeeded with ``output``, or failed with
     ``error``; the workflow moves on."""
     values: dict[str, Any] = {"finished_at": unit.now}
     if progress is not None:
         values["duration_ms"] = int(unit.now.timestamp() * 1000) - progress["opened_ms"]
+    elif duration_ms is not None:
+        values["duration_ms"] = duration_ms
     if error is None:
         values.update(status=S.SUCCEEDED, output=output)
     else:
@@ -392,7 +395,16 @@ def child_ended(unit: Unit, step_name: str, index: int | None, child: Any) -> bo
         values["duration_ms"] = int((unit.now - run.started_at).total_seconds() * 1000)
     if index is None:
         linked = {"child": child.id, **(error or {})}
-        _end_own(unit, step, run.attempt, child.output, error, f"{where} {child.status}", details=linked)
+        _end_own(
+            unit,
+            step,
+            run.attempt,
+            child.output,
+            error,
+            f"{where} {child.status}",
+            details=linked,
+            duration_ms=values.get("duration_ms"),
+        )
         unit.settle()
         return True
     if not unit.runs.update(run.id, values, (S.RUNNING,)):
