@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.harness import Harness
+from tests.support.harness import Harness, fails_first
 from workflow_engine.agents import AgentContext
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.errors import FatalError, TransientError, ValidationError
@@ -304,3 +304,26 @@ def test_an_item_lost_with_its_worker_runs_again_and_one_past_its_timeout_is_ret
     )
     assert errors == [(0, 1, "worker_lost"), (1, 1, "timeout")]
     assert harness.view(record.id).steps[1].output["results"] == [{"step": "each"}, {"step": "each"}]
+
+
+def test_an_item_that_fails_while_paused_waits_for_the_resume_with_its_backoff(harness: Harness) -> None:
+    given_items(harness, ["a", "b"])
+    harness.agent("item", fails_first(TransientError("busy"), {"ok": True}))
+    harness.register(mapped(retry={"max_attempts": 2, "initial_delay": 5}))
+    record = harness.start("mapped")
+    harness.deliver_one()  # source: both items queued
+    first = next(r for r in harness.runs(record.id, "each") if r.item_index == 0)
+    claim = harness.coordinator.claim(first.id, "w1")
+    assert claim is not None
+    harness.coordinator.pause(record.id, "op")
+    outcome = harness.executor.run(claim)
+    harness.coordinator.finish(claim, outcome)  # it failed during the pause: its retry is held
+    held = [r for r in harness.runs(record.id, "each") if r.item_index == 0 and r.attempt == 2]
+    assert [r.status for r in held] == ["pending"] and held[0].not_before is not None
+    counts = harness.view(record.id).steps[1].items
+    assert counts is not None and counts["running"] == 0 and counts["pending"] == 2
+    harness.coordinator.resume(record.id, "op")
+    harness.work()
+    view = harness.view(record.id)
+    assert view.status == "completed"
+    assert view.steps[1].output["results"] == [{"ok": True}, {"ok": True}]

@@ -252,9 +252,8 @@ def item_failed(
     if retry and step.retry.allows_another(failures - lost):
         source = run or _latest(unit, name, index)
         assert source is not None  # (the failed run is one of them)
-        _retry_item(
-            unit, step, source, attempt, f"item {index} attempt {attempt} failed ({failure.error_type})"
-        )
+        reason = f"item {index} attempt {attempt} failed ({failure.error_type})"
+        unit.schedule_retry(step, attempt, reason, source)
         return str(S.RETRYING)
     mapping.moved(progress, S.RUNNING, S.FAILED)
     progress["failed"] += 1
@@ -274,28 +273,6 @@ def item_failed(
 def _latest(unit: Unit, name: str, index: int) -> StepRunRecord | None:
     runs = unit.facts.runs_of_item(name, index)
     return max(runs, key=lambda run: run.attempt) if runs else None
-
-
-def _retry_item(unit: Unit, step: StepDefinition, source: StepRunRecord, attempt: int, reason: str) -> None:
-    delay = step.retry.delay(attempt, unit.rng)
-    row = new_run(unit.id, unit.now, step, attempt + 1)
-    held = unit.status == E.PAUSED
-    row.update(
-        step_type=source.step_type,
-        item_index=source.item_index,
-        item=source.item,
-        input=source.input if step.input else None,
-        status=S.PENDING if held else S.RETRYING,
-        not_before=unit.now + timedelta(seconds=delay),
-    )
-    if not held and delay <= unit.settings.eta_horizon:
-        row["published_at"] = unit.now
-    unit.add_run(row)
-    progress = unit.maps[step.name]
-    mapping.moved(progress, S.RUNNING, row["status"])
-    unit.changes["maps"] = unit.maps
-    note = "held: execution paused" if held else f"attempt {attempt + 1} in {delay:.2f}s"
-    unit.event(step.name, attempt + 1, None, row["status"], f"{reason}; {note}", {"index": source.item_index})
 
 
 def _next(unit: Unit, step: StepDefinition, progress: dict[str, int]) -> None:
