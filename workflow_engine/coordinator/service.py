@@ -351,40 +351,46 @@ class Coordinator:
         the child's first decision, or None when it exists already (or was refused)."""
         step = self.definitions.get(parent.workflow_id).step(step_name)
         assert step.workflow is not None
-        try:
-            record = self.store.get_workflow(step.workflow, step.version)
-            definition = self.definitions.get(record.id)
-            check_data(definition.input_schema, child_input, "input of the child execution")
-        except (WorkflowNotFound, InputError) as exc:
-            refuse = partial(maps.child_refused, step_name=step_name, index=index, message=str(exc))
-            self.decide(parent.id, "system", refuse)
-            return None
         key = f"{parent.id}:{step_name}:{index}:{generation}"
         child_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"wfe-child:{key}"))
-        with self.store.transaction() as tx:
-            values = new_execution(
-                child_id, record, parent.owner_id, parent.mode, child_input, parent.metadata, None, tx.now
-            )
-            values.update(
-                total_steps=len(definition.steps),
-                parent_execution_id=parent.id,
-                parent_step=step_name,
-                parent_index=index,
-                depth=parent.depth + 1,
-            )
-            waiting = tx.workflow_run(parent.id, step_name, index)
-            now_parent = tx.execution(parent.id)
-            if waiting is None or now_parent is None or now_parent.status in TERMINAL_EXECUTION:
-                return None  # the step ended meanwhile (cancelled, reset): no child
-            if not tx.insert_child(values):
-                return None  # started already, by whoever got here first
-            facts = Facts(tx.now, ExecutionRecord(**values), outputs_of=None, runs=(), attempts={})
-            if now_parent.status == E.PAUSED:
-                inline = None  # (it is paused at once, below)
-            unit, _ = self._decided(tx, facts, f"parent {parent.id}", steps.begin, inline)
-            deciding.apply(tx, unit)
+        refused: str | None = None
+        with self.store.transaction() as tx:  # one transaction: what to start, and starting it
+            try:
+                record = self.store.get_workflow(step.workflow, step.version, tx=tx)
+                definition = self.definitions.get(record.id)
+                check_data(definition.input_schema, child_input, "input of the child execution")
+            except (WorkflowNotFound, InputError) as exc:
+                refused = str(exc)
+            else:
+                waiting = tx.workflow_run(parent.id, step_name, index)
+                now_parent = tx.execution(parent.id)
+                if waiting is None or now_parent is None or now_parent.status in TERMINAL_EXECUTION:
+                    return None  # the step ended meanwhile (cancelled, reset): no child
+                values = new_execution(
+                    child_id, record, parent.owner_id, parent.mode, child_input, parent.metadata, None, tx.now
+                )
+                values.update(
+                    total_steps=len(definition.steps),
+                    parent_execution_id=parent.id,
+                    parent_step=step_name,
+                    parent_index=index,
+                    depth=parent.depth + 1,
+                )
+                if not tx.insert_child(values):
+                    return None  # started already, by whoever got here first
+                facts = Facts(tx.now, ExecutionRecord(**values), outputs_of=None, runs=(), attempts={})
+                paused = now_parent.status == E.PAUSED
+                # (a child of a parent paused meanwhile is paused at once, below: not run in place)
+                unit, _ = self._decided(
+                    tx, facts, f"parent {parent.id}", steps.begin, None if paused else inline
+                )
+                deciding.apply(tx, unit)
+        if refused is not None:
+            refuse = partial(maps.child_refused, step_name=step_name, index=index, message=refused)
+            self.decide(parent.id, "system", refuse)
+            return None
         self.outbox.after_commit(unit)
-        if now_parent.status == E.PAUSED:  # paused meanwhile: its pause did not see this child
+        if paused:  # its parent's pause did not see this child
             self._cascade(parent.id, "pause", step_name)
             return None
         return unit

@@ -237,14 +237,18 @@ class Store:
         return query
 
     def get_workflow(
-        self, name: str, version: str | None = None, visible_to: int | None = None
+        self, name: str, version: str | None = None, visible_to: int | None = None, tx: Tx | None = None
     ) -> WorkflowRecord:
-        """A version of a workflow, or its highest semantic version when ``version`` is None."""
+        """A version of a workflow, or its highest semantic version when ``version`` is None
+        (read in ``tx``, if given)."""
         query = self._owned_versions(visible_to).where(t.workflows.c.name == name)
         if version is not None:
             query = query.where(t.workflows.c.version == version)
-        with self.reading() as conn:
-            rows = conn.execute(query).all()
+        if tx is not None:
+            rows = tx.execute(query).all()
+        else:
+            with self.reading() as conn:
+                rows = conn.execute(query).all()
         if not rows:
             raise WorkflowNotFound(f"{name}@{version}" if version else name)
         best = max(rows, key=lambda row: parse_version(row.version))
