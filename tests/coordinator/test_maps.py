@@ -229,25 +229,56 @@ def test_cancelling_an_execution_stops_its_items(harness: Harness) -> None:
     assert not any(name == "item" for name, _ in harness.calls)
 
 
-def test_retrying_a_failed_map_runs_its_items_again(harness: Harness) -> None:
-    given_items(harness, ["x", "y"])
+def test_retrying_a_failed_map_runs_only_its_items_that_did_not_succeed(harness: Harness) -> None:
+    given_items(harness, ["x", "y", "z"])
     broken = {"on": True}
+    ran: list[int] = []
 
     def item(ctx: AgentContext) -> dict[str, Any]:
+        ran.append(ctx.index)
         if broken["on"] and ctx.index == 1:
             raise FatalError("down")
+        return {"item": ctx.item}
+
+    harness.agent("item", item)
+    harness.register(mapped(max_concurrency=1))  # item 2 never starts: cancelled with the map
+    view = harness.run("mapped")
+    assert view.status == "failed" and ran == [0, 1]
+    broken["on"] = False
+    assert harness.coordinator.retry(view.id, "op") == ["each"]
+    harness.work()
+    done = harness.view(view.id)
+    assert done.status == "completed"
+    assert done.steps[1].output["results"] == [{"item": "x"}, {"item": "y"}, {"item": "z"}]
+    assert ran == [0, 1, 1, 2]  # the item that succeeded did not run again
+    assert done.steps[1].items == {
+        "total": 3,
+        "done": 3,
+        "failed": 0,
+        "running": 0,
+        "pending": 0,
+        "cancelled": 0,
+    }
+
+
+def test_a_map_reset_by_an_upstream_retry_runs_whole_again(harness: Harness) -> None:
+    ran: list[tuple[int, Any]] = []
+    harness.agent("source", lambda ctx: {"items": [ctx.attempt * 10, ctx.attempt * 10 + 1]})
+
+    def item(ctx: AgentContext) -> dict[str, Any]:
+        ran.append((ctx.index, ctx.item))
+        if ctx.item == 11:
+            raise FatalError("no")
         return {"item": ctx.item}
 
     harness.agent("item", item)
     harness.register(mapped())
     view = harness.run("mapped")
     assert view.status == "failed"
-    broken["on"] = False
-    assert harness.coordinator.retry(view.id, "op") == ["each"]
+    harness.coordinator.retry(view.id, "op", from_step="source")  # new items: all of them run
     harness.work()
-    done = harness.view(view.id)
-    assert done.status == "completed"
-    assert done.steps[1].output["results"] == [{"item": "x"}, {"item": "y"}]
+    assert harness.view(view.id).steps[1].output["results"] == [{"item": 20}, {"item": 21}]
+    assert sorted(ran) == [(0, 10), (0, 20), (1, 11), (1, 21)]
 
 
 def test_in_step_mode_a_map_is_one_step(harness: Harness) -> None:

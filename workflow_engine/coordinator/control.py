@@ -107,7 +107,10 @@ def retry(unit: Unit, from_step: str | None = None) -> list[str]:
             unit.event(run.step_name, run.attempt, run.status, to, "reset by retry")
             if run.status == S.RUNNING:
                 unit.revocations.append((run.task_id or task_id(unit.id, run.step_name, run.attempt), True))
-    unit.runs.supersede(reset)
+    # a map retried as a target keeps the items that succeeded (its list is the same: what it
+    # reads is upstream, and kept); one reset by an upstream retry runs whole again
+    keep = [name for name in targets if unit.definition.step(name).type is StepType.MAP]
+    unit.runs.supersede(reset, keep)
     for name in reset:
         unit.maps.pop(name, None)
     unit.changes["maps"] = unit.maps

@@ -98,7 +98,7 @@ def apply(tx: Tx, unit: Unit, last: bool = False) -> None:
             # the runs were read locked: only a bug can get here
             raise StoreError(f"runs of {unit.id} changed under the execution's lock")
     if unit.runs.superseded:
-        tx.supersede(unit.id, unit.runs.superseded)
+        tx.supersede(unit.id, unit.runs.superseded, unit.runs.kept)
     if unit.take is not None:
         worker, task = unit.take
         unit.took(tx.take_carried(unit.id, worker, task, unit.record.input))

@@ -175,6 +175,7 @@ class Runs:
         self.new = new  # the rows of the runs this decision creates, in order
         self.changes: list[RunChange] = []
         self.superseded: set[str] = set()  # steps whose runs this decision supersedes
+        self.kept: set[str] = set()  # of them, map steps whose succeeded items are kept
 
     def _existing(self) -> dict[int, StepRunRecord]:
         if self._loaded is None:
@@ -271,9 +272,24 @@ class Runs:
         """Set ``values`` on every run in one of ``statuses``; those runs as they were."""
         return self.update_all([run.id for run in self.in_states(statuses)], values, statuses)
 
-    def supersede(self, steps: Collection[str]) -> None:
-        """The runs of ``steps`` so far are history: a retry starts them again."""
+    def supersede(self, steps: Collection[str], keep: Collection[str] = ()) -> None:
+        """The runs of ``steps`` so far are history: a retry starts them again; of the map steps
+        in ``keep``, the items that succeeded stay (they do not run again)."""
         existing = self._existing()
         for run_id in [run_id for run_id, run in existing.items() if run.step_name in steps]:
+            run = existing[run_id]
+            if run.step_name in keep and run.item_index is not None and run.status == StepStatus.SUCCEEDED:
+                continue
             del existing[run_id]
         self.superseded |= set(steps)
+        self.kept |= set(keep) & set(steps)
+
+    def kept_items(self, step: str) -> set[int]:
+        """The indices of the succeeded items of ``step`` a retry kept (none if it kept none)."""
+        if step not in self.kept:
+            return set()
+        return {
+            run.item_index
+            for run in self._existing().values()
+            if run.step_name == step and run.item_index is not None and run.status == StepStatus.SUCCEEDED
+        }

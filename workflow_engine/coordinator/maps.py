@@ -116,6 +116,8 @@ def _open_items(unit: Unit, step: StepDefinition, attempt: int) -> None:
         broken("expression", f"input: {exc}")
         return
     progress = mapping.start(len(items), attempt, int(unit.now.timestamp() * 1000))
+    done = unit.runs.kept_items(step.name) & set(range(len(items)))  # (a retry kept these)
+    progress["succeeded"] = len(done)
     unit.maps[step.name] = progress
     unit.changes["maps"] = unit.maps
     window = step.max_concurrency or unit.settings.map_window
@@ -123,11 +125,14 @@ def _open_items(unit: Unit, step: StepDefinition, attempt: int) -> None:
     unit.event(
         step.name, attempt, None, S.RUNNING, f"map of {len(items)} item(s){cap}", {"items": len(items)}
     )
-    if not items:
+    if mapping.resolved(progress):  # an empty list, or every item kept by a retry
         _conclude(unit, step, progress)
         return
     workflow_items = step.workflow is not None
+    admitted = 0
     for index, (item, item_input) in enumerate(zip(items, inputs, strict=True)):
+        if index in done:
+            continue
         row = new_run(unit.id, unit.now, step, attempt)
         row.update(
             step_type=StepType.WORKFLOW.value if workflow_items else StepType.AGENT.value,
@@ -135,8 +140,7 @@ def _open_items(unit: Unit, step: StepDefinition, attempt: int) -> None:
             item=item,
             input=item_input,
         )
-        admitted = index < window
-        if not admitted:
+        if admitted >= window:
             row["status"] = S.PENDING
         elif workflow_items:
             row.update(status=S.RUNNING, started_at=unit.now, input=_child_input(unit, item_input))
@@ -144,6 +148,7 @@ def _open_items(unit: Unit, step: StepDefinition, attempt: int) -> None:
         else:
             row.update(status=S.QUEUED, published_at=unit.now)
         unit.add_run(row)
+        admitted += int(row["status"] != S.PENDING)
         mapping.moved(progress, None, row["status"])
 
 

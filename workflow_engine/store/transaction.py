@@ -397,13 +397,17 @@ class Tx:
         )
         return {row.step_name: int(row.latest) for row in self.execute(query)}
 
-    def supersede(self, execution_id: str, names: Collection[str]) -> None:
+    def supersede(self, execution_id: str, names: Collection[str], keep: Collection[str] = ()) -> None:
+        """The runs of the steps ``names`` are history; of the map steps in ``keep``, the items
+        that succeeded are not."""
         r = t.step_runs
-        self.execute(
-            sa.update(r)
-            .where(r.c.execution_id == execution_id, r.c.step_name.in_(list(names)))
-            .values(superseded=True)
-        )
+        statement = sa.update(r).where(r.c.execution_id == execution_id, r.c.step_name.in_(list(names)))
+        if keep:
+            kept = sa.and_(
+                r.c.step_name.in_(list(keep)), r.c.item_index.is_not(None), r.c.status == StepStatus.SUCCEEDED
+            )
+            statement = statement.where(sa.not_(kept))
+        self.execute(statement.values(superseded=True))
 
     # events
 
