@@ -119,7 +119,7 @@ def test_where_the_item_guard_holds_the_decision_only_counts_and_reads_nothing(
     drawn: tuple[str, dict[str, int]],
 ) -> None:
     """The one-statement path of an item's success (core.mapping.ITEM_COUNTING, rendered in
-    store/postgres.py) against the whole decision on plain data."""
+    store/counted.py) against the whole decision on plain data."""
     from dataclasses import replace
 
     from tests.coordinator.test_deciding import NOW, SETTINGS, claim_of, record

@@ -225,6 +225,19 @@ def core_cluster(request: pytest.FixtureRequest) -> Cluster:
 
 
 @pytest.fixture
+def killing_cluster(redis_url: str, pg_module_url: str, tmp_path: Path) -> Iterator[Cluster]:
+    """Two workers (2 processes each) and a coordinator of the test's own, for tests that kill
+    them: stopped without grace on the way out."""
+    settings = Settings(database_url=pg_module_url, **broker_settings("redis", redis_url), **FAST)
+    cluster = start_cluster(settings, tmp_path / "logs", concurrency=2, workers=2)
+    try:
+        yield cluster
+    finally:
+        cluster.processes.stop(graceful=False)
+        cluster.engine.close()
+
+
+@pytest.fixture
 def ledger(tmp_path: Path) -> Path:
     """A file agents append one line to per call: counts side effects across processes."""
     return tmp_path / "ledger.txt"

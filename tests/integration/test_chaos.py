@@ -6,37 +6,21 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import (
-    FAST,
     Cluster,
-    broker_settings,
     flush_redis_queues,
     ledger_lines,
-    start_cluster,
 )
 from workflow_engine.definitions import WorkflowBuilder
-from workflow_engine.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
 EXECUTIONS = 200
 STEPS = 5
-
-
-@pytest.fixture
-def chaos_cluster(redis_url: str, pg_module_url: str, tmp_path: Path) -> Iterator[Cluster]:
-    settings = Settings(database_url=pg_module_url, **broker_settings("redis", redis_url), **FAST)
-    cluster = start_cluster(settings, tmp_path / "logs", concurrency=2, workers=2)
-    try:
-        yield cluster
-    finally:
-        cluster.processes.stop(graceful=False)
-        cluster.engine.close()
 
 
 def history_reasons(cluster: Cluster, ids: list[str], fragment: str) -> int:
@@ -46,9 +30,9 @@ def history_reasons(cluster: Cluster, ids: list[str], fragment: str) -> int:
 
 
 def test_every_execution_completes_through_worker_coordinator_and_broker_failures(
-    chaos_cluster: Cluster, ledger: Path, capsys: pytest.CaptureFixture[str]
+    killing_cluster: Cluster, ledger: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cluster = chaos_cluster
+    cluster = killing_cluster
     engine = cluster.engine
     builder = WorkflowBuilder("chaos")
     for index in range(STEPS):

@@ -6,14 +6,12 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import FAST, Cluster, broker_settings, ledger_lines, start_cluster
+from tests.integration.conftest import Cluster, ledger_lines
 from workflow_engine.definitions import WorkflowBuilder
-from workflow_engine.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -114,17 +112,6 @@ def test_cancelling_a_parent_cancels_its_running_child(redis_cluster: Cluster, l
 
 
 ITEMS = 1000
-
-
-@pytest.fixture
-def killing_cluster(redis_url: str, pg_module_url: str, tmp_path: Path) -> Iterator[Cluster]:
-    settings = Settings(database_url=pg_module_url, **broker_settings("redis", redis_url), **FAST)
-    cluster = start_cluster(settings, tmp_path / "logs", concurrency=2, workers=2)
-    try:
-        yield cluster
-    finally:
-        cluster.processes.stop(graceful=False)
-        cluster.engine.close()
 
 
 @pytest.mark.chaos

@@ -10,8 +10,8 @@ from workflow_engine.coordinator.outcomes import Success
 from workflow_engine.coordinator.runs import new_run
 from workflow_engine.coordinator.steps import attempt_values
 from workflow_engine.definitions import WorkflowBuilder
-from workflow_engine.store import postgres
 from workflow_engine.store import schema as t
+from workflow_engine.store.counted import Counted, Take
 from workflow_engine.store.rows import event_row
 
 
@@ -137,21 +137,21 @@ def test_a_counted_success_applies_on_postgresql_only_while_the_guard_holds(harn
     now = harness.clock.now()
     _, values = attempt_values(Success({}, 1), now)
 
-    def counted(step: str) -> postgres.Counted:
+    def counted(step: str) -> Counted:
         assert harness.coordinator.claim(runs[step].id, "w1") is not None
         event = event_row(execution_id, step, 1, "running", "succeeded", "w1", now)
         checkpoint = {"last_completed_step": step}
-        return postgres.Counted(execution_id, runs[step].id, "w1", values, {"join": 2}, checkpoint, event)
+        return Counted(execution_id, runs[step].id, "w1", values, {"join": 2}, checkpoint, event)
 
     postgresql = harness.store.dialect == "postgresql"
     # b1 is still active and the join waits for it: only counting is left to do
-    assert harness.store.finish_counted(counted("b0"), postgres.Take()) == (postgresql, None)
+    assert harness.store.finish_counted(counted("b0"), Take()) == (postgresql, None)
     if not postgresql:
         return  # SQLite records every outcome under the lock
     after = harness.store.get_execution(execution_id)
     assert (after.active_steps, after.resolved_steps, after.barriers) == (1, 2, {"join": [1, 1]})
     # b1 would make the join due: the guard does not hold, and nothing is written
-    assert harness.store.finish_counted(counted("b1"), postgres.Take()) == (False, None)
+    assert harness.store.finish_counted(counted("b1"), Take()) == (False, None)
     assert harness.store.get_execution(execution_id).revision == after.revision
 
 

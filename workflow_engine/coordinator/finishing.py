@@ -35,7 +35,7 @@ from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.errors import ExecutionNotFound, StoreError
 from workflow_engine.events import EventBus
 from workflow_engine.settings import Settings
-from workflow_engine.store.postgres import Counted, Take
+from workflow_engine.store.counted import Counted, Take
 from workflow_engine.store.records import ExecutionRecord
 from workflow_engine.store.repository import Store
 from workflow_engine.store.rows import event_row

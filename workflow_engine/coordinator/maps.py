@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from workflow_engine.coordinator import delivery
+from workflow_engine.coordinator import attempts, delivery
 from workflow_engine.coordinator.outcomes import Failure
 from workflow_engine.coordinator.runs import new_run
 from workflow_engine.coordinator.unit import Unit
@@ -258,7 +258,7 @@ def item_failed(
         source = run or _latest(unit, name, index)
         assert source is not None  # (the failed run is one of them)
         reason = f"item {index} attempt {attempt} failed ({failure.error_type})"
-        unit.schedule_retry(step, attempt, reason, source)
+        attempts.schedule_retry(unit, step, attempt, reason, source)
         return str(S.RETRYING)
     mapping.moved(progress, S.RUNNING, S.FAILED)
     progress["failed"] += 1

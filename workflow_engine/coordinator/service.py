@@ -280,6 +280,8 @@ class Coordinator:
         """After ``unit``'s commit: its children started or synced, its verbs passed on, its
         parent told of its end. The first child's decision, when ``inline``'s worker runs its
         first step in place."""
+        if not unit.children and not unit.cascades and unit.record.parent_execution_id is None:
+            return None  # (most decisions: nothing follows them)
         saved = unit.saved_record() or unit.record
         handed: Unit | None = None
         first_runs = {

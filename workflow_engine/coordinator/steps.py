@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from workflow_engine.coordinator import maps
+from workflow_engine.coordinator import attempts, maps
 from workflow_engine.coordinator.dispatch import task_id
 from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
 from workflow_engine.coordinator.unit import Unit
@@ -93,7 +93,7 @@ def _after_failure(unit: Unit, step: StepDefinition, attempt: int, failure: Fail
     if failure.kind is FailureKind.VALIDATION:
         return str(S.WAITING)  # the run waits for a fix: a retry, or completion with corrected data
     if failure.kind is FailureKind.TRANSIENT and _may_retry(unit, step, attempt):
-        unit.schedule_retry(step, attempt, f"attempt {attempt} failed ({failure.error_type})")
+        attempts.schedule_retry(unit, step, attempt, f"attempt {attempt} failed ({failure.error_type})")
         return str(S.RETRYING)
     unit.step_failed(step.name, failure.as_error(step.name))
     return str(S.FAILED)
@@ -141,7 +141,7 @@ def recover_lost(unit: Unit, run: StepRunRecord, max_losses: int) -> bool:
         return True
     _, losses = unit.runs.failures(step.name, WORKER_LOST)
     if losses < max_losses:
-        unit.rerun(step, run.attempt, f"attempt {run.attempt} lost with its worker")
+        attempts.rerun(unit, step, run.attempt, f"attempt {run.attempt} lost with its worker")
     else:
         error = {
             "step": step.name,

@@ -354,42 +354,6 @@ class Unit:
 
     # failures
 
-    def schedule_retry(
-        self, step: StepDefinition, attempt: int, reason: str, item: StepRunRecord | None = None
-    ) -> None:
-        """A new attempt after the policy's backoff (of a map's ``item``: its failed run)."""
-        delay = step.retry.delay(attempt, self.rng)
-        not_before = self.now + timedelta(seconds=delay)
-        row = new_run(self.id, self.now, step, attempt + 1)
-        if item is not None:
-            row.update(step_type=item.step_type, item_index=item.item_index, item=item.item)
-            row["input"] = item.input if step.input else None
-        # a paused execution holds the next attempt back like any queued step; resume publishes it
-        # with its backoff intact (step mode does not: the step next_step started runs to its end)
-        held = self.status == E.PAUSED
-        status = S.PENDING if held else S.RETRYING
-        row.update(status=status, not_before=not_before)
-        if not held and delay <= self.settings.eta_horizon:
-            row["published_at"] = self.now
-        self.add_run(row)
-        note = "held: execution paused" if held else f"attempt {attempt + 1} in {delay:.2f}s"
-        if item is None:
-            self.count(step.type, None, status)
-            self.event(step.name, attempt + 1, None, status, f"{reason}; {note}")
-            return
-        self.maps[step.name]["running"] += int(status in mapping.ADMITTED) - 1  # (it took the slot)
-        self.changes["maps"] = self.maps
-        self.event(step.name, attempt + 1, None, status, f"{reason}; {note}", {"index": item.item_index})
-
-    def rerun(self, step: StepDefinition, attempt: int, reason: str) -> None:
-        """A new attempt at once (the previous one was lost with its worker)."""
-        row = new_run(self.id, self.now, step, attempt + 1)
-        held = self.status == E.PAUSED or self.step_mode
-        row.update(status=S.PENDING if held else S.QUEUED, published_at=None if held else self.now)
-        self.add_run(row)
-        self.count(step.type, None, row["status"])
-        self.event(step.name, attempt + 1, None, row["status"], reason)
-
     def step_failed(self, step: str, error: dict[str, Any]) -> None:
         """A step failed for good: an optional one is passed over, a required one fails all."""
         if self.status in TERMINAL_EXECUTION:

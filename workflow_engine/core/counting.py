@@ -6,7 +6,7 @@ resolved, one step fewer is active, and each join waits for one predecessor fewe
 does depends on the execution's row when the outcome is recorded, which workers finishing
 sibling steps change concurrently. So the store applies counting in one statement that moves
 the counters on from the locked row as it is, and only if :data:`COUNTING` holds on that row:
-the statement's condition is rendered from these values (``store/postgres.py``), and the
+the statement's condition is rendered from these values (``store/counted.py``), and the
 decision core is held to them by a property test (on any row where the guard holds, the full
 decision changes exactly what :meth:`CountingGuard.counted` says, and reads nothing).
 """

@@ -98,7 +98,7 @@ class ItemCountingGuard:
     """When an item's success only counts: the execution runs, no item of the map waits to be
     admitted (so none is admitted now), and items are left after this one (so the map does not
     conclude). The store applies it in one statement rendered from these values
-    (``store/postgres.py``); a property test holds the decision core to it."""
+    (``store/counted.py``); a property test holds the decision core to it."""
 
     status: str = ExecutionStatus.RUNNING
     pending: int = 0  # items waiting to be admitted

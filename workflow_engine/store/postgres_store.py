@@ -14,6 +14,7 @@ from workflow_engine.clock import Clock
 from workflow_engine.core.states import StepStatus, check_step_update
 from workflow_engine.store import postgres
 from workflow_engine.store.claims import ClaimedRun, claim_postgres
+from workflow_engine.store.counted import Counted, Take, finish_counted, finish_item_counted
 from workflow_engine.store.database import begin, create_engine, create_fast_engine, translate
 from workflow_engine.store.plan import Plan
 from workflow_engine.store.postgres_tx import PostgresTx
@@ -80,28 +81,26 @@ class PostgresStore(Store):
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
 
-    def finish_counted(
-        self, counted: postgres.Counted, take: postgres.Take
-    ) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
+    def finish_counted(self, counted: Counted, take: Take) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
         """Record a success that only counts toward joins in one statement, if
         ``core.counting``'s guard holds on the execution's row, and take a carried run as
-        ``take`` says. See :data:`workflow_engine.store.postgres.FINISH_COUNTED`."""
+        ``take`` says. See :data:`workflow_engine.store.counted.FINISH_COUNTED`."""
         check_step_update((StepStatus.RUNNING,), counted.attempt["status"])
         try:
             with self._autocommitting().connect() as connection:
-                return postgres.finish_counted(connection, counted, take)
+                return finish_counted(connection, counted, take)
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
 
     def finish_item_counted(
-        self, counted: postgres.Counted, step: str, take: postgres.Take
+        self, counted: Counted, step: str, take: Take
     ) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
         """Record a map item's success in one statement if ``core.mapping``'s guard holds on
-        the execution's row. See :data:`workflow_engine.store.postgres.FINISH_ITEM_COUNTED`."""
+        the execution's row. See :data:`workflow_engine.store.counted.FINISH_ITEM_COUNTED`."""
         check_step_update((StepStatus.RUNNING,), counted.attempt["status"])
         try:
             with self._autocommitting().connect() as connection:
-                return postgres.finish_item_counted(connection, counted, step, take)
+                return finish_item_counted(connection, counted, step, take)
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
 

@@ -25,9 +25,9 @@ from workflow_engine.errors import (
     UserNotFound,
     WorkflowNotFound,
 )
-from workflow_engine.store import postgres
 from workflow_engine.store import schema as t
 from workflow_engine.store.claims import ClaimedRun, claim_portable
+from workflow_engine.store.counted import Counted, Take
 from workflow_engine.store.database import begin
 from workflow_engine.store.plan import Plan
 from workflow_engine.store.records import (
@@ -116,15 +116,13 @@ class Store:
         here a round trip costs little; PostgreSQL gives one)."""
         yield None
 
-    def finish_counted(
-        self, counted: postgres.Counted, take: postgres.Take
-    ) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
+    def finish_counted(self, counted: Counted, take: Take) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
         """Record a success that only counts toward joins in one statement (PostgreSQL; here
         nothing is done, and the outcome is recorded the usual way)."""
         return False, None
 
     def finish_item_counted(
-        self, counted: postgres.Counted, step: str, take: postgres.Take
+        self, counted: Counted, step: str, take: Take
     ) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
         """Record a map item's success that only counts, in one statement (PostgreSQL; here
         nothing is done, and the outcome is recorded the usual way)."""
