@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 import pytest
@@ -167,3 +170,40 @@ def test_production_refuses_the_placeholder_secrets_of_the_example_env_file(
     monkeypatch.setenv("WFE_JWT_SECRET", "a-real-secret-nobody-has-seen-0123456789abcdef")
     with pytest.raises(ConfigurationError, match="WFE_METRICS_TOKEN"):
         create_app(Settings())
+
+
+def test_parallel_logins_check_no_more_passwords_at_once_than_the_hashing_slots(
+    api_factory: Callable[..., Api],
+) -> None:
+    api = api_factory(login_hashing_slots=2, login_failures_per_address=100)
+    logins = api.client.app.state.logins  # type: ignore[attr-defined]
+    checking = {"now": 0, "most": 0, "all": 0}
+    guard = threading.Lock()
+    verify = logins.verify
+
+    def counted(*args: Any) -> Any:
+        with guard:
+            checking["now"] += 1
+            checking["all"] += 1
+            checking["most"] = max(checking["most"], checking["now"])
+        try:
+            return verify(*args)
+        finally:
+            with guard:
+                checking["now"] -= 1
+
+    logins.verify = counted
+    answers: list[int] = []
+
+    def login(index: int) -> None:
+        form = {"username": f"nobody{index}", "password": "x"}
+        answers.append(api.client.post("/api/v1/auth/token", data=form).status_code)
+
+    threads = [threading.Thread(target=login, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(answers) <= {401, 429} and len(answers) == 8
+    assert checking["all"] == answers.count(401) > 0
+    assert checking["most"] <= 2, checking
