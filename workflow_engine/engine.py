@@ -284,3 +284,17 @@ class Engine:
         """Complete a waiting human step (or a step awaiting a fix) with ``data`` as its output."""
         self.coordinator.complete_step(execution_id, step, data, user_id or "api", owner_id, role)
         return self.get(execution_id, owner_id)
+
+    def signal(
+        self,
+        execution_id: str,
+        name: str,
+        data: dict[str, Any] | None = None,
+        user_id: str | None = None,
+        owner_id: int | None = None,
+    ) -> ExecutionView:
+        """Send the signal ``name`` with ``data``: the wait step waiting for it takes it, or it is
+        kept for the next one reached. Refused when the execution has ended or no step of its
+        workflow waits for ``name``, or when ``data`` breaks the step's ``input_schema``."""
+        self.coordinator.signal(execution_id, name, {} if data is None else data, user_id or "api", owner_id)
+        return self.get(execution_id, owner_id)

@@ -94,6 +94,19 @@ class UserNotFound(NotFound):
     kind = "user"
 
 
+class SignalNotFound(NotFound):
+    """No step of the execution's workflow waits for the signal."""
+
+    kind = "signal"
+
+    def __init__(self, key: str, workflow: str = "") -> None:
+        self.key, self.workflow = key, workflow
+        WorkflowEngineError.__init__(self, f"no step of workflow {workflow!r} waits for signal {key!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.key, self.workflow))
+
+
 class Conflict(WorkflowEngineError):
     """The request contradicts the current state."""
 

@@ -166,8 +166,15 @@ def test_every_problem_is_reported_at_once() -> None:
         ({"name": "s", "agent": "x", "delay": 3}, "delay not allowed on a agent step"),
         ({"name": "s", "agent": "x", "timeout": -1}, "greater than 0"),
         ({"name": "s", "agent": "x", "frobnicate": True}, "Extra inputs are not permitted"),
-        ({"name": "s", "type": "robot"}, "Input should be 'agent', 'human', 'timer', 'map' or 'workflow'"),
+        (
+            {"name": "s", "type": "robot"},
+            "Input should be 'agent', 'human', 'timer', 'map', 'workflow' or 'wait'",
+        ),
         ({"name": "t", "type": "timer", "until": "steps.later.when"}, "reads steps.later"),
+        ({"name": "w", "type": "wait", "agent": "x"}, "agent not allowed on a wait step"),
+        ({"name": "w", "type": "wait", "retry": {"max_attempts": 2}}, "retry not allowed on a wait step"),
+        ({"name": "w", "type": "wait", "signal": "pay ment"}, "letters, digits, '_' and '-'"),
+        ({"name": "s", "agent": "x", "signal": "go"}, "signal not allowed on a agent step"),
     ],
 )
 def test_step_fields_must_fit_the_step_type(step: dict[str, Any], complaint: str) -> None:

@@ -222,6 +222,10 @@ class CompleteRequest(Strict):
     data: dict[str, Any]
 
 
+class SignalRequest(Strict):
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 class HumanTaskOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

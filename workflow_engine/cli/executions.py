@@ -254,7 +254,9 @@ def list_executions(
 @click.command(name="logs")
 @click.argument("execution_id")
 @click.option("--step", "step_name", help="Only this step.")
-@click.option("--type", "step_type", type=click.Choice(["agent", "human", "timer", "map", "workflow"]))
+@click.option(
+    "--type", "step_type", type=click.Choice(["agent", "human", "timer", "map", "workflow", "wait"])
+)
 @click.option("--index", type=click.IntRange(0), help="Only this item of a map step.")
 @click.option("--errors", is_flag=True, help="Only attempts that ended with an error.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
@@ -357,6 +359,24 @@ def complete(
     _done(view, as_json)
 
 
+@click.command()
+@click.argument("execution_id")
+@click.argument("name")
+@click.option("--data", "data_text", default="{}", help="The signal's data: JSON, or @file.json.")
+@click.option("--user", default=lambda: os.environ.get("USER", "cli"), help="Who sends it.")
+@json_option
+@click.pass_obj
+def signal(
+    settings: Settings, execution_id: str, name: str, data_text: str, user: str, as_json: bool
+) -> None:
+    """Send a signal to an execution: the wait step waiting for it takes it, or it is kept
+    until one is reached."""
+    data = parse_json_object(data_text, "--data") or {}
+    with Engine.from_settings(settings) as engine:
+        view = engine.signal(execution_id, name, data, user_id=user)
+    _done(view, as_json)
+
+
 COMMANDS = [
     run,
     submit,
@@ -367,6 +387,7 @@ COMMANDS = [
     cancel,
     retry,
     complete,
+    signal,
     _control("pause", "Pause: no new step starts until resumed."),
     _control("resume", "Resume a paused execution."),
     _control("next", "Step mode: dispatch the next ready step."),

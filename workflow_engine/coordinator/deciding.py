@@ -23,6 +23,7 @@ from workflow_engine.coordinator.facts import (
     PENDING_ITEMS,
     RESULTS,
     RUNS,
+    SIGNALS,
     Facts,
     Missing,
 )
@@ -81,6 +82,8 @@ def loader(tx: Tx, execution_id: str, capacity: Callable[[], int] = lambda: 0) -
             return tx.pending_items(execution_id, missing.step, missing.key)
         if missing.what == RESULTS:
             return tx.item_outputs(execution_id, missing.step)
+        if missing.what == SIGNALS:
+            return tx.kept_signals(execution_id, missing.step)
         assert missing.what == ATTEMPTS, missing.what
         return tx.latest_attempts(execution_id)
 
@@ -102,6 +105,8 @@ def apply(tx: Tx, unit: Unit, last: bool = False) -> None:
     if unit.take is not None:
         worker, task = unit.take
         unit.took(tx.take_carried(unit.id, worker, task, unit.record.input))
+    tx.insert_signals(unit.signals_sent)
+    tx.consume_signals(unit.signals_taken)
     values = unit.row_values()
     if values is not None:
         unit.inserted(tx.write(unit.id, values, unit.new, unit.events, last=last))

@@ -47,10 +47,10 @@ class Dispatch:
             workflow=workflow,
             step=step.name,
             attempt=attempt,
-            kind="timer" if step.type is StepType.TIMER else "step",
+            kind="timer" if step.type in (StepType.TIMER, StepType.WAIT) else "step",  # (a wait's deadline)
             eta=eta,
             queue=step.queue,
-            time_limit=step.timeout,
+            time_limit=step.timeout if step.type is not StepType.WAIT else None,
             index=index,
         )
 

@@ -19,11 +19,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from workflow_engine.core.states import StepStatus, check_step_update
-from workflow_engine.store.records import ExecutionRecord, StepRunRecord
+from workflow_engine.store.records import ExecutionRecord, SignalRecord, StepRunRecord
 
 OUTPUTS, RUNS, ATTEMPTS, CAPACITY = "outputs", "runs", "attempts", "capacity"
 # a map step's items: the runs of one item, the next pending items, the outputs of them all
 ITEM_RUNS, PENDING_ITEMS, RESULTS = "item runs", "pending items", "results"
+SIGNALS = "signals"  # the signals of one name kept for the execution
 _RECORD_FIELDS = frozenset(f.name for f in fields(StepRunRecord))
 
 
@@ -81,6 +82,14 @@ class Facts:
     item_runs: Mapping[tuple[str, int], tuple[StepRunRecord, ...]] = field(default_factory=dict)
     pending: Mapping[str, tuple[int, tuple[StepRunRecord, ...]]] = field(default_factory=dict)
     results: Mapping[str, Mapping[int, Any]] = field(default_factory=dict)
+    # the signals kept (sent, not taken by a wait step yet), by name, oldest first
+    signals: Mapping[str, tuple[SignalRecord, ...]] = field(default_factory=dict)
+
+    def kept_signals(self, name: str) -> tuple[SignalRecord, ...]:
+        """The signals ``name`` kept for the execution, oldest first."""
+        if name not in self.signals:
+            raise Missing(SIGNALS, frozenset({name}))
+        return self.signals[name]
 
     def runs_of_item(self, step: str, index: int) -> tuple[StepRunRecord, ...]:
         """The live runs of one item of a map step."""
@@ -143,6 +152,8 @@ class Facts:
             return replace(self, pending={**self.pending, missing.step: (missing.key, tuple(found))})
         if missing.what == RESULTS:
             return replace(self, results={**self.results, missing.step: dict(found)})
+        if missing.what == SIGNALS:
+            return replace(self, signals={**self.signals, missing.step: tuple(found)})
         assert missing.what == ATTEMPTS, missing.what
         return replace(self, attempts=dict(found))
 

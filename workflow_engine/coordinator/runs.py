@@ -105,6 +105,7 @@ def new_run(execution_id: str, now: datetime, step: StepDefinition, attempt: int
         "duration_ms": None,
         "worker": None,
         "task_id": None,
+        "completed_by": None,
         "input": None,
         "queued_at": now,
         "not_before": None,
@@ -143,6 +144,11 @@ def open_reason(step: StepDefinition, row: dict[str, Any], status: str) -> str |
         return f"human task for {who}"
     if step.type is StepType.TIMER and row.get("not_before") is not None:
         return f"timer fires at {row['not_before'].isoformat()}"
+    if step.type is StepType.WAIT:
+        if row["status"] == S.SUCCEEDED:
+            return f"took signal {step.waits_for!r} sent by {row.get('completed_by') or 'an operator'}"
+        until = f" until {row['not_before'].isoformat()}" if row.get("not_before") is not None else ""
+        return f"waiting for signal {step.waits_for!r}{until}"
     if row["status"] == S.PENDING:
         return "held: execution paused" if status == ExecutionStatus.PAUSED else "held: step mode"
     return None
@@ -156,6 +162,8 @@ def waiting_reason(runs: Sequence[StepRunRecord]) -> str:
             parts.append(f"{run.step_name} (next step)")
         elif run.step_type == StepType.HUMAN:
             parts.append(f"{run.step_name} (human task)")
+        elif run.step_type == StepType.WAIT and run.status == S.WAITING:
+            parts.append(f"{run.step_name} (signal)")
         elif run.step_type != StepType.TIMER:
             parts.append(f"{run.step_name} ({run.error_type or 'error'}: fix or retry)")
     return "waiting for " + ", ".join(parts)

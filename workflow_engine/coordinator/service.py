@@ -472,3 +472,11 @@ class Coordinator:
         self.decide(
             execution_id, actor, lambda unit: control.complete_step(unit, step, data, actor, role), owner_id
         )
+
+    def signal(
+        self, execution_id: str, name: str, data: Any, actor: str, owner_id: int | None = None
+    ) -> str | None:
+        """Send the signal ``name``: the wait step that took it (None: kept for a later one)."""
+        return self.decide(
+            execution_id, actor, lambda unit: control.send_signal(unit, name, data, actor), owner_id
+        )

@@ -107,12 +107,16 @@ def _may_retry(unit: Unit, step: StepDefinition, attempt: int) -> bool:
 
 
 def fire_timer(unit: Unit, run: StepRunRecord) -> bool:
-    """A timer step is due: it succeeds and the workflow moves on. Early or stale: False."""
-    if run.status != S.WAITING or run.step_type != StepType.TIMER or run.superseded:
+    """A timer step is due: it succeeds and the workflow moves on; a wait step's timeout is due:
+    it fails. Early or stale: False."""
+    timed = run.step_type == StepType.TIMER or (run.step_type == StepType.WAIT and run.not_before is not None)
+    if run.status != S.WAITING or not timed or run.superseded:
         return False
     if run.not_before is not None and run.not_before - TIMER_TOLERANCE > unit.now:
         unit.redispatch(run)  # a message that came early: publish it again for its time
         return False
+    if run.step_type == StepType.WAIT:
+        return _wait_timed_out(unit, run)
     output = {"fired_at": unit.now.isoformat()}
     values = {"status": S.SUCCEEDED, "output": output, "finished_at": unit.now}
     if not unit.runs.update(run.id, values, (S.WAITING,)):
@@ -120,6 +124,26 @@ def fire_timer(unit: Unit, run: StepRunRecord) -> bool:
     unit.count(StepType.TIMER, S.WAITING, S.SUCCEEDED)
     unit.event(run.step_name, run.attempt, S.WAITING, S.SUCCEEDED, "timer fired")
     unit.advance(run.step_name, S.SUCCEEDED, output)
+    unit.settle()
+    return True
+
+
+def _wait_timed_out(unit: Unit, run: StepRunRecord) -> bool:
+    step = unit.definition.step(run.step_name)
+    message = f"no signal {step.waits_for!r} within {step.timeout:g} s"
+    values = {
+        "status": S.FAILED,
+        "finished_at": unit.now,
+        "error_type": "timeout",
+        "error_message": message,
+    }
+    if not unit.runs.update(run.id, values, (S.WAITING,)):
+        return False
+    unit.count(StepType.WAIT, S.WAITING, S.FAILED)
+    unit.event(run.step_name, run.attempt, S.WAITING, S.FAILED, message)
+    unit.step_failed(
+        run.step_name, {"step": run.step_name, "type": "timeout", "message": message, "code": None}
+    )
     unit.settle()
     return True
 

@@ -107,6 +107,10 @@ class Unit:
         # and the verbs to pass on to children, as (verb, step or None for every step)
         self.children: list[tuple[str, int | None]] = []
         self.cascades: list[tuple[str, str | None]] = []
+        # signals: the rows of those this decision keeps, and the kept ones its wait steps take
+        # as (signal id, step, attempt)
+        self.signals_sent: list[dict[str, Any]] = []
+        self.signals_taken: list[tuple[int, str, int]] = []
 
     @property
     def id(self) -> str:
@@ -220,6 +224,8 @@ class Unit:
                     row.update(status=S.WAITING, started_at=self.now, not_before=fires)
                     if fires <= self.now + timedelta(seconds=self.settings.eta_horizon):
                         row["published_at"] = self.now
+            elif step.type is StepType.WAIT:
+                self._open_wait(step, row)
             elif step.type in (StepType.MAP, StepType.WORKFLOW):
                 # it runs (its items, its child) once coordinator.maps has started it
                 row.update(status=S.PENDING if held else S.RUNNING, started_at=None if held else self.now)
@@ -239,6 +245,32 @@ class Unit:
             )
         for name, error in broken.items():
             self.step_failed(name, error)
+        for row in rows:
+            if row["step_type"] == StepType.WAIT and row["status"] == S.SUCCEEDED:
+                self.advance(row["step_name"], S.SUCCEEDED, row["output"])
+
+    def _open_wait(self, step: StepDefinition, row: dict[str, Any]) -> None:
+        """A wait step takes the oldest signal kept for it, or waits (until its timeout)."""
+        assert step.waits_for is not None
+        taken = {signal_id for signal_id, _, _ in self.signals_taken}
+        kept = [signal for signal in self.facts.kept_signals(step.waits_for) if signal.id not in taken]
+        if kept:
+            signal = kept[0]
+            self.signals_taken.append((signal.id, step.name, row["attempt"]))
+            row.update(
+                status=S.SUCCEEDED,
+                output=signal.data,
+                completed_by=signal.sent_by,
+                started_at=self.now,
+                finished_at=self.now,
+                duration_ms=0,
+            )
+            return
+        row.update(status=S.WAITING, started_at=self.now)
+        if step.timeout is not None:
+            row["not_before"] = deadline = self.now + timedelta(seconds=step.timeout)
+            if deadline <= self.now + timedelta(seconds=self.settings.eta_horizon):
+                row["published_at"] = self.now
 
     def _dispatch(
         self, run_id: int, step: StepDefinition, attempt: int, eta: datetime | None, index: int | None = None

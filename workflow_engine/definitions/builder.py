@@ -74,6 +74,28 @@ class WorkflowBuilder:
             step["assignees"] = list(assignees)
         return self._add(step, after, when)
 
+    def wait(
+        self,
+        name: str,
+        *,
+        signal: str | None = None,
+        input_schema: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        after: str | Iterable[str] | None = None,
+        when: str | None = None,
+        **options: Any,
+    ) -> WorkflowBuilder:
+        """A step that waits for the signal ``signal`` (default: its name); its output is the
+        signal's data. With ``timeout``, it fails when no signal came within that many seconds."""
+        step = {
+            "name": name,
+            "type": "wait",
+            "signal": signal,
+            "input_schema": input_schema,
+            "timeout": timeout,
+        }
+        return self._add({**step, **options}, after, when)
+
     def timer(
         self,
         name: str,

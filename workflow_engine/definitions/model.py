@@ -53,6 +53,7 @@ class StepType(StrEnum):
     TIMER = "timer"
     MAP = "map"  # the agent (or child workflow) once per item of a list known at run time
     WORKFLOW = "workflow"  # a child execution of another workflow
+    WAIT = "wait"  # waits for a signal sent to the execution
 
 
 # the fields each step type may have, besides those every step has
@@ -74,12 +75,14 @@ _OWN_FIELDS = {
         "config",
     },
     StepType.WORKFLOW: {"workflow", "version", "input"},
+    StepType.WAIT: {"signal", "input_schema", "timeout"},
 }
 _COMMON_FIELDS = {"name", "type", "description", "required", "config"}
 
 
 class StepDefinition(BaseModel):
-    """One step: an agent run by a worker, a human task, or a timer."""
+    """One step: an agent run by a worker, a human task, a timer, a map over a list, a child
+    workflow, or a wait for a signal."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -104,6 +107,7 @@ class StepDefinition(BaseModel):
     input: dict[str, str] | None = None
     max_concurrency: int | None = Field(default=None, ge=1, le=100_000)
     tolerated_failures: int | str = 0
+    signal: StepName | None = None  # wait: the signal it waits for (None: the step's name)
 
     @field_validator("tolerated_failures")
     @classmethod
@@ -127,6 +131,11 @@ class StepDefinition(BaseModel):
             except ValueError:
                 raise ValueError(f"{value!r} is not a semantic version (MAJOR.MINOR.PATCH)") from None
         return value
+
+    @property
+    def waits_for(self) -> str | None:
+        """The signal a wait step takes (None for any other step)."""
+        return (self.signal or self.name) if self.type is StepType.WAIT else None
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> StepDefinition:
@@ -223,6 +232,10 @@ class WorkflowDefinition(WorkflowHeader):
 
     def step(self, name: str) -> StepDefinition:
         return self.steps_by_name[name]
+
+    def listening(self, signal: str) -> tuple[StepDefinition, ...]:
+        """The wait steps that take the signal ``signal``."""
+        return tuple(step for step in self.steps if step.waits_for == signal)
 
     @property
     def children(self) -> frozenset[tuple[str, str | None]]:

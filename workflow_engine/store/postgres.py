@@ -92,7 +92,7 @@ _RUN_FIELDS = (
     "error_type text, error_message text, worker text, task_id text, input jsonb, "
     "queued_at timestamptz, not_before timestamptz, published_at timestamptz, "
     "started_at timestamptz, heartbeat_at timestamptz, finished_at timestamptz, "
-    "item_index int, item jsonb, output jsonb, error_code text, duration_ms int"
+    "item_index int, item jsonb, output jsonb, error_code text, duration_ms int, completed_by text"
 )
 _RUN_COLUMNS = [field.split()[0] for field in _RUN_FIELDS.split(", ")]
 EVENT_COLUMNS = [field.split()[0] for field in EVENT_FIELDS.split(", ")]

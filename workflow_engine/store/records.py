@@ -135,3 +135,16 @@ class WorkerRecord:
     slots: int
     started_at: datetime
     last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRecord:
+    id: int
+    execution_id: str
+    name: str
+    data: Any
+    sent_by: str | None
+    sent_at: datetime
+    consumed_step: str | None
+    consumed_attempt: int | None
+    consumed_at: datetime | None

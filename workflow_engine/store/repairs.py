@@ -26,7 +26,14 @@ BATCH = 500
 _r = t.step_runs
 _current = _r.c.superseded.is_(False)
 _dispatched = _r.c.status.in_([S.QUEUED, S.RETRYING])
-_timer = sa.and_(_r.c.status == S.WAITING, _r.c.step_type == StepType.TIMER)
+# timers, and wait steps with a timeout (their deadline is a timer)
+_timer = sa.and_(
+    _r.c.status == S.WAITING,
+    sa.or_(
+        _r.c.step_type == StepType.TIMER,
+        sa.and_(_r.c.step_type == StepType.WAIT, _r.c.not_before.is_not(None)),
+    ),
+)
 
 
 def _stalled_carried(alive_since: datetime, idle_since: datetime) -> sa.ScalarSelect[Any]:

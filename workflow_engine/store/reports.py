@@ -48,13 +48,15 @@ def run_samples(store: Store, since: Any, owner_id: int | None, limit: int) -> l
 def waiting_for_people(
     store: Store, owner_id: int | None, limit: int
 ) -> list[tuple[StepRunRecord, ExecutionRecord]]:
-    """Current runs waiting for a person (every waiting step but a timer), oldest first, with
-    their executions."""
+    """Current runs waiting for a person (every waiting step but a timer or a wait for a
+    signal), oldest first, with their executions."""
     query = (
         sa.select(_r, *[c.label(f"e_{c.name}") for c in _e.c])
         .join(_e, _e.c.id == _r.c.execution_id)
         .where(
-            _r.c.status == StepStatus.WAITING, _r.c.superseded.is_(False), _r.c.step_type != StepType.TIMER
+            _r.c.status == StepStatus.WAITING,
+            _r.c.superseded.is_(False),
+            _r.c.step_type.not_in([StepType.TIMER, StepType.WAIT]),
         )
         .where(*_owned(owner_id))
         .order_by(_r.c.queued_at)

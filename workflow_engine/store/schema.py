@@ -259,6 +259,22 @@ events = Table(
     Index(None, "execution_id", "id"),
 )
 
+signals = Table(
+    "wfe_signals",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("execution_id", String(36), ForeignKey("wfe_executions.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("data", JSONType, nullable=True),
+    Column("sent_by", String(150), nullable=True),
+    _timestamp("sent_at"),
+    # the wait step that took it (None: kept until a wait step for it is reached)
+    Column("consumed_step", String(100), nullable=True),
+    Column("consumed_attempt", Integer, nullable=True),
+    _timestamp("consumed_at", nullable=True),
+    Index(None, "execution_id", "name", "id"),
+)
+
 workers = Table(
     "wfe_workers",
     metadata,

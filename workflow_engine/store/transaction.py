@@ -17,8 +17,9 @@ from sqlalchemy.engine import Connection
 
 from workflow_engine.core.states import StepStatus, check_step_update
 from workflow_engine.definitions.model import StepType
+from workflow_engine.errors import StoreError
 from workflow_engine.store import schema as t
-from workflow_engine.store.records import ExecutionRecord, StepRunRecord, from_row
+from workflow_engine.store.records import ExecutionRecord, SignalRecord, StepRunRecord, from_row
 from workflow_engine.store.rows import in_place, input_of
 
 # run row joined with what a worker needs from its execution, read when claiming
@@ -408,6 +409,37 @@ class Tx:
             )
             statement = statement.where(sa.not_(kept))
         self.execute(statement.values(superseded=True))
+
+    # signals
+
+    def kept_signals(self, execution_id: str, name: str) -> list[SignalRecord]:
+        """The signals ``name`` sent to the execution that no wait step took yet, oldest first."""
+        g = t.signals
+        query = (
+            sa.select(g)
+            .where(g.c.execution_id == execution_id, g.c.name == name, g.c.consumed_at.is_(None))
+            .order_by(g.c.id)
+        )
+        return [from_row(SignalRecord, row) for row in self.execute(query)]
+
+    def insert_signals(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.execute(sa.insert(t.signals), list(rows))
+
+    def consume_signals(self, taken: Sequence[tuple[int, str, int]]) -> None:
+        """Each kept signal (id) is taken by a wait step's attempt."""
+        g = t.signals
+        for signal_id, step, attempt in taken:
+            statement = sa.update(g).where(g.c.id == signal_id, g.c.consumed_at.is_(None))
+            values = {"consumed_step": step, "consumed_attempt": attempt, "consumed_at": self.now}
+            if self.execute(statement.values(values)).rowcount != 1:
+                raise StoreError(f"signal {signal_id} was taken under the execution's lock")
+
+    def signals(self, execution_id: str) -> list[SignalRecord]:
+        """Every signal sent to the execution, oldest first."""
+        g = t.signals
+        query = sa.select(g).where(g.c.execution_id == execution_id).order_by(g.c.id)
+        return [from_row(SignalRecord, row) for row in self.execute(query)]
 
     # events
 

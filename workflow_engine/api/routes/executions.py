@@ -25,6 +25,7 @@ from workflow_engine.api.schemas import (
     HumanTaskOut,
     LogOut,
     RetryRequest,
+    SignalRequest,
     Started,
     StartRequest,
 )
@@ -111,7 +112,7 @@ def logs(
     engine: EngineDep,
     execution_id: ExecutionId,
     step_name: Annotated[str | None, Query(max_length=100)] = None,
-    step_type: Literal["agent", "human", "timer", "map", "workflow"] | None = None,
+    step_type: Literal["agent", "human", "timer", "map", "workflow", "wait"] | None = None,
     has_error: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     index: Annotated[int | None, Query(ge=0, description="a map step's item")] = None,
@@ -201,6 +202,22 @@ def complete(
     view = engine.complete_human_task(
         execution_id, step, body.data, user_id=user.username, role=user.role, owner_id=user.owner_filter
     )
+    return ExecutionOut.of(view)
+
+
+@router.post("/executions/{execution_id}/signals/{name}", response_model=ExecutionOut, responses=ERRORS)
+def signal(
+    user: User,
+    engine: EngineDep,
+    execution_id: ExecutionId,
+    body: SignalRequest,
+    name: Annotated[str, Path(min_length=1, max_length=100)],
+) -> ExecutionOut:
+    """Send a signal with data: the wait step waiting for it takes it, or it is kept until one is
+    reached. Data its step's schema refuses changes nothing (422); an ended execution takes no
+    signal (409)."""
+    user.require(*WRITERS)
+    view = engine.signal(execution_id, name, body.data, user_id=user.username, owner_id=user.owner_filter)
     return ExecutionOut.of(view)
 
 
