@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from workflow_engine.coordinator import maps
+from workflow_engine.coordinator import maps, waiting
 from workflow_engine.coordinator.dispatch import task_id
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import planner
@@ -19,8 +19,7 @@ from workflow_engine.core.states import (
 )
 from workflow_engine.definitions.model import StepType
 from workflow_engine.definitions.schemas import check_data
-from workflow_engine.errors import InvalidOperation, PermissionDenied, SignalNotFound, StepNotFound
-from workflow_engine.store.records import StepRunRecord
+from workflow_engine.errors import InvalidOperation, PermissionDenied, StepNotFound
 
 E = ExecutionStatus
 S = StepStatus
@@ -196,37 +195,6 @@ def next_step(unit: Unit) -> str:
     return run.step_name
 
 
-def send_signal(unit: Unit, name: str, data: Any, user: str | None = None) -> str | None:
-    """Signal ``name`` with ``data``: the wait step waiting for it longest takes it, or it is kept
-    for the next wait step for it to be reached. The step that took it (None: kept)."""
-    if unit.status in TERMINAL_EXECUTION:
-        raise InvalidOperation(f"execution is {unit.status}: it takes no more signals")
-    listening = unit.definition.listening(name)
-    if not listening:
-        raise SignalNotFound(name, unit.definition.name)
-    for step in listening:
-        check_data(step.input_schema, data, f"data for signal {name!r}")
-    waiting = [
-        run
-        for run in unit.runs.in_states((S.WAITING,))
-        if run.item_index is None and unit.definition.step(run.step_name).waits_for == name
-    ]
-    who = user or "an operator"
-    if not waiting:
-        row = {"execution_id": unit.id, "name": name, "data": data, "sent_by": user, "sent_at": unit.now}
-        unit.signals_sent.append(row)
-        reason = f"signal {name!r} from {who} kept until a step waits for it"
-        unit.event(None, None, unit.status, unit.status, reason, {"signal": name}, actor=user)
-        return None
-    run = min(waiting, key=lambda run: (run.started_at or unit.now, run.id))
-    row = {"execution_id": unit.id, "name": name, "data": data, "sent_by": user, "sent_at": unit.now}
-    unit.signals_sent.append(
-        {**row, "consumed_step": run.step_name, "consumed_attempt": run.attempt, "consumed_at": unit.now}
-    )
-    _succeed_waiting(unit, run, data, user, f"took signal {name!r} from {who}", f"took signal {name!r}")
-    return run.step_name
-
-
 def complete_step(unit: Unit, step: str, data: Any, user: str | None = None, role: str | None = None) -> None:
     """Complete a human task, or a step waiting for a fix, with ``data`` as its output."""
     if step not in unit.graph.incoming:
@@ -234,10 +202,10 @@ def complete_step(unit: Unit, step: str, data: Any, user: str | None = None, rol
     if unit.status in TERMINAL_EXECUTION:
         raise InvalidOperation(f"execution is {unit.status}")
     definition = unit.definition.step(step)
-    waiting = [run for run in unit.runs.in_states((S.WAITING,)) if run.step_name == step]
+    runs = [run for run in unit.runs.in_states((S.WAITING,)) if run.step_name == step]
     if definition.type is StepType.WAIT:
         raise InvalidOperation(f"step {step!r} waits for the signal {definition.waits_for!r}: send it")
-    if not waiting or definition.type is StepType.TIMER:
+    if not runs or definition.type is StepType.TIMER:
         raise InvalidOperation(f"step {step!r} is not waiting to be completed")
     check_data(definition.input_schema, data, f"data for step {step!r}")
     if definition.assignees and user is not None:
@@ -246,21 +214,4 @@ def complete_step(unit: Unit, step: str, data: Any, user: str | None = None, rol
             raise PermissionDenied(
                 f"step {step!r} may be completed by {', '.join(definition.assignees)} only"
             )
-    _succeed_waiting(unit, waiting[0], data, user, f"completed by {user or 'an operator'}", "completed")
-
-
-def _succeed_waiting(
-    unit: Unit, run: StepRunRecord, data: Any, user: str | None, reason: str, how: str
-) -> None:
-    """A waiting run succeeds with ``data`` as its output (``how``: completed, or the signal it
-    took), and the execution moves on."""
-    values = {"status": S.SUCCEEDED, "output": data, "completed_by": user, "finished_at": unit.now}
-    if run.started_at is not None:
-        values["duration_ms"] = int((unit.now - run.started_at).total_seconds() * 1000)
-    unit.runs.update(run.id, values, (S.WAITING,))
-    unit.count(run.step_type, S.WAITING, S.SUCCEEDED)
-    unit.event(run.step_name, run.attempt, S.WAITING, S.SUCCEEDED, reason, actor=user)
-    if unit.status == E.WAITING:
-        unit.transition(E.RUNNING, f"step {run.step_name!r} {how}")
-    unit.advance(run.step_name, S.SUCCEEDED, data)
-    unit.settle()
+    waiting.succeed(unit, runs[0], data, user, f"completed by {user or 'an operator'}", "completed")

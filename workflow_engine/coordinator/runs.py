@@ -12,7 +12,7 @@ from workflow_engine.core.expressions import Expression, compile_expression
 from workflow_engine.core.states import ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import StepDefinition, StepType
 from workflow_engine.errors import ExpressionError
-from workflow_engine.store.records import StepRunRecord
+from workflow_engine.store.records import SignalRecord, StepRunRecord
 
 S = StepStatus
 
@@ -167,3 +167,15 @@ def waiting_reason(runs: Sequence[StepRunRecord]) -> str:
         elif run.step_type != StepType.TIMER:
             parts.append(f"{run.step_name} ({run.error_type or 'error'}: fix or retry)")
     return "waiting for " + ", ".join(parts)
+
+
+def took_signal(row: dict[str, Any], signal: SignalRecord, now: datetime) -> None:
+    """A new run of a wait step takes a kept ``signal``: it succeeds at once with its data."""
+    row.update(
+        status=S.SUCCEEDED,
+        output=signal.data,
+        completed_by=signal.sent_by,
+        started_at=now,
+        finished_at=now,
+        duration_ms=0,
+    )

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from workflow_engine.coordinator import control, deciding, maps, steps
+from workflow_engine.coordinator import control, deciding, maps, steps, waiting
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
 from workflow_engine.coordinator.facts import Facts
@@ -478,5 +478,5 @@ class Coordinator:
     ) -> str | None:
         """Send the signal ``name``: the wait step that took it (None: kept for a later one)."""
         return self.decide(
-            execution_id, actor, lambda unit: control.send_signal(unit, name, data, actor), owner_id
+            execution_id, actor, lambda unit: waiting.send_signal(unit, name, data, actor), owner_id
         )

@@ -29,6 +29,7 @@ from workflow_engine.coordinator.runs import (
     fire_at,
     new_run,
     open_reason,
+    took_signal,
     waiting_reason,
 )
 from workflow_engine.core import mapping, planner
@@ -221,11 +222,19 @@ class Unit:
                     )
                     broken[name] = error
                 else:
-                    row.update(status=S.WAITING, started_at=self.now, not_before=fires)
-                    if fires <= self.now + timedelta(seconds=self.settings.eta_horizon):
-                        row["published_at"] = self.now
-            elif step.type is StepType.WAIT:
-                self._open_wait(step, row)
+                    row.update(status=S.WAITING, started_at=self.now)
+                    self.wait_until(row, fires)
+            elif step.type is StepType.WAIT:  # it takes the oldest signal kept for it, or waits
+                assert step.waits_for is not None
+                taken = {signal_id for signal_id, _, _ in self.signals_taken}
+                kept = [s for s in self.facts.kept_signals(step.waits_for) if s.id not in taken]
+                if kept:
+                    self.signals_taken.append((kept[0].id, step.name, row["attempt"]))
+                    took_signal(row, kept[0], self.now)
+                else:
+                    row.update(status=S.WAITING, started_at=self.now)
+                    if step.timeout is not None:
+                        self.wait_until(row, self.now + timedelta(seconds=step.timeout))
             elif step.type in (StepType.MAP, StepType.WORKFLOW):
                 # it runs (its items, its child) once coordinator.maps has started it
                 row.update(status=S.PENDING if held else S.RUNNING, started_at=None if held else self.now)
@@ -249,28 +258,12 @@ class Unit:
             if row["step_type"] == StepType.WAIT and row["status"] == S.SUCCEEDED:
                 self.advance(row["step_name"], S.SUCCEEDED, row["output"])
 
-    def _open_wait(self, step: StepDefinition, row: dict[str, Any]) -> None:
-        """A wait step takes the oldest signal kept for it, or waits (until its timeout)."""
-        assert step.waits_for is not None
-        taken = {signal_id for signal_id, _, _ in self.signals_taken}
-        kept = [signal for signal in self.facts.kept_signals(step.waits_for) if signal.id not in taken]
-        if kept:
-            signal = kept[0]
-            self.signals_taken.append((signal.id, step.name, row["attempt"]))
-            row.update(
-                status=S.SUCCEEDED,
-                output=signal.data,
-                completed_by=signal.sent_by,
-                started_at=self.now,
-                finished_at=self.now,
-                duration_ms=0,
-            )
-            return
-        row.update(status=S.WAITING, started_at=self.now)
-        if step.timeout is not None:
-            row["not_before"] = deadline = self.now + timedelta(seconds=step.timeout)
-            if deadline <= self.now + timedelta(seconds=self.settings.eta_horizon):
-                row["published_at"] = self.now
+    def wait_until(self, row: dict[str, Any], due: datetime) -> None:
+        """A new run waits until ``due`` (a timer, a wait step's deadline): its message goes out
+        now, with an ETA, unless ``due`` is past the ETA horizon (the reconciler sends it then)."""
+        row["not_before"] = due
+        if due <= self.now + timedelta(seconds=self.settings.eta_horizon):
+            row["published_at"] = self.now
 
     def _dispatch(
         self, run_id: int, step: StepDefinition, attempt: int, eta: datetime | None, index: int | None = None
