@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from workflow_engine.agents import REGISTRY, AgentCatalogue, AgentRegistry
 from workflow_engine.clock import Clock
 from workflow_engine.coordinator.dispatch import Dispatcher
+from workflow_engine.coordinator.scheduler import Scheduler
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.core.states import SETTLED_EXECUTION, TERMINAL_EXECUTION
 from workflow_engine.definitions.loader import Source, load
@@ -29,6 +30,7 @@ from workflow_engine.errors import DefinitionError, WorkflowNotFound
 from workflow_engine.events import EventBus
 from workflow_engine.monitoring import open_tasks
 from workflow_engine.notify import EventFeed, Notifier, follow
+from workflow_engine.schedules import Schedules
 from workflow_engine.settings import Settings
 from workflow_engine.store.opening import open_store
 from workflow_engine.store.records import EventRecord, WorkflowRecord
@@ -67,6 +69,8 @@ class Engine:
         )
         self.notifier = Notifier(store)
         self._feeds: list[EventFeed] = []
+        # schedules: engine.schedules.create(...), .list(), .get(name), .pause(name), ...
+        self.schedules = Schedules(Scheduler(self.coordinator, settings))
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, clock: Clock | None = None) -> Engine:

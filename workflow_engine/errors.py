@@ -3,7 +3,7 @@
     WorkflowEngineError
     ├── DefinitionError          a definition has problems (all of them, with locations)
     ├── InputError               data does not match a schema (execution input, human task data)
-    ├── NotFound                 WorkflowNotFound, ExecutionNotFound, StepNotFound
+    ├── NotFound                 WorkflowNotFound, ExecutionNotFound, StepNotFound, ScheduleNotFound
     ├── Conflict                 NameTaken, DefinitionExists, InvalidTransition, InvalidOperation
     ├── AuthError                AuthenticationFailed (401), PermissionDenied (403), TooManyAttempts (429)
     ├── ExpressionError          a condition does not parse, is unsafe, or fails to evaluate
@@ -92,6 +92,10 @@ class StepNotFound(NotFound):
 
 class UserNotFound(NotFound):
     kind = "user"
+
+
+class ScheduleNotFound(NotFound):
+    kind = "schedule"
 
 
 class SignalNotFound(NotFound):

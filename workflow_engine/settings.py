@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     map_max_items: int = Field(default=10_000, ge=0)  # the longest list a map step takes
     map_window: int = Field(default=1000, ge=1)  # a map's items queued at once (no max_concurrency)
     max_workflow_depth: int = Field(default=8, ge=0)  # how deep child executions nest
+    # the longest a coordinator waits between looks at its schedules (it wakes at each fire time)
+    schedule_interval: float = Field(default=1.0, gt=0)
+    # a fire time found later than this is missed (unless within its schedule's catch-up window)
+    schedule_late_after: float = Field(default=60.0, ge=0)
     embedded_poll_interval: float = Field(default=0.05, gt=0)
     events_poll_interval: float = Field(default=0.5, gt=0)
     metrics_port: int | None = Field(default=None, ge=0, le=65535)

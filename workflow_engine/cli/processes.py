@@ -138,7 +138,7 @@ def coordinator(
                 click.echo(f"error: {error}", err=True)
         return
     open_store(settings.database_url).dispose()
-    _run_reconciler_with_worker(app, settings)
+    _run_background_with_worker(app, settings)
     queues = [settings.coordinator_queue, *([settings.intake_queue] if settings.intake_queue else [])]
     _run_celery_worker(
         app,
@@ -224,24 +224,27 @@ def flower(settings: Settings, port: int, address: str, flower_args: tuple[str, 
     app.start(["flower", f"--port={port}", f"--address={address}", "--enable-events", *flower_args])
 
 
-def _run_reconciler_with_worker(app: Any, settings: Settings) -> None:
+def _run_background_with_worker(app: Any, settings: Settings) -> None:
+    """The reconciler and the scheduler, each a thread of the coordinator once it is ready."""
     from celery import signals
 
     from workflow_engine.coordinator.reconciler import Reconciler
+    from workflow_engine.coordinator.scheduler import Scheduler
     from workflow_engine.worker.runtime import runtime_of
 
-    holder: dict[str, Reconciler] = {}
+    running: list[Reconciler | Scheduler] = []
 
     @signals.worker_ready.connect(weak=False)
     def start(**_: Any) -> None:
-        reconciler = Reconciler(runtime_of(app).coordinator, settings)
-        holder["reconciler"] = reconciler
-        reconciler.start_thread()
+        coordinator = runtime_of(app).coordinator
+        running.extend([Reconciler(coordinator, settings), Scheduler(coordinator, settings)])
+        for loop in running:
+            loop.start_thread()
 
     @signals.worker_shutting_down.connect(weak=False)
     def stop(**_: Any) -> None:
-        if "reconciler" in holder:
-            holder["reconciler"].stop()
+        for loop in running:
+            loop.stop()
 
 
 @click.command()

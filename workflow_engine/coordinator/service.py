@@ -119,10 +119,11 @@ class Coordinator:
         mode: str = ExecutionMode.AUTO,
         actor: str = "system",
         visible_to: int | None = None,
+        on_insert: Callable[[Tx, str], None] | None = None,
     ) -> ExecutionRecord:
         """Create an execution and dispatch its first steps; the same idempotency key (per owner)
         returns the execution it started first. ``visible_to`` limits which workflows may be run
-        (None: any)."""
+        (None: any); ``on_insert`` writes what must commit with a new execution (given its id)."""
         owner = owner_id if owner_id is not None else self.store.system_user_id()
         record = self.store.get_workflow(workflow, version, visible_to=visible_to)
         definition = self.definitions.get(record.id)
@@ -139,6 +140,8 @@ class Coordinator:
                 existing = tx.execution_by_key(owner, idempotency_key or "")
                 assert existing is not None
                 return self._same_request(existing, record.id, idempotency_key or "")
+            if on_insert is not None:
+                on_insert(tx, execution_id)
             # a new execution: everything about it is known
             facts = Facts(tx.now, ExecutionRecord(**values), outputs_of=None, runs=(), attempts={})
             unit, _ = self._decided(tx, facts, actor, steps.begin)

@@ -148,3 +148,48 @@ class SignalRecord:
     consumed_step: str | None
     consumed_attempt: int | None
     consumed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    id: int
+    name: str
+    owner_id: int
+    workflow: str
+    version: str | None
+    cron: str | None
+    every: int | None
+    timezone: str
+    input: Any
+    overlap: str
+    catchup_window: int
+    paused: bool
+    next_fire_at: datetime
+    buffered_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FireRecord:
+    """A fire time a schedule handled, and the execution it started (with its status, if read)."""
+
+    id: int
+    schedule_id: int
+    fire_time: datetime
+    action: str
+    execution_id: str | None
+    error: str | None
+    live: bool
+    created_at: datetime
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleChangeRecord:
+    id: int
+    schedule_name: str
+    action: str
+    actor: str
+    details: Any
+    created_at: datetime

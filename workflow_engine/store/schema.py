@@ -275,6 +275,62 @@ signals = Table(
     Index(None, "execution_id", "name", "id"),
 )
 
+# schedules: a workflow started on a cron expression or every N seconds (see core/schedules.py)
+schedules = Table(
+    "wfe_schedules",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("owner_id", Integer, ForeignKey("wfe_users.id"), nullable=False),
+    Column("workflow", String(100), nullable=False),
+    Column("version", String(64), nullable=True),  # NULL: the latest version when it fires
+    Column("cron", String(200), nullable=True),
+    Column("every", Integer, nullable=True),
+    Column("timezone", String(64), nullable=False),
+    Column("input", JSONType, nullable=True),
+    Column("overlap", String(16), nullable=False),
+    Column("catchup_window", Integer, nullable=False),
+    Column("paused", Boolean, nullable=False),
+    _timestamp("next_fire_at"),  # the first fire time not handled yet
+    _timestamp("buffered_at", nullable=True),  # a fire time waiting for the previous execution
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    Index(None, "paused", "next_fire_at"),
+)
+
+# one row per fire time handled: the database refuses a second for the same time
+schedule_fires = Table(
+    "wfe_schedule_fires",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("schedule_id", RowId, ForeignKey("wfe_schedules.id", ondelete="CASCADE"), nullable=False),
+    _timestamp("fire_time"),
+    Column("action", String(16), nullable=False),  # started, skipped, cancelled_other, failed
+    # the execution it started (NULL while a start is pending: see coordinator/scheduler.py)
+    Column("execution_id", String(36), nullable=True),
+    Column("error", Text, nullable=True),
+    # a start whose execution may still run: true until the scheduler sees it ended, so that
+    # "is the previous execution still running" reads a few rows, not a schedule's whole past
+    Column("live", Boolean, nullable=False),
+    _timestamp("created_at"),
+    UniqueConstraint("schedule_id", "fire_time"),
+)
+_live = schedule_fires.c.live
+Index("ix_wfe_schedule_fires_live", schedule_fires.c.schedule_id, postgresql_where=_live, sqlite_where=_live)
+
+# every change made to a schedule, with who made it (kept when the schedule is deleted)
+schedule_changes = Table(
+    "wfe_schedule_changes",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("schedule_name", String(100), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("actor", String(150), nullable=False),
+    Column("details", JSONType, nullable=True),
+    _timestamp("created_at"),
+    Index(None, "schedule_name", "id"),
+)
+
 workers = Table(
     "wfe_workers",
     metadata,

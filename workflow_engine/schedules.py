@@ -1,0 +1,207 @@
+"""Schedules as users manage them: create, list, show, pause, resume, trigger, delete.
+
+``engine.schedules``, ``wfe schedule`` and ``/api/v1/schedules`` all call this. A schedule
+belongs to whoever created it: ``owner_id`` (None: an admin, who sees every schedule) limits
+what a call may see, and another owner's schedule is not found. Every change is recorded with
+its actor. Firing is :mod:`workflow_engine.coordinator.scheduler`'s.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from workflow_engine.coordinator.scheduler import Fired, Scheduler, timing_of
+from workflow_engine.core.schedules import Overlap, Timing
+from workflow_engine.definitions.schemas import check_data
+from workflow_engine.errors import Conflict, InputError, Problem, ScheduleNotFound
+from workflow_engine.store import schedules as rows
+from workflow_engine.store.records import ScheduleRecord
+from workflow_engine.store.transaction import Tx
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+MAX_CATCHUP = 366 * 86400
+NAME_RULE = "1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit"
+OVERLAPS = tuple(Overlap)
+SETTINGS = ("workflow", "version", "cron", "every", "timezone", "overlap", "catchup_window")
+
+
+@dataclass(frozen=True)
+class ScheduleView:
+    name: str
+    workflow: str
+    version: str | None
+    cron: str | None
+    every: int | None
+    timezone: str
+    input: Any
+    overlap: str
+    catchup_window: int
+    paused: bool
+    next_fire_times: list[datetime]
+    last_executions: list[dict[str, Any]]
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    created_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["next_fire_times"] = [t.isoformat() for t in self.next_fire_times]
+        out["created_at"] = self.created_at.isoformat() if self.created_at else None
+        return out
+
+
+class Schedules:
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+        self.store = scheduler.store
+        self.coordinator = scheduler.coordinator
+
+    def create(
+        self,
+        name: str,
+        workflow: str,
+        *,
+        cron: str | None = None,
+        every: int | None = None,
+        timezone: str | None = None,
+        input: dict[str, Any] | None = None,  # the contract's word
+        version: str | None = None,
+        overlap: str = Overlap.SKIP,
+        catchup_window: int = 0,
+        owner_id: int | None = None,
+        actor: str = "api",
+    ) -> ScheduleView:
+        """A new schedule, firing from now on. Every problem with it is one :class:`InputError`."""
+        owner = owner_id if owner_id is not None else self.store.system_user_id()
+        timing = Timing(cron=cron, every=every, timezone=timezone or "UTC")
+        problems = [Problem(where, message) for where, message in timing.problems()]
+        if not isinstance(name, str) or not NAME.match(name):
+            problems.append(Problem("name", NAME_RULE))
+        if overlap not in OVERLAPS:
+            problems.append(Problem("overlap", f"must be one of {', '.join(OVERLAPS)}"))
+        if not isinstance(catchup_window, int) or not 0 <= catchup_window <= MAX_CATCHUP:
+            problems.append(Problem("catchup_window", f"must be 0 to {MAX_CATCHUP} seconds"))
+        if problems:
+            raise InputError("schedule", problems)
+        record = self.store.get_workflow(workflow, version, visible_to=owner_id)
+        definition = self.coordinator.definitions.get(record.id)
+        data = {} if input is None else input
+        check_data(definition.input_schema, data, "input")
+        with self.store.transaction() as tx:
+            values = {
+                "name": name,
+                "owner_id": owner,
+                "workflow": workflow,
+                "version": version,
+                "cron": cron,
+                "every": every,
+                "timezone": timing.timezone,
+                "input": data,
+                "overlap": str(overlap),
+                "catchup_window": catchup_window,
+                "paused": False,
+                "created_at": tx.now,
+                "updated_at": tx.now,
+                "next_fire_at": Timing(cron, every, timing.timezone, tx.now).first_at_or_after(tx.now),
+            }
+            if rows.insert(tx, values) is None:
+                raise Conflict(f"a schedule named {name!r} exists already; choose another name or delete it")
+            settings = {k: values[k] for k in SETTINGS}
+            rows.record_change(tx, name, "created", actor, tx.now, {**settings, "input": data})
+        return self.get(name, owner_id)
+
+    def list(self, owner_id: int | None = None) -> list[ScheduleView]:
+        with self.store.reading() as db:
+            return [self._view(db, record, history=False) for record in rows.listing(db, owner_id)]
+
+    def get(self, name: str, owner_id: int | None = None) -> ScheduleView:
+        with self.store.reading() as db:
+            record = rows.get(db, name, owner_id)
+            if record is None:
+                raise ScheduleNotFound(name)
+            return self._view(db, record, history=True)
+
+    def pause(self, name: str, owner_id: int | None = None, actor: str = "api") -> ScheduleView:
+        """No fire time starts anything until resumed (a paused schedule's buffered start waits)."""
+        return self._change(name, owner_id, actor, "paused", lambda tx, record: {"paused": True})
+
+    def resume(self, name: str, owner_id: int | None = None, actor: str = "api") -> ScheduleView:
+        """Fire again from now on: fire times that fell while it was paused are not caught up."""
+
+        def resumed(tx: Tx, record: ScheduleRecord) -> dict[str, Any]:
+            if not record.paused:
+                return {}
+            return {"paused": False, "next_fire_at": timing_of(record).first_at_or_after(tx.now)}
+
+        return self._change(name, owner_id, actor, "resumed", resumed)
+
+    def trigger(self, name: str, owner_id: int | None = None, actor: str = "api") -> Fired:
+        """Fire now, under the schedule's overlap policy (a paused schedule fires too)."""
+        with self.store.reading() as db:
+            record = rows.get(db, name, owner_id)
+        if record is None:
+            raise ScheduleNotFound(name)
+        return self.scheduler.trigger(record.id, actor)
+
+    def delete(self, name: str, owner_id: int | None = None, actor: str = "api") -> None:
+        """The schedule and its fire times go; the executions it started stay."""
+        with self.store.transaction() as tx:
+            record = rows.get(tx, name, owner_id, lock=True)
+            if record is None:
+                raise ScheduleNotFound(name)
+            rows.delete(tx, record.id)
+            rows.record_change(tx, name, "deleted", actor, tx.now)
+
+    # reading and writing
+
+    def _change(
+        self, name: str, owner_id: int | None, actor: str, action: str, values_of: Any
+    ) -> ScheduleView:
+        with self.store.transaction() as tx:
+            record = rows.get(tx, name, owner_id, lock=True)
+            if record is None:
+                raise ScheduleNotFound(name)
+            values = values_of(tx, record)
+            if values:
+                rows.update(tx, record.id, {**values, "updated_at": tx.now})
+                rows.record_change(tx, name, action, actor, tx.now)
+        return self.get(name, owner_id)
+
+    def _view(self, db: Any, record: ScheduleRecord, history: bool) -> ScheduleView:
+        now = self.store.clock.now()
+        upcoming: list[datetime] = []
+        if not record.paused:
+            upcoming = timing_of(record).next_times(max(now, record.next_fire_at) - timedelta(microseconds=1))
+        fires = rows.recent_fires(db, record.id, limit=10 if history else 1)
+        last = [
+            {
+                "execution_id": fire.execution_id,
+                "scheduled_at": fire.fire_time.isoformat(),
+                "status": fire.status,
+            }
+            for fire in fires
+        ]
+        changes = []
+        if history:
+            changes = [
+                {"action": c.action, "actor": c.actor, "at": c.created_at.isoformat(), "details": c.details}
+                for c in rows.changes(db, record.name)
+            ]
+        return ScheduleView(
+            name=record.name,
+            workflow=record.workflow,
+            version=record.version,
+            cron=record.cron,
+            every=record.every,
+            timezone=record.timezone,
+            input=record.input,
+            overlap=record.overlap,
+            catchup_window=record.catchup_window,
+            paused=record.paused,
+            next_fire_times=upcoming,
+            last_executions=last,
+            changes=changes,
+            created_at=record.created_at,
+        )

@@ -1,0 +1,174 @@
+"""Schedules in the database: their rows, the fire times they handled, and their changes.
+
+Functions over an open transaction (:class:`~workflow_engine.store.transaction.Tx`) or a reading
+connection; both dialects run the same statements (SQLite ignores ``FOR UPDATE``: it runs one
+write transaction at a time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from workflow_engine.core.states import TERMINAL_EXECUTION
+from workflow_engine.store import schema as t
+from workflow_engine.store.records import FireRecord, ScheduleChangeRecord, ScheduleRecord, from_row
+
+s, f, c = t.schedules, t.schedule_fires, t.schedule_changes
+
+
+class Runs(Protocol):
+    """A transaction or a connection: anything that executes a statement."""
+
+    def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]: ...
+
+
+def insert(tx: Runs, values: Mapping[str, Any]) -> int | None:
+    """A new schedule's id, or None when its name is taken."""
+    if tx.execute(sa.select(s.c.id).where(s.c.name == values["name"])).first() is not None:
+        return None
+    return int(tx.execute(sa.insert(s).values(dict(values)).returning(s.c.id)).scalar_one())
+
+
+def get(db: Runs, name: str, owner_id: int | None = None, lock: bool = False) -> ScheduleRecord | None:
+    """The schedule named ``name`` (of ``owner_id`` unless None), locked if ``lock``."""
+    query = sa.select(s).where(s.c.name == name)
+    if owner_id is not None:
+        query = query.where(s.c.owner_id == owner_id)
+    if lock:
+        query = query.with_for_update()
+    row = db.execute(query).first()
+    return None if row is None else from_row(ScheduleRecord, row)
+
+
+def take(tx: Runs, schedule_id: int) -> ScheduleRecord | None:
+    """The schedule, locked, unless another transaction holds it (it is firing it)."""
+    query = sa.select(s).where(s.c.id == schedule_id).with_for_update(skip_locked=True)
+    row = tx.execute(query).first()
+    return None if row is None else from_row(ScheduleRecord, row)
+
+
+def listing(db: Runs, owner_id: int | None = None) -> list[ScheduleRecord]:
+    query = sa.select(s).order_by(s.c.name)
+    if owner_id is not None:
+        query = query.where(s.c.owner_id == owner_id)
+    return [from_row(ScheduleRecord, row) for row in db.execute(query)]
+
+
+def update(tx: Runs, schedule_id: int, values: Mapping[str, Any]) -> None:
+    tx.execute(sa.update(s).where(s.c.id == schedule_id).values(dict(values)))
+
+
+def delete(tx: Runs, schedule_id: int) -> None:
+    tx.execute(sa.delete(f).where(f.c.schedule_id == schedule_id))
+    tx.execute(sa.delete(s).where(s.c.id == schedule_id))
+
+
+def due(db: Runs, now: datetime) -> list[int]:
+    """Schedules with a fire time due, or a start waiting for the previous execution to end."""
+    active = s.c.paused.is_(False)
+    query = sa.select(s.c.id).where(active, (s.c.next_fire_at <= now) | s.c.buffered_at.is_not(None))
+    return [int(row.id) for row in db.execute(query.order_by(s.c.next_fire_at))]
+
+
+def earliest(db: Runs) -> datetime | None:
+    """The next fire time of any schedule that is not paused."""
+    value: datetime | None = db.execute(
+        sa.select(sa.func.min(s.c.next_fire_at)).where(s.c.paused.is_(False))
+    ).scalar()
+    return value
+
+
+def insert_fire(
+    tx: Runs, schedule_id: int, fire_time: datetime, action: str, now: datetime, error: str | None = None
+) -> int | None:
+    """Record a fire time handled; None when it was already (the database refuses a second)."""
+    values = {
+        "schedule_id": schedule_id,
+        "fire_time": fire_time,
+        "action": action,
+        "execution_id": None,
+        "error": error,
+        "live": error is None and action not in ("skipped", "failed"),
+        "created_at": now,
+    }
+    exists = sa.select(f.c.id).where(f.c.schedule_id == schedule_id, f.c.fire_time == fire_time)
+    if tx.execute(exists).first() is not None:
+        return None
+    return int(tx.execute(sa.insert(f).values(values).returning(f.c.id)).scalar_one())
+
+
+def started(tx: Runs, fire_id: int, execution_id: str) -> None:
+    """The execution a pending start created (in the transaction that created it)."""
+    pending = sa.update(f).where(f.c.id == fire_id, f.c.execution_id.is_(None))
+    tx.execute(pending.values(execution_id=execution_id))
+
+
+def failed(tx: Runs, fire_id: int, error: str) -> bool:
+    """A pending start that could not start; False when it had started after all."""
+    result = tx.execute(
+        sa.update(f)
+        .where(f.c.id == fire_id, f.c.execution_id.is_(None))
+        .values(action="failed", error=error, live=False)
+        .returning(f.c.id)
+    )
+    return result.first() is not None
+
+
+def _with_status() -> sa.Select[Any]:
+    e = t.executions
+    return sa.select(f, e.c.status).select_from(f.outerjoin(e, e.c.id == f.c.execution_id))
+
+
+def live_fires(tx: Runs, schedule_id: int) -> list[FireRecord]:
+    """The schedule's starts that may still run: pending ones, and those whose execution has not
+    ended. Those seen ended are marked so, and not read again."""
+    query = _with_status().where(f.c.schedule_id == schedule_id, f.c.live)
+    rows = [from_row(FireRecord, row) for row in tx.execute(query)]
+    ended = [
+        r.id
+        for r in rows
+        if r.execution_id is not None and (r.status is None or r.status in TERMINAL_EXECUTION)
+    ]
+    if ended:
+        tx.execute(sa.update(f).where(f.c.id.in_(ended)).values(live=False))
+    return [r for r in rows if r.id not in ended]
+
+
+def pending(db: Runs, created_before: datetime) -> list[FireRecord]:
+    """Starts decided but not made (the coordinator that decided them stopped), oldest first."""
+    query = _with_status().where(f.c.live, f.c.execution_id.is_(None), f.c.created_at < created_before)
+    return [from_row(FireRecord, row) for row in db.execute(query.order_by(f.c.id))]
+
+
+def schedule_by_id(db: Runs, schedule_id: int, lock: bool = False) -> ScheduleRecord | None:
+    query = sa.select(s).where(s.c.id == schedule_id)
+    row = db.execute(query.with_for_update() if lock else query).first()
+    return None if row is None else from_row(ScheduleRecord, row)
+
+
+def recent_fires(db: Runs, schedule_id: int, limit: int = 10, started_only: bool = True) -> list[FireRecord]:
+    query = _with_status().where(f.c.schedule_id == schedule_id)
+    if started_only:
+        query = query.where(f.c.execution_id.is_not(None))
+    rows = db.execute(query.order_by(f.c.fire_time.desc()).limit(limit))
+    return [from_row(FireRecord, row) for row in rows]
+
+
+def record_change(
+    tx: Runs, name: str, action: str, actor: str, now: datetime, details: Mapping[str, Any] | None = None
+) -> None:
+    values = {"schedule_name": name, "action": action, "actor": actor, "details": details, "created_at": now}
+    tx.execute(sa.insert(c).values(values))
+
+
+def changes(db: Runs, name: str, limit: int = 20) -> list[ScheduleChangeRecord]:
+    query = sa.select(c).where(c.c.schedule_name == name).order_by(c.c.id.desc()).limit(limit)
+    return [from_row(ScheduleChangeRecord, row) for row in db.execute(query)]
+
+
+def ids(fires: Sequence[FireRecord]) -> list[str]:
+    return [fire.execution_id for fire in fires if fire.execution_id is not None]
