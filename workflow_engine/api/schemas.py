@@ -249,3 +249,55 @@ class Problem(BaseModel):
 class ErrorOut(BaseModel):
     detail: Any
     problems: list[Problem] | None = None
+
+
+class ScheduleRequest(Strict):
+    """A new schedule: the options of ``wfe schedule create``."""
+
+    name: str = Field(min_length=1, max_length=100)
+    workflow: str = Field(min_length=1, max_length=100)
+    version: str | None = Field(default=None, max_length=64)
+    cron: str | None = Field(default=None, max_length=200)
+    every: int | None = None
+    timezone: str | None = Field(default=None, max_length=64)
+    input: dict[str, Any] | None = None
+    overlap: Literal["skip", "buffer_one", "allow_all", "cancel_other"] = "skip"
+    catchup_window: int = 0
+
+
+class ScheduledExecution(BaseModel):
+    execution_id: str | None
+    scheduled_at: str
+    status: str | None
+
+
+class ScheduleChange(BaseModel):
+    action: str
+    actor: str
+    at: str
+    details: Any = None
+
+
+class ScheduleOut(BaseModel):
+    name: str
+    workflow: str
+    version: str | None
+    cron: str | None
+    every: int | None
+    timezone: str
+    input: Any
+    overlap: str
+    catchup_window: int
+    paused: bool
+    next_fire_times: list[datetime]
+    last_executions: list[ScheduledExecution]
+    changes: list[ScheduleChange]
+    created_at: datetime | None
+
+
+class FiredOut(BaseModel):
+    schedule: str
+    scheduled_at: datetime
+    action: str
+    execution_id: str | None
+    error: str | None

@@ -1,0 +1,80 @@
+"""Schedules: create, list, read, pause, resume, trigger, delete. Operators own theirs, as
+executions: another user's schedule answers 404."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+
+from workflow_engine.api.deps import WRITERS, EngineDep, User
+from workflow_engine.api.schemas import ErrorOut, FiredOut, ScheduleOut, ScheduleRequest
+from workflow_engine.schedules import ScheduleView
+
+router = APIRouter(prefix="/schedules", tags=["schedules"])
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 404, 409, 422)}
+Name = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+def _out(view: ScheduleView) -> ScheduleOut:
+    return ScheduleOut.model_validate(asdict(view))
+
+
+@router.post("", status_code=201, response_model=ScheduleOut, responses=ERRORS)
+def create(user: User, engine: EngineDep, body: ScheduleRequest) -> ScheduleOut:
+    """Create a schedule: a workflow started on a cron expression or every N seconds."""
+    user.require(*WRITERS)
+    options = body.model_dump(exclude={"name", "workflow"})
+    view = engine.schedules.create(
+        body.name, body.workflow, **options, owner_id=user.user_id, actor=user.username
+    )
+    return _out(view)
+
+
+@router.get("", response_model=list[ScheduleOut], responses=ERRORS)
+def list_schedules(user: User, engine: EngineDep) -> list[ScheduleOut]:
+    """The caller's schedules (an admin's: everyone's), by name."""
+    return [_out(view) for view in engine.schedules.list(user.owner_filter)]
+
+
+@router.get("/{name}", response_model=ScheduleOut, responses=ERRORS)
+def show(user: User, engine: EngineDep, name: Name) -> ScheduleOut:
+    """A schedule, its next five fire times, its last executions and its changes."""
+    return _out(engine.schedules.get(name, user.owner_filter))
+
+
+@router.delete("/{name}", status_code=204, responses=ERRORS)
+def delete(user: User, engine: EngineDep, name: Name) -> Response:
+    """Delete a schedule; the executions it started stay."""
+    user.require(*WRITERS)
+    engine.schedules.delete(name, user.owner_filter, actor=user.username)
+    return Response(status_code=204)
+
+
+@router.post("/{name}/pause", response_model=ScheduleOut, responses=ERRORS)
+def pause(user: User, engine: EngineDep, name: Name) -> ScheduleOut:
+    """No fire time starts anything until resumed."""
+    user.require(*WRITERS)
+    return _out(engine.schedules.pause(name, user.owner_filter, actor=user.username))
+
+
+@router.post("/{name}/resume", response_model=ScheduleOut, responses=ERRORS)
+def resume(user: User, engine: EngineDep, name: Name) -> ScheduleOut:
+    """Fire again from now on (fire times that fell while paused are not caught up)."""
+    user.require(*WRITERS)
+    return _out(engine.schedules.resume(name, user.owner_filter, actor=user.username))
+
+
+@router.post("/{name}/trigger", status_code=202, response_model=FiredOut, responses=ERRORS)
+def trigger(user: User, engine: EngineDep, name: Name) -> FiredOut:
+    """Fire now, under the schedule's overlap policy: what it did, and the execution it started."""
+    user.require(*WRITERS)
+    fired = engine.schedules.trigger(name, user.owner_filter, actor=user.username)
+    return FiredOut(
+        schedule=name,
+        scheduled_at=fired.fire_time,
+        action=fired.action,
+        execution_id=fired.execution_id,
+        error=fired.error,
+    )
