@@ -27,6 +27,7 @@ import psutil
 import sqlalchemy as sa
 from celery import chain, chord, group
 
+from bench import flow_control
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.engine import Engine
 from workflow_engine.processes import LocalCluster, Process
@@ -344,6 +345,7 @@ def workloads(bench: Bench, quick: bool) -> list[Result]:
         )
     )
     results.extend(composition(bench, quick))
+    results.append(flow_control.schedule_lateness(bench, quick))
     results.extend(scale(bench, quick))
     return results
 

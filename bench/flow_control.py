@@ -1,0 +1,77 @@
+"""F1: schedule lateness. Twenty one-second interval schedules, fired by two coordinators.
+
+Lateness is how long after its fire time an execution was created (its row's ``created_at``
+against ``metadata.scheduled_at``, both written by the database's clock side); duplicates are
+fire times that started more than one execution, and missed ones fire times between a
+schedule's first and last that started none.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from workflow_engine.store import schema as t
+
+if TYPE_CHECKING:
+    from bench.runner import Bench, Result
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def schedule_lateness(bench: Bench, quick: bool) -> Result:
+    from bench.runner import Result, chain_of
+
+    schedules, seconds = 20, 20 if quick else 60
+    workflow = bench.workflow("tick1", chain_of("tick1", 1))
+    second = bench.cluster.start_coordinator("coordinator2")
+    names = [f"f1-{index}" for index in range(schedules)]
+    try:
+        time.sleep(3)  # the second coordinator is up (its scheduler starts with it)
+        for name in names:
+            bench.engine.schedules.create(name, workflow, every=1, overlap="allow_all", catchup_window=60)
+        time.sleep(seconds)
+        for name in names:
+            bench.engine.schedules.pause(name)
+    finally:
+        second.stop()
+    e = t.executions
+    with bench.engine.store.reading() as db:
+        rows = db.execute(sa.select(e.c.metadata, e.c.created_at).where(e.c.workflow_name == workflow)).all()
+    fired: dict[str, list[datetime]] = {name: [] for name in names}
+    lateness: list[float] = []
+    for row in rows:
+        scheduled = datetime.fromisoformat(row.metadata["scheduled_at"])
+        fired[row.metadata["schedule"]].append(scheduled)
+        lateness.append((row.created_at - scheduled).total_seconds() * 1000)
+    duplicates = sum(n - 1 for times in fired.values() for n in Counter(times).values() if n > 1)
+    missed = 0
+    for times in fired.values():
+        if times:
+            span = (max(times) - min(times)) // timedelta(seconds=1) + 1
+            missed += span - len(set(times))
+    for name in names:
+        bench.engine.schedules.delete(name)
+    result = Result("F1 schedule late", "ms p50", engine=[percentile(lateness, 0.5)] if lateness else [])
+    result.notes = {
+        "schedules": schedules,
+        "seconds": seconds,
+        "coordinators": 2,
+        "fires": len(lateness),
+        "p50_ms": round(percentile(lateness, 0.5), 1) if lateness else None,
+        "p99_ms": round(percentile(lateness, 0.99), 1) if lateness else None,
+        "max_ms": round(max(lateness), 1) if lateness else None,
+        "mean_ms": round(statistics.fmean(lateness), 1) if lateness else None,
+        "duplicates": duplicates,
+        "missed": missed,
+    }
+    bench.say(f"  {result.workload}: {result.notes}")
+    return result
