@@ -8,9 +8,11 @@ from typing import Any
 
 from workflow_engine.core import mapping
 from workflow_engine.core.payloads import READ_DEPTH, payload_problem
-from workflow_engine.core.states import OPEN_STEP, StepStatus
+from workflow_engine.core.states import OPEN_STEP, ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
+
+WAITING_FOR_SLOT = "waiting for a concurrency slot"
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -82,6 +84,7 @@ class ExecutionView:
     parent_step: str | None = None
     parent_index: int | None = None
     children: list[ChildView] = field(default_factory=list)
+    reason: str | None = None  # why it has not started: "waiting for a concurrency slot"
 
     @property
     def current_steps(self) -> list[str]:
@@ -198,6 +201,9 @@ def execution_view(
         parent_execution_id=record.parent_execution_id,
         parent_step=record.parent_step,
         parent_index=record.parent_index,
+        reason=WAITING_FOR_SLOT
+        if record.status == ExecutionStatus.INITIALIZED and record.concurrency_key is not None
+        else None,
         children=[
             ChildView(
                 c.id, c.workflow_name, c.workflow_version, c.status, c.parent_step or "", c.parent_index

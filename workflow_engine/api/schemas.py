@@ -152,6 +152,7 @@ class ExecutionOut(BaseModel):
     parent_step: str | None = None
     parent_index: int | None = None
     children: list[ChildOut] | None = None
+    reason: str | None = None  # why it has not started: "waiting for a concurrency slot"
 
     @classmethod
     def of(cls, view: ExecutionView, events: list[EventRecord] | None = None) -> ExecutionOut:
@@ -178,6 +179,7 @@ class ExecutionOut(BaseModel):
             parent_step=view.parent_step,
             parent_index=view.parent_index,
             children=[ChildOut(**child.to_json()) for child in view.children] if view.steps else None,
+            reason=view.reason,
         )
 
 

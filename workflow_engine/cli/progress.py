@@ -75,6 +75,8 @@ def follow(
 def summary(view: ExecutionView) -> Table:
     style = STYLES.get(view.status, "")
     title = f"{view.workflow} {view.version}: [{style}]{view.status}[/] ({view.percent_complete:g}%)"
+    if view.reason:
+        title += f": {view.reason}"
     table = Table(title=title, title_justify="left")
     for column in ("step", "type", "status", "attempts", "duration", "error"):
         table.add_column(column)

@@ -11,7 +11,9 @@ Each pass, with the clock injected:
 - fires timers whose message was lost;
 - re-plans executions that have nothing running and nothing waiting;
 - starts the child a workflow step waits for, or tells the parent of a child that ended, when
-  a crash came between the two; cancels children whose parent ended without them.
+  a crash came between the two; cancels children whose parent ended without them;
+- starts executions waiting for a concurrency slot that is free (its holder ended, and what
+  ended it stopped before starting the next).
 
 Every repair is a guarded transaction on a locked execution, so a pass is idempotent and any
 number of reconcilers may run at once: the second to arrive finds nothing left to do.
@@ -29,6 +31,7 @@ from functools import partial
 from workflow_engine.clock import Clock
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.settings import Settings
+from workflow_engine.store import slots
 from workflow_engine.store.records import StepRunRecord
 from workflow_engine.store.repairs import Repairs
 
@@ -44,6 +47,7 @@ class Report:
     timers: int = 0
     repaired: int = 0
     children: int = 0
+    slots: int = 0
     errors: list[str] = field(default_factory=list)
 
     def total(self) -> int:
@@ -55,6 +59,7 @@ class Report:
             + self.timers
             + self.repaired
             + self.children
+            + self.slots
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -66,6 +71,7 @@ class Report:
             "timers": self.timers,
             "repaired": self.repaired,
             "children": self.children,
+            "slots": self.slots,
             "errors": self.errors,
         }
 
@@ -113,6 +119,11 @@ class Reconciler:
         for child, verb in self.repairs.misaligned_children(stale):
             report.children += self._attempt(report, verb, partial(self._align, child, verb))
 
+        with self.store.reading() as db:
+            waiting = slots.waiting_keys(db)
+        for key in waiting:
+            report.slots += self._attempt(report, "slots", partial(self.coordinator.slots.release, key))
+
         self.store.forget_workers(now - timedelta(days=1))
         if report.total():
             log.info("reconciler: %s", report.as_dict())
@@ -135,7 +146,7 @@ class Reconciler:
         return self.coordinator.republish(self.repairs.take_publishing(runs, "reconciler", reason))
 
     @staticmethod
-    def _attempt(report: Report, what: str, action: Callable[[], bool]) -> int:
+    def _attempt(report: Report, what: str, action: Callable[[], bool | int]) -> int:
         try:
             return int(action())
         except Exception as exc:  # one broken execution must not stop the pass

@@ -79,6 +79,7 @@ def new_execution(
         "parent_step": None,
         "parent_index": None,
         "depth": 0,
+        "concurrency_key": None,
         "created_at": now,
         "started_at": None,
         "finished_at": None,

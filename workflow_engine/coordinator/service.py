@@ -5,6 +5,7 @@ messages it implies are published after the commit (see :mod:`workflow_engine.co
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import uuid
@@ -12,7 +13,7 @@ from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from workflow_engine.coordinator import control, deciding, maps, steps, waiting
+from workflow_engine.coordinator import concurrency, control, deciding, maps, steps, waiting
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
 from workflow_engine.coordinator.facts import Facts
@@ -69,6 +70,7 @@ class Coordinator:
         self.outbox = Outbox(store, dispatcher, self.events)
         self.finishing = Finishing(store, self.definitions, settings, self.events, self.rng, self.outbox)
         self.outbox.follow_up = self._follow_up
+        self.slots = concurrency.Slots(store, self.definitions, self._decided, self.outbox)
 
     # deciding
 
@@ -128,7 +130,9 @@ class Coordinator:
         record = self.store.get_workflow(workflow, version, visible_to=visible_to)
         definition = self.definitions.get(record.id)
         data, meta = self._checked(definition, input_data, metadata, mode, idempotency_key)
+        key = concurrency.key_of(definition, data, meta)
         execution_id = str(uuid.uuid4())
+        oldest: str | None = None
         with self.store.transaction() as tx:
             if idempotency_key is not None:
                 existing = tx.execution_by_key(owner, idempotency_key)
@@ -136,6 +140,7 @@ class Coordinator:
                     return self._same_request(existing, record.id, idempotency_key)
             values = new_execution(execution_id, record, owner, mode, data, meta, idempotency_key, tx.now)
             values["total_steps"] = len(definition.steps)
+            values["concurrency_key"] = key
             if not tx.insert_execution(values):
                 existing = tx.execution_by_key(owner, idempotency_key or "")
                 assert existing is not None
@@ -144,9 +149,18 @@ class Coordinator:
                 on_insert(tx, execution_id)
             # a new execution: everything about it is known
             facts = Facts(tx.now, ExecutionRecord(**values), outputs_of=None, runs=(), attempts={})
-            unit, _ = self._decided(tx, facts, actor, steps.begin)
+            act: Callable[[Unit], Any] = steps.begin
+            if key is not None:
+                act, oldest = concurrency.admission(tx, definition, key, execution_id)
+            unit, _ = self._decided(tx, facts, actor, act)
             deciding.apply(tx, unit)
         self.outbox.after_commit(unit)
+        if oldest is not None:  # cancel_in_progress: the new one starts in the slot this frees
+            reason = "concurrency limit: a newer execution takes its slot (strategy cancel_in_progress)"
+            with contextlib.suppress(Conflict, ExecutionNotFound):
+                self.cancel(oldest, "concurrency", reason=reason)
+        elif key is not None and unit.status == E.INITIALIZED:
+            self.slots.release(key)  # (older ones were waiting: they go first if a slot is free)
         return self.store.get_execution(execution_id)
 
     def _checked(
@@ -283,6 +297,9 @@ class Coordinator:
         """After ``unit``'s commit: its children started or synced, its verbs passed on, its
         parent told of its end. The first child's decision, when ``inline``'s worker runs its
         first step in place."""
+        ended = unit.status in TERMINAL_EXECUTION and unit.record.status not in TERMINAL_EXECUTION
+        if ended and unit.record.concurrency_key is not None:
+            self.slots.release(unit.record.concurrency_key)  # its slot is free
         if not unit.children and not unit.cascades and unit.record.parent_execution_id is None:
             return None  # (most decisions: nothing follows them)
         saved = unit.saved_record() or unit.record
@@ -307,12 +324,7 @@ class Coordinator:
                 log.warning("child of %s step %s[%s] not started", unit.id, step, index, exc_info=True)
         for verb, which in unit.cascades:
             self._cascade(unit.id, verb, which)
-        parent = unit.record.parent_execution_id
-        if (
-            parent is not None
-            and unit.status in TERMINAL_EXECUTION
-            and unit.record.status not in TERMINAL_EXECUTION
-        ):
+        if unit.record.parent_execution_id is not None and ended:
             self.child_ended(unit.id, saved)
         return handed
 

@@ -23,9 +23,15 @@ TIMER_TOLERANCE = timedelta(seconds=1)
 DISCARDED = "discarded"
 
 
-def begin(unit: Unit) -> None:
-    """A new execution: it runs, and its first steps open."""
+def begin(unit: Unit, queued: bool = False) -> None:
+    """A new execution: it runs, and its first steps open. One that was ``queued`` for a
+    concurrency slot says so (its history began when it was queued)."""
     record = unit.record
+    if queued:
+        unit.transition(E.RUNNING, "started: a concurrency slot freed")
+        unit.open(planner.start(unit.graph).ready)
+        unit.settle()
+        return
     reason = f"{record.workflow_name} {record.workflow_version}, mode {record.mode}"
     parent = None
     if record.parent_execution_id is not None:  # a child: its history says whose

@@ -153,6 +153,16 @@ class WorkflowBuilder:
         step = {"name": name, "type": "workflow", "workflow": workflow, "version": version, "input": input}
         return self._add({**step, **options}, after, when)
 
+    def concurrency(
+        self, max_running: int, key: str | None = None, strategy: str = "queue"
+    ) -> WorkflowBuilder:
+        """At most ``max_running`` executions at once (per value of ``key``, if given)."""
+        limit: dict[str, Any] = {"max_running": max_running, "strategy": strategy}
+        if key is not None:
+            limit["key"] = key
+        self._document["concurrency"] = limit
+        return self
+
     def edge(self, source: str, target: str, when: str | None = None) -> WorkflowBuilder:
         if self._edges is None:
             self._edges = []

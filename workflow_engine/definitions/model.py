@@ -15,10 +15,12 @@ from typing import Annotated, Any
 import semver
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from workflow_engine.core.expressions import compile_expression
+from workflow_engine.core.expressions import ITEM_NAMES, ROOT_NAMES, compile_expression
 from workflow_engine.core.graph import Edge, Graph
+from workflow_engine.core.limits import Rate, Strategy
 from workflow_engine.core.mapping import PERCENT
 from workflow_engine.core.retry import RetryPolicy
+from workflow_engine.errors import ExpressionError
 
 WORKFLOW_NAME = r"^[a-z0-9][a-z0-9_-]{0,99}$"
 STEP_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$"
@@ -58,7 +60,7 @@ class StepType(StrEnum):
 
 # the fields each step type may have, besides those every step has
 _OWN_FIELDS = {
-    StepType.AGENT: {"agent", "timeout", "retry", "queue", "config"},
+    StepType.AGENT: {"agent", "timeout", "retry", "queue", "config", "rate_limit", "rate_limit_key"},
     StepType.HUMAN: {"input_schema", "assignees"},
     StepType.TIMER: {"delay", "until"},
     StepType.MAP: {
@@ -73,11 +75,25 @@ _OWN_FIELDS = {
         "retry",
         "queue",
         "config",
+        "rate_limit",
+        "rate_limit_key",
     },
     StepType.WORKFLOW: {"workflow", "version", "input"},
     StepType.WAIT: {"signal", "input_schema", "timeout"},
 }
 _COMMON_FIELDS = {"name", "type", "description", "required", "config"}
+
+
+KEY_NAMES = frozenset({"input", "metadata"})  # what a concurrency key may read
+
+
+def _expression(source: str | None, names: frozenset[str]) -> str | None:
+    if source is not None:
+        try:
+            compile_expression(source, names)
+        except ExpressionError as exc:
+            raise ValueError(str(exc)) from None
+    return source
 
 
 class StepDefinition(BaseModel):
@@ -108,6 +124,25 @@ class StepDefinition(BaseModel):
     max_concurrency: int | None = Field(default=None, ge=1, le=100_000)
     tolerated_failures: int | str = 0
     signal: StepName | None = None  # wait: the signal it waits for (None: the step's name)
+    # agent or map: how often its agent may start across the fleet ("100/m"), per key value
+    rate_limit: str | None = None
+    rate_limit_key: str | None = Field(default=None, min_length=1)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            Rate.parse(value)
+        return value
+
+    @field_validator("rate_limit_key")
+    @classmethod
+    def _rate_key(cls, value: str | None) -> str | None:
+        return _expression(value, ROOT_NAMES | ITEM_NAMES)
+
+    @property
+    def rate(self) -> Rate | None:
+        return Rate.parse(self.rate_limit) if self.rate_limit is not None else None
 
     @field_validator("tolerated_failures")
     @classmethod
@@ -153,7 +188,9 @@ class StepDefinition(BaseModel):
             raise ValueError("a workflow step needs 'workflow', the name of the child workflow")
         misplaced = given - _OWN_FIELDS[self.type] - _COMMON_FIELDS
         if self.workflow is not None:  # a child workflow has its own agents, timeouts and retries
-            misplaced |= given & {"timeout", "retry", "queue", "config"}
+            misplaced |= given & {"timeout", "retry", "queue", "config", "rate_limit", "rate_limit_key"}
+        if "rate_limit_key" in given and self.rate_limit is None:
+            raise ValueError("rate_limit_key needs rate_limit")
         if "version" in given and self.workflow is None:
             misplaced.add("version")
         if misplaced:
@@ -180,6 +217,22 @@ def parse_version(version: str) -> semver.Version:
     return semver.Version.parse(version)
 
 
+class ConcurrencyDefinition(BaseModel):
+    """At most ``max_running`` executions of the workflow run at once, or of each value of
+    ``key`` (an expression over ``input`` and ``metadata``); ``strategy`` says what one more does."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str | None = Field(default=None, min_length=1)
+    max_running: int = Field(ge=1, le=100_000)
+    strategy: Strategy = Strategy.QUEUE
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        return _expression(value, KEY_NAMES)
+
+
 class WorkflowHeader(BaseModel):
     """The fields of a definition besides its steps and edges."""
 
@@ -189,6 +242,7 @@ class WorkflowHeader(BaseModel):
     version: str = DEFAULT_VERSION
     description: str = ""
     input_schema: dict[str, Any] | None = None
+    concurrency: ConcurrencyDefinition | None = None
 
     @field_validator("version", mode="before")
     @classmethod

@@ -29,7 +29,7 @@ from workflow_engine.definitions.model import (
 from workflow_engine.definitions.schemas import schema_problem
 from workflow_engine.errors import DefinitionError, ExpressionError, Problem
 
-TOP_LEVEL = ("name", "version", "description", "input_schema", "steps", "edges")
+TOP_LEVEL = ("name", "version", "description", "input_schema", "concurrency", "steps", "edges")
 SEED_STEP_FIELDS = ("timeout_minutes", "retry_on_failure")
 
 # values a definition may hold in all, YAML anchors counted each time they are used (a 10,000-step
@@ -133,7 +133,8 @@ class _Validator:
             return None
 
     def _header(self, raw: Mapping[str, Any]) -> WorkflowHeader | None:
-        fields = {key: raw[key] for key in ("name", "version", "description", "input_schema") if key in raw}
+        header_fields = ("name", "version", "description", "input_schema", "concurrency")
+        fields = {key: raw[key] for key in header_fields if key in raw}
         if fields.get("description") is None:
             fields.pop("description", None)
         try:

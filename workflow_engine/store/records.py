@@ -73,6 +73,7 @@ class ExecutionRecord:
     parent_step: str | None = None
     parent_index: int | None = None
     depth: int = 0
+    concurrency_key: str | None = None
 
     @property
     def percent_complete(self) -> float:

@@ -146,6 +146,9 @@ executions = Table(
     Column("parent_step", String(100), nullable=True),
     Column("parent_index", Integer, nullable=True),
     Column("depth", Integer, nullable=False, server_default=text("0")),
+    # the slot it holds under its workflow's concurrency limit (see core/limits.py): while
+    # initialized it waits for one, once started it holds one until it ends
+    Column("concurrency_key", String(255), nullable=True),
     # moved on by a trigger at every update of the row (migration 0003): a decision planned
     # against a known revision is recorded only if the row is still at it (Coordinator.finish)
     Column("revision", Integer, nullable=False, server_default=text("0")),
@@ -159,6 +162,15 @@ executions = Table(
     Index(None, "workflow_name", "created_at"),
     Index(None, "created_at"),
     Index(None, "parent_execution_id", "created_at"),
+)
+_keyed = executions.c.concurrency_key.is_not(None)
+Index(
+    "ix_wfe_executions_concurrency",
+    executions.c.status,
+    executions.c.concurrency_key,
+    executions.c.created_at,
+    postgresql_where=_keyed,
+    sqlite_where=_keyed,
 )
 
 step_runs = Table(
