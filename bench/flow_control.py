@@ -1,5 +1,9 @@
-"""F1: schedule lateness. Twenty one-second interval schedules, fired by two coordinators.
+"""Flow control in make bench.
 
+W2k: W2's burst (200 five-step chains) with a concurrency key that never binds (one value per
+execution), against W2 without it, interleaved in the same run: what holding a slot costs.
+
+F1: schedule lateness. Twenty one-second interval schedules, fired by two coordinators.
 Lateness is how long after its fire time an execution was created (its row's ``created_at``
 against ``metadata.scheduled_at``, both written by the database's clock side); duplicates are
 fire times that started more than one execution, and missed ones fire times between a
@@ -11,7 +15,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -25,6 +29,35 @@ if TYPE_CHECKING:
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def keyed_burst(bench: Bench, quick: bool) -> Result:
+    from bench.runner import Result, chain_of
+
+    count, runs = (100, 2) if quick else (200, 3)
+    plain = bench.workflow("burst5", chain_of("burst5", 5))
+    keyed = bench.workflow("burst5k", lambda: chain_of("burst5k", 5)().concurrency(100_000, key="input.n"))
+
+    def burst(workflow: str) -> float:
+        began = datetime.now(UTC)
+        ids = [bench.engine.start(workflow, {"n": n}).id for n in range(count)]
+        return count * 5 / (bench.finished(ids, 600) - began).total_seconds()
+
+    with_key: list[float] = []
+    without: list[float] = []
+    for index in range(runs):
+        pair = [(keyed, with_key), (plain, without)]
+        for workflow, into in pair if index % 2 else reversed(pair):
+            into.append(burst(workflow))
+            bench.say(f"  W2k {workflow} run {index + 1}: {into[-1]:.1f} steps/s")
+    result = Result("W2k keyed burst", "steps/s", engine=with_key, higher_is_better=True)
+    ratio = statistics.median(with_key) / statistics.median(without)
+    result.notes = {
+        "workflows": count,
+        "without_key_steps_per_s": round(statistics.median(without), 1),
+        "keyed_vs_plain": round(ratio, 3),
+    }
+    return result
 
 
 def schedule_lateness(bench: Bench, quick: bool) -> Result:
