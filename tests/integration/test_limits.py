@@ -4,7 +4,6 @@ coordinator on Redis and PostgreSQL never run more executions of a key at once t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 

@@ -160,7 +160,7 @@ class Harness:
         if item.kind == "timer":
             self.coordinator.fire_timer(item.run_id)
         else:
-            self.executor.execute(item.run_id, item.task_id, self.inline_steps)
+            self.executor.execute(item.run_id, item.task_id, self.inline_steps, rated=item.rated)
         return True
 
     def work(self, limit: int = 10_000) -> None:

@@ -35,9 +35,10 @@ RUN_IN_PLACE = "run in place by the worker"  # the reason recorded on a run take
 def may_run_in_place(step: StepDefinition, status: str, item: bool = False) -> bool:
     """Whether a worker may run a run of ``step`` in ``status`` (an ``item`` of a map step)
     without a message of its own: a queued agent step (or an item of an agent map) of the
-    default queue, without a timeout."""
+    default queue, without a timeout or a rate limit (checked when its message is taken)."""
     agent = step.type is StepType.AGENT or (item and step.type is StepType.MAP and step.agent is not None)
-    return status == StepStatus.QUEUED and agent and not step.timeout and not step.queue
+    plain = not step.timeout and not step.queue and step.rate_limit is None
+    return status == StepStatus.QUEUED and agent and plain
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ class Dispatch:
     queue: str | None = None
     time_limit: float | None = None
     index: int | None = None  # a map step's item
+    rated: bool = False  # its agent has a rate limit: checked before the run is claimed
 
     @property
     def task_id(self) -> str:
@@ -52,6 +53,7 @@ class Dispatch:
             queue=step.queue,
             time_limit=step.timeout if step.type is not StepType.WAIT else None,
             index=index,
+            rated=step.rate_limit is not None,
         )
 
 

@@ -20,6 +20,7 @@ from workflow_engine.coordinator.facts import Facts
 from workflow_engine.coordinator.finishing import Finishing
 from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome
+from workflow_engine.coordinator.rates import Rates
 from workflow_engine.coordinator.runs import new_execution
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionMode, ExecutionStatus, StepStatus
@@ -71,6 +72,7 @@ class Coordinator:
         self.finishing = Finishing(store, self.definitions, settings, self.events, self.rng, self.outbox)
         self.outbox.follow_up = self._follow_up
         self.slots = concurrency.Slots(store, self.definitions, self._decided, self.outbox)
+        self.rates = Rates(store, self.definitions, dispatcher)
 
     # deciding
 
@@ -198,8 +200,13 @@ class Coordinator:
 
     # worker-facing: see coordinator.finishing
 
-    def claim(self, run_id: int, worker: str, task_id: str | None = None) -> Claim | None:
-        """Take a queued attempt for ``worker``; None when it is no longer there to take."""
+    def claim(
+        self, run_id: int, worker: str, task_id: str | None = None, rated: bool = False
+    ) -> Claim | None:
+        """Take a queued attempt for ``worker``; None when it is no longer there to take, or
+        when its step's rate limit (``rated``) makes it wait."""
+        if rated and self.rates.deferred(run_id):
+            return None
         return self.finishing.claim(run_id, worker, task_id)
 
     def finish(self, claim: Claim, outcome: Outcome, inline: str | None = None) -> Finished:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import semver
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from workflow_engine.core.expressions import ITEM_NAMES, ROOT_NAMES, compile_expression
+from workflow_engine.core.expressions import ITEM_NAMES, compile_expression
 from workflow_engine.core.graph import Edge, Graph
 from workflow_engine.core.limits import Rate, Strategy
 from workflow_engine.core.mapping import PERCENT
@@ -138,7 +138,7 @@ class StepDefinition(BaseModel):
     @field_validator("rate_limit_key")
     @classmethod
     def _rate_key(cls, value: str | None) -> str | None:
-        return _expression(value, ROOT_NAMES | ITEM_NAMES)
+        return _expression(value, KEY_NAMES | ITEM_NAMES)
 
     @property
     def rate(self) -> Rate | None:

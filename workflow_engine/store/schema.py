@@ -343,6 +343,16 @@ schedule_changes = Table(
     Index(None, "schedule_name", "id"),
 )
 
+# when each rate-limited agent started, per key, for the last period (see store/rates.py)
+rate_starts = Table(
+    "wfe_rate_starts",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("key", String(255), nullable=False),
+    _timestamp("at"),
+    Index(None, "key", "at"),
+)
+
 workers = Table(
     "wfe_workers",
     metadata,

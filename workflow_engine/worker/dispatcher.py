@@ -46,7 +46,7 @@ class CeleryDispatcher:
                 self.app.send_task(
                     TASKS[item.kind],
                     args=(item.run_id, item.execution_id, item.step, item.attempt),
-                    kwargs={"workflow": item.workflow},
+                    kwargs={"workflow": item.workflow, **({"rated": True} if item.rated else {})},
                     producer=producer,
                     **self.options(item),
                 )

@@ -111,6 +111,7 @@ class StepExecutor:
         task_id: str | None = None,
         inline_steps: int = 0,
         log_fields: Mapping[str, Any] | None = None,
+        rated: bool = False,
     ) -> Attempted | None:
         """Claim ``run_id``, run it, record what happened; what became of that attempt (None
         when it was taken already: done, cancelled or claimed elsewhere, and left alone).
@@ -118,10 +119,11 @@ class StepExecutor:
         With ``inline_steps``, the step that follows (when it is the only one) is run here,
         at once, up to that many times, instead of going through the broker. Every log line
         written meanwhile carries the step it is about: ``log_fields`` (the message's execution
-        id, step, attempt and workflow) around the claim, then each claimed step's own.
+        id, step, attempt and workflow) around the claim, then each claimed step's own. A
+        ``rated`` run (its step has a rate limit) may be left to wait for its window.
         """
         with logs.bound(**(log_fields or {})):
-            claim = retrying(lambda: self.coordinator.claim(run_id, self.worker_id, task_id))
+            claim = retrying(lambda: self.coordinator.claim(run_id, self.worker_id, task_id, rated))
             if claim is None:
                 log.info("run %s is no longer queued (done, cancelled or taken): left alone", run_id)
         own: Attempted | None = None

@@ -31,7 +31,13 @@ def register_tasks(app: EngineCelery) -> None:
         throws=(StepAttemptFailed,),  # an expected outcome: logged in one line, not as a crash
     )
     def run_step(
-        task: Any, run_id: int, execution_id: str, step: str, attempt: int, workflow: str = ""
+        task: Any,
+        run_id: int,
+        execution_id: str,
+        step: str,
+        attempt: int,
+        workflow: str = "",
+        rated: bool = False,
     ) -> str | None:
         """Run one attempt of one step (the ids are in the arguments so Flower shows them), and
         end in the state of its committed outcome (see :mod:`workflow_engine.worker.reports`)."""
@@ -39,9 +45,10 @@ def register_tasks(app: EngineCelery) -> None:
         limited = any(task.request.timelimit or ())
         inline = 0 if limited else app.settings.inline_steps
         fields = logs.step_fields(execution_id, step, attempt, workflow)
-        attempted = runtime_of(app).executor.execute(run_id, task.request.id, inline, log_fields=fields)
+        executor = runtime_of(app).executor
+        attempted = executor.execute(run_id, task.request.id, inline, log_fields=fields, rated=rated)
         if attempted is None:
-            return "nothing to run (done, cancelled or taken)"
+            return "nothing to run now (done, cancelled, taken, or waiting for its rate limit)"
         if attempted.state == "SUCCESS":
             # the summary is only read by task events: no output is rendered while they are off
             return attempted.summary if app.live_task_events.enabled else None
