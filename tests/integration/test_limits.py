@@ -55,3 +55,27 @@ def test_a_keys_limit_holds_across_two_workers_and_the_queue_drains_oldest_first
     assert most_at_once([spans[e] for e in c1 + c2]) > 2  # another key's executions are not held back
     starts = [spans[e][0] for e in c1]
     assert starts[2:] == sorted(starts[2:])  # the queued ones started oldest first
+
+
+def test_a_rate_limit_holds_across_two_workers(two_workers: Cluster) -> None:
+    engine = two_workers.engine
+    engine.register(
+        WorkflowBuilder("calls")
+        .agent("items", "lister")
+        .map("call", "steps.items.items", agent="echo", after="items", rate_limit="10/s")
+        .build()
+    )
+    view = two_workers.wait(engine.start("calls", {"n": 30}).id, timeout=90)
+    assert view.status == "completed"
+    runs = [
+        r
+        for r in engine.store.step_runs(view.id, items=True)
+        if r.step_name == "call" and r.item_index is not None
+    ]
+    starts = sorted(r.started_at.timestamp() for r in runs if r.started_at is not None)
+    assert len(starts) == 30 and {r.attempt for r in runs} == {1}
+    most = max(sum(1 for s in starts[i:] if s < start + 1.0) for i, start in enumerate(starts))
+    assert most <= 10  # in any one-second window, whichever worker started them
+    assert starts[-1] - starts[0] >= 2.0  # 30 starts at 10/s take at least two seconds
+    workers = {r.worker for r in runs}
+    assert len(workers) >= 2, workers

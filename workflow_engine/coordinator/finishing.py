@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from workflow_engine.coordinator import deciding, delivery, steps
@@ -73,9 +73,12 @@ class Finishing:
         self.outbox = outbox
         self._capacity = (0, 0.0)  # steps the workers run at once, and until when that holds (monotonic)
 
-    def claim(self, run_id: int, worker: str, task_id: str | None = None) -> Claim | None:
-        """Take a queued attempt for ``worker``; None when it is no longer there to take."""
-        claimed = self.store.claim(run_id, worker, task_id)
+    def claim(
+        self, run_id: int, worker: str, task_id: str | None = None, at: datetime | None = None
+    ) -> Claim | None:
+        """Take a queued attempt for ``worker`` (starting ``at``, if given); None when it is no
+        longer there to take."""
+        claimed = self.store.claim(run_id, worker, task_id, at)
         if claimed is None:
             return None
         definition = self.definitions.get(claimed.workflow_id)

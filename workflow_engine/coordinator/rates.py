@@ -45,26 +45,27 @@ class Rates:
         self.definitions = definitions
         self.dispatcher = dispatcher
 
-    def deferred(self, run_id: int) -> bool:
-        """Whether the run must wait for its rate limit (its message published again for then);
-        False when it may start now, its start recorded (or when it is no longer queued)."""
+    def admit(self, run_id: int) -> tuple[bool, datetime | None]:
+        """Whether the run may start now, and the start time its rate limit recorded (it starts
+        then); when it may not, its message is published again for when the window frees. A
+        run no longer queued is admitted with no time: its claim finds it gone."""
         with self.store.transaction() as tx:
             run = tx.run(run_id)
             record = tx.execution(run.execution_id) if run is not None else None
             if run is None or record is None or run.status != StepStatus.QUEUED:
-                return False
+                return True, None
             step = self.definitions.get(record.workflow_id).step(run.step_name)
             rate = step.rate
             if rate is None:
-                return False
-            free_at = rates.take(tx, rate_key(record, step, run), rate)
+                return True, None
+            started, free_at = rates.take(tx, rate_key(record, step, run), rate)
             if free_at is None:
-                return False
+                return True, started
             runs = t.step_runs
             waiting = sa.update(runs).where(runs.c.id == run_id, runs.c.status == StepStatus.QUEUED)
             tx.execute(waiting.values(not_before=free_at, published_at=tx.now))
         self._publish(step, run, record, free_at)
-        return True
+        return False, None
 
     def _publish(
         self, step: StepDefinition, run: StepRunRecord, record: ExecutionRecord, at: datetime

@@ -205,9 +205,12 @@ class Coordinator:
     ) -> Claim | None:
         """Take a queued attempt for ``worker``; None when it is no longer there to take, or
         when its step's rate limit (``rated``) makes it wait."""
-        if rated and self.rates.deferred(run_id):
-            return None
-        return self.finishing.claim(run_id, worker, task_id)
+        at = None
+        if rated:
+            admitted, at = self.rates.admit(run_id)
+            if not admitted:
+                return None
+        return self.finishing.claim(run_id, worker, task_id, at)
 
     def finish(self, claim: Claim, outcome: Outcome, inline: str | None = None) -> Finished:
         """Record what the attempt gave and decide what follows (see :meth:`Finishing.finish`)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exc
@@ -37,13 +38,15 @@ class PostgresStore(Store):
             if extra is not None:
                 extra.dispose()
 
-    def claim(self, run_id: int, worker: str, task_id: str | None = None) -> ClaimedRun | None:
+    def claim(
+        self, run_id: int, worker: str, task_id: str | None = None, at: datetime | None = None
+    ) -> ClaimedRun | None:
         """One statement on sessions that do not wait for the disk (losing a claim only
         republishes the attempt)."""
         if self._fast_engine is None:
             self._fast_engine = create_fast_engine(self.engine.url)
         try:
-            return claim_postgres(self._fast_engine, run_id, worker, task_id, self.clock.now())
+            return claim_postgres(self._fast_engine, run_id, worker, task_id, at or self.clock.now())
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
 

@@ -22,16 +22,16 @@ r = t.rate_starts
 TICK = timedelta(microseconds=1)
 
 
-def take(tx: Tx, key: str, rate: Rate) -> datetime | None:
-    """Record a start of ``key`` now if ``rate`` allows it (None), or the time the window has
-    room again (nothing recorded)."""
+def take(tx: Tx, key: str, rate: Rate) -> tuple[datetime | None, datetime | None]:
+    """Record a start of ``key`` now if ``rate`` allows it: (the time recorded, None); or
+    (None, the time the window has room again), nothing recorded."""
     tx.serialize(f"rate:{key}")
     window = timedelta(seconds=rate.period)
     query = sa.select(r.c.at).where(r.c.key == key, r.c.at > tx.now - window)
     recent: list[datetime] = [row.at for row in tx.execute(query.order_by(r.c.at.desc()).limit(rate.count))]
     if len(recent) >= rate.count:
-        return recent[-1] + window
+        return None, recent[-1] + window
     at = max(tx.now, recent[0] + TICK) if recent else tx.now
     tx.execute(sa.insert(r).values(key=key, at=at))
     tx.execute(sa.delete(r).where(r.c.key == key, r.c.at <= at - window))
-    return None
+    return at, None

@@ -92,9 +92,14 @@ class Store:
     def dispose(self) -> None:
         self.engine.dispose()
 
-    def claim(self, run_id: int, worker: str, task_id: str | None = None) -> ClaimedRun | None:
-        """Take a queued attempt for ``worker`` (queued or retrying → running), or None."""
+    def claim(
+        self, run_id: int, worker: str, task_id: str | None = None, at: datetime | None = None
+    ) -> ClaimedRun | None:
+        """Take a queued attempt for ``worker`` (queued or retrying → running), or None; it
+        starts ``at`` (now, unless a rate limit recorded its start)."""
         with self.transaction() as tx:
+            if at is not None:
+                tx.now = at
             return claim_portable(tx, run_id, worker, task_id)
 
     @contextmanager
