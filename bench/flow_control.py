@@ -3,6 +3,10 @@
 W2k: W2's burst (200 five-step chains) with a concurrency key that never binds (one value per
 execution), against W2 without it, interleaved in the same run: what holding a slot costs.
 
+F2: rate limit precision. A map of 300 items at 50/s over the bench's workers: the achieved
+rate in each one-second window (from the runs' start times, which the limit counted) and the
+most in any sliding one-second window, which must never exceed 50.
+
 F1: schedule lateness. Twenty one-second interval schedules, fired by two coordinators.
 Lateness is how long after its fire time an execution was created (its row's ``created_at``
 against ``metadata.scheduled_at``, both written by the database's clock side); duplicates are
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.store import schema as t
 
 if TYPE_CHECKING:
@@ -105,6 +110,45 @@ def schedule_lateness(bench: Bench, quick: bool) -> Result:
         "mean_ms": round(statistics.fmean(lateness), 1) if lateness else None,
         "duplicates": duplicates,
         "missed": missed,
+    }
+    bench.say(f"  {result.workload}: {result.notes}")
+    return result
+
+
+def rate_precision(bench: Bench, quick: bool) -> Result:
+    from bench.runner import Result
+
+    items, limit = (150, 50) if quick else (300, 50)
+    workflow = bench.workflow(
+        f"rated{items}",
+        lambda: (
+            WorkflowBuilder(f"rated{items}")
+            .agent("items", "bench.items", config={"count": items})
+            .map("each", "steps.items.items", agent="bench.noop", after="items", rate_limit=f"{limit}/s")
+            .agent("join", "bench.noop", after="each")
+        ),
+    )
+    began = datetime.now(UTC)
+    execution_id = bench.engine.start(workflow).id
+    seconds = (bench.finished([execution_id], 600) - began).total_seconds()
+    r = t.step_runs
+    mapped = sa.select(r.c.started_at).where(
+        r.c.execution_id == execution_id, r.c.step_name == "each", r.c.item_index.is_not(None)
+    )
+    with bench.engine.store.reading() as db:
+        starts = sorted(row.started_at.timestamp() for row in db.execute(mapped))
+    most = max(sum(1 for s in starts[i:] if s < start + 1.0) for i, start in enumerate(starts))
+    first = starts[0]
+    per_second = Counter(int(s - first) for s in starts)
+    result = Result(
+        "F2 rate 50/s", "items/s", engine=[len(starts) / (starts[-1] - first)], higher_is_better=True
+    )
+    result.notes = {
+        "items": items,
+        "limit_per_s": limit,
+        "most_in_any_1s_window": most,
+        "per_second": [per_second[k] for k in sorted(per_second)],
+        "workflow_seconds": round(seconds, 2),
     }
     bench.say(f"  {result.workload}: {result.notes}")
     return result

@@ -347,6 +347,7 @@ def workloads(bench: Bench, quick: bool) -> list[Result]:
     results.extend(composition(bench, quick))
     results.append(flow_control.keyed_burst(bench, quick))
     results.append(flow_control.schedule_lateness(bench, quick))
+    results.append(flow_control.rate_precision(bench, quick))
     results.extend(scale(bench, quick))
     return results
 
