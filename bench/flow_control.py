@@ -39,7 +39,7 @@ def percentile(values: list[float], share: float) -> float:
 def keyed_burst(bench: Bench, quick: bool) -> Result:
     from bench.runner import Result, chain_of
 
-    count, runs = (100, 2) if quick else (200, 3)
+    count, runs = (100, 3) if quick else (200, 5)
     plain = bench.workflow("burst5", chain_of("burst5", 5))
     keyed = bench.workflow("burst5k", lambda: chain_of("burst5k", 5)().concurrency(100_000, key="input.n"))
 

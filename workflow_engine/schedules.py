@@ -123,6 +123,8 @@ class Schedules:
                 raise ScheduleNotFound(name)
             return self._view(db, record, history=True)
 
+    show = get  # as `wfe schedule show`
+
     def pause(self, name: str, owner_id: int | None = None, actor: str = "api") -> ScheduleView:
         """No fire time starts anything until resumed (a paused schedule's buffered start waits)."""
         return self._change(name, owner_id, actor, "paused", lambda tx, record: {"paused": True})

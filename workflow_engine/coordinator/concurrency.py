@@ -3,6 +3,7 @@ it does when its key's slots are taken (the rules are :mod:`workflow_engine.core
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -13,7 +14,7 @@ from workflow_engine.coordinator.facts import Facts
 from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import limits
-from workflow_engine.core.expressions import compile_expression
+from workflow_engine.core.expressions import Expression, compile_expression
 from workflow_engine.core.limits import Admission, slot_key
 from workflow_engine.core.states import ExecutionStatus
 from workflow_engine.definitions.model import KEY_NAMES, WorkflowDefinition
@@ -36,10 +37,15 @@ def key_of(definition: WorkflowDefinition, data: Any, metadata: Any) -> str | No
     if limit.key is None:
         return slot_key(definition.name)
     try:
-        value = compile_expression(limit.key, KEY_NAMES).evaluate({"input": data, "metadata": metadata})
+        value = _compiled(limit.key).evaluate({"input": data, "metadata": metadata})
     except ExpressionError as exc:
         raise InputError("input_data", [Problem("concurrency.key", str(exc))]) from None
     return slot_key(definition.name, value, keyed=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> Expression:
+    return compile_expression(source, KEY_NAMES)
 
 
 def described(definition: WorkflowDefinition, running: int) -> str:
@@ -71,12 +77,11 @@ def admission(
     limit = definition.concurrency
     assert limit is not None
     tx.serialize(f"concurrency:{key}")
-    holding = slots.holders(tx, key)
-    older = [e for e in slots.queued(tx, key, limit.max_running + 1) if e != execution_id]
-    taken = len(holding) + len(older)
-    admitted = limits.admit(limit.strategy, taken, limit.max_running)
+    taken = slots.taken(tx, key, limit.max_running, besides=execution_id)
+    admitted = limits.admit(limit.strategy, len(taken), limit.max_running)
     if admitted is Admission.START:
         return steps.begin, None
+    holding = [execution for execution, status in taken if status != E.INITIALIZED]
     oldest = holding[0] if admitted is Admission.CANCEL_OLDEST and holding else None
     return partial(hold_back, admission=admitted, running=len(holding)), oldest
 
@@ -90,6 +95,12 @@ class Slots:
         self.decided = decided
         self.outbox = outbox
 
+    def freed(self, key: str) -> int:
+        """An execution holding one of ``key``'s slots ended: start what waits for it. Without a
+        lock, nothing waiting is seen cheaply; a start that was queueing meanwhile releases
+        after its own commit (see ``Coordinator.start``), so none is left waiting."""
+        return self.release(key) if self.store.waiting_for_slot(key) else 0
+
     def release(self, key: str, actor: str = "concurrency") -> int:
         """Start the executions waiting for ``key``'s slots, oldest first, as many as are free
         (by the limit of the oldest one's workflow version); how many started."""
@@ -97,7 +108,9 @@ class Slots:
         with self.store.transaction() as tx:
             tx.serialize(f"concurrency:{key}")
             waiting = slots.queued(tx, key, 1000)
-            first = tx.execution(waiting[0]) if waiting else None
+            if not waiting:
+                return 0
+            first = tx.execution(waiting[0])
             limit = self.definitions.get(first.workflow_id).concurrency if first else None
             free = limits.free_slots(len(slots.holders(tx, key)), limit.max_running if limit else 1)
             for execution_id in waiting[:free]:

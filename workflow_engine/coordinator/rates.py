@@ -7,8 +7,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-import sqlalchemy as sa
-
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
 from workflow_engine.core.expressions import ITEM_NAMES, compile_expression
@@ -17,7 +15,6 @@ from workflow_engine.core.states import StepStatus
 from workflow_engine.definitions.model import KEY_NAMES, StepDefinition
 from workflow_engine.errors import ExpressionError
 from workflow_engine.store import rates
-from workflow_engine.store import schema as t
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 from workflow_engine.store.repository import Store
 
@@ -61,9 +58,7 @@ class Rates:
             started, free_at = rates.take(tx, rate_key(record, step, run), rate)
             if free_at is None:
                 return True, started
-            runs = t.step_runs
-            waiting = sa.update(runs).where(runs.c.id == run_id, runs.c.status == StepStatus.QUEUED)
-            tx.execute(waiting.values(not_before=free_at, published_at=tx.now))
+            rates.wait(tx, run_id, free_at)
         self._publish(step, run, record, free_at)
         return False, None
 

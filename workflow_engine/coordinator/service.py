@@ -309,7 +309,7 @@ class Coordinator:
         first step in place."""
         ended = unit.status in TERMINAL_EXECUTION and unit.record.status not in TERMINAL_EXECUTION
         if ended and unit.record.concurrency_key is not None:
-            self.slots.release(unit.record.concurrency_key)  # its slot is free
+            self.slots.freed(unit.record.concurrency_key)
         if not unit.children and not unit.cascades and unit.record.parent_execution_id is None:
             return None  # (most decisions: nothing follows them)
         saved = unit.saved_record() or unit.record

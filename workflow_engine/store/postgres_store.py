@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from workflow_engine.clock import Clock
 from workflow_engine.core.states import StepStatus, check_step_update
-from workflow_engine.store import postgres
+from workflow_engine.store import postgres, slots
 from workflow_engine.store.claims import ClaimedRun, claim_postgres
 from workflow_engine.store.counted import Counted, Take, finish_counted, finish_item_counted
 from workflow_engine.store.database import begin, create_engine, create_fast_engine, translate
@@ -37,6 +37,16 @@ class PostgresStore(Store):
         for extra in (self._fast_engine, self._pipeline_engine):
             if extra is not None:
                 extra.dispose()
+
+    def waiting_for_slot(self, key: str) -> bool:
+        """One autocommitted statement (this is asked each time a keyed execution ends)."""
+        if self._fast_engine is None:
+            self._fast_engine = create_fast_engine(self.engine.url)
+        try:
+            with self._fast_engine.connect() as conn:
+                return slots.any_queued(conn, key)
+        except (exc.DBAPIError, exc.TimeoutError) as error:
+            raise translate(error) from error
 
     def claim(
         self, run_id: int, worker: str, task_id: str | None = None, at: datetime | None = None

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from workflow_engine.core.limits import Rate
+from workflow_engine.core.states import StepStatus
 from workflow_engine.store import schema as t
 from workflow_engine.store.transaction import Tx
 
@@ -35,3 +36,10 @@ def take(tx: Tx, key: str, rate: Rate) -> tuple[datetime | None, datetime | None
     tx.execute(sa.insert(r).values(key=key, at=at))
     tx.execute(sa.delete(r).where(r.c.key == key, r.c.at <= at - window))
     return at, None
+
+
+def wait(tx: Tx, run_id: int, until: datetime) -> None:
+    """A queued run waits for its window: due ``until``, its message published now."""
+    runs = t.step_runs
+    waiting = sa.update(runs).where(runs.c.id == run_id, runs.c.status == StepStatus.QUEUED)
+    tx.execute(waiting.values(not_before=until, published_at=tx.now))

@@ -26,6 +26,7 @@ from workflow_engine.errors import (
     WorkflowNotFound,
 )
 from workflow_engine.store import schema as t
+from workflow_engine.store import slots
 from workflow_engine.store.claims import ClaimedRun, claim_portable
 from workflow_engine.store.counted import Counted, Take
 from workflow_engine.store.database import begin
@@ -101,6 +102,12 @@ class Store:
             if at is not None:
                 tx.now = at
             return claim_portable(tx, run_id, worker, task_id)
+
+    def waiting_for_slot(self, key: str) -> bool:
+        """Whether any execution waits for one of the concurrency ``key``'s slots (read as
+        committed, taking no lock)."""
+        with self.reading() as conn:
+            return slots.any_queued(conn, key)
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:

@@ -18,6 +18,18 @@ QUEUED = ExecutionStatus.INITIALIZED
 HOLDING = tuple(sorted(set(ExecutionStatus) - TERMINAL_EXECUTION - {QUEUED}))
 
 
+def taken(db: Runs, key: str, limit: int, besides: str) -> list[tuple[str, str]]:
+    """Up to ``limit`` executions that hold or wait for ``key``'s slots, but for ``besides``,
+    oldest first: (id, status) each."""
+    query = (
+        sa.select(e.c.id, e.c.status)
+        .where(e.c.concurrency_key == key, e.c.status.in_((*HOLDING, QUEUED)), e.c.id != besides)
+        .order_by(e.c.created_at, e.c.id)
+        .limit(limit)
+    )
+    return [(str(row.id), str(row.status)) for row in db.execute(query)]
+
+
 def holders(db: Runs, key: str) -> list[str]:
     """The executions holding ``key``'s slots, oldest first."""
     query = (
@@ -37,6 +49,11 @@ def queued(db: Runs, key: str, limit: int) -> list[str]:
         .limit(limit)
     )
     return [str(row.id) for row in db.execute(query)]
+
+
+def any_queued(db: Runs, key: str) -> bool:
+    query = sa.select(e.c.id).where(e.c.concurrency_key == key, e.c.status == QUEUED).limit(1)
+    return db.execute(query).first() is not None
 
 
 def waiting_keys(db: Runs, limit: int = 1000) -> list[str]:
