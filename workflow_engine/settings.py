@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     map_max_items: int = Field(default=10_000, ge=0)  # the longest list a map step takes
     map_window: int = Field(default=1000, ge=1)  # a map's items queued at once (no max_concurrency)
     max_workflow_depth: int = Field(default=8, ge=0)  # how deep child executions nest
+    # ended executions older than this many days are purged by the coordinators (None: kept)
+    retention_days: float | None = Field(default=None, gt=0)
+    retention_interval: float = Field(default=300.0, gt=0)  # seconds between retention passes
     # the longest a coordinator waits between looks at its schedules (it wakes at each fire time)
     schedule_interval: float = Field(default=1.0, gt=0)
     # a fire time found later than this is missed (unless within its schedule's catch-up window)

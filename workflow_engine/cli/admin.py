@@ -1,12 +1,16 @@
-"""`wfe db upgrade`, `wfe users create`."""
+"""`wfe db upgrade`, `wfe db purge`, `wfe users create`."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
 
 from workflow_engine.cli.output import json_option, print_json
+from workflow_engine.core.retention import parse_age, purgeable
+from workflow_engine.errors import InputError, Problem
+from workflow_engine.retention import Purger
 from workflow_engine.settings import Settings
 from workflow_engine.store import migrate
 from workflow_engine.store.opening import open_store
@@ -32,6 +36,58 @@ def upgrade(settings: Settings, as_json: bool) -> None:
         for text in notes:
             click.echo(f"note: {text}", err=True)
         click.echo(f"database at revision {revision}")
+
+
+@db.command("purge")
+@click.option("--older-than", "older_than", required=True, help="Age of the finish, e.g. 30d, 12h, 90m.")
+@click.option(
+    "--status", "statuses", help="Comma-separated: completed, failed, cancelled (default: all three)."
+)
+@click.option("--workflow", help="Only executions of this workflow.")
+@click.option(
+    "--archive",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write each one to this JSONL file first.",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
+@json_option
+@click.pass_obj
+def purge(
+    settings: Settings,
+    older_than: str,
+    statuses: str | None,
+    workflow: str | None,
+    archive: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Delete ended executions that finished before the cutoff, with their step runs, events,
+    signals and child executions. Running, waiting and paused ones are never touched."""
+    try:
+        age = parse_age(older_than)
+        chosen = purgeable(statuses.split(",")) if statuses is not None else None
+    except ValueError as exc:
+        raise InputError("purge options", [Problem("", str(exc))]) from None
+    store = open_store(settings.database_url)
+    try:
+        with contextlib.ExitStack() as stack:
+            out = (
+                stack.enter_context(open(archive, "a", encoding="utf-8")) if archive and not dry_run else None
+            )
+            report = Purger(store).purge(age, chosen, workflow, out, dry_run)
+    finally:
+        store.dispose()
+    if as_json:
+        print_json(report.as_dict())
+        return
+    verb = "would purge" if dry_run else "purged"
+    rows = ", ".join(f"{count} {name}" for name, count in report.rows.items() if name != "executions")
+    click.echo(
+        f"{verb} {report.executions} executions finished before {report.cutoff.isoformat()}"
+        + (f" ({rows})" if rows else "")
+    )
+    if report.kept_running:
+        click.echo(f"kept {report.kept_running} ended executions with a child still running")
 
 
 @click.group()

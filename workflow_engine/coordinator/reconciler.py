@@ -13,7 +13,8 @@ Each pass, with the clock injected:
 - starts the child a workflow step waits for, or tells the parent of a child that ended, when
   a crash came between the two; cancels children whose parent ended without them;
 - starts executions waiting for a concurrency slot that is free (its holder ended, and what
-  ended it stopped before starting the next).
+  ended it stopped before starting the next);
+- purges ended executions older than ``WFE_RETENTION_DAYS`` (every ``WFE_RETENTION_INTERVAL``).
 
 Every repair is a guarded transaction on a locked execution, so a pass is idempotent and any
 number of reconcilers may run at once: the second to arrive finds nothing left to do.
@@ -30,6 +31,7 @@ from functools import partial
 
 from workflow_engine.clock import Clock
 from workflow_engine.coordinator.service import Coordinator
+from workflow_engine.retention import Purger, Retention
 from workflow_engine.settings import Settings
 from workflow_engine.store import slots
 from workflow_engine.store.records import StepRunRecord
@@ -48,6 +50,7 @@ class Report:
     repaired: int = 0
     children: int = 0
     slots: int = 0
+    purged: int = 0
     errors: list[str] = field(default_factory=list)
 
     def total(self) -> int:
@@ -60,6 +63,7 @@ class Report:
             + self.repaired
             + self.children
             + self.slots
+            + self.purged
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -72,6 +76,7 @@ class Report:
             "repaired": self.repaired,
             "children": self.children,
             "slots": self.slots,
+            "purged": self.purged,
             "errors": self.errors,
         }
 
@@ -84,6 +89,8 @@ class Reconciler:
         self.settings = settings
         self.clock = clock or coordinator.store.clock
         self._stop = threading.Event()
+        purger = Purger(coordinator.store, self.clock)
+        self.retention = Retention(purger, settings.retention_days, settings.retention_interval)
 
     def tick(self) -> Report:
         """One pass over everything; safe to run at any time, from any number of processes."""
@@ -124,10 +131,15 @@ class Reconciler:
         for key in waiting:
             report.slots += self._attempt(report, "slots", partial(self.coordinator.slots.release, key))
 
+        report.purged += self._attempt(report, "retention", self._retain)
         self.store.forget_workers(now - timedelta(days=1))
         if report.total():
             log.info("reconciler: %s", report.as_dict())
         return report
+
+    def _retain(self) -> int:
+        purged = self.retention.due()
+        return purged.executions if purged is not None else 0
 
     def _align(self, execution_id: str, verb: str) -> bool:
         """Pause or resume a child as its parent is."""

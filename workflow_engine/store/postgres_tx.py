@@ -18,6 +18,7 @@ from workflow_engine.store.transaction import Tx
 
 _NOTIFY = sa.text("SELECT pg_notify(:channel, :id)")
 _LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+_TRY_LOCK = sa.text("SELECT pg_try_advisory_xact_lock(hashtext(:key))")
 
 
 class PostgresTx(Tx):
@@ -38,6 +39,9 @@ class PostgresTx(Tx):
 
     def serialize(self, key: str) -> None:
         self.execute(_LOCK, {"key": key})
+
+    def try_serialize(self, key: str) -> bool:
+        return bool(self.execute(_TRY_LOCK, {"key": key}).scalar())
 
     def lock_and_finish_run(
         self, execution_id: str, run_id: int, worker: str, values: Mapping[str, Any]

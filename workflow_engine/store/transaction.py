@@ -112,6 +112,11 @@ class Tx:
         """Hold ``key`` until the transaction ends: transactions that hold the same key run one
         after the other (SQLite runs every write transaction so: nothing to do)."""
 
+    def try_serialize(self, key: str) -> bool:
+        """Hold ``key`` until the transaction ends if no other transaction holds it; whether it
+        is held (SQLite: always, as its writers run one at a time)."""
+        return True
+
     def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]:
         if not self.begun:
             self.connection.exec_driver_sql("BEGIN")
