@@ -8,6 +8,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from workflow_engine.clock import Clock
 from workflow_engine.coordinator import control, deciding, steps
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.facts import Facts
@@ -69,16 +70,17 @@ def hold_back(unit: Unit, admission: Admission, running: int) -> None:
 
 
 def admission(
-    tx: Tx, definition: WorkflowDefinition, key: str, execution_id: str
+    tx: Tx, definition: WorkflowDefinition, key: str, execution_id: str, clock: Clock
 ) -> tuple[Callable[[Unit], Any], str | None]:
     """How the new ``execution_id`` under ``key`` begins, and the running one it cancels (if
     any). The key is held until the transaction ends: two starts never take one slot. Executions
     already waiting go first: while any wait, a new one waits too."""
     limit = definition.concurrency
     assert limit is not None
-    tx.serialize(f"concurrency:{key}")
+    tx.hold(f"concurrency:{key}", clock)
     taken = slots.taken(tx, key, limit.max_running, besides=execution_id)
     admitted = limits.admit(limit.strategy, len(taken), limit.max_running)
+    tx.advance(clock)  # it starts after whatever it saw end
     if admitted is Admission.START:
         return steps.begin, None
     holding = [execution for execution, status in taken if status != E.INITIALIZED]
@@ -106,13 +108,14 @@ class Slots:
         (by the limit of the oldest one's workflow version); how many started."""
         units: list[Unit] = []
         with self.store.transaction() as tx:
-            tx.serialize(f"concurrency:{key}")
+            tx.hold(f"concurrency:{key}", self.store.clock)
             waiting = slots.queued(tx, key, 1000)
             if not waiting:
                 return 0
             first = tx.execution(waiting[0])
             limit = self.definitions.get(first.workflow_id).concurrency if first else None
             free = limits.free_slots(len(slots.holders(tx, key)), limit.max_running if limit else 1)
+            tx.advance(self.store.clock)  # they start after the holders they saw end
             for execution_id in waiting[:free]:
                 record = tx.lock_execution(execution_id)
                 if record is None or record.status != E.INITIALIZED:

@@ -55,7 +55,7 @@ class Rates:
             rate = step.rate
             if rate is None:
                 return True, None
-            started, free_at = rates.take(tx, rate_key(record, step, run), rate)
+            started, free_at = rates.take(tx, rate_key(record, step, run), rate, self.store.clock)
             if free_at is None:
                 return True, started
             rates.wait(tx, run_id, free_at)

@@ -149,11 +149,11 @@ class Coordinator:
                 return self._same_request(existing, record.id, idempotency_key or "")
             if on_insert is not None:
                 on_insert(tx, execution_id)
+            act: Callable[[Unit], Any] = steps.begin
+            if key is not None:  # (it starts once its key is held: the time moves on to then)
+                act, oldest = concurrency.admission(tx, definition, key, execution_id, self.store.clock)
             # a new execution: everything about it is known
             facts = Facts(tx.now, ExecutionRecord(**values), outputs_of=None, runs=(), attempts={})
-            act: Callable[[Unit], Any] = steps.begin
-            if key is not None:
-                act, oldest = concurrency.admission(tx, definition, key, execution_id)
             unit, _ = self._decided(tx, facts, actor, act)
             deciding.apply(tx, unit)
         self.outbox.after_commit(unit)

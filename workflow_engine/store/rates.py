@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from workflow_engine.clock import Clock
 from workflow_engine.core.limits import Rate
 from workflow_engine.core.states import StepStatus
 from workflow_engine.store import schema as t
@@ -23,10 +24,10 @@ r = t.rate_starts
 TICK = timedelta(microseconds=1)
 
 
-def take(tx: Tx, key: str, rate: Rate) -> tuple[datetime | None, datetime | None]:
+def take(tx: Tx, key: str, rate: Rate, clock: Clock) -> tuple[datetime | None, datetime | None]:
     """Record a start of ``key`` now if ``rate`` allows it: (the time recorded, None); or
     (None, the time the window has room again), nothing recorded."""
-    tx.serialize(f"rate:{key}")
+    tx.hold(f"rate:{key}", clock)
     window = timedelta(seconds=rate.period)
     query = sa.select(r.c.at).where(r.c.key == key, r.c.at > tx.now - window)
     recent: list[datetime] = [row.at for row in tx.execute(query.order_by(r.c.at.desc()).limit(rate.count))]

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
+from workflow_engine.clock import Clock
 from workflow_engine.core.states import StepStatus, check_step_update
 from workflow_engine.definitions.model import StepType
 from workflow_engine.errors import StoreError
@@ -111,6 +112,17 @@ class Tx:
     def serialize(self, key: str) -> None:
         """Hold ``key`` until the transaction ends: transactions that hold the same key run one
         after the other (SQLite runs every write transaction so: nothing to do)."""
+
+    def hold(self, key: str, clock: Clock) -> None:
+        """:meth:`serialize`, then move the transaction's time on to when the key is held: what
+        it writes from then on happened after whatever held the key before."""
+        self.serialize(key)
+        self.advance(clock)
+
+    def advance(self, clock: Clock) -> None:
+        """Move the transaction's time on to now: what it writes next is later than anything it
+        has read as committed (a row's time is taken before its transaction commits)."""
+        self.now = max(self.now, clock.now())
 
     def try_serialize(self, key: str) -> bool:
         """Hold ``key`` until the transaction ends if no other transaction holds it; whether it
