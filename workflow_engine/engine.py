@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from workflow_engine.agents import REGISTRY, AgentCatalogue, AgentRegistry
+from workflow_engine.bulk import Bulk
 from workflow_engine.clock import Clock
 from workflow_engine.coordinator.dispatch import Dispatcher
 from workflow_engine.coordinator.scheduler import Scheduler
@@ -71,6 +72,8 @@ class Engine:
         self._feeds: list[EventFeed] = []
         # schedules: engine.schedules.create(...), .list(), .get(name), .pause(name), ...
         self.schedules = Schedules(Scheduler(self.coordinator, settings))
+        # bulk actions by filter: engine.bulk.apply("cancel", ExecutionQuery(...), ...)
+        self.bulk = Bulk(self.coordinator)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, clock: Clock | None = None) -> Engine:

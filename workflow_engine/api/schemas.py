@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workflow_engine.core.states import ExecutionStatus
 from workflow_engine.store.records import EventRecord, WorkflowRecord
 from workflow_engine.views import ExecutionView, StepView
 
@@ -303,3 +304,24 @@ class FiredOut(BaseModel):
     action: str
     execution_id: str | None
     error: str | None
+
+
+class BulkRequest(Strict):
+    """The listing's filters (or explicit ids): every execution they match that the caller
+    may control."""
+
+    workflow: str | None = Field(default=None, max_length=100)
+    status: ExecutionStatus | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    ids: list[str] | None = Field(default=None, max_length=10_000)
+    dry_run: bool = False
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class BulkOut(BaseModel):
+    matched: int
+    changed: int
+    refused: int
+    would_change: int | None = None
+    truncated: bool = False

@@ -61,6 +61,7 @@ class ExecutionQuery:
     created_after: datetime | None = None
     created_before: datetime | None = None
     parent: str | None = None  # the children of this execution
+    ids: tuple[str, ...] | None = None  # only these
     limit: int = 100
     offset: int = 0
 
@@ -297,6 +298,30 @@ class Store:
     def list_executions(self, query: ExecutionQuery) -> tuple[list[ExecutionRecord], int]:
         """A page of executions, newest first, and how many match in all."""
         e = t.executions
+        conditions = self._matching(query)
+        page = (
+            sa.select(e)
+            .where(*conditions)
+            .order_by(e.c.created_at.desc(), e.c.id.desc())
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        count = sa.select(sa.func.count()).select_from(e).where(*conditions)
+        with self.reading() as conn:
+            records = [from_row(ExecutionRecord, row) for row in conn.execute(page)]
+            total = conn.execute(count).scalar_one()
+        return records, total
+
+    def matching(self, query: ExecutionQuery, limit: int) -> list[tuple[str, str]]:
+        """Up to ``limit`` executions the query's filters match, oldest first: (id, status)."""
+        e = t.executions
+        ordered = sa.select(e.c.id, e.c.status).where(*self._matching(query)).order_by(e.c.created_at, e.c.id)
+        with self.reading() as conn:
+            return [(str(row.id), str(row.status)) for row in conn.execute(ordered.limit(limit))]
+
+    @staticmethod
+    def _matching(query: ExecutionQuery) -> list[sa.ColumnElement[bool]]:
+        e = t.executions
         conditions: list[sa.ColumnElement[bool]] = []
         if query.owner_id is not None:
             conditions.append(e.c.owner_id == query.owner_id)
@@ -310,18 +335,9 @@ class Store:
             conditions.append(e.c.created_at < query.created_before)
         if query.parent is not None:
             conditions.append(e.c.parent_execution_id == query.parent)
-        page = (
-            sa.select(e)
-            .where(*conditions)
-            .order_by(e.c.created_at.desc(), e.c.id.desc())
-            .limit(query.limit)
-            .offset(query.offset)
-        )
-        count = sa.select(sa.func.count()).select_from(e).where(*conditions)
-        with self.reading() as conn:
-            records = [from_row(ExecutionRecord, row) for row in conn.execute(page)]
-            total = conn.execute(count).scalar_one()
-        return records, total
+        if query.ids is not None:
+            conditions.append(e.c.id.in_(query.ids))
+        return conditions
 
     def children(
         self,

@@ -75,6 +75,9 @@ def list_executions(
     created_after: Timestamp = None,
     created_before: Timestamp = None,
     parent: Annotated[str | None, Query(max_length=36, description="children of this execution")] = None,
+    ids: Annotated[
+        str | None, Query(max_length=37_000, description="only these executions: comma-separated ids")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> ExecutionPage:
@@ -86,6 +89,7 @@ def list_executions(
         created_after=created_after,
         created_before=created_before,
         parent=parent,
+        ids=tuple(i.strip() for i in ids.split(",") if i.strip()) if ids is not None else None,
         limit=limit,
         offset=offset,
     )
