@@ -27,6 +27,7 @@ from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.core.states import SETTLED_EXECUTION, TERMINAL_EXECUTION
 from workflow_engine.definitions.loader import Source, load
 from workflow_engine.definitions.validation import unknown_children
+from workflow_engine.error_groups import ErrorGroups
 from workflow_engine.errors import DefinitionError, WorkflowNotFound
 from workflow_engine.events import EventBus
 from workflow_engine.monitoring import open_tasks
@@ -74,6 +75,8 @@ class Engine:
         self.schedules = Schedules(Scheduler(self.coordinator, settings))
         # bulk actions by filter: engine.bulk.apply("cancel", ExecutionQuery(...), ...)
         self.bulk = Bulk(self.coordinator)
+        # error groups: engine.errors.list(since), .get(group), .retry(group)
+        self.errors = ErrorGroups(self.coordinator)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, clock: Clock | None = None) -> Engine:

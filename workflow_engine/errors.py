@@ -3,7 +3,8 @@
     WorkflowEngineError
     ├── DefinitionError          a definition has problems (all of them, with locations)
     ├── InputError               data does not match a schema (execution input, human task data)
-    ├── NotFound                 WorkflowNotFound, ExecutionNotFound, StepNotFound, ScheduleNotFound
+    ├── NotFound                 WorkflowNotFound, ExecutionNotFound, StepNotFound, ScheduleNotFound,
+    │                            ErrorGroupNotFound, UserNotFound, SignalNotFound
     ├── Conflict                 NameTaken, DefinitionExists, InvalidTransition, InvalidOperation
     ├── AuthError                AuthenticationFailed (401), PermissionDenied (403), TooManyAttempts (429)
     ├── ExpressionError          a condition does not parse, is unsafe, or fails to evaluate
@@ -96,6 +97,10 @@ class UserNotFound(NotFound):
 
 class ScheduleNotFound(NotFound):
     kind = "schedule"
+
+
+class ErrorGroupNotFound(NotFound):
+    kind = "error group"
 
 
 class SignalNotFound(NotFound):

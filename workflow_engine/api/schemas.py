@@ -325,3 +325,16 @@ class BulkOut(BaseModel):
     refused: int
     would_change: int | None = None
     truncated: bool = False
+
+
+class ErrorGroupOut(BaseModel):
+    group: str
+    workflow: str
+    step: str
+    error_type: str
+    code: str | None
+    message: str
+    count: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    execution_ids: list[str]

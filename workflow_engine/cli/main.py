@@ -25,9 +25,9 @@ def cli(ctx: click.Context) -> None:
 
 
 def _register_commands() -> None:
-    from workflow_engine.cli import admin, bulk, definitions, executions, processes, schedules
+    from workflow_engine.cli import admin, bulk, definitions, errors, executions, processes, schedules
 
-    for module in (definitions, executions, bulk, schedules, processes, admin):
+    for module in (definitions, executions, bulk, errors, schedules, processes, admin):
         for command in module.COMMANDS:
             cli.add_command(command)
 

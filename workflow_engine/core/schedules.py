@@ -108,9 +108,7 @@ class Due:
     cursor: datetime | None = None
 
 
-def due(
-    timing: Timing, cursor: datetime, now: datetime, catchup_window: float, late_after: float
-) -> Due:
+def due(timing: Timing, cursor: datetime, now: datetime, catchup_window: float, late_after: float) -> Due:
     """The fire times due at ``now`` for a schedule whose first unhandled fire time is ``cursor``."""
     if cursor > now:
         return Due(cursor=cursor)

@@ -246,6 +246,8 @@ Index(
 OPEN_RUN_STATUSES = ("pending", "queued", "retrying", "running", "waiting")
 _open = step_runs.c.status.in_(OPEN_RUN_STATUSES)
 Index("ix_wfe_step_runs_open", step_runs.c.status, postgresql_where=_open, sqlite_where=_open)
+_failed = step_runs.c.error_type.is_not(None)
+Index("ix_wfe_step_runs_errors", step_runs.c.finished_at, postgresql_where=_failed, sqlite_where=_failed)
 _carried = step_runs.c.carried
 Index(
     "ix_wfe_step_runs_carried",
