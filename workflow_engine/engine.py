@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from workflow_engine.agents import REGISTRY, AgentCatalogue, AgentRegistry
+from workflow_engine.audit import Audit
 from workflow_engine.bulk import Bulk
 from workflow_engine.clock import Clock
 from workflow_engine.coordinator.dispatch import Dispatcher
@@ -77,6 +78,7 @@ class Engine:
         self.bulk = Bulk(self.coordinator)
         # error groups: engine.errors.list(since), .get(group), .retry(group)
         self.errors = ErrorGroups(self.coordinator)
+        self.audit = Audit(store)  # refused requests, spent refresh tokens
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, clock: Clock | None = None) -> Engine:

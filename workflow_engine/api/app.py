@@ -14,6 +14,7 @@ from workflow_engine.api import errors
 from workflow_engine.api.auth import Tokens
 from workflow_engine.api.limits import RequestLimits
 from workflow_engine.api.routes import (
+    audit,
     auth,
     bulk,
     error_groups,
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.registry = api_registry(engine.store)
     errors.install(app)
     api = APIRouter(prefix="/api/v1")
-    for module in (auth, workflows, bulk, executions, schedules, error_groups, monitoring):
+    for module in (auth, audit, workflows, bulk, executions, schedules, error_groups, monitoring):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(monitoring.router, include_in_schema=False)  # /health and /metrics at the root too

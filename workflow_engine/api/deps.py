@@ -33,6 +33,7 @@ TokensDep = Annotated[Tokens, Depends(tokens_of)]
 
 
 async def current_user(
+    request: Request,
     engine: EngineDep,
     tokens: TokensDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -42,6 +43,7 @@ async def current_user(
         raise AuthenticationFailed("missing bearer token")
     claims = tokens.verify(credentials.credentials, "access")
     user = await active_user(engine, claims)
+    request.state.username = user.username  # (a refused request is audited under it)
     return Principal(user.id, user.username, user.role)
 
 

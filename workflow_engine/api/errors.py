@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from workflow_engine import errors
 
@@ -43,10 +44,21 @@ def body_of(error: Exception) -> dict[str, Any]:
     return body
 
 
+async def _audit(request: Request, status: int) -> None:
+    """Record a refused request: who (if known), from where, which route."""
+    audit = request.app.state.engine.audit
+    username = getattr(request.state, "username", None)
+    address = request.client.host if request.client else "unknown"
+    route = f"{request.method} {request.url.path}"
+    await run_in_threadpool(audit.record, username, address, route, status)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.WorkflowEngineError)
     async def engine_error(request: Request, error: errors.WorkflowEngineError) -> JSONResponse:
         status = status_of(error)
+        if status in (401, 403):
+            await _audit(request, status)
         if status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, error)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None

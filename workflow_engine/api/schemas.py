@@ -338,3 +338,13 @@ class ErrorGroupOut(BaseModel):
     first_seen: datetime | None
     last_seen: datetime | None
     execution_ids: list[str]
+
+
+class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    username: str | None
+    address: str
+    route: str
+    status: int

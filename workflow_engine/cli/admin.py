@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from dataclasses import asdict
 
 import click
 
+from workflow_engine.audit import Audit
 from workflow_engine.cli.output import json_option, print_json
 from workflow_engine.core.retention import parse_age, purgeable
 from workflow_engine.errors import InputError, Problem
@@ -90,6 +92,24 @@ def purge(
         click.echo(f"kept {report.kept_running} ended executions with a child still running")
 
 
+@click.command("audit")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@json_option
+@click.pass_obj
+def audit(settings: Settings, limit: int, as_json: bool) -> None:
+    """Failed logins and refused API requests, newest first."""
+    store = open_store(settings.database_url)
+    try:
+        records = Audit(store).recent(limit)
+    finally:
+        store.dispose()
+    if as_json:
+        print_json([{k: v for k, v in asdict(r).items() if k != "id"} for r in records])
+        return
+    for r in records:
+        click.echo(f"{r.at.isoformat()}  {r.status}  {r.username or '-'}  {r.address}  {r.route}")
+
+
 @click.group()
 def users() -> None:
     """API users."""
@@ -118,4 +138,4 @@ def create(settings: Settings, username: str, role: str, password_stdin: bool, a
         click.echo(f"created {user.role} {user.username}")
 
 
-COMMANDS = [db, users]
+COMMANDS = [db, users, audit]

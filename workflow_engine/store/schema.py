@@ -114,6 +114,31 @@ login_failures = Table(
     Index(None, "address", "at"),
 )
 
+# refresh tokens that may not be used again: exchanged for a new pair, or revoked by a logout
+spent_tokens = Table(
+    "wfe_spent_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("user_id", Integer, nullable=False),
+    Column("reason", String(16), nullable=False),  # refreshed, revoked
+    _timestamp("expires_at"),  # after which the token is refused anyway: the row may go
+    _timestamp("spent_at"),
+    Index(None, "expires_at"),
+)
+
+# refused requests (401, 403) and failed logins: who, when, from where, on which route
+audit = Table(
+    "wfe_audit",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    _timestamp("at"),
+    Column("username", String(150), nullable=True),
+    Column("address", String(64), nullable=False),
+    Column("route", String(200), nullable=False),
+    Column("status", Integer, nullable=False),
+    Index(None, "at"),
+)
+
 executions = Table(
     "wfe_executions",
     metadata,

@@ -1,20 +1,23 @@
-"""POST /auth/token and /auth/refresh."""
+"""POST /auth/token, /auth/refresh and /auth/logout."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import pydantic
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from workflow_engine.api.auth import TokenPair
+from workflow_engine.api.auth import TokenPair, Tokens
 from workflow_engine.api.deps import EngineDep, TokensDep, active_user
 from workflow_engine.api.limits import body_kind
 from workflow_engine.api.schemas import Credentials, RefreshRequest, TokenOut
-from workflow_engine.errors import InputError, Problem, TooManyAttempts
+from workflow_engine.engine import Engine
+from workflow_engine.errors import AuthenticationFailed, InputError, Problem, TooManyAttempts
 from workflow_engine.users import LoginBrake
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -73,6 +76,7 @@ async def _credentials(request: Request) -> Credentials:
 async def token(request: Request, engine: EngineDep, tokens: TokensDep) -> TokenOut:
     """Exchange a username and password for an access token and a refresh token."""
     credentials = await _credentials(request)
+    request.state.username = credentials.username  # (a refused login is audited under it)
     logins: LoginBrake = request.app.state.logins
     hashing: anyio.Semaphore = request.app.state.hashing
     address = request.client.host if request.client else "unknown"
@@ -92,6 +96,28 @@ async def token(request: Request, engine: EngineDep, tokens: TokensDep) -> Token
 
 @router.post("/refresh", response_model=TokenOut)
 async def refresh(body: RefreshRequest, engine: EngineDep, tokens: TokensDep) -> TokenOut:
-    """A new token pair for a valid refresh token."""
-    user = await active_user(engine, tokens.verify(body.refresh_token, "refresh"))
+    """A new token pair for a valid refresh token, which is spent: it is refused from then on
+    (as is one revoked by a logout)."""
+    claims = tokens.verify(body.refresh_token, "refresh")
+    user = await active_user(engine, claims)
+    await _spend(engine, tokens, claims, user.id, "refreshed")
     return _out(tokens.issue(user))
+
+
+@router.post("/logout", status_code=204)
+async def logout(body: RefreshRequest, engine: EngineDep, tokens: TokensDep) -> Response:
+    """Revoke a refresh token: it is refused from then on (access tokens expire on their own)."""
+    claims = tokens.verify(body.refresh_token, "refresh")
+    with contextlib.suppress(AuthenticationFailed):  # revoked already: nothing more to do
+        await _spend(engine, tokens, claims, int(claims["sub"]), "revoked")
+    return Response(status_code=204)
+
+
+async def _spend(engine: Engine, tokens: Tokens, claims: dict[str, Any], user_id: int, reason: str) -> None:
+    jti, expires = claims.get("jti"), claims.get("exp")
+    if not isinstance(jti, str) or not 0 < len(jti) <= 64 or not isinstance(expires, int):
+        raise AuthenticationFailed("invalid token")
+    expires_at = datetime.fromtimestamp(expires, UTC)
+    spent = await run_in_threadpool(engine.audit.spend, jti, user_id, reason, expires_at, tokens.clock.now())
+    if not spent:
+        raise AuthenticationFailed("refresh token already used or revoked")

@@ -58,7 +58,7 @@ async def metrics_reader(
         and hmac.compare_digest(credentials.credentials.encode(), static.get_secret_value().encode())
     ):
         return
-    principal = await current_user(engine, tokens, credentials)
+    principal = await current_user(request, engine, tokens, credentials)
     if not principal.is_admin:
         raise PermissionDenied("Prometheus metrics are for admins and the scrape token")
 

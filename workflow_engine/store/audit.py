@@ -1,0 +1,54 @@
+"""Spent refresh tokens and the audit of refused requests, in the database.
+
+A refresh token is spent once: the primary key on its id refuses a second spend, so two
+requests racing with the same token cannot both be exchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from workflow_engine.store import schema as t
+from workflow_engine.store.transaction import Tx
+
+AUDIT_KEPT = timedelta(days=90)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    at: datetime
+    username: str | None
+    address: str
+    route: str
+    status: int
+
+
+def spend(tx: Tx, jti: str, user_id: int, reason: str, expires_at: datetime, now: datetime) -> bool:
+    """Mark a refresh token spent; False when it was already (refreshed or revoked). Tokens
+    expired by ``now`` (the clock tokens are issued by) are refused anyway: their rows go."""
+    tx.execute(sa.delete(t.spent_tokens).where(t.spent_tokens.c.expires_at < now))
+    values = {"jti": jti, "user_id": user_id, "reason": reason, "expires_at": expires_at, "spent_at": tx.now}
+    return tx.insert_ignoring_conflicts(t.spent_tokens, values, ["jti"])
+
+
+def record(tx: Tx, username: str | None, address: str, route: str, status: int) -> None:
+    a = t.audit
+    values = {
+        "at": tx.now,
+        "username": username,
+        "address": address[:64],
+        "route": route[:200],
+        "status": status,
+    }
+    tx.execute(sa.insert(a).values(values))
+    tx.execute(sa.delete(a).where(a.c.at < tx.now - AUDIT_KEPT))
+
+
+def recent(db: Tx | sa.Connection, limit: int) -> list[AuditRecord]:
+    a = t.audit
+    rows = db.execute(sa.select(a).order_by(a.c.at.desc(), a.c.id.desc()).limit(limit))
+    return [AuditRecord(**row._mapping) for row in rows]
