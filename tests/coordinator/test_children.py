@@ -297,3 +297,46 @@ def test_a_step_run_again_with_other_input_starts_a_new_child(harness: Harness) 
     children = harness.store.children(view.id)
     assert [(c.input, c.status) for c in children] == [({"n": 1}, "failed"), ({"n": 2}, "completed")]
     assert done.steps[1].output == {"finish": {"final": 5}}
+
+
+def test_a_parents_late_cancel_never_stops_the_children_of_its_retry(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The map fails while a child runs; the cancel meant for it arrives only after the parent
+    was retried: the old child is stopped, the retry's new child is not, and the map completes."""
+
+    def finish(ctx: AgentContext) -> dict[str, Any]:
+        if ctx.input["n"] == 2:
+            harness.coordinator.outbox.follow_up = None  # what follows this failure comes late
+            raise FatalError("no 2")
+        return {"final": ctx.input["n"]}
+
+    harness.agent("double", lambda ctx: {"doubled": ctx.input["n"] * 2})
+    harness.agent("finish", finish)
+    harness.register(WorkflowBuilder("child").agent("double").agent("finish"))
+    harness.agent("begin", lambda ctx: {"ns": [1, 2, 3]})
+    harness.register(
+        WorkflowBuilder("fan")
+        .agent("begin")
+        .map("kids", "steps.begin.ns", workflow="child", input={"n": "item"}, after="begin")
+    )
+    record = harness.start("fan")
+    while harness.coordinator.outbox.follow_up is not None:
+        assert harness.deliver_one()
+    kids = {c.parent_index: c for c in harness.store.children(record.id)}
+    assert kids[1].status != "running" and kids[2].status == "running"
+    harness.coordinator.child_ended(kids[1].id)  # the map fails; its cancel for kid 2 is not sent
+    assert harness.store.get_execution(record.id).status == "failed"
+    assert harness.store.get_execution(kids[2].id).status == "running"
+    harness.coordinator.outbox.follow_up = harness.coordinator._follow_up
+    harness.agent("finish", lambda ctx: {"final": ctx.input["n"]})  # the fix is deployed
+    monkeypatch.setattr(harness.clock, "now", lambda: harness.clock.advance(0.001))  # time passes
+    harness.coordinator.retry(record.id, "op")
+    harness.coordinator._cascade(record.id, "cancel", "kids", 0)  # the failure's cancel, late
+    harness.work()
+    done = harness.view(record.id)
+    assert done.status == "completed", done.error
+    assert done.steps[1].output["results"] == [{"finish": {"final": n}} for n in (1, 2, 3)]
+    assert harness.store.get_execution(kids[2].id).status == "cancelled"  # the old one stopped
+    latest = {c.parent_index: c for c in harness.store.children(record.id)}
+    assert latest[2].id != kids[2].id and latest[2].status == "completed"

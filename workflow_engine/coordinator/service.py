@@ -77,15 +77,23 @@ class Coordinator:
     # deciding
 
     def decide(
-        self, execution_id: str, actor: str, act: Callable[[Unit], T], owner_id: int | None = None
+        self,
+        execution_id: str,
+        actor: str,
+        act: Callable[[Unit], T],
+        owner_id: int | None = None,
+        guard: Callable[[Tx], None] | None = None,
     ) -> T:
         """Lock ``execution_id``, let ``act`` decide on its unit (see
         :mod:`~workflow_engine.coordinator.deciding`), write the changes and commit, then publish
-        what it decided. What ``act`` returned."""
+        what it decided. What ``act`` returned. ``guard`` reads what else must hold once the
+        execution is locked, raising InvalidOperation when it does not."""
         with self.store.transaction() as tx:
             record = tx.lock_execution(execution_id, owner_id)
             if record is None:
                 raise ExecutionNotFound(execution_id)
+            if guard is not None:
+                guard(tx)
             unit, result = self._decided(tx, Facts(tx.now, record), actor, act)
             deciding.apply(tx, unit)
         self.outbox.after_commit(unit)
@@ -333,7 +341,7 @@ class Coordinator:
             except Exception:  # one child must not stop the others: the reconciler repairs it
                 log.warning("child of %s step %s[%s] not started", unit.id, step, index, exc_info=True)
         for verb, which in unit.cascades:
-            self._cascade(unit.id, verb, which)
+            self._cascade(unit.id, verb, which, saved.retries)
         if unit.record.parent_execution_id is not None and ended:
             self.child_ended(unit.id, saved)
         return handed
@@ -393,6 +401,7 @@ class Coordinator:
                 now_parent = tx.execution(parent.id)
                 if waiting is None or now_parent is None or now_parent.status in TERMINAL_EXECUTION:
                     return None  # the step ended meanwhile (cancelled, reset): no child
+                tx.now = max(tx.now, waiting.queued_at)  # (started after its run, whatever the clocks)
                 values = new_execution(
                     child_id, record, parent.owner_id, parent.mode, child_input, parent.metadata, None, tx.now
                 )
@@ -439,8 +448,10 @@ class Coordinator:
             )
         )
 
-    def _cascade(self, parent_id: str, verb: str, step: str | None) -> None:
-        """Pass a parent's pause, resume or cancel on to its children that can take it."""
+    def _cascade(self, parent_id: str, verb: str, step: str | None, retries: int | None = None) -> None:
+        """Pass a parent's pause, resume or cancel on to its children that can take it. A cancel
+        decided when the parent had been retried ``retries`` times is not passed on once it has
+        been retried again: the children running then are its retry's."""
         takes = {
             "pause": (E.RUNNING, E.WAITING),
             "resume": (E.PAUSED,),
@@ -454,7 +465,12 @@ class Coordinator:
                 elif verb == "resume":
                     self.resume(child.id, actor)
                 else:
-                    self.cancel(child.id, actor, reason="parent stopped")
+                    self.decide(
+                        child.id,
+                        actor,
+                        lambda unit: control.cancel(unit, "parent stopped"),
+                        guard=None if retries is None else partial(_not_retried, parent_id, retries),
+                    )
             except (InvalidOperation, ExecutionNotFound):
                 log.info("child %s of %s did not take %s", child.id, parent_id, verb)
 
@@ -480,6 +496,11 @@ class Coordinator:
     def retry(
         self, execution_id: str, actor: str, owner_id: int | None = None, from_step: str | None = None
     ) -> list[str]:
+        record = self.store.get_execution(execution_id)
+        if record.status in TERMINAL_EXECUTION and owner_id in (None, record.owner_id):
+            # children still stopping with it (their cancel follows its end) are stopped first:
+            # what runs when the retry's runs look for their children is the retry's
+            self._cascade(execution_id, "cancel", None, record.retries)
         return self.decide(execution_id, actor, lambda unit: control.retry(unit, from_step), owner_id)
 
     def next_step(self, execution_id: str, actor: str, owner_id: int | None = None) -> str:
@@ -505,3 +526,9 @@ class Coordinator:
         return self.decide(
             execution_id, actor, lambda unit: waiting.send_signal(unit, name, data, actor), owner_id
         )
+
+
+def _not_retried(parent_id: str, retries: int, tx: Tx) -> None:
+    parent = tx.execution(parent_id)
+    if parent is None or parent.retries != retries:
+        raise InvalidOperation(f"execution {parent_id} was retried since")
