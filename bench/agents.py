@@ -23,3 +23,11 @@ def sleep10(ctx: AgentContext) -> dict[str, Any]:
 def items(ctx: AgentContext) -> dict[str, Any]:
     """The list a map runs over: ``config.count`` numbers."""
     return {"items": list(range(int(ctx.config.get("count", 200))))}
+
+
+@agent("bench.fail")
+def fail(ctx: AgentContext) -> dict[str, Any]:
+    """Fails for good, with a message that differs by number only (one error group)."""
+    from workflow_engine.errors import FatalError
+
+    raise FatalError(f"upstream answered 503 for order {ctx.input.get('n', 0)}")

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     # ended executions older than this many days are purged by the coordinators (None: kept)
     retention_days: float | None = Field(default=None, gt=0)
     retention_interval: float = Field(default=300.0, gt=0)  # seconds between retention passes
+    # `wfe db purge` rests this many times as long as each batch took (0: it never rests)
+    purge_rest: float = Field(default=3.0, ge=0)
     # the longest a coordinator waits between looks at its schedules (it wakes at each fire time)
     schedule_interval: float = Field(default=1.0, gt=0)
     # a fire time found later than this is missed (unless within its schedule's catch-up window)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from tests.support.harness import Harness
 from workflow_engine.definitions import WorkflowBuilder
-from workflow_engine.retention import Purger
+from workflow_engine.retention import Purger, Retention
 from workflow_engine.store import schema as t
 
 DAY = 86400
@@ -111,3 +111,29 @@ def test_coordinators_apply_the_retention_period_continuously(database_url: str)
         assert not present(harness, first.id) and present(harness, second.id)
     finally:
         harness.close()
+
+
+def test_a_purge_rests_after_each_batch_for_a_share_of_its_time_and_stops_after_its_batches(
+    setup: Harness,
+) -> None:
+    old = [setup.run("boom").id for _ in range(5)]
+    setup.clock.advance(2 * DAY)
+    rests: list[float] = []
+    purger = Purger(setup.store, setup.clock, sleep=rests.append)
+    report = purger.purge(timedelta(days=1), batch=2, rest=1.0, batches=2)
+    assert (report.executions, report.more) == (4, True)  # two batches of two, then it stops
+    assert len(rests) == 2 and all(seconds > 0 for seconds in rests)
+    assert report.rows["events"] > 0 and report.rows["step_runs"] == 4
+    assert sum(present(setup, x) for x in old) == 1
+    rests.clear()
+    rest = purger.purge(timedelta(days=1), batch=2, batches=2)
+    assert (rest.executions, rest.more, rests) == (1, False, [])  # the last one; no rest asked
+
+
+def test_a_retention_pass_that_leaves_more_goes_on_at_the_next_tick(setup: Harness) -> None:
+    for _ in range(3):
+        setup.run("boom")
+    setup.clock.advance(2 * DAY)
+    retention = Retention(Purger(setup.store, setup.clock), days=1, interval=DAY, batches=1, batch=2)
+    passes = [retention.due() for _ in range(3)]
+    assert [(p.executions, p.more) if p else None for p in passes] == [(2, True), (1, False), None]

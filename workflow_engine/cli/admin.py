@@ -76,7 +76,7 @@ def purge(
             out = (
                 stack.enter_context(open(archive, "a", encoding="utf-8")) if archive and not dry_run else None
             )
-            report = Purger(store).purge(age, chosen, workflow, out, dry_run)
+            report = Purger(store).purge(age, chosen, workflow, out, dry_run, rest=settings.purge_rest)
     finally:
         store.dispose()
     if as_json:

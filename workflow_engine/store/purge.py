@@ -103,9 +103,12 @@ def counts(db: Runs, ids: Sequence[str]) -> dict[str, int]:
     return found
 
 
-def delete(tx: Runs, ids: Sequence[str]) -> None:
-    """Delete the executions and what belongs to them; only ended ones (checked again here)."""
+def delete(tx: Runs, ids: Sequence[str]) -> dict[str, int]:
+    """Delete the executions and what belongs to them; only ended ones (checked again here). How
+    many rows went, by table."""
     ended = sa.select(e.c.id).where(e.c.id.in_(ids), e.c.status.in_(sorted(TERMINAL_EXECUTION)))
-    for table in (t.events, t.signals, t.step_runs):
-        tx.execute(sa.delete(table).where(table.c.execution_id.in_(ended)))
-    tx.execute(sa.delete(e).where(e.c.id.in_(ended)))
+    gone = {}
+    for name, table in (("events", t.events), ("signals", t.signals), ("step_runs", t.step_runs)):
+        gone[name] = tx.execute(sa.delete(table).where(table.c.execution_id.in_(ended))).rowcount
+    gone["executions"] = tx.execute(sa.delete(e).where(e.c.id.in_(ended))).rowcount
+    return gone
