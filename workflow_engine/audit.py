@@ -34,3 +34,8 @@ class Audit:
         """Spend a refresh token: False when it was spent already."""
         with self.store.transaction() as tx:
             return rows.spend(tx, jti, user_id, reason, expires_at, now)
+
+    def is_spent(self, jti: str) -> bool:
+        """Whether a refresh token was spent (a monitor session ended by its logout)."""
+        with self.store.reading() as db:
+            return rows.is_spent(db, jti)

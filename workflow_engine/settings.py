@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     # many times in a row, instead of publishing it (0: always publish)
     inline_steps: int = Field(default=50, ge=0)
     heartbeat_interval: float = Field(default=5.0, gt=0)
+    # the monitor links each attempt to its task in Flower at this address (None: no link)
+    flower_url: str | None = Field(default=None, pattern=r"^https?://")
     worker_lost_after: float = Field(default=30.0, gt=0)
     redispatch_after: float = Field(default=120.0, gt=0)
     reconcile_interval: float = Field(default=2.0, gt=0)

@@ -27,6 +27,7 @@ from workflow_engine.engine import Engine
 from workflow_engine.errors import ConfigurationError
 from workflow_engine.metrics import api_registry
 from workflow_engine.settings import DEFAULT_JWT_SECRET, EXAMPLE_JWT_SECRET, PLACEHOLDER_MARK, Settings
+from workflow_engine.ui import routes as monitor
 from workflow_engine.users import LoginBrake
 
 MIN_PRODUCTION_SECRET = 32
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(monitoring.router, include_in_schema=False)  # /health and /metrics at the root too
+    monitor.install(app)  # the web monitor at /ui
     app.add_middleware(RequestLimits, max_bytes=settings.max_request_bytes)
     app.add_middleware(TrailingSlash)
     return app

@@ -52,3 +52,8 @@ def recent(db: Tx | sa.Connection, limit: int) -> list[AuditRecord]:
     a = t.audit
     rows = db.execute(sa.select(a).order_by(a.c.at.desc(), a.c.id.desc()).limit(limit))
     return [AuditRecord(**row._mapping) for row in rows]
+
+
+def is_spent(db: Tx | sa.Connection, jti: str) -> bool:
+    s = t.spent_tokens
+    return db.execute(sa.select(s.c.jti).where(s.c.jti == jti)).first() is not None

@@ -19,12 +19,34 @@ def _owned(owner_id: int | None) -> list[sa.ColumnElement[bool]]:
     return [_e.c.owner_id == owner_id] if owner_id is not None else []
 
 
-def executions_by_status(store: Store, since: Any = None, owner_id: int | None = None) -> dict[str, int]:
-    """How many executions are in each status (created since ``since``, of ``owner_id``)."""
+def executions_by_status(
+    store: Store, since: Any = None, owner_id: int | None = None, workflow: str | None = None
+) -> dict[str, int]:
+    """How many executions are in each status (created since ``since``, of ``owner_id``, of
+    ``workflow``)."""
     where = [*([_e.c.created_at >= since] if since is not None else []), *_owned(owner_id)]
+    if workflow is not None:
+        where.append(_e.c.workflow_name == workflow)
     query = sa.select(_e.c.status, sa.func.count()).where(*where).group_by(_e.c.status)
     with store.reading() as conn:
         return {status: count for status, count in conn.execute(query)}
+
+
+def item_runs(store: Store, execution_id: str, offset: int, limit: int) -> tuple[list[StepRunRecord], int]:
+    """A page of the attempts of an execution's map items, by map and item, and how many there
+    are in all."""
+    where = [_r.c.execution_id == execution_id, _r.c.item_index.is_not(None), _r.c.superseded.is_(False)]
+    query = (
+        sa.select(_r)
+        .where(*where)
+        .order_by(_r.c.step_name, _r.c.item_index, _r.c.attempt)
+        .offset(offset)
+        .limit(limit)
+    )
+    with store.reading() as conn:
+        runs = [from_row(StepRunRecord, row) for row in conn.execute(query)]
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(_r).where(*where)).scalar_one())
+    return runs, total
 
 
 def runs_by_status_and_type(store: Store) -> list[tuple[str, str, int]]:

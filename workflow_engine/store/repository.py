@@ -62,6 +62,8 @@ class ExecutionQuery:
     created_before: datetime | None = None
     parent: str | None = None  # the children of this execution
     ids: tuple[str, ...] | None = None  # only these
+    text: str | None = None  # an id starting with it, or a workflow name containing it
+    after: tuple[datetime, str] | None = None  # keyset: those listed after (created_at, id)
     limit: int = 100
     offset: int = 0
 
@@ -295,8 +297,8 @@ class Store:
             raise ExecutionNotFound(execution_id)
         return from_row(ExecutionRecord, row)
 
-    def list_executions(self, query: ExecutionQuery) -> tuple[list[ExecutionRecord], int]:
-        """A page of executions, newest first, and how many match in all."""
+    def list_executions(self, query: ExecutionQuery, count: bool = True) -> tuple[list[ExecutionRecord], int]:
+        """A page of executions, newest first, and how many match in all (-1 unless ``count``)."""
         e = t.executions
         conditions = self._matching(query)
         page = (
@@ -306,10 +308,10 @@ class Store:
             .limit(query.limit)
             .offset(query.offset)
         )
-        count = sa.select(sa.func.count()).select_from(e).where(*conditions)
+        counting = sa.select(sa.func.count()).select_from(e).where(*conditions)
         with self.reading() as conn:
             records = [from_row(ExecutionRecord, row) for row in conn.execute(page)]
-            total = conn.execute(count).scalar_one()
+            total = conn.execute(counting).scalar_one() if count else -1
         return records, total
 
     def matching(self, query: ExecutionQuery, limit: int) -> list[tuple[str, str]]:
@@ -337,6 +339,19 @@ class Store:
             conditions.append(e.c.parent_execution_id == query.parent)
         if query.ids is not None:
             conditions.append(e.c.id.in_(query.ids))
+        if query.text:
+            pattern = query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append(
+                sa.or_(
+                    e.c.id.like(f"{pattern}%", escape="\\"),
+                    e.c.workflow_name.like(f"%{pattern}%", escape="\\"),
+                )
+            )
+        if query.after is not None:
+            created, last_id = query.after
+            conditions.append(
+                sa.or_(e.c.created_at < created, sa.and_(e.c.created_at == created, e.c.id < last_id))
+            )
         return conditions
 
     def children(

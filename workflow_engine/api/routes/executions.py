@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -14,6 +12,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 
+from workflow_engine.api import streams
 from workflow_engine.api.deps import WRITERS, EngineDep, User, start_for
 from workflow_engine.api.schemas import (
     CancelRequest,
@@ -31,13 +30,11 @@ from workflow_engine.api.schemas import (
 )
 from workflow_engine.core.states import ExecutionStatus
 from workflow_engine.engine import Engine
-from workflow_engine.notify import EventCursor
 from workflow_engine.store.repository import ExecutionQuery
 
 router = APIRouter(tags=["executions"])
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 404, 409, 422)}
 ExecutionId = Annotated[str, Path(min_length=1, max_length=36)]
-KEEPALIVE_SECONDS = 15.0
 MAX_EVENT_ID = 2**63 - 1  # event ids are signed 64-bit integers in both stores
 
 
@@ -253,38 +250,18 @@ async def events(
     ] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events: the history so far, then each transition live, until the end."""
-    cursor = EventCursor(engine.store, execution_id, last_event_id or 0)
     record = await run_in_threadpool(engine.store.get_execution, execution_id)
     link = {} if record.parent_execution_id is None else {"parent_execution_id": record.parent_execution_id}
-    loop = asyncio.get_running_loop()
-    woken = asyncio.Event()
-
-    def wake() -> None:
-        loop.call_soon_threadsafe(woken.set)
-
-    unsubscribe = engine.notifier.subscribe(execution_id, wake)
-    poll = engine.settings.events_poll_interval
-    quiet = 0.0
-    try:
-        while True:
-            woken.clear()
-            batch, done = await run_in_threadpool(cursor.poll)
-            for event in batch:
-                yield ServerSentEvent(
-                    data={**EventOut.of(event).model_dump(mode="json"), **link},
-                    event="transition",
-                    id=str(event.id),
-                )
-            if done:
-                yield ServerSentEvent(
-                    data={"execution_id": execution_id, "status": cursor.status, **link}, event="end"
-                )
-                return
-            quiet = 0.0 if batch else quiet + poll
-            if quiet >= KEEPALIVE_SECONDS:
-                quiet = 0.0
-                yield ServerSentEvent(comment="keep-alive")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), poll)
-    finally:
-        unsubscribe()
+    async for batch in streams.batches(engine, execution_id, last_event_id or 0):
+        for event in batch.events:
+            yield ServerSentEvent(
+                data={**EventOut.of(event).model_dump(mode="json"), **link},
+                event="transition",
+                id=str(event.id),
+            )
+        if batch.done:
+            yield ServerSentEvent(
+                data={"execution_id": execution_id, "status": batch.status, **link}, event="end"
+            )
+        elif not batch.events:
+            yield ServerSentEvent(comment="keep-alive")

@@ -1,0 +1,222 @@
+"""The monitor's pages in-process on PostgreSQL: the session cookie, CSRF, roles and owners, the
+landmarks, a human task's form, keyset pages, and a constant number of queries per page."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import APPROVAL, HELLO, PASSWORD, Api
+
+ORDER = {
+    "name": "order",
+    "version": "1.0.0",
+    "steps": [
+        {"name": "draft", "agent": "echo"},
+        {
+            "name": "approve",
+            "type": "human",
+            "description": "Check the draft and say how many to ship",
+            "input_schema": {
+                "type": "object",
+                "required": ["amount"],
+                "properties": {"amount": {"type": "integer", "minimum": 1}, "note": {"type": "string"}},
+            },
+        },
+        {"name": "ship", "agent": "echo"},
+    ],
+}
+
+
+def signed_in(api: Api, user: str) -> tuple[TestClient, str]:
+    """A client of its own with ``user``'s session, and the page's CSRF token."""
+    client = TestClient(api.client.app)
+    answer = client.post("/ui/login", data={"username": user, "password": PASSWORD}, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    page = client.get("/ui/executions")
+    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page.text)
+    assert found, page.text[:500]
+    return client, found.group(1)
+
+
+def test_signing_in_sets_an_httponly_strict_cookie_and_a_wrong_password_is_refused_on_the_page(
+    api: Api,
+) -> None:
+    client = TestClient(api.client.app)
+    wrong = client.post("/ui/login", data={"username": "alice", "password": "nope"}, follow_redirects=False)
+    assert wrong.status_code == 401 and "wrong username or password" in wrong.text
+    assert "wfe_session" not in wrong.cookies
+    right = client.post(
+        "/ui/login",
+        data={"username": "alice", "password": PASSWORD, "next": "/ui/schedules"},
+        follow_redirects=False,
+    )
+    assert right.status_code == 303 and right.headers["location"] == "/ui/schedules"
+    cookie = right.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/ui" in cookie
+    elsewhere = client.post(
+        "/ui/login",
+        data={"username": "alice", "password": PASSWORD, "next": "https://evil.example/"},
+        follow_redirects=False,
+    )
+    assert elsewhere.headers["location"] == "/ui/executions"  # never a redirect away
+
+
+def test_without_a_session_a_page_sends_to_the_sign_in_and_a_logout_ends_the_session(api: Api) -> None:
+    anonymous = TestClient(api.client.app)
+    answer = anonymous.get("/ui/executions", follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/ui/login?next=")
+    client, csrf = signed_in(api, "alice")
+    token = client.cookies.get("wfe_session")
+    assert client.post("/ui/logout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    again = TestClient(api.client.app)
+    again.cookies.set("wfe_session", str(token), path="/ui")  # the old cookie, replayed
+    assert again.get("/ui/executions", follow_redirects=False).status_code == 303
+
+
+def test_the_execution_page_carries_the_landmarks_and_an_operators_buttons(api: Api) -> None:
+    api.register(APPROVAL)
+    api.harness.agent("echo")
+    execution = api.start("approval")
+    api.harness.work()
+    client, _ = signed_in(api, "alice")
+    page = client.get(f"/ui/executions/{execution}").text
+    assert f'data-execution="{execution}" data-status="waiting"' in page
+    assert 'data-step="draft" data-status="succeeded"' in page
+    assert 'data-step="approve" data-status="waiting"' in page
+    assert "waits for anyone who may complete it to complete it" in page  # why it is not running
+    assert {"cancel", "retry", "pause"} <= set(re.findall(r'data-action="(\w+)"', page))
+    viewer, _ = signed_in(api, "vic")
+    assert viewer.get(f"/ui/executions/{execution}").status_code == 404  # not the viewer's
+    bob, _ = signed_in(api, "bob")
+    other = bob.get(f"/ui/executions/{execution}")
+    assert other.status_code == 404 and "Not found" in other.text
+
+
+def test_a_viewer_sees_no_control_and_its_posts_are_refused(api: Api) -> None:
+    api.register(APPROVAL)
+    api.harness.agent("echo")
+    vic = api.harness.store.get_user("vic")
+    execution = api.engine.start("approval", owner_id=vic.id).id  # (a viewer's own, started for it)
+    api.harness.work()
+    viewer, csrf = signed_in(api, "vic")
+    page = viewer.get(f"/ui/executions/{execution}")
+    assert page.status_code == 200 and 'data-step="approve" data-status="waiting"' in page.text
+    assert "data-action" not in page.text
+    assert "data-bulk" not in viewer.get("/ui/executions").text
+    assert "data-human-task" not in viewer.get("/ui/human-tasks").text
+    refused = viewer.post(f"/ui/executions/{execution}/cancel", data={"csrf": csrf}, follow_redirects=False)
+    assert refused.status_code == 403
+    assert api.engine.get(execution).status == "waiting"
+    root, _ = signed_in(api, "root")
+    assert "data-action" in root.get(f"/ui/executions/{execution}").text  # an admin's: buttons
+
+
+def test_a_change_without_the_csrf_token_is_refused_and_changes_nothing(api: Api) -> None:
+    api.register(APPROVAL)
+    api.harness.agent("echo")
+    execution = api.start("approval")
+    api.harness.work()
+    client, csrf = signed_in(api, "alice")
+    forged = client.post(f"/ui/executions/{execution}/cancel", data={}, follow_redirects=False)
+    assert forged.status_code == 403 and "CSRF" in forged.text
+    assert api.engine.get(execution).status == "waiting"
+    stale = client.post(f"/ui/executions/{execution}/cancel", data={"csrf": "0" * 40}, follow_redirects=False)
+    assert stale.status_code == 403
+    done = client.post(f"/ui/executions/{execution}/cancel", data={"csrf": csrf}, follow_redirects=False)
+    assert done.status_code == 303
+    assert api.engine.get(execution).status == "cancelled"
+    assert client.get(done.headers["location"]).status_code == 200
+
+
+def test_a_human_task_form_refuses_a_bad_value_on_the_page_and_completes_with_a_good_one(api: Api) -> None:
+    api.register(ORDER)
+    api.harness.agent("echo")
+    execution = api.start("order")
+    api.harness.work()
+    client, csrf = signed_in(api, "alice")
+    inbox = client.get("/ui/human-tasks").text
+    assert 'data-human-task="approve"' in inbox and 'name="amount"' in inbox and 'name="note"' in inbox
+    target = f"/ui/human-tasks/{execution}/approve"
+    for bad in ("many", "0"):  # not an integer; below the schema's minimum
+        refused = client.post(target, data={"csrf": csrf, "amount": bad, "note": "x"})
+        assert refused.status_code == 422 and "data-refused" in refused.text, bad
+        assert api.engine.get(execution).status == "waiting"
+    done = client.post(target, data={"csrf": csrf, "amount": "3", "note": "ok"}, follow_redirects=False)
+    assert done.status_code == 303
+    api.harness.work()
+    view = api.engine.get(execution)
+    assert view.status == "completed" and view.steps[1].output == {"amount": 3, "note": "ok"}
+
+
+def test_the_list_pages_by_keyset_and_searches_ids_and_workflow_names(api: Api) -> None:
+    api.register(HELLO)
+    api.harness.agent("echo")
+    started = [api.start("hello") for _ in range(55)]
+    client, _ = signed_in(api, "alice")
+    first = client.get("/ui/executions").text
+    ids = re.findall(r'data-execution-row="([^"]+)"', first)
+    assert len(ids) == 50 and set(ids) <= set(started)
+    older = re.search(r'href="(\?[^"]*after=[^"]+)" rel="next"', first)
+    assert older
+    second = client.get("/ui/executions" + older.group(1).replace("&amp;", "&")).text
+    rest = re.findall(r'data-execution-row="([^"]+)"', second)
+    assert len(rest) == 5 and not set(rest) & set(ids) and set(ids) | set(rest) == set(started)
+    found = re.findall(r'data-execution-row="([^"]+)"', client.get(f"/ui/executions?q={started[7][:8]}").text)
+    assert found == [started[7]]
+    assert len(re.findall(r"data-execution-row", client.get("/ui/executions?q=ell").text)) == 50
+    assert re.findall(r"data-execution-row", client.get("/ui/executions?q=nothing-like-it").text) == []
+
+
+@contextmanager
+def counted(api: Api) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    sa.event.listen(api.harness.store.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(api.harness.store.engine, "before_cursor_execute", record)
+
+
+def test_the_list_and_execution_pages_cost_the_same_queries_whatever_their_size(api: Api) -> None:
+    middle = [f"b{i}" for i in range(120)]
+    wide = {
+        "name": "wide",
+        "version": "1.0.0",
+        "steps": [{"name": name, "agent": "echo"} for name in ["a", *middle, "c"]],
+        "edges": [{"from": "a", "to": b} for b in middle] + [{"from": b, "to": "c"} for b in middle],
+    }
+    api.register(HELLO)
+    api.register(wide)
+    api.harness.agent("echo")
+    small = api.start("hello")
+    big = api.start("wide")
+    api.harness.work()
+    client, _ = signed_in(api, "alice")
+    client.get(f"/ui/executions/{small}")  # (warm: the definitions are cached)
+    client.get(f"/ui/executions/{big}")
+    with counted(api) as few:
+        assert client.get(f"/ui/executions/{small}").status_code == 200
+    with counted(api) as many:
+        page = client.get(f"/ui/executions/{big}")
+    assert page.status_code == 200 and len(many) == len(few), (len(few), len(many))
+    assert (
+        'data-fold="120"' in page.text
+        and 'data-step="b7"' not in page.text.split("<svg")[1].split("</svg>")[0]
+    )
+    with counted(api) as one_page:
+        client.get("/ui/executions")
+    for _ in range(60):
+        api.start("hello")
+    with counted(api) as more:
+        client.get("/ui/executions")
+    assert len(more) == len(one_page)

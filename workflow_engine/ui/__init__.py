@@ -1,0 +1,1 @@
+"""The web monitor served at /ui."""

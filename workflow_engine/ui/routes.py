@@ -1,0 +1,452 @@
+"""The monitor at /ui: server-rendered pages for the same users and roles as the API, its
+session in a cookie, every change posted with a CSRF token, live through server-sent events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, cast
+from urllib.parse import urlencode
+
+import anyio
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from workflow_engine.api import streams
+from workflow_engine.api.deps import EngineDep, TokensDep
+from workflow_engine.core.retention import parse_age
+from workflow_engine.core.states import ExecutionStatus
+from workflow_engine.engine import Engine
+from workflow_engine.errors import (
+    AuthenticationFailed,
+    Conflict,
+    InputError,
+    NotFound,
+    PermissionDenied,
+    TooManyAttempts,
+    WorkflowEngineError,
+)
+from workflow_engine.store import reports
+from workflow_engine.store.repository import ExecutionQuery
+from workflow_engine.ui import pages
+from workflow_engine.ui.session import Session, check_csrf, close_session, open_session, session_of
+from workflow_engine.users import LoginBrake
+from workflow_engine.views import execution_view
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(prefix="/ui", include_in_schema=False)
+PAGE = 50
+ACTIONS = ("cancel", "pause", "resume", "retry", "next")
+STATUSES = [s.value for s in ExecutionStatus if s != ExecutionStatus.RESUMED]
+
+
+async def current(request: Request, engine: EngineDep, tokens: TokensDep) -> Session:
+    return await session_of(request, engine, tokens)
+
+
+SessionDep = Annotated[Session, Depends(current)]
+
+
+def render(
+    request: Request, name: str, session: Session | None, status: int = 200, **context: Any
+) -> Response:
+    return templates.TemplateResponse(
+        request, name, {"session": session, "path": request.url.path, **context}, status_code=status
+    )
+
+
+def back(to: str, **message: str) -> RedirectResponse:
+    return RedirectResponse(f"{to}?{urlencode(message)}" if message else to, status_code=303)
+
+
+# signing in and out
+
+
+@router.get("")
+def home() -> RedirectResponse:
+    return RedirectResponse("/ui/executions", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/ui/executions") -> Response:
+    return render(request, "login.html", None, next=_local(next))
+
+
+@router.post("/login")
+async def login(request: Request, engine: EngineDep, tokens: TokensDep) -> Response:
+    form = await request.form()
+    username, password = str(form.get("username") or ""), str(form.get("password") or "")
+    target = _local(str(form.get("next") or "/ui/executions"))
+    request.state.username = username
+    if not username or not password:
+        return render(request, "login.html", None, 422, error="give a username and a password", next=target)
+    logins: LoginBrake = request.app.state.logins
+    hashing: anyio.Semaphore = request.app.state.hashing
+    address = request.client.host if request.client else "unknown"
+    try:
+        attempt = await run_in_threadpool(logins.admit, username, address)
+        async with hashing:
+            user = await run_in_threadpool(logins.verify, attempt, username, password)
+    except TooManyAttempts as exc:
+        return render(request, "login.html", None, 429, error=str(exc), next=target)
+    except AuthenticationFailed:
+        return render(request, "login.html", None, 401, error="wrong username or password", next=target)
+    response = RedirectResponse(target, status_code=303)
+    open_session(response, request, tokens.issue(user).refresh_token, tokens.refresh_ttl)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, engine: EngineDep, session: SessionDep) -> Response:
+    await check_csrf(request, session)
+    response = RedirectResponse("/ui/login", status_code=303)
+    await close_session(response, engine, session)
+    return response
+
+
+def _local(target: str) -> str:
+    """Only a path of the monitor's own: never a redirect elsewhere."""
+    return (
+        target
+        if target.startswith("/ui/") and "//" not in target and "\\" not in target
+        else "/ui/executions"
+    )
+
+
+# executions
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The list's filters, from its query string."""
+
+    workflow: Annotated[str | None, Query(max_length=100)] = None
+    status: Annotated[str | None, Query(max_length=20)] = None
+    q: Annotated[str | None, Query(max_length=100)] = None
+    since: Annotated[str | None, Query(max_length=10)] = None
+    after: Annotated[str | None, Query(max_length=80)] = None
+
+
+FiltersDep = Annotated[Filters, Depends()]
+
+
+@router.get("/executions", response_class=HTMLResponse)
+def executions(request: Request, engine: EngineDep, session: SessionDep, filters: FiltersDep) -> Response:
+    return _listing(request, engine, session, "executions.html", filters)
+
+
+@router.get("/executions/rows", response_class=HTMLResponse)
+def execution_rows(request: Request, engine: EngineDep, session: SessionDep, filters: FiltersDep) -> Response:
+    """The list's counts and rows, for the page to swap in when executions change."""
+    return _listing(request, engine, session, "executions_live.html", filters)
+
+
+@router.get("/executions/changes", response_class=EventSourceResponse)
+async def list_changes(engine: EngineDep, session: SessionDep) -> AsyncIterator[ServerSentEvent]:
+    """A `changed` event, at most one a second, when any execution's history grows (the list
+    then fetches its rows anew: one cheap read a poll, a page's reads only on a change)."""
+    seen = await run_in_threadpool(engine.store.last_event_id)
+    quiet = 0.0
+    while True:
+        await asyncio.sleep(1.0)
+        latest = await run_in_threadpool(engine.store.last_event_id)
+        if latest != seen:
+            seen, quiet = latest, 0.0
+            yield ServerSentEvent(data={"last": latest}, event="changed", id=str(latest))
+        else:
+            quiet += 1.0
+            if quiet >= streams.KEEPALIVE_SECONDS:
+                quiet = 0.0
+                yield ServerSentEvent(comment="keep-alive")
+
+
+def _listing(request: Request, engine: Engine, session: Session, template: str, filters: Filters) -> Response:
+    workflow, status, q, since, after = (
+        filters.workflow,
+        filters.status,
+        filters.q,
+        filters.since,
+        filters.after,
+    )
+    age = _age(since)
+    query = ExecutionQuery(
+        owner_id=session.user.owner_filter,
+        workflow=workflow or None,
+        status=status if status in STATUSES else None,
+        created_after=engine.store.clock.now() - age if age is not None else None,
+        text=q or None,
+        after=_cursor(after),
+        limit=PAGE + 1,
+    )
+    records, _ = engine.store.list_executions(query, count=False)
+    more = len(records) > PAGE
+    records = records[:PAGE]
+    counts = reports.executions_by_status(engine.store, None, session.user.owner_filter, workflow or None)
+    cursor = f"{records[-1].created_at.isoformat()}|{records[-1].id}" if more and records else None
+    chosen = {k: v for k, v in {"workflow": workflow, "status": status, "q": q, "since": since}.items() if v}
+    return render(
+        request,
+        template,
+        session,
+        records=records,
+        counts=counts,
+        statuses=STATUSES,
+        filters=chosen,
+        live_query=urlencode({**chosen, **({"after": after} if after else {})}),
+        next_page=f"?{urlencode({**chosen, 'after': cursor})}" if cursor else None,
+        first_page=bool(after),
+        message=request.query_params.get("message"),
+    )
+
+
+def _age(since: str | None) -> timedelta | None:
+    if not since:
+        return None
+    try:
+        return parse_age(since)
+    except ValueError:
+        return None
+
+
+def _cursor(after: str | None) -> tuple[datetime, str] | None:
+    """A page's keyset cursor, ``<created_at ISO>|<id>`` (a malformed one: the first page)."""
+    if not after or "|" not in after:
+        return None
+    stamp, _, last_id = after.partition("|")
+    try:
+        created = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return (created, last_id) if created.tzinfo is not None else None
+
+
+@router.post("/executions/bulk")
+async def bulk(request: Request, engine: EngineDep, session: SessionDep) -> Response:
+    form = await check_csrf(request, session)
+    session.user.require("admin", "operator")
+    verb = form.get("verb", "")
+    ids = tuple((await request.form()).getlist("ids"))
+    ids = tuple(str(i) for i in ids if isinstance(i, str))[: pages.ITEMS_PAGE * 4]
+    if not ids:
+        return back("/ui/executions", message="choose executions first")
+    result = await run_in_threadpool(
+        engine.bulk.apply,
+        verb,
+        ExecutionQuery(ids=ids),
+        session.user.username,
+        session.user.owner_filter,
+    )
+    return back("/ui/executions", message=f"{verb}: {result.changed} changed, {result.refused} refused")
+
+
+@router.get("/executions/{execution_id}", response_class=HTMLResponse)
+def execution(
+    request: Request, engine: EngineDep, session: SessionDep, execution_id: str, items: int = 0
+) -> Response:
+    page = _page(engine, session, execution_id)
+    return render(request, "execution.html", session, page=page, **_items(engine, page, execution_id, items))
+
+
+@router.get("/executions/{execution_id}/live", response_class=HTMLResponse)
+def live(
+    request: Request, engine: EngineDep, session: SessionDep, execution_id: str, items: int = 0
+) -> Response:
+    """The parts of the execution page that change, for the page to swap in."""
+    page = _page(engine, session, execution_id)
+    return render(
+        request, "execution_live.html", session, page=page, **_items(engine, page, execution_id, items)
+    )
+
+
+def _page(engine: Engine, session: Session, execution_id: str) -> pages.ExecutionPage:
+    store = engine.store
+    record = store.get_execution(execution_id, session.user.owner_filter)
+    definition = engine.coordinator.definitions.get(record.workflow_id)
+    runs = store.step_runs(execution_id)
+    children = store.children(execution_id, limit=200) if definition.children else []
+    view = execution_view(record, definition, runs, children)
+    events = store.events(execution_id, limit=500)
+    now = store.clock.now()
+    queues = pages.live_queues(store.workers(), now, 3 * engine.settings.heartbeat_interval)
+    return pages.execution_page(
+        record,
+        view,
+        definition,
+        runs,
+        events,
+        queues,
+        engine.settings.steps_queue,
+        now,
+        engine.settings.flower_url,
+    )
+
+
+def _items(engine: Engine, page: pages.ExecutionPage, execution_id: str, index: int) -> dict[str, Any]:
+    maps = [step.name for step in page.view.steps if step.items]
+    if not maps:
+        return {"items": None}
+    page_number = max(0, index)
+    shown, total = reports.item_runs(
+        engine.store, execution_id, page_number * pages.ITEMS_PAGE, pages.ITEMS_PAGE
+    )
+    count = max(1, -(-total // pages.ITEMS_PAGE))
+    return {"items": {"runs": shown, "page": page_number, "pages": count, "total": total}}
+
+
+@router.post("/executions/{execution_id}/{action}")
+async def act(
+    request: Request, engine: EngineDep, session: SessionDep, execution_id: str, action: str
+) -> Response:
+    await check_csrf(request, session)
+    if action not in ACTIONS:
+        raise NotFound(f"no action {action!r}")
+    session.user.require("admin", "operator")
+    user = session.user
+    verbs = {
+        "cancel": lambda: engine.cancel(
+            execution_id, "cancelled in the monitor", actor=user.username, owner_id=user.owner_filter
+        ),
+        "pause": lambda: engine.pause(execution_id, user.username, user.owner_filter),
+        "resume": lambda: engine.resume(execution_id, user.username, user.owner_filter),
+        "retry": lambda: engine.retry(execution_id, actor=user.username, owner_id=user.owner_filter),
+        "next": lambda: engine.next_step(execution_id, user.username, user.owner_filter),
+    }
+    where = f"/ui/executions/{execution_id}"
+    try:
+        await run_in_threadpool(verbs[action])
+    except Conflict as exc:
+        return back(where, message=f"{action} refused: {exc}")
+    return back(where, message=f"{action}: done")
+
+
+async def visible(engine: EngineDep, session: SessionDep, execution_id: str) -> str:
+    """The execution id, once the caller is known to see it (checked before a stream starts)."""
+    await run_in_threadpool(engine.store.get_execution, execution_id, session.user.owner_filter)
+    return execution_id
+
+
+@router.get("/executions/{execution_id}/events", response_class=EventSourceResponse)
+async def events(
+    engine: EngineDep,
+    execution_id: Annotated[str, Depends(visible)],
+    after: Annotated[int, Query(ge=0)] = 0,
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """A `changed` event each time the execution's history grows (resuming after
+    ``Last-Event-ID``): the page then fetches what it shows anew."""
+    async for batch in streams.batches(engine, execution_id, max(after, last_event_id or 0)):
+        if batch.events:
+            yield ServerSentEvent(
+                data={"events": len(batch.events)}, event="changed", id=str(batch.events[-1].id)
+            )
+        if batch.done:
+            yield ServerSentEvent(data={"status": batch.status}, event="end")
+        elif not batch.events:
+            yield ServerSentEvent(comment="keep-alive")
+
+
+# people's tasks, schedules, error groups, workers
+
+
+@router.get("/human-tasks", response_class=HTMLResponse)
+def human_tasks(request: Request, engine: EngineDep, session: SessionDep) -> Response:
+    return _tasks_page(request, engine, session)
+
+
+def _tasks_page(
+    request: Request, engine: Engine, session: Session, status: int = 200, **context: Any
+) -> Response:
+    tasks = engine.human_tasks(session.user.owner_filter, 200)
+    forms = {(t.execution_id, t.step): pages.form_fields(t.input_schema) for t in tasks}
+    message = request.query_params.get("message")
+    return render(
+        request, "human_tasks.html", session, status, tasks=tasks, forms=forms, message=message, **context
+    )
+
+
+@router.post("/human-tasks/{execution_id}/{step}")
+async def complete(
+    request: Request, engine: EngineDep, session: SessionDep, execution_id: str, step: str
+) -> Response:
+    form = await check_csrf(request, session)
+    session.user.require("admin", "operator")
+    tasks = engine.human_tasks(session.user.owner_filter, 200)
+    task = next((t for t in tasks if t.execution_id == execution_id and t.step == step), None)
+    if task is None:
+        raise NotFound(f"no open task {step!r} of execution {execution_id}")
+    data, problem = pages.form_data(pages.form_fields(task.input_schema), form)
+    if problem is None:
+        try:
+            await run_in_threadpool(
+                engine.complete_human_task,
+                execution_id,
+                step,
+                data,
+                session.user.username,
+                session.user.role,
+                session.user.owner_filter,
+            )
+        except (InputError, Conflict, PermissionDenied) as exc:
+            problem = str(exc)
+    if problem is not None:
+        return _tasks_page(request, engine, session, 422, refused={(execution_id, step): problem}, sent=form)
+    return back("/ui/human-tasks", message=f"{step} of {execution_id[:8]} completed")
+
+
+@router.get("/schedules", response_class=HTMLResponse)
+def schedules(request: Request, engine: EngineDep, session: SessionDep) -> Response:
+    return render(
+        request, "schedules.html", session, schedules=engine.schedules.list(session.user.owner_filter)
+    )
+
+
+@router.get("/errors", response_class=HTMLResponse)
+def error_groups(request: Request, engine: EngineDep, session: SessionDep) -> Response:
+    return render(
+        request, "errors.html", session, groups=engine.errors.list(owner_id=session.user.owner_filter)
+    )
+
+
+@router.get("/workers", response_class=HTMLResponse)
+def workers(request: Request, engine: EngineDep, session: SessionDep) -> Response:
+    now = engine.store.clock.now()
+    stale = 3 * engine.settings.heartbeat_interval
+    rows = [(w, (now - w.last_seen).total_seconds() <= stale) for w in engine.store.workers()]
+    return render(request, "workers.html", session, workers=rows, now=now)
+
+
+def install(app: FastAPI) -> None:
+    """Serve the monitor and its assets; its errors are pages (a sign-in for a missing session)."""
+    app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
+    json_errors: Any = app.exception_handlers[WorkflowEngineError]
+
+    async def handler(request: Request, error: Exception) -> Response:
+        if not request.url.path.startswith("/ui"):
+            return cast(Response, await json_errors(request, error))
+        if isinstance(error, AuthenticationFailed):
+            if request.method == "GET" and not request.url.path.endswith("/events"):
+                return RedirectResponse(f"/ui/login?{urlencode({'next': request.url.path})}", status_code=303)
+            return render(request, "error.html", None, 401, title="Sign in again", detail=str(error))
+        if isinstance(error, PermissionDenied):
+            await run_in_threadpool(
+                request.app.state.engine.audit.record,
+                getattr(request.state, "username", None),
+                request.client.host if request.client else "unknown",
+                request.url.path,
+                403,
+            )
+            return render(request, "error.html", None, 403, title="Not allowed", detail=str(error))
+        if isinstance(error, NotFound):
+            return render(request, "error.html", None, 404, title="Not found", detail=str(error))
+        return cast(Response, await json_errors(request, error))
+
+    app.add_exception_handler(WorkflowEngineError, handler)
