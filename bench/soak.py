@@ -7,7 +7,8 @@
 2. Rows and sizes of the tables and the database.
 3. The execution listing, the error-group listing and a bulk dry run over the 100,000, through
    the Python API: their latency (median of 5), and the plan PostgreSQL chooses for each
-   statement they send (EXPLAIN), reporting the indexes used and any sequential scan.
+   statement they send (EXPLAIN), reporting the indexes used and any sequential scan. The
+   monitor's list and execution pages against their JSON routes (median of 7, in process).
 4. W2 (200 five-step chains) alone (three bursts before the purge and three after it), and
    while `wfe db purge --older-than 30d` deletes all but the last 10,000: the purge's rate, and
    W2's throughput during it against alone (medians).
@@ -34,7 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.runner import ROOT, Bench, chain_of
+from bench.runner import ROOT, Bench, chain_of, map_of
 from tests.support import services
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.store import schema as t
@@ -49,10 +50,12 @@ def seed(bench: Bench, executions: int, keep: int) -> None:
     ok = bench.workflow("soak3", chain_of("soak3", 3))
     failing = bench.workflow(
         "soak3f",
-        lambda: WorkflowBuilder("soak3f")
-        .agent("s1", "bench.noop")
-        .agent("s2", "bench.fail", after="s1", retry={"max_attempts": 1})
-        .agent("s3", "bench.noop", after="s2"),
+        lambda: (
+            WorkflowBuilder("soak3f")
+            .agent("s1", "bench.noop")
+            .agent("s2", "bench.fail", after="s1", retry={"max_attempts": 1})
+            .agent("s3", "bench.noop", after="s2")
+        ),
     )
     ids = [bench.engine.start(failing, {"n": n}).id for n in range(SEED // 100)]
     ids += [bench.engine.start(ok, {"n": n}).id for n in range(SEED - len(ids))]
@@ -198,6 +201,67 @@ def listings(bench: Bench) -> list[dict[str, Any]]:
     ]
 
 
+def pages_against_json(bench: Bench) -> list[dict[str, Any]]:
+    """The monitor's list and execution pages against the JSON routes that answer the same, over
+    the 100,000: median of 7, and the statements each sends."""
+    from fastapi.testclient import TestClient
+
+    from workflow_engine.api.app import create_app
+    from workflow_engine.users import create_user
+
+    create_user(bench.engine.store, "soak", "soak password 0123456789", "admin")
+    client = TestClient(create_app(bench.settings, bench.engine))  # (no lifespan: the engine stays open)
+    form = {"username": "soak", "password": "soak password 0123456789"}
+    token = client.post("/api/v1/auth/token", data=form).json()["access_token"]
+    assert client.post("/ui/login", data=form, follow_redirects=False).status_code == 303
+    bearer = {"Authorization": f"Bearer {token}"}
+    e = t.executions
+    with bench.engine.store.reading() as conn:
+        failed = conn.execute(sa.select(e.c.id).where(e.c.status == "failed").limit(1)).scalar_one()
+    mapped = bench.workflow("soakmap", map_of("soakmap", 10_000))
+    big = bench.engine.start(mapped).id
+    bench.finished([big], 600)
+    pairs = [
+        ("list", "/ui/executions", "/api/v1/executions?limit=50"),
+        ("execution", f"/ui/executions/{failed}", f"/api/v1/executions/{failed}"),
+        ("10,000-item map", f"/ui/executions/{big}", f"/api/v1/executions/{big}"),
+    ]
+    found = []
+    for name, page, route in pairs:
+        timings: dict[str, float] = {}
+        sent: dict[str, int] = {}
+        size = 0
+        for label, path, headers in (("page", page, {}), ("json", route, bearer)):
+            answer = client.get(path, headers=headers)
+            assert answer.status_code == 200, path
+            size = size or len(answer.content)
+            with statements(bench) as seen:
+                client.get(path, headers=headers)
+            sent[label] = len(seen)
+            seconds = []
+            for _ in range(7):
+                began = time.perf_counter()
+                client.get(path, headers=headers)
+                seconds.append(time.perf_counter() - began)
+            timings[label] = statistics.median(seconds) * 1000
+        ratio = timings["page"] / timings["json"]
+        found.append(
+            {
+                "name": name,
+                "page_ms": round(timings["page"], 1),
+                "json_ms": round(timings["json"], 1),
+                "ratio": round(ratio, 2),
+                "page_bytes": size,
+                "page_selects": sent["page"],
+                "json_selects": sent["json"],
+            }
+        )
+        bench.say(
+            f"  monitor {name}: {timings['page']:.1f} ms against {timings['json']:.1f} ms JSON ({ratio:.2f}x)"
+        )
+    return found
+
+
 def w2(bench: Bench) -> float:
     """One W2 burst: 200 five-step chains, steps per second."""
     workflow = bench.workflow("burst5", chain_of("burst5", 5))
@@ -262,6 +326,7 @@ def main() -> None:
         before = sizes(bench)
         bench.say(f"  before: {json.dumps(before)}")
         latency = listings(bench)
+        monitor = pages_against_json(bench)
         purged = purge_under_load(bench)
         after = sizes(bench)
         after["database_bytes_after_vacuum_full"] = vacuumed(bench)
@@ -275,6 +340,7 @@ def main() -> None:
         "seconds": round(time.monotonic() - began),
         "before": before,
         "listings": latency,
+        "monitor": monitor,
         "purge": purged,
         "after": after,
     }
@@ -307,6 +373,12 @@ def report(document: dict[str, Any]) -> str:
         f"  W2 during the purge: {p['w2_during_steps_per_s']} steps/s"
         f" against {p['w2_alone_steps_per_s']} alone = {p['ratio']}x ({p['w2_bursts_during']} bursts)"
     )
+    for item in document["monitor"]:
+        lines.append(
+            f"  monitor {item['name']} page: {item['page_ms']} ms against {item['json_ms']} ms for its JSON"
+            f" route ({item['ratio']}x; {item['page_selects']} and {item['json_selects']} SELECTs;"
+            f" {item['page_bytes']:,} bytes)"
+        )
     for item in document["listings"]:
         lines.append(f"  {item['name']}: {item['median_ms']} ms")
         for plan in item["plans"]:
