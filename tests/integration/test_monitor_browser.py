@@ -165,6 +165,9 @@ def test_a_map_is_followed_and_a_viewer_sees_no_button(
         page.goto(f"{origin}/ui/{name}")
         page.wait_for_selector("h1")
         photograph(page, shots, name)
+    steps_queue = server.cluster.settings.steps_queue  # the workers page reads the broker too
+    assert page.locator(f'[data-queue="{steps_queue}"]').count() == 1
+    assert page.locator(".error").count() == 0, page.locator(".error").all_inner_texts()
     page.goto(f"{origin}/ui/executions")
     page.click("form.who button")  # sign out
     page.wait_for_url("**/ui/login")
@@ -203,5 +206,9 @@ def test_a_five_thousand_wide_fan_out_renders_folded(
     assert response is not None and response.ok
     size = len(response.body())
     assert page.locator("svg g.node").count() == 3  # begin, the folded 5,000, end
+    assert page.locator("[data-step-row]").count() == 100  # its steps in pages
+    page.click("[data-steps-next]")
+    page.wait_for_url("**steps=1")
+    assert page.locator("[data-step-row]").count() == 100
     with capsys.disabled():
         print(f"\nmonitor: a 5,000-wide fan-out's page is {size:,} bytes, shown in {rendered * 1000:.0f} ms")

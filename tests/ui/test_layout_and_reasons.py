@@ -228,3 +228,17 @@ def test_a_folded_node_shows_its_most_urgent_members_status_and_their_histogram(
     views = {name: StepView(name, "agent", status, 1, None, None) for name, status in statuses.items()}
     node = pages._node(folded, views, definition)
     assert node.status == "failed" and node.histogram == {"succeeded": 49, "running": 10, "failed": 1}
+
+
+def test_a_large_workflows_steps_are_paged_with_the_unsettled_first() -> None:
+    names = [f"s{i}" for i in range(450)]
+    views = [
+        StepView(n, "agent", "running" if n in ("s300", "s7") else "pending", 0, None, None) for n in names
+    ]
+    first, pages_count = pages.step_page(views, 0)
+    assert pages_count == 5 and len(first) == pages.STEPS_PAGE
+    assert [s.name for s in first[:3]] == ["s7", "s300", "s0"]
+    last, _ = pages.step_page(views, 99)  # (past the end: the last page)
+    assert [s.name for s in last] == names[400:]  # (s7 and s300 came first)
+    small = views[:150]
+    assert pages.step_page(small, 3) == (small, 1)

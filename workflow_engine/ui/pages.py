@@ -142,6 +142,22 @@ def critical_path(graph: Graph, latest: dict[str, StepRunRecord]) -> set[int]:
     return path
 
 
+STEPS_PAGE = 100
+QUIET = (S.PENDING, S.SUCCEEDED, S.SKIPPED)
+
+
+def step_page(steps: list[StepView], page: int) -> tuple[list[StepView], int]:
+    """The steps table of a large workflow in pages of ``STEPS_PAGE``: those that are neither
+    pending, succeeded nor skipped first (what an operator looks for), then the rest, each in
+    definition order; a workflow of up to twice a page is shown whole. How many pages there are."""
+    if len(steps) <= 2 * STEPS_PAGE:
+        return steps, 1
+    ordered = [s for s in steps if s.status not in QUIET] + [s for s in steps if s.status in QUIET]
+    pages = -(-len(ordered) // STEPS_PAGE)
+    page = min(max(0, page), pages - 1)
+    return ordered[page * STEPS_PAGE : (page + 1) * STEPS_PAGE], pages
+
+
 def form_fields(schema: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The inputs of a human task's form, from its step's input schema: one per property (a
     JSON text area for what is not a plain string, number, integer or boolean)."""

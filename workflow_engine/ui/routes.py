@@ -249,20 +249,48 @@ async def bulk(request: Request, engine: EngineDep, session: SessionDep) -> Resp
 
 @router.get("/executions/{execution_id}", response_class=HTMLResponse)
 def execution(
-    request: Request, engine: EngineDep, session: SessionDep, execution_id: str, items: int = 0
+    request: Request,
+    engine: EngineDep,
+    session: SessionDep,
+    execution_id: str,
+    items: int = 0,
+    steps: int = 0,
 ) -> Response:
-    page = _page(engine, session, execution_id)
-    return render(request, "execution.html", session, page=page, **_items(engine, page, execution_id, items))
+    return _execution(request, engine, session, execution_id, items, steps, "execution.html")
 
 
 @router.get("/executions/{execution_id}/live", response_class=HTMLResponse)
 def live(
-    request: Request, engine: EngineDep, session: SessionDep, execution_id: str, items: int = 0
+    request: Request,
+    engine: EngineDep,
+    session: SessionDep,
+    execution_id: str,
+    items: int = 0,
+    steps: int = 0,
 ) -> Response:
     """The parts of the execution page that change, for the page to swap in."""
+    return _execution(request, engine, session, execution_id, items, steps, "execution_live.html")
+
+
+def _execution(
+    request: Request,
+    engine: Engine,
+    session: Session,
+    execution_id: str,
+    items: int,
+    steps: int,
+    template: str,
+) -> Response:
     page = _page(engine, session, execution_id)
+    shown, step_pages = pages.step_page(page.view.steps, steps)
     return render(
-        request, "execution_live.html", session, page=page, **_items(engine, page, execution_id, items)
+        request,
+        template,
+        session,
+        page=page,
+        steps={"shown": shown, "page": max(0, min(steps, step_pages - 1)), "pages": step_pages},
+        state=urlencode({k: v for k, v in {"items": items, "steps": steps}.items() if v}),
+        **_items(engine, page, execution_id, items),
     )
 
 
@@ -420,7 +448,24 @@ def workers(request: Request, engine: EngineDep, session: SessionDep) -> Respons
     now = engine.store.clock.now()
     stale = 3 * engine.settings.heartbeat_interval
     rows = [(w, (now - w.last_seen).total_seconds() <= stale) for w in engine.store.workers()]
-    return render(request, "workers.html", session, workers=rows, now=now)
+    consumed = {queue for worker, live in rows if live for queue in worker.queues}
+    queues = sorted({engine.settings.steps_queue, *(q for worker, _ in rows for q in worker.queues)})
+    depths: dict[str, int | None] | None = None
+    broker_problem = None
+    measure = getattr(engine.dispatcher, "depths", None)  # (a dispatcher that is no broker has none)
+    if measure is not None:
+        try:
+            depths = measure(queues)
+        except Exception as exc:  # the page still shows the workers
+            broker_problem = f"the broker did not answer: {exc}"
+    return render(
+        request,
+        "workers.html",
+        session,
+        workers=rows,
+        queues=[(q, q in consumed, depths.get(q) if depths else None) for q in queues],
+        broker_problem=broker_problem,
+    )
 
 
 def install(app: FastAPI) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -54,6 +55,23 @@ class CeleryDispatcher:
     def revoke(self, task_ids: Sequence[str], terminate: bool) -> None:
         self.app.control.revoke(list(task_ids), terminate=terminate, signal="SIGTERM")
 
+    def depths(self, queues: Sequence[str]) -> dict[str, int | None]:
+        """How many messages wait in each queue (None: the broker does not know the queue). A
+        broker that cannot be reached raises (kombu's error) after one short try."""
+        found: dict[str, int | None] = {}
+        with self.app.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=1, timeout=2)
+            for queue in queues:
+                channel = connection.channel()  # (a refused passive declare closes its channel)
+                try:
+                    found[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+                except Exception:
+                    found[queue] = None
+                finally:
+                    with contextlib.suppress(Exception):
+                        channel.close()
+        return found
+
 
 class LazyCeleryDispatcher:
     """A :class:`CeleryDispatcher` whose Celery app is built only when something is first
@@ -80,3 +98,6 @@ class LazyCeleryDispatcher:
 
     def revoke(self, task_ids: Sequence[str], terminate: bool) -> None:
         self._built().revoke(task_ids, terminate)
+
+    def depths(self, queues: Sequence[str]) -> dict[str, int | None]:
+        return self._built().depths(queues)
