@@ -39,7 +39,7 @@ from bench.runner import ROOT, Bench, chain_of, map_of
 from tests.support import services
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.store import schema as t
-from workflow_engine.store.repository import ExecutionQuery
+from workflow_engine.store.listing import ExecutionQuery
 
 SEED = 1_000
 TABLES = (t.executions, t.step_runs, t.events)

@@ -15,7 +15,8 @@ from typing import Any
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.core.states import EXECUTION_TRANSITIONS, RETRYABLE_EXECUTION, ExecutionStatus
 from workflow_engine.errors import Conflict, InputError, NotFound, Problem
-from workflow_engine.store.repository import ExecutionQuery
+from workflow_engine.store import listing
+from workflow_engine.store.listing import ExecutionQuery
 
 log = logging.getLogger(__name__)
 E = ExecutionStatus
@@ -67,7 +68,8 @@ class Bulk:
             raise InputError(
                 "filters", [Problem("", "give at least one filter or ids: a bulk action never means 'all'")]
             )
-        matched = self.store.matching(replace(query, owner_id=owner_id), MAX_BULK + 1)
+        with self.store.reading() as conn:
+            matched = listing.matching(conn, replace(query, owner_id=owner_id), MAX_BULK + 1)
         truncated = len(matched) > MAX_BULK
         matched = matched[:MAX_BULK]
         if dry_run:

@@ -35,9 +35,11 @@ from workflow_engine.monitoring import open_tasks
 from workflow_engine.notify import EventFeed, Notifier, follow
 from workflow_engine.schedules import Schedules
 from workflow_engine.settings import Settings
+from workflow_engine.store import listing
+from workflow_engine.store.listing import ExecutionQuery
 from workflow_engine.store.opening import open_store
 from workflow_engine.store.records import EventRecord, WorkflowRecord
-from workflow_engine.store.repository import ExecutionQuery, LogQuery, Store
+from workflow_engine.store.repository import LogQuery, Store
 from workflow_engine.views import ExecutionView, TaskView, execution_view, run_json, task_view
 from workflow_engine.worker.dispatcher import LazyCeleryDispatcher
 
@@ -169,7 +171,8 @@ class Engine:
 
     def executions(self, query: ExecutionQuery | None = None) -> tuple[list[ExecutionView], int]:
         """A page of executions, newest first, and how many match in all."""
-        records, total = self.store.list_executions(query or ExecutionQuery())
+        with self.store.reading() as conn:
+            records, total = listing.page(conn, query or ExecutionQuery())
         return [execution_view(r) for r in records], total
 
     def wait(

@@ -13,7 +13,8 @@ from tests.support.harness import Harness
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.errors import InputError
-from workflow_engine.store.repository import ExecutionQuery
+from workflow_engine.store import listing
+from workflow_engine.store.listing import ExecutionQuery
 
 
 def export(
@@ -118,7 +119,8 @@ def test_a_key_that_cannot_be_evaluated_is_refused_and_nothing_starts(harness: H
     harness.register(export(key="input.customer_id + 1"))
     with pytest.raises(InputError, match=r"concurrency\.key"):
         start(harness, "c1")
-    assert harness.store.list_executions(ExecutionQuery())[1] == 0
+    with harness.store.reading() as conn:
+        assert listing.page(conn, ExecutionQuery())[1] == 0
 
 
 def test_concurrent_starts_from_several_coordinators_never_share_a_slot(harness: Harness) -> None:

@@ -14,9 +14,10 @@ from workflow_engine.coordinator.scheduler import Scheduler
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.errors import Conflict, InputError, ScheduleNotFound, WorkflowNotFound
 from workflow_engine.schedules import Schedules
+from workflow_engine.store import listing
 from workflow_engine.store import schedules as rows
+from workflow_engine.store.listing import ExecutionQuery
 from workflow_engine.store.records import ExecutionRecord, FireRecord
-from workflow_engine.store.repository import ExecutionQuery
 
 
 @pytest.fixture
@@ -26,7 +27,8 @@ def schedules(harness: Harness) -> Schedules:
 
 
 def scheduled(harness: Harness, name: str = "report") -> list[ExecutionRecord]:
-    found, _ = harness.store.list_executions(ExecutionQuery(workflow=name, limit=1000))
+    with harness.store.reading() as conn:
+        found, _ = listing.page(conn, ExecutionQuery(workflow=name, limit=1000))
     return sorted(found, key=lambda e: e.metadata.get("scheduled_at", ""))
 
 

@@ -141,7 +141,7 @@ def test_the_same_idempotency_key_starts_one_execution(redis_cluster: Cluster) -
     assert first.id == second.id
     assert redis_cluster.wait(first.id).status == "completed"
     _, total = engine.executions(
-        __import__("workflow_engine.store.repository", fromlist=["ExecutionQuery"]).ExecutionQuery(
+        __import__("workflow_engine.store.listing", fromlist=["ExecutionQuery"]).ExecutionQuery(
             workflow="idem"
         )
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.integration.conftest import FAST, broker_settings, start_cluster
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.settings import Settings
-from workflow_engine.store.repository import ExecutionQuery
+from workflow_engine.store.listing import ExecutionQuery
 
 SCHEDULES = ("tick-a", "tick-b", "tick-c")
 

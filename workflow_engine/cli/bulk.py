@@ -13,7 +13,7 @@ from workflow_engine.cli.output import json_option, print_json
 from workflow_engine.core.states import ExecutionStatus
 from workflow_engine.engine import Engine
 from workflow_engine.settings import Settings
-from workflow_engine.store.repository import ExecutionQuery
+from workflow_engine.store.listing import ExecutionQuery
 
 
 def _utc(value: datetime | None) -> datetime | None:

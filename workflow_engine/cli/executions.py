@@ -30,7 +30,7 @@ from workflow_engine.engine import Engine
 from workflow_engine.errors import DefinitionError, InputError, Problem
 from workflow_engine.processes import LocalCluster
 from workflow_engine.settings import Settings
-from workflow_engine.store.repository import ExecutionQuery
+from workflow_engine.store.listing import ExecutionQuery
 from workflow_engine.views import ExecutionView
 
 EXIT_BY_STATUS = {

@@ -52,23 +52,6 @@ def document_digest(document: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class ExecutionQuery:
-    """Filters for listing executions; ``owner_id`` None means every owner."""
-
-    owner_id: int | None = None
-    workflow: str | None = None
-    status: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    parent: str | None = None  # the children of this execution
-    ids: tuple[str, ...] | None = None  # only these
-    text: str | None = None  # an id starting with it, or a workflow name containing it
-    after: tuple[datetime, str] | None = None  # keyset: those listed after (created_at, id)
-    limit: int = 100
-    offset: int = 0
-
-
-@dataclass(frozen=True)
 class LogQuery:
     step_name: str | None = None
     step_type: str | None = None
@@ -296,63 +279,6 @@ class Store:
         if row is None:
             raise ExecutionNotFound(execution_id)
         return from_row(ExecutionRecord, row)
-
-    def list_executions(self, query: ExecutionQuery, count: bool = True) -> tuple[list[ExecutionRecord], int]:
-        """A page of executions, newest first, and how many match in all (-1 unless ``count``)."""
-        e = t.executions
-        conditions = self._matching(query)
-        page = (
-            sa.select(e)
-            .where(*conditions)
-            .order_by(e.c.created_at.desc(), e.c.id.desc())
-            .limit(query.limit)
-            .offset(query.offset)
-        )
-        counting = sa.select(sa.func.count()).select_from(e).where(*conditions)
-        with self.reading() as conn:
-            records = [from_row(ExecutionRecord, row) for row in conn.execute(page)]
-            total = conn.execute(counting).scalar_one() if count else -1
-        return records, total
-
-    def matching(self, query: ExecutionQuery, limit: int) -> list[tuple[str, str]]:
-        """Up to ``limit`` executions the query's filters match, oldest first: (id, status)."""
-        e = t.executions
-        ordered = sa.select(e.c.id, e.c.status).where(*self._matching(query)).order_by(e.c.created_at, e.c.id)
-        with self.reading() as conn:
-            return [(str(row.id), str(row.status)) for row in conn.execute(ordered.limit(limit))]
-
-    @staticmethod
-    def _matching(query: ExecutionQuery) -> list[sa.ColumnElement[bool]]:
-        e = t.executions
-        conditions: list[sa.ColumnElement[bool]] = []
-        if query.owner_id is not None:
-            conditions.append(e.c.owner_id == query.owner_id)
-        if query.workflow is not None:
-            conditions.append(e.c.workflow_name == query.workflow)
-        if query.status is not None:
-            conditions.append(e.c.status == query.status)
-        if query.created_after is not None:
-            conditions.append(e.c.created_at >= query.created_after)
-        if query.created_before is not None:
-            conditions.append(e.c.created_at < query.created_before)
-        if query.parent is not None:
-            conditions.append(e.c.parent_execution_id == query.parent)
-        if query.ids is not None:
-            conditions.append(e.c.id.in_(query.ids))
-        if query.text:
-            pattern = query.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            conditions.append(
-                sa.or_(
-                    e.c.id.like(f"{pattern}%", escape="\\"),
-                    e.c.workflow_name.like(f"%{pattern}%", escape="\\"),
-                )
-            )
-        if query.after is not None:
-            created, last_id = query.after
-            conditions.append(
-                sa.or_(e.c.created_at < created, sa.and_(e.c.created_at == created, e.c.id < last_id))
-            )
-        return conditions
 
     def children(
         self,

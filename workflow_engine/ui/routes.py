@@ -33,8 +33,8 @@ from workflow_engine.errors import (
     TooManyAttempts,
     WorkflowEngineError,
 )
-from workflow_engine.store import reports
-from workflow_engine.store.repository import ExecutionQuery
+from workflow_engine.store import listing, reports
+from workflow_engine.store.listing import ExecutionQuery
 from workflow_engine.ui import pages
 from workflow_engine.ui.session import Session, check_csrf, close_session, open_session, session_of
 from workflow_engine.users import LoginBrake
@@ -186,7 +186,8 @@ def _listing(request: Request, engine: Engine, session: Session, template: str, 
         after=_cursor(after),
         limit=PAGE + 1,
     )
-    records, _ = engine.store.list_executions(query, count=False)
+    with engine.store.reading() as conn:
+        records, _ = listing.page(conn, query, count=False)
     more = len(records) > PAGE
     records = records[:PAGE]
     counts = reports.executions_by_status(engine.store, None, session.user.owner_filter, workflow or None)

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from workflow_engine.api.deps import WRITERS, EngineDep, User
 from workflow_engine.api.routes.executions import as_utc
 from workflow_engine.api.schemas import BulkOut, BulkRequest, ErrorOut
-from workflow_engine.store.repository import ExecutionQuery
+from workflow_engine.store.listing import ExecutionQuery
 
 router = APIRouter(tags=["executions"])
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 422)}

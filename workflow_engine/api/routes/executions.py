@@ -30,7 +30,7 @@ from workflow_engine.api.schemas import (
 )
 from workflow_engine.core.states import ExecutionStatus
 from workflow_engine.engine import Engine
-from workflow_engine.store.repository import ExecutionQuery
+from workflow_engine.store.listing import ExecutionQuery
 
 router = APIRouter(tags=["executions"])
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 404, 409, 422)}
