@@ -23,7 +23,7 @@ from workflow_engine.api import streams
 from workflow_engine.api.deps import EngineDep, TokensDep
 from workflow_engine.core.retention import parse_age
 from workflow_engine.core.states import ExecutionStatus
-from workflow_engine.engine import Engine
+from workflow_engine.engine import MAX_CHILDREN_SHOWN, Engine
 from workflow_engine.errors import (
     AuthenticationFailed,
     Conflict,
@@ -235,7 +235,7 @@ async def bulk(request: Request, engine: EngineDep, session: SessionDep) -> Resp
     session.user.require("admin", "operator")
     verb = form.get("verb", "")
     ids = tuple((await request.form()).getlist("ids"))
-    ids = tuple(str(i) for i in ids if isinstance(i, str))[: pages.ITEMS_PAGE * 4]
+    ids = tuple(str(i) for i in ids if isinstance(i, str))[:PAGE]  # (at most a page is shown)
     if not ids:
         return back("/ui/executions", message="choose executions first")
     result = await run_in_threadpool(
@@ -300,7 +300,7 @@ def _page(engine: Engine, session: Session, execution_id: str) -> pages.Executio
     record = store.get_execution(execution_id, session.user.owner_filter)
     definition = engine.coordinator.definitions.get(record.workflow_id)
     runs = store.step_runs(execution_id)
-    children = store.children(execution_id, limit=200) if definition.children else []
+    children = store.children(execution_id, limit=MAX_CHILDREN_SHOWN) if definition.children else []
     view = execution_view(record, definition, runs, children)
     events = store.events(execution_id, limit=500)
     now = store.clock.now()
