@@ -220,3 +220,102 @@ def test_the_list_and_execution_pages_cost_the_same_queries_whatever_their_size(
     with counted(api) as more:
         client.get("/ui/executions")
     assert len(more) == len(one_page)
+
+
+def test_the_lists_counts_stop_at_a_bound_and_say_so(api: Api, monkeypatch: Any) -> None:
+    from workflow_engine.ui import routes
+
+    api.register(HELLO)
+    api.harness.agent("echo")
+    for _ in range(3):
+        api.start("hello")
+    api.harness.work()
+    api.start("hello")  # (one more, left running)
+    client, _ = signed_in(api, "alice")
+    monkeypatch.setattr(routes, "COUNTED", 2)
+    page = client.get("/ui/executions").text
+    counts = dict(re.findall(r'data-count="(\w+)"[^>]*>\s*\w+ ([^<]+)</a>', page))
+    assert counts == {"running": "1", "completed": "2+"}, counts
+    monkeypatch.setattr(routes, "COUNTED", 3)
+    page = client.get("/ui/executions").text
+    assert dict(re.findall(r'data-count="(\w+)"[^>]*>\s*\w+ ([^<]+)</a>', page)) == {
+        "running": "1",
+        "completed": "3",
+    }
+
+
+def test_a_long_output_is_cut_on_the_page_and_whole_behind_its_link(api: Api) -> None:
+    api.register(HELLO)
+    api.harness.agent(
+        "echo", lambda ctx: {"rows": [f"row {n}" for n in range(2_000)]} if ctx.step_name == "a" else {}
+    )
+    execution = api.start("hello")
+    api.harness.work()
+    client, _ = signed_in(api, "alice")
+    page = client.get(f"/ui/executions/{execution}").text
+    links = re.findall(rf'href="(/ui/executions/{execution}/attempts/\d+)" data-whole="output"', page)
+    assert len(links) == 1 and "row 1999" not in page and len(page) < 40_000, len(page)
+    whole = client.get(links[0])
+    assert whole.status_code == 200 and whole.json()["output"]["rows"][-1] == "row 1999"
+    assert whole.json()["step"] == "a"
+    bob, _ = signed_in(api, "bob")
+    assert bob.get(links[0]).status_code == 404  # (not bob's)
+    assert client.get(f"/ui/executions/{execution}/attempts/999999").status_code == 404
+
+
+def test_map_items_are_paged_by_index_and_a_page_past_the_end_shows_the_last(api: Api) -> None:
+    two_maps = {
+        "name": "two-maps",
+        "version": "1.0.0",
+        "steps": [
+            {"name": "list", "agent": "lister"},
+            {"name": "each", "type": "map", "items": "steps.list.items", "agent": "echo"},
+            {"name": "few", "type": "map", "items": "steps.list.few", "agent": "echo"},
+        ],
+        "edges": [{"from": "list", "to": "each"}, {"from": "list", "to": "few"}],
+    }
+    api.register(two_maps)
+    api.harness.agent("lister", lambda ctx: {"items": list(range(120)), "few": [0, 1, 2]})
+    api.harness.agent("echo")
+    execution = api.start("two-maps")
+    api.harness.work()
+    client, _ = signed_in(api, "alice")
+
+    def shown(query: str) -> list[tuple[str, int]]:
+        page = client.get(f"/ui/executions/{execution}{query}").text
+        return [
+            (step, int(i)) for i, step in re.findall(r'<tr data-item="(\d+)"[^>]*><td>([\w-]+)</td>', page)
+        ]
+
+    assert shown("") == [("each", i) for i in range(50)] + [("few", i) for i in range(3)]
+    assert shown("?items=2") == [("each", i) for i in range(100, 120)]
+    assert shown("?items=99") == shown("?items=2")
+
+
+def test_the_history_shows_its_newest_events_and_pages_back_through_older_ones(
+    api: Api, monkeypatch: Any
+) -> None:
+    from workflow_engine.ui import pages
+
+    api.register(HELLO)
+    api.harness.agent("echo")
+    execution = api.start("hello")
+    api.harness.work()
+    every = [e.id for e in api.harness.store.events(execution)]
+    assert len(every) > 6
+    monkeypatch.setattr(pages, "HISTORY", 3)
+    client, _ = signed_in(api, "alice")
+
+    def history(query: str) -> tuple[list[str], str, str | None]:
+        page = client.get(f"/ui/executions/{execution}{query}").text
+        lines = re.findall(r"<li><time>", page.split('<ol class="history">')[1].split("</ol>")[0])
+        last = re.search(r'data-last-event="(\d+)"', page)
+        older = re.search(r'href="\?([^"]*)" data-history-older', page)
+        assert last
+        return lines, last.group(1), older.group(1).replace("&amp;", "&") if older else None
+
+    lines, last, older = history("?items=0&steps=0")
+    assert len(lines) == 3 and last == str(every[-1]) and older == f"history={every[-3]}"
+    lines, last, older = history(f"?{older}")
+    assert len(lines) == 3 and last == str(every[-1])  # (live from the newest, whatever is shown)
+    assert older == f"history={every[-6]}"

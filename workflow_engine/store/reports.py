@@ -24,29 +24,57 @@ def executions_by_status(
 ) -> dict[str, int]:
     """How many executions are in each status (created since ``since``, of ``owner_id``, of
     ``workflow``)."""
-    where = [*([_e.c.created_at >= since] if since is not None else []), *_owned(owner_id)]
-    if workflow is not None:
-        where.append(_e.c.workflow_name == workflow)
-    query = sa.select(_e.c.status, sa.func.count()).where(*where).group_by(_e.c.status)
+    query = (
+        sa.select(_e.c.status, sa.func.count())
+        .where(*_chosen(since, owner_id, workflow))
+        .group_by(_e.c.status)
+    )
     with store.reading() as conn:
         return {status: count for status, count in conn.execute(query)}
 
 
-def item_runs(store: Store, execution_id: str, offset: int, limit: int) -> tuple[list[StepRunRecord], int]:
-    """A page of the attempts of an execution's map items, by map and item, and how many there
-    are in all."""
-    where = [_r.c.execution_id == execution_id, _r.c.item_index.is_not(None), _r.c.superseded.is_(False)]
+def executions_by_status_upto(
+    store: Store, statuses: list[str], cap: int, owner_id: int | None = None, workflow: str | None = None
+) -> dict[str, int]:
+    """How many executions are in each of ``statuses``, counted up to ``cap`` + 1 each (a count
+    above ``cap`` means "more than ``cap``"): one statement whose cost is bounded by the cap, not
+    by the table, so a page that shows the counts costs the same over a million executions."""
+    where = _chosen(None, owner_id, workflow)
+    counted = [
+        sa.select(sa.literal(status).label("status"), sa.func.count().label("n")).select_from(
+            sa.select(sa.literal(1)).where(_e.c.status == status, *where).limit(cap + 1).subquery()
+        )
+        for status in statuses
+    ]
+    with store.reading() as conn:
+        return {status: n for status, n in conn.execute(sa.union_all(*counted)) if n}
+
+
+def _chosen(since: Any, owner_id: int | None, workflow: str | None) -> list[sa.ColumnElement[bool]]:
+    where = [*([_e.c.created_at >= since] if since is not None else []), *_owned(owner_id)]
+    if workflow is not None:
+        where.append(_e.c.workflow_name == workflow)
+    return where
+
+
+def item_runs(
+    store: Store, execution_id: str, maps: list[str], first: int, count: int
+) -> list[StepRunRecord]:
+    """The attempts of the items ``first`` to ``first + count - 1`` of each of an execution's
+    ``maps``, by map and item: a range of the item index, whatever the maps' size."""
     query = (
         sa.select(_r)
-        .where(*where)
+        .where(
+            _r.c.execution_id == execution_id,
+            _r.c.step_name.in_(maps),
+            _r.c.item_index >= first,
+            _r.c.item_index < first + count,
+            _r.c.superseded.is_(False),
+        )
         .order_by(_r.c.step_name, _r.c.item_index, _r.c.attempt)
-        .offset(offset)
-        .limit(limit)
     )
     with store.reading() as conn:
-        runs = [from_row(StepRunRecord, row) for row in conn.execute(query)]
-        total = int(conn.execute(sa.select(sa.func.count()).select_from(_r).where(*where)).scalar_one())
-    return runs, total
+        return [from_row(StepRunRecord, row) for row in conn.execute(query)]
 
 
 def runs_by_status_and_type(store: Store) -> list[tuple[str, str, int]]:

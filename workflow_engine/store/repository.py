@@ -312,6 +312,14 @@ class Store:
         with self.reading() as conn:
             return [from_row(StepRunRecord, row) for row in conn.execute(query)]
 
+    def step_run(self, execution_id: str, run_id: int) -> StepRunRecord | None:
+        """One attempt of ``execution_id``'s (None if it has no attempt of that id)."""
+        r = t.step_runs
+        query = sa.select(r).where(r.c.execution_id == execution_id, r.c.id == run_id)
+        with self.reading() as conn:
+            row = conn.execute(query).first()
+        return from_row(StepRunRecord, row) if row is not None else None
+
     def logs(self, execution_id: str, query: LogQuery) -> list[StepRunRecord]:
         """Attempts in chronological order, filtered."""
         r = t.step_runs
@@ -347,6 +355,17 @@ class Store:
         if excluding:
             conditions.append(ev.c.id.not_in(list(excluding)))
         return self._events(conditions, limit)
+
+    def latest_events(self, execution_id: str, limit: int, before_id: int | None = None) -> list[EventRecord]:
+        """An execution's ``limit`` newest events (before ``before_id``), by id."""
+        ev = t.events
+        conditions = [
+            ev.c.execution_id == execution_id,
+            *([ev.c.id < before_id] if before_id is not None else []),
+        ]
+        query = sa.select(ev).where(*conditions).order_by(ev.c.id.desc()).limit(limit)
+        with self.reading() as conn:
+            return [from_row(EventRecord, row) for row in conn.execute(query)][::-1]
 
     def events_since(self, after_id: int, limit: int = 1000) -> list[EventRecord]:
         """Events of every execution after ``after_id``, by id."""

@@ -21,6 +21,8 @@ from workflow_engine.ui.why import Situation, why
 from workflow_engine.views import ExecutionView, StepView
 
 ITEMS_PAGE = 50
+HISTORY = 200  # (events shown, the newest first; older ones a page at a time)
+SHOWN_CHARS = 4_000  # (of one attempt's input or output on the page: the rest through its link)
 
 
 @dataclass
@@ -59,6 +61,15 @@ def _layout(workflow_id: int, graph: Graph) -> dag.Layout:
     return dag.layout(graph)
 
 
+def shown(value: Any) -> tuple[str, int | None]:
+    """A payload as the page prints it, indented JSON: cut at ``SHOWN_CHARS`` with its whole
+    length beside (a map's ten thousand results never make the page heavy), else whole."""
+    compact = json.dumps(value, ensure_ascii=False, default=str)  # (C-fast: indenting is not)
+    if len(compact) > SHOWN_CHARS:
+        return compact[:SHOWN_CHARS], len(compact)
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str), None
+
+
 def live_queues(workers: list[WorkerRecord], now: datetime, stale_after: float) -> set[str]:
     cutoff = now - timedelta(seconds=stale_after)
     return {queue for worker in workers if worker.last_seen >= cutoff for queue in worker.queues}
@@ -74,7 +85,10 @@ def execution_page(
     default_queue: str,
     now: datetime,
     flower: str | None = None,
+    last_event_id: int | None = None,
 ) -> ExecutionPage:
+    """What the page shows; ``events`` are the history's newest (or a page of its older ones,
+    when ``last_event_id``, the newest, is given: the page follows the history from there)."""
     layout = _layout(record.workflow_id, definition.graph)
     steps = {step.name: step for step in view.steps}
     statuses = {step.name: step.status for step in view.steps}
@@ -94,7 +108,7 @@ def execution_page(
         runs=[run for run in runs if run.item_index is None],
         critical=critical_path(definition.graph, latest),
         events=events,
-        last_event_id=events[-1].id if events else 0,
+        last_event_id=last_event_id if last_event_id is not None else events[-1].id if events else 0,
         flower=flower.rstrip("/") if flower else None,
     )
 

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -30,6 +30,7 @@ from workflow_engine.errors import (
     InputError,
     NotFound,
     PermissionDenied,
+    StepNotFound,
     TooManyAttempts,
     WorkflowEngineError,
 )
@@ -38,12 +39,14 @@ from workflow_engine.store.listing import ExecutionQuery
 from workflow_engine.ui import pages
 from workflow_engine.ui.session import Session, check_csrf, close_session, open_session, session_of
 from workflow_engine.users import LoginBrake
-from workflow_engine.views import execution_view
+from workflow_engine.views import execution_view, readable
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["shown"] = pages.shown
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE = 50
+COUNTED = 10_000  # (the list counts each status up to this: "10,000+" above it)
 ACTIONS = ("cancel", "pause", "resume", "retry", "next")
 STATUSES = [s.value for s in ExecutionStatus if s != ExecutionStatus.RESUMED]
 
@@ -190,7 +193,9 @@ def _listing(request: Request, engine: Engine, session: Session, template: str, 
         records, _ = listing.page(conn, query, count=False)
     more = len(records) > PAGE
     records = records[:PAGE]
-    counts = reports.executions_by_status(engine.store, None, session.user.owner_filter, workflow or None)
+    counts = reports.executions_by_status_upto(
+        engine.store, STATUSES, COUNTED, session.user.owner_filter, workflow or None
+    )
     cursor = f"{records[-1].created_at.isoformat()}|{records[-1].id}" if more and records else None
     chosen = {k: v for k, v in {"workflow": workflow, "status": status, "q": q, "since": since}.items() if v}
     return render(
@@ -199,6 +204,7 @@ def _listing(request: Request, engine: Engine, session: Session, template: str, 
         session,
         records=records,
         counts=counts,
+        counted=COUNTED,
         statuses=STATUSES,
         filters=chosen,
         live_query=urlencode({**chosen, **({"after": after} if after else {})}),
@@ -248,61 +254,87 @@ async def bulk(request: Request, engine: EngineDep, session: SessionDep) -> Resp
     return back("/ui/executions", message=f"{verb}: {result.changed} changed, {result.refused} refused")
 
 
+@dataclass(frozen=True)
+class Shown:
+    """Which part of each long list of an execution's page is shown, from its query string:
+    the page of map items and of steps, and the history older than an event (0: the newest)."""
+
+    items: Annotated[int, Query(ge=0)] = 0
+    steps: Annotated[int, Query(ge=0)] = 0
+    history: Annotated[int, Query(ge=0)] = 0
+
+    def query(self, **changed: int) -> str:
+        """This view's query string, with ``changed`` (the links that page one list keep the others)."""
+        chosen = {**{"items": self.items, "steps": self.steps, "history": self.history}, **changed}
+        return urlencode({name: value for name, value in chosen.items() if value})
+
+
+ShownDep = Annotated[Shown, Depends()]
+
+
 @router.get("/executions/{execution_id}", response_class=HTMLResponse)
 def execution(
-    request: Request,
-    engine: EngineDep,
-    session: SessionDep,
-    execution_id: str,
-    items: int = 0,
-    steps: int = 0,
+    request: Request, engine: EngineDep, session: SessionDep, execution_id: str, shown: ShownDep
 ) -> Response:
-    return _execution(request, engine, session, execution_id, items, steps, "execution.html")
+    return _execution(request, engine, session, execution_id, shown, "execution.html")
 
 
 @router.get("/executions/{execution_id}/live", response_class=HTMLResponse)
 def live(
-    request: Request,
-    engine: EngineDep,
-    session: SessionDep,
-    execution_id: str,
-    items: int = 0,
-    steps: int = 0,
+    request: Request, engine: EngineDep, session: SessionDep, execution_id: str, shown: ShownDep
 ) -> Response:
     """The parts of the execution page that change, for the page to swap in."""
-    return _execution(request, engine, session, execution_id, items, steps, "execution_live.html")
+    return _execution(request, engine, session, execution_id, shown, "execution_live.html")
 
 
 def _execution(
-    request: Request,
-    engine: Engine,
-    session: Session,
-    execution_id: str,
-    items: int,
-    steps: int,
-    template: str,
+    request: Request, engine: Engine, session: Session, execution_id: str, shown: Shown, template: str
 ) -> Response:
-    page = _page(engine, session, execution_id)
-    shown, step_pages = pages.step_page(page.view.steps, steps)
+    page = _page(engine, session, execution_id, shown.history or None)
+    steps, step_pages = pages.step_page(page.view.steps, shown.steps)
     return render(
         request,
         template,
         session,
         page=page,
-        steps={"shown": shown, "page": max(0, min(steps, step_pages - 1)), "pages": step_pages},
-        state=urlencode({k: v for k, v in {"items": items, "steps": steps}.items() if v}),
-        **_items(engine, page, execution_id, items),
+        steps={"shown": steps, "page": max(0, min(shown.steps, step_pages - 1)), "pages": step_pages},
+        shown=shown,
+        state=shown.query(),
+        history_page=pages.HISTORY,
+        **_items(engine, page, execution_id, shown.items),
     )
 
 
-def _page(engine: Engine, session: Session, execution_id: str) -> pages.ExecutionPage:
+@router.get("/executions/{execution_id}/attempts/{run_id}")
+def attempt(engine: EngineDep, session: SessionDep, execution_id: str, run_id: int) -> Response:
+    """One attempt's whole input, output and error, which the page shows cut when they are long."""
+    engine.store.get_execution(execution_id, session.user.owner_filter)  # (another's: not found)
+    run = engine.store.step_run(execution_id, run_id)
+    if run is None:
+        raise StepNotFound(f"attempt {run_id}")
+    error = {"type": run.error_type, "code": run.error_code, "message": run.error_message}
+    return JSONResponse(
+        {
+            "step": run.step_name,
+            "attempt": run.attempt,
+            "index": run.item_index,
+            "status": run.status,
+            "input": readable(run.input),
+            "output": readable(run.output),
+            "error": error if run.error_type else None,
+        }
+    )
+
+
+def _page(engine: Engine, session: Session, execution_id: str, before: int | None) -> pages.ExecutionPage:
     store = engine.store
     record = store.get_execution(execution_id, session.user.owner_filter)
+    newest = store.last_event_id() if before is not None else None  # (read first: never past the page)
     definition = engine.coordinator.definitions.get(record.workflow_id)
     runs = store.step_runs(execution_id)
     children = store.children(execution_id, limit=MAX_CHILDREN_SHOWN) if definition.children else []
     view = execution_view(record, definition, runs, children)
-    events = store.events(execution_id, limit=500)
+    events = store.latest_events(execution_id, pages.HISTORY, before)
     now = store.clock.now()
     queues = pages.live_queues(store.workers(), now, 3 * engine.settings.heartbeat_interval)
     return pages.execution_page(
@@ -315,19 +347,22 @@ def _page(engine: Engine, session: Session, execution_id: str) -> pages.Executio
         engine.settings.steps_queue,
         now,
         engine.settings.flower_url,
+        newest,
     )
 
 
 def _items(engine: Engine, page: pages.ExecutionPage, execution_id: str, index: int) -> dict[str, Any]:
-    maps = [step.name for step in page.view.steps if step.items]
-    if not maps:
+    """A page of the map items (the same range of indices of every map of the execution), and
+    how many pages the largest map fills."""
+    totals = {step.name: step.items["total"] for step in page.view.steps if step.items}
+    if not totals:
         return {"items": None}
-    page_number = max(0, index)
-    shown, total = reports.item_runs(
-        engine.store, execution_id, page_number * pages.ITEMS_PAGE, pages.ITEMS_PAGE
+    count = max(1, -(-max(totals.values()) // pages.ITEMS_PAGE))
+    page_number = max(0, min(index, count - 1))
+    shown = reports.item_runs(
+        engine.store, execution_id, list(totals), page_number * pages.ITEMS_PAGE, pages.ITEMS_PAGE
     )
-    count = max(1, -(-total // pages.ITEMS_PAGE))
-    return {"items": {"runs": shown, "page": page_number, "pages": count, "total": total}}
+    return {"items": {"runs": shown, "page": page_number, "pages": count, "total": sum(totals.values())}}
 
 
 @router.post("/executions/{execution_id}/{action}")
