@@ -89,7 +89,7 @@ def test_the_execution_page_carries_the_landmarks_and_an_operators_buttons(api: 
     assert f'data-execution="{execution}" data-status="waiting"' in page
     assert 'data-step="draft" data-status="succeeded"' in page
     assert 'data-step="approve" data-status="waiting"' in page
-    assert "waits for anyone who may complete it to complete it" in page  # why it is not running
+    assert "waits for a person to complete it" in page  # why it is not running
     assert {"cancel", "retry", "pause"} <= set(re.findall(r'data-action="(\w+)"', page))
     viewer, _ = signed_in(api, "vic")
     assert viewer.get(f"/ui/executions/{execution}").status_code == 404  # not the viewer's

@@ -1,9 +1,9 @@
 """The monitor in a real headless Chromium (Debian's package, through Playwright), served by a
 real `wfe api` process with real workers, Redis and PostgreSQL, the network cut off: signing
 in, a step changing status without a reload, cancelling with the button, a human task's form
-(a bad value refused on the page), a map, a viewer without buttons, and a 5,000-wide fan-out.
-Every page is photographed, light and dark (``WFE_TEST_SCREENSHOTS`` says where; the README's
-are in docs/ui)."""
+(a bad value refused on the page), a map, a viewer without buttons, and a 5,000-wide fan-out
+beside a 10,000-item map. Every page is photographed, light and dark (``WFE_TEST_SCREENSHOTS``
+says where; the README's are in docs/ui)."""
 
 from __future__ import annotations
 
@@ -68,11 +68,11 @@ def sign_in(page: Page, server: Server, user: str) -> None:  # noqa: F811
     page.wait_for_url("**/ui/executions")
 
 
-def photograph(page: Page, shots: Path, name: str) -> None:
-    """The page in light, then in dark."""
+def photograph(page: Page, shots: Path, name: str, full_page: bool = True) -> None:
+    """The page in light, then in dark (all of it, or its first screen)."""
     for scheme in ("light", "dark"):
         page.emulate_media(color_scheme=scheme)
-        page.screenshot(path=str(shots / f"{name}-{scheme}.png"), full_page=True)
+        page.screenshot(path=str(shots / f"{name}-{scheme}.png"), full_page=full_page)
     page.emulate_media(color_scheme="light")
 
 
@@ -183,9 +183,10 @@ def test_a_map_is_followed_and_a_viewer_sees_no_button(
     assert "Not found" in page.content()
 
 
-def test_a_five_thousand_wide_fan_out_renders_folded(
+def test_a_five_thousand_wide_fan_out_and_a_ten_thousand_item_map_render_folded(
     server: Server,  # noqa: F811
     page: Page,
+    shots: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     origin = str(server.http.base_url).rstrip("/")
@@ -193,22 +194,42 @@ def test_a_five_thousand_wide_fan_out_renders_folded(
     wide = {
         "name": "wide5000",
         "version": "1.0.0",
-        "steps": [{"name": name, "agent": "echo"} for name in ["begin", *middle, "end"]],
-        "edges": [{"from": "begin", "to": s} for s in middle] + [{"from": s, "to": "end"} for s in middle],
+        "steps": [
+            {"name": "gate", "type": "human"},  # holds the fan-out: its 5,000 wait, the map runs
+            *({"name": name, "agent": "echo"} for name in middle),
+            {"name": "end", "agent": "echo"},
+            {"name": "list", "agent": "lister"},
+            {"name": "each", "type": "map", "items": "steps.list.items", "agent": "mapper"},
+        ],
+        "edges": [{"from": "gate", "to": s} for s in middle]
+        + [{"from": s, "to": "end"} for s in middle]
+        + [{"from": "list", "to": "each"}],
     }
     server.register(wide)
     sign_in(page, server, "alice")
-    execution = server.start("wide5000", mode="step")  # (held: nothing runs, the page is the point)
+    execution = server.start("wide5000", input_data={"n": 10_000})
+    store = server.cluster.engine.store
+    wait_until(
+        lambda: [r.status for r in store.step_runs(execution) if r.step_name == "each"] == ["succeeded"],
+        "the 10,000-item map",
+        timeout=240,
+    )
     began = time.perf_counter()
     response = page.goto(f"{origin}/ui/executions/{execution}")
     page.wait_for_selector('[data-fold="5000"]', timeout=60_000)
     rendered = time.perf_counter() - began
     assert response is not None and response.ok
     size = len(response.body())
-    assert page.locator("svg g.node").count() == 3  # begin, the folded 5,000, end
-    assert page.locator("[data-step-row]").count() == 100  # its steps in pages
+    assert page.locator("svg g.node").count() == 5  # gate, the folded 5,000, end, list, the map
+    assert page.locator('[data-step="each"]').get_attribute("data-status") == "succeeded"
+    assert page.locator("[data-item]").count() == 50  # the map's items in pages
+    assert page.locator("[data-step-row]").count() == 100  # the steps in pages
+    photograph(page, shots, "wide", full_page=False)
     page.click("[data-steps-next]")
     page.wait_for_url("**steps=1")
     assert page.locator("[data-step-row]").count() == 100
     with capsys.disabled():
-        print(f"\nmonitor: a 5,000-wide fan-out's page is {size:,} bytes, shown in {rendered * 1000:.0f} ms")
+        print(
+            f"\nmonitor: the page of a 5,000-wide fan-out and a 10,000-item map is {size:,} bytes,"
+            f" shown in {rendered * 1000:.0f} ms"
+        )

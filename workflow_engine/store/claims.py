@@ -29,6 +29,7 @@ from workflow_engine.definitions.model import StepType
 from workflow_engine.store import schema as t
 from workflow_engine.store.postgres import CHANNEL as EVENTS_CHANNEL
 from workflow_engine.store.prepared import Prepared
+from workflow_engine.store.rows import item_details
 from workflow_engine.store.transaction import Tx
 
 
@@ -146,7 +147,7 @@ def claim_portable(tx: Tx, run_id: int, worker: str, task_id: str | None) -> Cla
                 "to_status": StepStatus.RUNNING,
                 "actor": worker,
                 "reason": None,
-                "details": None if row.item_index is None else {"index": row.item_index},
+                "details": item_details(row.item_index),
                 "created_at": tx.now,
             }
         ]

@@ -18,7 +18,7 @@ from workflow_engine.definitions.model import StepType
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import StepRunRecord, from_row
 from workflow_engine.store.repository import Store
-from workflow_engine.store.rows import event_row
+from workflow_engine.store.rows import event_row, item_details
 
 S = StepStatus
 BATCH = 500
@@ -198,6 +198,7 @@ class Repairs:
                         actor,
                         tx.now,
                         reason,
+                        item_details(run.item_index),
                     )
                     for run in mine
                 ]

@@ -34,6 +34,11 @@ def event_row(
     }
 
 
+def item_details(index: int | None) -> dict[str, int] | None:
+    """An event's details for a map item: which item it is."""
+    return None if index is None else {"index": index}
+
+
 def in_place(worker: str, task_id: str | None, execution_input: Any, now: datetime) -> dict[str, Any]:
     """What a run taken to run in place by ``worker`` (in the Celery task ``task_id``) is set to;
     it has no message of its own (``FINISH_COUNTED`` in store.postgres sets the same in SQL).

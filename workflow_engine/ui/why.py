@@ -71,7 +71,7 @@ def _waiting(step: StepDefinition, run: StepRunRecord | None, situation: Situati
             "retry the execution, or complete the step by hand"
         )
     if step.type is StepType.HUMAN:
-        who = ", ".join(step.assignees) if step.assignees else "anyone who may complete it"
+        who = " or ".join(step.assignees) if step.assignees else "a person"
         return f"waits for {who} to complete it"
     if step.type is StepType.WAIT:
         deadline = f"; it fails {_at(run.deadline_at, situation.now)}" if run and run.deadline_at else ""
