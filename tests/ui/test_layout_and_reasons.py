@@ -13,7 +13,7 @@ from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.definitions.model import StepDefinition
 from workflow_engine.store.records import StepRunRecord
 from workflow_engine.ui import dag, pages
-from workflow_engine.ui.why import Situation, why
+from workflow_engine.ui.why import Situation, why, why_item
 from workflow_engine.views import StepView
 
 pytestmark = pytest.mark.unit
@@ -183,6 +183,27 @@ def test_why_a_step_is_not_running(
         assert sentence is None
     else:
         assert sentence is not None and sentence.startswith(expected), sentence
+
+
+def test_why_a_map_item_is_not_running() -> None:
+    capped = step(type="map", agent="a", items="steps.up.items", max_concurrency=4)
+    mapped = step(type="map", agent="a", items="steps.up.items")
+    here = situation({"s": "running"})
+    held = run(status="pending", item_index=7)
+    assert why_item(capped, held, here) == "waits for a place in the map's window: 4 items at a time"
+    assert why_item(mapped, held, here) == "about to be queued"
+    again = run(status="retrying", item_index=7, error_type="IOError", error_message="reset", not_before=NOW)
+    assert why_item(capped, again, here) == (
+        "waits to retry after IOError: reset; the next attempt starts now (due 2030-01-01 00:00:00 UTC)"
+    )
+    assert (
+        why_item(capped, held, situation({"s": "running"}, "paused"))
+        == "the execution is paused; resume it to go on"
+    )
+    assert why_item(capped, run(status="running", item_index=7), here) is None
+    assert (
+        why_item(capped, held, situation({"s": "failed"}, "failed")) == "never started: the execution failed"
+    )
 
 
 def test_the_critical_path_runs_back_from_the_last_to_finish_through_what_held_each_up() -> None:

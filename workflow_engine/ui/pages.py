@@ -17,7 +17,7 @@ from workflow_engine.core.states import StepStatus as S
 from workflow_engine.definitions.model import StepDefinition, WorkflowDefinition
 from workflow_engine.store.records import EventRecord, ExecutionRecord, StepRunRecord, WorkerRecord
 from workflow_engine.ui import dag
-from workflow_engine.ui.why import Situation, why
+from workflow_engine.ui.why import Situation, why, why_item
 from workflow_engine.views import ExecutionView, StepView
 
 ITEMS_PAGE = 50
@@ -45,6 +45,17 @@ class ExecutionPage:
     events: list[EventRecord]
     last_event_id: int
     flower: str | None
+    situation: Situation
+    definition: WorkflowDefinition
+
+    def item_reasons(self, runs: list[StepRunRecord]) -> dict[int, str]:
+        """Why each of these map items (by run id) is not running, for those that are not."""
+        found = {}
+        for run in runs:
+            sentence = why_item(self.definition.step(run.step_name), run, self.situation)
+            if sentence is not None:
+                found[run.id] = sentence
+        return found
 
     @property
     def at(self) -> dict[str, dag.Node]:
@@ -110,6 +121,8 @@ def execution_page(
         events=events,
         last_event_id=last_event_id if last_event_id is not None else events[-1].id if events else 0,
         flower=flower.rstrip("/") if flower else None,
+        situation=situation,
+        definition=definition,
     )
 
 

@@ -3,7 +3,7 @@ execution's row, the step's latest run and the workers' heartbeats say. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,7 +30,39 @@ class Situation:
 
 def why(step: StepDefinition, run: StepRunRecord | None, graph: Graph, situation: Situation) -> str | None:
     """The reason ``step`` (its latest run ``run``) is not running, or None when it runs or ended."""
-    status = situation.statuses.get(step.name, S.PENDING)
+
+    def pending() -> str:
+        statuses = situation.statuses
+        upstream = [e.source for e in graph.incoming[step.name] if statuses.get(e.source) not in DONE]
+        if upstream:
+            return f"waits for {_names(upstream)} to finish"
+        if situation.execution_status in (E.FAILED, E.CANCELLED, E.COMPLETED):
+            return f"never started: the execution {situation.execution_status}"
+        return "about to be queued (a map's window, or the coordinator, holds it)"
+
+    return _reason(step, run, situation.statuses.get(step.name, S.PENDING), situation, pending)
+
+
+def why_item(step: StepDefinition, run: StepRunRecord, situation: Situation) -> str | None:
+    """The reason an item of the map ``step`` (its run ``run``) is not running, or None."""
+
+    def pending() -> str:
+        if situation.execution_status in (E.FAILED, E.CANCELLED, E.COMPLETED):
+            return f"never started: the execution {situation.execution_status}"
+        if step.max_concurrency:
+            return f"waits for a place in the map's window: {step.max_concurrency} items at a time"
+        return "about to be queued"
+
+    return _reason(step, run, run.status, situation, pending)
+
+
+def _reason(
+    step: StepDefinition,
+    run: StepRunRecord | None,
+    status: str,
+    situation: Situation,
+    pending: Callable[[], str],
+) -> str | None:
     if status in (S.RUNNING, S.SUCCEEDED, S.FAILED, S.CANCELLED):
         return None
     if status == S.SKIPPED:
@@ -40,13 +72,7 @@ def why(step: StepDefinition, run: StepRunRecord | None, graph: Graph, situation
     if situation.execution_status == E.INITIALIZED and situation.execution_reason:
         return f"the execution is {situation.execution_reason}"
     if status == S.PENDING:
-        statuses = situation.statuses
-        upstream = [e.source for e in graph.incoming[step.name] if statuses.get(e.source) not in DONE]
-        if upstream:
-            return f"waits for {_names(upstream)} to finish"
-        if situation.execution_status in (E.FAILED, E.CANCELLED, E.COMPLETED):
-            return f"never started: the execution {situation.execution_status}"
-        return "about to be queued (a map's window, or the coordinator, holds it)"
+        return pending()
     if status == S.RETRYING:
         when = _at(run.not_before if run else None, situation.now)
         error = f" after {run.error_type}: {run.error_message}" if run and run.error_type else ""
