@@ -12,8 +12,11 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from workflow_engine.core.secrets import hide
+
 CONTEXT_FIELDS = ("execution_id", "step", "attempt", "workflow", "worker")
 _context: ContextVar[Mapping[str, Any]] = ContextVar("wfe_log_context", default=MappingProxyType({}))
+_hidden: ContextVar[Mapping[str, Any]] = ContextVar("wfe_log_hidden", default=MappingProxyType({}))
 
 
 @contextmanager
@@ -24,6 +27,41 @@ def bound(**fields: Any) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
+
+
+@contextmanager
+def hiding(texts: Mapping[str, Any]) -> Iterator[None]:
+    """Every log line written inside has each of ``texts`` (secret values, gathered as the step
+    runs) replaced by ``***``."""
+    _hiding_records()
+    token = _hidden.set(texts)
+    try:
+        yield
+    finally:
+        _hidden.reset(token)
+
+
+_made = logging.getLogRecordFactory()
+
+
+def _hidden_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """A log record with the secret texts of the step it is written in hidden, whichever
+    handler writes it (ours, Celery's, a test's)."""
+    record = _made(*args, **kwargs)
+    texts = _hidden.get()
+    if texts:
+        message = record.getMessage()
+        shown = hide(message, texts)
+        if shown != message:
+            record.msg, record.args = shown, None
+        if record.exc_info:
+            record.exc_text = hide(logging.Formatter().formatException(record.exc_info), texts)
+    return record
+
+
+def _hiding_records() -> None:
+    if logging.getLogRecordFactory() is not _hidden_record:
+        logging.setLogRecordFactory(_hidden_record)
 
 
 def step_fields(execution_id: str, step: str, attempt: int, workflow: str | None) -> dict[str, Any]:
@@ -53,7 +91,7 @@ class JsonFormatter(logging.Formatter):
             if value is not None:
                 document[name] = value
         if record.exc_info:
-            document["exception"] = self.formatException(record.exc_info)
+            document["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(document, default=str)
 
 

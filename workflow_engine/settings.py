@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     login_hashing_slots: int = Field(default=2, gt=0)
     # a static bearer token Prometheus scrapes GET /metrics with (JWTs expire)
     metrics_token: SecretStr | None = None
+    # Fernet keys that seal secret values, comma-separated: the first seals, every one opens
+    encryption_keys: SecretStr | None = None
 
     # Celery task events, which Flower shows tasks from; off by default, as in Celery (they cost
     # about a millisecond a step): turn them on where Flower runs

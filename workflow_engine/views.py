@@ -8,6 +8,7 @@ from typing import Any
 
 from workflow_engine.core import mapping
 from workflow_engine.core.payloads import READ_DEPTH, payload_problem
+from workflow_engine.core.secrets import masked
 from workflow_engine.core.states import OPEN_STEP, ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
@@ -163,14 +164,14 @@ def step_views(
 
 
 def readable(value: Any) -> Any:
-    """``value``, or in its place a note saying why it cannot be shown: a row written before the
-    engine refused such data (see :mod:`workflow_engine.core.payloads`) never breaks a view or
-    a listing."""
+    """``value`` as every view shows it: its secrets as ``***``, or in its place a note saying
+    why it cannot be shown (a row written before the engine refused such data, see
+    :mod:`workflow_engine.core.payloads`, never breaks a view or a listing)."""
     if value is None:
         return None
     problem = payload_problem(value, max_depth=READ_DEPTH)
     if problem is None:
-        return value
+        return masked(value)
     return {"unreadable": f"stored data that cannot be shown: {problem}"}
 
 
@@ -277,5 +278,6 @@ def run_json(run: StepRunRecord) -> dict[str, Any]:
 
 def event_json(event: EventRecord) -> dict[str, Any]:
     data = asdict(event)
+    data["details"] = masked(data["details"])
     data["created_at"] = _iso(event.created_at)
     return data

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workflow_engine.core.secrets import masked
 from workflow_engine.core.states import ExecutionStatus
 from workflow_engine.store.records import EventRecord, WorkflowRecord
 from workflow_engine.views import ExecutionView, StepView
@@ -118,7 +120,7 @@ class EventOut(BaseModel):
 
     @classmethod
     def of(cls, event: EventRecord) -> EventOut:
-        return cls.model_validate(event)
+        return cls.model_validate(replace(event, details=masked(event.details)))
 
 
 class ChildOut(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -165,7 +166,7 @@ def _barriers(unit: Unit, joins: set[str], kept: dict[str, str]) -> dict[str, tu
     conditions = [
         edge.condition for name in wide for edge in unit.graph.incoming[name] if edge.condition is not None
     ]
-    scope = unit.scope(conditions)
+    scope = unit.condition_scope(conditions)
 
     def edge_is_live(edge: Edge) -> bool:
         assert edge.condition is not None
@@ -195,8 +196,16 @@ def next_step(unit: Unit) -> str:
     return run.step_name
 
 
-def complete_step(unit: Unit, step: str, data: Any, user: str | None = None, role: str | None = None) -> None:
-    """Complete a human task, or a step waiting for a fix, with ``data`` as its output."""
+def complete_step(
+    unit: Unit,
+    step: str,
+    data: Any,
+    user: str | None = None,
+    role: str | None = None,
+    seal: Callable[[Any], Any] | None = None,
+) -> None:
+    """Complete a human task, or a step waiting for a fix, with ``data`` as its output (its
+    secrets sealed by ``seal`` once it is found good)."""
     if step not in unit.graph.incoming:
         raise StepNotFound(step)
     if unit.status in TERMINAL_EXECUTION:
@@ -214,4 +223,5 @@ def complete_step(unit: Unit, step: str, data: Any, user: str | None = None, rol
             raise PermissionDenied(
                 f"step {step!r} may be completed by {', '.join(definition.assignees)} only"
             )
+    data = seal(data) if seal is not None else data
     waiting.succeed(unit, runs[0], data, user, f"completed by {user or 'an operator'}", "completed")

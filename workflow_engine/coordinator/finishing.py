@@ -64,7 +64,9 @@ class Finishing:
         events: EventBus,
         rng: random.Random,
         outbox: Outbox,
+        opener: Callable[[Any], Any] | None = None,
     ) -> None:
+        self.opener = opener  # opens the secrets a condition reads (see Unit.condition_scope)
         self.store = store
         self.definitions = definitions
         self.settings = settings
@@ -291,6 +293,7 @@ class Finishing:
 
         def make(facts: Facts, rng: random.Random) -> Unit:
             unit = Unit(facts, definition, self.settings, claim.worker, rng)
+            unit.opener = self.opener
             if inline is not None:
                 unit.inline = (claim.worker, inline)
             unit.carrier = claim.carrier

@@ -67,6 +67,8 @@ class Failure:
     code: str | None = None
     # what the agent raised, for the worker's report of the attempt (its traceback): never stored
     cause: BaseException | None = field(default=None, compare=False, repr=False)
+    # the secret texts the attempt was given: hidden in its traceback too
+    hidden: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def as_error(self, step: str) -> dict[str, Any]:
         return {"step": step, "type": self.error_type, "message": self.message, "code": self.code}

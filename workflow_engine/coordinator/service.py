@@ -24,19 +24,21 @@ from workflow_engine.coordinator.rates import Rates
 from workflow_engine.coordinator.runs import new_execution
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionMode, ExecutionStatus, StepStatus
-from workflow_engine.definitions.model import StepType
+from workflow_engine.definitions.model import StepType, WorkflowDefinition
 from workflow_engine.definitions.schemas import check_data, check_payload
 from workflow_engine.definitions.validation import unknown_agents
 from workflow_engine.errors import (
     Conflict,
     DefinitionError,
     ExecutionNotFound,
+    ExpressionError,
     InputError,
     InvalidOperation,
     Problem,
     WorkflowNotFound,
 )
 from workflow_engine.events import EventBus
+from workflow_engine.secrets import KeyMissing, Keyring
 from workflow_engine.settings import Settings
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 from workflow_engine.store.repository import Store
@@ -68,8 +70,12 @@ class Coordinator:
         self.agent_catalog = agent_catalog
         self.rng = rng or random.Random()
         self.definitions = DefinitionCache(store)
+        keys = settings.encryption_keys
+        self.keys = Keyring(keys.get_secret_value() if keys else None)
         self.outbox = Outbox(store, dispatcher, self.events)
-        self.finishing = Finishing(store, self.definitions, settings, self.events, self.rng, self.outbox)
+        self.finishing = Finishing(
+            store, self.definitions, settings, self.events, self.rng, self.outbox, self._opened
+        )
         self.outbox.follow_up = self._follow_up
         self.slots = concurrency.Slots(store, self.definitions, self._decided, self.outbox)
         self.rates = Rates(store, self.definitions, dispatcher)
@@ -111,6 +117,7 @@ class Coordinator:
 
         def make(known: Facts, rng: random.Random) -> Unit:
             unit = Unit(known, definition, self.settings, actor, rng)
+            unit.opener = self._opened
             unit.inline = inline  # (a child's first step may run in place: see _follow_up)
             return unit
 
@@ -179,6 +186,7 @@ class Coordinator:
         """A start request's input and metadata, checked; any problem is one clear error."""
         data = {} if input_data is None else input_data
         check_data(definition.input_schema, data, "input_data")
+        data = self._sealed(definition, definition.secret_paths.input, data)
         meta = {} if metadata is None else metadata
         if not isinstance(meta, dict):
             raise InputError("metadata", [Problem("", "must be a JSON object")])
@@ -189,6 +197,24 @@ class Coordinator:
             raise InputError("idempotency_key", [Problem("", "must be 1 to 255 characters")])
         self._check_agents(definition)
         return data, meta
+
+    def _opened(self, value: Any) -> Any:
+        """``value`` with its secrets opened, for a condition to read (one no key opens fails
+        the condition)."""
+        try:
+            return self.keys.opened(value, {}) if self.keys else value
+        except KeyMissing as error:
+            raise ExpressionError(error.message) from None
+
+    def _sealed(self, definition: WorkflowDefinition, paths: Sequence[tuple[str, ...]], data: Any) -> Any:
+        """``data`` with its secrets at ``paths`` sealed; refused when the workflow declares
+        secrets and no key is configured."""
+        if definition.secret_paths and not self.keys:
+            raise Conflict(
+                f"workflow {definition.name} {definition.version} declares secrets and no encryption"
+                " key is configured: set WFE_ENCRYPTION_KEYS (make one with `wfe keys new`)"
+            )
+        return self.keys.sealed(data, paths) if paths else data
 
     @staticmethod
     def _same_request(existing: ExecutionRecord, workflow_id: int, key: str) -> ExecutionRecord:
@@ -515,17 +541,23 @@ class Coordinator:
         owner_id: int | None = None,
         role: str | None = None,
     ) -> None:
-        self.decide(
-            execution_id, actor, lambda unit: control.complete_step(unit, step, data, actor, role), owner_id
-        )
+        def complete(unit: Unit) -> None:
+            seal = partial(self._sealed, unit.definition, unit.definition.secret_paths.outputs.get(step, ()))
+            control.complete_step(unit, step, data, actor, role, seal)
+
+        self.decide(execution_id, actor, complete, owner_id)
 
     def signal(
         self, execution_id: str, name: str, data: Any, actor: str, owner_id: int | None = None
     ) -> str | None:
         """Send the signal ``name``: the wait step that took it (None: kept for a later one)."""
-        return self.decide(
-            execution_id, actor, lambda unit: waiting.send_signal(unit, name, data, actor), owner_id
-        )
+
+        def send(unit: Unit) -> str | None:
+            outputs = unit.definition.secret_paths.outputs
+            paths = [path for step in unit.definition.listening(name) for path in outputs.get(step.name, ())]
+            return waiting.send_signal(unit, name, data, actor, partial(self._sealed, unit.definition, paths))
+
+        return self.decide(execution_id, actor, send, owner_id)
 
 
 def _not_retried(parent_id: str, retries: int, tx: Tx) -> None:

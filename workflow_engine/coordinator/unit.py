@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +35,7 @@ from workflow_engine.coordinator.runs import (
 from workflow_engine.core import mapping, planner
 from workflow_engine.core.expressions import Budget, Expression
 from workflow_engine.core.graph import Edge
+from workflow_engine.core.secrets import has_sealed
 from workflow_engine.core.states import (
     OPEN_STEP,
     TERMINAL_EXECUTION,
@@ -87,6 +88,8 @@ class Unit:
         self.revocations: list[tuple[str, bool]] = []
         self.known_outputs: dict[str, Any] = {}
         self.budget = Budget()  # shared by every expression this unit evaluates
+        # opens the sealed secrets a condition reads (None: nothing is sealed, or no key)
+        self.opener: Callable[[Any], Any] | None = None
         self.new: list[dict[str, Any]] = []  # the runs this decision creates
         self.runs = Runs(facts, self.new)  # the execution's runs as this decision leaves them
         self.dirty = False
@@ -300,7 +303,7 @@ class Unit:
         verdicts: dict[tuple[str, str], bool] = {}
         conditional = [e for e in self.graph.outgoing[step] if e.condition is not None]
         if conditional and status != S.SKIPPED:
-            scope = self.scope([e.condition for e in conditional if e.condition is not None])
+            scope = self.condition_scope([e.condition for e in conditional if e.condition is not None])
             for edge in conditional:
                 assert edge.condition is not None
                 try:
@@ -342,7 +345,7 @@ class Unit:
         conditions = [
             e.condition for es in self.graph.outgoing.values() for e in es if e.condition is not None
         ]
-        scope = self.scope(conditions) if conditions else {}
+        scope = self.condition_scope(conditions) if conditions else {}
         try:
             plan = planner.plan(
                 self.graph,
@@ -373,6 +376,15 @@ class Unit:
             | {k: v for k, v in self.known_outputs.items() if dynamic or k in refs}
         )
         return {"input": self.record.input, "metadata": self.record.metadata, "steps": steps}
+
+    def condition_scope(self, conditions: Sequence[Expression]) -> dict[str, Any]:
+        """The scope of conditions: :meth:`scope` with its secrets opened, since a condition
+        compares values (what it gives is a verdict, never the value)."""
+        scope = self.scope(conditions)
+        if self.opener is not None and has_sealed(scope):
+            opened: dict[str, Any] = self.opener(scope)
+            return opened
+        return scope
 
     def evaluate(self, expression: Expression) -> Any:
         return expression.evaluate(self.scope([expression]), self.budget)

@@ -8,6 +8,7 @@ one per wait step in the order they were sent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from workflow_engine.coordinator.unit import Unit
@@ -20,9 +21,12 @@ E = ExecutionStatus
 S = StepStatus
 
 
-def send_signal(unit: Unit, name: str, data: Any, user: str | None = None) -> str | None:
+def send_signal(
+    unit: Unit, name: str, data: Any, user: str | None = None, seal: Callable[[Any], Any] | None = None
+) -> str | None:
     """Signal ``name`` with ``data``: the wait step waiting for it longest takes it, or it is kept
-    for the next wait step for it to be reached. The step that took it (None: kept)."""
+    for the next wait step for it to be reached. The step that took it (None: kept). ``seal``
+    seals its secrets once it is found good."""
     if unit.status in TERMINAL_EXECUTION:
         raise InvalidOperation(f"execution is {unit.status}: it takes no more signals")
     listening = unit.definition.listening(name)
@@ -30,6 +34,7 @@ def send_signal(unit: Unit, name: str, data: Any, user: str | None = None) -> st
         raise SignalNotFound(name, unit.definition.name)
     for step in listening:
         check_data(step.input_schema, data, f"data for signal {name!r}")
+    data = seal(data) if seal is not None else data
     waiting = [
         run
         for run in unit.runs.in_states((S.WAITING,))

@@ -163,6 +163,12 @@ class WorkflowBuilder:
         self._document["concurrency"] = limit
         return self
 
+    def secrets(self, *paths: str) -> WorkflowBuilder:
+        """Declare values secret (``input.NAME``, ``steps.STEP.NAME``): sealed at rest, ``***``
+        in every view, opened only for the agents that read them."""
+        self._document["secrets"] = [*self._document.get("secrets", []), *paths]
+        return self
+
     def edge(self, source: str, target: str, when: str | None = None) -> WorkflowBuilder:
         if self._edges is None:
             self._edges = []

@@ -20,6 +20,7 @@ from workflow_engine.core.graph import Edge, Graph
 from workflow_engine.core.limits import Rate, Strategy
 from workflow_engine.core.mapping import PERCENT
 from workflow_engine.core.retry import RetryPolicy
+from workflow_engine.core.secrets import SecretPaths, schema_secrets
 from workflow_engine.errors import ExpressionError
 
 WORKFLOW_NAME = r"^[a-z0-9][a-z0-9_-]{0,99}$"
@@ -243,6 +244,8 @@ class WorkflowHeader(BaseModel):
     description: str = ""
     input_schema: dict[str, Any] | None = None
     concurrency: ConcurrencyDefinition | None = None
+    # paths of secret values (input.NAME, steps.STEP.NAME): sealed at rest, "***" in every view
+    secrets: tuple[str, ...] = Field(default=(), max_length=100)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -279,6 +282,16 @@ class WorkflowDefinition(WorkflowHeader):
         """The DAG compiled for planning, conditions compiled once."""
         edges = [Edge(e.source, e.target, compile_expression(e.when) if e.when else None) for e in self.flow]
         return Graph([s.name for s in self.steps], edges)
+
+    @cached_property
+    def secret_paths(self) -> SecretPaths:
+        """What is secret: the ``secrets`` paths, the input's ``writeOnly`` fields, and those of
+        the forms of its human and wait steps (their output is what a person or signal gives)."""
+        given = (StepType.HUMAN, StepType.WAIT)
+        forms = [schema_secrets(s.input_schema, f"steps.{s.name}") for s in self.steps if s.type in given]
+        return SecretPaths.of(
+            [*self.secrets, *schema_secrets(self.input_schema), *(path for form in forms for path in form)]
+        )
 
     @cached_property
     def steps_by_name(self) -> dict[str, StepDefinition]:

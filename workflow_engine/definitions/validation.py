@@ -19,6 +19,7 @@ import pydantic
 from workflow_engine.core.expressions import ITEM_NAMES, ROOT_NAMES, compile_expression
 from workflow_engine.core.graph import Edge, Graph
 from workflow_engine.core.payloads import MAX_DEPTH, payload_problem
+from workflow_engine.core.secrets import path_problem
 from workflow_engine.definitions.model import (
     EdgeDefinition,
     StepDefinition,
@@ -29,7 +30,7 @@ from workflow_engine.definitions.model import (
 from workflow_engine.definitions.schemas import schema_problem
 from workflow_engine.errors import DefinitionError, ExpressionError, Problem
 
-TOP_LEVEL = ("name", "version", "description", "input_schema", "concurrency", "steps", "edges")
+TOP_LEVEL = ("name", "version", "description", "input_schema", "concurrency", "secrets", "steps", "edges")
 SEED_STEP_FIELDS = ("timeout_minutes", "retry_on_failure")
 
 # values a definition may hold in all, YAML anchors counted each time they are used (a 10,000-step
@@ -117,6 +118,11 @@ class _Validator:
         steps, declared = self._steps(raw.get("steps"))
         before = len(self.problems)
         edges = self._edges(raw.get("edges"), set(declared))
+        if header is not None and declared:
+            for index, path in enumerate(header.secrets):
+                problem = path_problem(path, declared)
+                if problem is not None:
+                    self.add(f"secrets[{index}]", problem)
         if declared and edges is not False:
             edges_sound = len(self.problems) - len(self.bad_conditions) == before
             self._graph(declared, steps, edges if isinstance(edges, tuple) else None, edges_sound)
@@ -133,7 +139,7 @@ class _Validator:
             return None
 
     def _header(self, raw: Mapping[str, Any]) -> WorkflowHeader | None:
-        header_fields = ("name", "version", "description", "input_schema", "concurrency")
+        header_fields = ("name", "version", "description", "input_schema", "concurrency", "secrets")
         fields = {key: raw[key] for key in header_fields if key in raw}
         if fields.get("description") is None:
             fields.pop("description", None)

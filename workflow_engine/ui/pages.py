@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from workflow_engine.core.graph import Graph
+from workflow_engine.core.secrets import masked
 from workflow_engine.core.states import StepStatus as S
 from workflow_engine.definitions.model import StepDefinition, WorkflowDefinition
 from workflow_engine.store.records import EventRecord, ExecutionRecord, StepRunRecord, WorkerRecord
@@ -74,7 +75,9 @@ def _layout(workflow_id: int, graph: Graph) -> dag.Layout:
 
 def shown(value: Any) -> tuple[str, int | None]:
     """A payload as the page prints it, indented JSON: cut at ``SHOWN_CHARS`` with its whole
-    length beside (a map's ten thousand results never make the page heavy), else whole."""
+    length beside (a map's ten thousand results never make the page heavy), else whole; its
+    secrets as ``***``."""
+    value = masked(value)
     compact = json.dumps(value, ensure_ascii=False, default=str)  # (C-fast: indenting is not)
     if len(compact) > SHOWN_CHARS:
         return compact[:SHOWN_CHARS], len(compact)

@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -19,7 +20,9 @@ from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Succes
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.core.payloads import payload_problem
 from workflow_engine.core.retry import FailureKind, classify, error_type
+from workflow_engine.core.secrets import hide
 from workflow_engine.errors import StepError
+from workflow_engine.secrets import KeyMissing, Keyring
 from workflow_engine.store.database import retrying
 from workflow_engine.store.repository import Store
 from workflow_engine.worker.heartbeat import Heartbeat
@@ -83,6 +86,26 @@ class _Services:
 
     def outputs(self, execution_id: str) -> dict[str, Any]:
         return self.store.step_outputs(execution_id)
+
+
+class _Opened:
+    """One attempt's services: the outputs it reads opened, the checkpoints it saves with what
+    it was given sealed again; ``texts`` gathers the secret texts it was given."""
+
+    def __init__(self, services: _Services, keys: Keyring, texts: dict[str, Any]) -> None:
+        self.services = services
+        self.keys = keys
+        self.texts = texts
+
+    def save_checkpoint(self, run_id: int, data: Any) -> None:
+        self.services.save_checkpoint(run_id, self.keys.sealed(data, known=self.texts))
+
+    def is_cancelled(self, run_id: int) -> bool:
+        return self.services.is_cancelled(run_id)
+
+    def outputs(self, execution_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.keys.opened(self.services.outputs(execution_id), self.texts)
+        return found
 
 
 class StepExecutor:
@@ -160,6 +183,13 @@ class StepExecutor:
             loaded = ", ".join(sorted(self.registry.names())) or "none"
             message = f"agent {step.agent!r} is not loaded on worker {self.worker_id} (loaded: {loaded})"
             return Failure(FailureKind.FATAL, "unknown_agent", message, 0)
+        keys = self.coordinator.keys
+        texts: dict[str, Any] = {}  # the secret texts this attempt is given, hidden in all it tells
+        try:
+            given = keys.opened(claim.input, texts), keys.opened(claim.item, texts)
+            checkpoint = keys.opened(claim.checkpoint, texts)
+        except KeyMissing as error:
+            return Failure(FailureKind.FATAL, "key_missing", error.message, elapsed())
         context = AgentContext(
             run_id=claim.run_id,
             execution_id=claim.execution_id,
@@ -168,14 +198,30 @@ class StepExecutor:
             step_name=step.name,
             attempt=claim.attempt,
             idempotency_key=claim.idempotency_key,
-            input=claim.input,
+            input=given[0],
             metadata=claim.metadata,
             config=dict(step.config),
-            checkpoint=claim.checkpoint,
-            services=self.services,
-            item=claim.item,
+            checkpoint=checkpoint,
+            services=_Opened(self.services, keys, texts) if keys else self.services,
+            item=given[1],
             index=claim.index,
         )
+        with logs.hiding(texts):
+            outcome = self._call(spec, context, claim, elapsed)
+        if isinstance(outcome, Failure) and texts:
+            return replace(outcome, message=hide(outcome.message, texts), hidden=tuple(texts))
+        if isinstance(outcome, Success) and keys:
+            paths = self.coordinator.definitions.get(claim.workflow_id).secret_paths.outputs.get(
+                step.name, ()
+            )
+            if paths or texts:
+                return replace(outcome, output=keys.sealed(outcome.output, paths, texts))
+        return outcome
+
+    def _call(
+        self, spec: AgentSpec, context: AgentContext, claim: Claim, elapsed: Callable[[], int]
+    ) -> Outcome:
+        step = claim.step
         try:
             result = call_agent(spec, context, step.timeout)
         except SoftTimeLimitExceeded as error:

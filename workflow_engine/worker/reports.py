@@ -27,6 +27,7 @@ import traceback
 from dataclasses import dataclass
 
 from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
+from workflow_engine.core.secrets import hide, masked
 
 SUMMARY_CHARS = 200
 RETRYING = "retrying"
@@ -54,7 +55,7 @@ class Attempted:
         if self.result == "discarded":
             return "discarded"
         assert isinstance(self.outcome, Success)
-        text = json.dumps(self.outcome.output, default=str, ensure_ascii=False)
+        text = json.dumps(masked(self.outcome.output), default=str, ensure_ascii=False)
         return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
 
     @property
@@ -62,7 +63,10 @@ class Attempted:
         """The exception a failed attempt is reported as, caused by what the agent raised."""
         assert isinstance(self.outcome, Failure)
         error = StepAttemptFailed(describe(self.outcome, self.result))
-        error.__cause__ = self.outcome.cause
+        cause = self.outcome.cause
+        if cause is not None and self.outcome.hidden:  # its own traceback would tell a secret
+            cause = StepAttemptFailed(self.traceback)
+        error.__cause__ = cause
         return error
 
     @property
@@ -72,7 +76,8 @@ class Attempted:
         cause = self.outcome.cause
         if cause is None:
             return f"{StepAttemptFailed.__name__}: {describe(self.outcome, self.result)}\n"
-        return "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+        text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+        return hide(text, self.outcome.hidden) if self.outcome.hidden else text
 
 
 class StepAttemptFailed(Exception):
