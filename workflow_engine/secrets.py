@@ -31,12 +31,14 @@ class Keyring:
     def __init__(self, keys: str | None) -> None:
         texts = [key.strip() for key in (keys or "").split(",") if key.strip()]
         try:
-            self._fernet = MultiFernet([Fernet(text) for text in texts]) if texts else None
+            fernets = [Fernet(text) for text in texts]
         except ValueError:
             raise ConfigurationError(
                 "WFE_ENCRYPTION_KEYS: each key must be 32 url-safe base64-encoded bytes"
                 " (make one with `wfe keys new`)"
             ) from None
+        self._fernet = MultiFernet(fernets) if fernets else None
+        self._first = fernets[0] if fernets else None
 
     def __bool__(self) -> bool:
         return self._fernet is not None
@@ -56,9 +58,16 @@ class Keyring:
         except InvalidToken:
             raise KeyMissing("a secret was sealed with a key that is not in WFE_ENCRYPTION_KEYS") from None
 
-    def rotate(self, token: str) -> str:
-        """``token`` sealed again with the first key (opened with any)."""
-        assert self._fernet is not None
+    def rotate(self, token: str) -> str | None:
+        """``token`` sealed again with the first key (opened with any); None when the first key
+        sealed it already (so a rotation stopped halfway goes on where it was)."""
+        if self._fernet is None or self._first is None:
+            raise ConfigurationError(NO_KEY)
+        try:
+            self._first.decrypt(token.encode())
+            return None
+        except InvalidToken:
+            pass
         try:
             return self._fernet.rotate(token.encode()).decode()
         except InvalidToken:
@@ -71,6 +80,10 @@ class Keyring:
         secret text (one an agent was given) sealed too."""
         value = core.seal_paths(value, paths, self.seal)
         return core.seal_known(value, known, self.seal) if known else value
+
+    def rotated(self, value: Any) -> tuple[Any, bool]:
+        """``value`` with its secrets sealed with the first key, and whether any changed."""
+        return core.retokened(value, self.rotate)
 
     def opened(self, value: Any, texts: dict[str, Any]) -> Any:
         """``value`` with its sealed values opened (their texts added to ``texts``)."""

@@ -287,9 +287,10 @@ def test_a_workflow_runs_through_honcho_and_the_procfile(
             execution = engine.start("honcho").id
             assert engine.wait(execution, timeout=60).status == "completed"
         # honcho's $PORT for worker.1 and worker.2 (the third process type: base + 200): each
-        # worker serves its metrics on its own port (empty until that worker has run a step)
+        # worker serves its metrics on its own port (empty until that worker has run a step),
+        # once it is ready: a worker that ran nothing may still be starting on a loaded machine
         for port in (base + 200, base + 201):
-            assert wait_http(f"http://127.0.0.1:{port}/metrics").status_code == 200
+            assert wait_http(f"http://127.0.0.1:{port}/metrics", timeout=120).status_code == 200
     finally:
         os.killpg(honcho.pid, signal.SIGTERM)
         try:

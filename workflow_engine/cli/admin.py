@@ -1,4 +1,4 @@
-"""`wfe db upgrade`, `wfe db purge`, `wfe users create`."""
+"""`wfe db upgrade`, `wfe db purge`, `wfe users create`, `wfe audit`, `wfe keys new|rotate`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import click
 from workflow_engine.audit import Audit
 from workflow_engine.cli.output import json_option, print_json
 from workflow_engine.core.retention import parse_age, purgeable
-from workflow_engine.errors import InputError, Problem
+from workflow_engine.errors import ConfigurationError, InputError, Problem
 from workflow_engine.retention import Purger
+from workflow_engine.secrets import NO_KEY, Keyring, new_key
 from workflow_engine.settings import Settings
-from workflow_engine.store import migrate
+from workflow_engine.store import migrate, sealed
 from workflow_engine.store.opening import open_store
 from workflow_engine.store.repository import ROLES
 from workflow_engine.users import create_user
@@ -138,4 +139,40 @@ def create(settings: Settings, username: str, role: str, password_stdin: bool, a
         click.echo(f"created {user.role} {user.username}")
 
 
-COMMANDS = [db, users, audit]
+@click.group()
+def keys() -> None:
+    """The keys that seal secret values (WFE_ENCRYPTION_KEYS)."""
+
+
+@keys.command("new")
+def new_encryption_key() -> None:
+    """Print a new key: put it first in WFE_ENCRYPTION_KEYS (keep the old ones after it until
+    `wfe keys rotate` has run)."""
+    click.echo(new_key())
+
+
+@keys.command("rotate")
+@json_option
+@click.pass_obj
+def rotate_keys(settings: Settings, as_json: bool) -> None:
+    """Seal every stored secret again with the first key, a batch at a time; run it again after
+    an interruption and it goes on. Then the old keys can be dropped."""
+    chosen = settings.encryption_keys
+    if chosen is None:
+        raise ConfigurationError(NO_KEY)
+    keyring = Keyring(chosen.get_secret_value())
+    store = open_store(settings.database_url)
+    rows: dict[str, int] = {}
+    try:
+        for table, changed in sealed.rewrite(store, keyring.rotated):
+            rows[table] = rows.get(table, 0) + changed
+    finally:
+        store.dispose()
+    if as_json:
+        print_json({"rotated": rows})
+        return
+    counts = ", ".join(f"{n} {table}" for table, n in rows.items()) or "nothing"
+    click.echo(f"sealed again with the first key: {counts}")
+
+
+COMMANDS = [db, users, audit, keys]

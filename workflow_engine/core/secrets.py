@@ -174,3 +174,26 @@ def hide(text: str, plain: Iterable[str]) -> str:
         if len(secret) >= 3 and secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+def retokened(value: Any, again: Callable[[str], str | None]) -> tuple[Any, bool]:
+    """``value`` with each sealed value's token given by ``again`` (None: kept as it is), and
+    whether any changed."""
+    changed = False
+
+    def walk(item: Any) -> Any:
+        nonlocal changed
+        if is_sealed(item):
+            token = again(item[SEALED])
+            if token is None:
+                return item
+            changed = True
+            return {SEALED: token}
+        if isinstance(item, dict):
+            return {key: walk(inner) for key, inner in item.items()}
+        if isinstance(item, list):
+            return [walk(inner) for inner in item]
+        return item
+
+    result = walk(value)
+    return result, changed
