@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import ROOT
 from tests.integration.conftest import FAST, Cluster, broker_settings, running_cluster
@@ -24,11 +26,14 @@ from workflow_engine.coordinator.dispatch import Dispatch
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.engine import Engine
 from workflow_engine.processes import LocalCluster, settings_env
+from workflow_engine.secrets import new_key
 from workflow_engine.settings import Settings
+from workflow_engine.store import schema
 
 pytestmark = pytest.mark.slow
 
 T = TypeVar("T")
+KEY = new_key()
 
 
 def free_port() -> int:
@@ -76,6 +81,7 @@ def ops(redis_url: str, pg_module_url: str, tmp_path_factory: pytest.TempPathFac
         **broker_settings("redis", redis_url),
         **{**FAST, "log_format": "json"},
         metrics_port=metrics_port,
+        encryption_keys=KEY,
     )
     with running_cluster(settings, tmp_path_factory.mktemp("ops")) as cluster:
         yield cluster
@@ -175,6 +181,44 @@ def test_flower_shows_each_attempt_in_the_state_of_its_outcome(
         ("write", 1, "failed"),
         ("write", 2, "succeeded"),
     ]
+
+
+def test_a_secret_through_three_steps_is_in_no_log_line_task_event_or_row(
+    ops: Cluster, flower: Flower
+) -> None:
+    """Real workers: the agents have the key; the workers' JSON log lines, Flower's tasks
+    (arguments, results, exceptions, tracebacks) and the database have only ``***`` or its
+    sealed form."""
+    secret = f"sk-{uuid.uuid4().hex}"
+    ops.engine.register(
+        WorkflowBuilder("keyed")
+        .agent("one", "keyholder")
+        .agent(
+            "two", "keyholder", config={"fail_once": True}, retry={"max_attempts": 3, "initial_delay": 0.1}
+        )
+        .agent("three", "keyholder")
+        .secrets("input.key")
+    )
+    execution = ops.engine.start("keyed", {"key": secret}).id
+    assert ops.wait(execution).status == "completed"
+    expected = [f"{execution}:{task}" for task in ("one:1", "two:1", "two:2", "three:1")]
+    tasks = poll(
+        lambda: (found := flower.tasks(execution)) and all(u in found for u in expected) and found, 20
+    )
+    assert tasks, flower.tasks(execution)
+    assert "the vendor refused key ***" in tasks[f"{execution}:two:1"]["exception"]
+    logged = "".join(path.read_text() for path in ops.logs.glob("*.log"))
+    assert "using key ***" in logged
+    with ops.engine.store.engine.connect() as conn:
+        rows = [
+            repr(tuple(row))
+            for table in schema.metadata.sorted_tables
+            for row in conn.execute(sa.select(table))
+        ]
+    surfaces = {"the log files": logged, "Flower's tasks": json.dumps(tasks), "the tables": "\n".join(rows)}
+    assert [name for name, text in surfaces.items() if secret in text] == []
+    outputs = [r["output"] for r in ops.engine.logs(execution) if r["status"] == "succeeded"]
+    assert [o["token"] for o in outputs] == ["***"] * 3  # handed on: sealed on the way
 
 
 def test_workers_expose_prometheus_metrics(ops: Cluster) -> None:

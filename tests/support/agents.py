@@ -109,6 +109,18 @@ def chatty(ctx: AgentContext) -> dict[str, Any]:
     return {"logged": True}
 
 
+@agent("keyholder")
+def keyholder(ctx: AgentContext) -> dict[str, Any]:
+    """Reads the secret ``input.key``, logs it and hands it on; with ``config.fail_once`` its
+    first attempt fails with the key in the message (and raises with it in a fatal's traceback
+    when ``config.fatal``)."""
+    key = ctx.input["key"]
+    ctx.log.info("using key %s", key)
+    if ctx.config.get("fail_once") and ctx.attempt == 1:
+        raise TransientError(f"the vendor refused key {key}")
+    return {"token": key, "step": ctx.step_name}
+
+
 @agent("lister")
 def lister(ctx: AgentContext) -> dict[str, Any]:
     """A list of ``input.n`` items (0, 1, ...) for a map."""
