@@ -31,3 +31,9 @@ def fail(ctx: AgentContext) -> dict[str, Any]:
     from workflow_engine.errors import FatalError
 
     raise FatalError(f"upstream answered 503 for order {ctx.input.get('n', 0)}")
+
+
+@agent("bench.keyed")
+def keyed(ctx: AgentContext) -> dict[str, Any]:
+    """Reads one secret (``input.key``) and writes one (``token``)."""
+    return {"token": f"t-{ctx.input['key']}"}

@@ -27,10 +27,11 @@ import psutil
 import sqlalchemy as sa
 from celery import chain, chord, group
 
-from bench import flow_control
+from bench import flow_control, sealing
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.engine import Engine
 from workflow_engine.processes import LocalCluster, Process
+from workflow_engine.secrets import new_key
 from workflow_engine.settings import Settings
 from workflow_engine.store import migrate
 from workflow_engine.store import schema as t
@@ -124,6 +125,7 @@ class Bench:
             intake_queue=f"bench{tag}.intake",
             agent_modules=("bench.agents",),
             log_level="WARNING",
+            encryption_keys=new_key(),
         )
         self.cluster = LocalCluster(self.settings, log_dir, concurrency=concurrency, cwd=ROOT).start()
         canvas_env = {
@@ -346,6 +348,7 @@ def workloads(bench: Bench, quick: bool) -> list[Result]:
     )
     results.extend(composition(bench, quick))
     results.append(flow_control.keyed_burst(bench, quick))
+    results.append(sealing.secret_burst(bench, quick))
     results.append(flow_control.schedule_lateness(bench, quick))
     results.append(flow_control.rate_precision(bench, quick))
     results.extend(scale(bench, quick))

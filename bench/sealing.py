@@ -1,0 +1,55 @@
+"""W2s: W2's burst (200 five-step chains) where every step reads one secret and writes one,
+against the same chains with nothing declared secret, interleaved in the same run: what
+sealing and opening cost."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from workflow_engine.definitions import WorkflowBuilder
+
+if TYPE_CHECKING:
+    from bench.runner import Bench, Result
+
+
+def keyed_chain(name: str, secret: bool) -> Callable[[], WorkflowBuilder]:
+    def build() -> WorkflowBuilder:
+        builder = WorkflowBuilder(name)
+        for index in range(5):
+            builder.agent(f"s{index}", "bench.keyed")
+        if secret:
+            builder.secrets("input.key", *(f"steps.s{index}.token" for index in range(5)))
+        return builder
+
+    return build
+
+
+def secret_burst(bench: Bench, quick: bool) -> Result:
+    from bench.runner import Result
+
+    count, runs = (100, 3) if quick else (200, 5)
+    sealed = bench.workflow("burst5s", keyed_chain("burst5s", True))
+    plain = bench.workflow("burst5p", keyed_chain("burst5p", False))
+
+    def burst(workflow: str) -> float:
+        began = datetime.now(UTC)
+        ids = [bench.engine.start(workflow, {"key": f"sk-{n:08d}"}).id for n in range(count)]
+        return count * 5 / (bench.finished(ids, 600) - began).total_seconds()
+
+    with_secrets: list[float] = []
+    without: list[float] = []
+    for index in range(runs):
+        pair = [(sealed, with_secrets), (plain, without)]
+        for workflow, into in pair if index % 2 else reversed(pair):
+            into.append(burst(workflow))
+            bench.say(f"  W2s {workflow} run {index + 1}: {into[-1]:.1f} steps/s")
+    result = Result("W2s secret burst", "steps/s", engine=with_secrets, higher_is_better=True)
+    result.notes = {
+        "workflows": count,
+        "without_secrets_steps_per_s": round(statistics.median(without), 1),
+        "secret_vs_plain": round(statistics.median(with_secrets) / statistics.median(without), 3),
+    }
+    return result
