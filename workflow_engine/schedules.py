@@ -15,7 +15,7 @@ from typing import Any
 
 from workflow_engine.coordinator.scheduler import Fired, Scheduler, timing_of
 from workflow_engine.core.schedules import Overlap, Timing
-from workflow_engine.definitions.schemas import check_data
+from workflow_engine.core.secrets import masked
 from workflow_engine.errors import Conflict, InputError, Problem, ScheduleNotFound
 from workflow_engine.store import schedules as rows
 from workflow_engine.store.records import ScheduleRecord
@@ -87,8 +87,7 @@ class Schedules:
             raise InputError("schedule", problems)
         record = self.store.get_workflow(workflow, version, visible_to=owner_id)
         definition = self.coordinator.definitions.get(record.id)
-        data = {} if input is None else input
-        check_data(definition.input_schema, data, "input")
+        data = self.coordinator.sealed_input(definition, input, "input")
         with self.store.transaction() as tx:
             values = {
                 "name": name,
@@ -198,7 +197,7 @@ class Schedules:
             cron=record.cron,
             every=record.every,
             timezone=record.timezone,
-            input=record.input,
+            input=masked(record.input),
             overlap=record.overlap,
             catchup_window=record.catchup_window,
             paused=record.paused,

@@ -150,3 +150,29 @@ def test_a_workflow_with_secrets_does_not_start_without_a_key_and_a_bad_path_is_
     answer = api.post("/workflows", json=bad)
     assert answer.status_code == 422, answer.text
     assert "names no step of this workflow" in answer.text
+
+
+def test_a_schedules_secret_input_is_sealed_shown_masked_and_opened_for_its_executions_agents(
+    api_factory: Callable[..., Api],
+) -> None:
+    api = api_factory(encryption_keys=KEY)
+    seen: list[Any] = []
+    agents(api, seen)
+    api.register(VAULT)
+    made = api.post(
+        "/schedules",
+        json={
+            "name": "nightly",
+            "workflow": "vault",
+            "every": 3600,
+            "input": {"api_key": SECRET, "customer": "c"},
+        },
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["input"] == {"api_key": "***", "customer": "c"}
+    assert SECRET not in api.get("/schedules/nightly").text
+    fired = api.post("/schedules/nightly/trigger").json()
+    assert fired["execution_id"], fired
+    api.harness.work()
+    assert seen[0] == SECRET  # its execution's agent had it
+    assert SECRET not in everything_stored(api)

@@ -23,6 +23,7 @@ from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome
 from workflow_engine.coordinator.rates import Rates
 from workflow_engine.coordinator.runs import new_execution
 from workflow_engine.coordinator.unit import Unit
+from workflow_engine.core.secrets import has_sealed
 from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionMode, ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import StepType, WorkflowDefinition
 from workflow_engine.definitions.schemas import check_data, check_payload
@@ -184,9 +185,7 @@ class Coordinator:
         self, definition: Any, input_data: Any, metadata: Any, mode: str, idempotency_key: str | None
     ) -> tuple[Any, dict[str, Any]]:
         """A start request's input and metadata, checked; any problem is one clear error."""
-        data = {} if input_data is None else input_data
-        check_data(definition.input_schema, data, "input_data")
-        data = self._sealed(definition, definition.secret_paths.input, data)
+        data = self.sealed_input(definition, input_data, "input_data")
         meta = {} if metadata is None else metadata
         if not isinstance(meta, dict):
             raise InputError("metadata", [Problem("", "must be a JSON object")])
@@ -197,6 +196,13 @@ class Coordinator:
             raise InputError("idempotency_key", [Problem("", "must be 1 to 255 characters")])
         self._check_agents(definition)
         return data, meta
+
+    def sealed_input(self, definition: WorkflowDefinition, input_data: Any, where: str) -> Any:
+        """An execution's input, checked against the workflow's schema (its sealed values, from
+        a schedule or a parent, checked opened) with its secrets sealed."""
+        data = {} if input_data is None else input_data
+        check_data(definition.input_schema, self._opened(data) if has_sealed(data) else data, where)
+        return self._sealed(definition, definition.secret_paths.input, data)
 
     def _opened(self, value: Any) -> Any:
         """``value`` with its secrets opened, for a condition to read (one no key opens fails
@@ -419,8 +425,8 @@ class Coordinator:
             try:
                 record = self.store.get_workflow(step.workflow, step.version, tx=tx)
                 definition = self.definitions.get(record.id)
-                check_data(definition.input_schema, child_input, "input of the child execution")
-            except (WorkflowNotFound, InputError) as exc:
+                child_input = self.sealed_input(definition, child_input, "input of the child execution")
+            except (WorkflowNotFound, InputError, Conflict) as exc:
                 refused = str(exc)
             else:
                 waiting = tx.workflow_run(parent.id, step_name, index)
