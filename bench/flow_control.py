@@ -19,8 +19,9 @@ from __future__ import annotations
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -36,25 +37,33 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
+def bursts(
+    bench: Bench, label: str, runs: int, count: int, first: str, second: str, input_of: Callable[[int], Any]
+) -> tuple[list[float], list[float]]:
+    """Steps per second of ``count`` five-step executions of ``first``, then of ``second``
+    (which goes first alternating each run), ``runs`` times: the two lists of rates."""
+
+    def burst(workflow: str) -> float:
+        began = datetime.now(UTC)
+        ids = [bench.engine.start(workflow, input_of(n)).id for n in range(count)]
+        return count * 5 / (bench.finished(ids, 600) - began).total_seconds()
+
+    rates: tuple[list[float], list[float]] = ([], [])
+    for index in range(runs):
+        pair = [(first, rates[0]), (second, rates[1])]
+        for workflow, into in pair if index % 2 else reversed(pair):
+            into.append(burst(workflow))
+            bench.say(f"  {label} {workflow} run {index + 1}: {into[-1]:.1f} steps/s")
+    return rates
+
+
 def keyed_burst(bench: Bench, quick: bool) -> Result:
     from bench.runner import Result, chain_of
 
     count, runs = (100, 3) if quick else (200, 5)
     plain = bench.workflow("burst5", chain_of("burst5", 5))
     keyed = bench.workflow("burst5k", lambda: chain_of("burst5k", 5)().concurrency(100_000, key="input.n"))
-
-    def burst(workflow: str) -> float:
-        began = datetime.now(UTC)
-        ids = [bench.engine.start(workflow, {"n": n}).id for n in range(count)]
-        return count * 5 / (bench.finished(ids, 600) - began).total_seconds()
-
-    with_key: list[float] = []
-    without: list[float] = []
-    for index in range(runs):
-        pair = [(keyed, with_key), (plain, without)]
-        for workflow, into in pair if index % 2 else reversed(pair):
-            into.append(burst(workflow))
-            bench.say(f"  W2k {workflow} run {index + 1}: {into[-1]:.1f} steps/s")
+    with_key, without = bursts(bench, "W2k", runs, count, keyed, plain, lambda n: {"n": n})
     result = Result("W2k keyed burst", "steps/s", engine=with_key, higher_is_better=True)
     ratio = statistics.median(with_key) / statistics.median(without)
     result.notes = {

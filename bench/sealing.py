@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from bench.flow_control import bursts
 from workflow_engine.definitions import WorkflowBuilder
 
 if TYPE_CHECKING:
@@ -34,18 +34,8 @@ def secret_burst(bench: Bench, quick: bool) -> Result:
     sealed = bench.workflow("burst5s", keyed_chain("burst5s", True))
     plain = bench.workflow("burst5p", keyed_chain("burst5p", False))
 
-    def burst(workflow: str) -> float:
-        began = datetime.now(UTC)
-        ids = [bench.engine.start(workflow, {"key": f"sk-{n:08d}"}).id for n in range(count)]
-        return count * 5 / (bench.finished(ids, 600) - began).total_seconds()
-
-    with_secrets: list[float] = []
-    without: list[float] = []
-    for index in range(runs):
-        pair = [(sealed, with_secrets), (plain, without)]
-        for workflow, into in pair if index % 2 else reversed(pair):
-            into.append(burst(workflow))
-            bench.say(f"  W2s {workflow} run {index + 1}: {into[-1]:.1f} steps/s")
+    key = lambda n: {"key": f"sk-{n:08d}"}  # noqa: E731
+    with_secrets, without = bursts(bench, "W2s", runs, count, sealed, plain, key)
     result = Result("W2s secret burst", "steps/s", engine=with_secrets, higher_is_better=True)
     result.notes = {
         "workflows": count,
