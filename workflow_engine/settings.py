@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     refresh_token_ttl: int = Field(default=7 * 24 * 3600, gt=0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
+    # PEM files: with both, `wfe api` serves HTTPS (the certificate file may hold its chain)
+    api_tls_cert: str | None = None
+    api_tls_key: str | None = None
     max_request_bytes: int = Field(default=1024 * 1024, gt=0)
     # the brake on guessing passwords: failed logins allowed per username and per client address
     # within the window (seconds); then 429 with Retry-After until the oldest failure leaves it
@@ -104,6 +107,14 @@ class Settings(BaseSettings):
         except ConfigurationError as error:
             raise PydanticCustomError("database_url", str(error)) from None
         return value
+
+    @model_validator(mode="after")
+    def _check_tls_pair(self) -> Settings:
+        if (self.api_tls_cert is None) != (self.api_tls_key is None):
+            raise PydanticCustomError(
+                "api_tls", "WFE_API_TLS_CERT and WFE_API_TLS_KEY go together: give both, or neither"
+            )
+        return self
 
     @field_validator("broker_url")
     @classmethod

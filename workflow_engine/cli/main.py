@@ -59,6 +59,8 @@ def _describe(error: BaseException) -> str:
         return f"invalid setting: {error}"
     if isinstance(error, pydantic.ValidationError):
         first = error.errors()[0]
+        if not first["loc"]:  # settings that go together: the message names them
+            return f"invalid settings: {first['msg']}"
         name = "WFE_" + "_".join(str(p) for p in first["loc"]).upper()
         return f"invalid setting {name}: {first['msg']}"
     return str(error) or type(error).__name__

@@ -253,7 +253,8 @@ def _run_background_with_worker(app: Any, settings: Settings) -> None:
 @loglevel_option
 @click.pass_obj
 def api(settings: Settings, host: str | None, port: int | None, loglevel: str | None) -> None:
-    """Serve the REST API (docs at /api/docs)."""
+    """Serve the REST API (docs at /api/docs) and the monitor; over HTTPS when given a
+    certificate and its key (WFE_API_TLS_CERT, WFE_API_TLS_KEY)."""
     import uvicorn
 
     from workflow_engine.api.app import create_app
@@ -268,6 +269,8 @@ def api(settings: Settings, host: str | None, port: int | None, loglevel: str | 
         log_level=level,
         log_config=None,
         proxy_headers=True,
+        ssl_certfile=settings.api_tls_cert,
+        ssl_keyfile=settings.api_tls_key,
     )
 
 
