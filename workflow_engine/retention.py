@@ -18,6 +18,7 @@ from typing import IO
 
 from workflow_engine.clock import Clock
 from workflow_engine.core.retention import purgeable
+from workflow_engine.core.secrets import masked
 from workflow_engine.store import purge as rows
 from workflow_engine.store.repository import Store
 
@@ -94,7 +95,7 @@ class Purger:
                 continue
             for document in documents:
                 assert archive is not None
-                archive.write(json.dumps(document, default=str, ensure_ascii=False) + "\n")
+                archive.write(json.dumps(masked(document), default=str, ensure_ascii=False) + "\n")
             if archive is not None:
                 archive.flush()
             with self.store.transaction() as tx:

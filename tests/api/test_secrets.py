@@ -1,12 +1,15 @@
 """Secrets end to end in process, on both databases: a secret passed through three steps is in
 the agents' hands and nowhere else (no table, view, page, event, error or log line holds it);
 a condition reads it; a human task's write-only field is sealed; starting without a key, and
-a path that can never exist, are refused."""
+a path that can never exist, are refused; a purge's archive masks them."""
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +18,9 @@ import sqlalchemy as sa
 from tests.api.conftest import Api
 from tests.api.test_monitor_pages import signed_in
 from workflow_engine.agents import AgentContext
+from workflow_engine.core.secrets import SEALED
 from workflow_engine.errors import TransientError
+from workflow_engine.retention import Purger
 from workflow_engine.secrets import new_key
 from workflow_engine.store import schema
 
@@ -138,6 +143,15 @@ def test_a_secret_passed_through_three_steps_is_nowhere_but_in_the_agents_hands(
         None,
     ]
     assert "calling the vendor with ***" in caplog.text
+    api.harness.work()
+    assert api.get(f"/executions/{execution}").json()["status"] == "completed"
+    api.harness.clock.advance(2 * 86400)  # then an archive of its purge masks the secrets too
+    archive = io.StringIO()
+    assert Purger(api.harness.store).purge(timedelta(days=1), archive=archive).executions == 1
+    assert SECRET not in archive.getvalue() and "9182" not in archive.getvalue()
+    archived = json.loads(archive.getvalue())
+    assert archived["execution"]["input"] == {"api_key": "***", "customer": "ann"}
+    assert SEALED not in archive.getvalue()  # masked, not a sealed value kept for later
 
 
 def test_a_workflow_with_secrets_does_not_start_without_a_key_and_a_bad_path_is_refused(api: Api) -> None:
