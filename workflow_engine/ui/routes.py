@@ -153,10 +153,14 @@ def execution_rows(request: Request, engine: EngineDep, session: SessionDep, fil
 
 
 @router.get("/executions/changes", response_class=EventSourceResponse)
-async def list_changes(engine: EngineDep, session: SessionDep) -> AsyncIterator[ServerSentEvent]:
+async def list_changes(
+    engine: EngineDep, session: SessionDep, from_event: int | None = None
+) -> AsyncIterator[ServerSentEvent]:
     """A `changed` event, at most one a second, when any execution's history grows (the list
-    then fetches its rows anew: one cheap read a poll, a page's reads only on a change)."""
-    seen = await run_in_threadpool(engine.store.last_event_id)
+    then fetches its rows anew: one cheap read a poll, a page's reads only on a change).
+    ``from_event`` is the last event before the page's rows were read: a change between the page's
+    read and this stream's start is a change too."""
+    seen = from_event if from_event is not None else await run_in_threadpool(engine.store.last_event_id)
     quiet = 0.0
     while True:
         await asyncio.sleep(1.0)
@@ -180,6 +184,8 @@ def _listing(request: Request, engine: Engine, session: Session, template: str, 
         filters.after,
     )
     age = _age(since)
+    # read before the rows: the page's stream follows from here (the rows' refreshes need none)
+    last_event = engine.store.last_event_id() if template == "executions.html" else None
     query = ExecutionQuery(
         owner_id=session.user.owner_filter,
         workflow=workflow or None,
@@ -208,6 +214,7 @@ def _listing(request: Request, engine: Engine, session: Session, template: str, 
         statuses=STATUSES,
         filters=chosen,
         live_query=urlencode({**chosen, **({"after": after} if after else {})}),
+        last_event=last_event,
         next_page=f"?{urlencode({**chosen, 'after': cursor})}" if cursor else None,
         first_page=bool(after),
         message=request.query_params.get("message"),
