@@ -6,14 +6,12 @@ the servers' certificate (``sslmode=verify-full``, ``ssl_cert_reqs=required``)."
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,6 +25,7 @@ import sqlalchemy as sa
 from tests.conftest import unavailable
 from tests.integration.conftest import FAST, running_cluster
 from tests.integration.test_api_server import free_port
+from tests.integration.test_ops import poll
 from tests.support import services
 from tests.support.certificates import self_signed
 from workflow_engine.definitions import WorkflowBuilder
@@ -39,7 +38,7 @@ from workflow_engine.worker.app import create_celery_app
 
 pytestmark = pytest.mark.slow
 
-PG_BIN = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None)
+PG_BIN = str(Path(services.PG_CTL).parent) if services.PG_CTL else None
 
 
 def _as_server_user(command: list[str]) -> list[str]:
@@ -50,13 +49,6 @@ def _as_server_user(command: list[str]) -> list[str]:
     if runuser is None:
         unavailable("running as root and no runuser to start PostgreSQL as the postgres user")
     return [str(runuser), "-u", "postgres", "--", *command]
-
-
-def _until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +124,7 @@ def tls_redis(tls_folder: Path) -> Iterator[str]:
                 return bool(client.ping())
             return False
 
-        _until(answers, "the TLS Redis to answer")
+        assert poll(answers, 30), "the TLS Redis did not answer"
         client.close()
         yield url
     finally:

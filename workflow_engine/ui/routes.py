@@ -143,7 +143,9 @@ FiltersDep = Annotated[Filters, Depends()]
 
 @router.get("/executions", response_class=HTMLResponse)
 def executions(request: Request, engine: EngineDep, session: SessionDep, filters: FiltersDep) -> Response:
-    return _listing(request, engine, session, "executions.html", filters)
+    # read before the rows: the page's change stream follows from here
+    last_event = engine.store.last_event_id()
+    return _listing(request, engine, session, "executions.html", filters, last_event=last_event)
 
 
 @router.get("/executions/rows", response_class=HTMLResponse)
@@ -175,7 +177,14 @@ async def list_changes(
                 yield ServerSentEvent(comment="keep-alive")
 
 
-def _listing(request: Request, engine: Engine, session: Session, template: str, filters: Filters) -> Response:
+def _listing(
+    request: Request,
+    engine: Engine,
+    session: Session,
+    template: str,
+    filters: Filters,
+    last_event: int | None = None,
+) -> Response:
     workflow, status, q, since, after = (
         filters.workflow,
         filters.status,
@@ -184,8 +193,6 @@ def _listing(request: Request, engine: Engine, session: Session, template: str, 
         filters.after,
     )
     age = _age(since)
-    # read before the rows: the page's stream follows from here (the rows' refreshes need none)
-    last_event = engine.store.last_event_id() if template == "executions.html" else None
     query = ExecutionQuery(
         owner_id=session.user.owner_filter,
         workflow=workflow or None,
