@@ -59,7 +59,7 @@ def test_history_records_every_transition_of_execution_and_steps(harness: Harnes
         (None, "running", "completed"),
     ]
     events = harness.store.events(view.id)
-    assert {e.actor for e in events if e.from_status == "queued"} == {"test-worker:1"}
+    assert {e.actor for e in events if e.from_status == "queued"} == {"harness-worker:1"}
 
 
 def fan_in(name: str = "fan") -> WorkflowBuilder:

@@ -33,7 +33,7 @@ from workflow_engine.store.rows import event_row
 
 T = TypeVar("T")
 _RUN_FIELDS = {f.name for f in fields(StepRunRecord)}
-WORKER = "test-worker:1"  # the harness's worker
+WORKER = "harness-worker:1"  # the harness's worker
 
 
 class Model:

@@ -25,9 +25,18 @@ def cli(ctx: click.Context) -> None:
 
 
 def _register_commands() -> None:
-    from workflow_engine.cli import admin, bulk, definitions, errors, executions, processes, schedules
+    from workflow_engine.cli import (
+        admin,
+        bulk,
+        definitions,
+        errors,
+        executions,
+        processes,
+        schedules,
+        testing,
+    )
 
-    for module in (definitions, executions, bulk, errors, schedules, processes, admin):
+    for module in (definitions, testing, executions, bulk, errors, schedules, processes, admin):
         for command in module.COMMANDS:
             cli.add_command(command)
 

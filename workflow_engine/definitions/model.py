@@ -21,6 +21,7 @@ from workflow_engine.core.limits import Rate, Strategy
 from workflow_engine.core.mapping import PERCENT
 from workflow_engine.core.retry import RetryPolicy
 from workflow_engine.core.secrets import SecretPaths, schema_secrets
+from workflow_engine.definitions.cases import CaseDefinition
 from workflow_engine.errors import ExpressionError
 
 WORKFLOW_NAME = r"^[a-z0-9][a-z0-9_-]{0,99}$"
@@ -246,6 +247,8 @@ class WorkflowHeader(BaseModel):
     concurrency: ConcurrencyDefinition | None = None
     # paths of secret values (input.NAME, steps.STEP.NAME): sealed at rest, "***" in every view
     secrets: tuple[str, ...] = Field(default=(), max_length=100)
+    # its own test cases (see workflow_engine.testing)
+    tests: tuple[CaseDefinition, ...] = Field(default=(), max_length=1000)
 
     @field_validator("version", mode="before")
     @classmethod

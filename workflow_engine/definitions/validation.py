@@ -20,6 +20,7 @@ from workflow_engine.core.expressions import ITEM_NAMES, ROOT_NAMES, compile_exp
 from workflow_engine.core.graph import Edge, Graph
 from workflow_engine.core.payloads import MAX_DEPTH, payload_problem
 from workflow_engine.core.secrets import path_problem
+from workflow_engine.definitions.cases import case_problems
 from workflow_engine.definitions.model import (
     EdgeDefinition,
     StepDefinition,
@@ -30,7 +31,17 @@ from workflow_engine.definitions.model import (
 from workflow_engine.definitions.schemas import schema_problem
 from workflow_engine.errors import DefinitionError, ExpressionError, Problem
 
-TOP_LEVEL = ("name", "version", "description", "input_schema", "concurrency", "secrets", "steps", "edges")
+TOP_LEVEL = (
+    "name",
+    "version",
+    "description",
+    "input_schema",
+    "concurrency",
+    "secrets",
+    "tests",
+    "steps",
+    "edges",
+)
 SEED_STEP_FIELDS = ("timeout_minutes", "retry_on_failure")
 
 # values a definition may hold in all, YAML anchors counted each time they are used (a 10,000-step
@@ -96,6 +107,15 @@ def _check_schema(schema: Any, where: str) -> list[Problem]:
     return [] if unusable is None else [Problem(where, unusable)]
 
 
+def _case_problems(header: WorkflowHeader, steps: list[StepDefinition]) -> list[Problem]:
+    return case_problems(
+        header.tests,
+        {step.name: step.type.value for step in steps},
+        {step.agent for step in steps if step.agent},
+        {name for step in steps if (name := step.waits_for) is not None},
+    )
+
+
 class _Validator:
     def __init__(self, raw: Any, known_agents: Collection[str] | None) -> None:
         self.raw = raw
@@ -126,11 +146,13 @@ class _Validator:
         if declared and edges is not False:
             edges_sound = len(self.problems) - len(self.bad_conditions) == before
             self._graph(declared, steps, edges if isinstance(edges, tuple) else None, edges_sound)
+        if header is not None and header.tests and len(steps) == len(declared):
+            self.problems.extend(_case_problems(header, steps))
         if self.problems or header is None:
             return None
         try:
             return WorkflowDefinition(
-                **header.model_dump(),
+                **header.model_dump(exclude_unset=True),
                 steps=tuple(steps),
                 edges=edges if isinstance(edges, tuple) else None,
             )
@@ -139,7 +161,7 @@ class _Validator:
             return None
 
     def _header(self, raw: Mapping[str, Any]) -> WorkflowHeader | None:
-        header_fields = ("name", "version", "description", "input_schema", "concurrency", "secrets")
+        header_fields = ("name", "version", "description", "input_schema", "concurrency", "secrets", "tests")
         fields = {key: raw[key] for key in header_fields if key in raw}
         if fields.get("description") is None:
             fields.pop("description", None)
