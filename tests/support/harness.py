@@ -16,7 +16,11 @@ __all__ = ["Broker", "Harness", "InlineHeartbeat", "Run", "fails_first", "fan", 
 
 class Harness(product.Harness):
     """The product's harness, its ``start`` answering the execution's record as it started
-    (what the engine's own tests compare later states with)."""
+    (what the engine's own tests compare later states with), and timers and backoffs beyond
+    the ETA horizon of production (600 s) left to the reconciler, as there."""
+
+    def __init__(self, url: str | None = None, **settings: Any) -> None:
+        super().__init__(url, **{"eta_horizon": 600.0, **settings})
 
     def start(self, workflow: str, input: Any = None, **kwargs: Any) -> ExecutionRecord:  # type: ignore[override]
         if input is not None:
