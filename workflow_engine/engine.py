@@ -26,10 +26,12 @@ from workflow_engine.coordinator.dispatch import Dispatcher
 from workflow_engine.coordinator.scheduler import Scheduler
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.core.states import SETTLED_EXECUTION, TERMINAL_EXECUTION
+from workflow_engine.definitions import compatibility
 from workflow_engine.definitions.loader import Source, load
+from workflow_engine.definitions.model import parse_version
 from workflow_engine.definitions.validation import unknown_children
 from workflow_engine.error_groups import ErrorGroups
-from workflow_engine.errors import DefinitionError, WorkflowNotFound
+from workflow_engine.errors import DefinitionError, InvalidOperation, WorkflowNotFound
 from workflow_engine.events import EventBus
 from workflow_engine.monitoring import open_tasks
 from workflow_engine.notify import EventFeed, Notifier, follow
@@ -103,11 +105,24 @@ class Engine:
     # workflows
 
     def register(
-        self, source: Source, created_by: int | None = None, visible_to: int | None = None
+        self,
+        source: Source,
+        created_by: int | None = None,
+        visible_to: int | None = None,
+        require_compatible: bool = False,
     ) -> WorkflowRecord:
         """Validate and store a definition version; the same body twice is a no-op. The child
-        workflows its steps start must be registered (and visible to ``visible_to``, if given)."""
+        workflows its steps start must be registered (and visible to ``visible_to``, if given).
+        With ``require_compatible``, a breaking change against the latest version is refused."""
         definition = load(source)
+        if require_compatible:
+            _, changes = self.changes(definition, visible_to)
+            refused = compatibility.breaking(changes)
+            if refused:
+                lines = "; ".join(change.line() for change in refused)
+                raise InvalidOperation(
+                    f"{definition.name} {definition.version} breaks compatibility: {lines}"
+                )
 
         def registered(name: str, version: str | None) -> bool:
             try:
@@ -121,6 +136,22 @@ class Engine:
             raise DefinitionError(problems, definition.name)
         record, _ = self.store.register_workflow(definition, created_by)
         return record
+
+    def changes(
+        self, source: Source, visible_to: int | None = None
+    ) -> tuple[WorkflowRecord | None, list[compatibility.Change]]:
+        """What ``source`` changes against the latest other version of its workflow (None and
+        no changes when it is the first)."""
+        definition = load(source)
+        others = [
+            r
+            for r in self.store.list_workflows(visible_to, definition.name)
+            if r.version != definition.version
+        ]
+        if not others:
+            return None, []
+        latest = max(others, key=lambda r: parse_version(r.version))
+        return latest, compatibility.compare(load(latest.document), definition)
 
     def workflows(self, visible_to: int | None = None, name: str | None = None) -> list[WorkflowRecord]:
         return self.store.list_workflows(visible_to, name)

@@ -8,6 +8,7 @@ import click
 from rich.table import Table
 
 from workflow_engine.cli.output import EXIT_FAILED, console, json_option, print_json
+from workflow_engine.definitions.compatibility import breaking
 from workflow_engine.definitions.loader import check_file
 from workflow_engine.engine import Engine
 from workflow_engine.settings import Settings
@@ -51,16 +52,35 @@ def validate(file: Path, as_json: bool) -> None:
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--require-compatible",
+    is_flag=True,
+    help="Refuse a breaking change against the latest version (a step removed or retyped, input narrowed).",
+)
 @json_option
 @click.pass_obj
-def register(settings: Settings, file: Path, as_json: bool) -> None:
-    """Store a definition version (name and version are immutable once registered)."""
+def register(settings: Settings, file: Path, require_compatible: bool, as_json: bool) -> None:
+    """Store a definition version (name and version are immutable once registered), and say
+    what it changes against the latest version."""
     with Engine.from_settings(settings) as engine:
-        record = engine.register(file)
+        latest, changes = engine.changes(file)
+        record = engine.register(file, require_compatible=require_compatible)
     if as_json:
-        print_json(_workflow_json(record))
-    else:
-        click.echo(f"registered {record.name} {record.version}")
+        print_json(
+            _workflow_json(record)
+            | {
+                "against": latest.version if latest else None,
+                "compatible": not breaking(changes),
+                "changes": [change.document() for change in changes],
+            }
+        )
+        return
+    if latest is not None:
+        summary = f"{len(changes)} change{'s' if len(changes) != 1 else ''}" if changes else "no change"
+        click.echo(f"against {latest.name} {latest.version}: {summary}, {len(breaking(changes))} breaking")
+        for change in changes:
+            click.echo(f"  {change.line()}")
+    click.echo(f"registered {record.name} {record.version}")
 
 
 @click.command()
