@@ -42,6 +42,8 @@ from workflow_engine.store.listing import ExecutionQuery
 from workflow_engine.store.opening import open_store
 from workflow_engine.store.records import EventRecord, WorkflowRecord
 from workflow_engine.store.repository import LogQuery, Store
+from workflow_engine.store.test_runs import TestRunRecord
+from workflow_engine.testing.registered import run_registered, stored_run
 from workflow_engine.views import ExecutionView, TaskView, execution_view, run_json, task_view
 from workflow_engine.worker.dispatcher import LazyCeleryDispatcher
 
@@ -69,6 +71,7 @@ class Engine:
     ) -> None:
         self.settings = settings
         self.store = store
+        self.registry = registry
         self.events = events or EventBus()
         self.dispatcher = dispatcher or LazyCeleryDispatcher(settings)
         self.coordinator = Coordinator(
@@ -152,6 +155,20 @@ class Engine:
             return None, []
         latest = max(others, key=lambda r: parse_version(r.version))
         return latest, compatibility.compare(load(latest.document), definition)
+
+    def run_cases(
+        self,
+        workflow: str,
+        version: str | None = None,
+        owner_id: int | None = None,
+        visible_to: int | None = None,
+    ) -> TestRunRecord:
+        """Run a registered version's cases (``tests:``) in process, and keep the result."""
+        owner = owner_id if owner_id is not None else self.store.system_user_id()
+        return run_registered(self.store, workflow, version, owner, visible_to, self.registry)
+
+    def cases_run(self, run_id: int, owner_id: int | None = None) -> TestRunRecord:
+        return stored_run(self.store, run_id, owner_id)
 
     def workflows(self, visible_to: int | None = None, name: str | None = None) -> list[WorkflowRecord]:
         return self.store.list_workflows(visible_to, name)
@@ -312,6 +329,15 @@ class Engine:
         self, execution_id: str, from_step: str | None = None, actor: str = "api", owner_id: int | None = None
     ) -> ExecutionView:
         self.coordinator.retry(execution_id, actor, owner_id, from_step)
+        return self.get(execution_id, owner_id)
+
+    def migrate(
+        self, execution_id: str, version: str, actor: str = "api", owner_id: int | None = None
+    ) -> ExecutionView:
+        """Move a running, paused, waiting or failed execution to another version of its
+        workflow; refused, changing nothing, unless every step it has run is there, same type."""
+        self.get(execution_id, owner_id)  # (someone else's execution is not found)
+        self.coordinator.migrate(execution_id, version, actor, owner_id)
         return self.get(execution_id, owner_id)
 
     def next_step(self, execution_id: str, actor: str = "api", owner_id: int | None = None) -> ExecutionView:

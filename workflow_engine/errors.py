@@ -99,6 +99,11 @@ class ScheduleNotFound(NotFound):
     kind = "schedule"
 
 
+class TestRunNotFound(NotFound):
+    __test__ = False  # (not a test class)
+    kind = "test run"
+
+
 class ErrorGroupNotFound(NotFound):
     kind = "error group"
 

@@ -21,6 +21,7 @@ from workflow_engine.api.routes import (
     executions,
     monitoring,
     schedules,
+    testing,
     workflows,
 )
 from workflow_engine.engine import Engine
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.registry = api_registry(engine.store)
     errors.install(app)
     api = APIRouter(prefix="/api/v1")
-    for module in (auth, audit, workflows, bulk, executions, schedules, error_groups, monitoring):
+    for module in (auth, audit, workflows, bulk, executions, schedules, error_groups, testing, monitoring):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(monitoring.router, include_in_schema=False)  # /health and /metrics at the root too

@@ -223,6 +223,10 @@ class RetryRequest(Strict):
     from_step: str | None = Field(default=None, min_length=1, max_length=100)
 
 
+class MigrateRequest(Strict):
+    version: str = Field(min_length=1, max_length=100)
+
+
 class CompleteRequest(Strict):
     data: dict[str, Any]
 
@@ -350,3 +354,30 @@ class AuditOut(BaseModel):
     address: str
     route: str
     status: int
+
+
+class CasesRequest(Strict):
+    """Run the cases of a registered version (the latest when ``version`` is not given)."""
+
+    workflow: str = Field(min_length=1, max_length=100)
+    version: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class CaseOut(BaseModel):
+    case: str
+    passed: bool
+    status: str | None
+    differences: list[str]
+    path: list[str]
+    seconds: float
+
+
+class CasesRunOut(BaseModel):
+    id: int
+    workflow: str
+    version: str
+    passed: int
+    failed: int
+    seconds: float
+    created_at: datetime
+    cases: list[CaseOut]

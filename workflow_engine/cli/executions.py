@@ -344,6 +344,21 @@ def retry(settings: Settings, execution_id: str, from_step: str | None, as_json:
 
 @click.command()
 @click.argument("execution_id")
+@click.option("--to-version", "version", required=True, help="The version of its workflow to move it to.")
+@json_option
+@click.pass_obj
+def migrate(settings: Settings, execution_id: str, version: str, as_json: bool) -> None:
+    """Move a running, paused, waiting or failed execution to another version of its workflow."""
+    with Engine.from_settings(settings) as engine:
+        view = engine.migrate(execution_id, version, actor="cli")
+    if as_json:
+        _done(view, as_json)
+    else:
+        click.echo(f"{view.id}: moved to {view.workflow} {view.version}, {view.status}")
+
+
+@click.command()
+@click.argument("execution_id")
 @click.argument("step")
 @click.option("--data", "data_text", required=True, help="The step's data: JSON, or @file.json.")
 @click.option("--user", default=lambda: os.environ.get("USER", "cli"), help="Who completes it.")
@@ -386,6 +401,7 @@ COMMANDS = [
     logs_command,
     cancel,
     retry,
+    migrate,
     complete,
     signal,
     _control("pause", "Pause: no new step starts until resumed."),

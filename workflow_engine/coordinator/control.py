@@ -18,7 +18,8 @@ from workflow_engine.core.states import (
     ExecutionStatus,
     StepStatus,
 )
-from workflow_engine.definitions.model import StepType
+from workflow_engine.definitions import compatibility
+from workflow_engine.definitions.model import StepType, WorkflowDefinition
 from workflow_engine.definitions.schemas import check_data
 from workflow_engine.errors import InvalidOperation, PermissionDenied, StepNotFound
 
@@ -75,6 +76,49 @@ def release(unit: Unit, run: Any, reason: str) -> None:
     unit.event(run.step_name, run.attempt, S.PENDING, to, reason)
     if publish:
         unit.redispatch(run)
+
+
+MIGRATABLE = frozenset({E.RUNNING, E.PAUSED, E.WAITING, E.FAILED})
+
+
+def migrate(unit: Unit, definition: WorkflowDefinition, workflow_id: int) -> str:
+    """Move the execution to another version of its workflow (``definition``, stored as
+    ``workflow_id``): every step it has run or is running must be there with the same type.
+    What is ready under the new version's edges opens; the version it left."""
+    if unit.status not in MIGRATABLE:
+        raise InvalidOperation(
+            f"only a running, paused, waiting or failed execution can be migrated; this one is {unit.status}"
+        )
+    previous = unit.record.workflow_version
+    if definition.version == previous:
+        raise InvalidOperation(f"the execution already runs version {previous}")
+    current = unit.runs.current()
+    ran = [name for name, run in current.items() if run.status != S.SKIPPED]
+    problems = compatibility.migration_problems(unit.definition, definition, ran)
+    if problems:
+        raise InvalidOperation(f"cannot migrate to version {definition.version}: {'; '.join(problems)}")
+    unit.definition, unit.graph = definition, definition.graph
+    unit.changes.update(
+        workflow_id=workflow_id, workflow_version=definition.version, total_steps=len(definition.steps)
+    )
+    kept = {name: run.status for name, run in current.items()}
+    unit.reset_barriers(
+        _barriers(unit, set(definition.steps_by_name) - set(kept), kept), drop=list(unit.barriers)
+    )
+    details = {"from_version": previous, "to_version": definition.version}
+    unit.event(
+        None,
+        None,
+        unit.status,
+        unit.status,
+        f"migrated from version {previous} to {definition.version}",
+        details,
+    )
+    if unit.status != E.FAILED:  # (a failed one moves on when retried; a paused one holds what opens)
+        unit.recount()
+        unit.replan(kept, reason=f"migrated to version {definition.version}")
+        unit.settle()
+    return previous
 
 
 def cancel(unit: Unit, reason: str | None = None) -> None:

@@ -535,6 +535,16 @@ class Coordinator:
             self._cascade(execution_id, "cancel", None, record.retries)
         return self.decide(execution_id, actor, lambda unit: control.retry(unit, from_step), owner_id)
 
+    def migrate(self, execution_id: str, version: str, actor: str, owner_id: int | None = None) -> str:
+        """Move an execution to ``version`` of its workflow (see control.migrate); the version
+        it left."""
+        record = self.store.get_execution(execution_id)
+        target = self.store.get_workflow(record.workflow_name, version)
+        definition = self.definitions.get(target.id)
+        return self.decide(
+            execution_id, actor, lambda unit: control.migrate(unit, definition, target.id), owner_id
+        )
+
     def next_step(self, execution_id: str, actor: str, owner_id: int | None = None) -> str:
         return self.decide(execution_id, actor, control.next_step, owner_id)
 

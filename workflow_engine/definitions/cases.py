@@ -91,9 +91,11 @@ def case_problems(
     steps: Mapping[str, str],
     agents: Collection[str],
     signals: Collection[str],
+    starts_children: bool = False,
 ) -> list[Problem]:
     """What in ``cases`` names what the workflow does not have: ``steps`` maps each step's name
-    to its type; ``agents`` and ``signals`` are those its steps run and take."""
+    to its type; ``agents`` and ``signals`` are those its steps run and take. A workflow that
+    ``starts_children`` may mock their agents too."""
     problems: list[Problem] = []
     seen: dict[str, int] = {}
     for index, case in enumerate(cases):
@@ -103,7 +105,7 @@ def case_problems(
             problems.append(Problem(f"{where}.name", f"duplicate case name (first at tests[{first}])"))
         seen.setdefault(case.name, index)
         for agent in case.mocks:
-            if agent not in agents:
+            if agent not in agents and not starts_children:
                 problems.append(Problem(f"{where}.mocks.{agent}", "no step of this workflow runs this agent"))
         for step in case.human:
             if steps.get(step) != "human":

@@ -9,7 +9,7 @@ are reported and break nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,23 @@ def compare(old: WorkflowDefinition, new: WorkflowDefinition) -> list[Change]:
         kind = "input narrowed" if narrowed else "input widened"
         changes.append(Change(kind, where, detail, narrowed))
     return changes
+
+
+def migration_problems(old: WorkflowDefinition, new: WorkflowDefinition, ran: Iterable[str]) -> list[str]:
+    """Why an execution of ``old`` that has run (or is running) the steps ``ran`` cannot move to
+    ``new``: each such step must be there, with the same type."""
+    problems = []
+    for name in sorted(set(ran)):
+        step = old.steps_by_name.get(name)
+        there = new.steps_by_name.get(name)
+        if there is None:
+            problems.append(f"step {name!r} has run and version {new.version} has no such step")
+        elif step is not None and there.type is not step.type:
+            problems.append(
+                f"step {name!r} has run as a {step.type.value} step and is a {there.type.value} step"
+                f" in version {new.version}"
+            )
+    return problems
 
 
 def breaking(changes: list[Change]) -> list[Change]:

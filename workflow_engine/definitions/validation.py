@@ -113,6 +113,7 @@ def _case_problems(header: WorkflowHeader, steps: list[StepDefinition]) -> list[
         {step.name: step.type.value for step in steps},
         {step.agent for step in steps if step.agent},
         {name for step in steps if (name := step.waits_for) is not None},
+        starts_children=any(step.workflow is not None for step in steps),
     )
 
 

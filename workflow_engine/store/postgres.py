@@ -77,6 +77,10 @@ _OPTIONAL = {
     "checkpoint": "jsonb",
     "barriers": "jsonb",
     "maps": "jsonb",
+    # an execution moved to another version of its workflow (coordinator.control.migrate)
+    "workflow_id": "integer",
+    "workflow_version": "varchar",
+    "total_steps": "integer",
 }
 _KEEP_UNLESS_SET = ",\n".join(
     f"{name} = CASE WHEN :set_{name} THEN CAST(:{name} AS {kind}) ELSE {name} END"

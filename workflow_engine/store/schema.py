@@ -127,6 +127,22 @@ spent_tokens = Table(
 )
 
 # refused requests (401, 403) and failed logins: who, when, from where, on which route
+test_runs = Table(  # the runs of a registered version's own cases
+    "wfe_test_runs",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("workflow_id", Integer, ForeignKey("wfe_workflows.id"), nullable=False),
+    Column("workflow_name", String(100), nullable=False),
+    Column("workflow_version", String(64), nullable=False),
+    Column("owner_id", Integer, ForeignKey("wfe_users.id"), nullable=False),
+    Column("passed", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("cases", JSONType, nullable=False),
+    Column("seconds", Float, nullable=False),
+    _timestamp("created_at"),
+    Index(None, "workflow_id"),
+)
+
 audit = Table(
     "wfe_audit",
     metadata,

@@ -23,6 +23,7 @@ from workflow_engine.api.schemas import (
     ExecutionPage,
     HumanTaskOut,
     LogOut,
+    MigrateRequest,
     RetryRequest,
     SignalRequest,
     Started,
@@ -186,6 +187,13 @@ def retry(
 ) -> ExecutionOut:
     """Run the failed step (or ``from_step``) and everything after it again."""
     return _control(user, engine, execution_id, "retry", from_step=body.from_step if body else None)
+
+
+@router.post("/executions/{execution_id}/migrate", response_model=ExecutionOut, responses=ERRORS)
+def migrate(user: User, engine: EngineDep, execution_id: ExecutionId, body: MigrateRequest) -> ExecutionOut:
+    """Move the execution to another version of its workflow: refused (409) unless every step
+    it has run or is running is there with the same type."""
+    return _control(user, engine, execution_id, "migrate", version=body.version)
 
 
 @router.post(
