@@ -286,6 +286,7 @@ def test_a_worker_whose_metrics_port_is_taken_warns(ops: Cluster, tmp_path: Path
         crowded.stop()
 
 
+@pytest.mark.timeout(240)  # four processes start on two cores
 def test_a_workflow_runs_through_honcho_and_the_procfile(
     redis_url: str, pg_databases: object, tmp_path: Path
 ) -> None:

@@ -50,6 +50,15 @@ SHARED_MEMORY = "/dev/shm"  # noqa: S108 - a folder of its own is made in it, by
 NOT_RUN = frozenset({StepStatus.PENDING, StepStatus.SKIPPED, StepStatus.CANCELLED})
 
 
+def taken_path(view: ExecutionView, runs: Sequence[StepRunRecord]) -> list[str]:
+    """The steps an execution ran (succeeded, failed, running or waiting), in the order they
+    were first opened (``runs`` as the store lists them: by the time each was queued): what a
+    test compares, here or against a real deployment."""
+    current = {step.name: step.status for step in view.steps}
+    first = dict.fromkeys(run.step_name for run in runs)
+    return [name for name in first if current.get(name) not in NOT_RUN]
+
+
 class Broker:
     """Keeps published messages until the harness delivers them."""
 
@@ -323,12 +332,7 @@ class Harness:
         return {step.name: step.status for step in self.view(execution_id).steps}
 
     def path(self, execution_id: str) -> list[str]:
-        current = {step.name: step.status for step in self.view(execution_id).steps}
-        first: dict[str, int] = {}
-        for run in self.store.step_runs(execution_id):
-            first.setdefault(run.step_name, run.id)
-        ran = [name for name in first if current.get(name) not in NOT_RUN]
-        return sorted(ran, key=first.__getitem__)
+        return taken_path(self.view(execution_id), self.store.step_runs(execution_id))
 
     def waiting_steps(self, execution_id: str) -> list[str]:
         return [s.name for s in self.view(execution_id).steps if s.status == StepStatus.WAITING]
