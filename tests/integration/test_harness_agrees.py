@@ -131,10 +131,11 @@ def test_the_harness_and_a_real_deployment_agree(redis_cluster: Cluster) -> None
         engine.register(definition)
         execution = engine.start(definition.name, data).id
         for step, answer in human.items():
-            redis_cluster.wait_for(
-                lambda step=step: redis_cluster.statuses(execution).get(step) == "waiting",  # type: ignore[misc]
-                what=f"{definition.name} to wait at {step}",
-            )
+
+            def waits(execution: str = execution, step: str = step) -> bool:
+                return redis_cluster.statuses(execution).get(step) == "waiting"
+
+            redis_cluster.wait_for(waits, what=f"{definition.name} to wait at {step}")
             engine.complete_human_task(execution, step, answer, user_id="editor")
         real = redis_cluster.wait(execution)
         expected = in_harness(document, data, human)
