@@ -8,6 +8,7 @@ export WFE_DATABASE_URL="${WFE_DATABASE_URL:-sqlite:///wfe.db}"
 export WFE_AGENT_MODULES="${WFE_AGENT_MODULES:-workers.demo_agents}"
 
 $BIN/wfe validate config/workflows/ib-generation.json
+$BIN/wfe test config/workflows/*  # each definition's own cases, in process, on a virtual clock
 status=0
 $BIN/wfe run config/workflows/ib-generation.json --input '{"project_id": "demo-1", "document_type": "ib"}' || status=$?
 id=$($BIN/wfe list --limit 1 --json | $BIN/python -c 'import json, sys; print(json.load(sys.stdin)["executions"][0]["execution_id"])')
