@@ -55,3 +55,23 @@ def test_an_invalid_definition_is_one_line_on_stderr_and_exit_2(tmp_path: Path) 
     missing = wfe(tmp_path, "test", str(tmp_path / "nowhere.yaml"))
     assert missing.returncode == 2
     assert len(missing.stderr.splitlines()) == 1
+
+
+def test_an_agent_no_case_mocks_runs_from_the_modules_named_in_the_settings(tmp_path: Path) -> None:
+    (tmp_path / "my_agents.py").write_text(
+        "from workflow_engine import agent\n\n"
+        "@agent('fetcher')\n"
+        "def fetch(ctx):\n"
+        "    return {'n': len(ctx.input['ids'])}\n"
+    )
+    case = {"name": "real fetcher", "input": {"ids": [1, 2, 3]}, "mocks": {"sender": {}}}
+    case["human"], case["expect"] = {"check": {"ok": False}}, {"status": "completed"}
+    path = tmp_path / "daily.yaml"
+    path.write_text(yaml.safe_dump({**DAY, "tests": [case]}))
+    result = wfe(tmp_path, "test", str(path), "--json", WFE_AGENT_MODULES="my_agents")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [ran] = json.loads(result.stdout)["cases"]
+    assert ran["passed"] and ran["path"] == ["fetch", "wait_a_day", "check"]
+    without = wfe(tmp_path, "test", str(path))
+    assert without.returncode == 1
+    assert "agent fetcher ran, and is neither mocked by the case nor registered" in without.stdout

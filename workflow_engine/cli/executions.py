@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from workflow_engine.cli.output import (
     EXIT_WAITING,
     console,
     error_console,
+    importable_cwd,
     json_option,
     print_json,
 )
@@ -103,9 +103,7 @@ def run(
         settings = settings.with_overrides(
             agent_modules=tuple(a.strip() for a in agents.split(",") if a.strip())
         )
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
+    importable_cwd()
     definition = load_file(file)
     input_data = parse_json_object(input_text, "--input")
     metadata = parse_json_object(metadata_text, "--metadata")

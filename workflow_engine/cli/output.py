@@ -4,6 +4,7 @@ on stderr for an error."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -16,6 +17,13 @@ EXIT_USAGE = 2
 EXIT_WAITING = 3
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+
+
+def importable_cwd() -> None:
+    """Agent modules and workers/ are found from where the command is run, as with celery -A."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 def console() -> Console:

@@ -13,19 +13,12 @@ from celery.utils.nodenames import default_nodename, host_format
 
 from workflow_engine import logs
 from workflow_engine.agents import load_modules
-from workflow_engine.cli.output import json_option, print_json
+from workflow_engine.cli.output import importable_cwd, json_option, print_json
 from workflow_engine.definitions.model import QUEUE_NAME
 from workflow_engine.settings import LOG_LEVELS, Settings
 from workflow_engine.store.opening import open_store
 
 log = logging.getLogger(__name__)
-
-
-def _importable_cwd() -> None:
-    # agent modules and workers/ are found from where the process is started, as with celery -A
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
 
 
 def _split(text: str | None) -> tuple[str, ...]:
@@ -78,7 +71,7 @@ def worker(
 
         exporter.prepare()
         exporter.serve_when_ready(port)
-    _importable_cwd()
+    importable_cwd()
     if agents is not None:
         settings = settings.with_overrides(agent_modules=_split(agents))
     logs.configure(loglevel or settings.log_level, settings.log_format)
@@ -121,7 +114,7 @@ def coordinator(
 
     Several coordinators may run side by side; every repair is idempotent.
     """
-    _importable_cwd()
+    importable_cwd()
     logs.configure(loglevel or settings.log_level, settings.log_format)
     from workflow_engine.coordinator.reconciler import Reconciler
     from workflow_engine.worker.runtime import runtime_of
@@ -216,7 +209,7 @@ def flower(settings: Settings, port: int, address: str, flower_args: tuple[str, 
     Step tasks are named after their workflow and step; their arguments carry the execution id.
     Extra arguments go to Flower (for example --basic-auth=user:password).
     """
-    _importable_cwd()
+    importable_cwd()
     logs.configure(settings.log_level, settings.log_format)
     from workflow_engine.worker.tasks import worker_app
 

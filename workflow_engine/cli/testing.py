@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from workflow_engine.agents import load_modules
-from workflow_engine.cli.output import EXIT_FAILED, EXIT_USAGE, json_option, print_json
+from workflow_engine.cli.output import EXIT_FAILED, EXIT_USAGE, importable_cwd, json_option, print_json
 from workflow_engine.definitions.loader import check_file
 from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.settings import Settings
@@ -33,6 +33,7 @@ def test(settings: Settings, files: tuple[Path, ...], as_json: bool) -> None:
             click.echo(f"wfe: error: {where}: {first.message}{more}", err=True)
             raise click.exceptions.Exit(EXIT_USAGE)
         definitions.append(definition)
+    importable_cwd()
     load_modules(settings.agent_modules)
     results = run_cases(definitions)
     if as_json:
