@@ -155,3 +155,20 @@ def test_an_ended_execution_an_unknown_version_or_the_same_one_is_refused(harnes
     harness.coordinator.cancel(record.id, "ops")
     with pytest.raises(InvalidOperation, match="this one is cancelled"):
         harness.coordinator.migrate(record.id, "1.1.0", "ops")
+
+
+def test_a_paused_execution_moves_and_holds_what_the_new_version_makes_ready(harness: Harness) -> None:
+    harness.register(review("1.0.0"))
+    edges = [*CHAIN, {"from": "draft", "to": "index"}]
+    harness.register(review("1.1.0", {"name": "index", "agent": "indexer"}, edges=edges))
+    record = harness.start("review", version="1.0.0")
+    harness.work()
+    harness.coordinator.pause(record.id, "ops")
+    harness.coordinator.migrate(record.id, "1.1.0", "ops")
+    harness.work()
+    assert harness.store.get_execution(record.id).status == "paused"
+    [held] = harness.runs(record.id, "index")  # opened, and held until resumed
+    assert held.status == "pending"
+    harness.coordinator.resume(record.id, "ops")
+    harness.work()
+    assert harness.statuses(record.id)["index"] == "succeeded"
