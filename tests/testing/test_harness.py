@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from workflow_engine.agents import AgentContext
-from workflow_engine.definitions import WorkflowBuilder, load
+from workflow_engine.agents import AgentContext, AgentRegistry
+from workflow_engine.definitions import WorkflowBuilder, load, validate_document
 from workflow_engine.errors import FatalError
 from workflow_engine.testing import Harness, mocked, run_cases
 from workflow_engine.testing.cases import contains
@@ -228,8 +228,6 @@ def test_an_agent_neither_mocked_nor_registered_fails_its_case_only_if_it_runs()
 
 
 def test_a_registered_agent_runs_where_no_mock_is_given() -> None:
-    from workflow_engine.agents import AgentRegistry
-
     agents = AgentRegistry()
     agents.register("fetcher", lambda ctx: {"n": len(ctx.input["ids"])})
     agents.register("sender", lambda ctx: {"sent": ctx.steps["fetch"]["n"]})
@@ -252,8 +250,6 @@ def test_children_come_from_the_definitions_given() -> None:
 
     def inner(ctx: AgentContext) -> Any:
         return {"x": 1}
-
-    from workflow_engine.agents import AgentRegistry
 
     agents = AgentRegistry()
     agents.register("in", inner)
@@ -306,16 +302,12 @@ def test_what_advance_delivers_runs_at_its_own_time(harness: Harness) -> None:
 def test_a_case_naming_what_the_workflow_lacks_is_refused_with_where(
     case: dict[str, Any], location: str, message: str
 ) -> None:
-    from workflow_engine.definitions import validate_document
-
     definition, problems = validate_document({**DAY, "tests": [case]})
     assert definition is None
     assert [(p.location, message in p.message) for p in problems] == [(location, True)]
 
 
 def test_two_cases_of_one_name_are_refused() -> None:
-    from workflow_engine.definitions import validate_document
-
     _, problems = validate_document({**DAY, "tests": [{"name": "same"}, {"name": "same"}]})
     assert [(p.location, p.message) for p in problems] == [
         ("tests[1].name", "duplicate case name (first at tests[0])")
