@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import workflow_engine
@@ -101,3 +103,12 @@ def test_status_and_type_words_in_sql_come_from_the_state_machine() -> None:
         for path in (PACKAGE / "store").glob("*.py")
     }
     assert {name: found for name, found in written.items() if found} == {}
+
+
+def test_the_command_line_loads_no_metrics_library_before_a_worker_sets_its_folder() -> None:
+    """prometheus_client reads its multiprocess folder when imported: `wfe worker` sets it
+    first, so neither the command line nor the engine it opens may import it on load."""
+    loaded = "import sys, workflow_engine.cli.main, workflow_engine.engine"
+    probe = f"{loaded}; print('prometheus_client' in sys.modules)"
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "False"

@@ -31,19 +31,18 @@ from workflow_engine.definitions.loader import Source, load
 from workflow_engine.definitions.model import parse_version
 from workflow_engine.definitions.validation import unknown_children
 from workflow_engine.error_groups import ErrorGroups
-from workflow_engine.errors import DefinitionError, InvalidOperation, WorkflowNotFound
+from workflow_engine.errors import DefinitionError, InvalidOperation, TestRunNotFound, WorkflowNotFound
 from workflow_engine.events import EventBus
 from workflow_engine.monitoring import open_tasks
 from workflow_engine.notify import EventFeed, Notifier, follow
 from workflow_engine.schedules import Schedules
 from workflow_engine.settings import Settings
-from workflow_engine.store import listing
+from workflow_engine.store import listing, test_runs
 from workflow_engine.store.listing import ExecutionQuery
 from workflow_engine.store.opening import open_store
 from workflow_engine.store.records import EventRecord, WorkflowRecord
 from workflow_engine.store.repository import LogQuery, Store
 from workflow_engine.store.test_runs import TestRunRecord
-from workflow_engine.testing.registered import run_registered, stored_run
 from workflow_engine.views import ExecutionView, TaskView, execution_view, run_json, task_view
 from workflow_engine.worker.dispatcher import LazyCeleryDispatcher
 
@@ -164,11 +163,17 @@ class Engine:
         visible_to: int | None = None,
     ) -> TestRunRecord:
         """Run a registered version's cases (``tests:``) in process, and keep the result."""
+        from workflow_engine.testing.registered import run_registered  # (the worker's modules: on demand)
+
         owner = owner_id if owner_id is not None else self.store.system_user_id()
         return run_registered(self.store, workflow, version, owner, visible_to, self.registry)
 
     def cases_run(self, run_id: int, owner_id: int | None = None) -> TestRunRecord:
-        return stored_run(self.store, run_id, owner_id)
+        with self.store.transaction() as tx:
+            found = test_runs.get(tx, run_id, owner_id)
+        if found is None:
+            raise TestRunNotFound(str(run_id))
+        return found
 
     def workflows(self, visible_to: int | None = None, name: str | None = None) -> list[WorkflowRecord]:
         return self.store.list_workflows(visible_to, name)

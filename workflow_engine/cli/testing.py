@@ -11,7 +11,6 @@ from workflow_engine.cli.output import EXIT_FAILED, EXIT_USAGE, importable_cwd, 
 from workflow_engine.definitions.loader import check_file
 from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.settings import Settings
-from workflow_engine.testing.cases import run_cases
 
 
 @click.command("test")
@@ -23,6 +22,8 @@ def test(settings: Settings, files: tuple[Path, ...], as_json: bool) -> None:
 
     Agents a case does not mock run as registered by WFE_AGENT_MODULES. The workflows a step
     starts as a child must be among FILES."""
+    from workflow_engine.testing.cases import run_cases  # (the worker's modules: only for this command)
+
     definitions: list[WorkflowDefinition] = []
     for file in files:
         definition, problems = check_file(file)

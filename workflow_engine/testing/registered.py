@@ -7,7 +7,6 @@ import time
 from workflow_engine.agents import REGISTRY, AgentRegistry
 from workflow_engine.definitions.loader import load
 from workflow_engine.definitions.model import WorkflowDefinition
-from workflow_engine.errors import TestRunNotFound
 from workflow_engine.store import test_runs
 from workflow_engine.store.repository import Store
 from workflow_engine.store.test_runs import TestRunRecord
@@ -57,11 +56,3 @@ def _children(
         found[name] = child
         pending.extend(child.children)
     return [d for name, d in found.items() if name != definition.name]
-
-
-def stored_run(store: Store, run_id: int, owner_id: int | None = None) -> TestRunRecord:
-    with store.transaction() as tx:
-        found = test_runs.get(tx, run_id, owner_id)
-    if found is None:
-        raise TestRunNotFound(str(run_id))
-    return found
