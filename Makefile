@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit bench bench-quick soak lint typecheck services clean
+.PHONY: demo test test-unit bench bench-quick soak chaos lint typecheck services clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ bench-quick: $(STAMP)
 # S4: 100,000 executions purged down to 10,000 while W2 runs; listings' latency and plans
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
+
+# every fault of the chaos matrix against servers and processes of its own (as root: network
+# namespaces); writes docs/chaos.json and docs/CHAOS.md
+chaos: $(STAMP)
+	@scripts/bootstrap.sh
+	$(BIN)/python -m tests.chaos.matrix
 
 lint: $(STAMP)
 	$(BIN)/ruff check workflow_engine workers tests bench

@@ -19,6 +19,7 @@ from typing import Any
 
 from workflow_engine.core.states import TERMINAL_EXECUTION
 from workflow_engine.events import deliver
+from workflow_engine.outages import warn
 from workflow_engine.store.postgres import CHANNEL
 from workflow_engine.store.records import EventRecord
 from workflow_engine.store.repository import Store
@@ -75,8 +76,8 @@ class Notifier:
         while not self._stop.is_set():
             try:
                 raw = self.store.engine.raw_connection()
-            except Exception:
-                log.warning("event listener cannot connect; retrying", exc_info=True)
+            except Exception as exc:
+                warn(log, exc, "event listener cannot connect; retrying")
                 self._stop.wait(self.reconnect_after)
                 continue
             try:
@@ -90,8 +91,8 @@ class Notifier:
                 while not self._stop.is_set():
                     for payload in receive(connection, 1.0):
                         self._wake(payload)
-            except Exception:
-                log.warning("event listener lost its connection; reconnecting", exc_info=True)
+            except Exception as exc:
+                warn(log, exc, "event listener lost its connection; reconnecting")
                 self.listening.clear()
                 self._stop.wait(self.reconnect_after)
             finally:
@@ -264,8 +265,8 @@ class EventFeed:
                 self._woken.clear()
                 try:
                     self.poll()
-                except Exception:
-                    log.warning("event feed: reading events failed; retrying", exc_info=True)
+                except Exception as exc:
+                    warn(log, exc, "event feed: reading events failed; retrying")
                 self._woken.wait(self.poll_interval)
         finally:
             unsubscribe()

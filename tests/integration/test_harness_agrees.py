@@ -4,13 +4,15 @@ human answers end with the same statuses, the same steps' statuses and the same 
 
 from __future__ import annotations
 
+import importlib
+import sys
 from typing import Any
 
 import pytest
 
-import tests.support.agents  # noqa: F401 - registers the agents the workers run
 from tests.integration.conftest import Cluster
-from workflow_engine.agents import REGISTRY
+from workflow_engine import agents as agents_module
+from workflow_engine.agents import AgentRegistry
 from workflow_engine.definitions import WorkflowBuilder, load
 from workflow_engine.testing import Harness
 from workflow_engine.testing.harness import taken_path
@@ -108,10 +110,26 @@ def outcome(view: Any, runs: Any) -> tuple[str, dict[str, str], list[str]]:
     return view.status, {s.name: str(s.status) for s in view.steps}, taken_path(view, runs)
 
 
-def in_harness(document: dict[str, Any], data: dict[str, Any], human: dict[str, Any]) -> Any:
+@pytest.fixture
+def workers_agents(monkeypatch: pytest.MonkeyPatch) -> AgentRegistry:
+    """The agents the workers run (tests.support.agents), registered in a registry of the
+    test's own: the process-wide one stays empty, as the other in-process tests expect."""
+    registry = AgentRegistry()
+    monkeypatch.setattr(agents_module, "REGISTRY", registry)
+    module = sys.modules.get("tests.support.agents")
+    if module is None:
+        importlib.import_module("tests.support.agents")
+    else:
+        importlib.reload(module)
+    return registry
+
+
+def in_harness(
+    registry: AgentRegistry, document: dict[str, Any], data: dict[str, Any], human: dict[str, Any]
+) -> Any:
     with Harness() as harness:
-        for name in REGISTRY.names():
-            spec = REGISTRY.get(name)
+        for name in registry.names():
+            spec = registry.get(name)
             assert spec is not None
             harness.agent(name, spec.function)
         harness.register(CHILD)
@@ -123,7 +141,9 @@ def in_harness(document: dict[str, Any], data: dict[str, Any], human: dict[str, 
         return outcome(run.view, harness.store.step_runs(run.id))
 
 
-def test_the_harness_and_a_real_deployment_agree(redis_cluster: Cluster) -> None:
+def test_the_harness_and_a_real_deployment_agree(
+    redis_cluster: Cluster, workers_agents: AgentRegistry
+) -> None:
     engine = redis_cluster.engine
     engine.register(CHILD)
     for document, data, human in SAMPLE:
@@ -138,5 +158,5 @@ def test_the_harness_and_a_real_deployment_agree(redis_cluster: Cluster) -> None
             redis_cluster.wait_for(waits, what=f"{definition.name} to wait at {step}")
             engine.complete_human_task(execution, step, answer, user_id="editor")
         real = redis_cluster.wait(execution)
-        expected = in_harness(document, data, human)
+        expected = in_harness(workers_agents, document, data, human)
         assert outcome(real, engine.store.step_runs(execution)) == expected, definition.name

@@ -34,6 +34,7 @@ from workflow_engine.core.states import StepStatus
 from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.errors import ExecutionNotFound, StoreError
 from workflow_engine.events import EventBus
+from workflow_engine.outages import warn
 from workflow_engine.settings import Settings
 from workflow_engine.store.counted import Counted, Take
 from workflow_engine.store.records import ExecutionRecord
@@ -309,8 +310,8 @@ class Finishing:
             since = self.store.clock.now() - timedelta(seconds=self.settings.worker_lost_after)
             try:
                 count = self.store.capacity(self.settings.steps_queue, since)
-            except StoreError:
-                log.warning("could not read the workers' capacity", exc_info=True)
+            except StoreError as exc:
+                warn(log, exc, "could not read the workers' capacity")
                 count = self._capacity[0]
             self._capacity = (count, now + self.settings.heartbeat_interval)
         return self._capacity[0]
@@ -395,6 +396,6 @@ class Finishing:
         try:  # the outcome is committed already: a failed read must not make it look unrecorded
             with self.store.reading() as conn:
                 return latest_checkpoint(conn, execution_id, row["step_name"], row.get("item_index"))
-        except StoreError:
-            log.warning("checkpoint of %s:%s not read", execution_id, row["step_name"], exc_info=True)
+        except StoreError as exc:
+            warn(log, exc, "checkpoint of %s:%s not read", execution_id, row["step_name"])
             return None

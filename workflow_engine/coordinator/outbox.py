@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.events import EventBus
+from workflow_engine.outages import warn
 from workflow_engine.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -37,29 +38,25 @@ class Outbox:
             if ids:
                 try:
                     self.dispatcher.revoke(ids, terminate=terminate)
-                except Exception:
-                    log.warning("could not revoke %s", ids, exc_info=True)
+                except Exception as exc:
+                    warn(log, exc, "could not revoke %s", ids)
         self.events.publish(unit.events)
         if self.follow_up is not None:
             try:
                 return self.follow_up(unit, inline)
-            except Exception:  # committed already: the reconciler finishes what is left
-                log.warning("what follows a decision on %s failed", unit.id, exc_info=True)
+            except Exception as exc:  # committed already: the reconciler finishes what is left
+                warn(log, exc, "what follows a decision on %s failed", unit.id)
         return None
 
     def publish(self, dispatches: Sequence[Dispatch]) -> None:
         """Publish committed runs; if the broker fails, leave them to the reconciler."""
         try:
             self.dispatcher.dispatch(dispatches)
-        except Exception:
-            log.warning(
-                "publishing %d step(s) failed; the reconciler will publish them",
-                len(dispatches),
-                exc_info=True,
-            )
+        except Exception as exc:
+            warn(log, exc, "publishing %d step(s) failed; the reconciler will publish them", len(dispatches))
             ids = [d.run_id for d in dispatches]
             try:
                 with self.store.transaction() as tx:
                     tx.unpublish(ids)
-            except Exception:
-                log.warning("could not mark runs %s unpublished", ids, exc_info=True)
+            except Exception as exc:
+                warn(log, exc, "could not mark runs %s unpublished", ids)

@@ -31,6 +31,7 @@ from functools import partial
 
 from workflow_engine.clock import Clock
 from workflow_engine.coordinator.service import Coordinator
+from workflow_engine.outages import DATABASE, is_outage
 from workflow_engine.retention import Purger, Retention
 from workflow_engine.settings import Settings
 from workflow_engine.store import slots
@@ -162,6 +163,8 @@ class Reconciler:
         try:
             return int(action())
         except Exception as exc:  # one broken execution must not stop the pass
+            if is_outage(exc):
+                raise  # (the database is: the pass stops, and waits for it)
             log.exception("reconciler: %s failed", what)
             report.errors.append(f"{what}: {exc}")
             return 0
@@ -172,9 +175,13 @@ class Reconciler:
         while not self._stop.is_set():
             try:
                 self.tick()
-            except Exception:
-                log.exception("reconciler pass failed")
-            self._stop.wait(pause)
+                DATABASE.ok()
+            except Exception as exc:
+                if is_outage(exc):
+                    DATABASE.failed(exc)
+                else:
+                    log.exception("reconciler pass failed")
+            self._stop.wait(DATABASE.pause(pause))
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="wfe-reconciler", daemon=True)

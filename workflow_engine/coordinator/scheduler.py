@@ -25,6 +25,7 @@ from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.core import schedules as rules
 from workflow_engine.core.schedules import Action, Overlap, Timing
 from workflow_engine.errors import Conflict, NotFound, ScheduleNotFound, StoreError, WorkflowEngineError
+from workflow_engine.outages import DATABASE, is_outage
 from workflow_engine.settings import Settings
 from workflow_engine.store import schedules as rows
 from workflow_engine.store.records import FireRecord, ScheduleRecord
@@ -80,7 +81,9 @@ class Scheduler:
     def _guarded(self, action: partial[list[Fired]]) -> list[Fired]:
         try:
             return action()
-        except Exception:  # one broken schedule must not stop the others
+        except Exception as exc:  # one broken schedule must not stop the others
+            if is_outage(exc):
+                raise  # (the database is: the pass stops, and waits for it)
             log.exception("scheduler: %s failed", action.func.__name__)
             return []
 
@@ -215,8 +218,13 @@ class Scheduler:
             try:
                 self.tick()
                 pause = self.wait_time()
-            except Exception:
-                log.exception("scheduler pass failed")
+                DATABASE.ok()
+            except Exception as exc:
+                if is_outage(exc):
+                    DATABASE.failed(exc)
+                    pause = DATABASE.pause(pause)
+                else:
+                    log.exception("scheduler pass failed")
             self._stop.wait(pause)
 
     def start_thread(self) -> threading.Thread:

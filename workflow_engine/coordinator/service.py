@@ -39,6 +39,7 @@ from workflow_engine.errors import (
     WorkflowNotFound,
 )
 from workflow_engine.events import EventBus
+from workflow_engine.outages import warn
 from workflow_engine.secrets import KeyMissing, Keyring
 from workflow_engine.settings import Settings
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
@@ -370,8 +371,8 @@ class Coordinator:
                             handed, inline = started, None
                         continue
                 self.sync_child(unit.id, step, index)
-            except Exception:  # one child must not stop the others: the reconciler repairs it
-                log.warning("child of %s step %s[%s] not started", unit.id, step, index, exc_info=True)
+            except Exception as exc:  # one child must not stop the others: the reconciler repairs it
+                warn(log, exc, "child of %s step %s[%s] not started", unit.id, step, index)
         for verb, which in unit.cascades:
             self._cascade(unit.id, verb, which, saved.retries)
         if unit.record.parent_execution_id is not None and ended:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from workflow_engine.outages import DATABASE, is_outage
 from workflow_engine.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,10 @@ class Heartbeat:
         while not self._stop.is_set():
             try:
                 self.beat()
-            except Exception:
-                log.warning("heartbeat failed", exc_info=True)
+                DATABASE.ok()
+            except Exception as exc:
+                if is_outage(exc):
+                    DATABASE.failed(exc)
+                else:
+                    log.warning("heartbeat failed", exc_info=True)
             self._stop.wait(self.interval)

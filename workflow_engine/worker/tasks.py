@@ -7,6 +7,7 @@ from typing import Any
 from celery.exceptions import Retry
 
 from workflow_engine import logs
+from workflow_engine.outages import DATABASE, is_outage
 from workflow_engine.settings import Settings
 from workflow_engine.worker.app import EngineCelery, create_celery_app
 from workflow_engine.worker.reports import StepAttemptFailed
@@ -46,7 +47,16 @@ def register_tasks(app: EngineCelery) -> None:
         inline = 0 if limited else app.settings.inline_steps
         fields = logs.step_fields(execution_id, step, attempt, workflow)
         executor = runtime_of(app).executor
-        attempted = executor.execute(run_id, task.request.id, inline, log_fields=fields, rated=rated)
+        try:
+            attempted = executor.execute(run_id, task.request.id, inline, log_fields=fields, rated=rated)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            # the run is as the database last saw it: queued (published again once the message
+            # is overdue) or running (recovered once its heartbeats stop): nothing is lost
+            DATABASE.failed(exc)
+            return "the database is unreachable: the reconciler takes this step up again once it is back"
+        DATABASE.ok()
         if attempted is None:
             return "nothing to run now (done, cancelled, taken, or waiting for its rate limit)"
         if attempted.state == "SUCCESS":
@@ -60,10 +70,18 @@ def register_tasks(app: EngineCelery) -> None:
     @app.task(name="wfe.fire_timer", ignore_result=True, acks_late=True, shared=False)  # type: ignore[untyped-decorator]
     def fire_timer(run_id: int, execution_id: str, step: str, attempt: int, workflow: str = "") -> None:
         with logs.bound(**logs.step_fields(execution_id, step, attempt, workflow)):
-            runtime_of(app).coordinator.fire_timer(run_id)
+            try:
+                runtime_of(app).coordinator.fire_timer(run_id)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                DATABASE.failed(exc)  # (a timer past due is fired by the reconciler)
+                return
+        DATABASE.ok()
 
-    @app.task(name="wfe.start_workflow", acks_late=True, shared=False)  # type: ignore[untyped-decorator]
+    @app.task(name="wfe.start_workflow", bind=True, acks_late=True, shared=False)  # type: ignore[untyped-decorator]
     def start_workflow(
+        task: Any,
         workflow: str,
         input_data: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
@@ -74,14 +92,23 @@ def register_tasks(app: EngineCelery) -> None:
         """Start an execution from a plain Celery message; returns its id. Only the deployment's
         workflows (registered with the CLI) may be started this way: a message names no user."""
         coordinator = runtime_of(app).coordinator
-        record = coordinator.start(
-            workflow,
-            visible_to=coordinator.store.system_user_id(),
-            input_data=input_data,
-            metadata=metadata,
-            version=version,
-            idempotency_key=idempotency_key,
-            mode=mode,
-            actor="celery",
-        )
-        return record.id
+        try:
+            record = coordinator.start(
+                workflow,
+                visible_to=coordinator.store.system_user_id(),
+                input_data=input_data,
+                metadata=metadata,
+                version=version,
+                idempotency_key=idempotency_key,
+                mode=mode,
+                actor="celery",
+            )
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            # the request is only in this message: it is sent again, to be started once the
+            # database is back (with an idempotency key, at most once)
+            DATABASE.failed(exc)
+            raise task.retry(exc=exc, countdown=DATABASE.pause(1.0, 30.0), max_retries=None) from exc
+        DATABASE.ok()
+        return str(record.id)
