@@ -77,11 +77,11 @@ def test_warn_leaves_an_outage_to_its_one_line_and_logs_anything_else_with_its_t
     assert caplog.records[2].getMessage().endswith("(3 calls failed)")
 
 
-def test_a_drivers_operational_error_is_an_outage_too() -> None:
-    class OperationalError(Exception):  # as psycopg and psycopg2 name theirs
-        pass
+def test_a_database_drivers_operational_error_is_an_outage_and_a_brokers_is_not() -> None:
+    import kombu.exceptions
+    import psycopg
+    import sqlalchemy.exc
 
-    class AdminShutdown(OperationalError):
-        pass
-
-    assert is_outage(AdminShutdown("terminating connection due to administrator command"))
+    assert is_outage(psycopg.errors.AdminShutdown("terminating connection due to administrator command"))
+    assert is_outage(sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("connection refused")))
+    assert not is_outage(kombu.exceptions.OperationalError("[Errno 111] Connection refused"))

@@ -11,14 +11,19 @@ import time
 from workflow_engine.errors import StoreError
 
 log = logging.getLogger("workflow_engine.outages")
+DRIVERS = ("psycopg", "psycopg2", "sqlalchemy")
 
 
 def is_outage(error: BaseException) -> bool:
     """Whether ``error`` is the database being unreachable (or restarting): worth waiting out.
-    A driver's own error (a raw connection's) counts when it is an ``OperationalError``."""
+    A database driver's own error (a raw connection's) counts when it is an ``OperationalError``
+    (a broker's, kombu's of that name, does not)."""
     if isinstance(error, StoreError):
         return error.transient
-    return any(kind.__name__ == "OperationalError" for kind in type(error).__mro__)
+    return any(
+        kind.__name__ == "OperationalError" and kind.__module__.split(".")[0] in DRIVERS
+        for kind in type(error).__mro__
+    )
 
 
 def warn(logger: logging.Logger, error: BaseException, message: str, *args: object) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.chaos import servers, workload
-from tests.chaos.servers import DelayProxy, Namespace, Postgres, Redis, wait_until
+from tests.chaos.servers import DelayProxy, Namespace, Postgres, RabbitMQ, Redis, wait_until
 from workflow_engine.engine import Engine
 from workflow_engine.errors import StoreError
 from workflow_engine.processes import LocalCluster, Process, settings_env
@@ -73,7 +73,9 @@ class Deployment:
     network namespace of its own, reaching PostgreSQL over link 0 and Redis over link 1, and
     every worker's PostgreSQL traffic through a delaying proxy."""
 
-    def __init__(self, folder: Path, namespaced: bool = False, latency: float = 0.0) -> None:
+    def __init__(
+        self, folder: Path, namespaced: bool = False, latency: float = 0.0, broker: str = "redis"
+    ) -> None:
         self.folder = folder
         self.namespace = Namespace(f"wfec{uuid.uuid4().hex[:4]}", 2) if namespaced else None
         if self.namespace is not None:
@@ -83,6 +85,7 @@ class Deployment:
             addresses += [self.namespace.host_address(0), self.namespace.host_address(1)]
         self.postgres = Postgres(addresses)
         self.redis = Redis(addresses)
+        self.rabbitmq = RabbitMQ() if broker == "rabbitmq" else None
         self.proxy: DelayProxy | None = None
         self.latency = latency
         self.cluster: LocalCluster | None = None
@@ -96,11 +99,14 @@ class Deployment:
         url = self.postgres.url(db_host)
         if db_port is not None:
             url = url.replace(f":{self.postgres.port}/", f":{db_port}/")
-        return Settings(database_url=url, broker_url=self.redis.url(redis_host), **TUNING)
+        broker = self.rabbitmq.url() if self.rabbitmq is not None else self.redis.url(redis_host)
+        return Settings(database_url=url, broker_url=broker, **TUNING)
 
     def start(self, workers: int = 2) -> None:
         self.postgres.start()
         self.redis.start()
+        if self.rabbitmq is not None:
+            self.rabbitmq.start()
         migrate.upgrade(self.postgres.url())
         worker_settings = self.settings()
         if self.latency:
@@ -157,6 +163,8 @@ class Deployment:
         if self.proxy is not None:
             self.proxy.close()
         self.redis.close()
+        if self.rabbitmq is not None:
+            self.rabbitmq.close()
         self.postgres.close()
         if self.namespace is not None:
             self.namespace.destroy()
@@ -222,6 +230,14 @@ def restart_redis(d: Deployment, ledger: Path, total: int) -> tuple[float, list[
     return time.time(), ["Redis stopped at 30% (no persistence: its queues are lost) and started 2 s later"]
 
 
+def restart_rabbitmq(d: Deployment, ledger: Path, total: int) -> tuple[float, list[str]]:
+    assert d.rabbitmq is not None
+    _after(ledger, 0.3, total)
+    d.rabbitmq.stop()
+    d.rabbitmq.start()
+    return time.time(), ["RabbitMQ stopped cleanly at 30% (durable queues kept) and started again"]
+
+
 def restart_postgres(d: Deployment, ledger: Path, total: int) -> tuple[float, list[str]]:
     _after(ledger, 0.3, total)
     d.postgres.restart("fast")
@@ -262,6 +278,7 @@ class Case:
     latency: float = 0.0
     workers: int = 2
     quiet: bool = False  # an outage of the database: one line per process, no traceback
+    broker: str = "redis"
 
 
 def cases(partition_seconds: float = 20, outage_seconds: float = 30) -> list[Case]:
@@ -269,6 +286,7 @@ def cases(partition_seconds: float = 20, outage_seconds: float = 30) -> list[Cas
         Case("worker SIGKILLed mid-step", kill_worker),
         Case("coordinator SIGKILLed", kill_coordinator),
         Case("Redis restarted, its queues lost", restart_redis),
+        Case("RabbitMQ restarted", restart_rabbitmq, broker="rabbitmq"),
         Case("PostgreSQL restarted (pg_ctl restart -m fast)", restart_postgres, quiet=True),
         Case(
             f"PostgreSQL stopped for {outage_seconds:.0f} s",
@@ -296,7 +314,7 @@ def cases(partition_seconds: float = 20, outage_seconds: float = 30) -> list[Cas
 def run_case(case: Case, executions: int, folder: Path) -> Row:
     folder.mkdir(parents=True, exist_ok=True)
     ledger = folder / "ledger.txt"
-    with deployment(folder, namespaced=case.namespaced, latency=case.latency) as d:
+    with deployment(folder, namespaced=case.namespaced, latency=case.latency, broker=case.broker) as d:
         d.start(workers=case.workers)
         assert d.engine is not None
         began = time.time()

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -134,6 +135,71 @@ class Redis:
             self.process.terminate()
             self.process.wait(10)
             self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class RabbitMQ:
+    """A RabbitMQ node of its own (its own name, port, data and configuration), which keeps its
+    durable queues and persistent messages across a restart."""
+
+    def __init__(self) -> None:
+        if shutil.which("rabbitmq-server") is None:
+            raise RuntimeError("no rabbitmq-server (the Debian package rabbitmq-server)")
+        self.folder = Path(tempfile.mkdtemp(prefix="wfe-chaos-rabbitmq-"))
+        self.port, self.dist_port = free_port(), free_port()
+        self.node = f"wfechaos{self.port}@localhost"
+        for sub in ("mnesia", "log"):
+            (self.folder / sub).mkdir()
+        (self.folder / "plugins").write_text("[].\n")
+        (self.folder / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\nloopback_users = none\n"
+        )
+        if os.geteuid() == 0:  # the server script runs the node as the rabbitmq user
+            for path in [self.folder, *self.folder.rglob("*")]:
+                shutil.chown(path, "rabbitmq")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def url(self, host: str = "127.0.0.1") -> str:
+        return f"amqp://guest:guest@{host}:{self.port}//"
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "RABBITMQ_CONF_ENV_FILE": str(self.folder / "none.env"),
+            "RABBITMQ_CONFIG_FILE": str(self.folder / "rabbitmq.conf"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.folder / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.folder / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.folder / "plugins"),
+            "RABBITMQ_PID_FILE": str(self.folder / "pid"),
+        }
+        with (self.folder / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                ["rabbitmq-server"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        wait_until(lambda: services.answers("127.0.0.1", self.port), 90, "RabbitMQ to answer", interval=0.5)
+
+    def stop(self) -> None:
+        """A clean stop: SIGTERM to the node (its pid file names it), which writes its queues."""
+        if self.process is None:
+            return
+        pid_file = self.folder / "pid"
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        self.process = None
+        wait_until(lambda: not services.answers("127.0.0.1", self.port), 60, "RabbitMQ to stop", interval=0.5)
 
     def close(self) -> None:
         self.stop()
