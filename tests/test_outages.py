@@ -4,12 +4,18 @@ failing meanwhile; loops back off while it lasts."""
 from __future__ import annotations
 
 import logging
+import socket
+import sqlite3
 
+import kombu.exceptions
+import psycopg
 import pytest
+import sqlalchemy.exc
 
 from workflow_engine import outages
 from workflow_engine.errors import StoreError
 from workflow_engine.outages import Outage, is_outage, warn
+from workflow_engine.store.database import begin, create_engine, translate
 
 pytestmark = pytest.mark.unit
 
@@ -20,7 +26,7 @@ def test_an_outage_is_one_line_at_its_start_and_one_at_its_end(caplog: pytest.Lo
     outage.ok()
     assert caplog.records == []
     for _ in range(50):
-        outage.failed(StoreError("database error: connection refused\n  at port 5432", transient=True))
+        outage.failed(StoreError("database error: connection refused\n  at port 5432", unreachable=True))
     outage.ok()
     outage.ok()
     lines = [record.getMessage() for record in caplog.records]
@@ -38,7 +44,7 @@ def test_loops_back_off_while_it_lasts_and_not_otherwise() -> None:
     assert outage.pause(0.5) == 0.5
     waits = []
     for _ in range(6):
-        outage.failed(StoreError("down", transient=True))
+        outage.failed(StoreError("down", unreachable=True))
         waits.append(outage.pause(0.5))
     assert waits == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
     outage.ok()
@@ -46,8 +52,9 @@ def test_loops_back_off_while_it_lasts_and_not_otherwise() -> None:
     assert outage.pause(10.0) == 10.0
 
 
-def test_only_a_transient_database_error_is_an_outage() -> None:
-    assert is_outage(StoreError("connection refused", transient=True))
+def test_only_an_unreachable_database_is_an_outage() -> None:
+    assert is_outage(StoreError("connection refused", unreachable=True))
+    assert not is_outage(StoreError("database is locked", transient=True))  # contention, not an outage
     assert not is_outage(StoreError("syntax error", transient=False))
     assert not is_outage(ValueError("no"))
 
@@ -63,7 +70,7 @@ def test_warn_leaves_an_outage_to_its_one_line_and_logs_anything_else_with_its_t
     except ValueError as exc:
         warn(logger, exc, "publishing %d step(s) failed", 3)
     for _ in range(3):
-        warn(logger, StoreError("connection refused", transient=True), "publishing %d step(s) failed", 3)
+        warn(logger, StoreError("connection refused", unreachable=True), "publishing %d step(s) failed", 3)
     outages.DATABASE.ok()
     assert [(r.name, r.getMessage(), r.exc_info is not None) for r in caplog.records] == [
         ("workflow_engine.test", "publishing 3 step(s) failed", True),
@@ -78,10 +85,32 @@ def test_warn_leaves_an_outage_to_its_one_line_and_logs_anything_else_with_its_t
 
 
 def test_a_database_drivers_operational_error_is_an_outage_and_a_brokers_is_not() -> None:
-    import kombu.exceptions
-    import psycopg
-    import sqlalchemy.exc
-
     assert is_outage(psycopg.errors.AdminShutdown("terminating connection due to administrator command"))
-    assert is_outage(sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("connection refused")))
+    refused = psycopg.OperationalError("connection failed: Connection refused")
+    assert is_outage(sqlalchemy.exc.OperationalError("SELECT 1", {}, refused))
+    assert not is_outage(sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("database is locked")))
     assert not is_outage(kombu.exceptions.OperationalError("[Errno 111] Connection refused"))
+
+
+def test_a_lock_on_sqlite_is_transient_and_a_refused_connection_to_postgresql_is_an_outage() -> None:
+    locked = sqlalchemy.exc.OperationalError(
+        "BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked")
+    )
+    lock = translate(locked)
+    assert (lock.transient, lock.unreachable, is_outage(lock)) == (True, False, False)
+    url = f"postgresql://postgres@127.0.0.1:{unused_port()}/postgres?connect_timeout=2"
+    with pytest.raises(StoreError) as refused, begin(create_engine(url)) as connection:
+        connection.exec_driver_sql("SELECT 1")
+    assert (refused.value.transient, refused.value.unreachable, is_outage(refused.value)) == (
+        True,
+        True,
+        True,
+    )
+    shutdown = sqlalchemy.exc.OperationalError("SELECT 1", {}, psycopg.errors.AdminShutdown("terminating"))
+    assert translate(shutdown).unreachable
+
+
+def unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -213,14 +213,16 @@ class ConfigurationError(WorkflowEngineError):
 
 
 class StoreError(WorkflowEngineError):
-    """The database failed; ``transient`` errors are worth retrying."""
+    """The database failed; ``transient`` errors are worth retrying, and ``unreachable`` ones
+    (a transient kind) mean the server cannot be reached or is shutting down."""
 
-    def __init__(self, message: str, transient: bool = False) -> None:
-        self.transient = transient
+    def __init__(self, message: str, transient: bool = False, unreachable: bool = False) -> None:
+        self.transient = transient or unreachable
+        self.unreachable = unreachable
         super().__init__(message)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self), self.transient))
+        return (type(self), (str(self), self.transient, self.unreachable))
 
 
 class StepError(WorkflowEngineError):

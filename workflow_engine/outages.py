@@ -11,18 +11,19 @@ import time
 from workflow_engine.errors import StoreError
 
 log = logging.getLogger("workflow_engine.outages")
-DRIVERS = ("psycopg", "psycopg2", "sqlalchemy")
+DRIVERS = ("psycopg", "psycopg2")
 
 
 def is_outage(error: BaseException) -> bool:
-    """Whether ``error`` is the database being unreachable (or restarting): worth waiting out.
-    A database driver's own error (a raw connection's) counts when it is an ``OperationalError``
-    (a broker's, kombu's of that name, does not)."""
+    """Whether ``error`` is the database being unreachable (or shutting down): worth waiting
+    out, and said once. A lock or a conflict is not. A PostgreSQL driver's own error (a raw
+    connection's, maybe wrapped by SQLAlchemy) counts when it is an ``OperationalError``."""
     if isinstance(error, StoreError):
-        return error.transient
+        return error.unreachable
+    raw = getattr(error, "orig", None) or error
     return any(
         kind.__name__ == "OperationalError" and kind.__module__.split(".")[0] in DRIVERS
-        for kind in type(error).__mro__
+        for kind in type(raw).__mro__
     )
 
 

@@ -394,6 +394,36 @@ def render(rows: list[Row], command: str) -> str:
         )
     lines += ["", "Notes per fault:", ""]
     lines += [f"- {row.fault}: {'; '.join(row.notes) or 'none'}" for row in rows]
+    lines += [
+        "",
+        "## How each fault is made",
+        "",
+        "- The workload: the executions start at once, in turn one of each: a chain of five steps",
+        "  (each agent appends a line to a ledger file: execution, step, attempt, process id, time), a",
+        "  fan-out of 20 with a join, a 2 s timer between two steps, a map over 10 items (5 at a",
+        "  time), and a parent whose second step is a child workflow of two steps.",
+        "- Lost: a succeeded step (or map item) with no line in the ledger. Duplicates: lines beyond",
+        "  the first for one step. Attempt run twice: one attempt's line from two processes.",
+        "  Repairs: events in the history that name the reconciler's repairs.",
+        "- Processes are killed with SIGKILL. Redis is stopped and started again, and it persists",
+        "  nothing. RabbitMQ is a node of the run's own, stopped with SIGTERM and started again.",
+        "- PostgreSQL is a cluster of the run's own (`initdb` in a temporary folder):",
+        "  `pg_ctl restart -m fast`, or `pg_ctl stop -m fast` followed by `pg_ctl start`.",
+        "- Partitions: one worker runs in a network namespace of its own (`ip netns add`). Two veth",
+        "  pairs connect it, one to PostgreSQL and one to Redis; both servers also listen on the",
+        "  host end of each pair. The cut is `ip link set down` on the namespace's end of one pair,",
+        "  and then `up` again. The run creates all of it and removes it. The other worker is not",
+        "  cut off.",
+        '- Latency: the kernel here has no `netem` qdisc (`tc qdisc add ... netem` answers "unknown',
+        '  qdisc"). The workers therefore reach PostgreSQL through a proxy that holds each chunk',
+        "  25 ms in each direction, 50 ms a round trip. The same run without the proxy is the",
+        "  baseline.",
+        "- Disk pressure (a full disk, slow fsync) is out of scope.",
+        "",
+        "Reproduce: `make chaos` as root, or `.venv/bin/python -m tests.chaos.matrix --executions 200",
+        "[--only WORD,...]`. `make test` runs two rows, PostgreSQL restarted and a worker cut from it",
+        "for 10 s, with 40 executions each (`tests/integration/test_chaos_matrix.py`).",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -36,6 +36,8 @@ _READ_ONLY = "wfe_read_only"
 # PostgreSQL SQLSTATE classes worth retrying: connection exceptions, transaction rollbacks
 # (serialization failures, deadlocks), insufficient resources, operator intervention.
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
+# admin shutdown, crash shutdown, cannot connect now: the server is going away or coming back
+_SHUTTING_DOWN = ("57P01", "57P02", "57P03")
 
 
 def is_sqlite(url: str | sa.URL) -> bool:
@@ -127,18 +129,24 @@ def _make_sqlite_safe(engine: Engine) -> None:
 
 
 def translate(error: exc.DBAPIError | exc.SQLAlchemyError) -> StoreError:
-    """A database error as our own, marked transient when retrying may succeed."""
-    transient = False
+    """A database error as our own, marked transient when retrying may succeed, and
+    unreachable when the server cannot be reached (or is shutting down): an outage."""
+    transient = unreachable = False
     if isinstance(error, exc.DBAPIError):
         code = getattr(error.orig, "pgcode", None) or getattr(error.orig, "sqlstate", None)
         if isinstance(code, str):
             transient = code[:2] in _TRANSIENT_SQLSTATE_CLASSES
+            unreachable = code[:2] == "08" or code in _SHUTTING_DOWN
         else:
             transient = error.connection_invalidated or isinstance(error, exc.OperationalError)
+            # a PostgreSQL driver's error without a state: the connection could not be made or
+            # was lost (SQLite's, such as a lock, never is)
+            driver = type(error.orig).__module__.split(".")[0]
+            unreachable = transient and driver in ("psycopg", "psycopg2")
     elif isinstance(error, exc.TimeoutError):  # connection pool exhausted
         transient = True
     detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-    return StoreError(f"database error: {detail}", transient=transient)
+    return StoreError(f"database error: {detail}", transient=transient, unreachable=unreachable)
 
 
 @contextmanager
