@@ -28,7 +28,7 @@ from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.core.states import SETTLED_EXECUTION, TERMINAL_EXECUTION
 from workflow_engine.definitions import compatibility
 from workflow_engine.definitions.loader import Source, load
-from workflow_engine.definitions.model import parse_version
+from workflow_engine.definitions.model import WorkflowDefinition, parse_version
 from workflow_engine.definitions.validation import unknown_children
 from workflow_engine.error_groups import ErrorGroups
 from workflow_engine.errors import DefinitionError, InvalidOperation, TestRunNotFound, WorkflowNotFound
@@ -144,7 +144,7 @@ class Engine:
     ) -> tuple[WorkflowRecord | None, list[compatibility.Change]]:
         """What ``source`` changes against the latest other version of its workflow (None and
         no changes when it is the first)."""
-        definition = load(source)
+        definition = source if isinstance(source, WorkflowDefinition) else load(source)
         others = [
             r
             for r in self.store.list_workflows(visible_to, definition.name)
@@ -153,7 +153,7 @@ class Engine:
         if not others:
             return None, []
         latest = max(others, key=lambda r: parse_version(r.version))
-        return latest, compatibility.compare(load(latest.document), definition)
+        return latest, compatibility.compare(self.coordinator.definitions.get(latest.id), definition)
 
     def run_cases(
         self,
@@ -341,7 +341,6 @@ class Engine:
     ) -> ExecutionView:
         """Move a running, paused, waiting or failed execution to another version of its
         workflow; refused, changing nothing, unless every step it has run is there, same type."""
-        self.get(execution_id, owner_id)  # (someone else's execution is not found)
         self.coordinator.migrate(execution_id, version, actor, owner_id)
         return self.get(execution_id, owner_id)
 

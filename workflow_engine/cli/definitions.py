@@ -9,7 +9,7 @@ from rich.table import Table
 
 from workflow_engine.cli.output import EXIT_FAILED, console, json_option, print_json
 from workflow_engine.definitions.compatibility import breaking
-from workflow_engine.definitions.loader import check_file
+from workflow_engine.definitions.loader import check_file, load_file
 from workflow_engine.engine import Engine
 from workflow_engine.settings import Settings
 from workflow_engine.store.records import WorkflowRecord
@@ -62,9 +62,10 @@ def validate(file: Path, as_json: bool) -> None:
 def register(settings: Settings, file: Path, require_compatible: bool, as_json: bool) -> None:
     """Store a definition version (name and version are immutable once registered), and say
     what it changes against the latest version."""
+    definition = load_file(file)  # (read and checked once, for the report and the registration)
     with Engine.from_settings(settings) as engine:
-        latest, changes = engine.changes(file)
-        record = engine.register(file, require_compatible=require_compatible)
+        latest, changes = engine.changes(definition)
+        record = engine.register(definition, require_compatible=require_compatible)
     if as_json:
         print_json(
             _workflow_json(record)

@@ -539,7 +539,7 @@ class Coordinator:
     def migrate(self, execution_id: str, version: str, actor: str, owner_id: int | None = None) -> str:
         """Move an execution to ``version`` of its workflow (see control.migrate); the version
         it left."""
-        record = self.store.get_execution(execution_id)
+        record = self.store.get_execution(execution_id, owner_id)  # (someone else's: not found)
         target = self.store.get_workflow(record.workflow_name, version)
         definition = self.definitions.get(target.id)
         return self.decide(

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from workflow_engine.outages import DATABASE, is_outage
+from workflow_engine.outages import DATABASE, warn
 from workflow_engine.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,5 @@ class Heartbeat:
                 self.beat()
                 DATABASE.ok()
             except Exception as exc:
-                if is_outage(exc):
-                    DATABASE.failed(exc)
-                else:
-                    log.warning("heartbeat failed", exc_info=True)
+                warn(log, exc, "heartbeat failed")
             self._stop.wait(self.interval)
