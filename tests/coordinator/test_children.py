@@ -340,3 +340,19 @@ def test_a_parents_late_cancel_never_stops_the_children_of_its_retry(
     assert harness.store.get_execution(kids[2].id).status == "cancelled"  # the old one stopped
     latest = {c.parent_index: c for c in harness.store.children(record.id)}
     assert latest[2].id != kids[2].id and latest[2].status == "completed"
+
+
+def test_a_child_that_ended_between_the_listing_and_its_cancel_is_left_as_it_is(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry cancels the children still stopping with their parent; one that another process
+    cancelled after they were listed did not take the cancel, and the retry goes on."""
+    child_workflow(harness)
+    parent_workflow(harness)
+    record = harness.start("parent", input_data={"n": 2})
+    harness.deliver_one()
+    listed = harness.store.children(record.id)  # running, as listed
+    harness.coordinator.cancel(listed[0].id, "someone else")
+    monkeypatch.setattr(harness.store, "children", lambda *args, **kwargs: listed)
+    harness.coordinator._cascade(record.id, "cancel", None, None)  # raised InvalidTransition before
+    assert harness.store.get_execution(listed[0].id).status == "cancelled"

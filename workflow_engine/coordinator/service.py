@@ -504,7 +504,7 @@ class Coordinator:
                         lambda unit: control.cancel(unit, "parent stopped"),
                         guard=None if retries is None else partial(_not_retried, parent_id, retries),
                     )
-            except (InvalidOperation, ExecutionNotFound):
+            except (Conflict, ExecutionNotFound):  # (it changed since it was listed, or is gone)
                 log.info("child %s of %s did not take %s", child.id, parent_id, verb)
 
     def _run(self, run_id: int) -> StepRunRecord | None:
