@@ -46,8 +46,8 @@ def register_tasks(app: EngineCelery) -> None:
         limited = any(task.request.timelimit or ())
         inline = 0 if limited else app.settings.inline_steps
         fields = logs.step_fields(execution_id, step, attempt, workflow)
-        executor = runtime_of(app).executor
-        try:
+        try:  # (a worker process opens its store with its first task: that may fail too)
+            executor = runtime_of(app).executor
             attempted = executor.execute(run_id, task.request.id, inline, log_fields=fields, rated=rated)
         except Exception as exc:
             if not is_outage(exc):
@@ -91,8 +91,8 @@ def register_tasks(app: EngineCelery) -> None:
     ) -> str:
         """Start an execution from a plain Celery message; returns its id. Only the deployment's
         workflows (registered with the CLI) may be started this way: a message names no user."""
-        coordinator = runtime_of(app).coordinator
         try:
+            coordinator = runtime_of(app).coordinator
             record = coordinator.start(
                 workflow,
                 visible_to=coordinator.store.system_user_id(),
