@@ -15,12 +15,14 @@ import sqlalchemy as sa
 
 from tests.support.harness import Harness
 from workflow_engine.agents import AgentContext
+from workflow_engine.coordinator.runs import new_execution
 from workflow_engine.definitions import WorkflowBuilder
 
 
 @contextmanager
 def outcome_statements(harness: Harness) -> Iterator[list[str]]:
-    """The outcome statements sent to PostgreSQL meanwhile: "planned" or "locked"."""
+    """The outcome statements sent to PostgreSQL meanwhile: "planned" or "locked" (and "child
+    started" for a child execution started in one statement)."""
     sent: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -28,6 +30,8 @@ def outcome_statements(harness: Harness) -> Iterator[list[str]]:
             sent.append("planned")
         elif "EXECUTE wfe_finish(" in statement:
             sent.append("locked")
+        elif "EXECUTE wfe_start_child(" in statement:
+            sent.append("child started")
 
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
     try:
@@ -138,3 +142,97 @@ def test_any_update_of_the_row_moves_its_revision_on(harness: Harness) -> None:
         tx.execute(sa.update(executions).where(executions.c.id == record.id).values(status="paused"))
     after = harness.store.get_execution(record.id)
     assert (after.status, after.revision) == ("paused", record.revision + 1)
+
+
+def parent_and_child(harness: Harness, last: Any = None) -> None:
+    """parent: begin → sub (a child of c1 → c2, whose agent ``last`` is c2's) → end."""
+    if last is not None:
+        harness.agent("c2", last)
+    harness.register(chain("kid", "c1", "c2"))
+    harness.register(
+        WorkflowBuilder("parent")
+        .agent("begin")
+        .workflow("sub", "kid", after="begin")
+        .agent("end", after="sub")
+    )
+
+
+def test_a_child_run_in_place_starts_and_ends_in_one_statement_each(harness: Harness) -> None:
+    harness.inline_steps = 5
+    parent_and_child(harness)
+    with outcome_statements(harness) as sent:
+        view = harness.run("parent")
+    assert view.status == "completed"
+    (child,) = harness.store.children(view.id)
+    assert child.status == "completed" and child.revision == 3  # its start, then c1's and c2's outcomes
+    assert harness.statuses(view.id) == {"begin": "succeeded", "sub": "succeeded", "end": "succeeded"}
+    [sub] = harness.runs(view.id, "sub")
+    assert sub.output == {"c2": {"step": "c2"}} and sub.duration_ms is not None and sub.worker is None
+    reasons = [(e.to_status, e.reason) for e in harness.store.events(view.id) if e.step_name == "sub"]
+    assert reasons == [
+        ("running", None),
+        ("succeeded", f"child execution {child.id} (kid 1.0.0) completed"),
+    ]
+    assert [name for name, _ in harness.calls] == ["begin", "c1", "c2", "end"]
+    if harness.store.dialect == "postgresql":
+        # begin came by message; the child starts from its decision, runs in place, and its end
+        # is the outcome of the parent's run that waits for it (end is published: it locks)
+        assert sent == ["locked", "child started", "planned", "planned", "planned", "locked"]
+
+
+def test_a_pause_of_the_parent_while_its_child_ends_is_not_overwritten(harness: Harness) -> None:
+    harness.inline_steps = 5
+
+    def pause_parent(ctx: AgentContext) -> dict[str, Any]:
+        child = harness.store.get_execution(ctx.execution_id)
+        assert child.parent_execution_id is not None
+        harness.coordinator.pause(child.parent_execution_id, "operator", reason="look first")
+        return {"paused": True}
+
+    parent_and_child(harness, pause_parent)
+    record = harness.start("parent")
+    with outcome_statements(harness) as sent:
+        harness.work()
+    assert harness.view(record.id).status == "paused"
+    assert harness.statuses(record.id) == {"begin": "succeeded", "sub": "succeeded", "end": "pending"}
+    if harness.store.dialect == "postgresql":
+        # c2's outcome was planned against its row before the pause reached the child, and the
+        # child's end against its parent's row before the pause: each refused, then decided under
+        # the lock (the child's end by a locked decision on its parent, not an outcome statement)
+        assert sent == ["locked", "child started", "planned", "planned", "locked", "planned"]
+    harness.coordinator.resume(record.id, "operator")
+    harness.work()
+    assert harness.view(record.id).status == "completed"
+
+
+def test_a_child_starts_in_one_statement_only_while_its_parent_runs_and_its_run_waits(
+    harness: Harness,
+) -> None:
+    harness.register(WorkflowBuilder("waits").human("ask", assignees=["ann"]))
+    harness.register(WorkflowBuilder("parent").agent("begin").workflow("sub", "waits", after="begin"))
+    record = harness.start("parent")
+    harness.work()
+    parent = harness.store.get_execution(record.id)
+    [begin], [sub] = harness.runs(record.id, "begin"), harness.runs(record.id, "sub")
+    assert (parent.status, sub.status) == ("running", "running")
+    workflow = harness.store.get_workflow("waits")
+
+    def row(child_id: str) -> dict[str, Any]:
+        values = new_execution(child_id, workflow, parent.owner_id, "auto", {}, {}, None, harness.clock.now())
+        values.update(parent_execution_id=record.id, parent_step="sub", depth=1, status="running")
+        return values
+
+    def start(child_id: str, run_id: int) -> bool | None:
+        with harness.store.planning() as plan:
+            return None if plan is None else plan.start_child(row(child_id), run_id, ([], [], []))
+
+    if harness.store.dialect != "postgresql":
+        assert start("c-1", sub.id) is None  # one round trip costs little here: no plan
+        return
+    assert start("c-1", sub.id) is True
+    assert start("c-1", sub.id) is False  # started once
+    assert start("c-2", begin.id) is False  # that run does not wait for a child
+    harness.coordinator.pause(record.id, "operator")
+    assert start("c-3", sub.id) is False  # the parent no longer runs
+    started = {c.id for c in harness.store.children(record.id)}
+    assert "c-1" in started and not started & {"c-2", "c-3"}

@@ -110,3 +110,8 @@ def apply(tx: Tx, unit: Unit, last: bool = False) -> None:
     values = unit.row_values()
     if values is not None:
         unit.inserted(tx.write(unit.id, values, unit.new, unit.events, last=last))
+
+
+def unread(missing: Missing) -> Any:
+    """How a decision that cannot read (made outside a transaction) meets a need: it cannot."""
+    raise missing

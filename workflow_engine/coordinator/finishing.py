@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from workflow_engine.coordinator import deciding, delivery, steps
+from workflow_engine.coordinator import deciding, delivery, maps, steps
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.delivery import RUN_IN_PLACE
 from workflow_engine.coordinator.dispatch import Dispatch
@@ -37,7 +37,7 @@ from workflow_engine.events import EventBus
 from workflow_engine.outages import warn
 from workflow_engine.settings import Settings
 from workflow_engine.store.counted import Counted, Take
-from workflow_engine.store.records import ExecutionRecord
+from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 from workflow_engine.store.repository import Store
 from workflow_engine.store.rows import event_row
 from workflow_engine.store.transaction import latest_checkpoint
@@ -288,6 +288,42 @@ class Finishing:
             unit.inserted(ids)
         return self._finished(unit, claim, result)
 
+    def child_ended(self, parent: ExecutionRecord, run: StepRunRecord, child: ExecutionRecord) -> Unit | None:
+        """The end of ``child`` told to its ``parent`` in one round trip: decided against the
+        parent's row as the worker that started the child last wrote it, the end recorded as the
+        outcome of the parent's ``run`` that waits for it, only if the row is still at that
+        revision. The parent's decision, or None when it needs more (the locked path decides)."""
+        definition = self.definitions.get(parent.workflow_id)
+
+        def make(facts: Facts, rng: random.Random) -> Unit:
+            unit = Unit(facts, definition, self.settings, f"child {child.id}", rng)
+            unit.opener = self.opener
+            return unit
+
+        def act(unit: Unit) -> bool:
+            return maps.child_ended(unit, run.step_name, run.item_index, child, run)
+
+        with self.store.planning() as plan:
+            if plan is None:
+                return None
+            try:
+                facts = Facts(plan.now, parent, capacity=None)
+                unit, changed = deciding.decide(facts, make, act, deciding.unread, self.rng.getrandbits(64))
+            except Missing:
+                return None
+            own = unit.runs.changes
+            if not changed or len(own) != 1 or own[0].step != run.step_name or unit.take is not None:
+                return None  # (only the waiting run changes: its values are the outcome recorded)
+            row = unit.row_values()
+            if row is None or unit.runs.superseded:
+                return None
+            ids = plan.reserve(len(unit.new))
+            written = (row, unit.new, unit.events, ids)
+            if not plan.apply(parent.id, parent.revision, run.id, None, own[0].values, written):
+                return None
+            unit.inserted(ids)
+        return unit
+
     def _maker(self, claim: Claim, inline: str | None) -> Callable[[Facts, random.Random], Unit]:
         """How the unit that decides what follows ``claim``'s outcome is made."""
         definition = self.definitions.get(claim.workflow_id)
@@ -298,6 +334,7 @@ class Finishing:
             if inline is not None:
                 unit.inline = (claim.worker, inline)
             unit.carrier = claim.carrier
+            unit.parent = claim.parent
             return unit
 
         return make
@@ -328,7 +365,7 @@ class Finishing:
                 claim, run_id, row, unit.definition, unit.saved_record(), unit.retries
             )
         elif child is not None and child.continued is not None:
-            following = self._first_of(child, claim.worker)
+            following = self._first_of(child, claim.worker, unit)
         if result == steps.DISCARDED:
             log.info(
                 "result of %s:%s:%s discarded: no longer current",
@@ -364,11 +401,15 @@ class Finishing:
             **self._placed(definition, row["step_name"], index),
         )
 
-    def _first_of(self, child: Unit, worker: str) -> Claim:
-        """The claim of a child's first step, run in place by the worker that started it."""
+    def _first_of(self, child: Unit, worker: str, parent: Unit) -> Claim:
+        """The claim of a child's first step, run in place by the worker that started it (in
+        ``parent``'s decision's follow-up: it knows the parent's row and the run that waits)."""
         run_id, row = child.continued  # type: ignore[misc]
         record = child.saved_record() or child.record
         index = row.get("item_index")
+        waits = parent.written_run(record.parent_step or "", record.parent_index)
+        written = parent.saved_record()
+        known = (written, waits) if written is not None and waits is not None else None
         return Claim(
             run_id=run_id,
             execution_id=record.id,
@@ -386,6 +427,7 @@ class Finishing:
             execution=record,
             index=index,
             item=row.get("item"),
+            parent=known if record.parent_index is None else None,  # (an item's end counts: locked)
             **self._placed(child.definition, row["step_name"], index),
         )
 

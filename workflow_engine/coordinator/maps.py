@@ -354,11 +354,15 @@ def opened_after(run: StepRunRecord, child: Any) -> bool:
     return child.finished_at is not None and run.queued_at > child.finished_at
 
 
-def child_ended(unit: Unit, step_name: str, index: int | None, child: Any) -> bool:
+def child_ended(
+    unit: Unit, step_name: str, index: int | None, child: Any, run: StepRunRecord | None = None
+) -> bool:
     """The child execution ``child`` (its record) of ``step_name`` (its item ``index``) ended:
-    the step (or item) succeeds with its output, or fails with it. Whether anything changed."""
+    the step (or item) succeeds with its output, or fails with it (``run``: the run that waits
+    for it, when known). Whether anything changed."""
     step = unit.definition.step(step_name)
-    run = unit.runs.current().get(step_name) if index is None else _latest(unit, step_name, index)
+    if run is None:
+        run = unit.runs.current().get(step_name) if index is None else _latest(unit, step_name, index)
     if run is None or run.status != S.RUNNING or run.step_type != StepType.WORKFLOW:
         return False
     completed = child.status == E.COMPLETED

@@ -9,7 +9,7 @@ from typing import Any
 
 from workflow_engine.core.retry import FailureKind
 from workflow_engine.definitions.model import StepDefinition
-from workflow_engine.store.records import ExecutionRecord
+from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,9 @@ class Claim:
     # a map step's item: its position, and the item (ctx.index, ctx.item)
     index: int | None = None
     item: Any = None
+    # of a child's step run in place by the worker that started the child: the parent's row as
+    # that worker wrote it, and the parent's run that waits for the child (see Unit.parent)
+    parent: tuple[ExecutionRecord, StepRunRecord] | None = None
 
     @property
     def idempotency_key(self) -> str:

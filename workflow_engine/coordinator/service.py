@@ -10,13 +10,14 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
 from workflow_engine.coordinator import concurrency, control, deciding, maps, steps, waiting
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
-from workflow_engine.coordinator.facts import Facts
+from workflow_engine.coordinator.facts import Facts, Missing
 from workflow_engine.coordinator.finishing import Finishing
 from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome
@@ -25,7 +26,7 @@ from workflow_engine.coordinator.runs import new_execution
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core.secrets import has_sealed
 from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionMode, ExecutionStatus, StepStatus
-from workflow_engine.definitions.model import StepType, WorkflowDefinition
+from workflow_engine.definitions.model import StepDefinition, StepType, WorkflowDefinition
 from workflow_engine.definitions.schemas import check_data, check_payload
 from workflow_engine.definitions.validation import unknown_agents
 from workflow_engine.errors import (
@@ -42,7 +43,7 @@ from workflow_engine.events import EventBus
 from workflow_engine.outages import warn
 from workflow_engine.secrets import KeyMissing, Keyring
 from workflow_engine.settings import Settings
-from workflow_engine.store.records import ExecutionRecord, StepRunRecord
+from workflow_engine.store.records import ExecutionRecord, StepRunRecord, WorkflowRecord
 from workflow_engine.store.repository import Store
 from workflow_engine.store.transaction import Tx
 
@@ -109,7 +110,7 @@ class Coordinator:
 
     def _decided(
         self,
-        tx: Tx,
+        tx: Tx | None,
         facts: Facts,
         actor: str,
         act: Callable[[Unit], T],
@@ -123,7 +124,7 @@ class Coordinator:
             unit.inline = inline  # (a child's first step may run in place: see _follow_up)
             return unit
 
-        load = deciding.loader(tx, facts.record.id)
+        load = deciding.unread if tx is None else deciding.loader(tx, facts.record.id)
         return deciding.decide(facts, make, act, load, self.rng.getrandbits(64))
 
     # starting
@@ -355,17 +356,15 @@ class Coordinator:
             return None  # (most decisions: nothing follows them)
         saved = unit.saved_record() or unit.record
         handed: Unit | None = None
-        first_runs = {
-            (row["step_name"], row["item_index"]): row["input"]
-            for row in unit.new
-            if row["step_type"] == StepType.WORKFLOW and row["status"] == S.RUNNING
-        }
         for step, index in unit.children:
             try:
                 # a step's first run, never retried: no child can exist yet; start it from what
                 # the decision knows (whoever else started it meanwhile wins, then it is synced)
-                if (step, index) in first_runs and not saved.retries:
-                    started = self._start_child(saved, step, index, first_runs[(step, index)], 0, inline)
+                run = unit.written_run(step, index)
+                first = run is not None and run.step_type == StepType.WORKFLOW and run.status == S.RUNNING
+                if first and not saved.retries:
+                    assert run is not None
+                    started = self._start_child(saved, step, index, run.input, 0, inline, run)
                     if started is not None:
                         if started.continued is not None:
                             handed, inline = started, None
@@ -376,7 +375,7 @@ class Coordinator:
         for verb, which in unit.cascades:
             self._cascade(unit.id, verb, which, saved.retries)
         if unit.record.parent_execution_id is not None and ended:
-            self.child_ended(unit.id, saved)
+            self.child_ended(unit.id, saved, unit.parent)
         return handed
 
     def sync_child(self, parent_id: str, step: str, index: int | None) -> bool:
@@ -413,14 +412,20 @@ class Coordinator:
         child_input: Any,
         generation: int,
         inline: tuple[str, str | None] | None = None,
+        run: StepRunRecord | None = None,
     ) -> Unit | None:
         """Start the ``generation``-th child of ``step_name`` (its item ``index``) of ``parent``
         with ``child_input``, its first step run in place by ``inline``'s worker when it may;
-        the child's first decision, or None when it exists already (or was refused)."""
+        the child's first decision, or None when it exists already (or was refused). ``run``:
+        the parent's run that waits for it, as the parent's decision just wrote it."""
         step = self.definitions.get(parent.workflow_id).step(step_name)
         assert step.workflow is not None
         key = f"{parent.id}:{step_name}:{index}:{generation}"
         child_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"wfe-child:{key}"))
+        if run is not None:
+            planned = self._start_child_planned(parent, step, child_id, child_input, run, inline)
+            if planned is not None:
+                return planned
         refused: str | None = None
         with self.store.transaction() as tx:  # one transaction: what to start, and starting it
             try:
@@ -435,16 +440,7 @@ class Coordinator:
                 if waiting is None or now_parent is None or now_parent.status in TERMINAL_EXECUTION:
                     return None  # the step ended meanwhile (cancelled, reset): no child
                 tx.now = max(tx.now, waiting.queued_at)  # (started after its run, whatever the clocks)
-                values = new_execution(
-                    child_id, record, parent.owner_id, parent.mode, child_input, parent.metadata, None, tx.now
-                )
-                values.update(
-                    total_steps=len(definition.steps),
-                    parent_execution_id=parent.id,
-                    parent_step=step_name,
-                    parent_index=index,
-                    depth=parent.depth + 1,
-                )
+                values = _child_row(child_id, record, definition, parent, waiting, child_input, tx.now)
                 if not tx.insert_child(values):
                     return None  # started already, by whoever got here first
                 facts = Facts(tx.now, ExecutionRecord(**values), outputs_of=None, runs=(), attempts={})
@@ -464,14 +460,64 @@ class Coordinator:
             return None
         return unit
 
-    def child_ended(self, child_id: str, child: ExecutionRecord | None = None) -> bool:
+    def _start_child_planned(
+        self,
+        parent: ExecutionRecord,
+        step: StepDefinition,
+        child_id: str,
+        child_input: Any,
+        run: StepRunRecord,
+        inline: tuple[str, str | None] | None,
+    ) -> Unit | None:
+        """The child of ``step`` started in one round trip besides reading its workflow, from
+        what its parent's decision knew (its run ``run``, the parent running): its first
+        decision, or None when that cannot be done (the decision reads, the parent no longer
+        runs, the child is refused or exists): the transaction path decides then."""
+        assert step.workflow is not None
+        with self.store.planning() as plan:
+            if plan is None:
+                return None
+            try:
+                record = self.store.get_workflow(step.workflow, step.version, tx=plan)
+                definition = self.definitions.get(record.id)
+                child_input = self.sealed_input(definition, child_input, "input of the child execution")
+            except (WorkflowNotFound, InputError, Conflict):
+                return None
+            now = max(plan.now, run.queued_at)
+            values = _child_row(child_id, record, definition, parent, run, child_input, now)
+            facts = Facts(now, ExecutionRecord(**values), outputs_of=None, runs=(), attempts={})
+            try:
+                unit, _ = self._decided(None, facts, f"parent {parent.id}", steps.begin, inline)
+            except Missing:
+                return None
+            row = {**values, **(unit.row_values() or {})}
+            row["revision"] = (unit.saved_record() or unit.record).revision
+            ids = plan.reserve(len(unit.new))
+            if not plan.start_child(row, run.id, (unit.new, unit.events, ids)):
+                return None
+            unit.inserted(ids)
+        self.outbox.after_commit(unit)
+        return unit
+
+    def child_ended(
+        self,
+        child_id: str,
+        child: ExecutionRecord | None = None,
+        parent: tuple[ExecutionRecord, StepRunRecord] | None = None,
+    ) -> bool:
         """A child execution ended: its parent's step (or map item) goes on from its outcome
-        (``child``: its record, when known)."""
+        (``child``: its record, when known; ``parent``: the parent's row and run as the worker
+        that started the child wrote them, to try first in one round trip)."""
         child = child or self.store.get_execution(child_id)
         if child.parent_execution_id is None or child.parent_step is None:
             return False
         if child.status not in TERMINAL_EXECUTION:
             return False
+        if parent is not None:
+            told = self.finishing.child_ended(*parent, child)
+            if told is not None:
+                self.outbox.after_commit(told)
+                return True
         step, index = child.parent_step, child.parent_index
         return bool(
             self.decide(
@@ -581,3 +627,26 @@ def _not_retried(parent_id: str, retries: int, tx: Tx) -> None:
     parent = tx.execution(parent_id)
     if parent is None or parent.retries != retries:
         raise InvalidOperation(f"execution {parent_id} was retried since")
+
+
+def _child_row(
+    child_id: str,
+    record: WorkflowRecord,
+    definition: WorkflowDefinition,
+    parent: ExecutionRecord,
+    run: StepRunRecord,
+    child_input: Any,
+    now: datetime,
+) -> dict[str, Any]:
+    """The row of the child execution that ``run`` of ``parent`` waits for, of ``record``'s
+    workflow, started ``now``: its owner, mode and metadata are its parent's."""
+    owner, mode, metadata = parent.owner_id, parent.mode, parent.metadata
+    values = new_execution(child_id, record, owner, mode, child_input, metadata, None, now)
+    values.update(
+        total_steps=len(definition.steps),
+        parent_execution_id=parent.id,
+        parent_step=run.step_name,
+        parent_index=run.item_index,
+        depth=parent.depth + 1,
+    )
+    return values

@@ -22,7 +22,7 @@ from typing import Any
 from workflow_engine.coordinator import delivery
 from workflow_engine.coordinator.delivery import RUN_IN_PLACE
 from workflow_engine.coordinator.dispatch import Dispatch, task_id
-from workflow_engine.coordinator.facts import Facts, Runs, Tuning
+from workflow_engine.coordinator.facts import Facts, Runs, Tuning, provisional
 from workflow_engine.coordinator.runs import (
     bucket,
     counters_of,
@@ -115,6 +115,11 @@ class Unit:
         # as (signal id, step, attempt)
         self.signals_sent: list[dict[str, Any]] = []
         self.signals_taken: list[tuple[int, str, int]] = []
+        self.new_ids: list[int] = []  # the ids the new runs were written under
+        # of a child execution run in place by the worker that started it: its parent's row as
+        # that worker last wrote it, and the parent's run that waits for this child (its end is
+        # then told to the parent in one round trip: see Finishing.child_ended)
+        self.parent: tuple[ExecutionRecord, StepRunRecord] | None = None
 
     @property
     def id(self) -> str:
@@ -136,6 +141,7 @@ class Unit:
     def inserted(self, ids: Sequence[int]) -> None:
         """The new runs are written under ``ids`` and are in the outbox: those marked published
         go to the broker after the commit."""
+        self.new_ids = list(ids)
         for run_id, row in zip(ids, self.new, strict=True):
             if row["status"] == S.RUNNING and row["worker"] is not None:
                 self.continued = (run_id, row)
@@ -529,6 +535,13 @@ class Unit:
             **self.changes,
         }
         return self.written
+
+    def written_run(self, step: str, index: int | None) -> StepRunRecord | None:
+        """A run this decision created, as written (under its id): of ``step``, item ``index``."""
+        for position, (run_id, row) in enumerate(zip(self.new_ids, self.new, strict=False)):
+            if row["step_name"] == step and row["item_index"] == index:
+                return replace(provisional(row, position), id=run_id)
+        return None
 
     def saved_record(self) -> ExecutionRecord | None:
         """The execution's row as :meth:`save` left it (None if it wrote nothing)."""

@@ -6,6 +6,10 @@ for that outcome is then made from the known row alone (a decision that needs mo
 for a condition, the runs of a retry — is made again under the lock). :meth:`Plan.apply`
 records the outcome and writes the decision in one statement, which does nothing unless the
 row is still at that revision and the run still running for the worker.
+
+A child execution is planned the same way twice: its start, from what its parent's decision
+knew (:meth:`Plan.start_child`), and its end, told to its parent against the parent's row as
+the worker that started the child last wrote it (:meth:`Plan.apply` on the parent's run).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from workflow_engine.core.states import StepStatus, check_step_update
@@ -22,12 +27,16 @@ from workflow_engine.store import postgres
 
 class Plan:
     """A connection that records a step's outcome and the decision planned for it in one
-    autocommitted statement, at ``now``."""
+    autocommitted statement (or starts a child execution), at ``now``."""
 
     def __init__(self, connection: Connection, now: datetime, run_ids: postgres.RunIds) -> None:
         self.connection = connection
         self.now = now
         self.run_ids = run_ids
+
+    def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]:
+        """A statement of its own (autocommitted), such as a read the plan needs."""
+        return self.connection.execute(statement, parameters)
 
     def reserve(self, count: int) -> list[int]:
         """Ids for the new runs the plan writes."""
@@ -38,14 +47,27 @@ class Plan:
         execution_id: str,
         revision: int,
         run_id: int,
-        worker: str,
+        worker: str | None,
         attempt: Mapping[str, Any],
         written: tuple[Mapping[str, Any], Sequence[dict[str, Any]], Sequence[dict[str, Any]], Sequence[int]],
     ) -> bool:
         """Record ``attempt`` on the run and write the planned unit (the execution's row, new
         runs, events, the runs' ids), if the execution's row is at ``revision``: whether it was
-        done (otherwise nothing was written)."""
+        done (otherwise nothing was written). ``worker`` None: the run of a workflow step,
+        which no worker runs (its child's end is its outcome)."""
         check_step_update((StepStatus.RUNNING,), attempt["status"])
         return postgres.finish_planned(
             self.connection, execution_id, revision, run_id, worker, attempt, written
         )
+
+    def start_child(
+        self,
+        row: Mapping[str, Any],
+        run_id: int,
+        written: tuple[Sequence[dict[str, Any]], Sequence[dict[str, Any]], Sequence[int]],
+    ) -> bool:
+        """Start the child execution ``row`` as its first decision left it (its new runs, events
+        and the runs' ids), if its parent still runs and the parent's run ``run_id`` waits for
+        it: whether it was started (otherwise nothing was written)."""
+        runs, events, ids = written
+        return postgres.start_child(self.connection, row, run_id, runs, events, ids)

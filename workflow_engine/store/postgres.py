@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from workflow_engine.core.states import StepStatus, sql_literal
+from workflow_engine.core.states import ExecutionStatus, StepStatus, sql_literal
 from workflow_engine.store import schema as t
 from workflow_engine.store.prepared import Prepared
 from workflow_engine.store.records import ExecutionRecord, from_row
@@ -27,6 +27,7 @@ from workflow_engine.store.records import ExecutionRecord, from_row
 CHANNEL = "wfe_events"  # NOTIFY channel: "an execution has new events"
 E, R, V = t.executions.name, t.step_runs.name, t.events.name
 RUNNING, QUEUED = sql_literal(StepStatus.RUNNING), sql_literal(StepStatus.QUEUED)
+EXECUTION_RUNNING = sql_literal(ExecutionStatus.RUNNING)
 
 # lock the execution (on condition `locked_if`), then record the outcome on its running run if
 # the CTE `gate` has a row; the run's values are named run_* as the execution's row has columns
@@ -39,7 +40,9 @@ RECORD = f"""
             error_type = :run_error_type, error_message = :run_error_message,
             error_code = :run_error_code
         -- `status || ''` keeps the planner on the primary key (see store.claims)
-        WHERE id = :run_id AND status || '' = {RUNNING} AND NOT superseded AND worker = :worker
+        -- (a workflow step's run waits for its child with no worker: its child's end gives NULL)
+        WHERE id = :run_id AND status || '' = {RUNNING} AND NOT superseded
+          AND worker IS NOT DISTINCT FROM :worker
           AND EXISTS (SELECT 1 FROM {{gate}})
         RETURNING id
     )"""  # noqa: S608 - table names only; every value is a bound parameter
@@ -103,13 +106,14 @@ EVENT_COLUMNS = [field.split()[0] for field in EVENT_FIELDS.split(", ")]
 
 # write the unit: the execution's row (whose revision the database moves on), the events, the
 # new runs; each only `if_` a condition holds
-_WRITE = f"""
+_WRITE_EXECUTION = f"""
     saved_execution AS (
         UPDATE {E} SET status = :status, active_steps = :active_steps, waiting_steps = :waiting_steps,
             resolved_steps = :resolved_steps, retries = :retries, updated_at = :updated_at,
             {_KEEP_UNLESS_SET}
         WHERE id = :execution_id {{if_}}
-    ),
+    )"""  # noqa: S608 - table names only; every value is a bound parameter
+_WRITE_HISTORY = f"""
     saved_events AS (
         INSERT INTO {V} (execution_id, {", ".join(EVENT_COLUMNS)})
         SELECT :execution_id, {", ".join(f"x.{c}" for c in EVENT_COLUMNS)}
@@ -122,6 +126,7 @@ _WRITE = f"""
         FROM jsonb_to_recordset(CAST(:runs AS jsonb)) AS x({_RUN_FIELDS})
         WHERE true {{if_}}
     )"""  # noqa: S608 - table names only; every value is a bound parameter
+_WRITE = f"{_WRITE_EXECUTION},{_WRITE_HISTORY}"
 _WRITE_TYPES = {
     "execution_id": "varchar",
     "status": "varchar",
@@ -201,7 +206,7 @@ class RunIds:
 
 
 def record_parameters(
-    execution_id: str, run_id: int, worker: str, values: Mapping[str, Any]
+    execution_id: str, run_id: int, worker: str | None, values: Mapping[str, Any]
 ) -> dict[str, Any]:
     return {
         "execution_id": execution_id,
@@ -209,7 +214,7 @@ def record_parameters(
         "worker": worker,
         "run_status": values["status"],
         "run_finished_at": values["finished_at"],
-        "run_duration_ms": values["duration_ms"],
+        "run_duration_ms": values.get("duration_ms"),
         "run_output": as_json(values.get("output")),
         "run_error_type": values.get("error_type"),
         "run_error_message": values.get("error_message"),
@@ -286,7 +291,7 @@ def finish_planned(
     execution_id: str,
     revision: int,
     run_id: int,
-    worker: str,
+    worker: str | None,
     attempt: Mapping[str, Any],
     write: tuple[Mapping[str, Any], Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]], Sequence[int]],
 ) -> bool:
@@ -300,3 +305,71 @@ def finish_planned(
     parameters = {**recorded, **written, "revision": revision}
     row = FINISH_PLANNED.execute(connection, parameters).first()
     return row is not None and bool(row.applied)
+
+
+# a child execution started in one statement: its row inserted as its first decision leaves it,
+# with that decision's runs and events, only while the parent's run still waits for it and the
+# parent runs (not paused, not ended), and only once (its id is its place in the parent)
+def _column_type(column: sa.Column[Any]) -> str:
+    if isinstance(column.type, sa.JSON):
+        return "text"  # (as JSON text, cast below)
+    if isinstance(column.type, (sa.DateTime, t.UTCDateTime)):
+        return "timestamptz"
+    return "integer" if isinstance(column.type, sa.Integer) else "varchar"
+
+
+_EXECUTION_TYPES = {f"x_{c.name}": _column_type(c) for c in t.executions.c}
+_STARTED = "AND EXISTS (SELECT 1 FROM started)"
+START_CHILD = Prepared(
+    "wfe_start_child",
+    f"""
+    WITH started AS (
+        INSERT INTO {E} ({", ".join(c.name for c in t.executions.c)})
+        SELECT {
+        ", ".join(
+            f"CAST(:x_{c.name} AS jsonb)" if isinstance(c.type, sa.JSON) else f":x_{c.name}"
+            for c in t.executions.c
+        )
+    }
+        WHERE EXISTS (
+            SELECT 1 FROM {R} WHERE id = :run_id AND status || '' = {RUNNING} AND NOT superseded
+        ) AND EXISTS (
+            SELECT 1 FROM {E} WHERE id = :x_parent_execution_id AND status = {EXECUTION_RUNNING}
+        )
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id
+    ),
+    {_WRITE_HISTORY.format(if_=_STARTED)}
+    SELECT (SELECT count(*) FROM started) AS applied,
+           CASE WHEN :notify {_STARTED} THEN pg_notify('{CHANNEL}', :execution_id) END AS notified
+    """,  # noqa: S608 - table names only; every value is a bound parameter
+    {**_EXECUTION_TYPES, **_WRITE_TYPES, "run_id": "bigint"},
+)
+
+
+def start_child(
+    connection: Connection,
+    row: Mapping[str, Any],
+    run_id: int,
+    runs: Sequence[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]],
+    ids: Sequence[int],
+) -> bool:
+    """Insert the child execution ``row`` (its parent's and its own columns, as its first
+    decision leaves them) with that decision's new runs and events, in one statement on an
+    autocommitting connection, if the parent's run ``run_id`` still waits for it and the parent
+    runs: whether it was started (if not, nothing was written)."""
+    parameters: dict[str, Any] = {
+        f"x_{c.name}": as_json(row[c.name]) if isinstance(c.type, sa.JSON) else row[c.name]
+        for c in t.executions.c
+    }
+    history = _write_parameters(row["id"], row, runs, events, ids)
+    parameters.update(
+        run_id=run_id,
+        execution_id=row["id"],
+        events=history["events"],
+        runs=history["runs"],
+        notify=history["notify"],
+    )
+    found = START_CHILD.execute(connection, parameters).first()
+    return found is not None and bool(found.applied)

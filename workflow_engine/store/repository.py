@@ -233,10 +233,14 @@ class Store:
         return query
 
     def get_workflow(
-        self, name: str, version: str | None = None, visible_to: int | None = None, tx: Tx | None = None
+        self,
+        name: str,
+        version: str | None = None,
+        visible_to: int | None = None,
+        tx: Tx | Plan | None = None,
     ) -> WorkflowRecord:
         """A version of a workflow, or its highest semantic version when ``version`` is None
-        (read in ``tx``, if given)."""
+        (read in ``tx``, or by ``plan``, if given)."""
         query = self._owned_versions(visible_to).where(t.workflows.c.name == name)
         if version is not None:
             query = query.where(t.workflows.c.version == version)
