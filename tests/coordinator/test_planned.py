@@ -21,8 +21,8 @@ from workflow_engine.definitions import WorkflowBuilder
 
 @contextmanager
 def outcome_statements(harness: Harness) -> Iterator[list[str]]:
-    """The outcome statements sent to PostgreSQL meanwhile: "planned" or "locked" (and "child
-    started" for a child execution started in one statement)."""
+    """The outcome statements sent to PostgreSQL meanwhile: "planned" or "locked" (and
+    "started", "child started" for an execution started in one statement)."""
     sent: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -32,6 +32,8 @@ def outcome_statements(harness: Harness) -> Iterator[list[str]]:
             sent.append("locked")
         elif "EXECUTE wfe_start_child(" in statement:
             sent.append("child started")
+        elif "EXECUTE wfe_start(" in statement:
+            sent.append("started")
 
     sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
     try:
@@ -67,8 +69,9 @@ def test_a_step_run_in_place_records_its_outcome_in_one_statement(harness: Harne
     record = harness.store.get_execution(view.id)
     assert record.revision == 6  # written by the start, then by each of the five outcomes
     if harness.store.dialect == "postgresql":
-        # a and e came by message (their outcome locks); b, c, d ran in place after a
-        assert sent == ["locked", "planned", "planned", "planned", "locked"]
+        # it started in one statement; a and e came by message (their outcome locks); b, c, d
+        # ran in place after a
+        assert sent == ["started", "locked", "planned", "planned", "planned", "locked"]
 
 
 def test_a_pause_while_the_step_runs_is_not_overwritten_by_the_plan(harness: Harness) -> None:
@@ -129,7 +132,7 @@ def test_a_plan_that_must_read_is_decided_under_the_lock(harness: Harness) -> No
     assert view.status == "completed"
     assert [name for name, _ in harness.calls] == ["a", "b", "c", "d"]
     if harness.store.dialect == "postgresql":
-        assert sent == ["locked", "locked", "planned", "planned"]
+        assert sent == ["started", "locked", "locked", "planned", "planned"]
 
 
 def test_any_update_of_the_row_moves_its_revision_on(harness: Harness) -> None:
@@ -177,7 +180,7 @@ def test_a_child_run_in_place_starts_and_ends_in_one_statement_each(harness: Har
     if harness.store.dialect == "postgresql":
         # begin came by message; the child starts from its decision, runs in place, and its end
         # is the outcome of the parent's run that waits for it (end is published: it locks)
-        assert sent == ["locked", "child started", "planned", "planned", "planned", "locked"]
+        assert sent == ["started", "locked", "child started", "planned", "planned", "planned", "locked"]
 
 
 def test_a_pause_of_the_parent_while_its_child_ends_is_not_overwritten(harness: Harness) -> None:
@@ -224,7 +227,7 @@ def test_a_child_starts_in_one_statement_only_while_its_parent_runs_and_its_run_
 
     def start(child_id: str, run_id: int) -> bool | None:
         with harness.store.planning() as plan:
-            return None if plan is None else plan.start_child(row(child_id), run_id, ([], [], []))
+            return None if plan is None else plan.start(row(child_id), ([], [], []), run_id)
 
     if harness.store.dialect != "postgresql":
         assert start("c-1", sub.id) is None  # one round trip costs little here: no plan
@@ -236,3 +239,27 @@ def test_a_child_starts_in_one_statement_only_while_its_parent_runs_and_its_run_
     assert start("c-3", sub.id) is False  # the parent no longer runs
     started = {c.id for c in harness.store.children(record.id)}
     assert "c-1" in started and not started & {"c-2", "c-3"}
+
+
+def test_an_execution_starts_in_one_statement_and_a_key_used_already_answers_the_first(
+    harness: Harness,
+) -> None:
+    harness.register(chain("once", "a", "b"))
+    with outcome_statements(harness) as sent:
+        first = harness.start("once", idempotency_key="k-1", input_data={"n": 1})
+        again = harness.start("once", idempotency_key="k-1", input_data={"n": 1})
+    assert again.id == first.id
+    assert first == harness.store.get_execution(first.id)  # as it was written
+    assert (first.status, first.revision, first.active_steps) == ("running", 1, 1)
+    assert [(step, to) for step, _, to in harness.history(first.id)] == [
+        (None, "initialized"),
+        (None, "running"),
+        ("a", "queued"),
+    ]
+    with harness.store.reading() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM wfe_executions")).scalar_one() == 1
+    if harness.store.dialect == "postgresql":
+        # the second inserted nothing: its key was found by the transaction path, which answers
+        assert sent == ["started", "started"]
+    harness.work()
+    assert harness.view(first.id).status == "completed"

@@ -43,6 +43,7 @@ from workflow_engine.events import EventBus
 from workflow_engine.outages import warn
 from workflow_engine.secrets import KeyMissing, Keyring
 from workflow_engine.settings import Settings
+from workflow_engine.store.plan import Plan
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord, WorkflowRecord
 from workflow_engine.store.repository import Store
 from workflow_engine.store.transaction import Tx
@@ -147,11 +148,23 @@ class Coordinator:
         returns the execution it started first. ``visible_to`` limits which workflows may be run
         (None: any); ``on_insert`` writes what must commit with a new execution (given its id)."""
         owner = owner_id if owner_id is not None else self.store.system_user_id()
-        record = self.store.get_workflow(workflow, version, visible_to=visible_to)
-        definition = self.definitions.get(record.id)
-        data, meta = self._checked(definition, input_data, metadata, mode, idempotency_key)
-        key = concurrency.key_of(definition, data, meta)
         execution_id = str(uuid.uuid4())
+        started: Unit | None = None
+        with self.store.planning() as plan:
+            record = self.store.get_workflow(workflow, version, visible_to=visible_to, tx=plan)
+            definition = self.definitions.get(record.id)
+            data, meta = self._checked(definition, input_data, metadata, mode, idempotency_key)
+            key = concurrency.key_of(definition, data, meta)
+            if plan is not None and key is None and on_insert is None:
+                # nothing to read first: one statement (a key used already inserts nothing)
+                values = new_execution(
+                    execution_id, record, owner, mode, data, meta, idempotency_key, plan.now
+                )
+                values["total_steps"] = len(definition.steps)
+                started = self._started_planned(plan, values, actor)
+        if started is not None:
+            self.outbox.after_commit(started)
+            return started.saved_record() or started.record
         oldest: str | None = None
         with self.store.transaction() as tx:
             if idempotency_key is not None:
@@ -485,18 +498,35 @@ class Coordinator:
                 return None
             now = max(plan.now, run.queued_at)
             values = _child_row(child_id, record, definition, parent, run, child_input, now)
-            facts = Facts(now, ExecutionRecord(**values), outputs_of=None, runs=(), attempts={})
-            try:
-                unit, _ = self._decided(None, facts, f"parent {parent.id}", steps.begin, inline)
-            except Missing:
-                return None
-            row = {**values, **(unit.row_values() or {})}
-            row["revision"] = (unit.saved_record() or unit.record).revision
-            ids = plan.reserve(len(unit.new))
-            if not plan.start_child(row, run.id, (unit.new, unit.events, ids)):
-                return None
-            unit.inserted(ids)
-        self.outbox.after_commit(unit)
+            unit = self._started_planned(plan, values, f"parent {parent.id}", inline, run.id)
+        if unit is not None:
+            self.outbox.after_commit(unit)
+        return unit
+
+    def _started_planned(
+        self,
+        plan: Plan,
+        values: dict[str, Any],
+        actor: str,
+        inline: tuple[str, str | None] | None = None,
+        waits: int | None = None,
+    ) -> Unit | None:
+        """The execution ``values`` (a new row) started in one statement by ``plan`` (a child, if
+        the parent's run ``waits`` still waits for it), its first decision made from its row
+        alone: that decision (to publish once the plan is done with); None when it must read,
+        or the row was not inserted."""
+        record = ExecutionRecord(**values)  # (decided as of its creation)
+        facts = Facts(record.created_at, record, outputs_of=None, runs=(), attempts={})
+        try:
+            unit, _ = self._decided(None, facts, actor, steps.begin, inline)
+        except Missing:
+            return None
+        row = {**values, **(unit.row_values() or {})}
+        row["revision"] = (unit.saved_record() or unit.record).revision
+        ids = plan.reserve(len(unit.new))
+        if not plan.start(row, (unit.new, unit.events, ids), waits):
+            return None
+        unit.inserted(ids)
         return unit
 
     def child_ended(

@@ -8,8 +8,9 @@ records the outcome and writes the decision in one statement, which does nothing
 row is still at that revision and the run still running for the worker.
 
 A child execution is planned the same way twice: its start, from what its parent's decision
-knew (:meth:`Plan.start_child`), and its end, told to its parent against the parent's row as
+knew (:meth:`Plan.start`), and its end, told to its parent against the parent's row as
 the worker that started the child last wrote it (:meth:`Plan.apply` on the parent's run).
+Any execution without a read to make first starts so (:meth:`Plan.start`).
 """
 
 from __future__ import annotations
@@ -60,14 +61,14 @@ class Plan:
             self.connection, execution_id, revision, run_id, worker, attempt, written
         )
 
-    def start_child(
+    def start(
         self,
         row: Mapping[str, Any],
-        run_id: int,
         written: tuple[Sequence[dict[str, Any]], Sequence[dict[str, Any]], Sequence[int]],
+        waits: int | None = None,
     ) -> bool:
-        """Start the child execution ``row`` as its first decision left it (its new runs, events
-        and the runs' ids), if its parent still runs and the parent's run ``run_id`` waits for
-        it: whether it was started (otherwise nothing was written)."""
+        """Start the execution ``row`` as its first decision left it (its new runs, events and
+        the runs' ids), once; a child only if its parent still runs and the parent's run
+        ``waits`` waits for it: whether it was started (otherwise nothing was written)."""
         runs, events, ids = written
-        return postgres.start_child(self.connection, row, run_id, runs, events, ids)
+        return postgres.start(self.connection, row, runs, events, ids, waits)

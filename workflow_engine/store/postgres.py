@@ -237,6 +237,20 @@ def _write_parameters(
         "resolved_steps": values["resolved_steps"],
         "retries": values["retries"],
         "updated_at": values["updated_at"],
+        **_history_parameters(runs, events, ids),
+    }
+    for name, kind in _OPTIONAL.items():
+        parameters[f"set_{name}"] = name in values
+        value = values.get(name)
+        parameters[name] = as_json(value) if kind == "jsonb" else value
+    return parameters
+
+
+def _history_parameters(
+    runs: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]], ids: Sequence[int]
+) -> dict[str, Any]:
+    """The new runs (under ``ids``) and the events of a unit, as its statement takes them."""
+    return {
         "events": json.dumps([{c: e.get(c) for c in EVENT_COLUMNS} for e in events], default=encode),
         "runs": json.dumps(
             [
@@ -247,11 +261,6 @@ def _write_parameters(
         ),
         "notify": bool(events),
     }
-    for name, kind in _OPTIONAL.items():
-        parameters[f"set_{name}"] = name in values
-        value = values.get(name)
-        parameters[name] = as_json(value) if kind == "jsonb" else value
-    return parameters
 
 
 def finish(
@@ -307,9 +316,10 @@ def finish_planned(
     return row is not None and bool(row.applied)
 
 
-# a child execution started in one statement: its row inserted as its first decision leaves it,
-# with that decision's runs and events, only while the parent's run still waits for it and the
-# parent runs (not paused, not ended), and only once (its id is its place in the parent)
+# an execution started in one statement: its row inserted as its first decision leaves it, with
+# that decision's runs and events, once (a conflict on its id or idempotency key inserts
+# nothing); a child only while its parent's run still waits for it and the parent runs (not
+# paused, not ended)
 def _column_type(column: sa.Column[Any]) -> str:
     if isinstance(column.type, sa.JSON):
         return "text"  # (as JSON text, cast below)
@@ -320,56 +330,61 @@ def _column_type(column: sa.Column[Any]) -> str:
 
 _EXECUTION_TYPES = {f"x_{c.name}": _column_type(c) for c in t.executions.c}
 _STARTED = "AND EXISTS (SELECT 1 FROM started)"
-START_CHILD = Prepared(
-    "wfe_start_child",
-    f"""
-    WITH started AS (
-        INSERT INTO {E} ({", ".join(c.name for c in t.executions.c)})
-        SELECT {
-        ", ".join(
-            f"CAST(:x_{c.name} AS jsonb)" if isinstance(c.type, sa.JSON) else f":x_{c.name}"
-            for c in t.executions.c
-        )
-    }
+_WAITS = f"""
         WHERE EXISTS (
             SELECT 1 FROM {R} WHERE id = :run_id AND status || '' = {RUNNING} AND NOT superseded
         ) AND EXISTS (
             SELECT 1 FROM {E} WHERE id = :x_parent_execution_id AND status = {EXECUTION_RUNNING}
-        )
-        ON CONFLICT (id) DO NOTHING
-        RETURNING id
-    ),
-    {_WRITE_HISTORY.format(if_=_STARTED)}
-    SELECT (SELECT count(*) FROM started) AS applied,
-           CASE WHEN :notify {_STARTED} THEN pg_notify('{CHANNEL}', :execution_id) END AS notified
-    """,  # noqa: S608 - table names only; every value is a bound parameter
-    {**_EXECUTION_TYPES, **_WRITE_TYPES, "run_id": "bigint"},
-)
+        )"""  # noqa: S608 - table names only; every value is a bound parameter
 
 
-def start_child(
+def _start(name: str, guard: str) -> Prepared:
+    values = ", ".join(
+        f"CAST(:x_{c.name} AS jsonb)" if isinstance(c.type, sa.JSON) else f":x_{c.name}"
+        for c in t.executions.c
+    )
+    types = {**_EXECUTION_TYPES, **_WRITE_TYPES, **({"run_id": "bigint"} if guard else {})}
+    return Prepared(
+        name,
+        f"""
+        WITH started AS (
+            INSERT INTO {E} ({", ".join(c.name for c in t.executions.c)})
+            SELECT {values}
+            {guard}
+            ON CONFLICT DO NOTHING
+            RETURNING id
+        ),
+        {_WRITE_HISTORY.format(if_=_STARTED)}
+        SELECT (SELECT count(*) FROM started) AS applied,
+               CASE WHEN :notify {_STARTED} THEN pg_notify('{CHANNEL}', :execution_id) END AS notified
+        """,  # noqa: S608 - table names only; every value is a bound parameter
+        types,
+    )
+
+
+START = _start("wfe_start", "")
+START_CHILD = _start("wfe_start_child", _WAITS)
+
+
+def start(
     connection: Connection,
     row: Mapping[str, Any],
-    run_id: int,
     runs: Sequence[Mapping[str, Any]],
     events: Sequence[Mapping[str, Any]],
     ids: Sequence[int],
+    waits: int | None = None,
 ) -> bool:
-    """Insert the child execution ``row`` (its parent's and its own columns, as its first
-    decision leaves them) with that decision's new runs and events, in one statement on an
-    autocommitting connection, if the parent's run ``run_id`` still waits for it and the parent
-    runs: whether it was started (if not, nothing was written)."""
+    """Insert the execution ``row`` (every column, as its first decision leaves it) with that
+    decision's new runs and events, in one statement on an autocommitting connection (a child,
+    if its parent's run ``waits`` still waits for it and the parent runs): whether it was
+    started (if not, nothing was written)."""
     parameters: dict[str, Any] = {
         f"x_{c.name}": as_json(row[c.name]) if isinstance(c.type, sa.JSON) else row[c.name]
         for c in t.executions.c
     }
-    history = _write_parameters(row["id"], row, runs, events, ids)
-    parameters.update(
-        run_id=run_id,
-        execution_id=row["id"],
-        events=history["events"],
-        runs=history["runs"],
-        notify=history["notify"],
-    )
-    found = START_CHILD.execute(connection, parameters).first()
+    parameters.update(execution_id=row["id"], **_history_parameters(runs, events, ids))
+    statement = START
+    if waits is not None:
+        statement, parameters["run_id"] = START_CHILD, waits
+    found = statement.execute(connection, parameters).first()
     return found is not None and bool(found.applied)
