@@ -127,11 +127,11 @@ def test_a_child_is_started_once_whatever_is_asked_twice(harness: Harness) -> No
     record = harness.start("parent", input_data={"n": 2})
     harness.deliver_one()  # begin: the child starts
     for _ in range(3):  # a duplicate delivery, a reconciler pass: nothing more starts
-        harness.coordinator.sync_child(record.id, "sub", None)
+        harness.coordinator.children.sync(record.id, "sub", None)
     # two starters that both saw no child yet (a race): the second finds the first one's
     parent = harness.store.get_execution(record.id)
     (run,) = [r for r in harness.runs(record.id, "sub")]
-    assert harness.coordinator._start_child(parent, "sub", None, run.input, 0) is None
+    assert harness.coordinator.children.start(parent, "sub", None, run.input, 0) is None
     harness.work()
     assert len(harness.store.children(record.id)) == 1
     assert harness.view(record.id).status == "completed"
@@ -325,14 +325,14 @@ def test_a_parents_late_cancel_never_stops_the_children_of_its_retry(
         assert harness.deliver_one()
     kids = {c.parent_index: c for c in harness.store.children(record.id)}
     assert kids[1].status != "running" and kids[2].status == "running"
-    harness.coordinator.child_ended(kids[1].id)  # the map fails; its cancel for kid 2 is not sent
+    harness.coordinator.children.ended(kids[1].id)  # the map fails; its cancel for kid 2 is not sent
     assert harness.store.get_execution(record.id).status == "failed"
     assert harness.store.get_execution(kids[2].id).status == "running"
     harness.coordinator.outbox.follow_up = harness.coordinator._follow_up
     harness.agent("finish", lambda ctx: {"final": ctx.input["n"]})  # the fix is deployed
     monkeypatch.setattr(harness.clock, "now", lambda: harness.clock.advance(0.001))  # time passes
     harness.coordinator.retry(record.id, "op")
-    harness.coordinator._cascade(record.id, "cancel", "kids", 0)  # the failure's cancel, late
+    harness.coordinator.children.cascade(record.id, "cancel", "kids", 0)  # the failure's cancel, late
     harness.work()
     done = harness.view(record.id)
     assert done.status == "completed", done.error
@@ -354,5 +354,5 @@ def test_a_child_that_ended_between_the_listing_and_its_cancel_is_left_as_it_is(
     listed = harness.store.children(record.id)  # running, as listed
     harness.coordinator.cancel(listed[0].id, "someone else")
     monkeypatch.setattr(harness.store, "children", lambda *args, **kwargs: listed)
-    harness.coordinator._cascade(record.id, "cancel", None, None)  # raised InvalidTransition before
+    harness.coordinator.children.cascade(record.id, "cancel", None, None)  # raised InvalidTransition before
     assert harness.store.get_execution(listed[0].id).status == "cancelled"

@@ -367,7 +367,7 @@ def child_ended(
         return False
     completed = child.status == E.COMPLETED
     if opened_after(run, child) and (not completed or child.input != run.input):
-        return False  # a retry's run: the child is retried or started anew (Coordinator.sync_child)
+        return False  # a retry's run: the child is retried or started anew (Children.sync)
     where = f"child execution {child.id} ({child.workflow_name} {child.workflow_version})"
     if completed:
         values: dict[str, Any] = {"status": S.SUCCEEDED, "output": child.output, "finished_at": unit.now}

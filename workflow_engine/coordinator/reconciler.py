@@ -120,7 +120,7 @@ class Reconciler:
         for execution_id in self.repairs.stalled(stale):
             report.repaired += self._attempt(report, "repair", partial(self.coordinator.repair, execution_id))
         for parent, step, index in self.repairs.unsynced_children(stale):
-            sync = partial(self.coordinator.sync_child, parent, step, index)
+            sync = partial(self.coordinator.children.sync, parent, step, index)
             report.children += self._attempt(report, "child", sync)
         for child in self.repairs.orphans(stale):
             report.children += self._attempt(report, "orphan", partial(self._cancel_orphan, child))
