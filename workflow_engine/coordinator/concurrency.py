@@ -77,8 +77,7 @@ def admission(
     already waiting go first: while any wait, a new one waits too."""
     limit = definition.concurrency
     assert limit is not None
-    tx.hold(f"concurrency:{key}", clock)
-    taken = slots.taken(tx, key, limit.max_running, besides=execution_id)
+    taken = tx.held_slots(key, limit.max_running, besides=execution_id, clock=clock)
     admitted = limits.admit(limit.strategy, len(taken), limit.max_running)
     tx.advance(clock)  # it starts after whatever it saw end
     if admitted is Admission.START:

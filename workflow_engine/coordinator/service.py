@@ -164,7 +164,7 @@ class Coordinator:
             self.outbox.after_commit(started)
             return started.saved_record() or started.record
         oldest: str | None = None
-        with self.store.transaction() as tx:
+        with self.store.pipelined() as tx:
             if idempotency_key is not None:
                 existing = tx.execution_by_key(owner, idempotency_key)
                 if existing is not None:
@@ -172,19 +172,29 @@ class Coordinator:
             values = new_execution(execution_id, record, owner, mode, data, meta, idempotency_key, tx.now)
             values["total_steps"] = len(definition.steps)
             values["concurrency_key"] = key
-            if not tx.insert_execution(values):
-                existing = tx.execution_by_key(owner, idempotency_key or "")
-                assert existing is not None
-                return self._same_request(existing, record.id, idempotency_key or "")
-            if on_insert is not None:
-                on_insert(tx, execution_id)
             act: Callable[[Unit], Any] = steps.begin
             if key is not None:  # (it starts once its key is held: the time moves on to then)
                 act, oldest = concurrency.admission(tx, definition, key, execution_id, self.store.clock)
             # a new execution: everything about it is known
             facts = Facts(tx.now, ExecutionRecord(**values), outputs_of=None, runs=(), attempts={})
             unit, _ = self.decided(tx, facts, actor, act)
-            deciding.apply(tx, unit)
+            ids: list[int] | None = None
+            if unit.writes_only_itself():  # (its row inserted as the decision leaves it)
+                last = on_insert is None and idempotency_key is None
+                ids = tx.start(values, unit.row_values() or {}, unit.new, unit.events, last=last)
+                inserted = ids is not None
+            else:
+                inserted = tx.insert_execution(values)
+            if not inserted:
+                existing = tx.execution_by_key(owner, idempotency_key or "")
+                assert existing is not None
+                return self._same_request(existing, record.id, idempotency_key or "")
+            if on_insert is not None:
+                on_insert(tx, execution_id)
+            if ids is None:
+                deciding.apply(tx, unit, last=True)
+            else:
+                unit.inserted(ids)
         self.outbox.after_commit(unit)
         if oldest is not None:  # cancel_in_progress: the new one starts in the slot this frees
             reason = "concurrency limit: a newer execution takes its slot (strategy cancel_in_progress)"
@@ -192,6 +202,8 @@ class Coordinator:
                 self.cancel(oldest, "concurrency", reason=reason)
         elif key is not None and unit.status == E.INITIALIZED:
             self.slots.release(key)  # (older ones were waiting: they go first if a slot is free)
+        else:
+            return unit.saved_record() or unit.record  # (as written: nothing else moved it)
         return self.store.get_execution(execution_id)
 
     def started_planned(
@@ -211,6 +223,8 @@ class Coordinator:
         try:
             unit, _ = self.decided(None, facts, actor, steps.begin, inline)
         except Missing:
+            return None
+        if not unit.writes_only_itself():
             return None
         row = {**values, **(unit.row_values() or {})}
         row["revision"] = (unit.saved_record() or unit.record).revision

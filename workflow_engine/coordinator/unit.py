@@ -536,6 +536,13 @@ class Unit:
         }
         return self.written
 
+    def writes_only_itself(self) -> bool:
+        """Whether the decision writes no more than the execution's row, its new runs and its
+        events (no run it found changes, nothing is taken or signalled), as a new execution's
+        first decision does: it can then be written as the row is inserted."""
+        runs = self.runs
+        return not (runs.changes or runs.superseded or self.take or self.signals_sent or self.signals_taken)
+
     def written_run(self, step: str, index: int | None) -> StepRunRecord | None:
         """A run this decision created, as written (under its id): of ``step``, item ``index``."""
         for position, (run_id, row) in enumerate(zip(self.new_ids, self.new, strict=False)):

@@ -373,11 +373,15 @@ def start(
     events: Sequence[Mapping[str, Any]],
     ids: Sequence[int],
     waits: int | None = None,
+    begin: bool = False,
+    commit: bool = False,
 ) -> bool:
     """Insert the execution ``row`` (every column, as its first decision leaves it) with that
-    decision's new runs and events, in one statement on an autocommitting connection (a child,
-    if its parent's run ``waits`` still waits for it and the parent runs): whether it was
-    started (if not, nothing was written)."""
+    decision's new runs and events, in one statement (a child, if its parent's run ``waits``
+    still waits for it and the parent runs), opening or committing the transaction in the same
+    round trip when asked: whether it was started (if not, nothing was written). A committing
+    start is taken as started: only one that nothing can conflict with (a fresh id and no
+    idempotency key, no guard) may commit."""
     parameters: dict[str, Any] = {
         f"x_{c.name}": as_json(row[c.name]) if isinstance(c.type, sa.JSON) else row[c.name]
         for c in t.executions.c
@@ -386,5 +390,8 @@ def start(
     statement = START
     if waits is not None:
         statement, parameters["run_id"] = START_CHILD, waits
-    found = statement.execute(connection, parameters).first()
+    result = statement.execute(connection, parameters, begin=begin, commit=commit)
+    if commit:
+        return True  # (its result is COMMIT's: asked only of a start that nothing can conflict with)
+    found = result.first()
     return found is not None and bool(found.applied)

@@ -20,6 +20,7 @@ from workflow_engine.core.states import StepStatus, check_step_update
 from workflow_engine.definitions.model import StepType
 from workflow_engine.errors import StoreError
 from workflow_engine.store import schema as t
+from workflow_engine.store import slots
 from workflow_engine.store.records import ExecutionRecord, SignalRecord, StepRunRecord, from_row
 from workflow_engine.store.rows import in_place, input_of
 
@@ -119,6 +120,12 @@ class Tx:
         self.serialize(key)
         self.advance(clock)
 
+    def held_slots(self, key: str, limit: int, besides: str, clock: Clock) -> list[tuple[str, str]]:
+        """Hold the concurrency ``key`` (see :meth:`hold`), then up to ``limit`` executions that
+        hold or wait for its slots, but for ``besides``, oldest first: (id, status) each."""
+        self.hold(f"concurrency:{key}", clock)
+        return slots.taken(self, key, limit, besides)
+
     def advance(self, clock: Clock) -> None:
         """Move the transaction's time on to now: what it writes next is later than anything it
         has read as committed (a row's time is taken before its transaction commits)."""
@@ -192,6 +199,21 @@ class Tx:
         self.update_execution(execution_id, values)
         self.insert_events(events)
         return ids
+
+    def start(
+        self,
+        values: dict[str, Any],
+        changes: Mapping[str, Any],
+        runs: Sequence[dict[str, Any]],
+        events: Sequence[dict[str, Any]],
+        last: bool = False,
+    ) -> list[int] | None:
+        """Insert the new execution ``values`` as its first decision leaves it (``changes`` to
+        its row, new runs, events): the runs' ids, or None when its idempotency key (or id) was
+        used already and nothing was written."""
+        if not self.insert_execution(values):
+            return None
+        return self.write(values["id"], changes, runs, events, last=last)
 
     def notify(self, execution_id: str) -> None:
         """Announce new events of ``execution_id`` to listeners, on commit (SQLite has none:
