@@ -192,6 +192,9 @@ def test_a_child_whose_input_does_not_fit_its_workflow_fails_the_step_with_the_r
     assert view.error is not None and view.error["type"] == "child_refused"
     assert "'n' is a required property" in view.error["message"]
     assert harness.store.children(view.id) == []
+    # the start answers the execution as its follow-up left it (the refusal failed it)
+    started = harness.start("parent")
+    assert started == harness.store.get_execution(started.id) and started.status == "failed"
 
 
 @pytest.mark.unit

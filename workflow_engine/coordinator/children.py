@@ -257,7 +257,7 @@ class Children:
             return False
         if child.status not in TERMINAL_EXECUTION:
             return False
-        if parent is not None:
+        if parent is not None and _waits_for(parent, child):
             told = self.finishing.child_ended(*parent, child)
             if told is not None:
                 self.outbox.after_commit(told)
@@ -325,3 +325,10 @@ def _child_row(
         depth=parent.depth + 1,
     )
     return values
+
+
+def _waits_for(parent: tuple[ExecutionRecord, StepRunRecord], child: ExecutionRecord) -> bool:
+    """Whether the parent's row and run ``parent`` are those that ``child`` ended for."""
+    record, run = parent
+    place = (child.parent_execution_id, child.parent_step, child.parent_index)
+    return (record.id, run.execution_id, run.step_name, run.item_index) == (place[0], *place)

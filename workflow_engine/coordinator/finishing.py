@@ -315,7 +315,7 @@ class Finishing:
             if not changed or len(own) != 1 or own[0].step != run.step_name or unit.take is not None:
                 return None  # (only the waiting run changes: its values are the outcome recorded)
             row = unit.row_values()
-            if row is None or unit.runs.superseded:
+            if row is None or unit.runs.superseded or unit.signals_sent or unit.signals_taken:
                 return None
             ids = plan.reserve(len(unit.new))
             written = (row, unit.new, unit.events, ids)

@@ -162,7 +162,7 @@ class Coordinator:
                 started = self.started_planned(plan, values, actor)
         if started is not None:
             self.outbox.after_commit(started)
-            return started.saved_record() or started.record
+            return _as_left(started) or self.store.get_execution(execution_id)
         oldest: str | None = None
         with self.store.pipelined() as tx:
             if idempotency_key is not None:
@@ -203,7 +203,7 @@ class Coordinator:
         elif key is not None and unit.status == E.INITIALIZED:
             self.slots.release(key)  # (older ones were waiting: they go first if a slot is free)
         else:
-            return unit.saved_record() or unit.record  # (as written: nothing else moved it)
+            return _as_left(unit) or self.store.get_execution(execution_id)
         return self.store.get_execution(execution_id)
 
     def started_planned(
@@ -469,3 +469,11 @@ class Coordinator:
             return waiting.send_signal(unit, name, data, actor, partial(self._sealed, unit.definition, paths))
 
         return self.decide(execution_id, actor, send, owner_id)
+
+
+def _as_left(unit: Unit) -> ExecutionRecord | None:
+    """A new execution's row as its first decision wrote it, when nothing that followed the
+    commit can have moved it (no child started, no verb passed on); None: read it again."""
+    if unit.children or unit.cascades:
+        return None
+    return unit.saved_record() or unit.record

@@ -325,7 +325,11 @@ def _column_type(column: sa.Column[Any]) -> str:
         return "text"  # (as JSON text, cast below)
     if isinstance(column.type, (sa.DateTime, t.UTCDateTime)):
         return "timestamptz"
-    return "integer" if isinstance(column.type, sa.Integer) else "varchar"
+    if isinstance(column.type, sa.Integer):
+        return "integer"
+    if isinstance(column.type, sa.String):
+        return "varchar"
+    raise TypeError(f"{column.name}: no parameter type for {column.type!r}")
 
 
 _EXECUTION_TYPES = {f"x_{c.name}": _column_type(c) for c in t.executions.c}
@@ -334,7 +338,9 @@ _WAITS = f"""
         WHERE EXISTS (
             SELECT 1 FROM {R} WHERE id = :run_id AND status || '' = {RUNNING} AND NOT superseded
         ) AND EXISTS (
+            -- (shared: a verb deciding on the parent meanwhile is waited for, then seen)
             SELECT 1 FROM {E} WHERE id = :x_parent_execution_id AND status = {EXECUTION_RUNNING}
+            FOR SHARE
         )"""  # noqa: S608 - table names only; every value is a bound parameter
 
 
