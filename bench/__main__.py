@@ -14,7 +14,8 @@ from pathlib import Path
 
 import celery
 
-from bench.runner import ROOT, Bench, table, workloads
+from bench.harness import ROOT, Bench
+from bench.runner import table, workloads
 from tests.support import services
 
 SCHEMES = {"psycopg": "postgresql", "psycopg2": "postgresql+psycopg2"}

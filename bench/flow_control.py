@@ -21,15 +21,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
+from bench.harness import Bench, Result, chain_of
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.store import schema as t
-
-if TYPE_CHECKING:
-    from bench.runner import Bench, Result
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -58,8 +56,6 @@ def bursts(
 
 
 def keyed_burst(bench: Bench, quick: bool) -> Result:
-    from bench.runner import Result, chain_of
-
     count, runs = (100, 3) if quick else (200, 5)
     plain = bench.workflow("burst5", chain_of("burst5", 5))
     keyed = bench.workflow("burst5k", lambda: chain_of("burst5k", 5)().concurrency(100_000, key="input.n"))
@@ -75,8 +71,6 @@ def keyed_burst(bench: Bench, quick: bool) -> Result:
 
 
 def schedule_lateness(bench: Bench, quick: bool) -> Result:
-    from bench.runner import Result, chain_of
-
     schedules, seconds = 20, 20 if quick else 60
     workflow = bench.workflow("tick1", chain_of("tick1", 1))
     second = bench.cluster.start_coordinator("coordinator2")
@@ -125,8 +119,6 @@ def schedule_lateness(bench: Bench, quick: bool) -> Result:
 
 
 def rate_precision(bench: Bench, quick: bool) -> Result:
-    from bench.runner import Result
-
     items, limit = (150, 50) if quick else (300, 50)
     workflow = bench.workflow(
         f"rated{items}",

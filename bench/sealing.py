@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from bench.flow_control import bursts
+from bench.harness import Bench, Result
 from workflow_engine.definitions import WorkflowBuilder
-
-if TYPE_CHECKING:
-    from bench.runner import Bench, Result
 
 
 def keyed_chain(name: str, secret: bool) -> Callable[[], WorkflowBuilder]:
@@ -28,8 +25,6 @@ def keyed_chain(name: str, secret: bool) -> Callable[[], WorkflowBuilder]:
 
 
 def secret_burst(bench: Bench, quick: bool) -> Result:
-    from bench.runner import Result
-
     count, runs = (100, 3) if quick else (200, 5)
     sealed = bench.workflow("burst5s", keyed_chain("burst5s", True))
     plain = bench.workflow("burst5p", keyed_chain("burst5p", False))

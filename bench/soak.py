@@ -35,7 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.runner import ROOT, Bench, chain_of, map_of
+from bench.harness import ROOT, Bench, chain_of, map_of
 from tests.support import services
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.store import schema as t
