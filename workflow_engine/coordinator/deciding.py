@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from workflow_engine.coordinator import maps
+from workflow_engine.coordinator import handout, maps
 from workflow_engine.coordinator.facts import (
     ATTEMPTS,
     CAPACITY,
@@ -50,7 +50,7 @@ def decide(
         try:
             result = act(unit)
             maps.start_opened(unit)
-            unit.conclude()
+            handout.conclude(unit)
         except Missing as missing:
             if missing.what == OUTPUTS and facts.outputs_of:
                 missing = Missing(OUTPUTS)  # a second time: every output, at once
@@ -104,7 +104,7 @@ def apply(tx: Tx, unit: Unit, last: bool = False) -> None:
         tx.supersede(unit.id, unit.runs.superseded, unit.runs.kept)
     if unit.take is not None:
         worker, task = unit.take
-        unit.took(tx.take_carried(unit.id, worker, task, unit.record.input))
+        handout.took(unit, tx.take_carried(unit.id, worker, task, unit.record.input))
     tx.insert_signals(unit.signals_sent)
     tx.consume_signals(unit.signals_taken)
     values = unit.row_values()

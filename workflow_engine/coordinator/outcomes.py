@@ -35,8 +35,8 @@ class Claim:
     # the joins a success of the step only counts toward, with their in-degrees (see
     # core.planner.counted_joins); None when its success may make a step ready
     joins: Mapping[str, int] | None = None
-    # whether the worker recording it hands on a carried sibling (see Unit.take_carried): the
-    # step is a branch of a fan-out, some of whose branches may be carried (Unit.hand_out)
+    # whether the worker recording it hands on a carried sibling (see handout.take_carried): the
+    # step is a branch of a fan-out, some of whose branches may be carried (handout.hand_out)
     carrier: bool = False
     # a map step's item: its position, and the item (ctx.index, ctx.item)
     index: int | None = None

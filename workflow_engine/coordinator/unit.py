@@ -19,7 +19,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from workflow_engine.coordinator import delivery
 from workflow_engine.coordinator.delivery import RUN_IN_PLACE
 from workflow_engine.coordinator.dispatch import Dispatch, task_id
 from workflow_engine.coordinator.facts import Facts, Runs, Tuning, provisional
@@ -47,7 +46,7 @@ from workflow_engine.core.states import (
 from workflow_engine.definitions.model import StepDefinition, StepType, WorkflowDefinition
 from workflow_engine.errors import ExpressionError
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
-from workflow_engine.store.rows import event_row, in_place, input_of
+from workflow_engine.store.rows import event_row
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,7 @@ class Unit:
         self.new: list[dict[str, Any]] = []  # the runs this decision creates
         self.runs = Runs(facts, self.new)  # the execution's runs as this decision leaves them
         self.dirty = False
-        # set by a worker that can run the next step in place (see hand_out)
+        # set by a worker that can run the next step in place (see coordinator.handout)
         self.inline: tuple[str, str | None] | None = None  # (worker, carrier task id)
         self.carrier = False  # the step reporting is a branch whose siblings may be carried
         self.continued: tuple[int, dict[str, Any]] | None = None
@@ -147,7 +146,9 @@ class Unit:
                 self.continued = (run_id, row)
             elif row["published_at"] is not None and not row["carried"]:
                 step = self.definition.step(row["step_name"])
-                dispatch = self._dispatch(run_id, step, row["attempt"], row["not_before"], row["item_index"])
+                dispatch = self.dispatch_of(
+                    run_id, step, row["attempt"], row["not_before"], row["item_index"]
+                )
                 self.dispatches.append(dispatch)
 
     # state and history
@@ -274,7 +275,7 @@ class Unit:
         if due <= self.now + timedelta(seconds=self.settings.eta_horizon):
             row["published_at"] = self.now
 
-    def _dispatch(
+    def dispatch_of(
         self, run_id: int, step: StepDefinition, attempt: int, eta: datetime | None, index: int | None = None
     ) -> Dispatch:
         due = eta if eta is not None and eta > self.now else None
@@ -283,7 +284,7 @@ class Unit:
     def redispatch(self, run: StepRunRecord) -> None:
         """Publish an existing run again (its message was lost or never sent)."""
         step = self.definition.step(run.step_name)
-        self.dispatches.append(self._dispatch(run.id, step, run.attempt, run.not_before, run.item_index))
+        self.dispatches.append(self.dispatch_of(run.id, step, run.attempt, run.not_before, run.item_index))
 
     def skip(self, names: Sequence[str]) -> None:
         if not names:
@@ -464,62 +465,9 @@ class Unit:
         self.changes["output"] = {name: outputs[name] for name in sinks if name in outputs}
         self.transition(E.COMPLETED)
 
-    def hand_out(self) -> None:
-        """Send the runs this unit queued on their way (see :mod:`~workflow_engine.coordinator.delivery`)."""
-        if self.status != E.RUNNING:
-            return
-        decided = delivery.route(
-            [row for row in self.new if row["published_at"] is not None],
-            lambda row: delivery.may_run_in_place(
-                self.definition.step(row["step_name"]), row["status"], row["item_index"] is not None
-            ),
-            inline=self.inline is not None and self.continued is None,
-            capacity=self.facts.workers_capacity,
-            carrying=bool(self.settings.inline_steps),
-        )
-        if decided.in_place is not None:
-            self._run_in_place(decided.in_place)
-        for row in decided.carried:
-            row["carried"] = True
-
-    def _run_in_place(self, row: dict[str, Any]) -> None:
-        assert self.inline is not None
-        worker, carrier = self.inline
-        row.update(in_place(worker, carrier, input_of(row["input"], self.record.input), self.now))
-        self.in_place_event(row, worker)
-
     def in_place_event(self, row: Mapping[str, Any], worker: str) -> None:
         item = None if row.get("item_index") is None else {"index": row["item_index"]}
         self.event(row["step_name"], row["attempt"], S.QUEUED, S.RUNNING, RUN_IN_PLACE, item, actor=worker)
-
-    def take_carried(self) -> None:
-        """A branch of a fan-out reported: hand on one of its carried siblings, if any is left
-        (:func:`~workflow_engine.coordinator.delivery.hand_on`). Not when this unit carried runs
-        itself: the fan-out's own messages carry those. Which sibling is the store's to find
-        (:meth:`took` hears which)."""
-        carrier = self.carrier and self.status == E.RUNNING and not any(row["carried"] for row in self.new)
-        busy = self.continued is not None or any(row["worker"] is not None for row in self.new)
-        how = delivery.hand_on(carrier, inline=self.inline is not None, busy=busy)
-        if how is not None:
-            self.take = self.inline if how == "run" and self.inline is not None else (None, None)
-
-    def took(self, taken: tuple[int, dict[str, Any]] | None) -> None:
-        """The store took the carried run ``taken`` (id and row) as :attr:`take` said, or none."""
-        if taken is None or self.take is None:
-            return
-        run_id, row = taken
-        worker = self.take[0]
-        if worker is None:
-            step = self.definition.step(row["step_name"])
-            self.dispatches.append(self._dispatch(run_id, step, row["attempt"], None, row.get("item_index")))
-            return
-        self.continued = (run_id, row)
-        self.in_place_event(row, worker)
-
-    def conclude(self) -> None:
-        """The decision is made: how its new runs reach the workers, and what is handed on."""
-        self.hand_out()
-        self.take_carried()
 
     def row_values(self) -> dict[str, Any] | None:
         """The execution's row as the decision leaves it (None: nothing to write)."""

@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
@@ -16,7 +15,6 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from workflow_engine.api import streams
@@ -27,7 +25,6 @@ from workflow_engine.engine import MAX_CHILDREN_SHOWN, Engine
 from workflow_engine.errors import (
     AuthenticationFailed,
     Conflict,
-    InputError,
     NotFound,
     PermissionDenied,
     StepNotFound,
@@ -36,38 +33,17 @@ from workflow_engine.errors import (
 )
 from workflow_engine.store import listing, reports
 from workflow_engine.store.listing import ExecutionQuery
-from workflow_engine.ui import pages
-from workflow_engine.ui.session import Session, check_csrf, close_session, open_session, session_of
+from workflow_engine.ui import operations, pages
+from workflow_engine.ui.rendering import HERE, SessionDep, back, render
+from workflow_engine.ui.session import Session, check_csrf, close_session, open_session
 from workflow_engine.users import LoginBrake
 from workflow_engine.views import execution_view, readable
 
-HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.filters["shown"] = pages.shown
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE = 50
 COUNTED = 10_000  # (the list counts each status up to this: "10,000+" above it)
 ACTIONS = ("cancel", "pause", "resume", "retry", "next")
 STATUSES = [s.value for s in ExecutionStatus if s != ExecutionStatus.RESUMED]
-
-
-async def current(request: Request, engine: EngineDep, tokens: TokensDep) -> Session:
-    return await session_of(request, engine, tokens)
-
-
-SessionDep = Annotated[Session, Depends(current)]
-
-
-def render(
-    request: Request, name: str, session: Session | None, status: int = 200, **context: Any
-) -> Response:
-    return templates.TemplateResponse(
-        request, name, {"session": session, "path": request.url.path, **context}, status_code=status
-    )
-
-
-def back(to: str, **message: str) -> RedirectResponse:
-    return RedirectResponse(f"{to}?{urlencode(message)}" if message else to, status_code=303)
 
 
 # signing in and out
@@ -434,93 +410,10 @@ async def events(
 # people's tasks, schedules, error groups, workers
 
 
-@router.get("/human-tasks", response_class=HTMLResponse)
-def human_tasks(request: Request, engine: EngineDep, session: SessionDep) -> Response:
-    return _tasks_page(request, engine, session)
-
-
-def _tasks_page(
-    request: Request, engine: Engine, session: Session, status: int = 200, **context: Any
-) -> Response:
-    tasks = engine.human_tasks(session.user.owner_filter, 200)
-    forms = {(t.execution_id, t.step): pages.form_fields(t.input_schema) for t in tasks}
-    message = request.query_params.get("message")
-    return render(
-        request, "human_tasks.html", session, status, tasks=tasks, forms=forms, message=message, **context
-    )
-
-
-@router.post("/human-tasks/{execution_id}/{step}")
-async def complete(
-    request: Request, engine: EngineDep, session: SessionDep, execution_id: str, step: str
-) -> Response:
-    form = await check_csrf(request, session)
-    session.user.require("admin", "operator")
-    tasks = engine.human_tasks(session.user.owner_filter, 200)
-    task = next((t for t in tasks if t.execution_id == execution_id and t.step == step), None)
-    if task is None:
-        raise NotFound(f"no open task {step!r} of execution {execution_id}")
-    data, problem = pages.form_data(pages.form_fields(task.input_schema), form)
-    if problem is None:
-        try:
-            await run_in_threadpool(
-                engine.complete_human_task,
-                execution_id,
-                step,
-                data,
-                session.user.username,
-                session.user.role,
-                session.user.owner_filter,
-            )
-        except (InputError, Conflict, PermissionDenied) as exc:
-            problem = str(exc)
-    if problem is not None:
-        return _tasks_page(request, engine, session, 422, refused={(execution_id, step): problem}, sent=form)
-    return back("/ui/human-tasks", message=f"{step} of {execution_id[:8]} completed")
-
-
-@router.get("/schedules", response_class=HTMLResponse)
-def schedules(request: Request, engine: EngineDep, session: SessionDep) -> Response:
-    return render(
-        request, "schedules.html", session, schedules=engine.schedules.list(session.user.owner_filter)
-    )
-
-
-@router.get("/errors", response_class=HTMLResponse)
-def error_groups(request: Request, engine: EngineDep, session: SessionDep) -> Response:
-    return render(
-        request, "errors.html", session, groups=engine.errors.list(owner_id=session.user.owner_filter)
-    )
-
-
-@router.get("/workers", response_class=HTMLResponse)
-def workers(request: Request, engine: EngineDep, session: SessionDep) -> Response:
-    now = engine.store.clock.now()
-    stale = 3 * engine.settings.heartbeat_interval
-    rows = [(w, (now - w.last_seen).total_seconds() <= stale) for w in engine.store.workers()]
-    consumed = {queue for worker, live in rows if live for queue in worker.queues}
-    queues = sorted({engine.settings.steps_queue, *(q for worker, _ in rows for q in worker.queues)})
-    depths: dict[str, int | None] | None = None
-    broker_problem = None
-    measure = getattr(engine.dispatcher, "depths", None)  # (a dispatcher that is no broker has none)
-    if measure is not None:
-        try:
-            depths = measure(queues)
-        except Exception as exc:  # the page still shows the workers
-            broker_problem = f"the broker did not answer: {exc}"
-    return render(
-        request,
-        "workers.html",
-        session,
-        workers=rows,
-        queues=[(q, q in consumed, depths.get(q) if depths else None) for q in queues],
-        broker_problem=broker_problem,
-    )
-
-
 def install(app: FastAPI) -> None:
     """Serve the monitor and its assets; its errors are pages (a sign-in for a missing session)."""
     app.include_router(router)
+    app.include_router(operations.router)
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
     json_errors: Any = app.exception_handlers[WorkflowEngineError]
 
