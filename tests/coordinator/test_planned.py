@@ -227,7 +227,7 @@ def test_a_child_starts_in_one_statement_only_while_its_parent_runs_and_its_run_
 
     def start(child_id: str, run_id: int) -> bool | None:
         with harness.store.planning() as plan:
-            return None if plan is None else plan.start(row(child_id), ([], [], []), run_id)
+            return None if plan is None else plan.start(row(child_id), {}, ([], [], []), run_id)
 
     if harness.store.dialect != "postgresql":
         assert start("c-1", sub.id) is None  # one round trip costs little here: no plan

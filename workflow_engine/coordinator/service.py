@@ -226,10 +226,8 @@ class Coordinator:
             return None
         if not unit.writes_only_itself():
             return None
-        row = {**values, **(unit.row_values() or {})}
-        row["revision"] = (unit.saved_record() or unit.record).revision
         ids = plan.reserve(len(unit.new))
-        if not plan.start(row, (unit.new, unit.events, ids), waits):
+        if not plan.start(values, unit.row_values() or {}, (unit.new, unit.events, ids), waits):
             return None
         unit.inserted(ids)
         return unit

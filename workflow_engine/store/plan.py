@@ -63,12 +63,14 @@ class Plan:
 
     def start(
         self,
-        row: Mapping[str, Any],
+        values: Mapping[str, Any],
+        changes: Mapping[str, Any],
         written: tuple[Sequence[dict[str, Any]], Sequence[dict[str, Any]], Sequence[int]],
         waits: int | None = None,
     ) -> bool:
-        """Start the execution ``row`` as its first decision left it (its new runs, events and
-        the runs' ids), once; a child only if its parent still runs and the parent's run
-        ``waits`` waits for it: whether it was started (otherwise nothing was written)."""
+        """Start the new execution ``values`` as its first decision left it (its ``changes`` to
+        the row, its new runs, events and the runs' ids), once; a child only if its parent
+        still runs and the parent's run ``waits`` waits for it: whether it was started
+        (otherwise nothing was written)."""
         runs, events, ids = written
-        return postgres.start(self.connection, row, runs, events, ids, waits)
+        return postgres.start(self.connection, values, changes, runs, events, ids, waits)

@@ -374,7 +374,8 @@ START_CHILD = _start("wfe_start_child", _WAITS)
 
 def start(
     connection: Connection,
-    row: Mapping[str, Any],
+    values: Mapping[str, Any],
+    changes: Mapping[str, Any],
     runs: Sequence[Mapping[str, Any]],
     events: Sequence[Mapping[str, Any]],
     ids: Sequence[int],
@@ -382,12 +383,14 @@ def start(
     begin: bool = False,
     commit: bool = False,
 ) -> bool:
-    """Insert the execution ``row`` (every column, as its first decision leaves it) with that
-    decision's new runs and events, in one statement (a child, if its parent's run ``waits``
+    """Insert the new execution ``values`` (every column) as its first decision leaves it (with
+    its ``changes`` to the row, as if inserted then saved: the revision moves on if there are
+    any) with that decision's new runs and events, in one statement (a child, if its parent's run ``waits``
     still waits for it and the parent runs), opening or committing the transaction in the same
     round trip when asked: whether it was started (if not, nothing was written). A committing
     start is taken as started: only one that nothing can conflict with (a fresh id and no
     idempotency key, no guard) may commit."""
+    row = {**values, **changes, "revision": values["revision"] + bool(changes)}
     parameters: dict[str, Any] = {
         f"x_{c.name}": as_json(row[c.name]) if isinstance(c.type, sa.JSON) else row[c.name]
         for c in t.executions.c

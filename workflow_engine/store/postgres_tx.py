@@ -96,12 +96,12 @@ class PostgresTx(Tx):
     ) -> list[int] | None:
         """One statement (opening a pipelined transaction, or committing it when ``last``)."""
         ids = self.run_ids.take(self.connection, len(runs)) if runs else []
-        # (as if inserted, then saved: the revision moves on if the decision changed the row)
-        row = {**values, **changes, "revision": values["revision"] + bool(changes)}
         begin, self.begun = not self.begun, True
         # (a start with an idempotency key may find it used: its result is read, COMMIT follows)
         commit = last and self.pipelined and values.get("idempotency_key") is None
-        applied = postgres.start(self.connection, row, runs, events, ids, begin=begin, commit=commit)
+        applied = postgres.start(
+            self.connection, values, changes, runs, events, ids, begin=begin, commit=commit
+        )
         self.committed = commit
         return ids if applied else None
 
