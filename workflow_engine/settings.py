@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -24,6 +25,26 @@ _CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # a result backend 
 BROKER_FORMS = "embedded, redis://HOST:6379/0, amqp://USER:PASSWORD@HOST:5672//"
 
 
+def setting(
+    default: Any,
+    description: str,
+    *,
+    section: str | None = None,
+    example: str | None = None,
+    commented: str | None = None,
+    factory: Any = None,
+    **constraints: Any,
+) -> Any:
+    """A settings field that documents itself: ``section`` starts a part of the example file,
+    ``example`` is the value the example file sets, ``commented`` one it shows commented out
+    (neither: the default, commented out)."""
+    extra = {"section": section, "example": example, "commented": commented}
+    kept: JsonDict = {key: value for key, value in extra.items() if value is not None}
+    if factory is not None:
+        return Field(default_factory=factory, description=description, json_schema_extra=kept, **constraints)
+    return Field(default, description=description, json_schema_extra=kept, **constraints)
+
+
 class Settings(BaseSettings):
     """Deployment settings; every interval is a setting so tests can shorten it."""
 
@@ -32,72 +53,202 @@ class Settings(BaseSettings):
         env_prefix="WFE_", extra="ignore", frozen=True, hide_input_in_errors=True
     )
 
-    database_url: str = "sqlite:///wfe.db"
-    broker_url: str = EMBEDDED_BROKER
-    broker_transport_options: dict[str, Any] = Field(default_factory=dict)
-    result_backend: str | None = None
-    agent_modules: Annotated[tuple[str, ...], NoDecode] = ()
-    queue_prefix: str = Field(default="wfe", pattern=r"^[A-Za-z0-9_.-]+$")
-    # plain `send_task("wfe.start_workflow", ...)` from another service lands on Celery's default
-    # queue unless routed; the coordinator also consumes this queue ("" to turn that off)
-    intake_queue: str = Field(default="celery", pattern=r"^[A-Za-z0-9_.-]*$")
-    environment: Literal["development", "production"] = "development"
+    # Each setting says what it is for (`description`), the part of the example file it belongs
+    # to and, where the example file sets it, the value it shows there: config/wfe.env.example
+    # is written from these by `wfe settings example` (and checked against them by a test).
 
-    jwt_secret: SecretStr = SecretStr(DEFAULT_JWT_SECRET)
-    access_token_ttl: int = Field(default=900, gt=0)
-    refresh_token_ttl: int = Field(default=7 * 24 * 3600, gt=0)
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(default=8000, ge=0, le=65535)
-    # PEM files: with both, `wfe api` serves HTTPS (the certificate file may hold its chain)
-    api_tls_cert: str | None = None
-    api_tls_key: str | None = None
-    max_request_bytes: int = Field(default=1024 * 1024, gt=0)
-    # the brake on guessing passwords: failed logins allowed per username and per client address
-    # within the window (seconds); then 429 with Retry-After until the oldest failure leaves it
-    login_failures_per_user: int = Field(default=5, gt=0)
-    login_failures_per_address: int = Field(default=20, gt=0)
-    login_window: float = Field(default=300.0, gt=0)
-    # password hashes checked at once by one API process (argon2 takes a core for ~50 ms)
-    login_hashing_slots: int = Field(default=2, gt=0)
-    # a static bearer token Prometheus scrapes GET /metrics with (JWTs expire)
-    metrics_token: SecretStr | None = None
-    # Fernet keys that seal secret values, comma-separated: the first seals, every one opens
-    encryption_keys: SecretStr | None = None
+    database_url: str = setting(
+        "sqlite:///wfe.db",
+        "where everything is recorded: PostgreSQL in production (SQLite is the embedded default). "
+        "postgresql:// and postgres:// use psycopg 3; postgresql+psycopg2:// uses psycopg2; a Unix "
+        "socket is postgresql:///wfe?host=/var/run/postgresql; over TLS, add "
+        "?sslmode=verify-full&sslrootcert=/etc/wfe/tls/ca.pem",
+        section="Where work is recorded and carried",
+        example="postgresql://wfe:wfe@localhost:5432/wfe",
+    )
+    broker_url: str = setting(
+        EMBEDDED_BROKER,
+        "the broker that carries step tasks: Redis or RabbitMQ (amqp://guest:guest@localhost:5672//); "
+        "over TLS: rediss://redis:6380/0?ssl_cert_reqs=required&ssl_ca_certs=%2Fetc%2Fwfe%2Ftls%2Fca.pem; "
+        "`embedded` (the default) is a folder next to the SQLite database, for one machine",
+        example="redis://localhost:6379/0",
+    )
+    broker_transport_options: dict[str, Any] = setting(
+        None,
+        "Celery's broker transport options, as JSON (for example Redis's global_keyprefix)",
+        factory=dict,
+    )
+    result_backend: str | None = setting(
+        None, "a Celery result backend, for other services that read step tasks' results (unset: none)"
+    )
+    agent_modules: Annotated[tuple[str, ...], NoDecode] = setting(
+        (),
+        "agent modules every worker imports, comma-separated (found from the directory the process "
+        "runs in, as `celery -A` finds its app)",
+        example="workers.demo_agents",
+    )
+    queue_prefix: str = setting(
+        "wfe",
+        "queue names are prefixed with this: several deployments can share one broker",
+        example="wfe",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+    )
+    intake_queue: str = setting(
+        "celery",
+        "the queue other services' `send_task(\"wfe.start_workflow\", ...)` lands on (Celery's "
+        "default), which the coordinators also consume; empty turns that off",
+        pattern=r"^[A-Za-z0-9_.-]*$",
+    )
+    environment: Literal["development", "production"] = setting(
+        "development",
+        "production refuses to start the API with the default JWT secret, a short one, or any "
+        "replace-with-... placeholder below (the metrics token's included)",
+        section="The API",
+        example="production",
+    )
 
-    # Celery task events, which Flower shows tasks from; off by default, as in Celery (they cost
-    # about a millisecond a step): turn them on where Flower runs
-    task_events: bool = False
-    log_format: Literal["text", "json"] = "text"
-    log_level: str = "INFO"
+    jwt_secret: SecretStr = setting(
+        SecretStr(DEFAULT_JWT_SECRET),
+        "the secret access tokens are signed with: a long random string in production "
+        "(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')",
+        example=EXAMPLE_JWT_SECRET,
+    )
+    access_token_ttl: int = setting(900, "seconds an access token lasts", gt=0)
+    refresh_token_ttl: int = setting(7 * 24 * 3600, "seconds a refresh token lasts", gt=0)
+    api_host: str = setting(
+        "127.0.0.1", "the address `wfe api` listens on (0.0.0.0: every interface)", example="127.0.0.1"
+    )
+    api_port: int = setting(8000, "the port `wfe api` listens on", example="8000", ge=0, le=65535)
+    api_tls_cert: str | None = setting(
+        None,
+        "HTTPS: a certificate (with its chain) and its key, PEM files; both, or neither",
+        commented="/etc/wfe/tls/cert.pem",
+    )
+    api_tls_key: str | None = setting(None, "the key of WFE_API_TLS_CERT", commented="/etc/wfe/tls/key.pem")
+    max_request_bytes: int = setting(
+        1024 * 1024, "the largest request body the API reads (413 beyond)", gt=0
+    )
+    login_failures_per_user: int = setting(
+        5,
+        "the brake on guessing passwords: failed logins per username within the window, then 429 "
+        "with Retry-After until the oldest failure leaves it",
+        gt=0,
+    )
+    login_failures_per_address: int = setting(
+        20, "failed logins per client address within the window", gt=0
+    )
+    login_window: float = setting(300.0, "the window of the login brake, in seconds", gt=0)
+    login_hashing_slots: int = setting(
+        2, "password hashes one API process checks at once (argon2 takes a core for ~50 ms)", gt=0
+    )
+    metrics_token: SecretStr | None = setting(
+        None,
+        "a static bearer token Prometheus scrapes GET /metrics with (access tokens expire)",
+        example="replace-with-another-long-random-token",
+    )
+    encryption_keys: SecretStr | None = setting(
+        None,
+        "the keys that seal secret values, comma-separated (`wfe keys new` makes one; the first "
+        "seals, every one opens): needed by every process once a workflow declares secrets",
+        commented="",
+    )
 
-    worker_concurrency: int | None = Field(default=None, gt=0)
-    # a worker that finishes a step runs the one step that follows at once, in place, up to this
-    # many times in a row, instead of publishing it (0: always publish)
-    inline_steps: int = Field(default=50, ge=0)
-    heartbeat_interval: float = Field(default=5.0, gt=0)
-    # the monitor links each attempt to its task in Flower at this address (None: no link)
-    flower_url: str | None = Field(default=None, pattern=r"^https?://")
-    worker_lost_after: float = Field(default=30.0, gt=0)
-    redispatch_after: float = Field(default=120.0, gt=0)
-    reconcile_interval: float = Field(default=2.0, gt=0)
-    timeout_grace: float = Field(default=10.0, ge=0)
-    eta_horizon: float = Field(default=600.0, gt=0)
-    max_worker_losses: int = Field(default=5, gt=0)
-    map_max_items: int = Field(default=10_000, ge=0)  # the longest list a map step takes
-    map_window: int = Field(default=1000, ge=1)  # a map's items queued at once (no max_concurrency)
-    max_workflow_depth: int = Field(default=8, ge=0)  # how deep child executions nest
-    # ended executions older than this many days are purged by the coordinators (None: kept)
-    retention_days: float | None = Field(default=None, gt=0)
-    retention_interval: float = Field(default=300.0, gt=0)  # seconds between retention passes
-    # `wfe db purge` rests this many times as long as each batch took (0: it never rests)
-    purge_rest: float = Field(default=3.0, ge=0)
-    # the longest a coordinator waits between looks at its schedules (it wakes at each fire time)
-    schedule_interval: float = Field(default=1.0, gt=0)
-    # a fire time found later than this is missed (unless within its schedule's catch-up window)
-    schedule_late_after: float = Field(default=60.0, ge=0)
-    embedded_poll_interval: float = Field(default=0.05, gt=0)
-    events_poll_interval: float = Field(default=0.5, gt=0)
-    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    task_events: bool = setting(
+        False,
+        "Celery task events, which Flower shows tasks from (about a millisecond a step); on where "
+        "Flower runs",
+        section="Processes",
+    )
+    log_format: Literal["text", "json"] = setting(
+        "text", "logging: json for log shippers (each line carries execution_id and step), or text"
+    )
+    log_level: str = setting("INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL")
+
+    worker_concurrency: int | None = setting(
+        None, "parallel steps per worker (unset: one per core)", commented="4", gt=0
+    )
+    inline_steps: int = setting(
+        50,
+        "a worker runs the single step that follows the one it finished at once, in place, up to "
+        "this many times in a row, instead of publishing it (0: publish every step)",
+        ge=0,
+    )
+    heartbeat_interval: float = setting(5.0, "seconds between a worker's heartbeats", gt=0)
+    flower_url: str | None = setting(
+        None,
+        "the monitor (/ui) links each attempt to its task in Flower at this address",
+        commented="http://localhost:5555",
+        pattern=r"^https?://",
+    )
+    worker_lost_after: float = setting(
+        30.0, "recovery: a running step whose worker is silent this many seconds is run again", gt=0
+    )
+    redispatch_after: float = setting(
+        120.0, "a queued step not started this many seconds is published again", gt=0
+    )
+    reconcile_interval: float = setting(2.0, "seconds between the reconciler's passes", gt=0)
+    timeout_grace: float = setting(
+        10.0, "seconds past a step's timeout before the reconciler ends its attempt", ge=0
+    )
+    eta_horizon: float = setting(
+        600.0,
+        "a retry or timer due further ahead than this many seconds waits in the database, not in "
+        "the broker",
+        gt=0,
+    )
+    max_worker_losses: int = setting(
+        5, "a step whose worker was lost this many times fails instead of running again", gt=0
+    )
+    map_max_items: int = setting(
+        10_000, "composition: the longest list a map step takes", section="Composition", ge=0
+    )
+    map_window: int = setting(
+        1000, "how many of a map's items are queued at once when it sets no max_concurrency", ge=1
+    )
+    max_workflow_depth: int = setting(8, "how deep child workflows nest", ge=0)
+    retention_days: float | None = setting(
+        None,
+        "ended executions finished more than this many days ago are purged by the coordinators "
+        "(with their steps, events, signals and children); unset keeps everything",
+        section="Retention",
+        commented="30",
+        gt=0,
+    )
+    retention_interval: float = setting(
+        300.0, "seconds between the coordinators' retention passes", gt=0
+    )
+    purge_rest: float = setting(
+        3.0,
+        "`wfe db purge` rests this many times as long as each batch took, so that running work "
+        "keeps its pace (0: it never rests)",
+        ge=0,
+    )
+    schedule_interval: float = setting(
+        1.0,
+        "schedules: the longest a coordinator sleeps between looks (it wakes at each fire time)",
+        section="Schedules",
+        gt=0,
+    )
+    schedule_late_after: float = setting(
+        60.0,
+        "a fire time found later than this many seconds is missed unless within its schedule's "
+        "catch-up window",
+        ge=0,
+    )
+    embedded_poll_interval: float = setting(
+        0.05, "seconds between the embedded broker's polls", section="Polling", gt=0
+    )
+    events_poll_interval: float = setting(
+        0.5, "seconds between the API's looks for new events of a followed execution", gt=0
+    )
+    metrics_port: int | None = setting(
+        None,
+        "a worker's Prometheus endpoint (one port per worker on a host: the Procfile passes each "
+        "worker honcho's $PORT with --metrics-port, which overrides this)",
+        commented="9100",
+        ge=0,
+        le=65535,
+    )
 
     @field_validator("database_url")
     @classmethod

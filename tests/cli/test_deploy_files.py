@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import click
 import pytest
 import yaml
 
+from workflow_engine import envfile
 from workflow_engine.cli.main import cli
 from workflow_engine.settings import Settings
 
@@ -76,7 +78,10 @@ def procfile() -> dict[str, list[str]]:
     for line in (ROOT / "Procfile").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, _, command = line.partition(":")
-            processes[name] = shlex.split(command)
+            argv = shlex.split(command)
+            # each line execs the checkout's wfe (or $WFE_BIN's), needing no active virtualenv
+            assert argv[:2] == ["exec", "${WFE_BIN:-.venv/bin}/wfe"], argv
+            processes[name] = ["wfe", *argv[2:]]
     return processes
 
 
@@ -110,16 +115,25 @@ def test_compose_environment_names_are_settings() -> None:
     assert set(engine_env) <= SETTINGS
 
 
-def test_the_example_env_documents_the_essential_settings() -> None:
-    documented = set(env_file(ROOT / "config/wfe.env.example"))
-    essential = {
-        "WFE_DATABASE_URL",
-        "WFE_BROKER_URL",
-        "WFE_AGENT_MODULES",
-        "WFE_JWT_SECRET",
-        "WFE_LOG_FORMAT",
-    }
-    assert essential <= documented
+def test_the_example_env_is_written_from_the_settings_and_lists_every_one() -> None:
+    """config/wfe.env.example is exactly what `wfe settings example` writes, and names every
+    setting (set, or commented out with its default), each with what it is for."""
+    text = (ROOT / "config/wfe.env.example").read_text()
+    assert text == envfile.example(), "run `wfe settings example -o config/wfe.env.example`"
+    named = set(re.findall(r"^(?:# )?(WFE_[A-Z_]+)=", text, flags=re.MULTILINE))
+    assert named == SETTINGS, SETTINGS ^ named
+    for name, field in Settings.model_fields.items():
+        assert field.description, f"WFE_{name.upper()} says nothing of what it is for"
+    set_here = set(env_file(ROOT / "config/wfe.env.example"))
+    assert {"WFE_DATABASE_URL", "WFE_BROKER_URL", "WFE_AGENT_MODULES", "WFE_JWT_SECRET"} <= set_here
+
+
+def test_local_env_files_are_ignored_by_git() -> None:
+    for path in ("wfe.env", "config/local.env", ".env"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT, check=False)
+        assert ignored.returncode == 0, f"{path} would be committed with its secrets"
+    kept = subprocess.run(["git", "check-ignore", "-q", "config/wfe.env.example"], cwd=ROOT, check=False)
+    assert kept.returncode == 1
 
 
 def test_dockerfile_installs_the_pinned_package_and_the_deployable_code() -> None:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from tests.conftest import ROOT
 from tests.integration.conftest import FAST, Cluster, broker_settings, running_cluster
+from tests.support import services
 from workflow_engine.coordinator.dispatch import Dispatch
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.engine import Engine
@@ -295,10 +296,15 @@ def test_a_workflow_runs_through_honcho_and_the_procfile(
     settings = Settings(
         database_url=database, **broker_settings("redis", redis_url), **FAST, metrics_port=free_port()
     )
-    env_path = tmp_path / "local.env"
+    env_path = tmp_path / "wfe.env"
     env_path.write_text("".join(f"{k}='{v}'\n" for k, v in settings_env(settings).items()))
     base = free_port()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    # a shell with no virtualenv active and no WFE_ setting: the Procfile finds the checkout's
+    # wfe, and each process reads the env file itself (honcho passes it nothing)
+    venv_bin = str(Path(sys.executable).parent)
+    path = ":".join(p for p in os.environ["PATH"].split(":") if p != venv_bin)
+    env = {**services.environment_without_settings(), "PATH": path, "WFE_ENV_FILE": str(env_path)}
+    env.pop("VIRTUAL_ENV", None)
     with (tmp_path / "honcho.log").open("wb") as log:
         honcho = subprocess.Popen(
             [
@@ -308,8 +314,6 @@ def test_a_workflow_runs_through_honcho_and_the_procfile(
                 "start",
                 "-f",
                 str(ROOT / "Procfile"),
-                "-e",
-                str(env_path),
                 "-d",
                 str(ROOT),
                 "-p",

@@ -10,6 +10,7 @@ import click
 
 from workflow_engine.audit import Audit
 from workflow_engine.cli.output import json_option, print_json
+from workflow_engine.cli.settings import database_line
 from workflow_engine.core.retention import parse_age, purgeable
 from workflow_engine.errors import ConfigurationError, InputError, Problem
 from workflow_engine.retention import Purger
@@ -18,6 +19,7 @@ from workflow_engine.settings import Settings
 from workflow_engine.store import migrate, sealed
 from workflow_engine.store.opening import open_store
 from workflow_engine.store.repository import ROLES
+from workflow_engine.store.urls import shown
 from workflow_engine.users import create_user
 
 
@@ -31,14 +33,16 @@ def db() -> None:
 @click.pass_obj
 def upgrade(settings: Settings, as_json: bool) -> None:
     """Apply every migration not applied yet."""
+    if not as_json:
+        click.echo(database_line(settings))
     notes = migrate.upgrade(settings.database_url)
     revision = migrate.head_revision()
     if as_json:
-        print_json({"database": "upgraded", "revision": revision, "notes": notes})
+        print_json({"database": shown(settings.database_url), "revision": revision, "notes": notes})
     else:
         for text in notes:
             click.echo(f"note: {text}", err=True)
-        click.echo(f"database at revision {revision}")
+        click.echo(f"at revision {revision}")
 
 
 @db.command("purge")
@@ -71,6 +75,8 @@ def purge(
         chosen = purgeable(statuses.split(",")) if statuses is not None else None
     except ValueError as exc:
         raise InputError("purge options", [Problem("", str(exc))]) from None
+    if not as_json:
+        click.echo(database_line(settings))
     store = open_store(settings.database_url)
     try:
         with contextlib.ExitStack() as stack:
@@ -136,6 +142,7 @@ def create(settings: Settings, username: str, role: str, password_stdin: bool, a
     if as_json:
         print_json({"id": user.id, "username": user.username, "role": user.role})
     else:
+        click.echo(database_line(settings))
         click.echo(f"created {user.role} {user.username}")
 
 

@@ -11,17 +11,25 @@ import click
 import pydantic
 from pydantic_settings import SettingsError
 
-from workflow_engine import errors
+from workflow_engine import envfile, errors
 from workflow_engine.cli.output import EXIT_FAILED, EXIT_USAGE, fail, print_json
-from workflow_engine.settings import Settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="workflow-engine", prog_name="wfe")
+@click.option(
+    "--env-file",
+    envvar="WFE_ENV_FILE",
+    metavar="PATH",
+    help=f"Read WFE_* settings from this file (default: ./{envfile.DEFAULT_ENV_FILE} when present); "
+    "the environment wins over it. Also WFE_ENV_FILE.",
+)
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(ctx: click.Context, env_file: str | None) -> None:
     """Workflow Engine: versioned DAGs of steps, run by Celery workers, durable in the database."""
-    ctx.obj = Settings()
+    settings, source = envfile.load(env_file)
+    ctx.obj = settings
+    ctx.meta["wfe.env_file"] = source
 
 
 def _register_commands() -> None:
@@ -33,10 +41,11 @@ def _register_commands() -> None:
         executions,
         processes,
         schedules,
+        settings,
         testing,
     )
 
-    for module in (definitions, testing, executions, bulk, errors, schedules, processes, admin):
+    for module in (definitions, testing, executions, bulk, errors, schedules, processes, admin, settings):
         for command in module.COMMANDS:
             cli.add_command(command)
 

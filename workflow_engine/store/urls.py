@@ -10,6 +10,7 @@ behaves the same on either (see :func:`workflow_engine.store.database.create_eng
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -58,3 +59,11 @@ def database_url(url: str | sa.URL) -> sa.URL:
 def driver(url: str | sa.URL) -> str:
     """The driver ``url`` connects with: ``psycopg``, ``psycopg2`` or ``pysqlite``."""
     return database_url(url).get_driver_name()
+
+
+def shown(url: str | sa.URL) -> str:
+    """``url`` as a person may see it: the password masked, a SQLite file's path made absolute."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        parsed = parsed.set(database=str(Path(parsed.database).resolve()))
+    return parsed.render_as_string(hide_password=True)
