@@ -37,15 +37,29 @@ def _register_commands() -> None:
         admin,
         bulk,
         definitions,
+        dev,
         errors,
         executions,
         processes,
         schedules,
         settings,
         testing,
+        workers,
     )
 
-    for module in (definitions, testing, executions, bulk, errors, schedules, processes, admin, settings):
+    for module in (
+        definitions,
+        testing,
+        executions,
+        bulk,
+        errors,
+        schedules,
+        processes,
+        workers,
+        admin,
+        settings,
+        dev,
+    ):
         for command in module.COMMANDS:
             cli.add_command(command)
 
