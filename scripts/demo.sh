@@ -23,7 +23,10 @@ Where to look next (the database is $WFE_DATABASE_URL):
   .venv/bin/wfe list                every execution
   .venv/bin/wfe run config/workflows/ib-review.yaml --input '{"project_id": "p-2"}'
                                     fan-out, join, conditions and a human approval step
-  .venv/bin/wfe api                 the REST API; docs at http://127.0.0.1:8000/api/docs
   README.md                         running on PostgreSQL and Redis, scaling, Flower, metrics
+
+Next: the whole engine with its monitor and API, on this same database, in one command
+(it makes a local admin on its first run and prints a link that signs you in):
+  .venv/bin/wfe dev
 TEXT
 exit $status
