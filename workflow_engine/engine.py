@@ -35,6 +35,7 @@ from workflow_engine.errors import DefinitionError, InvalidOperation, TestRunNot
 from workflow_engine.events import EventBus
 from workflow_engine.monitoring import open_tasks
 from workflow_engine.notify import EventFeed, Notifier, follow
+from workflow_engine.reasons import Workers, live_queues
 from workflow_engine.schedules import Schedules
 from workflow_engine.settings import Settings
 from workflow_engine.store import listing, test_runs
@@ -220,7 +221,26 @@ class Engine:
             return execution_view(record)
         definition = self.coordinator.definitions.get(record.workflow_id)
         children = self.store.children(execution_id, limit=MAX_CHILDREN_SHOWN) if definition.children else []
-        return execution_view(record, definition, self.store.step_runs(execution_id), children)
+        runs = self.store.step_runs(execution_id)
+        return execution_view(record, definition, runs, children, self.workers())
+
+    def workers(self) -> Workers:
+        """What the workers' heartbeats say now: the queues a live worker consumes (the
+        reasons an execution gives for not running are made from it)."""
+        now = self.store.clock.now()
+        stale_after = 3 * self.settings.heartbeat_interval
+        return Workers(live_queues(self.store.workers(), now, stale_after), self.settings.steps_queue, now)
+
+    def resolve(self, execution_id: str, owner_id: int | None = None) -> str:
+        """The whole id of the one execution ``execution_id`` is the id or a unique prefix of
+        (at least :data:`~workflow_engine.store.repository.MIN_ID_PREFIX` characters) among
+        those ``owner_id`` may see."""
+        return self.store.resolve_execution_id(execution_id, owner_id)
+
+    def short_id(self, execution_id: str, owner_id: int | None = None) -> str:
+        """The shortest prefix of ``execution_id`` (8 characters or more) that :meth:`resolve`
+        takes back to it."""
+        return self.store.shortest_prefix(execution_id, owner_id)
 
     def executions(self, query: ExecutionQuery | None = None) -> tuple[list[ExecutionView], int]:
         """A page of executions, newest first, and how many match in all."""
@@ -229,14 +249,19 @@ class Engine:
         return [execution_view(r) for r in records], total
 
     def wait(
-        self, execution_id: str, timeout: float | None = 60.0, owner_id: int | None = None
+        self,
+        execution_id: str,
+        timeout: float | None = 60.0,
+        owner_id: int | None = None,
+        stopped: Callable[[], bool] = lambda: False,
     ) -> ExecutionView:
-        """Block until the execution is terminal or waiting; TimeoutError after ``timeout``."""
+        """Block until the execution is terminal or waiting (or until ``stopped()``: then it is
+        as it is); TimeoutError after ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = 0.02
         while True:
             record = self.store.get_execution(execution_id, owner_id)
-            if record.status in SETTLED_EXECUTION:
+            if record.status in SETTLED_EXECUTION or stopped():
                 return self.get(execution_id, owner_id)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"execution {execution_id} is still {record.status} after {timeout}s")

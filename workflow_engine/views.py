@@ -1,23 +1,35 @@
-"""Read models: an execution as users see it, built from its record, runs and definition."""
+"""Read models: an execution as users see it, built from its record, runs and definition.
+
+One vocabulary for every interface: the Python views, the command line's ``--json`` and the REST
+API show the same documents, made here. An execution's input is ``input_data`` and an attempt's
+``input_data`` and ``output_data`` (the REST API's names); every time is ISO 8601 in UTC with a
+``Z`` (:func:`timestamp`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from workflow_engine.core import mapping
 from workflow_engine.core.payloads import READ_DEPTH, payload_problem
 from workflow_engine.core.secrets import masked
-from workflow_engine.core.states import OPEN_STEP, ExecutionStatus, StepStatus
+from workflow_engine.core.states import OPEN_STEP, StepStatus
 from workflow_engine.definitions.model import WorkflowDefinition
+from workflow_engine.reasons import Situation, Workers, execution_reason, row_reason, step_reasons
 from workflow_engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 
-WAITING_FOR_SLOT = "waiting for a concurrency slot"
+
+def timestamp(moment: datetime) -> str:
+    """The one way every view writes a time: ISO 8601 in UTC, to the microsecond, with a ``Z``
+    (a time without a zone is taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+    return timestamp(moment) if moment is not None else None
 
 
 @dataclass(frozen=True)
@@ -32,9 +44,10 @@ class StepView:
     finished_at: datetime | None = None
     output: Any = None
     items: dict[str, int] | None = None  # a map step's: total, done, failed, running, pending
+    reason: str | None = None  # why it is not running (see workflow_engine.reasons)
 
     def to_json(self) -> dict[str, Any]:
-        document = {
+        document: dict[str, Any] = {
             "name": self.name,
             "type": self.type,
             "status": self.status,
@@ -43,6 +56,7 @@ class StepView:
             "error": self.error,
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
+            "reason": self.reason,
         }
         if self.items is not None:
             document["items"] = self.items
@@ -72,7 +86,7 @@ class ExecutionView:
     status: str
     mode: str
     percent_complete: float
-    input: dict[str, Any]
+    input_data: dict[str, Any]
     metadata: dict[str, Any]
     output: dict[str, Any] | None
     error: dict[str, Any] | None
@@ -85,7 +99,9 @@ class ExecutionView:
     parent_step: str | None = None
     parent_index: int | None = None
     children: list[ChildView] = field(default_factory=list)
-    reason: str | None = None  # why it has not started: "waiting for a concurrency slot"
+    # why it is not running (or not all of it), the monitor's sentence: "waiting for a
+    # concurrency slot", "step 'b' queued on wfe.steps, which no live worker consumes", ...
+    reason: str | None = None
 
     @property
     def current_steps(self) -> list[str]:
@@ -110,12 +126,16 @@ class ExecutionView:
             "mode": self.mode,
             "percent_complete": self.percent_complete,
             "current_steps": self.current_steps,
+            "reason": self.reason,
+            "input_data": self.input_data,
+            "metadata": self.metadata,
             "output": self.output,
             "error": self.error,
             "retries": self.retries,
             "created_at": _iso(self.created_at),
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
+            "duration_ms": self.duration_ms,
             "steps": [step.to_json() for step in self.steps],
             "parent_execution_id": self.parent_execution_id,
             "parent_step": self.parent_step,
@@ -129,17 +149,11 @@ def step_views(
 ) -> list[StepView]:
     """One line per step in definition order: its current run's status, and its attempts (a
     map's progress from ``maps``, the execution's counts of its items)."""
-    current: dict[str, StepRunRecord] = {}
+    current = latest_runs(runs)
     attempts: dict[str, int] = {}
     for run in runs:
-        if run.item_index is not None:
-            continue
-        if run.started_at is not None:
+        if run.item_index is None and run.started_at is not None:
             attempts[run.step_name] = attempts.get(run.step_name, 0) + 1
-        if not run.superseded:
-            previous = current.get(run.step_name)
-            if previous is None or run.attempt > previous.attempt:
-                current[run.step_name] = run
     views = []
     for step in definition.steps:
         latest = current.get(step.name)
@@ -163,6 +177,18 @@ def step_views(
     return views
 
 
+def latest_runs(runs: list[StepRunRecord]) -> dict[str, StepRunRecord]:
+    """Each step's current attempt: its latest that a retry has not superseded (map items aside)."""
+    current: dict[str, StepRunRecord] = {}
+    for run in runs:
+        if run.item_index is not None or run.superseded:
+            continue
+        previous = current.get(run.step_name)
+        if previous is None or run.attempt > previous.attempt:
+            current[run.step_name] = run
+    return current
+
+
 def readable(value: Any) -> Any:
     """``value`` as every view shows it: its secrets as ``***``, or in its place a note saying
     why it cannot be shown (a row written before the engine refused such data, see
@@ -180,7 +206,26 @@ def execution_view(
     definition: WorkflowDefinition | None = None,
     runs: list[StepRunRecord] | None = None,
     children: list[ExecutionRecord] | None = None,
+    workers: Workers | None = None,
 ) -> ExecutionView:
+    """The execution as users see it; with its ``definition`` and ``runs``, its steps too, and
+    with what its ``workers`` say, why each step (and the execution) is not running."""
+    steps: list[StepView] = []
+    reason = row_reason(record.status, record.concurrency_key)
+    if definition is not None and runs is not None:
+        steps = step_views(definition, runs, record.maps)
+        if workers is not None:
+            situation = Situation(
+                record.status,
+                reason,
+                {step.name: step.status for step in steps},
+                workers.live_queues,
+                workers.default_queue,
+                workers.now,
+            )
+            reasons = step_reasons(definition.steps, latest_runs(runs), definition.graph, situation)
+            steps = [replace(step, reason=reasons.get(step.name)) for step in steps]
+            reason = execution_reason(reasons, definition.graph, situation)
     return ExecutionView(
         id=record.id,
         workflow=record.workflow_name,
@@ -188,7 +233,7 @@ def execution_view(
         status=record.status,
         mode=record.mode,
         percent_complete=record.percent_complete,
-        input=readable(record.input),
+        input_data=readable(record.input),
         metadata=readable(record.metadata),
         output=readable(record.output),
         error=readable(record.error),
@@ -196,15 +241,11 @@ def execution_view(
         created_at=record.created_at,
         started_at=record.started_at,
         finished_at=record.finished_at,
-        steps=step_views(definition, runs, record.maps)
-        if definition is not None and runs is not None
-        else [],
+        steps=steps,
         parent_execution_id=record.parent_execution_id,
         parent_step=record.parent_step,
         parent_index=record.parent_index,
-        reason=WAITING_FOR_SLOT
-        if record.status == ExecutionStatus.INITIALIZED and record.concurrency_key is not None
-        else None,
+        reason=reason,
         children=[
             ChildView(
                 c.id, c.workflow_name, c.workflow_version, c.status, c.parent_step or "", c.parent_index
@@ -252,7 +293,7 @@ def task_view(run: StepRunRecord, execution: ExecutionRecord, definition: Workfl
 
 
 def run_json(run: StepRunRecord) -> dict[str, Any]:
-    """One attempt, as logs show it."""
+    """One attempt, as logs show it (``timestamp``: when it started, or was queued)."""
     return {
         "id": run.id,
         "step_name": run.step_name,
@@ -262,13 +303,14 @@ def run_json(run: StepRunRecord) -> dict[str, Any]:
         "index": run.item_index,
         "status": run.status,
         "superseded": run.superseded,
-        "input": readable(run.input),
-        "output": readable(run.output),
+        "input_data": readable(run.input),
+        "output_data": readable(run.output),
         "error_type": run.error_type,
         "error_message": run.error_message,
         "error_code": run.error_code,
         "worker": run.worker,
         "completed_by": run.completed_by,
+        "timestamp": _iso(run.started_at or run.queued_at),
         "queued_at": _iso(run.queued_at),
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
@@ -277,6 +319,7 @@ def run_json(run: StepRunRecord) -> dict[str, Any]:
 
 
 def event_json(event: EventRecord) -> dict[str, Any]:
+    """One transition, as the history shows it."""
     data = asdict(event)
     data["details"] = masked(data["details"])
     data["created_at"] = _iso(event.created_at)

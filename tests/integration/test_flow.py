@@ -37,7 +37,7 @@ def test_a_signal_sent_before_its_step_is_reached_is_taken_when_it_is(
     final = core_cluster.wait(view.id)
     assert final.status == "completed", final.error
     [paid] = engine.logs(view.id, step_name="paid")
-    assert paid["output"] == {"amount": 7} and paid["completed_by"] == "billing"
+    assert paid["output_data"] == {"amount": 7} and paid["completed_by"] == "billing"
 
 
 def test_a_signal_moves_a_waiting_step_on_and_a_timeout_fails_one(

@@ -218,7 +218,7 @@ def test_a_secret_through_three_steps_is_in_no_log_line_task_event_or_row(
         ]
     surfaces = {"the log files": logged, "Flower's tasks": json.dumps(tasks), "the tables": "\n".join(rows)}
     assert [name for name, text in surfaces.items() if secret in text] == []
-    outputs = [r["output"] for r in ops.engine.logs(execution) if r["status"] == "succeeded"]
+    outputs = [r["output_data"] for r in ops.engine.logs(execution) if r["status"] == "succeeded"]
     assert [o["token"] for o in outputs] == ["***"] * 3  # handed on: sealed on the way
 
 

@@ -11,9 +11,9 @@ import pytest
 from workflow_engine.core.graph import Edge, Graph
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.definitions.model import StepDefinition
+from workflow_engine.reasons import Situation, why, why_item
 from workflow_engine.store.records import StepRunRecord
 from workflow_engine.ui import dag, pages
-from workflow_engine.ui.why import Situation, why, why_item
 from workflow_engine.views import StepView
 
 pytestmark = pytest.mark.unit

@@ -1,17 +1,24 @@
-"""Request and response bodies of the REST API."""
+"""Request and response bodies of the REST API. An execution, an attempt and a transition are
+the documents :mod:`workflow_engine.views` makes (the command line prints the same), and every
+time in a response is written as they write it: ISO 8601 in UTC with a ``Z``."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from workflow_engine.core.secrets import masked
 from workflow_engine.core.states import ExecutionStatus
 from workflow_engine.store.records import EventRecord, WorkflowRecord
-from workflow_engine.views import ExecutionView, StepView
+from workflow_engine.views import ExecutionView, event_json, timestamp
+
+# a time in a response: the views' one format (a request's times are read as ISO 8601)
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(timestamp, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
 
 
 class Strict(BaseModel):
@@ -39,7 +46,7 @@ class WorkflowVersionOut(BaseModel):
     version: str
     description: str
     steps: int
-    created_at: datetime
+    created_at: Timestamp
     definition: dict[str, Any] | None = None
 
     @classmethod
@@ -92,17 +99,12 @@ class StepOut(BaseModel):
     attempts: int
     duration_ms: int | None
     error: dict[str, Any] | None
-    started_at: datetime | None
-    finished_at: datetime | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    reason: str | None = Field(default=None, description="why it is not running, as the monitor says")
     items: dict[str, int] | None = Field(
         default=None, description="a map step's items: total, done, failed, running, pending"
     )
-
-    model_config = ConfigDict(from_attributes=True)
-
-    @classmethod
-    def of(cls, step: StepView) -> StepOut:
-        return cls.model_validate(step)
 
 
 class EventOut(BaseModel):
@@ -114,13 +116,11 @@ class EventOut(BaseModel):
     actor: str
     reason: str | None
     details: dict[str, Any] | None
-    created_at: datetime
-
-    model_config = ConfigDict(from_attributes=True)
+    created_at: Timestamp
 
     @classmethod
     def of(cls, event: EventRecord) -> EventOut:
-        return cls.model_validate(replace(event, details=masked(event.details)))
+        return cls.model_validate(event_json(event))
 
 
 class ChildOut(BaseModel):
@@ -133,6 +133,9 @@ class ChildOut(BaseModel):
 
 
 class ExecutionOut(BaseModel):
+    """The execution document the command line's ``--json`` prints too; ``steps``,
+    ``current_steps`` and ``children`` are null when the steps were not asked for."""
+
     execution_id: str
     workflow: str
     version: str
@@ -140,14 +143,19 @@ class ExecutionOut(BaseModel):
     mode: str
     percent_complete: float
     current_steps: list[str] | None = None
+    reason: str | None = Field(
+        default=None,
+        description="why it is not running (or not all of it), as the monitor says: "
+        "'waiting for a concurrency slot', \"step 'b' queued on wfe.steps, which no live worker consumes\"",
+    )
     input_data: dict[str, Any]
     metadata: dict[str, Any]
     output: dict[str, Any] | None
     error: dict[str, Any] | None
     retries: int
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
     duration_ms: int | None
     steps: list[StepOut] | None = None
     events: list[EventOut] | None = None
@@ -155,35 +163,15 @@ class ExecutionOut(BaseModel):
     parent_step: str | None = None
     parent_index: int | None = None
     children: list[ChildOut] | None = None
-    reason: str | None = None  # why it has not started: "waiting for a concurrency slot"
 
     @classmethod
     def of(cls, view: ExecutionView, events: list[EventRecord] | None = None) -> ExecutionOut:
-        return cls(
-            execution_id=view.id,
-            workflow=view.workflow,
-            version=view.version,
-            status=view.status,
-            mode=view.mode,
-            percent_complete=view.percent_complete,
-            current_steps=view.current_steps if view.steps else None,
-            input_data=view.input,
-            metadata=view.metadata,
-            output=view.output,
-            error=view.error,
-            retries=view.retries,
-            created_at=view.created_at,
-            started_at=view.started_at,
-            finished_at=view.finished_at,
-            duration_ms=view.duration_ms,
-            steps=[StepOut.of(step) for step in view.steps] if view.steps else None,
-            events=[EventOut.of(e) for e in events] if events is not None else None,
-            parent_execution_id=view.parent_execution_id,
-            parent_step=view.parent_step,
-            parent_index=view.parent_index,
-            children=[ChildOut(**child.to_json()) for child in view.children] if view.steps else None,
-            reason=view.reason,
-        )
+        document = view.to_json()
+        if not view.steps:
+            document.update(current_steps=None, steps=None, children=None)
+        if events is not None:
+            document["events"] = [event_json(event) for event in events]
+        return cls.model_validate(document)
 
 
 class ExecutionPage(BaseModel):
@@ -194,6 +182,8 @@ class ExecutionPage(BaseModel):
 
 
 class LogOut(BaseModel):
+    """One attempt: the document ``engine.logs`` and ``wfe logs --json`` give."""
+
     id: int
     step_name: str
     step_type: str
@@ -209,9 +199,10 @@ class LogOut(BaseModel):
     error_code: str | None
     worker: str | None
     completed_by: str | None
-    timestamp: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    timestamp: Timestamp
+    queued_at: Timestamp | None = None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
     duration_ms: int | None
 
 
@@ -247,7 +238,7 @@ class HumanTaskOut(BaseModel):
     assignees: list[str]
     input_schema: dict[str, Any] | None
     error: dict[str, Any] | None
-    waiting_since: datetime | None
+    waiting_since: Timestamp | None
 
 
 class Problem(BaseModel):
@@ -298,15 +289,15 @@ class ScheduleOut(BaseModel):
     overlap: str
     catchup_window: int
     paused: bool
-    next_fire_times: list[datetime]
+    next_fire_times: list[Timestamp]
     last_executions: list[ScheduledExecution]
     changes: list[ScheduleChange]
-    created_at: datetime | None
+    created_at: Timestamp | None
 
 
 class FiredOut(BaseModel):
     schedule: str
-    scheduled_at: datetime
+    scheduled_at: Timestamp
     action: str
     execution_id: str | None
     error: str | None
@@ -341,15 +332,15 @@ class ErrorGroupOut(BaseModel):
     code: str | None
     message: str
     count: int
-    first_seen: datetime | None
-    last_seen: datetime | None
+    first_seen: Timestamp | None
+    last_seen: Timestamp | None
     execution_ids: list[str]
 
 
 class AuditOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    at: datetime
+    at: Timestamp
     username: str | None
     address: str
     route: str
@@ -379,5 +370,5 @@ class CasesRunOut(BaseModel):
     passed: int
     failed: int
     seconds: float
-    created_at: datetime
+    created_at: Timestamp
     cases: list[CaseOut]

@@ -50,6 +50,20 @@ def page(conn: Connection, query: ExecutionQuery, count: bool = True) -> tuple[l
     )
 
 
+def ids_starting_with(
+    conn: Connection, prefix: str, owner_id: int | None = None, limit: int = 2
+) -> list[str]:
+    """Up to ``limit`` ids of executions that start with ``prefix`` (of ``owner_id``'s, if
+    given), in order. Ids are lowercase UUIDs: the range a prefix of hex digits and dashes
+    spans is read through the primary key's index under any collation (``g`` sorts after every
+    character an id holds), and ``LIKE`` keeps only the ids that truly start with it."""
+    conditions = [e.c.id >= prefix, e.c.id < prefix + "g", e.c.id.like(f"{prefix}%")]
+    if owner_id is not None:
+        conditions.append(e.c.owner_id == owner_id)
+    query = sa.select(e.c.id).where(*conditions).order_by(e.c.id).limit(limit)
+    return [str(row.id) for row in conn.execute(query)]
+
+
 def matching(conn: Connection, query: ExecutionQuery, limit: int) -> list[tuple[str, str]]:
     """Up to ``limit`` executions the query's filters match, oldest first: (id, status)."""
     ordered = sa.select(e.c.id, e.c.status).where(*_conditions(query)).order_by(e.c.created_at, e.c.id)

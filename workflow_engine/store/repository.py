@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,12 +22,14 @@ from workflow_engine.errors import (
     Conflict,
     DefinitionExists,
     ExecutionNotFound,
+    InputError,
     NameTaken,
+    Problem,
     UserNotFound,
     WorkflowNotFound,
 )
+from workflow_engine.store import listing, slots
 from workflow_engine.store import schema as t
-from workflow_engine.store import slots
 from workflow_engine.store.claims import ClaimedRun, claim_portable
 from workflow_engine.store.counted import Counted, Take
 from workflow_engine.store.database import begin
@@ -44,6 +47,10 @@ from workflow_engine.store.transaction import Tx
 
 SYSTEM_USER = "system"
 ROLES = ("admin", "operator", "viewer")
+MIN_ID_PREFIX = 8  # characters of an execution id that name it, when no other starts with them
+ID_LENGTH = 36
+_ID_CHARACTERS = re.compile(r"[0-9a-f-]+")
+_SHOWN_MATCHES = 5
 
 
 def document_digest(document: dict[str, Any]) -> str:
@@ -284,6 +291,40 @@ class Store:
             raise ExecutionNotFound(execution_id)
         return from_row(ExecutionRecord, row)
 
+    def resolve_execution_id(self, text: str, owner_id: int | None = None) -> str:
+        """The whole id of the one execution (of ``owner_id``'s, if given) whose id is ``text``
+        or starts with it; ``text`` is a whole id, or a prefix of at least
+        :data:`MIN_ID_PREFIX` characters that no other execution's id starts with."""
+        if len(text) >= ID_LENGTH:
+            return text  # (a whole id: the read that follows says whether it is there)
+        if len(text) < MIN_ID_PREFIX:
+            problem = f"too short: give the whole id, or at least {MIN_ID_PREFIX} characters of it"
+            raise InputError("execution id", [Problem(repr(text), problem)])
+        prefix = text.lower()
+        if not _ID_CHARACTERS.fullmatch(prefix):
+            raise ExecutionNotFound(text)
+        with self.reading() as conn:
+            found = listing.ids_starting_with(conn, prefix, owner_id, limit=_SHOWN_MATCHES + 1)
+        if not found:
+            raise ExecutionNotFound(text)
+        if len(found) > 1:
+            shown = ", ".join(found[:_SHOWN_MATCHES]) + (" and more" if len(found) > _SHOWN_MATCHES else "")
+            problem = f"ambiguous: it starts the ids of {shown}; give more characters"
+            raise InputError("execution id", [Problem(repr(text), problem)])
+        return found[0]
+
+    def shortest_prefix(self, execution_id: str, owner_id: int | None = None) -> str:
+        """The shortest prefix of ``execution_id``, of :data:`MIN_ID_PREFIX` characters or more,
+        that no other execution's id (of ``owner_id``'s, if given) starts with."""
+        with self.reading() as conn:
+            for length in range(MIN_ID_PREFIX, len(execution_id), 4):
+                prefix = execution_id[:length]
+                if _ID_CHARACTERS.fullmatch(prefix) is None:
+                    break
+                if len(listing.ids_starting_with(conn, prefix, owner_id, limit=2)) == 1:
+                    return prefix
+        return execution_id
+
     def children(
         self,
         parent_id: str,
@@ -431,6 +472,11 @@ class Store:
                     .where(r.c.id.in_(list(run_ids)), r.c.status == StepStatus.RUNNING)
                     .values(heartbeat_at=tx.now)
                 )
+
+    def forget_worker(self, worker_id: str) -> None:
+        """A worker process stopped cleanly: its heartbeat record goes."""
+        with self.transaction() as tx:
+            tx.execute(sa.delete(t.workers).where(t.workers.c.id == worker_id))
 
     def forget_workers(self, seen_before: datetime) -> int:
         with self.transaction() as tx:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -16,9 +16,9 @@ from workflow_engine.core.graph import Graph
 from workflow_engine.core.secrets import masked
 from workflow_engine.core.states import StepStatus as S
 from workflow_engine.definitions.model import StepDefinition, WorkflowDefinition
-from workflow_engine.store.records import EventRecord, ExecutionRecord, StepRunRecord, WorkerRecord
+from workflow_engine.reasons import Situation, why, why_item
+from workflow_engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 from workflow_engine.ui import dag
-from workflow_engine.ui.why import Situation, why, why_item
 from workflow_engine.views import ExecutionView, StepView
 
 ITEMS_PAGE = 50
@@ -82,11 +82,6 @@ def shown(value: Any) -> tuple[str, int | None]:
     if len(compact) > SHOWN_CHARS:
         return compact[:SHOWN_CHARS], len(compact)
     return json.dumps(value, indent=2, ensure_ascii=False, default=str), None
-
-
-def live_queues(workers: list[WorkerRecord], now: datetime, stale_after: float) -> set[str]:
-    cutoff = now - timedelta(seconds=stale_after)
-    return {queue for worker in workers if worker.last_seen >= cutoff for queue in worker.queues}
 
 
 def execution_page(

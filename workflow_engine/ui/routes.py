@@ -17,6 +17,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from workflow_engine import reasons
 from workflow_engine.api import streams
 from workflow_engine.api.deps import EngineDep, TokensDep
 from workflow_engine.core.retention import parse_age
@@ -326,7 +327,7 @@ def _page(engine: Engine, session: Session, execution_id: str, before: int | Non
     view = execution_view(record, definition, runs, children)
     events = store.latest_events(execution_id, pages.HISTORY, before)
     now = store.clock.now()
-    queues = pages.live_queues(store.workers(), now, 3 * engine.settings.heartbeat_interval)
+    queues = reasons.live_queues(store.workers(), now, 3 * engine.settings.heartbeat_interval)
     return pages.execution_page(
         record,
         view,

@@ -123,30 +123,7 @@ def logs(
     entries = engine.logs(
         execution_id, step_name, step_type, has_error, limit, owner_id=user.owner_filter, index=index
     )
-    return [
-        LogOut(
-            id=e["id"],
-            step_name=e["step_name"],
-            step_type=e["step_type"],
-            agent=e["agent"],
-            attempt=e["attempt"],
-            index=e["index"],
-            status=e["status"],
-            superseded=e["superseded"],
-            input_data=e["input"],
-            output_data=e["output"],
-            error_type=e["error_type"],
-            error_message=e["error_message"],
-            error_code=e["error_code"],
-            worker=e["worker"],
-            completed_by=e["completed_by"],
-            timestamp=datetime.fromisoformat(e["started_at"] or e["queued_at"]),
-            started_at=datetime.fromisoformat(e["started_at"]) if e["started_at"] else None,
-            finished_at=datetime.fromisoformat(e["finished_at"]) if e["finished_at"] else None,
-            duration_ms=e["duration_ms"],
-        )
-        for e in entries
-    ]
+    return [LogOut.model_validate(entry) for entry in entries]
 
 
 def _control(user: User, engine: Engine, execution_id: str, verb: str, **kwargs: Any) -> ExecutionOut:
