@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from workflow_engine.coordinator.scheduler import Fired, Scheduler, timing_of
+from workflow_engine.core import schedules as rules
 from workflow_engine.core.schedules import Overlap, Timing
 from workflow_engine.core.secrets import masked
 from workflow_engine.errors import Conflict, InputError, Problem, ScheduleNotFound
@@ -44,6 +45,9 @@ class ScheduleView:
     last_executions: list[dict[str, Any]]
     changes: list[dict[str, Any]] = field(default_factory=list)
     created_at: datetime | None = None
+    # the latest fire times that started nothing, newest first: {scheduled_at, until, count,
+    # action (skipped, missed, paused, failed), reason}
+    skipped_fires: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -73,7 +77,8 @@ class Schedules:
         owner_id: int | None = None,
         actor: str = "api",
     ) -> ScheduleView:
-        """A new schedule, firing from now on. Every problem with it is one :class:`InputError`."""
+        """A new schedule, first firing at its first fire time strictly after now (``every``
+        N: N seconds from now). Every problem with it is one :class:`InputError`."""
         owner = owner_id if owner_id is not None else self.store.system_user_id()
         timing = Timing(cron=cron, every=every, timezone=timezone or "UTC")
         problems = [Problem(where, message) for where, message in timing.problems()]
@@ -103,7 +108,7 @@ class Schedules:
                 "paused": False,
                 "created_at": tx.now,
                 "updated_at": tx.now,
-                "next_fire_at": Timing(cron, every, timing.timezone, tx.now).first_at_or_after(tx.now),
+                "next_fire_at": Timing(cron, every, timing.timezone, tx.now).first_fire(tx.now),
             }
             if rows.insert(tx, values) is None:
                 raise Conflict(f"a schedule named {name!r} exists already; choose another name or delete it")
@@ -129,12 +134,19 @@ class Schedules:
         return self._change(name, owner_id, actor, "paused", lambda tx, record: {"paused": True})
 
     def resume(self, name: str, owner_id: int | None = None, actor: str = "api") -> ScheduleView:
-        """Fire again from now on: fire times that fell while it was paused are not caught up."""
+        """Fire again from now on: fire times that fell while it was paused are not caught up
+        (they are recorded as such)."""
 
         def resumed(tx: Tx, record: ScheduleRecord) -> dict[str, Any]:
             if not record.paused:
                 return {}
-            return {"paused": False, "next_fire_at": timing_of(record).first_at_or_after(tx.now)}
+            timing = timing_of(record)
+            cursor = timing.first_at_or_after(tx.now)
+            paused = timing.missed(record.next_fire_at, cursor)
+            if paused is not None:
+                reason = rules.paused_reason(tx.now)
+                rows.insert_missed(tx, record.id, paused, rules.PAUSED, reason, tx.now)
+            return {"paused": False, "next_fire_at": cursor}
 
         return self._change(name, owner_id, actor, "resumed", resumed)
 
@@ -173,9 +185,13 @@ class Schedules:
     def _view(self, db: Any, record: ScheduleRecord, history: bool) -> ScheduleView:
         now = self.store.clock.now()
         upcoming: list[datetime] = []
-        if not record.paused:
-            upcoming = timing_of(record).next_times(max(now, record.next_fire_at) - timedelta(microseconds=1))
+        if not record.paused:  # (what the scheduler starts, were it to run now)
+            late_after = self.scheduler.settings.schedule_late_after
+            upcoming = rules.upcoming(
+                timing_of(record), record.next_fire_at, now, record.catchup_window, late_after
+            )
         fires = rows.recent_fires(db, record.id, limit=10 if history else 1)
+        skipped = [fire.as_dict() for fire in rows.not_started(db, record.id)] if history else []
         last = [
             {
                 "execution_id": fire.execution_id,
@@ -205,4 +221,5 @@ class Schedules:
             last_executions=last,
             changes=changes,
             created_at=record.created_at,
+            skipped_fires=skipped,
         )

@@ -47,9 +47,14 @@ def tick(harness: Harness, schedules: Schedules, seconds: float = 0) -> None:
 def test_an_interval_schedule_starts_one_execution_per_fire_time(
     harness: Harness, schedules: Schedules
 ) -> None:
-    schedules.create("poll", "report", every=30, input={"n": 1}, actor="alice")
+    created = schedules.create("poll", "report", every=30, input={"n": 1}, actor="alice")
     t0 = harness.clock.now()
-    tick(harness, schedules)  # the first fire time is the creation time
+    # the first fire time is one interval after the creation, as creating it shows
+    assert created.next_fire_times[:2] == [t0 + timedelta(seconds=30), t0 + timedelta(seconds=60)]
+    tick(harness, schedules)
+    tick(harness, schedules, 29)
+    assert scheduled(harness) == []
+    tick(harness, schedules, 1)
     harness.work()  # it completes (the default overlap skips while one runs)
     tick(harness, schedules, 10)
     tick(harness, schedules, 20)
@@ -58,12 +63,12 @@ def test_an_interval_schedule_starts_one_execution_per_fire_time(
     other.tick()  # a second coordinator: nothing more
     started = scheduled(harness)
     assert [e.metadata for e in started] == [
-        {"schedule": "poll", "scheduled_at": t0.isoformat()},
         {"schedule": "poll", "scheduled_at": (t0 + timedelta(seconds=30)).isoformat()},
+        {"schedule": "poll", "scheduled_at": (t0 + timedelta(seconds=60)).isoformat()},
     ]
     assert all(e.input == {"n": 1} for e in started)
     view = schedules.get("poll")
-    assert view.next_fire_times[:2] == [t0 + timedelta(seconds=60), t0 + timedelta(seconds=90)]
+    assert view.next_fire_times[:2] == [t0 + timedelta(seconds=90), t0 + timedelta(seconds=120)]
     assert len(view.next_fire_times) == 5
     assert [x["execution_id"] for x in view.last_executions] == [e.id for e in reversed(started)]
     assert [(c["action"], c["actor"]) for c in view.changes] == [("created", "alice")]
@@ -71,7 +76,7 @@ def test_an_interval_schedule_starts_one_execution_per_fire_time(
 
 def test_a_fire_time_is_recorded_once_by_the_database(harness: Harness, schedules: Schedules) -> None:
     schedules.create("poll", "report", every=30)
-    tick(harness, schedules)
+    tick(harness, schedules, 30)
     (fire,) = fires(harness, "poll")
     with harness.store.transaction() as tx:
         assert rows.insert_fire(tx, fire.schedule_id, fire.fire_time, "started", tx.now) is None
@@ -81,7 +86,7 @@ def test_skip_starts_nothing_while_the_previous_execution_runs(
     harness: Harness, schedules: Schedules
 ) -> None:
     schedules.create("poll", "report", every=10)
-    tick(harness, schedules)
+    tick(harness, schedules, 10)
     tick(harness, schedules, 10)  # the first still runs (its step was never delivered)
     assert len(scheduled(harness)) == 1
     harness.work()  # it completes
@@ -93,7 +98,7 @@ def test_skip_starts_nothing_while_the_previous_execution_runs(
 def test_buffer_one_starts_one_when_the_previous_ends(harness: Harness, schedules: Schedules) -> None:
     schedules.create("poll", "report", every=10, overlap="buffer_one")
     t0 = harness.clock.now()
-    tick(harness, schedules)
+    tick(harness, schedules, 10)
     tick(harness, schedules, 10)  # buffered
     tick(harness, schedules, 10)  # one is buffered already: skipped
     assert len(scheduled(harness)) == 1
@@ -101,8 +106,8 @@ def test_buffer_one_starts_one_when_the_previous_ends(harness: Harness, schedule
     tick(harness, schedules, 1)
     started = scheduled(harness)
     assert [e.metadata["scheduled_at"] for e in started] == [
-        t0.isoformat(),
         (t0 + timedelta(seconds=10)).isoformat(),
+        (t0 + timedelta(seconds=20)).isoformat(),
     ]
 
 
@@ -116,7 +121,7 @@ def test_allow_all_starts_every_fire_time(harness: Harness, schedules: Schedules
 
 def test_cancel_other_cancels_the_running_one(harness: Harness, schedules: Schedules) -> None:
     schedules.create("poll", "report", every=10, overlap="cancel_other")
-    tick(harness, schedules)
+    tick(harness, schedules, 10)
     tick(harness, schedules, 10)
     first, second = scheduled(harness)
     assert harness.store.get_execution(first.id).status == "cancelled"
@@ -130,12 +135,12 @@ def test_after_a_downtime_missed_fire_times_within_the_window_start_oldest_first
 ) -> None:
     schedules.create("poll", "report", every=60, overlap="allow_all", catchup_window=150)
     t0 = harness.clock.now()
-    tick(harness, schedules)
+    tick(harness, schedules, 60)
     tick(harness, schedules, 600 + 30)  # down for ten minutes
     times = [e.metadata["scheduled_at"] for e in scheduled(harness)]
-    assert times == [(t0 + timedelta(seconds=s)).isoformat() for s in (0, 480, 540, 600)]
+    assert times == [(t0 + timedelta(seconds=s)).isoformat() for s in (60, 540, 600, 660)]
     missed = [c for c in schedules.get("poll").changes if c["action"] == "missed"]
-    assert missed and missed[0]["details"]["since"] == (t0 + timedelta(seconds=60)).isoformat()
+    assert missed and missed[0]["details"]["since"] == (t0 + timedelta(seconds=120)).isoformat()
 
 
 def test_without_a_catch_up_window_a_downtime_starts_nothing_late(
@@ -178,7 +183,7 @@ def test_trigger_fires_now_under_the_overlap_policy(harness: Harness, schedules:
 
 def test_delete_removes_the_schedule_and_keeps_its_executions(harness: Harness, schedules: Schedules) -> None:
     schedules.create("poll", "report", every=10)
-    tick(harness, schedules)
+    tick(harness, schedules, 10)
     schedules.delete("poll", actor="dave")
     with pytest.raises(ScheduleNotFound):
         schedules.get("poll")
@@ -190,7 +195,7 @@ def test_owners_see_only_their_schedules(harness: Harness, schedules: Schedules)
     alice = harness.store.create_user("alice", None, "operator").id
     bob = harness.store.create_user("bob", None, "operator").id
     schedules.create("mine", "report", every=10, owner_id=alice)
-    tick(harness, schedules)
+    tick(harness, schedules, 10)
     assert scheduled(harness)[0].owner_id == alice
     assert [s.name for s in schedules.list(alice)] == ["mine"] and schedules.list(bob) == []
     for verb in (schedules.get, schedules.pause, schedules.resume, schedules.trigger, schedules.delete):
@@ -241,6 +246,7 @@ def test_a_start_left_pending_by_a_stopped_coordinator_is_made_once(
     schedules.create("poll", "report", every=30)
     stopped = Scheduler(harness.coordinator, harness.settings, harness.clock)
     monkeypatch.setattr(stopped, "_start_all", lambda *args: [])  # it stops after deciding
+    harness.clock.advance(30)
     stopped.tick()
     assert scheduled(harness) == []
     tick(harness, schedules, 1)  # too soon to tell it stopped: left alone
@@ -263,7 +269,7 @@ def test_a_fire_time_that_cannot_start_is_recorded_and_not_tried_again(
             "build"
         )
     )
-    tick(harness, schedules)
+    tick(harness, schedules, 30)
     tick(harness, schedules, 10)
     assert scheduled(harness) == []
     failures = [c for c in schedules.get("poll").changes if c["action"] == "fire failed"]
@@ -276,6 +282,7 @@ def test_two_coordinators_starting_the_same_pending_fire_start_one_execution(
     schedules.create("poll", "report", every=30)
     stopped = Scheduler(harness.coordinator, harness.settings, harness.clock)
     monkeypatch.setattr(stopped, "_start_all", lambda *args: [])
+    harness.clock.advance(30)
     stopped.tick()
     (pending,) = fires(harness, "poll")
     one = Scheduler(harness.coordinator, harness.settings, harness.clock)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import click
 from rich.table import Table
@@ -116,7 +117,8 @@ def list_schedules(settings: Settings, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def show(settings: Settings, name: str, as_json: bool) -> None:
-    """A schedule: its settings, next five fire times, last executions and changes."""
+    """A schedule: its settings, next five fire times, last executions, the fire times that
+    started nothing (skipped, missed, paused, failed: with why) and changes."""
     with Engine.from_settings(settings) as engine:
         view = engine.schedules.get(name)
     _show(view, as_json)
@@ -199,11 +201,20 @@ def _show(view: ScheduleView, as_json: bool) -> None:
             "last executions",
             [f"{x['scheduled_at']}  {x['execution_id']}  {x['status']}" for x in view.last_executions],
         ),
+        *_listed("fire times that started nothing", [_not_started(x) for x in view.skipped_fires]),
         *_listed("changes", [f"{c['at']}  {c['action']} by {c['actor']}" for c in view.changes]),
     ]
     out = console()
     for line in lines:
         out.print(line, markup=False)
+
+
+def _not_started(fire: dict[str, Any]) -> str:
+    when = fire["scheduled_at"]
+    if fire["until"] != when:
+        count = f"{fire['count']} fire times" if fire["count"] is not None else "many fire times"
+        when = f"{when} to {fire['until']} ({count})"
+    return f"{when}  {fire['action']}: {fire['reason']}"
 
 
 def _listed(title: str, lines: list[str]) -> list[str]:

@@ -3,12 +3,13 @@
 Each due schedule is taken in its own transaction with its row locked (``SKIP LOCKED``: two
 coordinators share the due schedules instead of queueing on them). In it, the pure core
 (:mod:`workflow_engine.core.schedules`) says which fire times start and what each does under
-the overlap policy; skips are recorded, a buffered start waits in the schedule's row, and each
-start is recorded as a *pending* fire (unique per schedule and fire time) before the cursor moves
-on. Once committed, each pending fire starts its execution under the idempotency key
-``schedule:<id>:<fire time>``, and the execution's id is written to the fire in the transaction
-that creates the execution. A coordinator that stops between the two leaves a pending fire,
-which any scheduler starts later: the key makes a second start return the first.
+the overlap policy; skips and missed fire times are recorded with why, a buffered start waits
+in the schedule's row, and each start is recorded as a *pending* fire (unique per schedule and
+fire time) before the cursor moves on. Once committed, each pending fire starts its execution
+under the idempotency key ``schedule:<id>:<fire time>``, and the execution's id is written to the
+fire in the transaction that creates the execution. A coordinator that stops between the two
+leaves a pending fire, which any scheduler starts later: the key makes a second start return
+the first.
 """
 
 from __future__ import annotations
@@ -106,9 +107,12 @@ class Scheduler:
                 times.insert(0, buffered)  # the start that waited goes first
                 buffered = None
             decided = rules.actions(Overlap(record.overlap), bool(live), buffered is not None, len(times))
-            fired, pending = self._record(tx, record, list(zip(times, decided, strict=True)))
+            fired, pending = self._record(tx, record, list(zip(times, decided, strict=True)), live)
             buffered = next((t for t, a in zip(times, decided, strict=True) if a is Action.BUFFER), buffered)
             rows.update(tx, schedule_id, {"next_fire_at": due.cursor, "buffered_at": buffered})
+            if due.missed is not None:
+                reason = rules.missed_reason(record.catchup_window, tx.now)
+                rows.insert_missed(tx, schedule_id, due.missed, rules.MISSED, reason, tx.now)
             if due.missed_since is not None:
                 missed = {"since": due.missed_since.isoformat(), "until": tx.now.isoformat()}
                 rows.record_change(tx, record.name, "missed", ACTOR, tx.now, missed)
@@ -122,7 +126,7 @@ class Scheduler:
                 raise ScheduleNotFound(str(schedule_id))
             live = rows.live_fires(tx, schedule_id)
             action = rules.overlap(Overlap(record.overlap), bool(live), record.buffered_at is not None)
-            fired, pending = self._record(tx, record, [(tx.now, action)])
+            fired, pending = self._record(tx, record, [(tx.now, action)], live)
             if not fired and not pending:
                 raise Conflict(f"schedule {record.name!r} fired at {tx.now.isoformat()} already")
             if action is Action.BUFFER:
@@ -131,16 +135,20 @@ class Scheduler:
         return (fired + self._start_all(record, pending, live))[0]
 
     def _record(
-        self, tx: Tx, record: ScheduleRecord, decided: list[tuple[datetime, Action]]
+        self, tx: Tx, record: ScheduleRecord, decided: list[tuple[datetime, Action]], live: list[FireRecord]
     ) -> tuple[list[Fired], list[FireRecord]]:
-        """Record skips and pending starts (buffered ones are kept in the schedule's row)."""
+        """Record skips (with why) and pending starts (buffered ones are kept in the schedule's
+        row)."""
         fired: list[Fired] = []
         pending: list[FireRecord] = []
         for fire_time, action in decided:
             if action is Action.BUFFER:
                 fired.append(Fired(fire_time, action))
                 continue
-            fire_id = rows.insert_fire(tx, record.id, fire_time, action, tx.now)
+            reason = (
+                rules.skip_reason(Overlap(record.overlap), rows.ids(live)) if action is Action.SKIP else None
+            )
+            fire_id = rows.insert_fire(tx, record.id, fire_time, action, tx.now, reason=reason)
             if fire_id is None:  # handled already (the database refuses it twice)
                 continue
             if action is Action.SKIP:

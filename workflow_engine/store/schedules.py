@@ -8,16 +8,41 @@ write transaction at a time).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from workflow_engine.core.schedules import NOT_STARTED, Missed
 from workflow_engine.core.states import TERMINAL_EXECUTION
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import FireRecord, ScheduleChangeRecord, ScheduleRecord, from_row
 
 s, f, c = t.schedules, t.schedule_fires, t.schedule_changes
+
+
+@dataclass(frozen=True, slots=True)
+class NotStarted:
+    """Fire times that started nothing: one, or a run of them from ``fire_time`` to
+    ``last_fire_time`` (``fire_count`` of them, None when too many were counted), and why."""
+
+    fire_time: datetime
+    action: str
+    reason: str | None
+    error: str | None
+    last_fire_time: datetime | None
+    fire_count: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        last = self.last_fire_time or self.fire_time
+        return {
+            "scheduled_at": self.fire_time.isoformat(),
+            "until": last.isoformat(),
+            "count": self.fire_count if self.last_fire_time is not None else 1,
+            "action": self.action,
+            "reason": self.reason or self.error,
+        }
 
 
 class Runs(Protocol):
@@ -83,7 +108,13 @@ def earliest(db: Runs) -> datetime | None:
 
 
 def insert_fire(
-    tx: Runs, schedule_id: int, fire_time: datetime, action: str, now: datetime, error: str | None = None
+    tx: Runs,
+    schedule_id: int,
+    fire_time: datetime,
+    action: str,
+    now: datetime,
+    error: str | None = None,
+    reason: str | None = None,
 ) -> int | None:
     """Record a fire time handled; None when it was already (the database refuses a second)."""
     values = {
@@ -92,13 +123,49 @@ def insert_fire(
         "action": action,
         "execution_id": None,
         "error": error,
-        "live": error is None and action not in ("skipped", "failed"),
+        "reason": reason,
+        "live": error is None and action not in NOT_STARTED,
+        "fire_count": 1 if action in NOT_STARTED else None,
         "created_at": now,
     }
     exists = sa.select(f.c.id).where(f.c.schedule_id == schedule_id, f.c.fire_time == fire_time)
     if tx.execute(exists).first() is not None:
         return None
     return int(tx.execute(sa.insert(f).values(values).returning(f.c.id)).scalar_one())
+
+
+def insert_missed(
+    tx: Runs, schedule_id: int, missed: Missed, action: str, reason: str, now: datetime
+) -> None:
+    """Record a run of fire times that started nothing (missed, or while paused) as one row
+    (once: a second for the same first fire time is refused, as any fire's)."""
+    values = {
+        "schedule_id": schedule_id,
+        "fire_time": missed.first,
+        "action": action,
+        "execution_id": None,
+        "error": None,
+        "reason": reason,
+        "live": False,
+        "last_fire_time": missed.last,
+        "fire_count": missed.count,
+        "created_at": now,
+    }
+    exists = sa.select(f.c.id).where(f.c.schedule_id == schedule_id, f.c.fire_time == missed.first)
+    if tx.execute(exists).first() is None:
+        tx.execute(sa.insert(f).values(values))
+
+
+def not_started(db: Runs, schedule_id: int, limit: int = 10) -> list[NotStarted]:
+    """The schedule's latest fire times that started nothing (skipped, missed, paused, failed),
+    newest first."""
+    query = (
+        sa.select(f.c.fire_time, f.c.action, f.c.reason, f.c.error, f.c.last_fire_time, f.c.fire_count)
+        .where(f.c.schedule_id == schedule_id, f.c.action.in_(sorted(NOT_STARTED)))
+        .order_by(f.c.fire_time.desc())
+        .limit(limit)
+    )
+    return [from_row(NotStarted, row) for row in db.execute(query)]
 
 
 def started(tx: Runs, fire_id: int, execution_id: str) -> None:
@@ -112,7 +179,7 @@ def failed(tx: Runs, fire_id: int, error: str) -> bool:
     result = tx.execute(
         sa.update(f)
         .where(f.c.id == fire_id, f.c.execution_id.is_(None))
-        .values(action="failed", error=error, live=False)
+        .values(action="failed", error=error, live=False, fire_count=1)
         .returning(f.c.id)
     )
     return result.first() is not None

@@ -360,10 +360,16 @@ schedule_fires = Table(
     Column("id", RowId, primary_key=True, autoincrement=True),
     Column("schedule_id", RowId, ForeignKey("wfe_schedules.id", ondelete="CASCADE"), nullable=False),
     _timestamp("fire_time"),
-    Column("action", String(16), nullable=False),  # started, skipped, cancelled_other, failed
+    # started, cancelled_other; or, starting nothing: skipped, failed, missed, paused
+    Column("action", String(16), nullable=False),
     # the execution it started (NULL while a start is pending: see coordinator/scheduler.py)
     Column("execution_id", String(36), nullable=True),
     Column("error", Text, nullable=True),
+    # why it started nothing (skipped, missed, paused); a run of fire times missed or paused is
+    # one row, from fire_time to last_fire_time, fire_count of them (NULL: too many to count)
+    Column("reason", Text, nullable=True),
+    _timestamp("last_fire_time", nullable=True),
+    Column("fire_count", Integer, nullable=True),
     # a start whose execution may still run: true until the scheduler sees it ended, so that
     # "is the previous execution still running" reads a few rows, not a schedule's whole past
     Column("live", Boolean, nullable=False),

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response
 
 from workflow_engine.api.deps import WRITERS, EngineDep, User
-from workflow_engine.api.schemas import ErrorOut, FiredOut, ScheduleOut, ScheduleRequest
+from workflow_engine.api.schemas import ErrorOut, FiredOut, ScheduleRequest
+from workflow_engine.api.schemas_schedules import ScheduleViewOut
 from workflow_engine.schedules import ScheduleView
 
 router = APIRouter(prefix="/schedules", tags=["schedules"])
@@ -17,12 +18,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in
 Name = Annotated[str, Path(min_length=1, max_length=100)]
 
 
-def _out(view: ScheduleView) -> ScheduleOut:
-    return ScheduleOut.model_validate(asdict(view))
+def _out(view: ScheduleView) -> ScheduleViewOut:
+    return ScheduleViewOut.model_validate(asdict(view))
 
 
-@router.post("", status_code=201, response_model=ScheduleOut, responses=ERRORS)
-def create(user: User, engine: EngineDep, body: ScheduleRequest) -> ScheduleOut:
+@router.post("", status_code=201, response_model=ScheduleViewOut, responses=ERRORS)
+def create(user: User, engine: EngineDep, body: ScheduleRequest) -> ScheduleViewOut:
     """Create a schedule: a workflow started on a cron expression or every N seconds."""
     user.require(*WRITERS)
     options = body.model_dump(exclude={"name", "workflow"})
@@ -32,15 +33,16 @@ def create(user: User, engine: EngineDep, body: ScheduleRequest) -> ScheduleOut:
     return _out(view)
 
 
-@router.get("", response_model=list[ScheduleOut], responses=ERRORS)
-def list_schedules(user: User, engine: EngineDep) -> list[ScheduleOut]:
+@router.get("", response_model=list[ScheduleViewOut], responses=ERRORS)
+def list_schedules(user: User, engine: EngineDep) -> list[ScheduleViewOut]:
     """The caller's schedules (an admin's: everyone's), by name."""
     return [_out(view) for view in engine.schedules.list(user.owner_filter)]
 
 
-@router.get("/{name}", response_model=ScheduleOut, responses=ERRORS)
-def show(user: User, engine: EngineDep, name: Name) -> ScheduleOut:
-    """A schedule, its next five fire times, its last executions and its changes."""
+@router.get("/{name}", response_model=ScheduleViewOut, responses=ERRORS)
+def show(user: User, engine: EngineDep, name: Name) -> ScheduleViewOut:
+    """A schedule, its next five fire times, its last executions, the fire times that started
+    nothing (with why) and its changes."""
     return _out(engine.schedules.get(name, user.owner_filter))
 
 
@@ -52,15 +54,15 @@ def delete(user: User, engine: EngineDep, name: Name) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/{name}/pause", response_model=ScheduleOut, responses=ERRORS)
-def pause(user: User, engine: EngineDep, name: Name) -> ScheduleOut:
+@router.post("/{name}/pause", response_model=ScheduleViewOut, responses=ERRORS)
+def pause(user: User, engine: EngineDep, name: Name) -> ScheduleViewOut:
     """No fire time starts anything until resumed."""
     user.require(*WRITERS)
     return _out(engine.schedules.pause(name, user.owner_filter, actor=user.username))
 
 
-@router.post("/{name}/resume", response_model=ScheduleOut, responses=ERRORS)
-def resume(user: User, engine: EngineDep, name: Name) -> ScheduleOut:
+@router.post("/{name}/resume", response_model=ScheduleViewOut, responses=ERRORS)
+def resume(user: User, engine: EngineDep, name: Name) -> ScheduleViewOut:
     """Fire again from now on (fire times that fell while paused are not caught up)."""
     user.require(*WRITERS)
     return _out(engine.schedules.resume(name, user.owner_filter, actor=user.username))
