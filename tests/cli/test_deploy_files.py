@@ -148,3 +148,20 @@ def test_a_wrong_command_would_be_caught() -> None:
         check_wfe_command(["wfe", "worker", "--no-such-option"])
     with pytest.raises((AssertionError, click.UsageError)):
         check_wfe_command(["wfe", "frobnicate"])
+
+
+def test_supervisord_programs_are_real_wfe_commands() -> None:
+    """deploy/supervisord.conf (run for real in tests/integration/test_supervision.py)."""
+    import configparser
+
+    parser = configparser.RawConfigParser()
+    parser.read(ROOT / "deploy" / "supervisord.conf")
+    programs = {s.removeprefix("program:") for s in parser.sections() if s.startswith("program:")}
+    assert programs == {"api", "coordinator", "worker", "flower"}
+    for name in programs:
+        section = parser[f"program:{name}"]
+        command = section["command"].replace("%(process_num)d", "0").replace("%%", "%")
+        argv = shlex.split(command)
+        assert argv[0] == "%(ENV_WFE_BIN)s/wfe", argv
+        check_wfe_command(["wfe", *argv[1:]])
+        assert section["autorestart"] == "true" and section["stopasgroup"] == "true"
