@@ -16,11 +16,13 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from workflow_engine.clock import Clock
@@ -81,9 +83,15 @@ def agent(name: str | None = None, registry: AgentRegistry | None = None) -> Cal
 
 
 def load_modules(modules: Iterable[str]) -> list[str]:
-    """Import agent modules; a module that cannot be imported is a clear configuration error."""
+    """Import agent modules; a module that cannot be imported is a clear configuration error.
+
+    Each is a module name, imported as Python imports it (the directory a `wfe` command runs in
+    comes first on its path), or the path of a ``.py`` file, imported by its name from its folder.
+    """
     loaded = []
     for module in modules:
+        if module.endswith(".py"):
+            module = _importable_file(module)
         try:
             importlib.import_module(module)
         except ImportError as exc:
@@ -92,6 +100,17 @@ def load_modules(modules: Iterable[str]) -> list[str]:
             raise ConfigurationError(f"agent module {module!r} failed while importing: {exc!r}") from exc
         loaded.append(module)
     return loaded
+
+
+def _importable_file(path: str) -> str:
+    """The module name of the ``.py`` file at ``path``, its folder put first on the path."""
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise ConfigurationError(f"cannot import agent module {path!r}: no such file")
+    folder = str(file.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return file.stem
 
 
 class StepServices(Protocol):
