@@ -165,3 +165,17 @@ def test_supervisord_programs_are_real_wfe_commands() -> None:
         assert argv[0] == "%(ENV_WFE_BIN)s/wfe", argv
         check_wfe_command(["wfe", *argv[1:]])
         assert section["autorestart"] == "true" and section["stopasgroup"] == "true"
+
+
+def test_the_compose_file_starts_nothing_with_a_known_secret() -> None:
+    """No secret or password has a default: compose refuses to start without each (`:?`), the
+    engine runs in production mode (the API refuses a weak secret), and ports are published on
+    loopback unless the operator says otherwise."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "${WFE_JWT_SECRET:?" in text and "${FLOWER_BASIC_AUTH:?" in text
+    assert not re.search(r"\$\{(WFE_JWT_SECRET|FLOWER_BASIC_AUTH|WFE_METRICS_TOKEN):-[^}]", text)
+    assert "change-me" not in text and "development-only" not in text
+    assert env_file(ROOT / "config/docker.env")["WFE_ENVIRONMENT"] == "production"
+    for name, service in compose()["services"].items():  # type: ignore[union-attr]
+        for published in service.get("ports", []):
+            assert published.startswith("${WFE_PUBLISH_ADDRESS:-127.0.0.1}:"), (name, published)
