@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from alembic import command, context
@@ -50,10 +54,36 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     try:
-        with engine.connect() as connection:
+        with engine.connect() as connection, _quiet_alembic():
             return MigrationContext.configure(connection).get_current_revision()
     except (exc.DBAPIError, exc.TimeoutError) as error:
         raise translate(error) from error
+
+
+_looking = ContextVar("wfe_looking_at_revision", default=False)
+
+
+class _WhileLooking(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not _looking.get()
+
+
+_FILTER = _WhileLooking()
+
+
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Alembic says which dialect it talks to (at INFO) whenever it looks at a database: worth
+    nothing when every process looks once as it starts, so not said then (an upgrade still
+    says what it does). Only this thread's looking is quietened."""
+    logger = logging.getLogger("alembic.runtime.migration")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    token = _looking.set(True)
+    try:
+        yield
+    finally:
+        _looking.reset(token)
 
 
 def is_current(url: str) -> bool:
