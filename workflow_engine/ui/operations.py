@@ -15,6 +15,7 @@ from workflow_engine.errors import Conflict, InputError, NotFound, PermissionDen
 from workflow_engine.ui import pages
 from workflow_engine.ui.rendering import SessionDep, back, render
 from workflow_engine.ui.session import Session, check_csrf
+from workflow_engine.worker.nodes import nodes
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -80,11 +81,9 @@ def error_groups(request: Request, engine: EngineDep, session: SessionDep) -> Re
 
 @router.get("/workers", response_class=HTMLResponse)
 def workers(request: Request, engine: EngineDep, session: SessionDep) -> Response:
-    now = engine.store.clock.now()
-    stale = 3 * engine.settings.heartbeat_interval
-    rows = [(w, (now - w.last_seen).total_seconds() <= stale) for w in engine.store.workers()]
-    consumed = {queue for worker, live in rows if live for queue in worker.queues}
-    queues = sorted({engine.settings.steps_queue, *(q for worker, _ in rows for q in worker.queues)})
+    found = nodes(engine.store.workers(), engine.store.clock.now(), 3 * engine.settings.heartbeat_interval)
+    consumed = {queue for node in found if node.live for queue in node.queues}
+    queues = sorted({engine.settings.steps_queue, *(q for node in found for q in node.queues)})
     depths: dict[str, int | None] | None = None
     broker_problem = None
     measure = getattr(engine.dispatcher, "depths", None)  # (a dispatcher that is no broker has none)
@@ -97,7 +96,7 @@ def workers(request: Request, engine: EngineDep, session: SessionDep) -> Respons
         request,
         "workers.html",
         session,
-        workers=rows,
+        nodes=found,
         queues=[(q, q in consumed, depths.get(q) if depths else None) for q in queues],
         broker_problem=broker_problem,
     )

@@ -3,9 +3,13 @@ time; the tasks a worker runs are added by :func:`workflow_engine.worker.tasks.w
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
-from celery import Celery
+from celery import Celery, states
+from celery.backends.base import DisabledBackend
+from celery.utils.nodenames import default_nodename, host_format
 
 from workflow_engine.settings import Settings
 from workflow_engine.worker import embedded
@@ -15,6 +19,30 @@ from workflow_engine.worker.events import TaskEventsState, WatchTaskEvents
 # message to another consumer after the visibility timeout, so keep it well above the
 # furthest ETA the coordinator publishes (``eta_horizon``; later ones wait in the database).
 MIN_VISIBILITY_TIMEOUT = 3600
+# Bounds on talking to the broker, so that a broker that does not answer (or answers in another
+# protocol: rediss:// to a plain Redis) fails a publish within seconds instead of hanging it.
+# The seconds to connect, and (Redis) to wait for any reply, the TLS handshake's included:
+CONNECT_TIMEOUT = 5.0
+REDIS_SOCKET_TIMEOUT = 10.0
+# a publish is tried once more after a failure; the reconciler publishes later what still failed
+PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
+
+
+def node_name(role: str, given: str | None = None) -> str:
+    """The Celery node name of this process: ``given`` as Celery's ``-n`` reads it (``%h`` is the
+    host), else ``<role>-<pid>@<host>``, which no other live process of the host holds."""
+    if given:
+        return str(host_format(default_nodename(given)))
+    return f"{role}-{os.getpid()}@{socket.gethostname()}"
+
+
+class NoResults(DisabledBackend):  # type: ignore[misc]
+    """No result backend (the database holds every outcome). Celery's revoke handler asks each
+    node for the state of the tasks it revokes; without a backend that asking logs a warning in
+    every process at every cancel, so the state of a task here is simply unknown: pending."""
+
+    def get_state(self, task_id: str) -> str:
+        return str(states.PENDING)
 
 
 def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
@@ -30,8 +58,10 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
             "polling_interval": settings.embedded_poll_interval,
         }
     options: dict[str, Any] = {}
-    if settings.broker_url.startswith(("redis://", "rediss://", "redis+socket://")):
+    if settings.broker_url.startswith(("redis://", "rediss://", "redis+socket://", "sentinel://")):
         options["visibility_timeout"] = max(MIN_VISIBILITY_TIMEOUT, int(settings.eta_horizon * 4))
+        options["socket_connect_timeout"] = CONNECT_TIMEOUT
+        options["socket_timeout"] = REDIS_SOCKET_TIMEOUT
     options.update(settings.broker_transport_options)
     return settings.broker_url, options
 
@@ -50,6 +80,9 @@ class EngineCelery(Celery):  # type: ignore[misc]
         # the coordinator sizes fan-outs by the sum over live workers (handout.hand_out)
         self.process_slots = 1
         self.runtime: Any = None  # (pid, Runtime) once made in this process
+        # the Celery node this process is part of, once it runs as one: its pool processes
+        # inherit it, and their heartbeats are named after it (see worker/nodes.py)
+        self.node_name: str | None = None
 
 
 def queue_name(settings: Settings, queue: str | None) -> str:
@@ -58,10 +91,13 @@ def queue_name(settings: Settings, queue: str | None) -> str:
 
 def create_celery_app(settings: Settings) -> EngineCelery:
     url, transport_options = broker_options(settings)
-    app = EngineCelery(settings, broker=url, backend=settings.result_backend)
+    backend = settings.result_backend or f"{NoResults.__module__}:{NoResults.__name__}"
+    app = EngineCelery(settings, broker=url, backend=backend)
     app.conf.update(
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
+        broker_connection_timeout=CONNECT_TIMEOUT,
+        task_publish_retry_policy=PUBLISH_RETRY_POLICY,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

@@ -32,6 +32,13 @@ def runtime_of(app: EngineCelery) -> Runtime:
     return made
 
 
+def leave(app: EngineCelery) -> None:
+    """This process stops cleanly: its heartbeat record goes, if it made a runtime."""
+    made = app.runtime
+    if made is not None and made[0] == os.getpid():
+        made[1].heartbeat.leave()
+
+
 class Runtime:
     def __init__(self, app: EngineCelery) -> None:
         settings = app.settings
@@ -43,7 +50,9 @@ class Runtime:
         )
         queues = [settings.steps_queue]
         agents = sorted(REGISTRY.names())
-        self.heartbeat = Heartbeat(self.store, agents, queues, settings.heartbeat_interval, app.process_slots)
+        self.heartbeat = Heartbeat(
+            self.store, agents, queues, settings.heartbeat_interval, app.process_slots, app.node_name
+        )
         self.executor = StepExecutor(self.coordinator, REGISTRY, self.heartbeat, self.store, self._announce)
         self.app = app
         self._events: Any = None
