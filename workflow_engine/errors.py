@@ -10,6 +10,7 @@
     ├── ExpressionError          a condition does not parse, is unsafe, or fails to evaluate
     ├── ConfigurationError       a setting or an agent module is unusable
     ├── StoreError               the database failed; ``transient`` says whether to retry
+    ├── BrokerError              the broker did not take a message (unreachable, or refused it)
     └── StepError                raised by agents to say how a step failed
         ├── TransientError       retried with backoff (StepTimeout, connection errors)
         ├── ValidationError      not retried; the execution waits for a fix
@@ -223,6 +224,11 @@ class StoreError(WorkflowEngineError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self), self.transient, self.unreachable))
+
+
+class BrokerError(WorkflowEngineError):
+    """The broker did not take a message: it cannot be reached, or it refused it. What the
+    database recorded stays; the reconciler publishes the steps again once the broker answers."""
 
 
 class StepError(WorkflowEngineError):

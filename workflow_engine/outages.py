@@ -1,6 +1,6 @@
-"""One clear line when the database becomes unreachable and one when it is back, whatever
-keeps failing meanwhile (heartbeats, the reconciler, the scheduler, step tasks), and the
-backoff loops wait between attempts."""
+"""One clear line when the database (or the broker) becomes unreachable and one when it is
+back, whatever keeps failing meanwhile (heartbeats, the reconciler, the scheduler, step tasks,
+publishing), and the backoff loops wait between attempts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 
-from workflow_engine.errors import StoreError
+from workflow_engine.errors import BrokerError, StoreError
 
 log = logging.getLogger("workflow_engine.outages")
 DRIVERS = ("psycopg", "psycopg2")
@@ -29,9 +29,11 @@ def is_outage(error: BaseException) -> bool:
 
 def warn(logger: logging.Logger, error: BaseException, message: str, *args: object) -> None:
     """Log ``message`` with ``error``'s traceback; when ``error`` is the database being
-    unreachable, the outage's one line says it instead."""
+    unreachable, or the broker not taking a message, the outage's one line says it instead."""
     if is_outage(error):
         DATABASE.failed(error)
+    elif isinstance(error, BrokerError):
+        BROKER.failed(error)
     else:
         logger.warning(message, *args, exc_info=error)
 
@@ -43,12 +45,14 @@ class Outage:
         self.what = what
         self.since: float | None = None
         self.failures = 0
+        self.last_error: BaseException | None = None
         self._lock = threading.Lock()
 
     def failed(self, error: BaseException) -> None:
         """Another call failed: the first of an outage is logged, the others are counted."""
         with self._lock:
             self.failures += 1
+            self.last_error = error
             if self.since is not None:
                 return
             self.since = time.monotonic()
@@ -75,3 +79,4 @@ class Outage:
 
 
 DATABASE = Outage("database")
+BROKER = Outage("broker")

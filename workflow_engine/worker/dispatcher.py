@@ -1,13 +1,19 @@
-"""Publishing step work as Celery tasks."""
+"""Publishing step work as Celery tasks; what the broker's client raises becomes a
+:class:`~workflow_engine.errors.BrokerError` here, in one line."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from kombu.exceptions import KombuError
+from kombu.utils.url import maybe_sanitize_url
+
 from workflow_engine.coordinator.dispatch import Dispatch
+from workflow_engine.errors import BrokerError
+from workflow_engine.outages import BROKER
 from workflow_engine.settings import Settings
 from workflow_engine.worker.app import EngineCelery, create_celery_app, queue_name
 
@@ -21,6 +27,7 @@ class CeleryDispatcher:
     def __init__(self, app: EngineCelery, hard_limit_grace: float = 30.0) -> None:
         self.app = app
         self.hard_limit_grace = hard_limit_grace
+        self._broker_errors: tuple[type[BaseException], ...] | None = None
 
     def options(self, item: Dispatch) -> dict[str, Any]:
         """The Celery options of ``item``'s message: its task id, queue, name in Flower, ETA
@@ -42,7 +49,9 @@ class CeleryDispatcher:
     def dispatch(self, items: Sequence[Dispatch]) -> None:
         if not items:
             return
-        with self.app.producer_or_acquire() as producer:
+        executions = ", ".join(sorted({item.execution_id for item in items}))
+        waiting = f"the steps of execution {executions} wait to be published"
+        with self._talking(waiting), self.app.producer_or_acquire() as producer:
             for item in items:
                 self.app.send_task(
                     TASKS[item.kind],
@@ -53,7 +62,33 @@ class CeleryDispatcher:
                 )
 
     def revoke(self, task_ids: Sequence[str], terminate: bool) -> None:
-        self.app.control.revoke(list(task_ids), terminate=terminate, signal="SIGTERM")
+        with self._talking(f"the workers were not told to drop {', '.join(task_ids)}"):
+            self.app.control.revoke(list(task_ids), terminate=terminate, signal="SIGTERM")
+
+    @contextlib.contextmanager
+    def _talking(self, consequence: str) -> Iterator[None]:
+        """Inside, the broker's client talks to the broker: what it raises when the broker is
+        unreachable or refuses becomes a :class:`BrokerError` saying ``consequence``."""
+        errors = self._errors()
+        try:
+            yield
+        except errors as exc:
+            url = maybe_sanitize_url(self.app.settings.broker_url)
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            if url.startswith("rediss://") and "timeout" in reason.lower():
+                reason += "; is that port TLS? rediss:// speaks TLS"
+            raise BrokerError(f"the broker at {url} did not answer ({reason}): {consequence}") from exc
+        BROKER.ok()
+
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        """What the broker's client raises for a broker that is unreachable or refuses: kombu's
+        errors and its transport's (a KeyError is a bug here, not the broker)."""
+        if self._broker_errors is None:
+            connection = self.app.connection_for_write()
+            kinds = {*connection.connection_errors, *connection.channel_errors} - {KeyError}
+            self._broker_errors = (KombuError, OSError, *kinds)
+            connection.release()
+        return self._broker_errors
 
     def depths(self, queues: Sequence[str]) -> dict[str, int | None]:
         """How many messages wait in each queue (None: the broker does not know the queue). A
