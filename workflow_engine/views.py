@@ -47,7 +47,8 @@ class StepView:
     reason: str | None = None  # why it is not running (see workflow_engine.reasons)
 
     def to_json(self) -> dict[str, Any]:
-        document: dict[str, Any] = {
+        """One step of the execution document (``items``: a map's counts, else null)."""
+        return {
             "name": self.name,
             "type": self.type,
             "status": self.status,
@@ -57,10 +58,8 @@ class StepView:
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
             "reason": self.reason,
+            "items": self.items,
         }
-        if self.items is not None:
-            document["items"] = self.items
-        return document
 
 
 @dataclass(frozen=True)

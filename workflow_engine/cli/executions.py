@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from workflow_engine.agents import REGISTRY, load_modules
-from workflow_engine.api.limits import body_has_nul, json_body_problem
+from workflow_engine.api.limits import NUL_DETAIL, body_has_nul, json_body_problem
 from workflow_engine.cli.output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -73,7 +73,7 @@ def parse_json_object(text: str | None, what: str, max_bytes: int | None = None)
         problem = f"larger than {max_bytes} bytes (WFE_MAX_REQUEST_BYTES)"
         raise InputError(what, [Problem("", problem)])
     if body_has_nul(raw, b"application/json"):
-        raise InputError(what, [Problem("", "NUL characters (\\u0000) are not accepted")])
+        raise InputError(what, [Problem("", NUL_DETAIL)])
     refused = json_body_problem(raw)
     if refused is not None:
         raise InputError(what, [Problem("", refused)])
