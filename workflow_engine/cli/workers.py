@@ -19,14 +19,18 @@ def workers(settings: Settings, as_json: bool) -> None:
     their queues and agents, and their last heartbeat. A node is silent when none of its
     processes has beaten for three heartbeat intervals."""
     with Engine.from_settings(settings) as engine:
-        found = nodes(engine.store.workers(), engine.store.clock.now(), 3 * settings.heartbeat_interval)
+        now = engine.store.clock.now()
+        found = nodes(engine.store.workers(), now, 3 * settings.heartbeat_interval)
     if as_json:
         print_json([node.as_dict() for node in found])
         return
     if not found:
         click.echo("no worker has reported")
         return
-    table = Table("node", "state", "processes", "capacity", "queues", "agents", "last heartbeat")
+    table = Table()
+    table.add_column("node", no_wrap=True)  # (a node's name is what one copies: never cut)
+    for header in ("state", "processes", "capacity", "queues", "agents", "heartbeat"):
+        table.add_column(header)
     for node in found:
         table.add_row(
             node.name,
@@ -35,7 +39,7 @@ def workers(settings: Settings, as_json: bool) -> None:
             str(node.capacity),
             ", ".join(node.queues),
             str(len(node.agents)),
-            node.last_seen.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{(now - node.last_seen).total_seconds():.0f} s ago",
         )
     console().print(table)
 
