@@ -48,8 +48,14 @@ def live_queues(workers: Iterable[WorkerRecord], now: datetime, stale_after: flo
     return {queue for worker in workers if worker.last_seen >= cutoff for queue in worker.queues}
 
 
+PAUSED_REASON = "the execution is paused; resume it to go on"
+
+
 def row_reason(status: str, concurrency_key: str | None) -> str | None:
-    """What the execution's row alone says: it waits for a slot under its concurrency limit."""
+    """What the execution's row alone says (a listing's reason): it is paused, or it waits for
+    a slot under its concurrency limit."""
+    if status == E.PAUSED:
+        return PAUSED_REASON
     return WAITING_FOR_SLOT if status == E.INITIALIZED and concurrency_key is not None else None
 
 
@@ -73,7 +79,7 @@ def execution_reason(reasons: Mapping[str, str], graph: Graph, situation: Situat
     if situation.execution_status in ENDED:
         return None
     if situation.execution_status == E.PAUSED:
-        return "the execution is paused; resume it to go on"
+        return PAUSED_REASON
     if situation.execution_status == E.INITIALIZED and situation.execution_reason:
         return situation.execution_reason
     statuses = situation.statuses
@@ -133,7 +139,7 @@ def _reason(
     if status == S.SKIPPED:
         return "skipped: its condition was false, or a step it needs did not run"
     if situation.execution_status == E.PAUSED:
-        return "the execution is paused; resume it to go on"
+        return PAUSED_REASON
     if situation.execution_status == E.INITIALIZED and situation.execution_reason:
         return f"the execution is {situation.execution_reason}"
     if status == S.PENDING:
