@@ -7,11 +7,14 @@ it stops them cancels the execution."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal as signals
+import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -138,7 +141,9 @@ STOP_GRACE = 3.0  # seconds the local processes have to stop on their own before
 STOP_POLL = 0.05
 
 
-def stop_local(processes: list[Process], grace: float = STOP_GRACE, cancel: Any = None) -> None:
+def stop_local(
+    processes: list[Process], grace: float = STOP_GRACE, cancel: Callable[[], bool] | None = None
+) -> None:
     """Stop `wfe run`'s local processes promptly: SIGTERM, at most ``grace`` seconds to stop
     (a running step may finish and be recorded meanwhile), then SIGKILL to each process group
     (a prefork worker's pool too). ``cancel()`` is polled meanwhile: when it answers True the
@@ -154,7 +159,8 @@ def stop_local(processes: list[Process], grace: float = STOP_GRACE, cancel: Any 
     for process in processes:
         process.signal(signals.SIGKILL)  # (the group: strays of a stopped process too)
         if process.popen is not None:
-            process.popen.wait()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.popen.wait(STOP_GRACE)
 
 
 def detach_line(view: ExecutionView) -> str:
@@ -209,12 +215,18 @@ def run(
         log_dir = Path(tempfile.mkdtemp(prefix="wfe-run-"))
         cluster = LocalCluster(settings, log_dir, concurrency=concurrency).start()
         settled = False
+        view: ExecutionView | None = None
         try:
+            if interrupts.detached:  # (Ctrl-C before it started: nothing is started)
+                out.print(Text("interrupted: no execution was started"))
+                raise click.exceptions.Exit(EXIT_INTERRUPTED)
             view = engine.start(
                 definition.name, input_data, metadata, version=definition.version, actor="cli"
             )
             if not as_json:
                 out.print(Text(f"execution {view.id} of {definition.name} {definition.version}"))
+
+            started = view.id
 
             def worker_gone() -> str | None:
                 dead = cluster.failed()
@@ -224,16 +236,16 @@ def run(
                 return interrupts.detached
 
             if as_json:
-                final = engine.wait(view.id, timeout=timeout, stopped=stopped)
+                final = engine.wait(started, timeout=timeout, stopped=stopped)
                 if not interrupts.detached and (problem := worker_gone()) is not None:
                     raise RuntimeError(problem)
             else:
-                final = follow(engine, view.id, out, timeout, still_running=worker_gone, stopped=stopped)
+                final = follow(engine, started, out, timeout, still_running=worker_gone, stopped=stopped)
             settled = final.status in SETTLED_EXECUTION
         finally:
             if settled:
                 cluster.stop(graceful=False)  # nothing is left running: no need to wait
-            elif interrupts.detached:
+            elif interrupts.detached and view is not None:
                 out.print(Text(STOPPING))
                 stop_local(cluster.processes, cancel=lambda: interrupts.cancelled)
             else:
