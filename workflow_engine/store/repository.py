@@ -47,6 +47,7 @@ from workflow_engine.store.transaction import Tx
 
 SYSTEM_USER = "system"
 ROLES = ("admin", "operator", "viewer")
+DELETED_NAME = "~deleted-"  # the name a deleted version's row keeps (no workflow name starts so)
 MIN_ID_PREFIX = 8  # characters of an execution id that name it, when no other starts with them
 ID_LENGTH = 36
 _ID_CHARACTERS = re.compile(r"[0-9a-f-]+")
@@ -278,6 +279,25 @@ class Store:
         records.sort(key=lambda r: parse_version(r.version), reverse=True)
         records.sort(key=lambda r: r.name)
         return records
+
+    def delete_workflow_version(self, workflow_id: int) -> WorkflowRecord:
+        """Delete a version no execution used (:class:`Conflict` when one did): it leaves its
+        name, whose owner may register that version again with any body. Its row stays under a
+        name no one can register (``~deleted-<id>``): processes cache definitions by id, so an
+        id must never name another version (SQLite gives a deleted row's id to the next one)."""
+        w, e = t.workflows, t.executions
+        with self.transaction() as tx:
+            row = tx.execute(sa.select(w).where(w.c.id == workflow_id).with_for_update()).first()
+            if row is None or row.name.startswith(DELETED_NAME):
+                raise WorkflowNotFound(str(workflow_id))
+            used = tx.execute(sa.select(e.c.id).where(e.c.workflow_id == workflow_id).limit(1)).first()
+            if used is not None:
+                raise Conflict(
+                    f"{row.name} {row.version} has run (execution {used.id}): a version that ran "
+                    "cannot be deleted"
+                )
+            tx.execute(sa.update(w).where(w.c.id == workflow_id).values(name=f"{DELETED_NAME}{workflow_id}"))
+        return from_row(WorkflowRecord, row)
 
     # executions
 

@@ -83,6 +83,12 @@ def listing(db: Runs, owner_id: int | None = None) -> list[ScheduleRecord]:
     return [from_row(ScheduleRecord, row) for row in db.execute(query)]
 
 
+def naming(db: Runs, workflow: str) -> list[ScheduleRecord]:
+    """Every schedule that starts ``workflow`` (at any version), whoever owns it."""
+    query = sa.select(s).where(s.c.workflow == workflow).order_by(s.c.name)
+    return [from_row(ScheduleRecord, row) for row in db.execute(query)]
+
+
 def update(tx: Runs, schedule_id: int, values: Mapping[str, Any]) -> None:
     tx.execute(sa.update(s).where(s.c.id == schedule_id).values(dict(values)))
 

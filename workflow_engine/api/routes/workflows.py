@@ -1,12 +1,14 @@
-"""Workflow definitions: register versions, list them, read one."""
+"""Workflow definitions: register versions (their agents checked), list them, read one, delete
+one that never ran."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.responses import JSONResponse
 
+from workflow_engine import versions
 from workflow_engine.api.deps import WRITERS, EngineDep, User, start_for
 from workflow_engine.api.schemas import ErrorOut, ExecuteRequest, Started, WorkflowOut, WorkflowVersionOut
 from workflow_engine.errors import WorkflowNotFound
@@ -33,10 +35,21 @@ def register(
     user: User,
     engine: EngineDep,
     definition: dict[str, Any] = Body(description="A workflow definition (the YAML format, as JSON)"),
+    allow_unknown_agents: bool = Query(
+        False, description="Register it although no live worker reports one of its agents"
+    ),
 ) -> WorkflowVersionOut:
-    """Register a workflow version; (name, version) is immutable once registered."""
+    """Register a workflow version; (name, version) is immutable once registered. An agent that
+    no live worker reports is refused (422, one problem per step naming one) unless
+    ``allow_unknown_agents``; while no worker is live, agents are not checked."""
     user.require(*WRITERS)
-    record = engine.register(definition, created_by=user.user_id, visible_to=user.owner_filter)
+    record, _ = versions.register(
+        engine,
+        definition,
+        allow_unknown_agents=allow_unknown_agents,
+        created_by=user.user_id,
+        visible_to=user.owner_filter,
+    )
     return WorkflowVersionOut.of(record, with_definition=True)
 
 
@@ -63,6 +76,18 @@ def get_version(
 ) -> WorkflowVersionOut:
     record = engine.workflow(name, version, visible_to=user.owner_filter)
     return WorkflowVersionOut.of(record, with_definition=True)
+
+
+@router.delete("/{name}/versions/{version}", status_code=204, responses=ERRORS)
+def delete_version(
+    user: User, engine: EngineDep, name: str = NAME, version: str = Path(min_length=1, max_length=64)
+) -> Response:
+    """Delete a version that no execution ever used (409 otherwise, or while a schedule or
+    another workflow starts it); its name's owner or an admin only. The (name, version) may be
+    registered again, with another body."""
+    user.require(*WRITERS)
+    versions.delete(engine, name, version, owner_id=user.owner_filter, visible_to=user.owner_filter)
+    return Response(status_code=204)
 
 
 @router.post("/{name}/execute", status_code=202, response_model=Started, responses=ERRORS)

@@ -1,0 +1,152 @@
+"""Workflow versions checked before they are stored, and deleted while they never ran.
+
+A (name, version) is immutable once registered, so a version is checked against the agents known
+to serve it first (:mod:`workflow_engine.definitions.agents` has the rule): those the live
+workers report (a worker is live while its last heartbeat is at most ``worker_lost_after``
+seconds old, as the reconciler counts it) and those of local agent modules. When nothing is
+known (no live worker, no module) the check cannot be made and registration goes on: versions
+are registered before workers are deployed, as a Temporal or Airflow deployment does; the
+caller says so. A version that no execution ever used may be deleted, by its name's owner or an
+admin, which frees its (name, version) for another body.
+
+``wfe validate``, ``wfe register``, ``wfe workflows delete``, ``POST /workflows`` and
+``DELETE /workflows/{name}/versions/{version}`` call these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from workflow_engine.definitions.agents import AgentCheck, UnknownAgents, check_agents
+from workflow_engine.definitions.loader import Source, load
+from workflow_engine.definitions.model import WorkflowDefinition
+from workflow_engine.errors import Conflict, PermissionDenied, WorkflowEngineError
+from workflow_engine.settings import Settings
+from workflow_engine.store import schedules as schedule_rows
+from workflow_engine.store.database import is_sqlite
+from workflow_engine.store.opening import store_for
+from workflow_engine.store.records import WorkflowRecord
+from workflow_engine.store.repository import Store
+
+if TYPE_CHECKING:
+    from workflow_engine.engine import Engine
+
+
+def unchecked_reason(settings: Settings) -> str:
+    """Why agents could not be checked, and how to check them."""
+    return (
+        "agents not checked: no live worker reports its agents (a worker is live for "
+        f"{settings.worker_lost_after:g} s after its last heartbeat: WFE_WORKER_LOST_AFTER) and "
+        "no agent modules were given; start a worker, or pass --agents MODULES"
+    )
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def live_agents(store: Store, settings: Settings) -> set[str]:
+    """The agents the live workers report (a heartbeat within ``worker_lost_after`` seconds)."""
+    return store.known_agents(store.clock.now() - timedelta(seconds=settings.worker_lost_after))
+
+
+def live_agents_of(settings: Settings) -> tuple[set[str], str | None]:
+    """The agents the live workers of ``settings``' database report, read without creating or
+    upgrading it (no database yet: none); and why they could not be read, if so."""
+    url = sa.make_url(settings.database_url)
+    if is_sqlite(url) and url.database and url.database != ":memory:" and not Path(url.database).exists():
+        return set(), None
+    try:
+        store = store_for(settings.database_url)
+        try:
+            return live_agents(store, settings), None
+        finally:
+            store.dispose()
+    except (WorkflowEngineError, SQLAlchemyError, OSError) as exc:
+        return set(), f"could not read the live workers from the database ({one_line(str(exc))})"
+
+
+def known_agents(engine: Engine, modules: Collection[str] = ()) -> frozenset[str] | None:
+    """The agents the live workers report and ``modules`` (agents of local modules); None when
+    there are none."""
+    known = live_agents(engine.store, engine.settings) | set(modules)
+    return frozenset(known) or None
+
+
+def check(engine: Engine, definition: WorkflowDefinition, modules: Collection[str] = ()) -> AgentCheck:
+    """The agents ``definition`` names that no live worker and no module serves."""
+    return check_agents(definition, known_agents(engine, modules))
+
+
+def register(
+    engine: Engine,
+    source: Source,
+    *,
+    allow_unknown_agents: bool = False,
+    modules: Collection[str] = (),
+    created_by: int | None = None,
+    visible_to: int | None = None,
+    require_compatible: bool = False,
+) -> tuple[WorkflowRecord, AgentCheck]:
+    """Register a version unless it names an agent known to no live worker and no module
+    (:class:`UnknownAgents`, nothing stored), or ``allow_unknown_agents``; with what the
+    check found."""
+    definition = source if isinstance(source, WorkflowDefinition) else load(source)
+    found = check(engine, definition, modules)
+    if found.unknown and not allow_unknown_agents:
+        raise UnknownAgents(found, f"{definition.name} {definition.version}")
+    record = engine.register(
+        definition, created_by=created_by, visible_to=visible_to, require_compatible=require_compatible
+    )
+    return record, found
+
+
+def delete(
+    engine: Engine, name: str, version: str, owner_id: int | None, visible_to: int | None
+) -> WorkflowRecord:
+    """Delete a version no execution ever used, that no schedule and no other workflow would
+    start: its (name, version) may be registered again, with any body; the name stays its
+    owner's. ``owner_id`` (None: an admin) must own the name; a version ``visible_to`` may not
+    see is not found."""
+    store = engine.store
+    record = store.get_workflow(name, version, visible_to=visible_to)
+    if owner_id is not None and record.created_by != owner_id:
+        deployment = record.created_by == store.system_user_id()
+        who = "the deployment" if deployment else f"user {store.get_user_by_id(record.created_by).username!r}"
+        raise PermissionDenied(
+            f"workflow {name} belongs to {who}: only its owner or an admin may delete its versions"
+        )
+    others = [r for r in store.list_workflows(None, name) if r.version != version]
+    with store.reading() as db:
+        for schedule in schedule_rows.naming(db, name):
+            if schedule.version == version or (schedule.version is None and not others):
+                raise Conflict(
+                    f"{name} {version} is started by schedule {schedule.name!r}: delete the schedule first"
+                )
+    for other in store.list_workflows(None):
+        if other.id == record.id:
+            continue
+        step = _child_step(other.document, name, version, alone=not others)
+        if step is not None:
+            raise Conflict(
+                f"{name} {version} is started by step {step!r} of {other.name} {other.version}: "
+                "a version another one starts cannot be deleted"
+            )
+    return store.delete_workflow_version(record.id)
+
+
+def _child_step(document: dict[str, Any], name: str, version: str, alone: bool) -> str | None:
+    """The step of ``document`` that starts ``name`` at ``version`` (or at its latest, when
+    ``version`` is the only one: ``alone``), if any."""
+    for step in document.get("steps", ()):
+        if step.get("workflow") != name:
+            continue
+        if step.get("version") == version or (step.get("version") is None and alone):
+            return str(step.get("name"))
+    return None
