@@ -5,6 +5,7 @@ stderr, exit 2, nothing started)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def test_a_unique_prefix_works_and_list_shows_ids_that_paste_back(harness: Harne
 
     listed = wfe(tmp_path, "list", COLUMNS="200")
     assert listed.returncode == 0, listed.stderr
-    rows = [line.split("│")[1].strip() for line in listed.stdout.splitlines() if line.startswith("│")]
+    rows = re.findall(r"(?<![0-9a-f-])[0-9a-f]{8}[0-9a-f-]*", listed.stdout)
     assert sorted(rows) == sorted(["abcdef02", TWIN_1, TWIN_2])  # (the twins share 35 characters)
     for pasted in rows:
         again = json.loads(wfe(tmp_path, "status", pasted, "--json").stdout)
