@@ -118,8 +118,10 @@ def test_default_names_keep_a_coordinator_and_two_workers_apart_on_one_host(unna
         unnamed, "coordinator"
     ).tail(200)
     expected = {f"worker-{process(unnamed, name).pid}@{host}" for name in ("worker0", "worker1")}
+    # one entry per node, with its main process and its two pool processes
     unnamed.wait_for(
-        lambda: {entry["node"] for entry in wfe_workers(unnamed)} == expected, what="one entry per node"
+        lambda: {(e["node"], e["processes"]) for e in wfe_workers(unnamed)} == {(n, 3) for n in expected},
+        what="one entry per node",
     )
     for entry in wfe_workers(unnamed):
         assert entry["state"] == "live" and entry["capacity"] == 2
@@ -135,11 +137,12 @@ def test_a_pool_process_that_is_replaced_leaves_no_ghost(unnamed: Cluster) -> No
     os.kill(victim, signal.SIGKILL)
     run_fan(unnamed)  # the worker replaced it; its replacement runs steps
 
-    def victim_gone() -> bool:
+    def replaced() -> bool:
         entries = wfe_workers(unnamed)
-        return len(entries) == 2 and not any(victim in e["pids"] for e in entries)
+        node = next(e for e in entries if e["node"] == entry["node"])
+        return len(entries) == 2 and victim not in node["pids"] and node["processes"] == 3
 
-    unnamed.wait_for(victim_gone, what="the killed pool process to leave its node")
+    unnamed.wait_for(replaced, what="the killed pool process to leave its node, and its replacement to join")
     assert process(unnamed, "worker0").alive()
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from workflow_engine.agents import REGISTRY, AgentCatalogue, load_modules
 from workflow_engine.coordinator.dispatch import task_id
 from workflow_engine.coordinator.service import Coordinator
+from workflow_engine.outages import warn
 from workflow_engine.store.opening import open_store
 from workflow_engine.worker.app import EngineCelery
 from workflow_engine.worker.dispatcher import CeleryDispatcher
@@ -30,6 +31,20 @@ def runtime_of(app: EngineCelery) -> Runtime:
                 app.runtime = (pid, Runtime(app))
     made: Runtime = app.runtime[1]
     return made
+
+
+def begin(app: EngineCelery) -> None:
+    """A new pool process makes its runtime and starts beating at once, so that its node shows
+    it before it runs a step; in the background, as the pool gives a new process only a few
+    seconds to start."""
+
+    def make() -> None:
+        try:
+            runtime_of(app).heartbeat.start()
+        except Exception as exc:  # (its first step makes the runtime again)
+            warn(log, exc, "a pool process could not start its heartbeat")
+
+    threading.Thread(target=make, name="wfe-runtime", daemon=True).start()
 
 
 def leave(app: EngineCelery) -> None:
