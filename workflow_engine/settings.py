@@ -23,6 +23,10 @@ EMBEDDED_BROKER = "embedded"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # a result backend class, module:Class
 BROKER_FORMS = "embedded, redis://HOST:6379/0, amqp://USER:PASSWORD@HOST:5672//"
+# the kombu transports the engine runs on: it routes steps to queues and broadcasts revokes,
+# which others (kafka, sqs...) do not, or not without a client library the engine lacks
+# (memory:// and filesystem:// serve one process, or one folder: the test harness, embedded)
+ENGINE_TRANSPORTS = ("redis", "rediss", "sentinel", "amqp", "amqps", "pyamqp", "memory", "filesystem")
 
 
 def setting(
@@ -279,6 +283,15 @@ class Settings(BaseSettings):
             if scheme not in TRANSPORT_ALIASES:
                 shown = f"{scheme}://" if scheme else repr(url.split("@")[-1][:40])
                 message = f"no broker transport for {shown}; use {BROKER_FORMS}"
+                raise PydanticCustomError("broker_url", message)
+            if scheme not in ENGINE_TRANSPORTS:
+                message = f"the engine does not run on {scheme}:// (only Redis, RabbitMQ); use {BROKER_FORMS}"
+                raise PydanticCustomError("broker_url", message)
+            if scheme == "rediss" and "ssl_cert_reqs=" not in url:
+                message = (
+                    "a rediss:// URL says how to check the server's certificate: add "
+                    "?ssl_cert_reqs=required&ssl_ca_certs=PATH (or ssl_cert_reqs=none not to check it)"
+                )
                 raise PydanticCustomError("broker_url", message)
         return value
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -12,7 +13,9 @@ import pydantic
 from pydantic_settings import SettingsError
 
 from workflow_engine import envfile, errors
-from workflow_engine.cli.output import EXIT_FAILED, EXIT_USAGE, fail, print_json
+from workflow_engine.cli.output import EXIT_FAILED, EXIT_USAGE, fail, one_line, print_json
+from workflow_engine.outages import BROKER
+from workflow_engine.outages import log as outages_log
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -101,6 +104,8 @@ def _describe(error: BaseException) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Run `wfe`; never shows a traceback unless WFE_DEBUG is set."""
     args = sys.argv[1:] if argv is None else argv
+    unsent = BROKER.last_error
+    one_line_logs = OneLineLogs.install()
     try:
         code = cli.main(args=args, prog_name="wfe", standalone_mode=False)
     except click.exceptions.Exit as done:
@@ -118,7 +123,40 @@ def main(argv: list[str] | None = None) -> None:
         _fail_with(exc, exit_code_for(exc), args)
     except Exception as exc:
         _fail_with(exc, EXIT_FAILED, args, prefix="internal error: ")
+    finally:
+        one_line_logs.remove()
+    if BROKER.since is not None and BROKER.last_error is not None and BROKER.last_error is not unsent:
+        # the command's change is recorded, but a message it sent did not reach the broker
+        if os.environ.get("WFE_DEBUG"):
+            traceback.print_exception(BROKER.last_error)
+        fail(_describe(BROKER.last_error), EXIT_FAILED)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+class OneLineLogs(logging.Handler):
+    """How a command that sets up no logging of its own (the long-running ones do, and a test
+    runner does) shows the engine's warnings: one line each on stderr, without a traceback
+    (WFE_DEBUG shows it). An outage's is left out: if the outage outlasts the command, the
+    command fails with it."""
+
+    @classmethod
+    def install(cls) -> OneLineLogs:
+        handler = cls(logging.WARNING)
+        logging.getLogger("workflow_engine").addHandler(handler)
+        return handler
+
+    def remove(self) -> None:
+        logging.getLogger("workflow_engine").removeHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if logging.getLogger().handlers or record.name == outages_log.name:
+            return  # (logging is set up: the record reaches its handlers)
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            message += f": {record.exc_info[1]}"
+            if os.environ.get("WFE_DEBUG"):
+                traceback.print_exception(record.exc_info[1])
+        click.echo(f"wfe: {record.levelname.lower()}: {one_line(message)}", err=True)
 
 
 def _fail_with(error: BaseException, code: int, args: list[str], prefix: str = "") -> None:

@@ -9,7 +9,6 @@ import sys
 from typing import Any
 
 import click
-from celery.utils.nodenames import default_nodename, host_format
 
 from workflow_engine import logs
 from workflow_engine.agents import load_modules
@@ -50,7 +49,12 @@ loglevel_option = click.option(
 @click.option(
     "--pool", "-P", type=click.Choice(["prefork", "threads", "solo"]), default="prefork", show_default=True
 )
-@click.option("--hostname", "-n", help="Worker node name (Celery's -n).")
+@click.option(
+    "--hostname",
+    "-n",
+    help="Celery node name, as Celery's -n (%h: this host). Default: worker-<pid>@<host>, "
+    "unique on the host.",
+)
 @loglevel_option
 @click.option("--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus metrics on this port.")
 @click.pass_obj
@@ -77,10 +81,11 @@ def worker(
     logs.configure(loglevel or settings.log_level, settings.log_format)
     load_modules(settings.agent_modules)
     store = open_store(settings.database_url, pool_size=1)  # fail now, clearly, if the database is unusable
-    from workflow_engine.worker.app import queue_name
+    from workflow_engine.worker.app import node_name, queue_name
     from workflow_engine.worker.tasks import worker_app
 
     app = worker_app(settings)
+    app.node_name = node_name("worker", hostname)
     names = [settings.steps_queue, *(queue_name(settings, q) for q in _split(queues))]
     concurrency = concurrency or settings.worker_concurrency
     _report_capacity(app, store, settings, pool, concurrency)
@@ -90,7 +95,6 @@ def worker(
         queues=names,
         pool=pool,
         concurrency=concurrency,
-        hostname=hostname,
         loglevel=loglevel,
     )
 
@@ -98,7 +102,12 @@ def worker(
 @click.command()
 @click.option("--once", is_flag=True, help="Run one reconciliation pass and exit.")
 @click.option("--concurrency", "-c", type=click.IntRange(1, 64), default=4, show_default=True)
-@click.option("--hostname", "-n", help="Node name (Celery's -n).")
+@click.option(
+    "--hostname",
+    "-n",
+    help="Celery node name, as Celery's -n (%h: this host). Default: coordinator-<pid>@<host>, "
+    "unique on the host.",
+)
 @loglevel_option
 @json_option
 @click.pass_obj
@@ -117,10 +126,12 @@ def coordinator(
     importable_cwd()
     logs.configure(loglevel or settings.log_level, settings.log_format)
     from workflow_engine.coordinator.reconciler import Reconciler
+    from workflow_engine.worker.app import node_name
     from workflow_engine.worker.runtime import runtime_of
     from workflow_engine.worker.tasks import worker_app
 
     app = worker_app(settings)
+    app.node_name = node_name("coordinator", hostname)
     if once:
         report = Reconciler(runtime_of(app).coordinator, settings).tick()
         if as_json:
@@ -139,7 +150,6 @@ def coordinator(
         queues=queues,
         pool="threads",
         concurrency=concurrency,
-        hostname=hostname,
         loglevel=loglevel,
     )
 
@@ -153,13 +163,19 @@ def _report_capacity(app: Any, store: Any, settings: Settings, pool: str, concur
 
     from workflow_engine.agents import REGISTRY
     from workflow_engine.worker.heartbeat import Heartbeat
-    from workflow_engine.worker.runtime import runtime_of
+    from workflow_engine.worker.runtime import begin, leave, runtime_of
 
     slots = 1 if pool == "solo" else concurrency or os.cpu_count() or 1
     if pool == "prefork":
         app.process_slots = 0
         agents = sorted(REGISTRY.names())
-        heartbeat = Heartbeat(store, agents, [settings.steps_queue], settings.heartbeat_interval, slots)
+        heartbeat = Heartbeat(
+            store, agents, [settings.steps_queue], settings.heartbeat_interval, slots, app.node_name
+        )
+        # a pool process beats from its start, and one that ends cleanly (replaced, or stopping
+        # with the worker) takes its heartbeat record with it: the workers page shows no ghost
+        signals.worker_process_init.connect(lambda **_: begin(app), weak=False)
+        signals.worker_process_shutdown.connect(lambda **_: leave(app), weak=False)
     else:
         app.process_slots = slots
         heartbeat = runtime_of(app).heartbeat
@@ -168,6 +184,7 @@ def _report_capacity(app: Any, store: Any, settings: Settings, pool: str, concur
     if pool == "prefork":  # a pool process started later must not share the heartbeat's session
         os.register_at_fork(after_in_child=lambda: store.engine.dispose(close=False))
     signals.worker_ready.connect(lambda **_: heartbeat.start(), weak=False)
+    signals.worker_shutdown.connect(lambda **_: heartbeat.leave(), weak=False)
 
 
 def _run_celery_worker(
@@ -177,11 +194,12 @@ def _run_celery_worker(
     queues: list[str],
     pool: str,
     concurrency: int | None,
-    hostname: str | None,
     loglevel: str | None,
 ) -> None:
-    """A Celery worker consuming ``queues``; no banner when logging JSON (every line parses)."""
+    """A Celery worker named ``app.node_name``, consuming ``queues``; no banner when logging
+    JSON (every line parses)."""
     options: dict[str, Any] = {
+        "hostname": app.node_name,
         "queues": queues,
         "pool_cls": pool,
         "loglevel": (loglevel or settings.log_level).upper(),
@@ -191,8 +209,6 @@ def _run_celery_worker(
     }
     if concurrency:
         options["concurrency"] = concurrency
-    if hostname:
-        options["hostname"] = host_format(default_nodename(hostname))
     worker = app.Worker(**options)
     worker.start()
     sys.exit(worker.exitcode)
