@@ -37,6 +37,8 @@ from workflow_engine.store.repository import Store
 if TYPE_CHECKING:
     from workflow_engine.engine import Engine
 
+READ_TIMEOUT = 5  # seconds `wfe validate` waits for a database server to answer
+
 
 def unchecked_reason(settings: Settings) -> str:
     """Why agents could not be checked, and how to check them."""
@@ -60,16 +62,20 @@ def live_agents_of(settings: Settings) -> tuple[set[str], str | None]:
     """The agents the live workers of ``settings``' database report, read without creating or
     upgrading it (no database yet: none); and why they could not be read, if so."""
     url = sa.make_url(settings.database_url)
-    if is_sqlite(url) and url.database and url.database != ":memory:" and not Path(url.database).exists():
-        return set(), None
+    if is_sqlite(url):
+        if url.database and url.database != ":memory:" and not Path(url.database).exists():
+            return set(), None
+    elif "connect_timeout" not in url.query:  # (a check of a file must not wait minutes on a network)
+        url = url.update_query_dict({"connect_timeout": str(READ_TIMEOUT)})
     try:
-        store = store_for(settings.database_url)
+        store = store_for(url.render_as_string(hide_password=False))
         try:
             return live_agents(store, settings), None
         finally:
             store.dispose()
     except (WorkflowEngineError, SQLAlchemyError, OSError) as exc:
-        return set(), f"could not read the live workers from the database ({one_line(str(exc))})"
+        why = one_line(str(exc))
+        return set(), f"agents not checked against live workers: could not read the database ({why})"
 
 
 def known_agents(engine: Engine, modules: Collection[str] = ()) -> frozenset[str] | None:

@@ -158,6 +158,15 @@ def test_validate_without_workers_or_modules_says_it_could_not_check_agents(tmp_
     assert not (tmp_path / "absent.db").exists()  # validating made no database
 
 
+def test_validate_with_an_unreachable_database_says_it_could_not_check_agents(tmp_path: Path) -> None:
+    (tmp_path / "typo.yaml").write_text(FLOW % "regdatta")
+    result = wfe(tmp_path, "postgresql://nobody@127.0.0.1:1/none", "validate", "typo.yaml")
+    assert result.returncode == 0 and "valid: flow 1.0.0" in result.stdout
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("typo.yaml: note: agents not checked against live workers: could not read")
+    assert line.endswith("; pass --agents MODULES")
+
+
 @pytest.fixture
 def harness(url: str) -> Iterator[Harness]:
     harness = Harness(url)

@@ -85,7 +85,7 @@ def validate(
         live, unread = versions.live_agents_of(settings)
         found = check_agents(definition, live | local)
         if not found.checked:
-            note = unread or versions.unchecked_reason(settings)
+            note = f"{unread}; pass --agents MODULES" if unread else versions.unchecked_reason(settings)
         elif found.unknown and allow_unknown_agents:
             note = f"{found.line()} (allowed: --allow-unknown-agents)"
         elif found.unknown:
