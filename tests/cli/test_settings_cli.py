@@ -147,3 +147,16 @@ def test_the_database_line_masks_the_password(pg_databases: object, tmp_path: Pa
     first = result.stdout.splitlines()[0]
     assert first.startswith("database postgresql://") and ":***@" in first and empty in first, first
     assert "hunter2" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("process", ["worker", "coordinator", "api"])
+def test_a_process_first_says_its_database_and_broker_masked(tmp_path: Path, process: str) -> None:
+    (tmp_path / "wfe.env").write_text(
+        "WFE_DATABASE_URL=postgresql://u:hunter2@127.0.0.1:1/x\nWFE_BROKER_URL=redis://:hunter3@127.0.0.1:1/0\n"
+    )
+    result = wfe_from(tmp_path, process)  # no database there: it stops at once
+    assert result.returncode != 0
+    first = (result.stderr + result.stdout).splitlines()[0]
+    assert "database postgresql://u:***@127.0.0.1:1/x (settings from wfe.env)" in first, first
+    assert "broker redis://:**@127.0.0.1:1/0" in first, first
+    assert "hunter2" not in result.stderr + result.stdout and "hunter3" not in result.stderr + result.stdout

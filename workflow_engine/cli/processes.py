@@ -13,6 +13,7 @@ import click
 from workflow_engine import logs
 from workflow_engine.agents import load_modules
 from workflow_engine.cli.output import importable_cwd, json_option, print_json
+from workflow_engine.cli.settings import process_line
 from workflow_engine.definitions.model import QUEUE_NAME
 from workflow_engine.settings import LOG_LEVELS, Settings
 from workflow_engine.store.opening import open_store
@@ -79,6 +80,7 @@ def worker(
     if agents is not None:
         settings = settings.with_overrides(agent_modules=_split(agents))
     logs.configure(loglevel or settings.log_level, settings.log_format)
+    log.info("%s", process_line(settings))
     load_modules(settings.agent_modules)
     store = open_store(settings.database_url, pool_size=1)  # fail now, clearly, if the database is unusable
     from workflow_engine.worker.app import node_name, queue_name
@@ -125,6 +127,7 @@ def coordinator(
     """
     importable_cwd()
     logs.configure(loglevel or settings.log_level, settings.log_format)
+    log.info("%s", process_line(settings))
     from workflow_engine.coordinator.reconciler import Reconciler
     from workflow_engine.worker.app import node_name
     from workflow_engine.worker.runtime import runtime_of
@@ -227,6 +230,7 @@ def flower(settings: Settings, port: int, address: str, flower_args: tuple[str, 
     """
     importable_cwd()
     logs.configure(settings.log_level, settings.log_format)
+    log.info("%s", process_line(settings))
     from workflow_engine.worker.tasks import worker_app
 
     app = worker_app(settings)
@@ -270,6 +274,7 @@ def api(settings: Settings, host: str | None, port: int | None, loglevel: str | 
 
     level = (loglevel or settings.log_level).lower()
     logs.configure(level, settings.log_format)
+    log.info("%s", process_line(settings))
     app = create_app(settings)
     uvicorn.run(
         app,

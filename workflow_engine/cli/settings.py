@@ -26,6 +26,13 @@ def database_line(settings: Settings) -> str:
     return f"database {shown(settings.database_url)} ({origin})"
 
 
+def process_line(settings: Settings) -> str:
+    """The first line a long-running process logs: its database and its broker, masked."""
+    from kombu.utils.url import maybe_sanitize_url
+
+    return f"{database_line(settings)}; broker {maybe_sanitize_url(settings.broker_url)}"
+
+
 @click.group("settings")
 def settings_group() -> None:
     """The settings every process reads (WFE_* variables, over the env file)."""
