@@ -163,8 +163,16 @@ class Due:
     missed: Missed | None = None
 
 
-def due(timing: Timing, cursor: datetime, now: datetime, catchup_window: float, late_after: float) -> Due:
-    """The fire times due at ``now`` for a schedule whose first unhandled fire time is ``cursor``."""
+def due(
+    timing: Timing,
+    cursor: datetime,
+    now: datetime,
+    catchup_window: float,
+    late_after: float,
+    count_missed: bool = True,
+) -> Due:
+    """The fire times due at ``now`` for a schedule whose first unhandled fire time is ``cursor``
+    (without ``count_missed``, the run of missed ones is not worked out)."""
     if cursor > now:
         return Due(cursor=cursor)
     window = timedelta(seconds=max(catchup_window, late_after))
@@ -182,7 +190,8 @@ def due(timing: Timing, cursor: datetime, now: datetime, catchup_window: float, 
     if candidates and candidates[-1] not in chosen and now - candidates[-1] <= timedelta(seconds=late_after):
         chosen.append(candidates[-1])
     missed = cursor if not chosen or chosen[0] != cursor else None
-    run = timing.missed(cursor, chosen[0] if chosen else following) if missed is not None else None
+    counted = missed is not None and count_missed
+    run = timing.missed(cursor, chosen[0] if chosen else following) if counted else None
     return Due(start=chosen, missed_since=missed, cursor=following, missed=run)
 
 
@@ -191,7 +200,7 @@ def upcoming(
 ) -> list[datetime]:
     """The next ``count`` fire times the scheduler starts, as it would decide at ``now``: those
     due now (possibly a moment past), then those to come from the cursor on."""
-    now_due = due(timing, cursor, now, catchup_window, late_after)
+    now_due = due(timing, cursor, now, catchup_window, late_after, count_missed=False)
     times = list(now_due.start[:count])
     later = timing.after((now_due.cursor or cursor) - timedelta(microseconds=1))
     while len(times) < count:
