@@ -4,6 +4,10 @@ Expressions are parsed with :mod:`ast` and walked over an explicit allow-list; n
 passed to ``eval``. Attribute access is key lookup in plain data (``steps.review.score`` is
 ``steps["review"]["score"]``): no Python attribute of any object is ever read, names starting
 with ``_`` are refused, and only the functions listed in :data:`FUNCTIONS` may be called.
+
+An error never quotes a secret: evaluated over a scope whose secrets were opened
+(:class:`~workflow_engine.core.secrets.Opened`), every error's text has those secrets' texts
+masked as it is made, however the value got into it (a key looked up, a function's failure).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflow_engine.core.secrets import Opened, hide_quoted
 from workflow_engine.errors import ExpressionError
 
 ROOT_NAMES = frozenset({"input", "steps", "metadata"})
@@ -136,12 +141,15 @@ class Expression:
         try:
             return _Evaluator(scope, budget or Budget()).visit(self.tree.body)
         except ExpressionError as exc:
-            raise ExpressionError(exc.message, self.source) from None
+            message = exc.message
         except RecursionError:
-            raise ExpressionError("expression is nested too deeply", self.source) from None
+            message = "expression is nested too deeply"
         except (TypeError, ValueError, ArithmeticError, MemoryError) as exc:
             # the evaluator checks what it can; anything left is still the expression's fault
-            raise ExpressionError(f"cannot be evaluated: {exc}", self.source) from None
+            message = f"cannot be evaluated: {exc}"
+        if isinstance(scope, Opened):
+            message = hide_quoted(message, scope.texts)
+        raise ExpressionError(message, self.source)
 
     def truth(self, scope: Mapping[str, Any], budget: Budget | None = None) -> bool:
         return bool(self.evaluate(scope, budget))

@@ -1,10 +1,19 @@
 """Secret values in payloads: where a definition says they are, how a sealed one is written, and
 how one is hidden or opened. Pure: the sealing and opening themselves are functions given in
-(the keys live in :mod:`workflow_engine.secrets`).
+(the keys, and what a sealed value is bound to, live in :mod:`workflow_engine.secrets`).
 
 A sealed value is a JSON object of one key, ``{"$sealed": "<token>"}``, in place of the value
 itself: it travels through the store, the broker's messages and child executions as it is,
-and every view shows it as ``"***"``.
+and every view shows it as ``"***"``. Only the engine makes one: data from outside holding the
+key ``"$sealed"`` is refused (:func:`sealed_problem`).
+
+What an agent or an expression makes out of a secret it was given is masked before anything
+about it is stored or shown (:func:`masked_known`, :func:`hide`): a known secret text of
+:data:`MIN_TEXT` characters or more wherever it appears in a string (a longer one, a mapping's
+key, an error's type, code, message or traceback, a log line), and a number equal to a secret
+number (or to a secret string's digits), whatever its size. Shorter texts are hidden only where
+a value equals them: masking every ``"ab"`` inside other words would wreck the data and hide
+nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +22,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflow_engine.errors import Problem
+
 SEALED = "$sealed"
 MASK = "***"
+MIN_TEXT = 4  # a secret text this long or longer is hidden inside other text too
 Seal = Callable[[Any], str]
 Open = Callable[[str], Any]
 
@@ -95,18 +107,62 @@ def _seal_at(value: Any, path: tuple[str, ...], seal: Seal) -> Any:
 
 
 def seal_known(value: Any, plain: Mapping[str, Any], seal: Seal) -> Any:
-    """``value`` with every string equal to one of the ``plain`` secret texts sealed: a secret an
-    agent was given and hands on stays sealed wherever it puts it."""
+    """``value`` with every string or number equal to one of the ``plain`` secret texts sealed
+    (a secret an agent was given and hands on stays sealed wherever it puts it), and every other
+    place a secret shows in (inside a longer string, a key) masked (see :func:`masked_known`)."""
     if not plain:
         return value
+    return _known(value, _Known(plain), seal)
+
+
+def masked_known(value: Any, plain: Iterable[str]) -> Any:
+    """``value`` with every one of the ``plain`` secret texts masked wherever it shows: a string
+    or a number equal to one is ``"***"``, and one of :data:`MIN_TEXT` characters or more is
+    ``***`` inside every string and every mapping's key (sealed values are left as they are)."""
+    known = _Known(plain)
+    return _known(value, known, None) if known else value
+
+
+class _Known:
+    """Secret texts, ready for a walk: all of them, and those long enough to hide inside text."""
+
+    def __init__(self, plain: Iterable[str]) -> None:
+        self.all = frozenset(plain)
+        self.long = sorted((text for text in self.all if len(text) >= MIN_TEXT), key=len, reverse=True)
+
+    def __bool__(self) -> bool:
+        return bool(self.all)
+
+    def equal(self, value: Any) -> bool:
+        if isinstance(value, str):
+            return value in self.all
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+            return str(value) in self.all or str(int(value)) in self.all
+        return str(value) in self.all
+
+    def hide(self, text: str) -> str:
+        return _hide(text, self.long)
+
+
+def _known(value: Any, known: _Known, seal: Seal | None) -> Any:
+    if known.equal(value):
+        return {SEALED: seal(value)} if seal is not None else MASK
     if isinstance(value, str):
-        return {SEALED: seal(value)} if value in plain else value
+        return known.hide(value)
     if isinstance(value, dict):
         if is_sealed(value):
             return value
-        return {key: seal_known(item, plain, seal) for key, item in value.items()}
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            shown = known.hide(key) if isinstance(key, str) else key
+            while shown in out:  # (two keys hidden alike: both kept)
+                shown = f"{shown}'"
+            out[shown] = _known(item, known, seal)
+        return out
     if isinstance(value, list):
-        return [seal_known(item, plain, seal) for item in value]
+        return [_known(item, known, seal) for item in value]
     return value
 
 
@@ -124,6 +180,11 @@ def open_all(value: Any, open_: Open, opened: dict[str, Any] | None = None) -> A
     if isinstance(value, list):
         return [open_all(item, open_, opened) for item in value]
     return value
+
+
+def texts_of(value: Any) -> Iterable[str]:
+    """The secret texts of an opened value: its strings, and its numbers as text."""
+    return _texts(value)
 
 
 def _texts(value: Any) -> Iterable[str]:
@@ -168,12 +229,61 @@ def _masked(value: Any) -> Any:
 
 
 def hide(text: str, plain: Iterable[str]) -> str:
-    """``text`` with each of the ``plain`` secret texts in it replaced by ``"***"`` (the longest
-    first, so one inside another does not leave a part of it)."""
-    for secret in sorted(plain, key=len, reverse=True):
-        if len(secret) >= 3 and secret in text:
-            text = text.replace(secret, MASK)
+    """``text`` with each of the ``plain`` secret texts of :data:`MIN_TEXT` characters or more in
+    it replaced by ``"***"`` (the longest first, so one inside another leaves no part of it)."""
+    return _hide(text, sorted((p for p in plain if len(p) >= MIN_TEXT), key=len, reverse=True))
+
+
+def _hide(text: str, longest_first: list[str]) -> str:
+    # again until none is left: a replacement can join two parts into another secret, but each
+    # one shortens the text, so this ends
+    while True:
+        found = False
+        for secret in longest_first:
+            if secret in text:
+                text = text.replace(secret, MASK)
+                found = True
+        if not found:
+            return text
+
+
+def hide_quoted(text: str, plain: Iterable[str]) -> str:
+    """:func:`hide`, and a secret text of any length quoted in ``text`` (as ``repr`` quotes it)
+    replaced by ``'***'``: for error messages, which quote the values they are about."""
+    texts = list(plain)
+    text = hide(text, texts)
+    for secret in texts:
+        if len(secret) < MIN_TEXT:
+            text = text.replace(repr(secret), repr(MASK))
     return text
+
+
+class Opened(dict[str, Any]):
+    """A scope with its secrets opened, for conditions to read: ``texts`` are the secrets' texts,
+    which no error made over it may show (see :mod:`workflow_engine.core.expressions`)."""
+
+    def __init__(self, scope: Mapping[str, Any], texts: Iterable[str]) -> None:
+        super().__init__(scope)
+        self.texts = tuple(texts)
+
+
+def sealed_problem(value: Any) -> Problem | None:
+    """Where data from outside holds a ``"$sealed"`` key, or None: only the engine seals (a
+    sealed value sent in would be opened for whoever sent it, whatever it was sealed for)."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            if SEALED in item:
+                return Problem(
+                    where or "(root)",
+                    f"{SEALED!r} is reserved for values the engine seals: send the plain value"
+                    " (a workflow's secrets are sealed as they arrive)",
+                )
+            stack.extend((inner, f"{where}/{key}" if where else str(key)) for key, inner in item.items())
+        elif isinstance(item, list):
+            stack.extend((inner, f"{where}/{n}" if where else str(n)) for n, inner in enumerate(item))
+    return None
 
 
 def retokened(value: Any, again: Callable[[str], str | None]) -> tuple[Any, bool]:

@@ -34,6 +34,7 @@ import regex
 from jsonschema.exceptions import ValidationError as SchemaViolation
 
 from workflow_engine.core.payloads import payload_problem
+from workflow_engine.core.secrets import sealed_problem
 from workflow_engine.errors import InputError, Problem
 
 MAX_PROBLEMS = 20
@@ -252,7 +253,7 @@ def schema_problem(schema: Mapping[str, Any]) -> str | None:
 def check_payload(data: Any, what: str) -> None:
     """Raise :class:`InputError` if ``data`` could not be stored and read back (see
     :mod:`workflow_engine.core.payloads`)."""
-    problem = payload_problem(data)
+    problem = payload_problem(data) or sealed_problem(data)  # (only the engine seals)
     if problem is not None:
         raise InputError(what, [problem])
 
