@@ -21,12 +21,12 @@ Where to look next (the database is $WFE_DATABASE_URL):
   .venv/bin/wfe logs $id --step write   each section written by the map, one retried once
   .venv/bin/wfe logs $id --errors   only the attempts that failed
   .venv/bin/wfe list                every execution
-  .venv/bin/wfe run config/workflows/ib-review.yaml --input '{"project_id": "p-2"}'
+  .venv/bin/wfe run config/workflows/ib-review.yaml --agents workers.demo_agents --input '{"project_id": "p-2"}'
                                     fan-out, join, conditions and a human approval step
   README.md                         running on PostgreSQL and Redis, scaling, Flower, metrics
 
 Next: the whole engine with its monitor and API, on this same database, in one command
 (it makes a local admin on its first run and prints a link that signs you in):
-  .venv/bin/wfe dev
+  .venv/bin/wfe dev --agents workers.demo_agents
 TEXT
 exit $status
