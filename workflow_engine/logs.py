@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -15,8 +16,17 @@ from typing import Any
 from workflow_engine.core.secrets import hide
 
 CONTEXT_FIELDS = ("execution_id", "step", "attempt", "workflow", "worker")
+# what could start a line of its own, or hide one: C0 and C1 controls, DEL, the Unicode line breaks
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
 _context: ContextVar[Mapping[str, Any]] = ContextVar("wfe_log_context", default=MappingProxyType({}))
 _hidden: ContextVar[Mapping[str, Any]] = ContextVar("wfe_log_hidden", default=MappingProxyType({}))
+
+
+def printable(text: str) -> str:
+    """``text`` on one line: control characters (CR, LF, ESC...) written as escapes (``\\n``),
+    so that nothing a client sends can forge a line of a log or of the audit."""
+    return _CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
 
 
 @contextmanager
@@ -105,6 +115,11 @@ class TextFormatter(logging.Formatter):
         ]
         record.context = f" [{' '.join(context)}]" if context else ""
         return super().format(record)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        """The message on one line whatever it quotes (a traceback below it stays as it is)."""
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
 
 def configure(level: str = "INFO", fmt: str = "text") -> None:

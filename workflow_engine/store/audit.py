@@ -6,11 +6,12 @@ requests racing with the same token cannot both be exchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from workflow_engine.logs import printable
 from workflow_engine.store import schema as t
 from workflow_engine.store.transaction import Tx
 
@@ -36,12 +37,14 @@ def spend(tx: Tx, jti: str, user_id: int, reason: str, expires_at: datetime, now
 
 
 def record(tx: Tx, username: str | None, address: str, route: str, status: int) -> None:
+    """Record a refused request; what the client chose (the username, the route) is kept on one
+    line, its control characters escaped (a CR/LF in a username forges no line of `wfe audit`)."""
     a = t.audit
     values = {
         "at": tx.now,
-        "username": username,
-        "address": address[:64],
-        "route": route[:200],
+        "username": printable(username)[:150] if username is not None else None,
+        "address": printable(address)[:64],
+        "route": printable(route)[:200],
         "status": status,
     }
     tx.execute(sa.insert(a).values(values))
@@ -51,7 +54,13 @@ def record(tx: Tx, username: str | None, address: str, route: str, status: int) 
 def recent(db: Tx | sa.Connection, limit: int) -> list[AuditRecord]:
     a = t.audit
     rows = db.execute(sa.select(a).order_by(a.c.at.desc(), a.c.id.desc()).limit(limit))
-    return [AuditRecord(**row._mapping) for row in rows]
+    return [_shown(AuditRecord(**row._mapping)) for row in rows]
+
+
+def _shown(row: AuditRecord) -> AuditRecord:
+    """A row on one line (rows recorded before control characters were escaped, too)."""
+    username = printable(row.username) if row.username is not None else None
+    return replace(row, username=username, address=printable(row.address), route=printable(row.route))
 
 
 def is_spent(db: Tx | sa.Connection, jti: str) -> bool:
