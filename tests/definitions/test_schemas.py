@@ -58,7 +58,11 @@ def test_one_check_spends_a_bounded_time_on_patterns_in_all(monkeypatch: pytest.
 
 @pytest.mark.parametrize(
     ("bad", "says"),
-    [({"$ref": "#"}, "refers to itself"), ({"$ref": "http://schemas.invalid/s.json"}, "does not hold")],
+    [
+        ({"$ref": "#"}, "refers to itself"),
+        ({"$ref": "#/$defs/missing"}, "does not hold"),
+        ({"$ref": "http://schemas.invalid/s.json"}, "refers outside the schema"),
+    ],
 )
 def test_a_schema_that_cannot_be_applied_is_an_input_error(bad: dict[str, Any], says: str) -> None:
     with pytest.raises(InputError, match=says):

@@ -17,6 +17,13 @@ One check has a bounded cost, whatever the schema and the data:
   ``dependentSchemas`` and ``if``/``then`` for them without applying any keyword, out of reach
   of the deadline, and matches patterns with ``re``); see :func:`schema_problem`.
 - A check stops at its first :data:`MAX_PROBLEMS` problems.
+
+What a schema may hold is bounded too, at registration and again before any check (a version
+stored before a rule was made is held to it): references only within the document (``#...``:
+nothing is ever fetched, from a network or a file, and the validator's registry refuses to
+retrieve anything whatever the schema says), at most :data:`MAX_SCHEMA_KEYWORDS` keywords and
+values, :data:`MAX_SCHEMA_DEPTH` levels of nesting and patterns of :data:`MAX_PATTERN_LENGTH`
+characters; and data checked against a schema holds at most :data:`MAX_CHECKED_VALUES` values.
 """
 
 from __future__ import annotations
@@ -27,8 +34,10 @@ import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 import jsonschema
+import referencing
 import referencing.exceptions
 import regex
 from jsonschema.exceptions import ValidationError as SchemaViolation
@@ -41,6 +50,10 @@ MAX_PROBLEMS = 20
 PATTERN_SECONDS = 0.1
 PATTERNS_SECONDS = 1.0
 CHECK_SECONDS = 5.0
+MAX_SCHEMA_KEYWORDS = 10_000  # keywords and values of one schema, every one counted
+MAX_SCHEMA_DEPTH = 32  # levels of objects and lists (each nested property takes two)
+MAX_PATTERN_LENGTH = 1_000  # characters of a pattern (pattern, patternProperties)
+MAX_CHECKED_VALUES = 100_000  # values of data checked against a schema
 
 Keyword = Callable[[Any, Any, Any, Any], Iterator[SchemaViolation]]
 
@@ -238,16 +251,137 @@ def _subschemas(schema: Any) -> Iterator[Mapping[str, Any]]:
             stack.extend(value if isinstance(value, list) else [value])
 
 
+_REFERENCES = ("$ref", "$dynamicRef", "$recursiveRef")
+
+
+def _pointed(roots: list[Mapping[str, Any]], reference: str) -> Iterator[Any]:
+    """What a JSON pointer reference (``#/a/b``) may name: its place in any of ``roots`` (the
+    document, and each of its parts that sets its own base with ``$id``)."""
+    if not reference.startswith("#/"):
+        return
+    parts = [
+        unquote(part).replace("~1", "/").replace("~0", "~") for part in reference[2:].split("/")
+    ]
+    for root in roots:
+        item: Any = root
+        for part in parts:
+            if isinstance(item, Mapping) and part in item:
+                item = item[part]
+            elif isinstance(item, list) and part.isdigit() and int(part) < len(item):
+                item = item[int(part)]
+            else:
+                break
+        else:
+            yield item
+
+
+def _applied(schema: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """Every schema within ``schema`` that a check may apply: by keyword position, and wherever a
+    reference within the document points (even a place no keyword reads, an ``enum`` value say)."""
+    roots = [schema, *(item for item in _values(schema) if isinstance(item, Mapping) and "$id" in item)]
+    seen: set[int] = set()
+    stack: list[Any] = [schema]
+    while stack:
+        start = stack.pop()
+        for sub in _subschemas(start):
+            if id(sub) in seen:
+                continue
+            seen.add(id(sub))
+            yield sub
+            for key in _REFERENCES:
+                reference = sub.get(key)
+                if isinstance(reference, str):
+                    stack.extend(_pointed(roots, reference))
+
+
+def _values(schema: Any) -> Iterator[Any]:
+    """Every value of ``schema``, at any depth (the walk is iterative)."""
+    stack = [schema]
+    while stack:
+        item = stack.pop()
+        yield item
+        if isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _size_problem(schema: Mapping[str, Any]) -> str | None:
+    """Why ``schema`` is too large or too deep to check at a bounded cost, or None."""
+    counted = 0
+    stack: list[tuple[Any, int]] = [(schema, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_SCHEMA_DEPTH:
+            return f"the schema is nested more than {MAX_SCHEMA_DEPTH} levels deep"
+        children = item.values() if isinstance(item, Mapping) else item if isinstance(item, list) else ()
+        for child in children:
+            counted += 1
+            if counted > MAX_SCHEMA_KEYWORDS:
+                return f"the schema holds more than {MAX_SCHEMA_KEYWORDS} keywords and values"
+            if isinstance(child, (Mapping, list)):
+                stack.append((child, depth + 1))
+    return None
+
+
+def _reference_problem(schema: Mapping[str, Any]) -> str | None:
+    """A reference that does not point within the document, if any. Every mapping is looked at,
+    whatever its place: a reference within the document may point anywhere in it."""
+    for item in _values(schema):
+        if not isinstance(item, Mapping):
+            continue
+        for key in _REFERENCES:
+            reference = item.get(key)
+            if isinstance(reference, str) and not reference.startswith("#"):
+                return (
+                    f"{key} {reference[:100]!r} refers outside the schema: only references within "
+                    "it (#/$defs/..., #) are allowed; nothing is fetched from a network or a file"
+                )
+    return None
+
+
+def _pattern_problem(sub: Mapping[str, Any]) -> str | None:
+    patterns = [sub.get("pattern")]
+    if isinstance(sub.get("patternProperties"), Mapping):
+        patterns.extend(sub["patternProperties"])
+    for pattern in patterns:
+        if isinstance(pattern, str) and len(pattern) > MAX_PATTERN_LENGTH:
+            return f"a pattern longer than {MAX_PATTERN_LENGTH} characters ({pattern[:40]!r}...)"
+    return None
+
+
 def schema_problem(schema: Mapping[str, Any]) -> str | None:
     """Why a valid JSON Schema cannot be used by the engine, or None."""
-    for sub in _subschemas(schema):
+    problem = _size_problem(schema) or _reference_problem(schema)
+    if problem is not None:
+        return problem
+    for sub in _applied(schema):
         used = [key for key in _UNBOUNDED if key in sub]
         if used:
             return (
                 f"{used[0]} is not supported: jsonschema evaluates it without a bound on the work "
                 "(use additionalProperties or items)"
             )
+        problem = _pattern_problem(sub)
+        if problem is not None:
+            return problem
     return None
+
+
+def _refuse_to_retrieve(uri: str) -> referencing.Resource[Any]:
+    raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]
+
+
+# where a check looks up what a schema refers to: the schema itself (and the JSON Schema
+# meta-schemas jsonschema adds), never a network or a file
+_NOWHERE: referencing.Registry[Any] = referencing.Registry(retrieve=_refuse_to_retrieve)  # type: ignore[call-arg]
+
+
+def _too_many_values(data: Any) -> bool:
+    return next(itertools.islice(_values(data), MAX_CHECKED_VALUES, None), _END) is not _END
+
+
+_END = object()
 
 
 def check_payload(data: Any, what: str) -> None:
@@ -268,7 +402,10 @@ def check_data(schema: dict[str, Any] | None, data: Any, what: str) -> None:
     unusable = schema_problem(schema)
     if unusable is not None:
         raise InputError(what, [Problem("(schema)", unusable)])
-    validator = _bounded(jsonschema.validators.validator_for(schema))(schema)
+    if _too_many_values(data):
+        problem = f"holds more than {MAX_CHECKED_VALUES} values: too many to check against the schema"
+        raise InputError(what, [Problem("(root)", problem)])
+    validator = _bounded(jsonschema.validators.validator_for(schema))(schema, registry=_NOWHERE)
     token = _CHECK.set(_Check())
     try:
         first = itertools.islice(validator.iter_errors(data), MAX_PROBLEMS)

@@ -1,0 +1,89 @@
+"""What one operator account can do to everyone else, over HTTP against a running `wfe api` (real
+worker, coordinator, Redis and PostgreSQL): schemas that would fetch URLs, schedules that would
+share a name and its history, steps that would run on the engine's own queues, names with a
+trailing newline, listings that would read every document."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.integration.test_api_server import Server, server
+from tests.support.listener import Listener
+from workflow_engine.store import schema as t
+
+__all__ = ["server"]  # the module's own `wfe api`, cluster and users (alice, bob, vic, root)
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    with Listener() as listening:
+        yield listening
+
+
+def echo(name: str, version: str = "1.0.0", **fields: Any) -> dict[str, Any]:
+    return {"name": name, "version": version, "steps": [{"name": "a", "agent": "echo"}], **fields}
+
+
+def store_directly(server: Server, document: dict[str, Any], owner: str) -> None:
+    """A version written straight into the database, as one registered before a rule was made."""
+    store = server.cluster.engine.store
+    owner_id = store.get_user(owner).id
+    digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+    with store.transaction() as tx:
+        tx.execute(
+            sa.insert(t.workflows).values(
+                name=document["name"],
+                version=document["version"],
+                description="",
+                document=document,
+                digest=digest,
+                created_by=owner_id,
+                created_at=tx.now,
+            )
+        )
+
+
+# High 1: a schema's $ref fetches nothing
+
+
+def test_registering_a_schema_that_refers_to_a_url_is_refused_and_fetches_nothing(
+    server: Server, listener: Listener
+) -> None:
+    remote = {"$ref": f"{listener.url}/schema.json"}
+    bodies = [
+        echo("ref-input", input_schema=remote),
+        echo("ref-file", input_schema={"$ref": "file:///etc/passwd"}),
+        {
+            "name": "ref-human",
+            "version": "1.0.0",
+            "steps": [{"name": "approve", "type": "human", "input_schema": remote}],
+        },
+        {
+            "name": "ref-wait",
+            "version": "1.0.0",
+            "steps": [{"name": "paid", "type": "wait", "input_schema": {"properties": {"x": remote}}}],
+        },
+    ]
+    answers = [server.post("/workflows", "alice", json=body) for body in bodies]
+    assert listener.requests == 0
+    assert [a.status_code for a in answers] == [422] * len(bodies), [a.text for a in answers]
+    assert all("refers outside the schema" in a.text for a in answers)
+
+
+def test_a_stored_version_whose_schema_refers_to_a_url_starts_nothing_and_fetches_nothing(
+    server: Server, listener: Listener
+) -> None:
+    server.register(echo("stored-ref"))  # (alice's name)
+    stored = echo("stored-ref", "1.1.0", input_schema={"$ref": f"{listener.url}/schema.json"})
+    store_directly(server, stored, "alice")
+    started = server.post("/executions", "alice", json={"workflow": "stored-ref", "version": "1.1.0"})
+    assert listener.requests == 0
+    assert started.status_code == 422, started.text
+    assert "refers outside the schema" in started.json()["detail"]
