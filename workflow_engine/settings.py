@@ -253,6 +253,11 @@ class Settings(BaseSettings):
         ge=0,
         le=65535,
     )
+    metrics_address: str = setting(
+        "127.0.0.1",
+        "the address a worker's Prometheus endpoint listens on (it has no authentication: "
+        "0.0.0.0 exposes it to every host that can reach this one)",
+    )
 
     @field_validator("database_url")
     @classmethod

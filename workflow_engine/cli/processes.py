@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -75,7 +76,7 @@ def worker(
         from workflow_engine.worker import exporter
 
         exporter.prepare()
-        exporter.serve_when_ready(port)
+        exporter.serve_when_ready(port, settings.metrics_address)
     importable_cwd()
     if agents is not None:
         settings = settings.with_overrides(agent_modules=_split(agents))
@@ -226,15 +227,54 @@ def flower(settings: Settings, port: int, address: str, flower_args: tuple[str, 
     """Run Flower on the engine's Celery app; it turns task events on in the workers.
 
     Step tasks are named after their workflow and step; their arguments carry the execution id.
-    Extra arguments go to Flower (for example --basic-auth=user:password).
+    Extra arguments go to Flower (for example --basic-auth=user:password). Flower shows every
+    user's task arguments, results and tracebacks: it starts without authentication (Flower's
+    --basic-auth or --auth, or FLOWER_BASIC_AUTH / FLOWER_AUTH) only on a loopback address.
     """
+    address = _flower_option(flower_args, "address") or address  # (Flower takes the last one)
+    authenticated = any(_flower_option(flower_args, name) for name in ("basic_auth", "auth")) or any(
+        os.environ.get(name) for name in ("FLOWER_BASIC_AUTH", "FLOWER_AUTH")
+    )
+    if not authenticated and not _loopback(address):
+        click.echo(
+            f"wfe flower: refusing to serve every user's tasks on {address or 'all addresses'} "
+            "without authentication: give --basic-auth=user:password (or FLOWER_BASIC_AUTH), or "
+            "--address=127.0.0.1",
+            err=True,
+        )
+        sys.exit(2)
     importable_cwd()
     logs.configure(settings.log_level, settings.log_format)
     log.info("%s", process_line(settings))
+    if not authenticated:
+        log.warning("flower is unauthenticated: it listens on %s (loopback) only", address)
     from workflow_engine.worker.tasks import worker_app
 
     app = worker_app(settings)
     app.start(["flower", f"--port={port}", f"--address={address}", "--enable-events", *flower_args])
+
+
+def _flower_option(arguments: tuple[str, ...], name: str) -> str | None:
+    """The value of Flower's option ``name`` (``--name=value``, ``--name value``, ``-`` or
+    ``_`` in the name) among ``arguments``: the last given, as Flower takes it."""
+    spellings = {f"--{name}", f"--{name.replace('_', '-')}"}
+    found: str | None = None
+    for position, argument in enumerate(arguments):
+        option, equals, value = argument.partition("=")
+        if option in spellings:
+            following = arguments[position + 1 : position + 2]
+            found = value if equals else (following[0] if following else "")
+    return found
+
+
+def _loopback(address: str) -> bool:
+    """Whether ``address`` (Flower's --address; empty: every address) is a loopback one."""
+    if address.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _run_background_with_worker(app: Any, settings: Settings) -> None:

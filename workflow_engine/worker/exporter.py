@@ -15,6 +15,7 @@ import tempfile
 from typing import Any
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
+LOOPBACK = "127.0.0.1"  # (the endpoint has no authentication)
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,10 @@ def prepare() -> str:
     return folder
 
 
-def serve(port: int, host: str = "0.0.0.0") -> bool:  # noqa: S104 - an exporter listens for scrapers
-    """Serve the samples of every pool process on ``port``; False (and a warning) if it is taken.
+def serve(port: int, host: str = LOOPBACK) -> bool:
+    """Serve the samples of every pool process on ``host``:``port``; False (and a warning) if
+    it is taken. It has no authentication: loopback unless the deployment says otherwise
+    (WFE_METRICS_ADDRESS).
 
     A worker goes on without its endpoint rather than stopping: its steps matter more than its
     metrics. Several workers on one host need one port each (the Procfile gives each its $PORT).
@@ -52,7 +55,7 @@ def serve(port: int, host: str = "0.0.0.0") -> bool:  # noqa: S104 - an exporter
     return True
 
 
-def serve_when_ready(port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - an exporter listens for scrapers
+def serve_when_ready(port: int, host: str = LOOPBACK) -> None:
     from celery import signals
     from prometheus_client import multiprocess
 
