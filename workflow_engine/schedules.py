@@ -18,6 +18,7 @@ from workflow_engine.core import schedules as rules
 from workflow_engine.core.schedules import Overlap, Timing
 from workflow_engine.core.secrets import masked
 from workflow_engine.errors import Conflict, InputError, Problem, ScheduleNotFound
+from workflow_engine.secrets import Binding
 from workflow_engine.store import schedules as rows
 from workflow_engine.store.records import ScheduleRecord
 from workflow_engine.store.transaction import Tx
@@ -92,7 +93,7 @@ class Schedules:
             raise InputError("schedule", problems)
         record = self.store.get_workflow(workflow, version, visible_to=owner_id)
         definition = self.coordinator.definitions.get(record.id)
-        data = self.coordinator.sealed_input(definition, input, "input")
+        data = self.coordinator.sealed_input(definition, input, "input", Binding.schedule(owner, name))
         with self.store.transaction() as tx:
             values = {
                 "name": name,
@@ -113,7 +114,7 @@ class Schedules:
             if rows.insert(tx, values) is None:
                 raise Conflict(f"a schedule named {name!r} exists already; choose another name or delete it")
             settings = {k: values[k] for k in SETTINGS}
-            rows.record_change(tx, name, "created", actor, tx.now, {**settings, "input": data})
+            rows.record_change(tx, name, "created", actor, tx.now, {**settings, "input": masked(data)})
         return self.get(name, owner_id)
 
     def list(self, owner_id: int | None = None) -> list[ScheduleView]:
@@ -202,8 +203,13 @@ class Schedules:
         ]
         changes = []
         if history:
-            changes = [
-                {"action": c.action, "actor": c.actor, "at": c.created_at.isoformat(), "details": c.details}
+            changes = [  # (details written before they were masked too)
+                {
+                    "action": c.action,
+                    "actor": c.actor,
+                    "at": c.created_at.isoformat(),
+                    "details": masked(c.details),
+                }
                 for c in rows.changes(db, record.name)
             ]
         return ScheduleView(

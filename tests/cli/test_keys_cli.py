@@ -13,7 +13,7 @@ from tests.cli.test_settings_cli import wfe
 from tests.support.harness import Harness
 from workflow_engine.core.secrets import SEALED, is_sealed
 from workflow_engine.definitions import WorkflowBuilder
-from workflow_engine.secrets import Keyring
+from workflow_engine.secrets import Binding, Keyring
 from workflow_engine.store import migrate
 from workflow_engine.store import schema as t
 
@@ -28,13 +28,16 @@ def tokens(value: Any) -> list[str]:
     return []
 
 
-def stored_tokens(harness: Harness) -> list[str]:
+def stored_tokens(harness: Harness) -> list[tuple[str, Binding]]:
+    """Each sealed value stored, with the binding of the execution that holds it."""
+    e = t.executions
+    runs = t.step_runs.join(e, e.c.id == t.step_runs.c.execution_id)
     with harness.store.engine.connect() as conn:
         rows = [
-            *conn.execute(sa.select(t.executions.c.input)),
-            *conn.execute(sa.select(t.step_runs.c.output)),
+            *conn.execute(sa.select(e.c.input, e.c.owner_id, e.c.id)),
+            *conn.execute(sa.select(t.step_runs.c.output, e.c.owner_id, e.c.id).select_from(runs)),
         ]
-    return [token for row in rows for token in tokens(row[0])]
+    return [(token, Binding.execution(owner, id_)) for value, owner, id_ in rows for token in tokens(value)]
 
 
 def test_wfe_keys_rotate_seals_everything_again_with_the_first_key_and_can_run_again(tmp_path: Path) -> None:
@@ -58,8 +61,8 @@ def test_wfe_keys_rotate_seals_everything_again_with_the_first_key_and_can_run_a
         assert json.loads(rotated.stdout)["rotated"] == {"wfe_executions": 3, "wfe_step_runs": 3}
         after = stored_tokens(harness)
         alone = Keyring(new)
-        assert sorted(alone.open(token) for token in after) == sorted(
-            Keyring(old).open(token) for token in before
+        assert sorted(alone.open(*sealed) for sealed in after) == sorted(
+            Keyring(old).open(*sealed) for sealed in before
         )
         again = wfe(tmp_path, "keys", "rotate", "--json", WFE_ENCRYPTION_KEYS=f"{new},{old}")
         assert json.loads(again.stdout)["rotated"] == {"wfe_executions": 0, "wfe_step_runs": 0}

@@ -11,9 +11,12 @@ from hypothesis import strategies as st
 from workflow_engine.core import secrets
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.errors import DefinitionError
-from workflow_engine.secrets import KeyMissing, Keyring, new_key
+from workflow_engine.secrets import Binding, KeyMissing, Keyring, new_key
 
 pytestmark = pytest.mark.unit
+
+
+HERE = Binding.execution(1, "e-1")
 
 
 def seal(value: Any) -> str:
@@ -69,18 +72,19 @@ def test_sealing_paths_replaces_what_is_there_and_leaves_absent_paths_alone() ->
     assert secrets.seal_paths(sealed, [("api_key",)], seal) == sealed  # never sealed twice
 
 
-def test_a_known_secret_text_is_sealed_wherever_an_agent_puts_it() -> None:
-    out = {"copy": "s3cret", "inside": ["a", {"deep": "s3cret"}], "other": "s3cret!"}
+def test_a_known_secret_text_is_sealed_wherever_an_agent_puts_it_and_masked_inside_other_text() -> None:
+    out = {"copy": "s3cret", "inside": ["a", {"deep": "s3cret"}], "other": "s3cret!", "s3cret-id": 1}
     sealed = secrets.seal_known(out, {"s3cret": True}, seal)
     assert sealed == {
         "copy": {"$sealed": "<'s3cret'>"},
         "inside": ["a", {"deep": {"$sealed": "<'s3cret'>"}}],
-        "other": "s3cret!",
+        "other": "***!",
+        "***-id": 1,
     }
 
 
 def test_opening_gathers_the_texts_and_masking_shows_stars() -> None:
-    keys = Keyring(new_key())
+    keys = Keyring(new_key()).bound(HERE)
     sealed = keys.sealed({"a": "plain", "b": {"pin": 4321, "who": ["x", "y"]}}, [("b",)])
     texts: dict[str, Any] = {}
     assert keys.opened(sealed, texts) == {"a": "plain", "b": {"pin": 4321, "who": ["x", "y"]}}
@@ -90,20 +94,21 @@ def test_opening_gathers_the_texts_and_masking_shows_stars() -> None:
 
 
 def test_hiding_replaces_the_longest_text_first_and_leaves_short_ones() -> None:
-    text = "failed for sk-abc-123 (key sk-abc) 42"
-    assert secrets.hide(text, ["sk-abc", "sk-abc-123", "42"]) == "failed for *** (key ***) 42"
+    text = "failed for sk-abc-123 (key sk-abc) 42 abc"
+    assert secrets.hide(text, ["sk-abc", "sk-abc-123", "42", "abc"]) == "failed for *** (key ***) 42 abc"
 
 
 def test_keys_rotate_the_first_seals_all_open_and_a_lost_key_is_a_clear_failure() -> None:
     old, new = new_key(), new_key()
-    token = Keyring(old).seal({"pin": 1})
+    token = Keyring(old).seal({"pin": 1}, HERE)
     both = Keyring(f"{new},{old}")
     rotated = both.rotate(token)
-    assert Keyring(new).open(rotated) == {"pin": 1}
+    assert rotated is not None and Keyring(new).open(rotated, HERE) == {"pin": 1}
+    assert both.rotate(rotated) is None  # (sealed by the first key already: left alone)
     with pytest.raises(KeyMissing, match="not in WFE_ENCRYPTION_KEYS"):
-        Keyring(new).open(token)
+        Keyring(new).open(token, HERE)
     with pytest.raises(KeyMissing, match="no key is configured"):
-        Keyring(None).open(token)
+        Keyring(None).open(token, HERE)
 
 
 def test_a_malformed_key_is_refused_without_echoing_it() -> None:
@@ -120,7 +125,7 @@ def test_a_malformed_key_is_refused_without_echoing_it() -> None:
     )
 )
 def test_sealing_then_opening_gives_the_value_back(value: Any) -> None:
-    keys = Keyring(KEY)
+    keys = Keyring(KEY).bound(HERE)
     sealed = keys.sealed({"v": value}, [("v",)])
     assert secrets.masked(sealed) == {"v": "***"}
     assert keys.opened(sealed, {}) == {"v": value}

@@ -27,6 +27,7 @@ from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionStatus, Ste
 from workflow_engine.definitions.model import StepDefinition, StepType, WorkflowDefinition
 from workflow_engine.errors import Conflict, ExecutionNotFound, InputError, InvalidOperation, WorkflowNotFound
 from workflow_engine.outages import warn
+from workflow_engine.secrets import Binding, handed_on
 from workflow_engine.store.plan import Plan
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord, WorkflowRecord
 from workflow_engine.store.repository import Store
@@ -70,7 +71,9 @@ class Deciding(Protocol):
         waits: int | None = None,
     ) -> Unit | None: ...
 
-    def sealed_input(self, definition: WorkflowDefinition, input_data: Any, where: str) -> Any: ...
+    def sealed_input(
+        self, definition: WorkflowDefinition, input_data: Any, where: str, to: Binding, carried: Binding
+    ) -> Any: ...
 
     def pause(
         self, execution_id: str, actor: str, owner_id: int | None = None, reason: str | None = None
@@ -184,7 +187,8 @@ class Children:
             try:
                 record = self.store.get_workflow(step.workflow, step.version, tx=tx)
                 definition = self.definitions.get(record.id)
-                child_input = self.coordinator.sealed_input(definition, child_input, CHILD_INPUT)
+                bound = handed_on(parent.owner_id, parent.id, parent.parent_execution_id)  # (its tree's)
+                child_input = self.coordinator.sealed_input(definition, child_input, CHILD_INPUT, *bound)
             except (WorkflowNotFound, InputError, Conflict) as exc:
                 refused = str(exc)
             else:
@@ -233,7 +237,8 @@ class Children:
             try:
                 record = self.store.get_workflow(step.workflow, step.version, tx=plan)
                 definition = self.definitions.get(record.id)
-                child_input = self.coordinator.sealed_input(definition, child_input, CHILD_INPUT)
+                bound = handed_on(parent.owner_id, parent.id, parent.parent_execution_id)  # (its tree's)
+                child_input = self.coordinator.sealed_input(definition, child_input, CHILD_INPUT, *bound)
             except (WorkflowNotFound, InputError, Conflict):
                 return None
             now = max(plan.now, run.queued_at)

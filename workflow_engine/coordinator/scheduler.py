@@ -27,6 +27,7 @@ from workflow_engine.core import schedules as rules
 from workflow_engine.core.schedules import Action, Overlap, Timing
 from workflow_engine.errors import Conflict, NotFound, ScheduleNotFound, StoreError, WorkflowEngineError
 from workflow_engine.outages import DATABASE, is_outage
+from workflow_engine.secrets import Binding
 from workflow_engine.settings import Settings
 from workflow_engine.store import schedules as rows
 from workflow_engine.store.records import FireRecord, ScheduleRecord
@@ -195,6 +196,7 @@ class Scheduler:
                 actor=f"schedule:{record.name}",
                 visible_to=record.owner_id,
                 on_insert=lambda tx, execution_id: rows.started(tx, fire.id, execution_id),
+                sealed_by=Binding.schedule(record.owner_id, record.name),  # (its input's secrets)
             )
         except StoreError:
             raise  # the fire stays pending: started again later

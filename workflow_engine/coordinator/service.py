@@ -24,7 +24,7 @@ from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome
 from workflow_engine.coordinator.rates import Rates
 from workflow_engine.coordinator.runs import new_execution
 from workflow_engine.coordinator.unit import Unit
-from workflow_engine.core.secrets import has_sealed
+from workflow_engine.core.secrets import Opened, has_sealed
 from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionMode, ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.definitions.schemas import check_data, check_payload
@@ -38,11 +38,12 @@ from workflow_engine.errors import (
     Problem,
 )
 from workflow_engine.events import EventBus
-from workflow_engine.secrets import KeyMissing, Keyring
+from workflow_engine.secrets import Binding, KeyMissing, Keyring
 from workflow_engine.settings import Settings
 from workflow_engine.store.plan import Plan
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 from workflow_engine.store.repository import Store
+from workflow_engine.store.sealed import tree_of
 from workflow_engine.store.transaction import Tx
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class Coordinator:
         self.rng = rng or random.Random()
         self.definitions = DefinitionCache(store)
         keys = settings.encryption_keys
-        self.keys = Keyring(keys.get_secret_value() if keys else None)
+        self.keys = Keyring(keys.get_secret_value() if keys else None, partial(tree_of, store))
         self.outbox = Outbox(store, dispatcher, self.events)
         self.finishing = Finishing(
             store, self.definitions, settings, self.events, self.rng, self.outbox, self._opened
@@ -141,17 +142,21 @@ class Coordinator:
         actor: str = "system",
         visible_to: int | None = None,
         on_insert: Callable[[Tx, str], None] | None = None,
+        sealed_by: Binding | None = None,
     ) -> ExecutionRecord:
         """Create an execution and dispatch its first steps; the same idempotency key (per owner)
         returns the execution it started first. ``visible_to`` limits which workflows may be run
-        (None: any); ``on_insert`` writes what must commit with a new execution (given its id)."""
+        (None: any); ``on_insert`` writes what must commit with a new execution (given its id);
+        ``sealed_by``: what the sealed values of ``input_data`` are bound to (a schedule's, when
+        it fires: no one else may give sealed values)."""
         owner = owner_id if owner_id is not None else self.store.system_user_id()
         execution_id = str(uuid.uuid4())
         started: Unit | None = None
         with self.store.planning() as plan:
             record = self.store.get_workflow(workflow, version, visible_to=visible_to, tx=plan)
             definition = self.definitions.get(record.id)
-            data, meta = self._checked(definition, input_data, metadata, mode, idempotency_key)
+            bound = (Binding.execution(owner, execution_id), sealed_by)
+            data, meta = self._checked(definition, input_data, metadata, mode, idempotency_key, *bound)
             key = concurrency.key_of(definition, data, meta)
             if plan is not None and key is None and on_insert is None:
                 # nothing to read first: one statement (a key used already inserts nothing)
@@ -233,10 +238,17 @@ class Coordinator:
         return unit
 
     def _checked(
-        self, definition: Any, input_data: Any, metadata: Any, mode: str, idempotency_key: str | None
+        self,
+        definition: Any,
+        input_data: Any,
+        metadata: Any,
+        mode: str,
+        idempotency_key: str | None,
+        to: Binding,
+        carried: Binding | None,
     ) -> tuple[Any, dict[str, Any]]:
         """A start request's input and metadata, checked; any problem is one clear error."""
-        data = self.sealed_input(definition, input_data, "input_data")
+        data = self.sealed_input(definition, input_data, "input_data", to, carried)
         meta = {} if metadata is None else metadata
         if not isinstance(meta, dict):
             raise InputError("metadata", [Problem("", "must be a JSON object")])
@@ -248,30 +260,55 @@ class Coordinator:
         self._check_agents(definition)
         return data, meta
 
-    def sealed_input(self, definition: WorkflowDefinition, input_data: Any, where: str) -> Any:
-        """An execution's input, checked against the workflow's schema (its sealed values, from
-        a schedule or a parent, checked opened) with its secrets sealed."""
+    def sealed_input(
+        self,
+        definition: WorkflowDefinition,
+        input_data: Any,
+        where: str,
+        to: Binding,
+        carried: Binding | None = None,
+    ) -> Any:
+        """An execution's (or a schedule's) input, checked against the workflow's schema, with
+        its secrets sealed for ``to``. Only the engine gives sealed values: those bound to
+        ``carried`` (a schedule's input, a parent's values) are bound to ``to`` (sealed again, but
+        for a child's, which its tree's binding covers) and checked opened; from anyone else, one
+        is refused (see check_payload)."""
         data = {} if input_data is None else input_data
-        check_data(definition.input_schema, self._opened(data) if has_sealed(data) else data, where)
-        return self._sealed(definition, definition.secret_paths.input, data)
+        if carried is not None and has_sealed(data):
+            try:  # (a child's stay as they are: they are its tree's already)
+                data = data if carried == to else self.keys.rebound(data, carried, to)
+            except KeyMissing as error:
+                raise InputError(where, [Problem("", error.message)]) from None
+            check_data(definition.input_schema, self._opened(data, to), where)
+        else:
+            check_data(definition.input_schema, data, where)
+        return self._sealed(definition, definition.secret_paths.input, data, to=to)
 
-    def _opened(self, value: Any) -> Any:
-        """``value`` with its secrets opened, for a condition to read (one no key opens fails
-        the condition)."""
+    def _opened(self, value: Any, where: ExecutionRecord | Binding | None = None) -> Any:
+        """``value`` with its secrets opened for a condition or a check to read (the execution
+        ``where``'s: one bound elsewhere, or that no key opens, fails the condition); a mapping
+        is an Opened scope, whose errors never show the secrets' texts."""
+        texts: dict[str, Any] = {}
         try:
-            return self.keys.opened(value, {}) if self.keys else value
+            if where is None:
+                raise KeyMissing("a sealed value was read with nothing to say whose it is")
+            bound = where if isinstance(where, Binding) else Binding.execution(*_place(where))
+            opened = self.keys.bound(bound).opened(value, texts) if self.keys else value
         except KeyMissing as error:
             raise ExpressionError(error.message) from None
+        return Opened(opened, texts) if isinstance(opened, dict) else opened
 
-    def _sealed(self, definition: WorkflowDefinition, paths: Sequence[tuple[str, ...]], data: Any) -> Any:
-        """``data`` with its secrets at ``paths`` sealed; refused when the workflow declares
-        secrets and no key is configured."""
+    def _sealed(
+        self, definition: WorkflowDefinition, paths: Sequence[tuple[str, ...]], data: Any, *, to: Binding
+    ) -> Any:
+        """``data`` with its secrets at ``paths`` sealed for ``to`` (shown nowhere else in it);
+        refused when the workflow declares secrets and no key is configured."""
         if definition.secret_paths and not self.keys:
             raise Conflict(
                 f"workflow {definition.name} {definition.version} declares secrets and no encryption"
                 " key is configured: set WFE_ENCRYPTION_KEYS (make one with `wfe keys new`)"
             )
-        return self.keys.sealed(data, paths) if paths else data
+        return self.keys.bound(to).sealed(data, paths, {}) if paths else data
 
     @staticmethod
     def _same_request(existing: ExecutionRecord, workflow_id: int, key: str) -> ExecutionRecord:
@@ -451,7 +488,7 @@ class Coordinator:
         role: str | None = None,
     ) -> None:
         def complete(unit: Unit) -> None:
-            seal = partial(self._sealed, unit.definition, unit.definition.secret_paths.outputs.get(step, ()))
+            seal = self._sealer(unit, unit.definition.secret_paths.outputs.get(step, ()))
             control.complete_step(unit, step, data, actor, role, seal)
 
         self.decide(execution_id, actor, complete, owner_id)
@@ -464,9 +501,19 @@ class Coordinator:
         def send(unit: Unit) -> str | None:
             outputs = unit.definition.secret_paths.outputs
             paths = [path for step in unit.definition.listening(name) for path in outputs.get(step.name, ())]
-            return waiting.send_signal(unit, name, data, actor, partial(self._sealed, unit.definition, paths))
+            return waiting.send_signal(unit, name, data, actor, self._sealer(unit, paths))
 
         return self.decide(execution_id, actor, send, owner_id)
+
+    def _sealer(self, unit: Unit, paths: Sequence[tuple[str, ...]]) -> Callable[[Any], Any]:
+        """How data given to ``unit``'s execution has its secrets at ``paths`` sealed, for it."""
+        to = Binding.execution(*_place(unit.record))
+        return partial(self._sealed, unit.definition, paths, to=to)
+
+
+def _place(record: ExecutionRecord) -> tuple[int, str, str | None]:
+    """Whose an execution's values are: its owner, itself and its parent (see Binding)."""
+    return record.owner_id, record.id, record.parent_execution_id
 
 
 def _as_left(unit: Unit) -> ExecutionRecord | None:

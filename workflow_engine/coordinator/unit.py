@@ -88,7 +88,7 @@ class Unit:
         self.known_outputs: dict[str, Any] = {}
         self.budget = Budget()  # shared by every expression this unit evaluates
         # opens the sealed secrets a condition reads (None: nothing is sealed, or no key)
-        self.opener: Callable[[Any], Any] | None = None
+        self.opener: Callable[..., Any] | None = None
         self.new: list[dict[str, Any]] = []  # the runs this decision creates
         self.runs = Runs(facts, self.new)  # the execution's runs as this decision leaves them
         self.dirty = False
@@ -389,7 +389,7 @@ class Unit:
         compares values (what it gives is a verdict, never the value)."""
         scope = self.scope(conditions)
         if self.opener is not None and has_sealed(scope):
-            opened: dict[str, Any] = self.opener(scope)
+            opened: dict[str, Any] = self.opener(scope, self.record)  # (for this execution only)
             return opened
         return scope
 

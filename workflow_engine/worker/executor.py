@@ -183,7 +183,7 @@ class StepExecutor:
             loaded = ", ".join(sorted(self.registry.names())) or "none"
             message = f"agent {step.agent!r} is not loaded on worker {self.worker_id} (loaded: {loaded})"
             return Failure(FailureKind.FATAL, "unknown_agent", message, 0)
-        keys = self.coordinator.keys
+        keys = self.coordinator.keys.for_execution(claim.execution_id)  # (its values open here only)
         texts: dict[str, Any] = {}  # the secret texts this attempt is given, hidden in all it tells
         try:
             given = keys.opened(claim.input, texts), keys.opened(claim.item, texts)
@@ -209,7 +209,9 @@ class StepExecutor:
         with logs.hiding(texts):
             outcome = self._call(spec, context, claim, elapsed)
         if isinstance(outcome, Failure) and texts:
-            return replace(outcome, message=hide(outcome.message, texts), hidden=tuple(texts))
+            code = outcome.code and hide(outcome.code, texts)
+            error_type, message = hide(outcome.error_type, texts), hide(outcome.message, texts)
+            return replace(outcome, error_type=error_type, code=code, message=message, hidden=tuple(texts))
         if isinstance(outcome, Success) and keys:
             paths = self.coordinator.definitions.get(claim.workflow_id).secret_paths.outputs.get(
                 step.name, ()
