@@ -23,7 +23,7 @@ from workflow_engine.store import schedules as rows
 from workflow_engine.store.records import ScheduleRecord
 from workflow_engine.store.transaction import Tx
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # matched whole (fullmatch)
 MAX_CATCHUP = 366 * 86400
 NAME_RULE = "1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit"
 OVERLAPS = tuple(Overlap)
@@ -83,7 +83,7 @@ class Schedules:
         owner = owner_id if owner_id is not None else self.store.system_user_id()
         timing = Timing(cron=cron, every=every, timezone=timezone or "UTC")
         problems = [Problem(where, message) for where, message in timing.problems()]
-        if not isinstance(name, str) or not NAME.match(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
             problems.append(Problem("name", NAME_RULE))
         if overlap not in OVERLAPS:
             problems.append(Problem("overlap", f"must be one of {', '.join(OVERLAPS)}"))

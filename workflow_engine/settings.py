@@ -21,7 +21,7 @@ EXAMPLE_JWT_SECRET = "replace-with-a-long-random-secret-of-at-least-32-character
 PLACEHOLDER_MARK = "replace-with"
 EMBEDDED_BROKER = "embedded"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # a result backend class, module:Class
+_CLASS_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*\Z")  # a result backend class, module:Class
 BROKER_FORMS = "embedded, redis://HOST:6379/0, amqp://USER:PASSWORD@HOST:5672//"
 # the kombu transports the engine runs on: it routes steps to queues and broadcasts revokes,
 # which others (kafka, sqs...) do not, or not without a client library the engine lacks

@@ -26,7 +26,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from workflow_engine.definitions.agents import AgentCheck, UnknownAgents, check_agents
 from workflow_engine.definitions.loader import Source, load
 from workflow_engine.definitions.model import WorkflowDefinition
-from workflow_engine.errors import Conflict, PermissionDenied, WorkflowEngineError
+from workflow_engine.definitions.queues import queue_problems
+from workflow_engine.errors import Conflict, DefinitionError, PermissionDenied, WorkflowEngineError
 from workflow_engine.settings import Settings
 from workflow_engine.store import schedules as schedule_rows
 from workflow_engine.store.database import is_sqlite
@@ -85,6 +86,17 @@ def known_agents(engine: Engine, modules: Collection[str] = ()) -> frozenset[str
     return frozenset(known) or None
 
 
+def reserved_queues(settings: Settings) -> dict[str, str]:
+    """The engine's own broker queues, each with what it is."""
+    reserved = {
+        settings.coordinator_queue: f"the coordinators' queue ({settings.coordinator_queue})",
+        settings.steps_queue: f"the steps queue every worker consumes ({settings.steps_queue})",
+    }
+    if settings.intake_queue:
+        reserved[settings.intake_queue] = f"the intake queue of wfe.start_workflow ({settings.intake_queue})"
+    return reserved
+
+
 def check(engine: Engine, definition: WorkflowDefinition, modules: Collection[str] = ()) -> AgentCheck:
     """The agents ``definition`` names that no live worker and no module serves."""
     return check_agents(definition, known_agents(engine, modules))
@@ -100,10 +112,14 @@ def register(
     visible_to: int | None = None,
     require_compatible: bool = False,
 ) -> tuple[WorkflowRecord, AgentCheck]:
-    """Register a version unless it names an agent known to no live worker and no module
+    """Register a version unless a step's queue is one of the engine's own
+    (:class:`DefinitionError`) or it names an agent known to no live worker and no module
     (:class:`UnknownAgents`, nothing stored), or ``allow_unknown_agents``; with what the
     check found."""
     definition = source if isinstance(source, WorkflowDefinition) else load(source)
+    refused = queue_problems(definition, reserved_queues(engine.settings), engine.settings.queue_prefix)
+    if refused:
+        raise DefinitionError(refused, f"{definition.name} {definition.version}")
     found = check(engine, definition, modules)
     if found.unknown and not allow_unknown_agents:
         raise UnknownAgents(found, f"{definition.name} {definition.version}")

@@ -87,3 +87,44 @@ def test_a_stored_version_whose_schema_refers_to_a_url_starts_nothing_and_fetche
     assert listener.requests == 0
     assert started.status_code == 422, started.text
     assert "refers outside the schema" in started.json()["detail"]
+
+
+# 7: a step's queue is never one of the engine's own
+
+
+@pytest.mark.parametrize(
+    ("queue", "says"),
+    [
+        ("coordinator", "reserved for the engine"),  # <prefix>.coordinator
+        ("steps", "reserved for the engine"),  # <prefix>.steps
+        ("intake", "the intake queue"),  # this deployment's intake queue is <prefix>.intake
+        ("{prefix}.gpu", "the engine's prefix"),
+    ],
+)
+def test_a_step_routed_to_the_engine_s_own_queue_is_refused(server: Server, queue: str, says: str) -> None:
+    settings = server.cluster.settings
+    assert settings.intake_queue == f"{settings.queue_prefix}.intake"
+    step = {"name": "a", "agent": "echo", "queue": queue.format(prefix=settings.queue_prefix)}
+    body = {"name": f"queued-{queue.split('.')[-1]}", "version": "1.0.0", "steps": [step]}
+    refused = server.post("/workflows", "alice", json=body)
+    assert refused.status_code == 422, refused.text
+    assert says in refused.json()["detail"] and "queue" in refused.json()["detail"]
+    assert server.get(f"/workflows/{body['name']}", "alice").status_code == 404
+
+
+# L5: a trailing newline is no part of a name
+
+
+def test_names_with_a_trailing_newline_are_refused(server: Server) -> None:
+    server.register(echo("newline-ok"))
+    bodies = [
+        ("/workflows", echo("newline\n")),
+        ("/workflows", {**echo("newline"), "steps": [{"name": "a\n", "agent": "echo"}]}),
+        ("/workflows", {**echo("newline"), "steps": [{"name": "a", "agent": "echo\n"}]}),
+        ("/workflows", {**echo("newline"), "steps": [{"name": "a", "agent": "echo", "queue": "gpu\n"}]}),
+        ("/schedules", {"name": "nightly\n", "workflow": "newline-ok", "every": 60}),
+    ]
+    for path, body in bodies:
+        refused = server.post(path, "alice", json=body)
+        assert refused.status_code == 422, (body, refused.text)
+        assert "detail" in refused.json()

@@ -21,6 +21,7 @@ from workflow_engine.cli.output import (
 from workflow_engine.definitions.agents import AgentCheck, UnknownAgents, check_agents
 from workflow_engine.definitions.compatibility import breaking
 from workflow_engine.definitions.loader import check_file, load_file
+from workflow_engine.definitions.queues import queue_problems
 from workflow_engine.engine import Engine
 from workflow_engine.settings import Settings
 from workflow_engine.store.records import WorkflowRecord
@@ -81,6 +82,7 @@ def validate(
     definition, problems = check_file(file)
     found, note = AgentCheck(None), None
     if definition is not None:
+        problems += queue_problems(definition, versions.reserved_queues(settings), settings.queue_prefix)
         local = _module_agents(agent_modules)
         live, unread = versions.live_agents_of(settings)
         found = check_agents(definition, live | local)

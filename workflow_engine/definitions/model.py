@@ -24,10 +24,14 @@ from workflow_engine.core.secrets import SecretPaths, schema_secrets
 from workflow_engine.definitions.cases import CaseDefinition
 from workflow_engine.errors import ExpressionError
 
-WORKFLOW_NAME = r"^[a-z0-9][a-z0-9_-]{0,99}$"
-STEP_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$"
-AGENT_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}$"
-QUEUE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
+# whole names: \Z, not $, which would let "name\n" by
+WORKFLOW_NAME = r"^[a-z0-9][a-z0-9_-]{0,99}\Z"
+STEP_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}\Z"
+AGENT_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,199}\Z"
+QUEUE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\Z"
+# a step's `queue: X` is the broker queue <prefix>.X: these two are the engine's own
+# (<prefix>.coordinator, <prefix>.steps) whatever the prefix; see definitions/queues.py for the rest
+RESERVED_QUEUES = ("coordinator", "steps")
 DEFAULT_VERSION = "1.0.0"
 MAX_TIMEOUT = 7 * 24 * 3600.0
 
@@ -36,7 +40,7 @@ def _named(pattern: str, rule: str) -> AfterValidator:
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:
-        if not compiled.match(value):
+        if not compiled.fullmatch(value):
             raise ValueError(f"{value!r} is not a valid name: {rule}")
         return value
 
@@ -48,7 +52,20 @@ WorkflowName = Annotated[
 ]
 StepName = Annotated[str, _named(STEP_NAME, "letters, digits, '_' and '-', at most 100")]
 AgentName = Annotated[str, _named(AGENT_NAME, "letters, digits and '_.:-', at most 200")]
-QueueName = Annotated[str, _named(QUEUE_NAME, "letters, digits and '_.-', at most 100")]
+
+
+def _unreserved(queue: str) -> str:
+    if queue in RESERVED_QUEUES:
+        raise ValueError(
+            f"queue {queue!r} is reserved for the engine's own messages: choose another name "
+            f"(reserved: {', '.join(RESERVED_QUEUES)})"
+        )
+    return queue
+
+
+QueueName = Annotated[
+    str, _named(QUEUE_NAME, "letters, digits and '_.-', at most 100"), AfterValidator(_unreserved)
+]
 
 
 class StepType(StrEnum):
