@@ -1,11 +1,13 @@
-"""Real processes (`wfe worker`, `wfe coordinator`, `wfe api`, Redis, PostgreSQL): agents that
-return and raise with a secret embedded (inside text, as a key, as a number, in a checkpoint,
-an error's code and message, a traceback) leave it in no database row, no answer of the API's
-logs view, no worker log line and no Redis key."""
+"""Real processes (`wfe worker`, `wfe coordinator`, `wfe api`, `wfe flower`, Redis, PostgreSQL):
+agents that return and raise with a secret embedded (inside text, as a key, as a number, in a
+checkpoint, an error's code and message, a traceback) leave it in no database row, no answer of
+the API's logs view, no worker log line, no task Flower heard of (the task events on Redis) and
+no Redis key."""
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -16,6 +18,7 @@ from celery import Celery
 
 from tests.integration.conftest import FAST, broker_settings, start_cluster
 from tests.integration.test_api_server import PASSWORD, Server, _healthy, free_port, wfe_command
+from tests.integration.test_ops import Flower, poll, wait_http
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.secrets import new_key
 from workflow_engine.settings import Settings
@@ -51,8 +54,26 @@ def sealed_server(
         cluster.engine.close()
 
 
-def test_a_secret_an_agent_returns_or_raises_changed_is_in_no_row_logs_view_log_line_or_redis_key(
-    sealed_server: Server,
+@pytest.fixture(scope="module")
+def flower(sealed_server: Server) -> Flower:
+    """`wfe flower` on that cluster, once the worker sends task events (Flower turns them on)."""
+    cluster = sealed_server.cluster
+    served = Flower(free_port())
+    cluster.processes.start_flower(served.port, "--basic-auth=ops:secret")
+    wait_http(f"http://127.0.0.1:{served.port}/api/workers", auth=served.auth)
+    cluster.engine.register(WorkflowBuilder("warm").agent("fetch", "echo"))
+    deadline = time.monotonic() + 60
+    while True:  # Flower enables events some seconds after it starts
+        execution = cluster.engine.start("warm").id
+        assert cluster.wait(execution).status == "completed"
+        carrier = poll(lambda: served.tasks(execution).get(f"{execution}:fetch:1"), timeout=3)  # noqa: B023
+        if carrier and carrier.get("received"):
+            return served
+        assert time.monotonic() < deadline, "Flower never turned task events on in the worker"
+
+
+def test_a_secret_an_agent_returns_or_raises_changed_is_in_no_row_logs_view_log_line_task_or_redis_key(
+    sealed_server: Server, flower: Flower
 ) -> None:
     cluster = sealed_server.cluster
     key, pin = f"sk-{uuid.uuid4().hex}", 700000 + uuid.uuid4().int % 99999
@@ -78,6 +99,12 @@ def test_a_secret_an_agent_returns_or_raises_changed_is_in_no_row_logs_view_log_
     first, second = attempts[("raises", 1)], attempts[("raises", 2)]
     assert (first["error_code"], first["error_message"]) == ("E***", "the vendor refused ***")
     assert second["error_message"] == "VendorRefused: still refused: *** (pin ***)"
+    expected = [f"{execution}:{task}" for task in ("returns:1", "raises:1", "raises:2")]
+    tasks = poll(
+        lambda: (found := flower.tasks(execution)) and all(u in found for u in expected) and found, 20
+    )
+    assert tasks, flower.tasks(execution)
+    assert "[E***]: the vendor refused ***" in tasks[f"{execution}:raises:1"]["exception"]
     logged = "".join(path.read_text() for path in cluster.logs.glob("*.log"))
     assert "calling with Bearer *** and pin ***" in logged
     assert "VendorRefused: still refused: ***" in logged  # (its traceback, as the worker logged it)
@@ -98,6 +125,7 @@ def test_a_secret_an_agent_returns_or_raises_changed_is_in_no_row_logs_view_log_
         "the API's logs view": logs.text,
         "the execution": sealed_server.get(f"/executions/{execution}?include_events=true").text,
         "the log files": logged,
+        "Flower's tasks": json.dumps(tasks),
         "redis": b"".join(stored).decode("latin-1"),
     }
     for plain in (key, str(pin)):
