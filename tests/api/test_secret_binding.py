@@ -5,9 +5,11 @@ type, code or message, in a checkpoint) and what a failing condition says of one
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,10 +17,12 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from tests.api.conftest import Api
+from tests.api.test_monitor_pages import signed_in
 from tests.api.test_secrets import SECRET, everything_stored
 from workflow_engine.agents import AgentContext
 from workflow_engine.core.secrets import SEALED
 from workflow_engine.errors import InputError, TransientError
+from workflow_engine.retention import Purger
 from workflow_engine.secrets import Binding, KeyMissing, Keyring, new_key
 from workflow_engine.store import schema as t
 from workflow_engine.store import sealed
@@ -274,7 +278,15 @@ def test_what_an_agent_makes_of_a_secret_is_masked_in_every_row_view_and_log_lin
     [output] = [a["output_data"] for a in attempts if a["status"] == "succeeded"]
     assert output["header"] == "Bearer ***" and output["***"] == "as a key" and output["count"] == "***"
     assert output["deep"] == [[{"k": ["x***y", "***"]}]]
+    client, _ = signed_in(keyed, "alice")
+    keyed.harness.clock.advance(2 * 86400)  # (then purged, with an archive)
+    archive = io.StringIO()
     surfaces = {
+        "the monitor's page": client.get(f"/ui/executions/{execution}").text,
+        **{
+            f"attempt {run.id}": client.get(f"/ui/executions/{execution}/attempts/{run.id}").text
+            for run in keyed.harness.runs(execution)
+        },
         "the tables": everything_stored(keyed),
         "the log lines": caplog.text,
         "the execution": keyed.get(f"/executions/{execution}?include_events=true").text,
@@ -282,6 +294,8 @@ def test_what_an_agent_makes_of_a_secret_is_masked_in_every_row_view_and_log_lin
         "its events": keyed.get(f"/executions/{execution}/events").text,
         "the error groups": keyed.get("/errors").text,
     }
+    assert Purger(keyed.harness.store).purge(timedelta(days=1), archive=archive).executions == 1
+    surfaces["the purge's archive"] = archive.getvalue()
     for plain in (SECRET, str(PIN)):
         assert [name for name, text in surfaces.items() if plain in text] == [], plain
 
