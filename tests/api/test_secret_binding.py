@@ -337,3 +337,38 @@ def test_an_unchanged_secret_still_reaches_the_next_agent_sealed(keyed: Api) -> 
     assert seen == [{"copy": SECRET, "n": PIN}]
     [give] = keyed.get(f"/executions/{execution}/logs", params={"step_name": "give"}).json()
     assert give["output_data"] == {"copy": "***", "n": "***"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_grandchild_reads_its_trees_secret_in_its_agent_and_its_condition(
+    api_factory: Callable[..., Api], backend: str
+) -> None:
+    api = api_factory(backend, encryption_keys=KEY)
+    seen: list[Any] = []
+    api.harness.agent("leaf", lambda ctx: seen.append(ctx.input["key"]) or {"copy": ctx.input["key"]})
+    secret_input = {"type": "object", "properties": {"key": {"type": "string", "writeOnly": True}}}
+    api.register(
+        {
+            "name": "grandchild",
+            "version": "1.0.0",
+            "input_schema": secret_input,
+            "steps": [{"name": "a", "agent": "leaf"}, {"name": "b", "agent": "leaf"}],
+            "edges": [{"from": "a", "to": "b", "when": "steps.a.copy == input.key"}],  # reads it opened
+        }
+    )
+    for name, below in (("child", "grandchild"), ("top", "child")):
+        api.register(
+            {
+                "name": name,
+                "version": "1.0.0",
+                "input_schema": secret_input,
+                "steps": [
+                    {"name": "sub", "type": "workflow", "workflow": below, "input": {"key": "input.key"}}
+                ],
+            }
+        )
+    top = api.start("top", input_data={"key": SECRET})
+    api.harness.work()
+    assert api.get(f"/executions/{top}").json()["status"] == "completed"
+    assert seen == [SECRET, SECRET]
+    assert SECRET not in everything_stored(api)
