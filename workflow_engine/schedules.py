@@ -14,11 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from workflow_engine.coordinator.scheduler import Fired, Scheduler, timing_of
+from workflow_engine.core import quotas
 from workflow_engine.core import schedules as rules
 from workflow_engine.core.schedules import Overlap, Timing
 from workflow_engine.core.secrets import masked
 from workflow_engine.errors import Conflict, InputError, Problem, ScheduleNotFound
 from workflow_engine.secrets import Binding
+from workflow_engine.store import quotas as counted
 from workflow_engine.store import schedules as rows
 from workflow_engine.store.records import ScheduleRecord
 from workflow_engine.store.transaction import Tx
@@ -95,6 +97,11 @@ class Schedules:
         definition = self.coordinator.definitions.get(record.id)
         data = self.coordinator.sealed_input(definition, input, "input", Binding.schedule(owner, name))
         with self.store.transaction() as tx:
+            if owner != self.store.system_user_id():  # (the deployment's own are not limited)
+                owned = counted.schedules_of(tx, owner)
+                refusal = quotas.schedule_refusal(owned, every, self.coordinator.quotas)
+                if refusal is not None:
+                    raise refusal
             values = {
                 "name": name,
                 "owner_id": owner,

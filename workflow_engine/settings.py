@@ -210,6 +210,41 @@ class Settings(BaseSettings):
         1000, "how many of a map's items are queued at once when it sets no max_concurrency", ge=1
     )
     max_workflow_depth: int = setting(8, "how deep child workflows nest", ge=0)
+    quota_executions_in_flight: int = setting(
+        1000,
+        "executions one owner may have that have not ended (its children and their "
+        "children included), then 429 for a new start (0: no limit; the deployment's own "
+        "starts, from the CLI or a plain Celery message, are not counted)",
+        section="Quotas",
+        ge=0,
+    )
+    quota_starts_per_minute: int = setting(
+        600, "executions one owner may start in a minute, then 429 with Retry-After (0: no limit)", ge=0
+    )
+    quota_signals_kept: int = setting(
+        100, "signals kept for one execution (sent before a step waits for them), then 429", ge=0
+    )
+    quota_signal_bytes: int = setting(
+        4 * 1024 * 1024,
+        "bytes of data of the signals kept for one execution (as stored JSON), then 429",
+        ge=0,
+    )
+    quota_schedules: int = setting(100, "schedules one owner may have, then 429 (0: no limit)", ge=0)
+    schedule_min_interval: int = setting(
+        5, "the smallest `every` of a schedule a user creates, in seconds (422 below it)", ge=1
+    )
+    max_input_bytes: int = setting(
+        512 * 1024,
+        "the most an execution's input and metadata may take stored (as JSON), then 422",
+        gt=0,
+    )
+    max_output_bytes: int = setting(
+        1024 * 1024,
+        "the largest step output, checkpoint or signal data (as JSON): a larger output fails its "
+        "step (OUTPUT_TOO_LARGE), nothing of it stored; a larger checkpoint fails it too, and "
+        "larger signal data is refused with 422",
+        gt=0,
+    )
     retention_days: float | None = setting(
         None,
         "ended executions finished more than this many days ago are purged by the coordinators "

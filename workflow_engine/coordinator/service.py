@@ -24,6 +24,7 @@ from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome
 from workflow_engine.coordinator.rates import Rates
 from workflow_engine.coordinator.runs import new_execution
 from workflow_engine.coordinator.unit import Unit
+from workflow_engine.core import quotas
 from workflow_engine.core.secrets import Opened, has_sealed
 from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionMode, ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import WorkflowDefinition
@@ -40,6 +41,7 @@ from workflow_engine.errors import (
 from workflow_engine.events import EventBus
 from workflow_engine.secrets import Binding, KeyMissing, Keyring
 from workflow_engine.settings import Settings
+from workflow_engine.store import quotas as counted
 from workflow_engine.store.plan import Plan
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 from workflow_engine.store.repository import Store
@@ -82,6 +84,7 @@ class Coordinator:
         self.children = Children(self, store, self.definitions, self.finishing, self.outbox)
         self.outbox.follow_up = self._follow_up
         self.rates = Rates(store, self.definitions, dispatcher)
+        self.quotas = quotas.Quotas.of(settings)
 
     # deciding
 
@@ -155,6 +158,7 @@ class Coordinator:
         with self.store.planning() as plan:
             record = self.store.get_workflow(workflow, version, visible_to=visible_to, tx=plan)
             definition = self.definitions.get(record.id)
+            self._admit(plan, owner)
             bound = (Binding.execution(owner, execution_id), sealed_by)
             data, meta = self._checked(definition, input_data, metadata, mode, idempotency_key, *bound)
             key = concurrency.key_of(definition, data, meta)
@@ -253,12 +257,33 @@ class Coordinator:
         if not isinstance(meta, dict):
             raise InputError("metadata", [Problem("", "must be a JSON object")])
         check_payload(meta, "metadata")
+        size = quotas.json_size(data) + quotas.json_size(meta)
+        limit = self.quotas.input_bytes
+        too_large = quotas.size_refusal("input_data and metadata", size, limit, "WFE_MAX_INPUT_BYTES")
+        if too_large is not None:
+            raise too_large
         if mode not in MODES:
             raise InputError("mode", [Problem("", f"must be one of {', '.join(MODES)}")])
         if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
             raise InputError("idempotency_key", [Problem("", "must be 1 to 255 characters")])
         self._check_agents(definition)
         return data, meta
+
+    def _admit(self, plan: Plan | None, owner: int) -> None:
+        """Refuse a start its owner's quotas do not allow (see core/quotas.py), counted in one
+        read (on the plan's connection, when there is one); the deployment's own starts are not
+        limited."""
+        if not self.quotas.limits_starts or owner == self.store.system_user_id():
+            return
+        now = self.store.clock.now()
+        if plan is not None:
+            usage = counted.start_usage(plan, owner, self.quotas, now)
+        else:
+            with self.store.reading() as db:
+                usage = counted.start_usage(db, owner, self.quotas, now)
+        refusal = quotas.start_refusal(usage, self.quotas, now)
+        if refusal is not None:
+            raise refusal
 
     def sealed_input(
         self,
@@ -496,14 +521,28 @@ class Coordinator:
     def signal(
         self, execution_id: str, name: str, data: Any, actor: str, owner_id: int | None = None
     ) -> str | None:
-        """Send the signal ``name``: the wait step that took it (None: kept for a later one)."""
+        """Send the signal ``name``: the wait step that took it (None: kept for a later one,
+        within the execution's quota of kept signals)."""
+        size = quotas.json_size(data)
+        limit = self.quotas.output_bytes
+        too_large = quotas.size_refusal(f"data for signal {name!r}", size, limit, "WFE_MAX_OUTPUT_BYTES")
+        if too_large is not None:
+            raise too_large
+        kept: list[tuple[int, int]] = []
+
+        def count(tx: Tx) -> None:
+            kept.append(counted.kept_signals(tx, execution_id))
 
         def send(unit: Unit) -> str | None:
             outputs = unit.definition.secret_paths.outputs
             paths = [path for step in unit.definition.listening(name) for path in outputs.get(step.name, ())]
-            return waiting.send_signal(unit, name, data, actor, self._sealer(unit, paths))
+            took = waiting.send_signal(unit, name, data, actor, self._sealer(unit, paths))
+            refusal = quotas.signal_refusal(*kept[-1], size, self.quotas) if took is None else None
+            if refusal is not None:
+                raise refusal
+            return took
 
-        return self.decide(execution_id, actor, send, owner_id)
+        return self.decide(execution_id, actor, send, owner_id, guard=count)
 
     def _sealer(self, unit: Unit, paths: Sequence[tuple[str, ...]]) -> Callable[[Any], Any]:
         """How data given to ``unit``'s execution has its secrets at ``paths`` sealed, for it."""

@@ -19,9 +19,10 @@ from workflow_engine.agents import AgentContext, AgentRegistry, AgentSpec
 from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.core.payloads import payload_problem
+from workflow_engine.core.quotas import OUTPUT_TOO_LARGE, json_size, output_problem
 from workflow_engine.core.retry import FailureKind, classify, error_type
 from workflow_engine.core.secrets import hide
-from workflow_engine.errors import StepError
+from workflow_engine.errors import FatalError, StepError
 from workflow_engine.secrets import KeyMissing, Keyring
 from workflow_engine.store.database import retrying
 from workflow_engine.store.repository import Store
@@ -47,15 +48,27 @@ def call_agent(spec: AgentSpec, context: AgentContext, timeout: float | None) ->
     return spec.function(context)
 
 
-def normalise_output(result: Any) -> dict[str, Any]:
-    """A step's output is a JSON object; None means an empty one."""
+class OutputTooLarge(TypeError):
+    """An output larger than WFE_MAX_OUTPUT_BYTES: the step fails, nothing of it stored."""
+
+
+def normalise_output(result: Any, limit: int = 0) -> dict[str, Any]:
+    """A step's output is a JSON object of at most ``limit`` bytes (0: any); None means an
+    empty one."""
     if result is None:
         return {}
     if not isinstance(result, dict):
         raise TypeError(f"an agent must return a dict (a JSON object), not {type(result).__name__}")
     try:
-        loaded: dict[str, Any] = json.loads(json.dumps(result, allow_nan=False))
+        text = json.dumps(result, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
     except (TypeError, ValueError, RecursionError) as exc:
+        raise TypeError(f"the output is not JSON-serialisable: {exc}") from None
+    too_large = output_problem("output", len(text.encode("utf-8", "surrogatepass")), limit)
+    if too_large is not None:
+        raise OutputTooLarge(too_large)
+    try:
+        loaded: dict[str, Any] = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise TypeError(f"the output is not JSON-serialisable: {exc}") from None
     problem = payload_problem(loaded)
     if problem is not None:
@@ -79,6 +92,10 @@ class _Services:
         problem = payload_problem(data)
         if problem is not None:
             raise TypeError(f"the checkpoint cannot be stored: {problem}")
+        limit = self.coordinator.settings.max_output_bytes
+        too_large = output_problem("checkpoint", json_size(data), limit)
+        if too_large is not None:  # (the step fails, unless its agent catches this)
+            raise FatalError(too_large, OUTPUT_TOO_LARGE)
         self.coordinator.save_checkpoint(run_id, data)
 
     def is_cancelled(self, run_id: int) -> bool:
@@ -248,7 +265,9 @@ class StepExecutor:
                 cause=error,
             )
         try:
-            output = normalise_output(result)
+            output = normalise_output(result, self.coordinator.settings.max_output_bytes)
+        except OutputTooLarge as error:
+            return Failure(FailureKind.FATAL, FatalError.error_type, str(error), elapsed(), OUTPUT_TOO_LARGE)
         except TypeError as error:
             return Failure(FailureKind.FATAL, "invalid_output", str(error), elapsed())
         return Success(output, elapsed())

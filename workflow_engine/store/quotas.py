@@ -1,0 +1,68 @@
+"""What the quotas count (see :mod:`workflow_engine.core.quotas`): each a bounded read, one
+statement, over an open transaction or a reading connection (both dialects alike)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from workflow_engine.core.quotas import MINUTE, Quotas, StartUsage
+from workflow_engine.core.states import TERMINAL_EXECUTION
+from workflow_engine.store import schema as t
+
+x = t.executions
+_TERMINAL = sorted(TERMINAL_EXECUTION)
+
+
+class Runner(Protocol):
+    def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]: ...
+
+
+def in_flight_of(owner_id: int) -> sa.ColumnElement[bool]:
+    """An owner's executions that have not ended (the partial index ix_wfe_executions_in_flight)."""
+    return sa.and_(x.c.owner_id == owner_id, x.c.status.not_in(_TERMINAL))
+
+
+def start_usage(db: Runner, owner_id: int, quotas: Quotas, now: datetime) -> StartUsage:
+    """An owner's executions not ended (counted up to ``quotas.in_flight``) and the start time of
+    its ``quotas.starts_per_minute``-th newest top-level start of the last minute, in one read."""
+    in_flight: sa.ColumnElement[Any] = sa.literal(0)
+    if quotas.in_flight:
+        counted = sa.select(sa.literal(1)).where(in_flight_of(owner_id)).limit(quotas.in_flight).subquery()
+        in_flight = sa.select(sa.func.count()).select_from(counted).scalar_subquery()
+    nth: sa.ColumnElement[Any] = sa.null()
+    if quotas.starts_per_minute:
+        nth = (
+            sa.select(x.c.created_at)
+            .where(
+                x.c.owner_id == owner_id,
+                x.c.created_at > now - MINUTE,
+                x.c.parent_execution_id.is_(None),
+            )
+            .order_by(x.c.created_at.desc())
+            .limit(1)
+            .offset(quotas.starts_per_minute - 1)
+            .scalar_subquery()
+        )
+    row = db.execute(sa.select(in_flight.label("in_flight"), nth.label("nth"))).one()
+    nth_start = row.nth
+    if isinstance(nth_start, str):  # (SQLite hands a scalar subquery's timestamp back as text)
+        nth_start = x.c.created_at.type.process_result_value(nth_start, None)  # type: ignore[attr-defined]
+    return StartUsage(int(row.in_flight or 0), nth_start)
+
+
+def kept_signals(db: Runner, execution_id: str) -> tuple[int, int]:
+    """How many signals an execution keeps (sent, no step took them yet), and their bytes."""
+    s = t.signals
+    size = sa.func.coalesce(sa.func.sum(sa.func.length(sa.cast(s.c.data, sa.Text))), 0)
+    kept = s.c.execution_id == execution_id, s.c.consumed_step.is_(None)
+    row = db.execute(sa.select(sa.func.count().label("n"), size.label("size")).where(*kept)).one()
+    return int(row.n), int(row.size)
+
+
+def schedules_of(db: Runner, owner_id: int) -> int:
+    """How many schedules an owner has."""
+    found = db.execute(sa.select(sa.func.count()).where(t.schedules.c.owner_id == owner_id)).scalar_one()
+    return int(found)
