@@ -9,13 +9,16 @@ are registered before workers are deployed, as a Temporal or Airflow deployment 
 caller says so. A version that no execution ever used may be deleted, by its name's owner or an
 admin, which frees its (name, version) for another body.
 
-``wfe validate``, ``wfe register``, ``wfe workflows delete``, ``POST /workflows`` and
-``DELETE /workflows/{name}/versions/{version}`` call these.
+Workflows are listed a page at a time without reading their documents (:func:`listing`).
+
+``wfe validate``, ``wfe register``, ``wfe workflows delete``, ``POST /workflows``, ``GET
+/workflows`` and ``DELETE /workflows/{name}/versions/{version}`` call these.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,11 +28,19 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from workflow_engine.definitions.agents import AgentCheck, UnknownAgents, check_agents
 from workflow_engine.definitions.loader import Source, load
-from workflow_engine.definitions.model import WorkflowDefinition
+from workflow_engine.definitions.model import WorkflowDefinition, parse_version
 from workflow_engine.definitions.queues import queue_problems
-from workflow_engine.errors import Conflict, DefinitionError, PermissionDenied, WorkflowEngineError
+from workflow_engine.errors import (
+    Conflict,
+    DefinitionError,
+    PermissionDenied,
+    WorkflowEngineError,
+    WorkflowNotFound,
+)
 from workflow_engine.settings import Settings
+from workflow_engine.store import catalogue
 from workflow_engine.store import schedules as schedule_rows
+from workflow_engine.store.catalogue import Order
 from workflow_engine.store.database import is_sqlite
 from workflow_engine.store.opening import store_for
 from workflow_engine.store.records import WorkflowRecord
@@ -127,6 +138,55 @@ def register(
         definition, created_by=created_by, visible_to=visible_to, require_compatible=require_compatible
     )
     return record, found
+
+
+@dataclass(frozen=True)
+class WorkflowSummary:
+    """A workflow as a listing shows it: its versions (newest first) without their documents."""
+
+    name: str
+    description: str  # the latest version's
+    latest_version: str
+    versions: list[str]
+
+
+MAX_PAGE = 1000
+
+
+def listing(
+    engine: Engine, visible_to: int | None, limit: int = 100, offset: int = 0, order: Order = "name"
+) -> list[WorkflowSummary]:
+    """One page of the workflows ``visible_to`` may see (None: every one), by name or newest
+    first; no document is read."""
+    names = catalogue.names_page(engine.store, visible_to, min(limit, MAX_PAGE), offset, order)
+    return _summaries(engine, names, visible_to)
+
+
+def summary(engine: Engine, name: str, visible_to: int | None) -> WorkflowSummary:
+    """Workflow ``name``'s versions, without their documents (:class:`WorkflowNotFound`)."""
+    found = _summaries(engine, [name], visible_to)
+    if not found:
+        raise WorkflowNotFound(name)
+    return found[0]
+
+
+def _summaries(engine: Engine, names: list[str], visible_to: int | None) -> list[WorkflowSummary]:
+    by_name: dict[str, list[catalogue.VersionRow]] = {}
+    for row in catalogue.versions_of(engine.store, names, visible_to):
+        by_name.setdefault(row.name, []).append(row)
+    for found in by_name.values():
+        found.sort(key=lambda row: parse_version(row.version), reverse=True)
+    described = catalogue.descriptions(engine.store, [found[0].id for found in by_name.values()])
+    return [
+        WorkflowSummary(
+            name=name,
+            description=described.get(by_name[name][0].id, ""),
+            latest_version=by_name[name][0].version,
+            versions=[row.version for row in by_name[name]],
+        )
+        for name in names
+        if name in by_name
+    ]
 
 
 def delete(

@@ -11,22 +11,20 @@ from fastapi.responses import JSONResponse
 from workflow_engine import versions
 from workflow_engine.api.deps import WRITERS, EngineDep, User, start_for
 from workflow_engine.api.schemas import ErrorOut, ExecuteRequest, Started, WorkflowOut, WorkflowVersionOut
-from workflow_engine.errors import WorkflowNotFound
-from workflow_engine.store.records import WorkflowRecord
+from workflow_engine.store.catalogue import Order
 
 router = APIRouter(prefix="/workflows", tags=["workflows"])
 NAME = Path(min_length=1, max_length=100)
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 404, 409, 422)}
 
 
-def _summary(records: list[WorkflowRecord], with_definition: bool = False) -> WorkflowOut:
-    latest = records[0]  # newest version first
+def _out(found: versions.WorkflowSummary, definition: dict[str, Any] | None = None) -> WorkflowOut:
     return WorkflowOut(
-        name=latest.name,
-        description=latest.description,
-        latest_version=latest.version,
-        versions=[r.version for r in records],
-        definition=latest.document if with_definition else None,
+        name=found.name,
+        description=found.description,
+        latest_version=found.latest_version,
+        versions=found.versions,
+        definition=definition,
     )
 
 
@@ -54,20 +52,24 @@ def register(
 
 
 @router.get("", response_model=list[WorkflowOut], responses=ERRORS)
-def list_workflows(user: User, engine: EngineDep) -> list[WorkflowOut]:
-    """Workflows visible to the caller, with their versions, newest first."""
-    by_name: dict[str, list[WorkflowRecord]] = {}
-    for record in engine.workflows(visible_to=user.owner_filter):
-        by_name.setdefault(record.name, []).append(record)
-    return [_summary(records) for records in by_name.values()]
+def list_workflows(
+    user: User,
+    engine: EngineDep,
+    limit: int = Query(100, ge=1, le=versions.MAX_PAGE, description="Workflows per page"),
+    offset: int = Query(0, ge=0, le=10_000_000, description="Workflows to skip"),
+    order: Order = Query("name", description="by name, or newest: the latest registration first"),
+) -> list[WorkflowOut]:
+    """One page of the workflows visible to the caller, each with its versions (newest first),
+    without their documents (``GET /workflows/{name}/versions/{version}`` gives one)."""
+    return [_out(found) for found in versions.listing(engine, user.owner_filter, limit, offset, order)]
 
 
 @router.get("/{name}", response_model=WorkflowOut, responses=ERRORS)
 def get_workflow(user: User, engine: EngineDep, name: str = NAME) -> WorkflowOut:
-    records = engine.workflows(visible_to=user.owner_filter, name=name)
-    if not records:
-        raise WorkflowNotFound(name)
-    return _summary(records, with_definition=True)
+    """A workflow's versions (newest first) and the latest one's definition."""
+    found = versions.summary(engine, name, user.owner_filter)
+    latest = engine.workflow(name, found.latest_version, visible_to=user.owner_filter)
+    return _out(found, latest.document)
 
 
 @router.get("/{name}/versions/{version}", response_model=WorkflowVersionOut, responses=ERRORS)
