@@ -210,6 +210,12 @@ class Settings(BaseSettings):
         1000, "how many of a map's items are queued at once when it sets no max_concurrency", ge=1
     )
     max_workflow_depth: int = setting(8, "how deep child workflows nest", ge=0)
+    max_descendants: int = setting(
+        10_000,
+        "how many child executions one top-level start may make in all (children, their "
+        "children, ...); a start beyond it fails the step that asks for it (DESCENDANT_LIMIT)",
+        ge=0,
+    )
     quota_executions_in_flight: int = setting(
         1000,
         "executions one owner may have that have not ended (its children and their "

@@ -23,11 +23,14 @@ from workflow_engine.coordinator.finishing import Finishing
 from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.runs import new_execution
 from workflow_engine.coordinator.unit import Unit
+from workflow_engine.core import descendants
 from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import StepDefinition, StepType, WorkflowDefinition
 from workflow_engine.errors import Conflict, ExecutionNotFound, InputError, InvalidOperation, WorkflowNotFound
 from workflow_engine.outages import warn
 from workflow_engine.secrets import Binding, handed_on
+from workflow_engine.settings import Settings
+from workflow_engine.store import lineages
 from workflow_engine.store.plan import Plan
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord, WorkflowRecord
 from workflow_engine.store.repository import Store
@@ -42,7 +45,9 @@ CHILD_INPUT = "input of the child execution"  # (where a problem with it is)
 
 
 class Deciding(Protocol):
-    """What the children ask of the coordinator: its decisions and verbs."""
+    """What the children ask of the coordinator: its settings, decisions and verbs."""
+
+    settings: Settings
 
     def decide(
         self,
@@ -172,8 +177,9 @@ class Children:
     ) -> Unit | None:
         """Start the ``generation``-th child of ``step_name`` (its item ``index``) of ``parent``
         with ``child_input``, its first step run in place by ``inline``'s worker when it may;
-        the child's first decision, or None when it exists already (or was refused). ``run``:
-        the parent's run that waits for it, as the parent's decision just wrote it."""
+        the child's first decision, or None when it exists already (or was refused: its input
+        does not fit, or its tree has started every child it may). ``run``: the parent's run
+        that waits for it, as the parent's decision just wrote it."""
         step = self.definitions.get(parent.workflow_id).step(step_name)
         assert step.workflow is not None
         key = f"{parent.id}:{step_name}:{index}:{generation}"
@@ -183,6 +189,7 @@ class Children:
             if planned is not None:
                 return planned
         refused: str | None = None
+        kind = "child_refused"
         with self.store.transaction() as tx:  # one transaction: what to start, and starting it
             try:
                 record = self.store.get_workflow(step.workflow, step.version, tx=tx)
@@ -198,17 +205,21 @@ class Children:
                     return None  # the step ended meanwhile (cancelled, reset): no child
                 tx.now = max(tx.now, waiting.queued_at)  # (started after its run, whatever the clocks)
                 values = _child_row(child_id, record, definition, parent, waiting, child_input, tx.now)
-                if not tx.insert_child(values):
+                inserted = self._insert(tx, now_parent, values)
+                if inserted is False:
                     return None  # started already, by whoever got here first
-                facts = Facts(tx.now, ExecutionRecord(**values), outputs_of=None, runs=(), attempts={})
-                paused = now_parent.status == E.PAUSED
-                # (a child of a parent paused meanwhile is paused at once, below: not run in place)
-                unit, _ = self.coordinator.decided(
-                    tx, facts, f"parent {parent.id}", steps.begin, None if paused else inline
-                )
-                deciding.apply(tx, unit)
+                if isinstance(inserted, str):
+                    refused, kind = inserted, descendants.KIND
+                else:
+                    facts = Facts(tx.now, ExecutionRecord(**values), outputs_of=None, runs=(), attempts={})
+                    paused = now_parent.status == E.PAUSED
+                    # (a child of a parent paused meanwhile is paused at once, below: not run in place)
+                    unit, _ = self.coordinator.decided(
+                        tx, facts, f"parent {parent.id}", steps.begin, None if paused else inline
+                    )
+                    deciding.apply(tx, unit)
         if refused is not None:
-            refuse = partial(maps.child_refused, step_name=step_name, index=index, message=refused)
+            refuse = partial(maps.child_refused, step_name=step_name, index=index, message=refused, kind=kind)
             self.coordinator.decide(parent.id, "system", refuse)
             return None
         self.outbox.after_commit(unit)
@@ -216,6 +227,18 @@ class Children:
             self.cascade(parent.id, "pause", step_name)
             return None
         return unit
+
+    def _insert(self, tx: Tx, parent: ExecutionRecord, values: dict[str, Any]) -> bool | str:
+        """Insert the child row ``values`` of ``parent`` if its tree may start one more child
+        (counting it): True; False when it exists already; else why it may not start."""
+        root = lineages.root_of(tx, parent)
+        started, room = lineages.hold(tx, root, self.coordinator.settings.max_descendants)
+        if not descendants.may_start(started, room):
+            return False if tx.execution(values["id"]) is not None else descendants.refusal(root, room)
+        if not tx.insert_child(values):
+            return False
+        lineages.count(tx, root)
+        return True
 
     def _start_planned(
         self,

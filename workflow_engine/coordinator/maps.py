@@ -408,11 +408,14 @@ def child_ended(
     return True
 
 
-def child_refused(unit: Unit, step_name: str, index: int | None, message: str) -> bool:
+def child_refused(
+    unit: Unit, step_name: str, index: int | None, message: str, kind: str = "child_refused"
+) -> bool:
     """The child of ``step_name`` (its item ``index``) could not start (its input does not fit its
-    workflow, say): the step or item fails with ``message``."""
+    workflow, its tree has started every child it may): the step or item fails with ``message``
+    (an error of type ``kind``)."""
     step = unit.definition.step(step_name)
-    error = _error(step_name, "child_refused", message)
+    error = _error(step_name, kind, message)
     if index is None:
         run = unit.runs.current().get(step_name)
         if run is None or run.status != S.RUNNING:
@@ -432,8 +435,6 @@ def child_refused(unit: Unit, step_name: str, index: int | None, message: str) -
     if run.status != S.RUNNING or not unit.runs.update(run.id, values, (S.RUNNING,)):
         return False
     unit.event(step_name, run.attempt, S.RUNNING, S.FAILED, message, {"index": index, **error})
-    item_failed(
-        unit, run, step_name, index, run.attempt, Failure(FailureKind.FATAL, "child_refused", message, 0)
-    )
+    item_failed(unit, run, step_name, index, run.attempt, Failure(FailureKind.FATAL, kind, message, 0))
     unit.settle()
     return True

@@ -25,7 +25,7 @@ from workflow_engine.store.prepared import Prepared
 from workflow_engine.store.records import ExecutionRecord, from_row
 
 CHANNEL = "wfe_events"  # NOTIFY channel: "an execution has new events"
-E, R, V = t.executions.name, t.step_runs.name, t.events.name
+E, R, V, L = t.executions.name, t.step_runs.name, t.events.name, t.lineages.name
 RUNNING, QUEUED = sql_literal(StepStatus.RUNNING), sql_literal(StepStatus.QUEUED)
 EXECUTION_RUNNING = sql_literal(ExecutionStatus.RUNNING)
 
@@ -318,8 +318,10 @@ def finish_planned(
 
 # an execution started in one statement: its row inserted as its first decision leaves it, with
 # that decision's runs and events, once (a conflict on its id or idempotency key inserts
-# nothing); a child only while its parent's run still waits for it and the parent runs (not
-# paused, not ended)
+# nothing); a child only while its parent's run still waits for it, the parent runs (not
+# paused, not ended) and its tree may start one more child (core.descendants.may_start, applied
+# to its count under the count's row lock, and the count moved on with the insert; a tree with
+# no count yet is started on the transaction path, which gives it one)
 def _column_type(column: sa.Column[Any]) -> str:
     if isinstance(column.type, sa.JSON):
         return "text"  # (as JSON text, cast below)
@@ -341,10 +343,28 @@ _WAITS = f"""
             -- (shared: a verb deciding on the parent meanwhile is waited for, then seen)
             SELECT 1 FROM {E} WHERE id = :x_parent_execution_id AND status = {EXECUTION_RUNNING}
             FOR SHARE
+        ) AND EXISTS (
+            SELECT 1 FROM {L} WHERE root_execution_id = (SELECT id FROM tree WHERE parent IS NULL)
+              AND started < room
+            FOR UPDATE
+        )"""  # noqa: S608 - table names only; every value is a bound parameter
+# the parent and its ancestors, up to the top-level execution whose tree the child joins
+_TREE = f"""RECURSIVE tree(id, parent, hops) AS (
+            SELECT id, parent_execution_id, 0 FROM {E} WHERE id = :x_parent_execution_id
+            UNION ALL
+            SELECT e.id, e.parent_execution_id, tree.hops + 1 FROM {E} e
+            JOIN tree ON e.id = tree.parent WHERE tree.hops < 64
+        ),
+        """  # noqa: S608 - table names only; every value is a bound parameter
+_COUNTED = f""",
+        counted AS (
+            UPDATE {L} SET started = started + 1
+            WHERE root_execution_id = (SELECT id FROM tree WHERE parent IS NULL)
+              AND EXISTS (SELECT 1 FROM started)
         )"""  # noqa: S608 - table names only; every value is a bound parameter
 
 
-def _start(name: str, guard: str) -> Prepared:
+def _start(name: str, guard: str, before: str = "", after: str = "") -> Prepared:
     values = ", ".join(
         f"CAST(:x_{c.name} AS jsonb)" if isinstance(c.type, sa.JSON) else f":x_{c.name}"
         for c in t.executions.c
@@ -353,14 +373,14 @@ def _start(name: str, guard: str) -> Prepared:
     return Prepared(
         name,
         f"""
-        WITH started AS (
+        WITH {before}started AS (
             INSERT INTO {E} ({", ".join(c.name for c in t.executions.c)})
             SELECT {values}
             {guard}
             ON CONFLICT DO NOTHING
             RETURNING id
         ),
-        {_WRITE_HISTORY.format(if_=_STARTED)}
+        {_WRITE_HISTORY.format(if_=_STARTED)}{after}
         SELECT (SELECT count(*) FROM started) AS applied,
                CASE WHEN :notify {_STARTED} THEN pg_notify('{CHANNEL}', :execution_id) END AS notified
         """,  # noqa: S608 - table names only; every value is a bound parameter
@@ -369,7 +389,7 @@ def _start(name: str, guard: str) -> Prepared:
 
 
 START = _start("wfe_start", "")
-START_CHILD = _start("wfe_start_child", _WAITS)
+START_CHILD = _start("wfe_start_child", _WAITS, _TREE, _COUNTED)
 
 
 def start(

@@ -214,6 +214,18 @@ Index(
     sqlite_where=_keyed,
 )
 
+# a tree of child executions, counted at its top-level execution: the children started in it
+# (theirs included) and how many it may start (WFE_MAX_DESCENDANTS when its first one started)
+lineages = Table(
+    "wfe_lineages",
+    metadata,
+    Column(
+        "root_execution_id", String(36), ForeignKey("wfe_executions.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("started", Integer, nullable=False),
+    Column("room", Integer, nullable=False),
+)
+
 step_runs = Table(
     "wfe_step_runs",
     metadata,
