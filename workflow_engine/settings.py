@@ -280,6 +280,22 @@ class Settings(BaseSettings):
         "catch-up window",
         ge=0,
     )
+    test_run_timeout: float = setting(
+        60.0,
+        "`POST /testing/runs`: the longest a test run may take (wall time) before it is stopped "
+        "and recorded as failed",
+        section="Workflow tests",
+        gt=0,
+    )
+    test_run_max_items: int = setting(
+        1000,
+        "`POST /testing/runs`: the longest list a map step of a test run takes, and the most "
+        "child executions one case starts (beyond: the step fails)",
+        ge=0,
+    )
+    test_run_slots: int = setting(
+        2, "`POST /testing/runs`: how many test runs one API process runs at once (others get 429)", gt=0
+    )
     embedded_poll_interval: float = setting(
         0.05, "seconds between the embedded broker's polls", section="Polling", gt=0
     )

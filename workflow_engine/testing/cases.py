@@ -36,6 +36,18 @@ class CaseResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one run of cases may take: ``seconds`` of wall time in all, and lists (a map's
+    items, the executions one case starts) of at most ``items``."""
+
+    seconds: float
+    items: int
+
+    def stop_reason(self) -> str:
+        return f"stopped: the test run took longer than {self.seconds:g} s (WFE_TEST_RUN_TIMEOUT)"
+
+
 def contains(actual: Any, expected: Any) -> bool:
     """``expected`` in ``actual``: a mapping matches when each of its keys holds a matching
     value; anything else is compared for equality."""
@@ -50,12 +62,20 @@ def run_cases(
     definitions: Sequence[WorkflowDefinition],
     names: Iterable[str] | None = None,
     agents: AgentRegistry = REGISTRY,
+    limits: Limits | None = None,
 ) -> list[CaseResult]:
     """Run the cases of each of ``definitions`` (or of those named), each workflow's children
-    among ``definitions``; an agent no case mocks runs as registered in ``agents``."""
+    among ``definitions``; an agent no case mocks runs as registered in ``agents``. Within
+    ``limits`` when given: past its time, each case still running (and each after it) fails."""
     wanted = set(names) if names is not None else {d.name for d in definitions}
     results: list[CaseResult] = []
-    with Harness() as harness:
+    bounds: dict[str, Any] = {}
+    if limits is not None:
+        bounds.update(map_max_items=limits.items, max_descendants=limits.items)
+    with Harness(**bounds) as harness:
+        if limits is not None:
+            harness.deadline = time.monotonic() + limits.seconds
+            harness.stop_reason = limits.stop_reason()
         for definition in _children_first(definitions):
             harness.register(definition)
         by_name = {d.name: d for d in definitions}

@@ -25,6 +25,8 @@ import os
 import random
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -38,6 +40,7 @@ from workflow_engine.coordinator.reconciler import Reconciler
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.core.states import OPEN_STEP, TERMINAL_EXECUTION, StepStatus
 from workflow_engine.definitions import WorkflowBuilder, WorkflowDefinition, load
+from workflow_engine.errors import WorkflowEngineError
 from workflow_engine.settings import Settings
 from workflow_engine.store import migrate
 from workflow_engine.store.opening import store_for
@@ -48,6 +51,11 @@ from workflow_engine.worker.executor import StepExecutor
 
 SHARED_MEMORY = "/dev/shm"  # noqa: S108 - a folder of its own is made in it, by mkdtemp
 NOT_RUN = frozenset({StepStatus.PENDING, StepStatus.SKIPPED, StepStatus.CANCELLED})
+_MIGRATING = threading.Lock()  # (Alembic's context is global: one migration at a time per process)
+
+
+class Stopped(WorkflowEngineError):
+    """The harness was given a deadline, and it has passed: nothing more is delivered."""
 
 
 def taken_path(view: ExecutionView, runs: Sequence[StepRunRecord]) -> list[str]:
@@ -118,7 +126,12 @@ class MemoryDatabase:
         memory = SHARED_MEMORY if os.path.isdir(SHARED_MEMORY) and os.access(SHARED_MEMORY, os.W_OK) else None
         self.folder = tempfile.mkdtemp(prefix="wfe-harness-", dir=memory)  # (private: mode 0700)
         self.url = f"sqlite:///{self.folder}/harness.db"
-        migrate.upgrade(self.url)
+        try:
+            with _MIGRATING:
+                migrate.upgrade(self.url)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -174,12 +187,25 @@ class Run:
 
 class Harness:
     """The engine in process (see the module's documentation). ``url``: the database to use
-    (migrated already); None for a throwaway in-memory one."""
+    (migrated already); None for a throwaway in-memory one. Once ``deadline`` (a
+    ``time.monotonic()`` value) has passed, delivering a message raises :class:`Stopped` with
+    ``stop_reason``."""
+
+    deadline: float | None = None
+    stop_reason = "the harness's deadline has passed"
 
     def __init__(self, url: str | None = None, **settings: Any) -> None:
         self.memory = MemoryDatabase() if url is None else None
         url = self.memory.url if self.memory is not None else url
         assert url is not None
+        try:
+            self._open(url, settings)
+        except BaseException:
+            if self.memory is not None:
+                self.memory.close()
+            raise
+
+    def _open(self, url: str, settings: dict[str, Any]) -> None:
         self.clock = FixedClock()
         self.store = store_for(url, self.clock)
         self.settings = harness_settings(url, **settings)
@@ -193,9 +219,11 @@ class Harness:
         self.inline_steps = 0  # steps a "worker" runs in place after the one it was sent
 
     def close(self) -> None:
-        self.store.dispose()
-        if self.memory is not None:
-            self.memory.close()
+        try:
+            self.store.dispose()
+        finally:
+            if self.memory is not None:
+                self.memory.close()
 
     def __enter__(self) -> Harness:
         return self
@@ -267,6 +295,8 @@ class Harness:
         return True
 
     def _deliver(self, item: Dispatch) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise Stopped(self.stop_reason)
         self.broker.queue.remove(item)
         if item.kind == "timer":
             self.coordinator.fire_timer(item.run_id)

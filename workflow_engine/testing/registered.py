@@ -1,16 +1,32 @@
-"""Running a registered version's own cases (``POST /testing/runs``), and keeping the result."""
+"""Running a registered version's own cases (``POST /testing/runs``), and keeping the result.
+
+A run is bounded: each has a throwaway database of its own, at most ``slots`` runs go on at
+once in a process (another is refused, :class:`~workflow_engine.errors.TooManyAttempts`), and
+the run stops at its time limit, each case still running then failed with the reason.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 
 from workflow_engine.agents import REGISTRY, AgentRegistry
 from workflow_engine.definitions.loader import load
 from workflow_engine.definitions.model import WorkflowDefinition
+from workflow_engine.errors import TooManyAttempts
+from workflow_engine.settings import Settings
 from workflow_engine.store import test_runs
 from workflow_engine.store.repository import Store
 from workflow_engine.store.test_runs import TestRunRecord
-from workflow_engine.testing.cases import run_cases
+from workflow_engine.testing.cases import Limits, run_cases
+
+_SLOTS: dict[int, threading.BoundedSemaphore] = {}  # runs going on in this process, by size
+_SLOTS_LOCK = threading.Lock()
+
+
+def _slots(size: int) -> threading.BoundedSemaphore:
+    with _SLOTS_LOCK:
+        return _SLOTS.setdefault(size, threading.BoundedSemaphore(size))
 
 
 def run_registered(
@@ -20,14 +36,28 @@ def run_registered(
     owner_id: int,
     visible_to: int | None = None,
     agents: AgentRegistry = REGISTRY,
+    settings: Settings | None = None,
 ) -> TestRunRecord:
     """Run the cases of ``workflow`` at ``version`` (None: the latest), its child workflows as
-    registered, in a harness of its own; the result, kept."""
+    registered, in a harness of its own, within ``settings``' limits for test runs; the
+    result, kept."""
+    settings = settings or Settings()
     record = store.get_workflow(workflow, version, visible_to=visible_to)
     definition = load(record.document)
     definitions = [definition, *_children(store, definition, visible_to)]
+    limits = Limits(settings.test_run_timeout, settings.test_run_max_items)
+    slots = _slots(settings.test_run_slots)
+    if not slots.acquire(blocking=False):
+        raise TooManyAttempts(
+            f"{settings.test_run_slots} test run(s) are going on in this API process "
+            "(WFE_TEST_RUN_SLOTS): try again later",
+            retry_after=max(1, round(settings.test_run_timeout)),
+        )
     began = time.perf_counter()
-    results = run_cases(definitions, names=[definition.name], agents=agents)
+    try:
+        results = run_cases(definitions, names=[definition.name], agents=agents, limits=limits)
+    finally:
+        slots.release()
     values = {
         "workflow_id": record.id,
         "workflow_name": record.name,

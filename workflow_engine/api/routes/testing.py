@@ -11,7 +11,7 @@ from workflow_engine.api.schemas import CasesRequest, CasesRunOut, ErrorOut
 from workflow_engine.store.test_runs import TestRunRecord
 
 router = APIRouter(prefix="/testing", tags=["testing"])
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 404, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 404, 422, 429)}
 
 
 def _out(run: TestRunRecord) -> CasesRunOut:
@@ -31,10 +31,21 @@ def _out(run: TestRunRecord) -> CasesRunOut:
 
 @router.post("/runs", status_code=201, response_model=CasesRunOut, responses=ERRORS)
 def run(user: User, engine: EngineDep, body: CasesRequest) -> CasesRunOut:
-    """Run the version's cases in process (agents mocked as each case says, time virtual) and
-    keep the result."""
+    """Run the version's cases in process (agents mocked as each case says, time virtual), within
+    the deployment's limits for test runs (time, items, runs at once), and keep the result."""
     user.require(*WRITERS)
-    return _out(engine.run_cases(body.workflow, body.version, user.user_id, visible_to=user.owner_filter))
+    from workflow_engine.testing.registered import run_registered  # (the worker's modules: on demand)
+
+    record = run_registered(
+        engine.store,
+        body.workflow,
+        body.version,
+        user.user_id,
+        user.owner_filter,
+        engine.registry,
+        engine.settings,
+    )
+    return _out(record)
 
 
 @router.get("/runs/{run_id}", response_model=CasesRunOut, responses=ERRORS)
