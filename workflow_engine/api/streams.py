@@ -26,8 +26,8 @@ class Batch:
 
 
 async def batches(engine: Engine, execution_id: str, after_id: int) -> AsyncIterator[Batch]:
-    """New events as they commit, a batch at a time, until the execution's end; an empty
-    batch every ``KEEPALIVE_SECONDS`` of quiet."""
+    """New events as they commit, a batch at a time, until the execution's end and its last
+    event (however long its history); an empty batch every ``KEEPALIVE_SECONDS`` of quiet."""
     cursor = EventCursor(engine.store, execution_id, after_id)
     loop = asyncio.get_running_loop()
     woken = asyncio.Event()
@@ -41,13 +41,18 @@ async def batches(engine: Engine, execution_id: str, after_id: int) -> AsyncIter
     try:
         while True:
             woken.clear()
-            events, done = await run_in_threadpool(cursor.poll)
+            events, ended = await run_in_threadpool(cursor.poll)
+            # (a poll reads a page of events: an ended execution's history is sent to its last
+            # page, the one read that finds nothing more)
+            done = ended and not events
             quiet = 0.0 if events else quiet + poll
             if events or done or quiet >= KEEPALIVE_SECONDS:
                 quiet = 0.0
                 yield Batch(events, done, cursor.status)
             if done:
                 return
+            if ended:
+                continue  # (its next page at once)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), poll)
     finally:
