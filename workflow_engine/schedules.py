@@ -1,9 +1,13 @@
 """Schedules as users manage them: create, list, show, pause, resume, trigger, delete.
 
 ``engine.schedules``, ``wfe schedule`` and ``/api/v1/schedules`` all call this. A schedule
-belongs to whoever created it: ``owner_id`` (None: an admin, who sees every schedule) limits
-what a call may see, and another owner's schedule is not found. Every change is recorded with
-its actor. Firing is :mod:`workflow_engine.coordinator.scheduler`'s.
+belongs to whoever created it, and its name is unique among its owner's schedules only: a call
+that names one looks it up among ``owner_id``'s (None: the deployment's, the system user's, as
+``wfe`` acts), so another owner's schedule is not found, and no name tells whether another user
+has one. :meth:`Schedules.list` with no owner lists everyone's (an admin's view), each with its
+owner. Every change is recorded with its actor, in the schedule's own history (by its id: a
+schedule made later with a deleted one's name has none of it). Firing is
+:mod:`workflow_engine.coordinator.scheduler`'s.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from workflow_engine.core import quotas
 from workflow_engine.core import schedules as rules
 from workflow_engine.core.schedules import Overlap, Timing
 from workflow_engine.core.secrets import masked
-from workflow_engine.errors import Conflict, InputError, Problem, ScheduleNotFound
+from workflow_engine.errors import Conflict, InputError, Problem, ScheduleNotFound, UserNotFound
 from workflow_engine.secrets import Binding
 from workflow_engine.store import quotas as counted
 from workflow_engine.store import schedules as rows
@@ -51,6 +55,7 @@ class ScheduleView:
     # the latest fire times that started nothing, newest first: {scheduled_at, until, count,
     # action (skipped, missed, paused, failed), reason}
     skipped_fires: list[dict[str, Any]] = field(default_factory=list)
+    owner: str | None = None  # the owner's username
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -118,19 +123,30 @@ class Schedules:
                 "updated_at": tx.now,
                 "next_fire_at": Timing(cron, every, timing.timezone, tx.now).first_fire(tx.now),
             }
-            if rows.insert(tx, values) is None:
-                raise Conflict(f"a schedule named {name!r} exists already; choose another name or delete it")
+            schedule_id = rows.insert(tx, values)
+            if schedule_id is None:
+                raise Conflict(
+                    f"you have a schedule named {name!r} already; choose another name or delete it"
+                )
+            created = rows.schedule_by_id(tx, schedule_id)
+            assert created is not None  # (inserted just now, in this transaction)
             settings = {k: values[k] for k in SETTINGS}
-            rows.record_change(tx, name, "created", actor, tx.now, {**settings, "input": masked(data)})
+            rows.record_change(tx, created, "created", actor, tx.now, {**settings, "input": masked(data)})
         return self.get(name, owner_id)
 
     def list(self, owner_id: int | None = None) -> list[ScheduleView]:
+        """``owner_id``'s schedules by name; with None, everyone's (each with its owner)."""
         with self.store.reading() as db:
             return [self._view(db, record, history=False) for record in rows.listing(db, owner_id)]
 
+    def _owner(self, owner_id: int | None) -> int:
+        """Whose schedules a name is looked up among: ``owner_id``'s, or the deployment's."""
+        return owner_id if owner_id is not None else self.store.system_user_id()
+
     def get(self, name: str, owner_id: int | None = None) -> ScheduleView:
+        """``owner_id``'s schedule ``name`` (None: the deployment's) with its history."""
         with self.store.reading() as db:
-            record = rows.get(db, name, owner_id)
+            record = rows.get(db, name, self._owner(owner_id))
             if record is None:
                 raise ScheduleNotFound(name)
             return self._view(db, record, history=True)
@@ -161,7 +177,7 @@ class Schedules:
     def trigger(self, name: str, owner_id: int | None = None, actor: str = "api") -> Fired:
         """Fire now, under the schedule's overlap policy (a paused schedule fires too)."""
         with self.store.reading() as db:
-            record = rows.get(db, name, owner_id)
+            record = rows.get(db, name, self._owner(owner_id))
         if record is None:
             raise ScheduleNotFound(name)
         return self.scheduler.trigger(record.id, actor)
@@ -169,11 +185,11 @@ class Schedules:
     def delete(self, name: str, owner_id: int | None = None, actor: str = "api") -> None:
         """The schedule and its fire times go; the executions it started stay."""
         with self.store.transaction() as tx:
-            record = rows.get(tx, name, owner_id, lock=True)
+            record = rows.get(tx, name, self._owner(owner_id), lock=True)
             if record is None:
                 raise ScheduleNotFound(name)
-            rows.delete(tx, record.id)
-            rows.record_change(tx, name, "deleted", actor, tx.now)
+            rows.record_change(tx, record, "deleted", actor, tx.now)
+            rows.delete(tx, record.id)  # (its history goes with it, detached)
 
     # reading and writing
 
@@ -181,13 +197,13 @@ class Schedules:
         self, name: str, owner_id: int | None, actor: str, action: str, values_of: Any
     ) -> ScheduleView:
         with self.store.transaction() as tx:
-            record = rows.get(tx, name, owner_id, lock=True)
+            record = rows.get(tx, name, self._owner(owner_id), lock=True)
             if record is None:
                 raise ScheduleNotFound(name)
             values = values_of(tx, record)
             if values:
                 rows.update(tx, record.id, {**values, "updated_at": tx.now})
-                rows.record_change(tx, name, action, actor, tx.now)
+                rows.record_change(tx, record, action, actor, tx.now)
         return self.get(name, owner_id)
 
     def _view(self, db: Any, record: ScheduleRecord, history: bool) -> ScheduleView:
@@ -217,7 +233,7 @@ class Schedules:
                     "at": c.created_at.isoformat(),
                     "details": masked(c.details),
                 }
-                for c in rows.changes(db, record.name)
+                for c in rows.changes(db, record.id)
             ]
         return ScheduleView(
             name=record.name,
@@ -235,4 +251,11 @@ class Schedules:
             changes=changes,
             created_at=record.created_at,
             skipped_fires=skipped,
+            owner=self._username(record.owner_id),
         )
+
+    def _username(self, user_id: int) -> str | None:
+        try:
+            return self.store.get_user_by_id(user_id).username
+        except UserNotFound:
+            return None

@@ -34,7 +34,7 @@ def scheduled(harness: Harness, name: str = "report") -> list[ExecutionRecord]:
 
 def fires(harness: Harness, name: str) -> list[FireRecord]:
     with harness.store.reading() as db:
-        record = rows.get(db, name)
+        record = rows.get(db, name, harness.store.system_user_id())  # (made by the deployment)
         assert record is not None
         return list(reversed(rows.recent_fires(db, record.id, limit=100, started_only=False)))
 

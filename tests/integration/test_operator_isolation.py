@@ -128,3 +128,28 @@ def test_names_with_a_trailing_newline_are_refused(server: Server) -> None:
         refused = server.post(path, "alice", json=body)
         assert refused.status_code == 422, (body, refused.text)
         assert "detail" in refused.json()
+
+
+# 2(a) and L6: a schedule's name is its owner's, and its history its own
+
+
+def test_a_schedule_made_with_another_user_s_deleted_name_reads_none_of_its_history(server: Server) -> None:
+    server.register(echo("sched-alice"))
+    server.register(echo("sched-bob"), user="bob")
+    body = {"name": "shared-name", "every": 3600}
+    made = server.post(
+        "/schedules", "alice", json={**body, "workflow": "sched-alice", "input": {"k": "alice-v"}}
+    )
+    assert made.status_code == 201, made.text
+    # bob may use the name as well: a 409 would tell him alice has one
+    assert server.post("/schedules", "bob", json={**body, "workflow": "sched-bob"}).status_code == 201
+    assert server.http.delete("/api/v1/schedules/shared-name", headers=server.auth("bob")).status_code == 204
+    assert server.get("/schedules/shared-name", "alice").json()["workflow"] == "sched-alice"
+    assert server.post("/schedules/shared-name/pause", "alice").status_code == 200
+    deleted = server.http.delete("/api/v1/schedules/shared-name", headers=server.auth("alice"))
+    assert deleted.status_code == 204
+    assert server.post("/schedules", "bob", json={**body, "workflow": "sched-bob"}).status_code == 201
+    shown = server.get("/schedules/shared-name", "bob")
+    assert [(c["action"], c["actor"]) for c in shown.json()["changes"]] == [("created", "bob")]
+    assert "alice" not in shown.text
+    assert server.get("/schedules/shared-name", "root", params={"owner": "bob"}).json()["owner"] == "bob"

@@ -1,5 +1,5 @@
 """What the schedule routes answer besides :class:`~workflow_engine.api.schemas.ScheduleOut`:
-the fire times that started nothing."""
+its owner and the fire times that started nothing."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ class NotStartedOut(BaseModel):
 
 
 class ScheduleViewOut(ScheduleOut):
+    owner: str | None = Field(
+        default=None, description="who the schedule belongs to (names are unique per owner)"
+    )
     skipped_fires: list[NotStartedOut] = Field(
         default_factory=list, description="the latest fire times that started nothing, newest first"
     )

@@ -1,7 +1,10 @@
 """`wfe schedule create | list | show | pause | resume | trigger | delete`.
 
 Schedules made here belong to the engine's own (system) user, as executions started by `wfe
-submit` do; every change is recorded with the local user's name (``--user``).
+submit` do; every change is recorded with the local user's name (``--user``). A name is unique
+among its owner's schedules only: `show`, `pause`, `resume`, `trigger` and `delete` look NAME up
+among the deployment's schedules, or among a user's with ``--owner USERNAME``; `list` lists
+everyone's, with their owners.
 """
 
 from __future__ import annotations
@@ -23,6 +26,16 @@ from workflow_engine.settings import Settings
 user_option = click.option(
     "--user", default=lambda: os.environ.get("USER", "cli"), help="Who makes the change (recorded)."
 )
+owner_option = click.option(
+    "--owner",
+    metavar="USERNAME",
+    help="Whose schedule NAME is (default: the deployment's, those wfe schedule create makes).",
+)
+
+
+def _owner_id(engine: Engine, owner: str | None) -> int | None:
+    """The id of ``owner`` (None: the deployment's); an unknown user is one line, exit 1."""
+    return engine.store.get_user(owner).id if owner is not None else None
 
 
 @click.group()
@@ -97,11 +110,14 @@ def list_schedules(settings: Settings, as_json: bool) -> None:
     if as_json:
         print_json([view.as_dict() for view in views])
         return
-    table = Table("name", "workflow", "timing", "overlap", "paused", "next fire time", "last execution")
+    table = Table(
+        "name", "owner", "workflow", "timing", "overlap", "paused", "next fire time", "last execution"
+    )
     for view in views:
         last = view.last_executions[0] if view.last_executions else None
         table.add_row(
             view.name,
+            view.owner or "-",
             view.workflow + (f"@{view.version}" if view.version else ""),
             _timing(view),
             view.overlap,
@@ -114,25 +130,27 @@ def list_schedules(settings: Settings, as_json: bool) -> None:
 
 @schedule.command()
 @click.argument("name")
+@owner_option
 @json_option
 @click.pass_obj
-def show(settings: Settings, name: str, as_json: bool) -> None:
+def show(settings: Settings, name: str, owner: str | None, as_json: bool) -> None:
     """A schedule: its settings, next five fire times, last executions, the fire times that
     started nothing (skipped, missed, paused, failed: with why) and changes."""
     with Engine.from_settings(settings) as engine:
-        view = engine.schedules.get(name)
+        view = engine.schedules.get(name, _owner_id(engine, owner))
     _show(view, as_json)
 
 
 def _verb(verb: str, help_text: str) -> click.Command:
     @click.command(verb, help=help_text)
     @click.argument("name")
+    @owner_option
     @user_option
     @json_option
     @click.pass_obj
-    def command(settings: Settings, name: str, user: str, as_json: bool) -> None:
+    def command(settings: Settings, name: str, owner: str | None, user: str, as_json: bool) -> None:
         with Engine.from_settings(settings) as engine:
-            view = getattr(engine.schedules, verb)(name, actor=user)
+            view = getattr(engine.schedules, verb)(name, _owner_id(engine, owner), actor=user)
         _show(view, as_json)
 
     return command
@@ -144,13 +162,14 @@ schedule.add_command(_verb("resume", "Resume NAME from now on (paused fire times
 
 @schedule.command()
 @click.argument("name")
+@owner_option
 @user_option
 @json_option
 @click.pass_obj
-def trigger(settings: Settings, name: str, user: str, as_json: bool) -> None:
+def trigger(settings: Settings, name: str, owner: str | None, user: str, as_json: bool) -> None:
     """Fire NAME now, under its overlap policy."""
     with Engine.from_settings(settings) as engine:
-        fired = engine.schedules.trigger(name, actor=user)
+        fired = engine.schedules.trigger(name, _owner_id(engine, owner), actor=user)
     document = {
         "schedule": name,
         "scheduled_at": fired.fire_time.isoformat(),
@@ -168,13 +187,14 @@ def trigger(settings: Settings, name: str, user: str, as_json: bool) -> None:
 
 @schedule.command()
 @click.argument("name")
+@owner_option
 @user_option
 @json_option
 @click.pass_obj
-def delete(settings: Settings, name: str, user: str, as_json: bool) -> None:
+def delete(settings: Settings, name: str, owner: str | None, user: str, as_json: bool) -> None:
     """Delete NAME (the executions it started stay)."""
     with Engine.from_settings(settings) as engine:
-        engine.schedules.delete(name, actor=user)
+        engine.schedules.delete(name, _owner_id(engine, owner), actor=user)
     if as_json:
         print_json({"deleted": name})
     else:
@@ -194,6 +214,7 @@ def _show(view: ScheduleView, as_json: bool) -> None:
     upcoming = ", ".join(t.isoformat() for t in view.next_fire_times) or "- (paused)"
     lines = [
         f"{view.name}: {view.workflow}" + (f"@{view.version}" if view.version else ""),
+        f"  owner: {view.owner or '-'}",
         f"  timing: {_timing(view)}; overlap: {view.overlap}; catch-up window: {view.catchup_window}s",
         f"  paused: {'yes' if view.paused else 'no'}; input: {json.dumps(view.input)}",
         f"  next fire times: {upcoming}",

@@ -116,7 +116,7 @@ class Scheduler:
                 rows.insert_missed(tx, schedule_id, due.missed, rules.MISSED, reason, tx.now)
             if due.missed_since is not None:
                 missed = {"since": due.missed_since.isoformat(), "until": tx.now.isoformat()}
-                rows.record_change(tx, record.name, "missed", ACTOR, tx.now, missed)
+                rows.record_change(tx, record, "missed", ACTOR, tx.now, missed)
         return fired + self._start_all(record, pending, live)
 
     def trigger(self, schedule_id: int, actor: str) -> Fired:
@@ -132,7 +132,7 @@ class Scheduler:
                 raise Conflict(f"schedule {record.name!r} fired at {tx.now.isoformat()} already")
             if action is Action.BUFFER:
                 rows.update(tx, schedule_id, {"buffered_at": tx.now})
-            rows.record_change(tx, record.name, "triggered", actor, tx.now, {"action": str(action)})
+            rows.record_change(tx, record, "triggered", actor, tx.now, {"action": str(action)})
         return (fired + self._start_all(record, pending, live))[0]
 
     def _record(
@@ -205,7 +205,7 @@ class Scheduler:
             with self.store.transaction() as tx:
                 if rows.failed(tx, fire.id, error):
                     details = {"fire_time": when, "error": error}
-                    rows.record_change(tx, record.name, "fire failed", ACTOR, tx.now, details)
+                    rows.record_change(tx, record, "fire failed", ACTOR, tx.now, details)
             log.warning("schedule %s: fire time %s did not start: %s", record.name, when, error)
             return Fired(fire.fire_time, "failed", error=error)
         return Fired(fire.fire_time, fire.action, execution.id)

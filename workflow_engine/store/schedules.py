@@ -52,17 +52,16 @@ class Runs(Protocol):
 
 
 def insert(tx: Runs, values: Mapping[str, Any]) -> int | None:
-    """A new schedule's id, or None when its name is taken."""
-    if tx.execute(sa.select(s.c.id).where(s.c.name == values["name"])).first() is not None:
+    """A new schedule's id, or None when its owner has one of that name (names are per owner)."""
+    taken = sa.select(s.c.id).where(s.c.owner_id == values["owner_id"], s.c.name == values["name"])
+    if tx.execute(taken).first() is not None:
         return None
     return int(tx.execute(sa.insert(s).values(dict(values)).returning(s.c.id)).scalar_one())
 
 
-def get(db: Runs, name: str, owner_id: int | None = None, lock: bool = False) -> ScheduleRecord | None:
-    """The schedule named ``name`` (of ``owner_id`` unless None), locked if ``lock``."""
-    query = sa.select(s).where(s.c.name == name)
-    if owner_id is not None:
-        query = query.where(s.c.owner_id == owner_id)
+def get(db: Runs, name: str, owner_id: int, lock: bool = False) -> ScheduleRecord | None:
+    """``owner_id``'s schedule named ``name``, locked if ``lock``."""
+    query = sa.select(s).where(s.c.owner_id == owner_id, s.c.name == name)
     if lock:
         query = query.with_for_update()
     row = db.execute(query).first()
@@ -94,7 +93,10 @@ def update(tx: Runs, schedule_id: int, values: Mapping[str, Any]) -> None:
 
 
 def delete(tx: Runs, schedule_id: int) -> None:
+    """The schedule and its fire times go; its changes stay, detached from any schedule (SQLite
+    may give its id to the next one: they must not become that one's history)."""
     tx.execute(sa.delete(f).where(f.c.schedule_id == schedule_id))
+    tx.execute(sa.update(c).where(c.c.schedule_id == schedule_id).values(schedule_id=None))
     tx.execute(sa.delete(s).where(s.c.id == schedule_id))
 
 
@@ -232,14 +234,28 @@ def recent_fires(db: Runs, schedule_id: int, limit: int = 10, started_only: bool
 
 
 def record_change(
-    tx: Runs, name: str, action: str, actor: str, now: datetime, details: Mapping[str, Any] | None = None
+    tx: Runs,
+    schedule: ScheduleRecord,
+    action: str,
+    actor: str,
+    now: datetime,
+    details: Mapping[str, Any] | None = None,
 ) -> None:
-    values = {"schedule_name": name, "action": action, "actor": actor, "details": details, "created_at": now}
+    """A change made to ``schedule``, part of its history (and of no other schedule's)."""
+    values = {
+        "schedule_id": schedule.id,
+        "schedule_name": schedule.name,
+        "action": action,
+        "actor": actor,
+        "details": details,
+        "created_at": now,
+    }
     tx.execute(sa.insert(c).values(values))
 
 
-def changes(db: Runs, name: str, limit: int = 20) -> list[ScheduleChangeRecord]:
-    query = sa.select(c).where(c.c.schedule_name == name).order_by(c.c.id.desc()).limit(limit)
+def changes(db: Runs, schedule_id: int, limit: int = 20) -> list[ScheduleChangeRecord]:
+    """The schedule's latest changes, newest first."""
+    query = sa.select(c).where(c.c.schedule_id == schedule_id).order_by(c.c.id.desc()).limit(limit)
     return [from_row(ScheduleChangeRecord, row) for row in db.execute(query)]
 
 

@@ -347,7 +347,7 @@ schedules = Table(
     "wfe_schedules",
     metadata,
     Column("id", RowId, primary_key=True, autoincrement=True),
-    Column("name", String(100), nullable=False, unique=True),
+    Column("name", String(100), nullable=False),  # unique per owner: see below
     Column("owner_id", Integer, ForeignKey("wfe_users.id"), nullable=False),
     Column("workflow", String(100), nullable=False),
     Column("version", String(64), nullable=True),  # NULL: the latest version when it fires
@@ -363,6 +363,7 @@ schedules = Table(
     _timestamp("created_at"),
     _timestamp("updated_at"),
     Index(None, "paused", "next_fire_at"),
+    UniqueConstraint("owner_id", "name"),  # (another user's names are no business of anyone's)
 )
 
 # one row per fire time handled: the database refuses a second for the same time
@@ -391,17 +392,19 @@ schedule_fires = Table(
 _live = schedule_fires.c.live
 Index("ix_wfe_schedule_fires_live", schedule_fires.c.schedule_id, postgresql_where=_live, sqlite_where=_live)
 
-# every change made to a schedule, with who made it (kept when the schedule is deleted)
+# every change made to a schedule, with who made it: they belong to the schedule (its id), not to
+# its name; when it is deleted they are kept, detached (schedule_id NULL), and no view reads them
 schedule_changes = Table(
     "wfe_schedule_changes",
     metadata,
     Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("schedule_id", RowId, nullable=True),
     Column("schedule_name", String(100), nullable=False),
     Column("action", String(32), nullable=False),
     Column("actor", String(150), nullable=False),
     Column("details", JSONType, nullable=True),
     _timestamp("created_at"),
-    Index(None, "schedule_name", "id"),
+    Index(None, "schedule_id", "id"),
 )
 
 # when each rate-limited agent started, per key, for the last period (see store/rates.py)
