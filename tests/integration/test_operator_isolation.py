@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from tests.integration.test_api_server import Server, server
 from tests.support.listener import Listener
+from workflow_engine.definitions import schemas
 from workflow_engine.store import schema as t
 
 __all__ = ["server"]  # the module's own `wfe api`, cluster and users (alice, bob, vic, root)
@@ -153,3 +154,27 @@ def test_a_schedule_made_with_another_user_s_deleted_name_reads_none_of_its_hist
     assert [(c["action"], c["actor"]) for c in shown.json()["changes"]] == [("created", "bob")]
     assert "alice" not in shown.text
     assert server.get("/schedules/shared-name", "root", params={"owner": "bob"}).json()["owner"] == "bob"
+
+
+# L1: a schema check has a bounded size
+
+
+def test_a_schema_too_large_or_data_too_large_to_check_is_refused(server: Server) -> None:
+    wide = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(6000)}}
+    deep: dict[str, Any] = {"type": "string"}
+    for _ in range(20):
+        deep = {"type": "object", "properties": {"a": deep}}
+    long_pattern = {"type": "object", "properties": {"x": {"pattern": "a" * 1001}}}
+    for schema, says in (
+        (wide, f"more than {schemas.MAX_SCHEMA_KEYWORDS} keywords"),
+        (deep, f"nested more than {schemas.MAX_SCHEMA_DEPTH} levels"),
+        (long_pattern, f"longer than {schemas.MAX_PATTERN_LENGTH} characters"),
+    ):
+        refused = server.post("/workflows", "alice", json=echo("too-costly", input_schema=schema))
+        assert refused.status_code == 422 and says in refused.json()["detail"], refused.text[:300]
+    listed = {"type": "object", "properties": {"x": {"type": "array", "items": {"type": "integer"}}}}
+    server.register(echo("checked-list", input_schema=listed))
+    many = {"workflow": "checked-list", "input_data": {"x": [0] * schemas.MAX_CHECKED_VALUES}}
+    refused = server.post("/executions", "alice", json=many)
+    assert refused.status_code == 422 and f"more than {schemas.MAX_CHECKED_VALUES} values" in refused.text
+    server.start("checked-list", input_data={"x": [0] * 1000})
