@@ -41,7 +41,7 @@ def run_registered(
     """Run the cases of ``workflow`` at ``version`` (None: the latest), its child workflows as
     registered, in a harness of its own, within ``settings``' limits for test runs; the
     result, kept."""
-    settings = settings or Settings()
+    settings = settings or Settings.model_construct()  # (without one: the defaults, not the environment)
     record = store.get_workflow(workflow, version, visible_to=visible_to)
     definition = load(record.document)
     definitions = [definition, *_children(store, definition, visible_to)]
