@@ -160,3 +160,21 @@ def test_data_with_too_many_values_is_not_checked_against_a_schema() -> None:
         check_data(schema, {"x": [1] * schemas.MAX_CHECKED_VALUES}, "input")
     # without a schema there is nothing to check it against: only the request's size bounds it
     check_data(None, {"x": [1] * schemas.MAX_CHECKED_VALUES}, "input")
+
+
+@pytest.mark.parametrize("dialect", [[], 5, "x", "http://127.0.0.1:9/meta.json"])
+def test_a_schema_naming_no_known_draft_is_refused_not_a_server_error(dialect: Any) -> None:
+    found = problems_of(document({"$schema": dialect, "type": "object"}))
+    assert any("is not a JSON Schema draft the engine knows" in line for line in found), found
+    nested = {"$defs": {"d": {"$schema": dialect}}, "properties": {"a": {"$ref": "#/$defs/d"}}}
+    with pytest.raises(InputError, match="is not a JSON Schema draft"):
+        check_data(nested, {"a": 1}, "input")
+
+
+def test_the_known_drafts_are_accepted() -> None:
+    for dialect in (
+        "https://json-schema.org/draft/2020-12/schema",
+        "http://json-schema.org/draft-07/schema#",
+    ):
+        definition, problems = validate_document(document({"$schema": dialect, "type": "object"}))
+        assert definition is not None and not problems

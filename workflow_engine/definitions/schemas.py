@@ -362,10 +362,24 @@ def schema_problem(schema: Mapping[str, Any]) -> str | None:
                 f"{used[0]} is not supported: jsonschema evaluates it without a bound on the work "
                 "(use additionalProperties or items)"
             )
-        problem = _pattern_problem(sub)
+        problem = _pattern_problem(sub) or _dialect_problem(sub)
         if problem is not None:
             return problem
     return None
+
+
+def _dialect_problem(sub: Mapping[str, Any]) -> str | None:
+    """A ``$schema`` that names no JSON Schema draft jsonschema knows (it would warn, or fail)."""
+    if "$schema" not in sub:
+        return None
+    dialect = sub["$schema"]
+    if isinstance(dialect, str) and jsonschema.validators.validator_for(sub, default=None) is not None:
+        return None
+    shown = repr(dialect[:100]) if isinstance(dialect, str) else f"a {type(dialect).__name__}"
+    return (
+        f"$schema {shown} is not a JSON Schema draft the engine knows "
+        "(https://json-schema.org/draft/2020-12/schema, or draft-07 and earlier; or leave it out)"
+    )
 
 
 def _refuse_to_retrieve(uri: str) -> referencing.Resource[Any]:

@@ -98,13 +98,15 @@ def _check_schema(schema: Any, where: str) -> list[Problem]:
         return []
     if not isinstance(schema, Mapping):
         return [Problem(where, "must be a JSON Schema object")]
+    unusable = schema_problem(schema)  # (first: its $schema picks the draft it is checked against)
+    if unusable is not None:
+        return [Problem(where, unusable)]
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
         path = "/".join(str(p) for p in exc.path)
         return [Problem(where, f"invalid JSON Schema{f' at {path}' if path else ''}: {exc.message}")]
-    unusable = schema_problem(schema)
-    return [] if unusable is None else [Problem(where, unusable)]
+    return []
 
 
 def _case_problems(header: WorkflowHeader, steps: list[StepDefinition]) -> list[Problem]:
