@@ -3,6 +3,7 @@ migration at a time, removed whatever happens), a time limit, a size limit, runs
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,13 +35,15 @@ def store(new_database_url: Callable[[str], str]) -> Iterator[Store]:
 def folders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The folders the harness makes for its databases, as it makes them."""
     made: list[str] = []
-    original = harness_module.tempfile.mkdtemp
+    original = tempfile.mkdtemp
 
     def mkdtemp(*args: Any, **kwargs: Any) -> str:
-        made.append(original(*args, **kwargs))
-        return made[-1]
+        folder = str(original(*args, **kwargs))
+        if Path(folder).name.startswith("wfe-harness-"):
+            made.append(folder)
+        return folder
 
-    monkeypatch.setattr(harness_module.tempfile, "mkdtemp", mkdtemp)
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
     return made
 
 
