@@ -12,7 +12,9 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from workflow_engine.api.limits import nested_deeper
 from workflow_engine.core.graph import Graph
+from workflow_engine.core.payloads import MAX_DEPTH
 from workflow_engine.core.secrets import masked
 from workflow_engine.core.states import StepStatus as S
 from workflow_engine.definitions.model import StepDefinition, WorkflowDefinition
@@ -210,9 +212,9 @@ def form_data(fields: list[dict[str, Any]], form: dict[str, str]) -> tuple[dict[
     """The task's data from a posted form, or the problem with it."""
     if fields and fields[0]["name"] == "__json__":
         try:
-            whole = json.loads(form.get("__json__") or "null")
-        except json.JSONDecodeError as exc:
-            return {}, f"not valid JSON: {exc.msg}"
+            whole = form_json(form.get("__json__") or "null")
+        except ValueError as exc:
+            return {}, str(exc)
         if not isinstance(whole, dict):
             return {}, "the data must be a JSON object"
         return whole, None
@@ -230,9 +232,22 @@ def form_data(fields: list[dict[str, Any]], form: dict[str, str]) -> tuple[dict[
             elif spec["kind"] == "number":
                 data[spec["name"]] = float(raw)
             elif spec["kind"] == "json":
-                data[spec["name"]] = json.loads(raw)
+                data[spec["name"]] = form_json(raw, MAX_DEPTH - 1)
             else:
                 data[spec["name"]] = raw
         except ValueError:
             return {}, f"{spec['label']}: not a valid {spec['kind']}"
     return data, None
+
+
+def form_json(text: str, depth: int = MAX_DEPTH) -> Any:
+    """A form field's JSON, nested at most ``depth`` levels (the engine stores no deeper, and a
+    deeper text would exhaust the parser's recursion); ValueError saying why not."""
+    if nested_deeper(text.encode("utf-8", "surrogatepass"), depth):
+        raise ValueError(f"the JSON is nested more than {MAX_DEPTH} levels deep")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc.msg}") from None
+    except RecursionError:  # (the check above keeps it from happening)
+        raise ValueError(f"the JSON is nested more than {MAX_DEPTH} levels deep") from None

@@ -7,11 +7,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
@@ -32,7 +33,7 @@ from workflow_engine.errors import (
     TooManyAttempts,
     WorkflowEngineError,
 )
-from workflow_engine.store import listing, reports
+from workflow_engine.store import activity, listing, reports
 from workflow_engine.store.listing import ExecutionQuery
 from workflow_engine.ui import operations, pages
 from workflow_engine.ui.rendering import HERE, SessionDep, back, render
@@ -45,6 +46,7 @@ PAGE = 50
 COUNTED = 10_000  # (the list counts each status up to this: "10,000+" above it)
 ACTIONS = ("cancel", "pause", "resume", "retry", "next")
 STATUSES = [s.value for s in ExecutionStatus if s != ExecutionStatus.RESUMED]
+LARGEST = 2**63 - 1  # (the largest id or page a query may name: beyond it, 422, not a database error)
 
 
 # signing in and out
@@ -121,8 +123,16 @@ FiltersDep = Annotated[Filters, Depends()]
 @router.get("/executions", response_class=HTMLResponse)
 def executions(request: Request, engine: EngineDep, session: SessionDep, filters: FiltersDep) -> Response:
     # read before the rows: the page's change stream follows from here
-    last_event = engine.store.last_event_id()
+    last_event = _newest_event(engine, session.user.owner_filter)
     return _listing(request, engine, session, "executions.html", filters, last_event=last_event)
+
+
+def _newest_event(engine: Engine, owner_id: int | None) -> int:
+    """The newest event the list of ``owner_id``'s executions follows from (None: everyone's)."""
+    if owner_id is None:
+        return engine.store.last_event_id()
+    with engine.store.reading() as db:
+        return activity.newest_event(db, owner_id)
 
 
 @router.get("/executions/rows", response_class=HTMLResponse)
@@ -133,17 +143,27 @@ def execution_rows(request: Request, engine: EngineDep, session: SessionDep, fil
 
 @router.get("/executions/changes", response_class=EventSourceResponse)
 async def list_changes(
-    engine: EngineDep, session: SessionDep, from_event: int | None = None
+    engine: EngineDep,
+    session: SessionDep,
+    from_event: Annotated[int | None, Query(ge=0, le=LARGEST)] = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    """A `changed` event, at most one a second, when any execution's history grows (the list
-    then fetches its rows anew: one cheap read a poll, a page's reads only on a change).
-    ``from_event`` is the last event before the page's rows were read: a change between the page's
-    read and this stream's start is a change too."""
-    seen = from_event if from_event is not None else await run_in_threadpool(engine.store.last_event_id)
+    """A `changed` event, at most one a second, when the history of an execution the list shows
+    grows (the list then fetches its rows anew: one cheap read a poll, a page's reads only on a
+    change): any execution's for an admin, else the user's own (their stream tells nothing of
+    others'). ``from_event`` is the last event before the page's rows were read: a change between
+    the page's read and this stream's start is a change too."""
+    owner = session.user.owner_filter
+    latest = await run_in_threadpool(partial(_newest_event, engine, owner))
+    seen = from_event if from_event is not None else latest
+    mark = await run_in_threadpool(engine.store.last_event_id)  # (the owner's are looked for after it)
     quiet = 0.0
     while True:
         await asyncio.sleep(1.0)
-        latest = await run_in_threadpool(engine.store.last_event_id)
+        if owner is None:
+            latest = await run_in_threadpool(engine.store.last_event_id)
+        else:
+            mark, mine = await run_in_threadpool(_changed_since, engine, owner, mark)
+            latest = mine if mine is not None else latest
         if latest != seen:
             seen, quiet = latest, 0.0
             yield ServerSentEvent(data={"last": latest}, event="changed", id=str(latest))
@@ -250,9 +270,9 @@ class Shown:
     """Which part of each long list of an execution's page is shown, from its query string:
     the page of map items and of steps, and the history older than an event (0: the newest)."""
 
-    items: Annotated[int, Query(ge=0)] = 0
-    steps: Annotated[int, Query(ge=0)] = 0
-    history: Annotated[int, Query(ge=0)] = 0
+    items: Annotated[int, Query(ge=0, le=LARGEST)] = 0
+    steps: Annotated[int, Query(ge=0, le=LARGEST)] = 0
+    history: Annotated[int, Query(ge=0, le=LARGEST)] = 0
 
     def query(self, **changed: int) -> str:
         """This view's query string, with ``changed`` (the links that page one list keep the others)."""
@@ -297,7 +317,9 @@ def _execution(
 
 
 @router.get("/executions/{execution_id}/attempts/{run_id}")
-def attempt(engine: EngineDep, session: SessionDep, execution_id: str, run_id: int) -> Response:
+def attempt(
+    engine: EngineDep, session: SessionDep, execution_id: str, run_id: Annotated[int, Path(ge=0, le=LARGEST)]
+) -> Response:
     """One attempt's whole input, output and error, which the page shows cut when they are long."""
     engine.store.get_execution(execution_id, session.user.owner_filter)  # (another's: not found)
     run = engine.store.step_run(execution_id, run_id)
@@ -392,8 +414,8 @@ async def visible(engine: EngineDep, session: SessionDep, execution_id: str) -> 
 async def events(
     engine: EngineDep,
     execution_id: Annotated[str, Depends(visible)],
-    after: Annotated[int, Query(ge=0)] = 0,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    after: Annotated[int, Query(ge=0, le=LARGEST)] = 0,
+    last_event_id: Annotated[int | None, Header(ge=0, le=LARGEST)] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """A `changed` event each time the execution's history grows (resuming after
     ``Last-Event-ID``): the page then fetches what it shows anew."""
@@ -406,6 +428,11 @@ async def events(
             yield ServerSentEvent(data={"status": batch.status}, event="end")
         elif not batch.events:
             yield ServerSentEvent(comment="keep-alive")
+
+
+def _changed_since(engine: Engine, owner_id: int, mark: int) -> tuple[int, int | None]:
+    with engine.store.reading() as db:
+        return activity.changed_since(db, owner_id, mark)
 
 
 # people's tasks, schedules, error groups, workers
