@@ -178,3 +178,11 @@ def test_the_known_drafts_are_accepted() -> None:
     ):
         definition, problems = validate_document(document({"$schema": dialect, "type": "object"}))
         assert definition is not None and not problems
+
+
+def test_a_definition_s_schemas_are_bounded_in_all() -> None:
+    half = wide(schemas.MAX_SCHEMA_KEYWORDS // 5)  # 2/5 of the limit each
+    definition, _ = validate_document(document(half, step_schema=half))
+    assert definition is not None
+    found = problems_of(document(half, step_schema=half, wait_schema=half))
+    assert any(f"schemas hold more than {schemas.MAX_SCHEMA_KEYWORDS}" in line for line in found), found

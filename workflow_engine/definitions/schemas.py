@@ -22,8 +22,9 @@ What a schema may hold is bounded too, at registration and again before any chec
 stored before a rule was made is held to it): references only within the document (``#...``:
 nothing is ever fetched, from a network or a file, and the validator's registry refuses to
 retrieve anything whatever the schema says), at most :data:`MAX_SCHEMA_KEYWORDS` keywords and
-values, :data:`MAX_SCHEMA_DEPTH` levels of nesting and patterns of :data:`MAX_PATTERN_LENGTH`
-characters; and data checked against a schema holds at most :data:`MAX_CHECKED_VALUES` values.
+values (a definition's schemas as many in all), :data:`MAX_SCHEMA_DEPTH` levels of nesting and
+patterns of :data:`MAX_PATTERN_LENGTH` characters, and a ``$schema`` naming a draft jsonschema
+knows; and data checked against a schema holds at most :data:`MAX_CHECKED_VALUES` values.
 """
 
 from __future__ import annotations
@@ -50,10 +51,12 @@ MAX_PROBLEMS = 20
 PATTERN_SECONDS = 0.1
 PATTERNS_SECONDS = 1.0
 CHECK_SECONDS = 5.0
-MAX_SCHEMA_KEYWORDS = 10_000  # keywords and values of one schema, every one counted
+# keywords and values of one schema, every one counted; a definition's schemas hold as many in
+# all (registering checks each against the JSON Schema meta-schema: about 0.25 ms of CPU each)
+MAX_SCHEMA_KEYWORDS = 5_000
 MAX_SCHEMA_DEPTH = 32  # levels of objects and lists (each nested property takes two)
 MAX_PATTERN_LENGTH = 1_000  # characters of a pattern (pattern, patternProperties)
-MAX_CHECKED_VALUES = 100_000  # values of data checked against a schema
+MAX_CHECKED_VALUES = 50_000  # values of data checked against a schema (about 15 µs each, or more)
 
 Keyword = Callable[[Any, Any, Any, Any], Iterator[SchemaViolation]]
 
@@ -235,35 +238,38 @@ _SCHEMA_ONE = (
 _UNBOUNDED = ("unevaluatedProperties", "unevaluatedItems")
 
 
+def _children(item: Mapping[str, Any]) -> Iterator[Any]:
+    """The values of ``item``'s keywords that hold schemas (not ``enum`` values, say)."""
+    for key in _SCHEMA_MAPS:
+        if isinstance(item.get(key), Mapping):
+            yield from item[key].values()
+    for key in (*_SCHEMA_LISTS, *_SCHEMA_ONE):
+        value = item.get(key)
+        yield from value if isinstance(value, list) else [value]
+
+
 def _subschemas(schema: Any) -> Iterator[Mapping[str, Any]]:
-    """``schema`` and every schema within it, by keyword position (not ``enum`` values, say)."""
+    """``schema`` and every schema within it, by keyword position."""
     stack = [schema]
     while stack:
         item = stack.pop()
-        if not isinstance(item, Mapping):
-            continue
-        yield item
-        for key in _SCHEMA_MAPS:
-            if isinstance(item.get(key), Mapping):
-                stack.extend(item[key].values())
-        for key in (*_SCHEMA_LISTS, *_SCHEMA_ONE):
-            value = item.get(key)
-            stack.extend(value if isinstance(value, list) else [value])
+        if isinstance(item, Mapping):
+            yield item
+            stack.extend(_children(item))
 
 
 _REFERENCES = ("$ref", "$dynamicRef", "$recursiveRef")
 
 
-def _pointed(roots: list[Mapping[str, Any]], reference: str) -> Iterator[Any]:
-    """What a JSON pointer reference (``#/a/b``) may name: its place in any of ``roots`` (the
-    document, and each of its parts that sets its own base with ``$id``)."""
+def _pointed(bases: tuple[Mapping[str, Any], ...], reference: str) -> Iterator[Any]:
+    """What a JSON pointer reference (``#/a/b``) names in each of ``bases``."""
     if not reference.startswith("#/"):
         return
     parts = [
         unquote(part).replace("~1", "/").replace("~0", "~") for part in reference[2:].split("/")
     ]
-    for root in roots:
-        item: Any = root
+    for base in bases:
+        item: Any = base
         for part in parts:
             if isinstance(item, Mapping) and part in item:
                 item = item[part]
@@ -276,22 +282,24 @@ def _pointed(roots: list[Mapping[str, Any]], reference: str) -> Iterator[Any]:
 
 
 def _applied(schema: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    """Every schema within ``schema`` that a check may apply: by keyword position, and wherever a
-    reference within the document points (even a place no keyword reads, an ``enum`` value say)."""
-    roots = [schema, *(item for item in _values(schema) if isinstance(item, Mapping) and "$id" in item)]
+    """Every schema within ``schema`` that a check may apply, once each: by keyword position,
+    and wherever a reference within the document points (even a place no keyword reads, an
+    ``enum`` value say), from the nearest ``$id`` above it or from the document."""
     seen: set[int] = set()
-    stack: list[Any] = [schema]
+    stack: list[tuple[Any, Mapping[str, Any]]] = [(schema, schema)]  # (a schema, its base)
     while stack:
-        start = stack.pop()
-        for sub in _subschemas(start):
-            if id(sub) in seen:
-                continue
-            seen.add(id(sub))
-            yield sub
-            for key in _REFERENCES:
-                reference = sub.get(key)
-                if isinstance(reference, str):
-                    stack.extend(_pointed(roots, reference))
+        item, base = stack.pop()
+        if not isinstance(item, Mapping) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        if "$id" in item:
+            base = item
+        stack.extend((child, base) for child in _children(item))
+        for key in _REFERENCES:
+            reference = item.get(key)
+            if isinstance(reference, str):
+                stack.extend((target, base) for target in _pointed((base, schema), reference))
 
 
 def _values(schema: Any) -> Iterator[Any]:
@@ -304,6 +312,11 @@ def _values(schema: Any) -> Iterator[Any]:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
+
+
+def schema_size(schema: Mapping[str, Any]) -> int:
+    """How many keywords and values ``schema`` holds, counted up to one more than the limit."""
+    return sum(1 for _ in itertools.islice(_values(schema), 1, MAX_SCHEMA_KEYWORDS + 2))
 
 
 def _size_problem(schema: Mapping[str, Any]) -> str | None:

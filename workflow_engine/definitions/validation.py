@@ -28,7 +28,7 @@ from workflow_engine.definitions.model import (
     WorkflowDefinition,
     WorkflowHeader,
 )
-from workflow_engine.definitions.schemas import schema_problem
+from workflow_engine.definitions.schemas import MAX_SCHEMA_KEYWORDS, schema_problem, schema_size
 from workflow_engine.errors import DefinitionError, ExpressionError, Problem
 
 TOP_LEVEL = (
@@ -125,6 +125,23 @@ class _Validator:
         self.known_agents = known_agents
         self.problems: list[Problem] = []
         self.bad_conditions: set[tuple[str, str]] = set()
+        self.schema_values = 0  # of all its schemas (each is checked against the meta-schema)
+
+    def schema(self, schema: Any, where: str) -> None:
+        """Check a schema, unless the definition's schemas are too large in all already (checking
+        one against the meta-schema costs CPU in proportion to its size)."""
+        if isinstance(schema, Mapping):
+            before = self.schema_values
+            self.schema_values += schema_size(schema)
+            if self.schema_values > MAX_SCHEMA_KEYWORDS:
+                if before <= MAX_SCHEMA_KEYWORDS:
+                    self.add(
+                        where,
+                        f"the definition's schemas hold more than {MAX_SCHEMA_KEYWORDS} keywords "
+                        "and values in all",
+                    )
+                return
+        self.problems.extend(_check_schema(schema, where))
 
     def add(self, location: str, message: str) -> None:
         self.problems.append(Problem(location, message))
@@ -173,7 +190,7 @@ class _Validator:
         except pydantic.ValidationError as exc:
             self.problems.extend(_pydantic_problems("", exc))
             return None
-        self.problems.extend(_check_schema(header.input_schema, "input_schema"))
+        self.schema(header.input_schema, "input_schema")
         return header
 
     def _steps(self, raw_steps: Any) -> tuple[list[StepDefinition], dict[str, int]]:
@@ -204,7 +221,7 @@ class _Validator:
             except pydantic.ValidationError as exc:
                 self.problems.extend(_pydantic_problems(where, exc))
                 continue
-            self.problems.extend(_check_schema(step.input_schema, f"{where}.input_schema"))
+            self.schema(step.input_schema, f"{where}.input_schema")
             if self.known_agents is not None and step.agent and step.agent not in self.known_agents:
                 self.problems.append(_unknown_agent(where, step.agent, self.known_agents))
             for field, source, names in step_expressions(step):
