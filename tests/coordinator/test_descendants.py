@@ -30,8 +30,11 @@ def executions(harness: Harness) -> int:
 
 def refusals(harness: Harness) -> list[str]:
     with harness.store.reading() as connection:
-        query = sa.select(t.step_runs.c.error_message).where(t.step_runs.c.error_type == descendants.KIND)
-        return [str(message) for message in connection.execute(query).scalars()]
+        r = t.step_runs
+        query = sa.select(r.c.error_message, r.c.error_code).where(r.c.error_type == descendants.KIND)
+        found = connection.execute(query).all()
+    assert all(row.error_code == descendants.CODE for row in found)
+    return [str(row.error_message) for row in found]
 
 
 def mutual(harness: Harness) -> None:
@@ -83,3 +86,14 @@ def test_the_allowance_counts_the_whole_tree_not_each_parent(database_url: str) 
         # another top-level start has an allowance of its own
         harness.register(WorkflowBuilder("single").workflow("one", "leafy"))
         assert harness.run("single").status == "completed"
+
+
+def test_a_workflow_step_beyond_the_allowance_fails_the_execution_with_the_code(database_url: str) -> None:
+    with Harness(database_url, max_descendants=0) as harness:
+        harness.register(WorkflowBuilder("leafy").agent("leaf", "echo"))
+        harness.register(WorkflowBuilder("single").workflow("one", "leafy"))
+        view = harness.run("single")
+        assert view.status == "failed" and harness.store.children(view.id) == []
+        error = harness.record(view.id).error
+        assert error is not None and error["code"] == descendants.CODE and error["type"] == descendants.KIND
+        assert "WFE_MAX_DESCENDANTS" in error["message"]

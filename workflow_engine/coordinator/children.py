@@ -189,7 +189,7 @@ class Children:
             if planned is not None:
                 return planned
         refused: str | None = None
-        kind = "child_refused"
+        kind, code = "child_refused", None
         with self.store.transaction() as tx:  # one transaction: what to start, and starting it
             try:
                 record = self.store.get_workflow(step.workflow, step.version, tx=tx)
@@ -209,7 +209,7 @@ class Children:
                 if inserted is False:
                     return None  # started already, by whoever got here first
                 if isinstance(inserted, str):
-                    refused, kind = inserted, descendants.KIND
+                    refused, kind, code = inserted, descendants.KIND, descendants.CODE
                 else:
                     facts = Facts(tx.now, ExecutionRecord(**values), outputs_of=None, runs=(), attempts={})
                     paused = now_parent.status == E.PAUSED
@@ -219,7 +219,9 @@ class Children:
                     )
                     deciding.apply(tx, unit)
         if refused is not None:
-            refuse = partial(maps.child_refused, step_name=step_name, index=index, message=refused, kind=kind)
+            refuse = partial(
+                maps.child_refused, step_name=step_name, index=index, message=refused, kind=kind, code=code
+            )
             self.coordinator.decide(parent.id, "system", refuse)
             return None
         self.outbox.after_commit(unit)

@@ -409,13 +409,18 @@ def child_ended(
 
 
 def child_refused(
-    unit: Unit, step_name: str, index: int | None, message: str, kind: str = "child_refused"
+    unit: Unit,
+    step_name: str,
+    index: int | None,
+    message: str,
+    kind: str = "child_refused",
+    code: str | None = None,
 ) -> bool:
     """The child of ``step_name`` (its item ``index``) could not start (its input does not fit its
     workflow, its tree has started every child it may): the step or item fails with ``message``
-    (an error of type ``kind``)."""
+    (an error of type ``kind``, its ``code`` if any)."""
     step = unit.definition.step(step_name)
-    error = _error(step_name, kind, message)
+    error = {**_error(step_name, kind, message), "code": code}
     if index is None:
         run = unit.runs.current().get(step_name)
         if run is None or run.status != S.RUNNING:
@@ -430,11 +435,12 @@ def child_refused(
         "status": S.FAILED,
         "error_type": error["type"],
         "error_message": message,
+        "error_code": code,
         "finished_at": unit.now,
     }
     if run.status != S.RUNNING or not unit.runs.update(run.id, values, (S.RUNNING,)):
         return False
     unit.event(step_name, run.attempt, S.RUNNING, S.FAILED, message, {"index": index, **error})
-    item_failed(unit, run, step_name, index, run.attempt, Failure(FailureKind.FATAL, kind, message, 0))
+    item_failed(unit, run, step_name, index, run.attempt, Failure(FailureKind.FATAL, kind, message, 0, code))
     unit.settle()
     return True
