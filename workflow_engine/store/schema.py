@@ -28,6 +28,8 @@ from sqlalchemy import and_ as sa_and
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
+from workflow_engine.core.states import TERMINAL_EXECUTION
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in Python everywhere; ``timestamptz`` on PostgreSQL, UTC text on SQLite."""
@@ -203,6 +205,14 @@ executions = Table(
     Index(None, "workflow_name", "created_at"),
     Index(None, "created_at"),
     Index(None, "parent_execution_id", "created_at"),
+)
+# an owner's executions that have not ended, counted by its quota at each start (store/quotas.py)
+_in_flight = executions.c.status.not_in(sorted(TERMINAL_EXECUTION))
+Index(
+    "ix_wfe_executions_in_flight",
+    executions.c.owner_id,
+    postgresql_where=_in_flight,
+    sqlite_where=_in_flight,
 )
 _keyed = executions.c.concurrency_key.is_not(None)
 Index(
