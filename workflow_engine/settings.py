@@ -142,6 +142,18 @@ class Settings(BaseSettings):
         20, "failed logins per client address within the window", gt=0
     )
     login_window: float = setting(300.0, "the window of the login brake, in seconds", gt=0)
+    login_successes_per_user: int = setting(
+        60,
+        "successful logins per username within the window, then 429 with Retry-After (each one "
+        "takes a password hash: a script should refresh its token, not log in again)",
+        gt=0,
+    )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = setting(
+        (),
+        "addresses of the reverse proxies whose X-Forwarded-For and X-Forwarded-Proto the API "
+        "believes, comma-separated (unset: none, the client is the peer that connects)",
+        commented="127.0.0.1",
+    )
     login_hashing_slots: int = setting(
         2, "password hashes one API process checks at once (argon2 takes a core for ~50 ms)", gt=0
     )
@@ -378,7 +390,7 @@ class Settings(BaseSettings):
             raise PydanticCustomError("log_level", f"one of {', '.join(LOG_LEVELS)}")
         return value
 
-    @field_validator("agent_modules", mode="before")
+    @field_validator("agent_modules", "trusted_proxies", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
         if isinstance(value, str):

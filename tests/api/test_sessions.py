@@ -1,5 +1,6 @@
-"""Refresh tokens are spent once (a refresh returns a new one, the old one is refused), a logout
-revokes one, and failed logins and refused requests are recorded for admins (GET /audit)."""
+"""Refresh tokens are spent once (a refresh returns a new one, the old one is refused, and
+presented again revokes every token of its login), a logout revokes one, and failed logins and
+refused requests are recorded for admins (GET /audit)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ def test_a_refresh_token_is_spent_by_its_refresh_and_the_new_one_works(api: Api)
     assert second != first["refresh_token"]
     reused = api.client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert reused.status_code == 401 and "already used or revoked" in reused.json()["detail"]
-    assert refresh(api, second) == 200
+    # a spent token that comes back (stolen) revokes its whole login: the new one goes too
+    assert refresh(api, second) == 401
+    assert refresh(api, login(api)["refresh_token"]) == 200  # another login goes on
 
 
 def test_a_logout_revokes_a_refresh_token(api: Api) -> None:

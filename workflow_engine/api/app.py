@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from workflow_engine.api import errors
 from workflow_engine.api.auth import Tokens
+from workflow_engine.api.headers import SecurityHeaders
 from workflow_engine.api.limits import RequestLimits
 from workflow_engine.api.routes import (
     audit,
@@ -22,6 +23,7 @@ from workflow_engine.api.routes import (
     monitoring,
     schedules,
     testing,
+    users,
     workflows,
 )
 from workflow_engine.engine import Engine
@@ -91,11 +93,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     api = APIRouter(prefix="/api/v1")
     for module in (auth, audit, workflows, bulk, executions, schedules, error_groups, testing, monitoring):
         api.include_router(module.router)
+    api.include_router(users.router)
     app.include_router(api)
     app.include_router(monitoring.router, include_in_schema=False)  # /health and /metrics at the root too
     monitor.install(app)  # the web monitor at /ui
     app.add_middleware(RequestLimits, max_bytes=settings.max_request_bytes)
     app.add_middleware(TrailingSlash)
+    # outermost: every answer carries them (Swagger UI's inline start-up script allowed by hash)
+    app.add_middleware(SecurityHeaders, hashed_paths=(DOCS_URL, f"{DOCS_URL}/oauth2-redirect"))
     return app
 
 

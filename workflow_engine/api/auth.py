@@ -17,6 +17,7 @@ from workflow_engine.store.records import UserRecord
 
 ALGORITHM = "HS256"
 _USER_ID = re.compile(r"[0-9]{1,18}")
+_FAMILY = re.compile(r"[0-9a-f]{32}")
 TokenKind = Literal["access", "refresh"]
 
 
@@ -57,7 +58,7 @@ class Tokens:
         self.refresh_ttl = settings.refresh_token_ttl
         self.clock = clock or SystemClock()
 
-    def _encode(self, user: UserRecord, kind: TokenKind, ttl: int) -> str:
+    def _encode(self, user: UserRecord, kind: TokenKind, ttl: int, generation: int, family: str) -> str:
         now = self.clock.now()
         claims = {
             "sub": str(user.id),
@@ -67,13 +68,17 @@ class Tokens:
             "iat": now,
             "exp": now + timedelta(seconds=ttl),
             "jti": uuid.uuid4().hex,
+            "gen": generation,  # the user's token generation: raising it revokes the token
+            "fam": family,  # the login it descends from: revoked whole when a spent token returns
         }
         return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
 
-    def issue(self, user: UserRecord) -> TokenPair:
+    def issue(self, user: UserRecord, generation: int = 0, family: str | None = None) -> TokenPair:
+        """A new pair, of a new login (``family`` None) or refreshed from one."""
+        family = family or uuid.uuid4().hex
         return TokenPair(
-            access_token=self._encode(user, "access", self.access_ttl),
-            refresh_token=self._encode(user, "refresh", self.refresh_ttl),
+            access_token=self._encode(user, "access", self.access_ttl, generation, family),
+            refresh_token=self._encode(user, "refresh", self.refresh_ttl, generation, family),
             expires_in=self.access_ttl,
         )
 
@@ -98,4 +103,7 @@ class Tokens:
             raise AuthenticationFailed(f"not an {kind} token" if kind == "access" else f"not a {kind} token")
         if not isinstance(claims.get("sub"), str) or not _USER_ID.fullmatch(claims["sub"]):
             raise AuthenticationFailed("invalid token")  # a user id we issued: ASCII digits, bounded
+        family = claims.get("fam")
+        if not isinstance(claims.get("gen", 0), int) or not _FAMILY.fullmatch(str(family or "0" * 32)):
+            raise AuthenticationFailed("invalid token")
         return claims

@@ -12,8 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from workflow_engine.api.auth import Principal, Tokens
 from workflow_engine.api.schemas import ExecuteRequest, Started
 from workflow_engine.engine import Engine
-from workflow_engine.errors import AuthenticationFailed, UserNotFound
+from workflow_engine.errors import AuthenticationFailed
 from workflow_engine.store.records import UserRecord
+from workflow_engine.users import token_user
 
 bearer = HTTPBearer(auto_error=False, description="An access token from POST /api/v1/auth/token")
 
@@ -48,14 +49,9 @@ async def current_user(
 
 
 async def active_user(engine: Engine, claims: dict[str, Any]) -> UserRecord:
-    """The user a verified token names, if it still exists and is active."""
-    try:
-        user = await run_in_threadpool(engine.store.get_user_by_id, int(claims["sub"]))
-    except UserNotFound:
-        raise AuthenticationFailed("unknown user") from None
-    if not user.active:
-        raise AuthenticationFailed("user disabled")
-    return user
+    """The user a verified token names, if it still exists and is active, and the token was not
+    revoked since (see :func:`workflow_engine.users.token_user`)."""
+    return await run_in_threadpool(token_user, engine.store, claims)
 
 
 User = Annotated[Principal, Depends(current_user)]

@@ -1,9 +1,8 @@
-"""`wfe db upgrade`, `wfe db purge`, `wfe users create`, `wfe audit`, `wfe keys new|rotate`."""
+"""`wfe db upgrade`, `wfe db purge`, `wfe audit`, `wfe keys new|rotate` (`wfe users`: cli/users.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import sys
 from dataclasses import asdict
 
 import click
@@ -18,9 +17,7 @@ from workflow_engine.secrets import NO_KEY, Keyring, new_key
 from workflow_engine.settings import Settings
 from workflow_engine.store import migrate, sealed
 from workflow_engine.store.opening import open_store
-from workflow_engine.store.repository import ROLES
 from workflow_engine.store.urls import shown
-from workflow_engine.users import create_user
 
 
 @click.group()
@@ -118,35 +115,6 @@ def audit(settings: Settings, limit: int, as_json: bool) -> None:
 
 
 @click.group()
-def users() -> None:
-    """API users."""
-
-
-@users.command(name="create")
-@click.argument("username")
-@click.option("--role", type=click.Choice(ROLES), required=True)
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@json_option
-@click.pass_obj
-def create(settings: Settings, username: str, role: str, password_stdin: bool, as_json: bool) -> None:
-    """Create a user who can log in to the REST API."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    store = open_store(settings.database_url)
-    try:
-        user = create_user(store, username, password, role)
-    finally:
-        store.dispose()
-    if as_json:
-        print_json({"id": user.id, "username": user.username, "role": user.role})
-    else:
-        click.echo(database_line(settings))
-        click.echo(f"created {user.role} {user.username}")
-
-
-@click.group()
 def keys() -> None:
     """The keys that seal secret values (WFE_ENCRYPTION_KEYS)."""
 
@@ -182,4 +150,4 @@ def rotate_keys(settings: Settings, as_json: bool) -> None:
     click.echo(f"sealed again with the first key: {counts}")
 
 
-COMMANDS = [db, users, audit, keys]
+COMMANDS = [db, audit, keys]

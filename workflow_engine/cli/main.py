@@ -47,6 +47,7 @@ def _register_commands() -> None:
         schedules,
         settings,
         testing,
+        users,
         workers,
     )
 
@@ -60,6 +61,7 @@ def _register_commands() -> None:
         processes,
         workers,
         admin,
+        users,
         settings,
         dev,
     ):

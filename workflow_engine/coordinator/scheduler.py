@@ -32,6 +32,7 @@ from workflow_engine.settings import Settings
 from workflow_engine.store import schedules as rows
 from workflow_engine.store.records import FireRecord, ScheduleRecord
 from workflow_engine.store.transaction import Tx
+from workflow_engine.users import may_start
 
 log = logging.getLogger(__name__)
 ACTOR = "scheduler"
@@ -186,6 +187,7 @@ class Scheduler:
     def _start(self, record: ScheduleRecord, fire: FireRecord) -> Fired:
         when = fire.fire_time.isoformat()
         try:
+            may_start(self.store, record.owner_id)  # (nothing for an owner disabled, deleted or a viewer)
             execution = self.coordinator.start(
                 record.workflow,
                 input_data=record.input,

@@ -78,6 +78,8 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("active", Boolean, nullable=False),
     _timestamp("created_at"),
+    # tokens carry the generation they were issued in: raising it revokes every one of them
+    Column("token_generation", Integer, nullable=False, server_default=text("0")),
 )
 
 workflows = Table(
@@ -112,6 +114,8 @@ login_failures = Table(
     Column("username", String(150), nullable=False),
     Column("address", String(64), nullable=False),
     _timestamp("at"),
+    # a successful login stays noted too: successes per user are braked as well
+    Column("succeeded", Boolean, nullable=False, server_default=false()),
     Index(None, "username", "at"),
     Index(None, "address", "at"),
 )
@@ -125,6 +129,18 @@ spent_tokens = Table(
     Column("reason", String(16), nullable=False),  # refreshed, revoked
     _timestamp("expires_at"),  # after which the token is refused anyway: the row may go
     _timestamp("spent_at"),
+    Index(None, "expires_at"),
+)
+
+# logins whose tokens are all refused: a spent refresh token was presented again (stolen, or
+# replayed), so every token descended from that login goes
+revoked_families = Table(
+    "wfe_revoked_families",
+    metadata,
+    Column("family", String(64), primary_key=True),
+    Column("user_id", Integer, nullable=False),
+    _timestamp("expires_at"),  # after which every token of the family is expired anyway
+    _timestamp("revoked_at"),
     Index(None, "expires_at"),
 )
 

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from workflow_engine import users
 from workflow_engine.api.auth import Tokens
 from workflow_engine.engine import Engine
 from workflow_engine.errors import NotFound
@@ -33,6 +34,7 @@ def install(app: FastAPI, username: str, secret: str) -> None:
         engine: Engine = request.app.state.engine
         tokens: Tokens = request.app.state.tokens
         user = await run_in_threadpool(engine.store.get_user, username)
+        generation = await run_in_threadpool(users.generation, engine.store, user.id)
         response = RedirectResponse("/ui/executions", status_code=303)
-        open_session(response, request, tokens.issue(user).refresh_token, tokens.refresh_ttl)
+        open_session(response, request, tokens.issue(user, generation).refresh_token, tokens.refresh_ttl)
         return response

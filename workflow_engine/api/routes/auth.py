@@ -1,10 +1,10 @@
-"""POST /auth/token, /auth/refresh and /auth/logout."""
+"""POST /auth/token, /auth/refresh, /auth/logout and /auth/logout-all."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -12,8 +12,9 @@ import pydantic
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from workflow_engine import users
 from workflow_engine.api.auth import TokenPair, Tokens
-from workflow_engine.api.deps import EngineDep, TokensDep, active_user
+from workflow_engine.api.deps import EngineDep, TokensDep, User, active_user
 from workflow_engine.api.limits import body_kind
 from workflow_engine.api.schemas import Credentials, RefreshRequest, TokenOut
 from workflow_engine.engine import Engine
@@ -91,17 +92,19 @@ async def token(request: Request, engine: EngineDep, tokens: TokensDep) -> Token
         user = await run_in_threadpool(logins.verify, attempt, credentials.username, credentials.password)
     finally:
         hashing.release()
-    return _out(tokens.issue(user))
+    generation = await run_in_threadpool(users.generation, engine.store, user.id)
+    return _out(tokens.issue(user, generation))
 
 
 @router.post("/refresh", response_model=TokenOut)
 async def refresh(body: RefreshRequest, engine: EngineDep, tokens: TokensDep) -> TokenOut:
     """A new token pair for a valid refresh token, which is spent: it is refused from then on
-    (as is one revoked by a logout)."""
+    (as is one revoked by a logout). A spent one presented again revokes every token descended
+    from the same login: the thief's and the owner's alike (the owner logs in again)."""
     claims = tokens.verify(body.refresh_token, "refresh")
     user = await active_user(engine, claims)
     await _spend(engine, tokens, claims, user.id, "refreshed")
-    return _out(tokens.issue(user))
+    return _out(tokens.issue(user, int(claims.get("gen", 0)), claims.get("fam")))
 
 
 @router.post("/logout", status_code=204)
@@ -113,11 +116,24 @@ async def logout(body: RefreshRequest, engine: EngineDep, tokens: TokensDep) -> 
     return Response(status_code=204)
 
 
+@router.post("/logout-all", status_code=204)
+async def logout_all(user: User, engine: EngineDep) -> Response:
+    """Log out everywhere: every access and refresh token of the caller, this one included, is
+    refused from now on."""
+    await run_in_threadpool(users.revoke_tokens, engine.store, user.username, user.username)
+    return Response(status_code=204)
+
+
 async def _spend(engine: Engine, tokens: Tokens, claims: dict[str, Any], user_id: int, reason: str) -> None:
     jti, expires = claims.get("jti"), claims.get("exp")
     if not isinstance(jti, str) or not 0 < len(jti) <= 64 or not isinstance(expires, int):
         raise AuthenticationFailed("invalid token")
     expires_at = datetime.fromtimestamp(expires, UTC)
-    spent = await run_in_threadpool(engine.audit.spend, jti, user_id, reason, expires_at, tokens.clock.now())
+    now = tokens.clock.now()
+    spent = await run_in_threadpool(engine.audit.spend, jti, user_id, reason, expires_at, now)
     if not spent:
+        family = claims.get("fam")
+        if isinstance(family, str):  # a spent token came back: its whole login goes
+            until = now + timedelta(seconds=tokens.refresh_ttl)
+            await run_in_threadpool(users.revoke_family, engine.store, family, user_id, until)
         raise AuthenticationFailed("refresh token already used or revoked")
