@@ -147,6 +147,6 @@ def test_a_fire_refused_by_a_quota_is_recorded_as_failed(database_url: str) -> N
         schedules.create("poll", "one", every=10, owner_id=alice, overlap="allow_all")
         harness.clock.advance(10)
         schedules.scheduler.tick()
-        failed = [f for f in schedules.get("poll").skipped_fires if f["action"] == "failed"]
+        failed = [f for f in schedules.get("poll", alice).skipped_fires if f["action"] == "failed"]
         assert len(failed) == 1 and "WFE_QUOTA_EXECUTIONS_IN_FLIGHT" in failed[0]["reason"]
         assert executions_of(harness, alice) == 1

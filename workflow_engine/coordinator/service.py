@@ -156,9 +156,11 @@ class Coordinator:
         execution_id = str(uuid.uuid4())
         started: Unit | None = None
         with self.store.planning() as plan:
-            record = self.store.get_workflow(workflow, version, visible_to=visible_to, tx=plan)
+            counting = self._counting(owner)  # (read with the version: no round trip of its own)
+            record, row = self.store.workflow_with(workflow, version, visible_to, plan, counting)
+            if counting:
+                self._admit(counted.usage_of(row))
             definition = self.definitions.get(record.id)
-            self._admit(plan, owner)
             bound = (Binding.execution(owner, execution_id), sealed_by)
             data, meta = self._checked(definition, input_data, metadata, mode, idempotency_key, *bound)
             key = concurrency.key_of(definition, data, meta)
@@ -269,19 +271,16 @@ class Coordinator:
         self._check_agents(definition)
         return data, meta
 
-    def _admit(self, plan: Plan | None, owner: int) -> None:
-        """Refuse a start its owner's quotas do not allow (see core/quotas.py), counted in one
-        read (on the plan's connection, when there is one); the deployment's own starts are not
-        limited."""
+    def _counting(self, owner: int) -> tuple[Any, ...]:
+        """What a start of ``owner``'s must count for its quotas (nothing for the deployment's own
+        starts, or without quotas on starts)."""
         if not self.quotas.limits_starts or owner == self.store.system_user_id():
-            return
-        now = self.store.clock.now()
-        if plan is not None:
-            usage = counted.start_usage(plan, owner, self.quotas, now)
-        else:
-            with self.store.reading() as db:
-                usage = counted.start_usage(db, owner, self.quotas, now)
-        refusal = quotas.start_refusal(usage, self.quotas, now)
+            return ()
+        return counted.usage_columns(owner, self.quotas, self.store.clock.now())
+
+    def _admit(self, usage: quotas.StartUsage) -> None:
+        """Refuse a start its owner's quotas do not allow (see core/quotas.py)."""
+        refusal = quotas.start_refusal(usage, self.quotas, self.store.clock.now())
         if refusal is not None:
             raise refusal
 

@@ -25,13 +25,15 @@ def in_flight_of(owner_id: int) -> sa.ColumnElement[bool]:
     return sa.and_(x.c.owner_id == owner_id, x.c.status.not_in(_TERMINAL))
 
 
-def start_usage(db: Runner, owner_id: int, quotas: Quotas, now: datetime) -> StartUsage:
-    """An owner's executions not ended (counted up to ``quotas.in_flight``) and the start time of
-    its ``quotas.starts_per_minute``-th newest top-level start of the last minute, in one read."""
+def usage_columns(owner_id: int, quotas: Quotas, now: datetime) -> tuple[sa.ColumnElement[Any], ...]:
+    """What a start counts, as two columns to read with another statement (the workflow's version,
+    see Store.workflow_with): an owner's executions not ended (counted up to ``quotas.in_flight``)
+    and the start time of its ``quotas.starts_per_minute``-th newest top-level start of the last
+    minute (see :func:`usage_of`)."""
     in_flight: sa.ColumnElement[Any] = sa.literal(0)
     if quotas.in_flight:
         counted = sa.select(sa.literal(1)).where(in_flight_of(owner_id)).limit(quotas.in_flight).subquery()
-        in_flight = sa.select(sa.func.count()).select_from(counted).scalar_subquery()
+        in_flight = sa.select(sa.func.count()).select_from(counted).correlate(None).scalar_subquery()
     nth: sa.ColumnElement[Any] = sa.null()
     if quotas.starts_per_minute:
         nth = (
@@ -44,13 +46,23 @@ def start_usage(db: Runner, owner_id: int, quotas: Quotas, now: datetime) -> Sta
             .order_by(x.c.created_at.desc())
             .limit(1)
             .offset(quotas.starts_per_minute - 1)
+            .correlate(None)
             .scalar_subquery()
         )
-    row = db.execute(sa.select(in_flight.label("in_flight"), nth.label("nth"))).one()
-    nth_start = row.nth
+    return in_flight.label("quota_in_flight"), nth.label("quota_nth_start")
+
+
+def usage_of(row: Any) -> StartUsage:
+    """The usage read by :func:`usage_columns`, from the row that holds them."""
+    nth_start = row.quota_nth_start
     if isinstance(nth_start, str):  # (SQLite hands a scalar subquery's timestamp back as text)
         nth_start = x.c.created_at.type.process_result_value(nth_start, None)  # type: ignore[attr-defined]
-    return StartUsage(int(row.in_flight or 0), nth_start)
+    return StartUsage(int(row.quota_in_flight or 0), nth_start)
+
+
+def start_usage(db: Runner, owner_id: int, quotas: Quotas, now: datetime) -> StartUsage:
+    """What a start counts (see :func:`usage_columns`), in a read of its own."""
+    return usage_of(db.execute(sa.select(*usage_columns(owner_id, quotas, now))).one())
 
 
 def kept_signals(db: Runner, execution_id: str) -> tuple[int, int]:

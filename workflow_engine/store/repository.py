@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Row
 
 from workflow_engine.clock import Clock, SystemClock
 from workflow_engine.core.states import StepStatus
@@ -249,7 +249,19 @@ class Store:
     ) -> WorkflowRecord:
         """A version of a workflow, or its highest semantic version when ``version`` is None
         (read in ``tx``, or by ``plan``, if given)."""
-        query = self._owned_versions(visible_to).where(t.workflows.c.name == name)
+        return self.workflow_with(name, version, visible_to, tx)[0]
+
+    def workflow_with(
+        self,
+        name: str,
+        version: str | None = None,
+        visible_to: int | None = None,
+        tx: Tx | Plan | None = None,
+        columns: Sequence[sa.ColumnElement[Any]] = (),
+    ) -> tuple[WorkflowRecord, Row[Any]]:
+        """:meth:`get_workflow`, with ``columns`` (what a start's quotas count: see
+        store/quotas.py) read in the same statement: the version and the row holding them."""
+        query = self._owned_versions(visible_to).where(t.workflows.c.name == name).add_columns(*columns)
         if version is not None:
             query = query.where(t.workflows.c.version == version)
         if tx is not None:
@@ -260,7 +272,7 @@ class Store:
         if not rows:
             raise WorkflowNotFound(f"{name}@{version}" if version else name)
         best = max(rows, key=lambda row: parse_version(row.version))
-        return from_row(WorkflowRecord, best)
+        return from_row(WorkflowRecord, best), best
 
     def get_workflow_by_id(self, workflow_id: int) -> WorkflowRecord:
         with self.reading() as conn:
