@@ -322,7 +322,8 @@ def api(settings: Settings, host: str | None, port: int | None, loglevel: str | 
         port=settings.api_port if port is None else port,
         log_level=level,
         log_config=None,
-        proxy_headers=True,
+        proxy_headers=bool(settings.trusted_proxies),  # X-Forwarded-* believed from these only
+        forwarded_allow_ips=list(settings.trusted_proxies),
         ssl_certfile=settings.api_tls_cert,
         ssl_keyfile=settings.api_tls_key,
     )
