@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import APPROVAL, HELLO, PASSWORD, Api
+from tests.support.signin import post_login
 
 ORDER = {
     "name": "order",
@@ -36,7 +37,7 @@ ORDER = {
 def signed_in(api: Api, user: str) -> tuple[TestClient, str]:
     """A client of its own with ``user``'s session, and the page's CSRF token."""
     client = TestClient(api.client.app)
-    answer = client.post("/ui/login", data={"username": user, "password": PASSWORD}, follow_redirects=False)
+    answer = post_login(client, username=user, password=PASSWORD)
     assert answer.status_code == 303, answer.text
     page = client.get("/ui/executions")
     found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page.text)
@@ -48,22 +49,14 @@ def test_signing_in_sets_an_httponly_strict_cookie_and_a_wrong_password_is_refus
     api: Api,
 ) -> None:
     client = TestClient(api.client.app)
-    wrong = client.post("/ui/login", data={"username": "alice", "password": "nope"}, follow_redirects=False)
+    wrong = post_login(client, username="alice", password="nope")
     assert wrong.status_code == 401 and "wrong username or password" in wrong.text
     assert "wfe_session" not in wrong.cookies
-    right = client.post(
-        "/ui/login",
-        data={"username": "alice", "password": PASSWORD, "next": "/ui/schedules"},
-        follow_redirects=False,
-    )
+    right = post_login(client, username="alice", password=PASSWORD, next="/ui/schedules")
     assert right.status_code == 303 and right.headers["location"] == "/ui/schedules"
     cookie = right.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/ui" in cookie
-    elsewhere = client.post(
-        "/ui/login",
-        data={"username": "alice", "password": PASSWORD, "next": "https://evil.example/"},
-        follow_redirects=False,
-    )
+    elsewhere = post_login(client, username="alice", password=PASSWORD, next="https://evil.example/")
     assert elsewhere.headers["location"] == "/ui/executions"  # never a redirect away
 
 

@@ -18,8 +18,9 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from workflow_engine import reasons
+from workflow_engine import reasons, users
 from workflow_engine.api import streams
+from workflow_engine.api.auth import Tokens
 from workflow_engine.api.deps import EngineDep, TokensDep
 from workflow_engine.core.retention import parse_age
 from workflow_engine.core.states import ExecutionStatus
@@ -37,7 +38,19 @@ from workflow_engine.store import activity, listing, reports
 from workflow_engine.store.listing import ExecutionQuery
 from workflow_engine.ui import operations, pages
 from workflow_engine.ui.rendering import HERE, SessionDep, back, render
-from workflow_engine.ui.session import Session, check_csrf, close_session, open_session
+from workflow_engine.ui.session import (
+    CSRF_FIELD,
+    LOGIN_COOKIE,
+    LOGIN_PATH,
+    Session,
+    check_csrf,
+    check_login,
+    close_session,
+    keep_login_nonce,
+    login_nonce,
+    login_token,
+    open_session,
+)
 from workflow_engine.users import LoginBrake
 from workflow_engine.views import execution_view, readable
 
@@ -58,8 +71,16 @@ def home() -> RedirectResponse:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str = "/ui/executions") -> Response:
-    return render(request, "login.html", None, next=_local(next))
+def login_page(request: Request, tokens: TokensDep, next: str = "/ui/executions") -> Response:
+    return _login_form(request, tokens, 200, next=_local(next))
+
+
+def _login_form(request: Request, tokens: Tokens, status: int, **context: Any) -> Response:
+    """The sign-in page, its form's token bound to the random value of its own cookie."""
+    nonce = login_nonce(request)
+    response = render(request, "login.html", None, status, login_csrf=login_token(tokens, nonce), **context)
+    keep_login_nonce(response, request, nonce)
+    return response
 
 
 @router.post("/login")
@@ -68,21 +89,28 @@ async def login(request: Request, engine: EngineDep, tokens: TokensDep) -> Respo
     username, password = str(form.get("username") or ""), str(form.get("password") or "")
     target = _local(str(form.get("next") or "/ui/executions"))
     request.state.username = username
+    address = request.client.host if request.client else "unknown"
+    try:
+        check_login(request, tokens, str(form.get(CSRF_FIELD) or ""))
+    except PermissionDenied as exc:  # (another site's form: refused before any password is checked)
+        await run_in_threadpool(engine.audit.record, username or None, address, "POST /ui/login", 403)
+        return _login_form(request, tokens, 403, error=str(exc), next=target)
     if not username or not password:
-        return render(request, "login.html", None, 422, error="give a username and a password", next=target)
+        return _login_form(request, tokens, 422, error="give a username and a password", next=target)
     logins: LoginBrake = request.app.state.logins
     hashing: anyio.Semaphore = request.app.state.hashing
-    address = request.client.host if request.client else "unknown"
     try:
         attempt = await run_in_threadpool(logins.admit, username, address)
         async with hashing:
             user = await run_in_threadpool(logins.verify, attempt, username, password)
     except TooManyAttempts as exc:
-        return render(request, "login.html", None, 429, error=str(exc), next=target)
+        return _login_form(request, tokens, 429, error=str(exc), next=target)
     except AuthenticationFailed:
-        return render(request, "login.html", None, 401, error="wrong username or password", next=target)
+        return _login_form(request, tokens, 401, error="wrong username or password", next=target)
+    generation = await run_in_threadpool(users.generation, engine.store, user.id)
     response = RedirectResponse(target, status_code=303)
-    open_session(response, request, tokens.issue(user).refresh_token, tokens.refresh_ttl)
+    open_session(response, request, tokens.issue(user, generation).refresh_token, tokens.refresh_ttl)
+    response.delete_cookie(LOGIN_COOKIE, path=LOGIN_PATH)
     return response
 
 
@@ -221,7 +249,6 @@ def _listing(
         last_event=last_event,
         next_page=f"?{urlencode({**chosen, 'after': cursor})}" if cursor else None,
         first_page=bool(after),
-        message=request.query_params.get("message"),
     )
 
 
