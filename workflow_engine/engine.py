@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -285,11 +285,25 @@ class Engine:
         return [run_json(run) for run in runs]
 
     def human_tasks(self, owner_id: int | None = None, limit: int = 100) -> list[TaskView]:
-        """Steps waiting for a person (human tasks, and steps waiting for a fix), oldest first."""
+        """Steps waiting for a person (human tasks, and steps waiting for a fix), oldest first:
+        of ``owner_id``'s executions, and the human tasks of others' assigned to that user (by
+        name, or ``role:<role>``)."""
+        assigned = self._assigned_to(owner_id) if owner_id is not None else None
         return [
             task_view(run, execution, self.coordinator.definitions.get(execution.workflow_id))
-            for run, execution in open_tasks(self.store, owner_id, limit)
+            for run, execution in open_tasks(self.store, owner_id, limit, assigned)
         ]
+
+    def _assigned_to(self, user_id: int) -> Callable[[int, str], bool]:
+        """Whether a workflow's step names this user, or their role, among its assignees."""
+        user = self.store.get_user_by_id(user_id)
+        names = {user.username, f"role:{user.role}"}
+
+        def named(workflow_id: int, step: str) -> bool:
+            steps = self.coordinator.definitions.get(workflow_id).steps_by_name
+            return step in steps and bool(names & set(steps[step].assignees))
+
+        return named
 
     def history(self, execution_id: str, after_id: int = 0, owner_id: int | None = None) -> list[EventRecord]:
         """The state transitions of an execution and its steps, oldest first."""
@@ -382,7 +396,18 @@ class Engine:
         role: str | None = None,
         owner_id: int | None = None,
     ) -> ExecutionView:
-        """Complete a waiting human step (or a step awaiting a fix) with ``data`` as its output."""
+        """Complete a waiting human step (or a step awaiting a fix) with ``data`` as its output.
+        A human task of another user's execution assigned to the caller is theirs to complete;
+        the answer then shows that step only (the rest of the execution stays its owner's)."""
+        if owner_id is not None:
+            record = self.store.get_execution(execution_id)
+            if record.owner_id != owner_id and self._assigned_to(owner_id)(record.workflow_id, step):
+                self.coordinator.complete_step(execution_id, step, data, user_id or "api", None, role)
+                view = self.get(execution_id)
+                shown = [s for s in view.steps if s.name == step]
+                return replace(
+                    view, input_data={}, metadata={}, output=None, error=None, steps=shown, children=[]
+                )
         self.coordinator.complete_step(execution_id, step, data, user_id or "api", owner_id, role)
         return self.get(execution_id, owner_id)
 

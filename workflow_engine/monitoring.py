@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -53,7 +54,19 @@ def summary(store: Store, since: datetime, owner_id: int | None = None) -> dict[
 
 
 def open_tasks(
-    store: Store, owner_id: int | None = None, limit: int = 500
+    store: Store,
+    owner_id: int | None = None,
+    limit: int = 500,
+    assigned: Callable[[int, str], bool] | None = None,
 ) -> list[tuple[StepRunRecord, ExecutionRecord]]:
-    """Steps waiting for a person: human tasks, and steps waiting for a fix."""
-    return reports.waiting_for_people(store, owner_id, limit)
+    """Steps waiting for a person: human tasks, and steps waiting for a fix, of ``owner_id``'s
+    executions; and the human tasks of others' executions whose (workflow id, step)
+    ``assigned`` says name the user among their assignees. Oldest first."""
+    own = reports.waiting_for_people(store, owner_id, limit)
+    if owner_id is None or assigned is None:
+        return own
+    steps = [place for place in reports.human_steps_waiting(store, owner_id) if assigned(*place)]
+    if not steps:
+        return own
+    theirs = reports.waiting_for_people(store, None, limit, at=steps, besides_owner=owner_id)
+    return sorted(own + theirs, key=lambda pair: pair[0].queued_at)[:limit]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -96,10 +97,23 @@ def run_samples(store: Store, since: Any, owner_id: int | None, limit: int) -> l
 
 
 def waiting_for_people(
-    store: Store, owner_id: int | None, limit: int
+    store: Store,
+    owner_id: int | None,
+    limit: int,
+    at: Sequence[tuple[int, str]] | None = None,
+    besides_owner: int | None = None,
 ) -> list[tuple[StepRunRecord, ExecutionRecord]]:
     """Current runs waiting for a person (every waiting step but a timer or a wait for a
-    signal), oldest first, with their executions."""
+    signal), oldest first, with their executions; ``at``: only the human tasks of these
+    (workflow id, step) in executions not of ``besides_owner``."""
+    chosen: list[sa.ColumnElement[bool]] = []
+    if at is not None:
+        places = [sa.and_(_e.c.workflow_id == workflow, _r.c.step_name == step) for workflow, step in at]
+        chosen = [
+            _r.c.step_type == StepType.HUMAN,
+            sa.or_(sa.false(), *places),
+            _e.c.owner_id != besides_owner,
+        ]
     query = (
         sa.select(_r, *[c.label(f"e_{c.name}") for c in _e.c])
         .join(_e, _e.c.id == _r.c.execution_id)
@@ -108,7 +122,7 @@ def waiting_for_people(
             _r.c.superseded.is_(False),
             _r.c.step_type.not_in([StepType.TIMER, StepType.WAIT]),
         )
-        .where(*_owned(owner_id))
+        .where(*_owned(owner_id), *chosen)
         .order_by(_r.c.queued_at)
         .limit(limit)
     )
@@ -118,6 +132,23 @@ def waiting_for_people(
         (from_row(StepRunRecord, row), ExecutionRecord(**{c.name: row._mapping[f"e_{c.name}"] for c in _e.c}))
         for row in rows
     ]
+
+
+def human_steps_waiting(store: Store, besides_owner: int) -> list[tuple[int, str]]:
+    """(workflow id, step) of every human task waiting in an execution not of ``besides_owner``."""
+    query = (
+        sa.select(_e.c.workflow_id, _r.c.step_name)
+        .distinct()
+        .join(_e, _e.c.id == _r.c.execution_id)
+        .where(
+            _r.c.status == StepStatus.WAITING,
+            _r.c.superseded.is_(False),
+            _r.c.step_type == StepType.HUMAN,
+            _e.c.owner_id != besides_owner,
+        )
+    )
+    with store.reading() as conn:
+        return [(int(workflow), str(step)) for workflow, step in conn.execute(query)]
 
 
 def reachable(store: Store) -> None:
