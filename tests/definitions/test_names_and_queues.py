@@ -90,6 +90,9 @@ def test_a_queue_that_would_be_one_of_the_deployment_s_is_refused() -> None:
     assert "the engine's prefix" in problems("acme.gpu")[0]
     assert "the engine's prefix" in problems("acme")[0]
     default = Settings()
-    assert "the intake queue" in queue_problems(
-        load_document(document(queue="celery")), reserved_queues(default), default.queue_prefix
-    )[0].message
+    assert (
+        "the intake queue"
+        in queue_problems(
+            load_document(document(queue="celery")), reserved_queues(default), default.queue_prefix
+        )[0].message
+    )

@@ -18,9 +18,7 @@ from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.errors import Problem
 
 
-def queue_problems(
-    definition: WorkflowDefinition, reserved: Mapping[str, str], prefix: str
-) -> list[Problem]:
+def queue_problems(definition: WorkflowDefinition, reserved: Mapping[str, str], prefix: str) -> list[Problem]:
     """A problem for each step whose queue is, or is written as, one of the engine's own.
 
     ``reserved`` maps each of the engine's broker queues to what it is (``{"wfe.coordinator":

@@ -265,9 +265,7 @@ def _pointed(bases: tuple[Mapping[str, Any], ...], reference: str) -> Iterator[A
     """What a JSON pointer reference (``#/a/b``) names in each of ``bases``."""
     if not reference.startswith("#/"):
         return
-    parts = [
-        unquote(part).replace("~1", "/").replace("~0", "~") for part in reference[2:].split("/")
-    ]
+    parts = [unquote(part).replace("~1", "/").replace("~0", "~") for part in reference[2:].split("/")]
     for base in bases:
         item: Any = base
         for part in parts:
