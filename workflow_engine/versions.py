@@ -20,11 +20,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 
 from workflow_engine.definitions.agents import AgentCheck, UnknownAgents, check_agents
 from workflow_engine.definitions.loader import Source, load
@@ -41,8 +37,7 @@ from workflow_engine.settings import Settings
 from workflow_engine.store import catalogue
 from workflow_engine.store import schedules as schedule_rows
 from workflow_engine.store.catalogue import Order
-from workflow_engine.store.database import is_sqlite
-from workflow_engine.store.opening import store_for
+from workflow_engine.store.opening import read_existing
 from workflow_engine.store.records import WorkflowRecord
 from workflow_engine.store.repository import Store
 
@@ -73,21 +68,12 @@ def live_agents(store: Store, settings: Settings) -> set[str]:
 def live_agents_of(settings: Settings) -> tuple[set[str], str | None]:
     """The agents the live workers of ``settings``' database report, read without creating or
     upgrading it (no database yet: none); and why they could not be read, if so."""
-    url = sa.make_url(settings.database_url)
-    if is_sqlite(url):
-        if url.database and url.database != ":memory:" and not Path(url.database).exists():
-            return set(), None
-    elif "connect_timeout" not in url.query:  # (a check of a file must not wait minutes on a network)
-        url = url.update_query_dict({"connect_timeout": str(READ_TIMEOUT)})
     try:
-        store = store_for(url.render_as_string(hide_password=False))
-        try:
-            return live_agents(store, settings), None
-        finally:
-            store.dispose()
-    except (WorkflowEngineError, SQLAlchemyError, OSError) as exc:
+        found = read_existing(settings.database_url, lambda store: live_agents(store, settings), READ_TIMEOUT)
+    except WorkflowEngineError as exc:
         why = one_line(str(exc))
         return set(), f"agents not checked against live workers: could not read the database ({why})"
+    return found or set(), None
 
 
 def known_agents(engine: Engine, modules: Collection[str] = ()) -> frozenset[str] | None:

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 
 from workflow_engine.clock import Clock
-from workflow_engine.errors import ConfigurationError
+from workflow_engine.errors import ConfigurationError, WorkflowEngineError
 from workflow_engine.store import migrate
 from workflow_engine.store.database import create_engine, is_sqlite
 from workflow_engine.store.postgres_store import PostgresStore
 from workflow_engine.store.repository import Store
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -31,3 +39,27 @@ def store_for(database_url: str, clock: Clock | None = None, pool_size: int = 5)
     if engine.dialect.name == "postgresql":
         return PostgresStore(engine, clock)
     return Store(engine, clock)
+
+
+def read_existing(database_url: str, read: Callable[[Store], T], connect_timeout: int) -> T | None:
+    """``read(store)`` on the database at ``database_url`` as it is, never creating or upgrading
+    it: None when it is an SQLite file not made yet. A server gets ``connect_timeout`` seconds to
+    answer; a database that cannot be read raises :class:`StoreUnavailable`."""
+    url = sa.make_url(database_url)
+    if is_sqlite(url):
+        if url.database and url.database != ":memory:" and not Path(url.database).exists():
+            return None
+    elif "connect_timeout" not in url.query:
+        url = url.update_query_dict({"connect_timeout": str(connect_timeout)})
+    try:
+        store = store_for(url.render_as_string(hide_password=False))
+        try:
+            return read(store)
+        finally:
+            store.dispose()
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreUnavailable(" ".join(str(exc).split())) from None
+
+
+class StoreUnavailable(WorkflowEngineError):
+    """A database that could not be read."""
