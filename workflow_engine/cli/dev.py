@@ -133,7 +133,8 @@ def dev(
 
     On the embedded default (SQLite and a broker folder next to it) nothing needs installing.
     The first run creates an admin named `dev`; each run prints a sign-in link for the monitor.
-    The worker and the coordinator start again when a file of the agent modules changes. Ctrl-C stops everything.
+    The worker and the coordinator start again when a file of the agent modules changes.
+    Ctrl-C stops everything.
     """
     import uvicorn
 
@@ -175,7 +176,8 @@ def dev(
         click.echo(f"API docs: {base}/api/docs   logs of the worker and coordinator: {log_dir}")
         if watched:
             click.echo(
-                f"watching {len(watched)} agent files: the worker and the coordinator start again when one changes"
+                f"watching {len(watched)} agent files: "
+                "the worker and the coordinator start again when one changes"
             )
         click.echo("Ctrl-C stops everything")
 
