@@ -14,7 +14,7 @@ import pytest
 from tests.support.listener import Listener
 from workflow_engine.definitions import schemas
 from workflow_engine.definitions.schemas import check_data
-from workflow_engine.definitions.validation import validate_document
+from workflow_engine.definitions.validation import load_document, validate_document
 from workflow_engine.errors import InputError
 
 pytestmark = pytest.mark.unit
@@ -186,3 +186,15 @@ def test_a_definition_s_schemas_are_bounded_in_all() -> None:
     assert definition is not None
     found = problems_of(document(half, step_schema=half, wait_schema=half))
     assert any(f"schemas hold more than {schemas.MAX_SCHEMA_KEYWORDS}" in line for line in found), found
+
+
+def test_a_stored_version_that_breaks_a_later_rule_still_loads_and_its_data_checks_refuse(
+    listener: Listener,
+) -> None:
+    remote = {"$ref": f"{listener.url}/s.json"}
+    doc = document(remote, step_schema=wide(schemas.MAX_SCHEMA_KEYWORDS))
+    assert problems_of(doc)  # registering it is refused
+    stored = load_document(doc, "w@1.0.0", stored=True)  # read back, its executions go on
+    assert stored.input_schema == remote
+    assert refusal(remote).endswith("nothing is fetched from a network or a file")
+    assert listener.requests == 0

@@ -120,16 +120,21 @@ def _case_problems(header: WorkflowHeader, steps: list[StepDefinition]) -> list[
 
 
 class _Validator:
-    def __init__(self, raw: Any, known_agents: Collection[str] | None) -> None:
+    def __init__(self, raw: Any, known_agents: Collection[str] | None, stored: bool = False) -> None:
         self.raw = raw
         self.known_agents = known_agents
+        self.stored = stored
         self.problems: list[Problem] = []
         self.bad_conditions: set[tuple[str, str]] = set()
         self.schema_values = 0  # of all its schemas (each is checked against the meta-schema)
 
     def schema(self, schema: Any, where: str) -> None:
         """Check a schema, unless the definition's schemas are too large in all already (checking
-        one against the meta-schema costs CPU in proportion to its size)."""
+        one against the meta-schema costs CPU in proportion to its size). A stored version's
+        schemas are not checked again: every check of data applies today's rules to them (see
+        :func:`~workflow_engine.definitions.schemas.check_data`), and its executions go on."""
+        if self.stored:
+            return
         if isinstance(schema, Mapping):
             before = self.schema_values
             self.schema_values += schema_size(schema)
@@ -389,22 +394,25 @@ def unknown_children(
 
 
 def validate_document(
-    raw: Any, known_agents: Collection[str] | None = None
+    raw: Any, known_agents: Collection[str] | None = None, *, stored: bool = False
 ) -> tuple[WorkflowDefinition | None, list[Problem]]:
-    """The definition and no problems, or None and every problem found."""
+    """The definition and no problems, or None and every problem found. ``stored``: a version
+    registered earlier, read back (its schemas are held to today's rules when data is checked
+    against them, not when it is read: a rule made since does not stop its executions)."""
     unstorable = payload_problem(raw, max_depth=MAX_DEPTH, max_nodes=MAX_DEFINITION_VALUES)
     if unstorable is not None:  # nothing else is checked: walking such a document is the risk
         return None, [unstorable]
-    validator = _Validator(raw, known_agents)
+    validator = _Validator(raw, known_agents, stored)
     definition = validator.run()
     return definition, validator.problems
 
 
 def load_document(
-    raw: Any, source: str | None = None, known_agents: Collection[str] | None = None
+    raw: Any, source: str | None = None, known_agents: Collection[str] | None = None, *, stored: bool = False
 ) -> WorkflowDefinition:
-    """The definition, or :class:`DefinitionError` listing every problem."""
-    definition, problems = validate_document(raw, known_agents)
+    """The definition, or :class:`DefinitionError` listing every problem (``stored``: see
+    :func:`validate_document`)."""
+    definition, problems = validate_document(raw, known_agents, stored=stored)
     if definition is None or problems:
         raise DefinitionError(problems, source)
     return definition
