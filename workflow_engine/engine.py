@@ -167,7 +167,7 @@ class Engine:
         from workflow_engine.testing.registered import run_registered  # (the worker's modules: on demand)
 
         owner = owner_id if owner_id is not None else self.store.system_user_id()
-        return run_registered(self.store, workflow, version, owner, visible_to, self.registry)
+        return run_registered(self.store, workflow, version, owner, visible_to, self.registry, self.settings)
 
     def cases_run(self, run_id: int, owner_id: int | None = None) -> TestRunRecord:
         with self.store.transaction() as tx:

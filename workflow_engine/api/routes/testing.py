@@ -34,18 +34,7 @@ def run(user: User, engine: EngineDep, body: CasesRequest) -> CasesRunOut:
     """Run the version's cases in process (agents mocked as each case says, time virtual), within
     the deployment's limits for test runs (time, items, runs at once), and keep the result."""
     user.require(*WRITERS)
-    from workflow_engine.testing.registered import run_registered  # (the worker's modules: on demand)
-
-    record = run_registered(
-        engine.store,
-        body.workflow,
-        body.version,
-        user.user_id,
-        user.owner_filter,
-        engine.registry,
-        engine.settings,
-    )
-    return _out(record)
+    return _out(engine.run_cases(body.workflow, body.version, user.user_id, user.owner_filter))
 
 
 @router.get("/runs/{run_id}", response_model=CasesRunOut, responses=ERRORS)
