@@ -24,7 +24,7 @@ class DefinitionCache:
                 self._items.move_to_end(workflow_id)
                 return found
         record = self.store.get_workflow_by_id(workflow_id)
-        definition = load_document(record.document, f"{record.name}@{record.version}")
+        definition = load_document(record.document, f"{record.name}@{record.version}", stored=True)
         with self._lock:
             self._items[workflow_id] = definition
             while len(self._items) > self.size:
