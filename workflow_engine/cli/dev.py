@@ -154,7 +154,9 @@ def dev(
     app = create_app(settings)
     secret = signin.new_secret()
     signin.install(app, ADMIN, secret)
-    server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, log_level="warning", log_config=None))
+    server = uvicorn.Server(uvicorn.Config(
+            app, host=HOST, port=port, log_level="warning", log_config=None, proxy_headers=False
+        ))
     log_dir = Path(tempfile.mkdtemp(prefix="wfe-dev-"))
     cluster = LocalCluster(settings, log_dir, concurrency=concurrency, cwd=Path.cwd()).start()
     stopping = threading.Event()

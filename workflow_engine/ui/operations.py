@@ -30,10 +30,7 @@ def _tasks_page(
 ) -> Response:
     tasks = engine.human_tasks(session.user.owner_filter, 200)
     forms = {(t.execution_id, t.step): pages.form_fields(t.input_schema) for t in tasks}
-    message = request.query_params.get("message")
-    return render(
-        request, "human_tasks.html", session, status, tasks=tasks, forms=forms, message=message, **context
-    )
+    return render(request, "human_tasks.html", session, status, tasks=tasks, forms=forms, **context)
 
 
 @router.post("/human-tasks/{execution_id}/{step}")
