@@ -221,3 +221,17 @@ def test_functions_cannot_make_integers_past_the_bound(source: str, says: str) -
     with pytest.raises(ExpressionError, match=re.escape(says)):
         compile_expression(source).evaluate({"input": {"x": 1.5, "digits": "9" * 2000}})
     assert compile_expression("round(1234, -2) + round(2.675, 2)").evaluate({}) == 1200 + round(2.675, 2)
+
+
+@pytest.mark.parametrize(
+    "source", ['float("nan")', 'float("inf")', "1e308 * 10", '[1, {"a": -float("inf")}]', "1e999"]
+)
+def test_an_expression_giving_nan_or_an_infinity_is_an_error(source: str) -> None:
+    """No JSON value holds one: it must never reach what is stored."""
+    with pytest.raises(ExpressionError, match="NaN or an infinity"):
+        compile_expression(source).evaluate({"input": {}, "steps": {}, "metadata": {}})
+
+
+def test_a_non_finite_value_inside_an_expression_may_still_be_compared() -> None:
+    scope: dict[str, Any] = {"input": {}, "steps": {}, "metadata": {}}
+    assert compile_expression('float("nan") > 1').evaluate(scope) is False

@@ -582,3 +582,29 @@ def test_parallel_logins_do_not_pass_the_address_brake(server: Server) -> None:
             break
     assert answers[-1] == 429 and int(after.headers["retry-after"]) > 0, answers
     assert results.count(401) + answers.count(401) <= limit
+
+
+def test_an_expression_giving_nan_or_an_infinity_fails_its_step_in_one_clear_error(server: Server) -> None:
+    """A map item's input computed as an infinity (or NaN) is no JSON value: the step fails
+    with that reason; nothing non-finite reaches the database, and no worker is lost over it."""
+    server.register(
+        {
+            "name": "non-finite",
+            "version": "1.0.0",
+            "steps": [
+                {
+                    "name": "m",
+                    "type": "map",
+                    "items": "input['xs']",
+                    "agent": "echo",
+                    "input": {"v": "item * 1e308"},
+                }
+            ],
+        }
+    )
+    execution = server.start("non-finite", input_data={"xs": [10]})
+    view = wait_for_status(server, execution, {"failed", "completed"})
+    assert view["status"] == "failed", view
+    assert "NaN or an infinity" in json.dumps(view["error"]), view["error"]
+    logs = server.get(f"/executions/{execution}/logs").json()
+    assert not any("worker" in json.dumps(entry.get("error") or {}).lower() for entry in logs), logs

@@ -13,6 +13,7 @@ masked as it is made, however the value got into it (a key looked up, a function
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,7 +140,10 @@ class Expression:
         Its cost is drawn from ``budget``, shared by the expressions of one decision (a budget
         of its own by default)."""
         try:
-            return _Evaluator(scope, budget or Budget()).visit(self.tree.body)
+            value = _Evaluator(scope, budget or Budget()).visit(self.tree.body)
+            if not _finite(value):
+                raise ExpressionError("gives NaN or an infinity, which no JSON value can hold")
+            return value
         except ExpressionError as exc:
             message = exc.message
         except RecursionError:
@@ -159,6 +163,17 @@ class Expression:
         """Whether the expression reads ``input``, ``steps`` or ``metadata`` (if not, its value
         is known when it is written)."""
         return any(isinstance(node, ast.Name) and node.id in ROOT_NAMES for node in ast.walk(self.tree))
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` holds no NaN and no infinity, at any depth."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, Mapping):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    return True
 
 
 ITEM_NAMES = frozenset({"item", "index"})  # also allowed in a map step's per-item ``input``
