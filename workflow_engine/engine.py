@@ -280,9 +280,9 @@ class Engine:
     ) -> list[dict[str, Any]]:
         """Every attempt, chronologically, with input, output, error, worker and duration (of
         a map step's item ``index`` only, if given)."""
-        self.store.get_execution(execution_id, owner_id)
+        record = self.store.get_execution(execution_id, owner_id)
         runs = self.store.logs(execution_id, LogQuery(step_name, step_type, has_error, limit, index))
-        return [run_json(run) for run in runs]
+        return [run_json(run, record.input) for run in runs]
 
     def human_tasks(self, owner_id: int | None = None, limit: int = 100) -> list[TaskView]:
         """Steps waiting for a person (human tasks, and steps waiting for a fix), oldest first:

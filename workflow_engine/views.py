@@ -15,9 +15,10 @@ from workflow_engine.core import mapping
 from workflow_engine.core.payloads import READ_DEPTH, payload_problem
 from workflow_engine.core.secrets import masked
 from workflow_engine.core.states import OPEN_STEP, StepStatus
-from workflow_engine.definitions.model import WorkflowDefinition
+from workflow_engine.definitions.model import StepType, WorkflowDefinition
 from workflow_engine.reasons import Situation, Workers, execution_reason, row_reason, step_reasons
 from workflow_engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
+from workflow_engine.store.rows import input_of
 
 
 def timestamp(moment: datetime) -> str:
@@ -291,8 +292,15 @@ def task_view(run: StepRunRecord, execution: ExecutionRecord, definition: Workfl
     )
 
 
-def run_json(run: StepRunRecord) -> dict[str, Any]:
-    """One attempt, as logs show it (``timestamp``: when it started, or was queued)."""
+def attempt_input(run: StepRunRecord, execution_input: Any) -> Any:
+    """The input an attempt shows: its own, or an agent's run's execution's (which its row
+    does not copy)."""
+    return input_of(run.input, execution_input) if run.step_type == StepType.AGENT else run.input
+
+
+def run_json(run: StepRunRecord, execution_input: Any) -> dict[str, Any]:
+    """One attempt of an execution whose input is ``execution_input``, as logs show it
+    (``timestamp``: when it started, or was queued)."""
     return {
         "id": run.id,
         "step_name": run.step_name,
@@ -302,7 +310,7 @@ def run_json(run: StepRunRecord) -> dict[str, Any]:
         "index": run.item_index,
         "status": run.status,
         "superseded": run.superseded,
-        "input_data": readable(run.input),
+        "input_data": readable(attempt_input(run, execution_input)),
         "output_data": readable(run.output),
         "error_type": run.error_type,
         "error_message": run.error_message,

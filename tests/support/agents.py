@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -139,3 +140,10 @@ def mapper(ctx: AgentContext) -> dict[str, Any]:
     if "twice" in ctx.input:  # a mapped input
         result["twice"] = ctx.input["twice"]
     return result
+
+
+@agent("measure")
+def measure(ctx: AgentContext) -> dict[str, Any]:
+    """What input it was given, in short: its size as JSON and its ``customer``."""
+    side_effect(ctx)
+    return {"input_chars": len(json.dumps(ctx.input)), "customer": ctx.input.get("customer")}

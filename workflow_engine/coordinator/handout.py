@@ -9,7 +9,7 @@ from typing import Any
 from workflow_engine.coordinator import delivery
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core.states import ExecutionStatus
-from workflow_engine.store.rows import in_place, input_of
+from workflow_engine.store.rows import in_place
 
 E = ExecutionStatus
 
@@ -42,7 +42,7 @@ def hand_out(unit: Unit) -> None:
 def _run_in_place(unit: Unit, row: dict[str, Any]) -> None:
     assert unit.inline is not None
     worker, carrier = unit.inline
-    row.update(in_place(worker, carrier, input_of(row["input"], unit.record.input), unit.now))
+    row.update(in_place(worker, carrier, unit.now))  # (its input stays its own: see Unit.inserted)
     unit.in_place_event(row, worker)
 
 

@@ -210,7 +210,7 @@ def _run_in_place(unit: Unit, step: StepDefinition, run: StepRunRecord) -> bool:
     if not delivery.may_run_in_place(step, S.QUEUED, item=True):
         return False
     worker, carrier = unit.inline
-    values = in_place(worker, carrier, input_of(run.input, unit.record.input), unit.now)
+    values = in_place(worker, carrier, unit.now)
     if not unit.runs.update(run.id, values, (S.PENDING,)):
         return False
     unit.moved(run, S.PENDING, S.RUNNING)
@@ -221,6 +221,7 @@ def _run_in_place(unit: Unit, step: StepDefinition, run: StepRunRecord) -> bool:
         "item_index": run.item_index,
         "item": run.item,
         **values,
+        "input": input_of(run.input, unit.record.input),  # what its agent gets (not written)
     }
     unit.continued = (run.id, row)
     unit.in_place_event(row, worker)

@@ -46,7 +46,7 @@ from workflow_engine.core.states import (
 from workflow_engine.definitions.model import StepDefinition, StepType, WorkflowDefinition
 from workflow_engine.errors import ExpressionError
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
-from workflow_engine.store.rows import event_row
+from workflow_engine.store.rows import event_row, input_of
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,8 @@ class Unit:
         self.new_ids = list(ids)
         for run_id, row in zip(ids, self.new, strict=True):
             if row["status"] == S.RUNNING and row["worker"] is not None:
-                self.continued = (run_id, row)
+                # (the row keeps only its own input; its agent gets the execution's otherwise)
+                self.continued = (run_id, {**row, "input": input_of(row["input"], self.record.input)})
             elif row["published_at"] is not None and not row["carried"]:
                 step = self.definition.step(row["step_name"])
                 dispatch = self.dispatch_of(

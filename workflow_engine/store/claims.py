@@ -29,7 +29,7 @@ from workflow_engine.definitions.model import StepType
 from workflow_engine.store import schema as t
 from workflow_engine.store.postgres import CHANNEL as EVENTS_CHANNEL
 from workflow_engine.store.prepared import Prepared
-from workflow_engine.store.rows import item_details
+from workflow_engine.store.rows import input_of, item_details
 from workflow_engine.store.transaction import Tx
 
 
@@ -60,8 +60,7 @@ _CLAIM = Prepared(
         SET status = :running, started_at = :now, heartbeat_at = :now, worker = :worker, task_id = :task_id,
             carried = false,
             deadline_at = CASE WHEN r.timeout IS NULL THEN NULL
-                               ELSE CAST(:now AS timestamptz) + r.timeout * interval '1 second' END,
-            input = COALESCE(r.input, e.input)
+                               ELSE CAST(:now AS timestamptz) + r.timeout * interval '1 second' END
         FROM {t.step_runs.name} AS previous, {t.executions.name} AS e
         WHERE r.id = :run_id AND previous.id = r.id AND e.id = r.execution_id
           AND r.status || '' = ANY(:claimable) AND NOT r.superseded
@@ -69,8 +68,8 @@ _CLAIM = Prepared(
           AND e.status <> ALL(:terminal)
         RETURNING r.id, r.execution_id, r.step_name, r.attempt, r.queued_at, r.not_before,
                   previous.status AS previous_status, e.workflow_id, e.workflow_name,
-                  e.workflow_version, r.input AS execution_input, e.metadata AS execution_metadata,
-                  e.retries, r.item_index, r.item
+                  e.workflow_version, e.metadata AS execution_metadata, e.retries, r.item_index, r.item,
+                  COALESCE(r.input, e.input) AS execution_input
     ), recorded AS (
         INSERT INTO {t.events.name}
             (execution_id, step_name, attempt, from_status, to_status, actor, details, created_at)
@@ -131,7 +130,6 @@ def claim_portable(tx: Tx, run_id: int, worker: str, task_id: str | None) -> Cla
         "heartbeat_at": tx.now,
         "worker": worker,
         "task_id": task_id,
-        "input": row.execution_input if row.run_input is None else row.run_input,
         "deadline_at": tx.now + timedelta(seconds=timeout) if timeout else None,
         "carried": False,  # a carried run published by the reconciler, claimed by its message
     }
@@ -153,7 +151,7 @@ def claim_portable(tx: Tx, run_id: int, worker: str, task_id: str | None) -> Cla
         ]
     )
     tx.notify(row.execution_id)
-    return _claimed(row, tx.now, values["input"])
+    return _claimed(row, tx.now, input_of(row.run_input, row.execution_input))
 
 
 def _claimed(row: sa.Row[Any], started_at: datetime, agent_input: Any = None) -> ClaimedRun:

@@ -57,12 +57,12 @@ _TAKE_CARRIED = f"""
             {_IN_PLACE.format(column="status", run=RUNNING)},
             {_IN_PLACE.format(column="worker", run=":worker")},
             {_IN_PLACE.format(column="task_id", run=":task_id")},
-            {_IN_PLACE.format(column="input", run="COALESCE(x.input, (SELECT input FROM locked))")},
             {_IN_PLACE.format(column="started_at", run=":updated_at")},
             {_IN_PLACE.format(column="heartbeat_at", run=":updated_at")},
             published_at = CASE WHEN :take = 'run' THEN NULL ELSE :updated_at END
         FROM next_carried WHERE x.id = next_carried.id
-        RETURNING x.id, x.step_name, x.attempt, x.queued_at, x.input, x.item_index, x.item
+        RETURNING x.id, x.step_name, x.attempt, x.queued_at, x.item_index, x.item,
+            COALESCE(x.input, (SELECT input FROM locked)) AS input
     ),
     taken_event AS (
         INSERT INTO {V} (execution_id, step_name, attempt, from_status, to_status, actor, reason,

@@ -39,15 +39,14 @@ def item_details(index: int | None) -> dict[str, int] | None:
     return None if index is None else {"index": index}
 
 
-def in_place(worker: str, task_id: str | None, execution_input: Any, now: datetime) -> dict[str, Any]:
+def in_place(worker: str, task_id: str | None, now: datetime) -> dict[str, Any]:
     """What a run taken to run in place by ``worker`` (in the Celery task ``task_id``) is set to;
     it has no message of its own (``FINISH_COUNTED`` in store.postgres sets the same in SQL).
-    Its input is the execution's (a map item keeps its own: see :func:`input_of`)."""
+    Its input stays as it is (see :func:`input_of`)."""
     return {
         "status": StepStatus.RUNNING,
         "worker": worker,
         "task_id": task_id,
-        "input": execution_input,
         "published_at": None,
         "started_at": now,
         "heartbeat_at": now,
@@ -55,5 +54,6 @@ def in_place(worker: str, task_id: str | None, execution_input: Any, now: dateti
 
 
 def input_of(row_input: Any, execution_input: Any) -> Any:
-    """What a run's agent gets as input: a map item's own, or else the execution's."""
+    """What a run's agent gets as input: a map item's own, or else the execution's. A run
+    stores only its own (NULL: the execution's), never a copy of its execution's."""
     return execution_input if row_input is None else row_input

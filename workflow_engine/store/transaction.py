@@ -383,7 +383,7 @@ class Tx:
             values["published_at"] = self.now
         else:
             check_step_update((StepStatus.QUEUED,), StepStatus.RUNNING)
-            values.update(in_place(worker, task_id, input_of(found.input, execution_input), self.now))
+            values.update(in_place(worker, task_id, self.now))
         self.execute(sa.update(r).where(r.c.id == found.id).values(values))
         row = {
             "step_name": found.step_name,

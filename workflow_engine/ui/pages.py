@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -21,7 +21,7 @@ from workflow_engine.definitions.model import StepDefinition, WorkflowDefinition
 from workflow_engine.reasons import Situation, why, why_item
 from workflow_engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
 from workflow_engine.ui import dag
-from workflow_engine.views import ExecutionView, StepView
+from workflow_engine.views import ExecutionView, StepView, attempt_input
 
 ITEMS_PAGE = 50
 HISTORY = 200  # (events shown, the newest first; older ones a page at a time)
@@ -116,7 +116,7 @@ def execution_page(
         layout=layout,
         nodes=nodes,
         reasons=reasons,
-        runs=[run for run in runs if run.item_index is None],
+        runs=[replace(run, input=attempt_input(run, record.input)) for run in runs if run.item_index is None],
         critical=critical_path(definition.graph, latest),
         events=events,
         last_event_id=last_event_id if last_event_id is not None else events[-1].id if events else 0,

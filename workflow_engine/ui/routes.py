@@ -52,7 +52,7 @@ from workflow_engine.ui.session import (
     open_session,
 )
 from workflow_engine.users import LoginBrake
-from workflow_engine.views import execution_view, readable
+from workflow_engine.views import attempt_input, execution_view, readable
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE = 50
@@ -348,7 +348,7 @@ def attempt(
     engine: EngineDep, session: SessionDep, execution_id: str, run_id: Annotated[int, Path(ge=0, le=LARGEST)]
 ) -> Response:
     """One attempt's whole input, output and error, which the page shows cut when they are long."""
-    engine.store.get_execution(execution_id, session.user.owner_filter)  # (another's: not found)
+    record = engine.store.get_execution(execution_id, session.user.owner_filter)  # (another's: not found)
     run = engine.store.step_run(execution_id, run_id)
     if run is None:
         raise StepNotFound(f"attempt {run_id}")
@@ -359,7 +359,7 @@ def attempt(
             "attempt": run.attempt,
             "index": run.item_index,
             "status": run.status,
-            "input": readable(run.input),
+            "input": readable(attempt_input(run, record.input)),
             "output": readable(run.output),
             "error": error if run.error_type else None,
         }
