@@ -17,6 +17,7 @@ paused in the same transaction, each pause recorded with why; the scheduler also
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -45,8 +46,13 @@ MIN_PASSWORD = 8
 USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,150}")  # (matched whole: no trailing newline slips by)
 STARTERS = ("admin", "operator")  # the roles that may start workflows
 _hasher = PasswordHasher()  # argon2id with the library's recommended cost
-# verified against when the user does not exist, so both cases take the same time
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash checked when the user does not exist, so both cases take the same time (made on
+    first use: hashing takes ~50 ms, and every `wfe` command imports this module)."""
+    return _hasher.hash("not-a-real-password")
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,7 @@ def authenticate(store: Store, username: str, password: str) -> UserRecord:
         user = store.get_user(username)
     except UserNotFound:
         user = None
-    hashed = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    hashed = user.password_hash if user is not None and user.password_hash else _dummy_hash()
     try:
         _hasher.verify(hashed, password)
     except (VerificationError, InvalidHashError):
