@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit bench bench-quick soak chaos lint typecheck services clean
+.PHONY: demo test test-long test-unit bench bench-quick soak chaos lint typecheck services clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,11 +15,17 @@ demo: $(STAMP)
 	@scripts/demo.sh
 
 # only the tests need PostgreSQL and Redis binaries to fall back on; the demo needs no server
+# everything but the tests marked `long` (minutes of real processes each): under 15 minutes
 test: $(STAMP)
 	@scripts/bootstrap.sh
 	$(BIN)/ruff check workflow_engine workers tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not long"
+
+# the long tests: kills during big runs, a fresh install, whole deployments under a supervisor
+test-long: $(STAMP)
+	@scripts/bootstrap.sh
+	$(BIN)/python -m pytest -m long
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m unit

@@ -20,6 +20,9 @@ from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.store.opening import store_for
 from workflow_engine.worker.heartbeat import Heartbeat
 
+pytestmark = pytest.mark.long
+
+
 FLOW = """\
 name: flow
 version: 1.0.0

@@ -17,6 +17,8 @@ from tests.support.harness import Harness
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.store import migrate
 
+pytestmark = pytest.mark.long
+
 
 @pytest.fixture
 def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:

@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.cli.test_settings_cli import wfe
 from tests.support.harness import Harness
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.store import migrate
+
+pytestmark = pytest.mark.long
 
 
 def test_wfe_schedule_manages_a_schedule_from_create_to_delete(tmp_path: Path) -> None:

@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.cli.test_settings_cli import wfe
 from tests.support.harness import Harness
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.engine import Engine
 from workflow_engine.store import migrate
+
+pytestmark = pytest.mark.long
 
 
 def test_wfe_schedule_names_a_user_s_schedule_with_owner(tmp_path: Path) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.cli.test_settings_cli import wfe
 from tests.testing.test_harness import DAY
+
+pytestmark = pytest.mark.long
+
 
 ROOT = Path(__file__).resolve().parents[2]
 

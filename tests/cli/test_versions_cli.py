@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.cli.test_settings_cli import wfe
 
 V1 = "name: simple\nversion: 1.0.0\nsteps:\n  - {name: a, agent: echo}\n  - {name: b, agent: echo}\n"
@@ -14,6 +16,9 @@ V2 = (
     "name: simple\nversion: 2.0.0\ninput_schema: {type: object, required: [id]}\n"
     "steps:\n  - {name: b, agent: echo}\n"
 )
+
+
+pytestmark = pytest.mark.long
 
 
 def files(tmp_path: Path) -> dict[str, str]:

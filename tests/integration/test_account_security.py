@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 __all__ = ["server"]  # the module's own `wfe api`, cluster and users (alice, bob, vic, root)
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 API = "/api/v1"
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([0-9a-f]+)">')
 

@@ -23,7 +23,7 @@ from workflow_engine.settings import Settings
 from workflow_engine.store import schema as t
 from workflow_engine.users import create_user
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.long]
 MAX_DESCENDANTS = 30
 TEST_RUN_TIMEOUT = 3.0
 SHARED_MEMORY = Path("/dev/shm")  # where the harness makes its databases

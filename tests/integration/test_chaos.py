@@ -17,7 +17,7 @@ from tests.integration.conftest import (
 )
 from workflow_engine.definitions import WorkflowBuilder
 
-pytestmark = [pytest.mark.slow, pytest.mark.chaos]
+pytestmark = [pytest.mark.slow, pytest.mark.chaos, pytest.mark.long]
 
 EXECUTIONS = 200
 STEPS = 5

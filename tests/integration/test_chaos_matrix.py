@@ -13,7 +13,7 @@ import pytest
 from tests.chaos.matrix import cases, run_case
 from tests.conftest import unavailable
 
-pytestmark = [pytest.mark.slow, pytest.mark.chaos]
+pytestmark = [pytest.mark.slow, pytest.mark.chaos, pytest.mark.long]
 
 EXECUTIONS = 40
 

@@ -13,7 +13,7 @@ import pytest
 from tests.integration.conftest import Cluster, ledger_lines
 from workflow_engine.definitions import WorkflowBuilder
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 def item_calls(ledger: Path, execution_id: str, step: str) -> Counter[int]:

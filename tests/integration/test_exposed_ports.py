@@ -20,7 +20,7 @@ from workflow_engine.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.long]
 
 
 def free_port() -> int:

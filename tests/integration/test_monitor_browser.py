@@ -183,6 +183,7 @@ def test_a_map_is_followed_and_a_viewer_sees_no_button(
     assert "Not found" in page.content()
 
 
+@pytest.mark.long
 @pytest.mark.timeout(300)  # the map alone takes about 100 s on two cores; its own wait allows 240
 def test_a_five_thousand_wide_fan_out_and_a_ten_thousand_item_map_render_folded(
     server: Server,  # noqa: F811

@@ -27,7 +27,7 @@ from workflow_engine.processes import LocalCluster, Process, settings_env
 from workflow_engine.settings import Settings
 from workflow_engine.worker.app import create_celery_app
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 def start(cluster: LocalCluster, name: str, *args: str) -> Process:

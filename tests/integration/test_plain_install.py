@@ -23,7 +23,7 @@ from tests.integration.test_api_server import free_port
 from tests.support import services
 from workflow_engine.store.urls import database_url
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 PASSWORD = "a long enough password"
 
 

@@ -25,7 +25,7 @@ from workflow_engine.settings import Settings
 from workflow_engine.store import schema
 from workflow_engine.users import create_user
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 @pytest.fixture(scope="module")

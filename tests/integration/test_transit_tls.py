@@ -36,7 +36,7 @@ from workflow_engine.store import migrate
 from workflow_engine.store.urls import database_url
 from workflow_engine.worker.app import create_celery_app
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 PG_BIN = str(Path(services.PG_CTL).parent) if services.PG_CTL else None
 
