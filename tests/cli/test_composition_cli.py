@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.cli.test_settings_cli import wfe
 from tests.support.harness import Harness
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.store import migrate
+
+pytestmark = pytest.mark.long
 
 
 def test_status_shows_a_maps_progress_and_list_and_logs_follow_children_and_items(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from tests.cli.test_settings_cli import wfe
@@ -16,6 +17,8 @@ from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.secrets import Binding, Keyring
 from workflow_engine.store import migrate
 from workflow_engine.store import schema as t
+
+pytestmark = pytest.mark.long
 
 
 def tokens(value: Any) -> list[str]:

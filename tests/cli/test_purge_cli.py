@@ -14,6 +14,8 @@ from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.errors import ExecutionNotFound
 from workflow_engine.store import migrate
 
+pytestmark = pytest.mark.long
+
 
 def test_wfe_db_purge_counts_archives_and_deletes_only_what_ended(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'wfe.db'}"

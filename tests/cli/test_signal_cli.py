@@ -6,10 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.cli.test_settings_cli import wfe
 from tests.support.harness import Harness
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.store import migrate
+
+pytestmark = pytest.mark.long
+
 
 AMOUNT = {"type": "object", "required": ["amount"], "properties": {"amount": {"type": "number"}}}
 

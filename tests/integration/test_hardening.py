@@ -24,7 +24,7 @@ from workflow_engine.core.payloads import MAX_DEPTH
 from workflow_engine.store import schema as t
 
 __all__ = ["server"]  # the module's own `wfe api`, cluster and users (alice, bob, vic, root)
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 def nested(depth: int, leaf: Any = 1) -> Any:

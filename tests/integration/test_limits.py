@@ -11,6 +11,8 @@ from tests.integration.conftest import FAST, Cluster, broker_settings, start_clu
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.settings import Settings
 
+pytestmark = pytest.mark.long
+
 
 @pytest.fixture(scope="module")
 def two_workers(

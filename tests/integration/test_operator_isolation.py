@@ -19,7 +19,7 @@ from workflow_engine.definitions import schemas
 from workflow_engine.store import schema as t
 
 __all__ = ["server"]  # the module's own `wfe api`, cluster and users (alice, bob, vic, root)
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from tests.support.polling import poll
 from workflow_engine.settings import Settings
 from workflow_engine.users import create_user
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 QUOTAS = {
     "quota_executions_in_flight": 3,

@@ -14,7 +14,7 @@ from tests.integration.conftest import FAST, Cluster, broker_settings, ledger_li
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.settings import Settings
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 @pytest.fixture(scope="module")

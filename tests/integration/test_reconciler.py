@@ -26,7 +26,7 @@ from workflow_engine.processes import LocalCluster, settings_env
 from workflow_engine.settings import Settings
 from workflow_engine.store import schema as t
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 def reconcile_once(settings: Settings, copies: int = 1) -> list[dict[str, object]]:

@@ -8,10 +8,15 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import FAST, broker_settings, start_cluster
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.settings import Settings
 from workflow_engine.store.listing import ExecutionQuery
+
+pytestmark = pytest.mark.long
+
 
 SCHEDULES = ("tick-a", "tick-b", "tick-c")
 
