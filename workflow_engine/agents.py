@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -35,10 +36,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class AgentSpec:
     name: str
     function: Callable[..., Any]
-
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.function)
+    is_async: bool = False  # a coroutine function: run to completion on the worker's event loop
 
 
 class AgentRegistry:
@@ -55,7 +53,7 @@ class AgentRegistry:
             if existing is not None and existing.function is not function and not replace:
                 where = f"{existing.function.__module__}.{existing.function.__qualname__}"
                 raise ConfigurationError(f"agent {name!r} is registered twice (first by {where})")
-            spec = AgentSpec(name, function)
+            spec = AgentSpec(name, function, inspect.iscoroutinefunction(function))
             self._agents[name] = spec
             return spec
 
@@ -151,6 +149,13 @@ class _Outputs(Mapping[str, Any]):
         return len(self._items())
 
 
+def idempotency_key(execution_id: str, step: str, index: int | None, retries: int) -> str:
+    """The idempotency key of a step's attempts (of a map item's): the same for every attempt;
+    a retry from an upstream step (the execution's ``retries``-th) starts a new one."""
+    key = f"{execution_id}:{step}" if index is None else f"{execution_id}:{step}[{index}]"
+    return f"{key}:r{retries}" if retries else key
+
+
 class AgentContext:
     """Everything an agent knows about the step it runs.
 
@@ -194,11 +199,15 @@ class AgentContext:
         self.item = item  # a map step's item (None otherwise)
         self.index = index  # and its position in the list
         self._services = services
-        self.steps: Mapping[str, Any] = _Outputs(lambda: services.outputs(execution_id))
         self.log = logging.LoggerAdapter(
             logging.getLogger(f"workflow_engine.agent.{step_name}"),
             {"execution_id": execution_id, "step": step_name, "attempt": attempt},
         )
+
+    @cached_property
+    def steps(self) -> Mapping[str, Any]:
+        """The outputs of the execution's succeeded steps, by name (read on first use)."""
+        return _Outputs(lambda: self._services.outputs(self.execution_id))
 
     def save_checkpoint(self, data: Any) -> None:
         """Persist progress now; a later attempt of this step (a retry, a resume) receives it."""

@@ -143,6 +143,19 @@ class Keyring:
         first time one is sealed or opened)."""
         return self.bound(lambda: self._tree(execution_id))
 
+    def for_attempt(
+        self, execution_id: str, *values: Any
+    ) -> tuple[Keyring | None, tuple[Any, ...], dict[str, Any]]:
+        """What a step attempt of ``execution_id`` is given: these keys bound to its values (None
+        when no key is configured), ``values`` with their sealed values opened, and the secret
+        texts those held (to be hidden in all the attempt tells)."""
+        texts: dict[str, Any] = {}
+        if self._fernet is None and not any(map(core.has_sealed, values)):
+            return None, values, texts
+        keys = self.for_execution(execution_id)
+        opened = tuple(keys.opened(value, texts) for value in values)
+        return (keys if keys else None), opened, texts
+
     def _tree(self, execution_id: str) -> Binding:
         """The binding of ``execution_id``'s values: its owner and its tree's top execution."""
         with self._lock:

@@ -1,6 +1,6 @@
 """An outcome whose commit succeeds on the server while the worker sees a transient error.
 
-The worker retries recording the outcome (``retrying`` around ``Coordinator.finish``). The
+The worker retries recording the outcome (``retrying`` around ``Recorder.record``). The
 retry must answer what the committed attempt decided, and publish the runs that decision
 queued, rather than report the attempt as discarded and leave its next step to the reconciler.
 """
@@ -64,12 +64,6 @@ def deliver_next(harness: Harness) -> Attempted | None:
     return harness.executor.execute(message.run_id, message.task_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # (a set-up that did not hold fails the test outright: pytest.fail)
-    reason="the retried finish finds the run no longer running: it reports the committed "
-    "outcome discarded and never publishes the next step (the reconciler does, later)",
-)
 def test_a_finish_retried_after_its_commit_reports_the_outcome_and_publishes_the_next_step(
     pg_harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -78,8 +72,8 @@ def test_a_finish_retried_after_its_commit_reports_the_outcome_and_publishes_the
     execution = harness.start("chain")
     fault = LostCommitAnswer(harness, execution.id, "a")
     monkeypatch.setattr(harness.store, "pipelined", fault.pipelined)
-    finish = harness.coordinator.finish
-    reports: list[str] = []  # what each call of finish answered, or raised
+    finish = harness.coordinator.recorder.record
+    reports: list[str] = []  # what each call of record answered, or raised
 
     def recorded(claim: Claim, outcome: Outcome, inline: str | None = None) -> Finished:
         try:
@@ -90,7 +84,7 @@ def test_a_finish_retried_after_its_commit_reports_the_outcome_and_publishes_the
         reports.append(finished.result)
         return finished
 
-    monkeypatch.setattr(harness.coordinator, "finish", recorded)
+    monkeypatch.setattr(harness.coordinator.recorder, "record", recorded)
     if [m.step for m in harness.broker.queue] != ["a"]:
         pytest.fail(f"the first message is not a's alone: {harness.broker.queue}")
     fault.armed = True
@@ -100,7 +94,7 @@ def test_a_finish_retried_after_its_commit_reports_the_outcome_and_publishes_the
     if fault.armed or fault.seen != ["succeeded"]:
         pytest.fail(f"the fault did not follow a commit of a's success (seen: {fault.seen})")
     assert attempted is not None
-    assert attempted.result == "succeeded", f"finish reported {reports} after the lost answer"
+    assert attempted.result == "succeeded", f"record answered {reports} after the lost answer"
     assert [(m.step, m.kind) for m in harness.broker.queue] == [("b", "step")]
     harness.work()  # messages only: no reconciler pass
     assert harness.record(execution.id).status == "completed"

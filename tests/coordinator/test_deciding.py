@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from workflow_engine.coordinator import control, deciding, handout, steps
+from workflow_engine.coordinator import control, deciding, delivery, steps
 from workflow_engine.coordinator.dispatch import task_id
 from workflow_engine.coordinator.facts import ATTEMPTS, OUTPUTS, RUNS, Facts, Missing
 from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
@@ -217,7 +217,7 @@ def test_a_verb_decides_on_the_runs_it_is_given_and_lists_what_it_changes() -> N
     )
     unit = Unit(Facts(NOW, record(fan, active_steps=2, resolved_steps=1), runs=runs), fan, SETTINGS, "ops")
     control.cancel(unit, "no longer needed")
-    handout.conclude(unit)
+    delivery.conclude(unit)
     assert unit.status == "cancelled"
     [change] = unit.runs.changes
     assert (change.ids, change.values["status"]) == ((4, 5), "cancelled")

@@ -16,11 +16,11 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from workflow_engine.coordinator import control, deciding, maps, steps
+from workflow_engine.coordinator import control, maps, steps
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.facts import Facts
-from workflow_engine.coordinator.finishing import Finishing
 from workflow_engine.coordinator.outbox import Outbox
+from workflow_engine.coordinator.recording import Recorder, apply
 from workflow_engine.coordinator.runs import new_execution
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import descendants
@@ -99,13 +99,13 @@ class Children:
         coordinator: Deciding,
         store: Store,
         definitions: DefinitionCache,
-        finishing: Finishing,
+        recorder: Recorder,
         outbox: Outbox,
     ) -> None:
         self.coordinator = coordinator
         self.store = store
         self.definitions = definitions
-        self.finishing = finishing
+        self.recorder = recorder
         self.outbox = outbox
 
     def follow_up(self, unit: Unit, inline: tuple[str, str | None] | None = None) -> Unit | None:
@@ -217,7 +217,7 @@ class Children:
                     unit, _ = self.coordinator.decided(
                         tx, facts, f"parent {parent.id}", steps.begin, None if paused else inline
                     )
-                    deciding.apply(tx, unit)
+                    apply(tx, unit)
         if refused is not None:
             refuse = partial(
                 maps.child_refused, step_name=step_name, index=index, message=refused, kind=kind, code=code
@@ -288,7 +288,7 @@ class Children:
         if child.status not in TERMINAL_EXECUTION:
             return False
         if parent is not None and _waits_for(parent, child):
-            told = self.finishing.child_ended(*parent, child)
+            told = self.recorder.child_ended(*parent, child)
             if told is not None:
                 self.outbox.after_commit(told)
                 return True

@@ -9,10 +9,11 @@ from functools import partial
 from typing import Any
 
 from workflow_engine.clock import Clock
-from workflow_engine.coordinator import control, deciding, steps
+from workflow_engine.coordinator import control, steps
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.facts import Facts
 from workflow_engine.coordinator.outbox import Outbox
+from workflow_engine.coordinator.recording import apply
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import limits
 from workflow_engine.core.expressions import Expression, compile_expression
@@ -121,7 +122,7 @@ class Slots:
                     continue
                 facts = Facts(tx.now, record, outputs_of=None, runs=(), attempts={})
                 unit, _ = self.decided(tx, facts, actor, partial(steps.begin, queued=True))
-                deciding.apply(tx, unit)
+                apply(tx, unit)
                 units.append(unit)
         for unit in units:
             self.outbox.after_commit(unit)

@@ -16,20 +16,28 @@ message of their own; each worker that records a branch of the fan-out hands on 
 sibling (:func:`hand_on`), running it in place when it may and publishing it otherwise, so a
 fan-out of any width costs a few messages. A carried run counts as handed over; the reconciler
 publishes one whose carriers seem gone.
+
+The rules are the plain functions :func:`may_run_in_place`, :func:`route` and :func:`hand_on`;
+:func:`conclude` and :func:`took` apply them to a decision (a
+:class:`~workflow_engine.coordinator.unit.Unit`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from workflow_engine.core.states import StepStatus
+from workflow_engine.core.states import ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import StepDefinition, StepType
+from workflow_engine.store.rows import in_place
+
+if TYPE_CHECKING:
+    from workflow_engine.coordinator.unit import Unit
 
 T = TypeVar("T")
+E = ExecutionStatus
 Handing = Literal["run", "send"]
-RUN_IN_PLACE = "run in place by the worker"  # the reason recorded on a run taken in place
 
 
 def may_run_in_place(step: StepDefinition, status: str, item: bool = False) -> bool:
@@ -81,3 +89,66 @@ def hand_on(carrier: bool, inline: bool, busy: bool) -> Handing | None:
     if not carrier:
         return None
     return "run" if inline and not busy else "send"
+
+
+def conclude(unit: Unit) -> None:
+    """The decision is made: how its new runs reach the workers, and what is handed on. Every
+    run goes by message when none may run in place or be carried, and nothing is handed on
+    unless the step reporting is a branch whose siblings may be carried."""
+    if unit.status != E.RUNNING:
+        return
+    if unit.inline is not None or unit.settings.inline_steps:
+        hand_out(unit)
+    if unit.carrier:
+        take_carried(unit)
+
+
+def hand_out(unit: Unit) -> None:
+    """Send the runs ``unit`` queued on their way (see :func:`route`)."""
+    if unit.status != E.RUNNING:
+        return
+    decided = route(
+        [row for row in unit.new if row["published_at"] is not None],
+        lambda row: may_run_in_place(
+            unit.definition.steps_by_name[row["step_name"]], row["status"], row["item_index"] is not None
+        ),
+        inline=unit.inline is not None and unit.continued is None,
+        capacity=unit.facts.workers_capacity,
+        carrying=bool(unit.settings.inline_steps),
+    )
+    if decided.in_place is not None:
+        _run_in_place(unit, decided.in_place)
+    for row in decided.carried:
+        row["carried"] = True
+
+
+def _run_in_place(unit: Unit, row: dict[str, Any]) -> None:
+    assert unit.inline is not None
+    worker, carrier = unit.inline
+    row.update(in_place(worker, carrier, unit.now))  # (its input stays its own: see Unit.inserted)
+    unit.in_place_event(row, worker)
+
+
+def take_carried(unit: Unit) -> None:
+    """A branch of a fan-out reported: hand on one of its carried siblings, if any is left
+    (:func:`hand_on`). Not when ``unit`` carried runs itself: the fan-out's own
+    messages carry those. Which sibling is the store's to find (:func:`took` hears which)."""
+    carrier = unit.carrier and unit.status == E.RUNNING and not any(row["carried"] for row in unit.new)
+    busy = unit.continued is not None or any(row["worker"] is not None for row in unit.new)
+    how = hand_on(carrier, inline=unit.inline is not None, busy=busy)
+    if how is not None:
+        unit.take = unit.inline if how == "run" and unit.inline is not None else (None, None)
+
+
+def took(unit: Unit, taken: tuple[int, dict[str, Any]] | None) -> None:
+    """The store took the carried run ``taken`` (id and row) as ``unit.take`` said, or none."""
+    if taken is None or unit.take is None:
+        return
+    run_id, row = taken
+    worker = unit.take[0]
+    if worker is None:
+        step = unit.definition.steps_by_name[row["step_name"]]
+        unit.dispatches.append(unit.dispatch_of(run_id, step, row["attempt"], None, row.get("item_index")))
+        return
+    unit.continued = (run_id, row)
+    unit.in_place_event(row, worker)

@@ -33,7 +33,7 @@ class Outbox:
         on a child whose first step ``inline``'s worker (if given) runs in place, if any."""
         if unit.dispatches:
             self.publish(unit.dispatches)
-        for terminate in (False, True):
+        for terminate in (False, True) if unit.revocations else ():
             ids = [task for task, kill in unit.revocations if kill is terminate]
             if ids:
                 try:
@@ -41,7 +41,10 @@ class Outbox:
                 except Exception as exc:
                     warn(log, exc, "could not revoke %s", ids)
         self.events.publish(unit.events)
-        if self.follow_up is not None:
+        record = unit.record
+        follows = unit.children or unit.cascades or record.parent_execution_id is not None
+        follows = follows or record.concurrency_key is not None
+        if self.follow_up is not None and follows:  # (children to start, a parent or a slot to tell)
             try:
                 return self.follow_up(unit, inline)
             except Exception as exc:  # committed already: the reconciler finishes what is left

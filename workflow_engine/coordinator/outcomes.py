@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from workflow_engine.core.retry import FailureKind
-from workflow_engine.definitions.model import StepDefinition
+from workflow_engine.definitions.model import StepDefinition, WorkflowDefinition
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 
 
@@ -35,8 +35,8 @@ class Claim:
     # the joins a success of the step only counts toward, with their in-degrees (see
     # core.planner.counted_joins); None when its success may make a step ready
     joins: Mapping[str, int] | None = None
-    # whether the worker recording it hands on a carried sibling (see handout.take_carried): the
-    # step is a branch of a fan-out, some of whose branches may be carried (handout.hand_out)
+    # whether the worker recording it hands on a carried sibling (see delivery.take_carried): the
+    # step is a branch of a fan-out, some of whose branches may be carried (delivery.hand_out)
     carrier: bool = False
     # a map step's item: its position, and the item (ctx.index, ctx.item)
     index: int | None = None
@@ -44,15 +44,8 @@ class Claim:
     # of a child's step run in place by the worker that started the child: the parent's row as
     # that worker wrote it, and the parent's run that waits for the child (see Unit.parent)
     parent: tuple[ExecutionRecord, StepRunRecord] | None = None
-
-    @property
-    def idempotency_key(self) -> str:
-        """Stable across attempts of a step (of a map item); a retry from an upstream step
-        starts a new one."""
-        key = f"{self.execution_id}:{self.step.name}"
-        if self.index is not None:
-            key = f"{key}[{self.index}]"
-        return f"{key}:r{self.retries}" if self.retries else key
+    # the workflow the step belongs to (None only where a test builds a claim by hand)
+    definition: WorkflowDefinition | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

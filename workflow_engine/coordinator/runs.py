@@ -32,6 +32,14 @@ def bucket(status: str, step_type: str, current: bool = False) -> str | None:
     return None
 
 
+# bucket() of every status, for a timer's run or another's: (status, timer) -> counter
+BUCKETS: dict[tuple[str, bool], str | None] = {
+    (status, timer): bucket(status, StepType.TIMER if timer else StepType.AGENT)
+    for status in S
+    for timer in (False, True)
+}
+
+
 def counters_of(runs: Iterable[StepRunRecord]) -> dict[str, int]:
     """The counters recomputed from each step's current run."""
     counts = {"active": 0, "waiting": 0, "resolved": 0}

@@ -13,15 +13,16 @@ from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from workflow_engine.coordinator import concurrency, control, deciding, steps, waiting
+from workflow_engine.coordinator import concurrency, control, steps, waiting
 from workflow_engine.coordinator.children import Children
+from workflow_engine.coordinator.deciding import decide, unread
 from workflow_engine.coordinator.definitions import DefinitionCache
 from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
 from workflow_engine.coordinator.facts import Facts, Missing
-from workflow_engine.coordinator.finishing import Finishing
 from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome
 from workflow_engine.coordinator.rates import Rates
+from workflow_engine.coordinator.recording import Recorder, apply, loader
 from workflow_engine.coordinator.runs import new_execution
 from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import quotas
@@ -77,13 +78,13 @@ class Coordinator:
         keys = settings.encryption_keys
         self.keys = Keyring(keys.get_secret_value() if keys else None, partial(tree_of, store))
         self.outbox = Outbox(store, dispatcher, self.events)
-        self.finishing = Finishing(
-            store, self.definitions, settings, self.events, self.rng, self.outbox, self._opened
+        self.rates = Rates(store, self.definitions, dispatcher)
+        self.recorder = Recorder(
+            store, self.definitions, settings, self.events, self.rng, self.outbox, self.rates, self._opened
         )
         self.slots = concurrency.Slots(store, self.definitions, self.decided, self.outbox)
-        self.children = Children(self, store, self.definitions, self.finishing, self.outbox)
+        self.children = Children(self, store, self.definitions, self.recorder, self.outbox)
         self.outbox.follow_up = self._follow_up
-        self.rates = Rates(store, self.definitions, dispatcher)
         self.quotas = quotas.Quotas.of(settings)
 
     # deciding
@@ -107,7 +108,7 @@ class Coordinator:
             if guard is not None:
                 guard(tx)
             unit, result = self.decided(tx, Facts(tx.now, record), actor, act)
-            deciding.apply(tx, unit)
+            apply(tx, unit)
         self.outbox.after_commit(unit)
         return result
 
@@ -127,8 +128,8 @@ class Coordinator:
             unit.inline = inline  # (a child's first step may run in place: see _follow_up)
             return unit
 
-        load = deciding.unread if tx is None else deciding.loader(tx, facts.record.id)
-        return deciding.decide(facts, make, act, load, self.rng.getrandbits(64))
+        load = unread if tx is None else loader(tx, facts.record.id)
+        return decide(facts, make, act, load, self.rng.getrandbits(64))
 
     # starting
 
@@ -203,7 +204,7 @@ class Coordinator:
             if on_insert is not None:
                 on_insert(tx, execution_id)
             if ids is None:
-                deciding.apply(tx, unit, last=True)
+                apply(tx, unit, last=True)
             else:
                 unit.inserted(ids)
         self.outbox.after_commit(unit)
@@ -350,23 +351,17 @@ class Coordinator:
             if problems:
                 raise DefinitionError(problems, definition.name)
 
-    # worker-facing: see coordinator.finishing
+    # worker-facing: see coordinator.recording
 
     def claim(
         self, run_id: int, worker: str, task_id: str | None = None, rated: bool = False
     ) -> Claim | None:
-        """Take a queued attempt for ``worker``; None when it is no longer there to take, or
-        when its step's rate limit (``rated``) makes it wait."""
-        at = None
-        if rated:
-            admitted, at = self.rates.admit(run_id)
-            if not admitted:
-                return None
-        return self.finishing.claim(run_id, worker, task_id, at)
+        """Take a queued attempt for ``worker`` (see :meth:`Recorder.claim`)."""
+        return self.recorder.claim(run_id, worker, task_id, rated)
 
     def finish(self, claim: Claim, outcome: Outcome, inline: str | None = None) -> Finished:
-        """Record what the attempt gave and decide what follows (see :meth:`Finishing.finish`)."""
-        return self.finishing.finish(claim, outcome, inline)
+        """Record what the attempt gave and what follows (see :meth:`Recorder.record`)."""
+        return self.recorder.record(claim, outcome, inline)
 
     def save_checkpoint(self, run_id: int, data: Any) -> None:
         with self.store.transaction() as tx:

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
-from workflow_engine.coordinator.delivery import RUN_IN_PLACE
 from workflow_engine.coordinator.dispatch import Dispatch, task_id
-from workflow_engine.coordinator.facts import Facts, Runs, Tuning, provisional
+from workflow_engine.coordinator.facts import ATTEMPTS, RUNS, Facts, Missing, Tuning
 from workflow_engine.coordinator.runs import (
-    bucket,
+    BUCKETS,
     counters_of,
     fire_at,
     new_run,
@@ -41,18 +41,20 @@ from workflow_engine.core.states import (
     ExecutionMode,
     ExecutionStatus,
     StepStatus,
+    check_step_update,
     check_transition,
 )
 from workflow_engine.definitions.model import StepDefinition, StepType, WorkflowDefinition
 from workflow_engine.errors import ExpressionError
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
-from workflow_engine.store.rows import event_row, input_of
+from workflow_engine.store.rows import RUN_IN_PLACE, event_row, input_of
 
 log = logging.getLogger(__name__)
 
 
 E = ExecutionStatus
 S = StepStatus
+_RECORD_FIELDS = frozenset(f.name for f in fields(StepRunRecord))
 
 
 class Unit:
@@ -65,9 +67,17 @@ class Unit:
         settings: Tuning,
         actor: str,
         rng: random.Random | None = None,
+        *,
+        opener: Callable[..., Any] | None = None,
+        inline: tuple[str, str | None] | None = None,
+        carrier: bool = False,
+        parent: tuple[ExecutionRecord, StepRunRecord] | None = None,
     ) -> None:
         self.facts = facts
         self.record = record = facts.record
+        self.id = record.id
+        self.now = facts.now
+        self.step_mode = record.mode == ExecutionMode.STEP
         self.definition = definition
         self.graph = definition.graph
         self.settings = settings
@@ -80,21 +90,22 @@ class Unit:
             "resolved": record.resolved_steps,
         }
         self.retries = record.retries
-        self.barriers: dict[str, list[int]] = {k: list(v) for k, v in (record.barriers or {}).items()}
+        self.barriers: dict[str, list[int]] = (
+            {k: list(v) for k, v in record.barriers.items()} if record.barriers else {}
+        )
         self.changes: dict[str, Any] = {}
         self.events: list[dict[str, Any]] = []
         self.dispatches: list[Dispatch] = []
         self.revocations: list[tuple[str, bool]] = []
         self.known_outputs: dict[str, Any] = {}
-        self.budget = Budget()  # shared by every expression this unit evaluates
-        # opens the sealed secrets a condition reads (None: nothing is sealed, or no key)
-        self.opener: Callable[..., Any] | None = None
+        # decrypts the secrets a condition reads (None: nothing is encrypted, or no key)
+        self.opener = opener
         self.new: list[dict[str, Any]] = []  # the runs this decision creates
         self.runs = Runs(facts, self.new)  # the execution's runs as this decision leaves them
         self.dirty = False
-        # set by a worker that can run the next step in place (see coordinator.handout)
-        self.inline: tuple[str, str | None] | None = None  # (worker, carrier task id)
-        self.carrier = False  # the step reporting is a branch whose siblings may be carried
+        # set by a worker that can run the next step in place (see coordinator.delivery)
+        self.inline = inline  # (worker, carrier task id)
+        self.carrier = carrier  # the step reporting is a branch whose siblings may be carried
         self.continued: tuple[int, dict[str, Any]] | None = None
         # a carried sibling to take once the changes are applied: (worker, carrier task id) to
         # run it in place, (None, None) to publish it
@@ -103,7 +114,9 @@ class Unit:
         # map steps: their items' counts (see core.mapping), the own runs of map and workflow
         # steps opened but not started yet (coordinator.maps starts them), and item outputs
         # this decision knows
-        self.maps: dict[str, dict[str, int]] = {k: dict(v) for k, v in (record.maps or {}).items()}
+        self.maps: dict[str, dict[str, int]] = (
+            {k: dict(v) for k, v in record.maps.items()} if record.maps else {}
+        )
         self.opening: list[dict[str, Any]] = []
         self.item_outputs: dict[tuple[str, int], Any] = {}
         # after the commit: the child executions to start or look at, as (step, item index),
@@ -118,19 +131,12 @@ class Unit:
         # of a child execution run in place by the worker that started it: its parent's row as
         # that worker last wrote it, and the parent's run that waits for this child (its end is
         # then told to the parent in one round trip: see Finishing.child_ended)
-        self.parent: tuple[ExecutionRecord, StepRunRecord] | None = None
+        self.parent = parent
 
-    @property
-    def id(self) -> str:
-        return self.record.id
-
-    @property
-    def now(self) -> datetime:
-        return self.facts.now
-
-    @property
-    def step_mode(self) -> bool:
-        return self.record.mode == ExecutionMode.STEP
+    @cached_property
+    def budget(self) -> Budget:
+        """Shared by every expression this unit evaluates."""
+        return Budget()
 
     def add_run(self, row: dict[str, Any]) -> None:
         """Create a run; it is written with the rest of the unit (one statement on PostgreSQL)."""
@@ -146,7 +152,7 @@ class Unit:
                 # (the row keeps only its own input; its agent gets the execution's otherwise)
                 self.continued = (run_id, {**row, "input": input_of(row["input"], self.record.input)})
             elif row["published_at"] is not None and not row["carried"]:
-                step = self.definition.step(row["step_name"])
+                step = self.definition.steps_by_name[row["step_name"]]
                 dispatch = self.dispatch_of(
                     run_id, step, row["attempt"], row["not_before"], row["item_index"]
                 )
@@ -183,10 +189,12 @@ class Unit:
         self.dirty = True
 
     def count(self, step_type: str, previous: str | None, new: str) -> None:
-        """Keep the counters right as a run moves from ``previous`` (None: new run) to ``new``."""
-        if previous is not None and (old := bucket(previous, step_type)):
+        """Keep the counters right as a run moves from ``previous`` (None: new run) to ``new``
+        (see :func:`~workflow_engine.coordinator.runs.bucket`)."""
+        timer = step_type == StepType.TIMER
+        if previous is not None and (old := BUCKETS[previous, timer]):
             self.counts[old] -= 1
-        if (fresh := bucket(new, step_type)) is not None:
+        if (fresh := BUCKETS[new, timer]) is not None:
             self.counts[fresh] += 1
 
     def moved(self, run: StepRunRecord, previous: str, new: str) -> None:
@@ -216,7 +224,7 @@ class Unit:
         rows: list[dict[str, Any]] = []
         broken: dict[str, dict[str, Any]] = {}
         for name in names:
-            step = self.definition.step(name)
+            step = self.definition.steps_by_name[name]
             row = new_run(self.id, self.now, step, attempts[name])
             if step.type is StepType.HUMAN:
                 row.update(status=S.WAITING, started_at=self.now)
@@ -255,7 +263,7 @@ class Unit:
                 row.update(status=S.PENDING if held else S.QUEUED, published_at=None if held else self.now)
             rows.append(row)
         for row in rows:
-            step = self.definition.step(row["step_name"])
+            step = self.definition.steps_by_name[row["step_name"]]
             self.add_run(row)
             self.count(step.type, None, row["status"])
             if step.type is StepType.MAP and row["status"] == S.RUNNING:
@@ -284,7 +292,7 @@ class Unit:
 
     def redispatch(self, run: StepRunRecord) -> None:
         """Publish an existing run again (its message was lost or never sent)."""
-        step = self.definition.step(run.step_name)
+        step = self.definition.steps_by_name[run.step_name]
         self.dispatches.append(self.dispatch_of(run.id, step, run.attempt, run.not_before, run.item_index))
 
     def skip(self, names: Sequence[str]) -> None:
@@ -293,7 +301,7 @@ class Unit:
         attempts = self.runs.next_attempts(names, reset=bool(self.retries))
         rows = []
         for name in names:
-            row = new_run(self.id, self.now, self.definition.step(name), attempts[name])
+            row = new_run(self.id, self.now, self.definition.steps_by_name[name], attempts[name])
             row.update(status=S.SKIPPED, finished_at=self.now)
             rows.append(row)
         for row in rows:
@@ -309,7 +317,7 @@ class Unit:
             self.known_outputs[step] = output
             self.changes["checkpoint"] = {"last_completed_step": step}
         verdicts: dict[tuple[str, str], bool] = {}
-        conditional = [e for e in self.graph.outgoing[step] if e.condition is not None]
+        conditional = self.graph.conditional[step]
         if conditional and status != S.SKIPPED:
             scope = self.condition_scope([e.condition for e in conditional if e.condition is not None])
             for edge in conditional:
@@ -326,7 +334,8 @@ class Unit:
             return verdicts[(edge.source, edge.target)]
 
         decision = planner.advance(self.graph, step, status, edge_is_live, self.arrive)
-        self.skip(decision.skipped)
+        if decision.skipped:
+            self.skip(decision.skipped)
         self.open(decision.ready)
 
     def arrive(self, join: str, live: bool, degree: int) -> tuple[int, int]:
@@ -403,7 +412,7 @@ class Unit:
         """A step failed for good: an optional one is passed over, a required one fails all."""
         if self.status in TERMINAL_EXECUTION:
             return
-        if self.definition.step(step).required:
+        if self.definition.steps_by_name[step].required:
             self.fail(error)
         else:
             self.counts["resolved"] += 1
@@ -443,7 +452,7 @@ class Unit:
         """Derive the execution's status from its counters: complete, waiting, or running."""
         if self.status in TERMINAL_EXECUTION:
             return
-        if self.counts["resolved"] >= len(self.graph):
+        if self.counts["resolved"] >= len(self.graph.steps):
             if self.status in (E.RUNNING, E.PAUSED):
                 self.complete()
             return
@@ -507,3 +516,162 @@ class Unit:
 
     def summary(self) -> Mapping[str, Any]:
         return {"status": self.status, **self.counts}
+
+
+# the runs of the execution as a decision leaves them: the loaded ones with its changes
+# applied, and the runs it creates, under provisional (negative) ids
+
+
+def provisional(row: Mapping[str, Any], index: int) -> StepRunRecord:
+    """A run the decision creates, as a record under the provisional id ``-(index + 1)``."""
+    values: dict[str, Any] = {name: row.get(name) for name in _RECORD_FIELDS}
+    values.update(id=-(index + 1), superseded=False)
+    return StepRunRecord(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class RunChange:
+    """``values`` set on the runs ``ids``, each of which must still be in one of ``expect``; with
+    ``step``, on that step's own run (a map's or a workflow step's, whose id is not known)."""
+
+    ids: tuple[int, ...]
+    values: Mapping[str, Any]
+    expect: tuple[str, ...]
+    step: str | None = None
+
+
+class Runs:
+    """The execution's runs as the decision leaves them (see the module's docstring)."""
+
+    def __init__(self, facts: Facts, new: list[dict[str, Any]]) -> None:
+        self._facts = facts
+        self._loaded: dict[int, StepRunRecord] | None = None
+        self._known_partly: dict[int, StepRunRecord] | None = None
+        self.new = new  # the rows of the runs this decision creates, in order
+        self.changes: list[RunChange] = []
+        self.superseded: set[str] = set()  # steps whose runs this decision supersedes
+        self.kept: set[str] = set()  # of them, map steps whose succeeded items are kept
+
+    @property
+    def _partial(self) -> dict[int, StepRunRecord]:
+        """The runs known while not every run is (of map items), by id."""
+        if self._known_partly is None:
+            self._known_partly = self._facts.partial_runs()
+        return self._known_partly
+
+    def _existing(self) -> dict[int, StepRunRecord]:
+        if self._loaded is None:
+            if self._facts.runs is None:
+                raise Missing(RUNS)
+            self._loaded = {run.id: run for run in self._facts.runs}
+        return self._loaded
+
+    def live(self) -> list[StepRunRecord]:
+        """Every run not superseded, oldest first (the runs this decision creates last)."""
+        existing = sorted(self._existing().values(), key=lambda run: (run.queued_at, run.id))
+        return existing + [provisional(row, index) for index, row in enumerate(self.new)]
+
+    def current(self) -> dict[str, StepRunRecord]:
+        """The latest attempt of each step that has one (a map step's own run, not its items')."""
+        steps = [run for run in self.live() if run.item_index is None]
+        return {run.step_name: run for run in sorted(steps, key=lambda run: run.attempt)}
+
+    def find(self, run_id: int) -> StepRunRecord | None:
+        return next((run for run in self.live() if run.id == run_id), None)
+
+    def in_states(self, statuses: Collection[str]) -> list[StepRunRecord]:
+        return [run for run in self.live() if run.status in statuses]
+
+    def next_attempts(self, steps: Iterable[str], reset: bool) -> dict[str, int]:
+        """The attempt number each step's next run gets: 1, unless a retry has ever ``reset``
+        steps of the execution (their attempts count on from the runs it superseded)."""
+        if not reset:
+            return dict.fromkeys(steps, 1)
+        if self._facts.attempts is None:
+            raise Missing(ATTEMPTS)
+        latest = dict(self._facts.attempts)
+        for row in self.new:
+            latest[row["step_name"]] = max(latest.get(row["step_name"], 0), row["attempt"])
+        return {step: latest.get(step, 0) + 1 for step in steps}
+
+    def failures(self, step: str, lost: str, index: int | None = None) -> tuple[int, int]:
+        """Failed attempts of ``step`` (of its item ``index``) since it was last reset, and of
+        them those ``lost``."""
+        if index is None or self._facts.runs is not None:
+            runs = [run for run in self.live() if run.step_name == step and run.item_index == index]
+        else:
+            runs = [self._partial.get(run.id, run) for run in self._facts.runs_of_item(step, index)]
+        failed = [run for run in runs if run.status == StepStatus.FAILED]
+        return len(failed), sum(run.error_type == lost for run in failed)
+
+    def update(self, run_id: int, values: Mapping[str, Any], expect: Collection[str]) -> bool:
+        """Set ``values`` on the run if it is in one of ``expect``: whether it was."""
+        return bool(self.update_all([run_id], values, expect))
+
+    def update_all(
+        self, run_ids: Iterable[int], values: Mapping[str, Any], expect: Collection[str]
+    ) -> list[StepRunRecord]:
+        """Set ``values`` on those of the runs in one of ``expect``; those runs as they were."""
+        if "status" in values:
+            check_step_update(expect, values["status"])
+        before: list[StepRunRecord] = []
+        stored: list[int] = []
+        for run_id in run_ids:
+            if run_id < 0:
+                row = self.new[-run_id - 1]
+                if row["status"] in expect:
+                    before.append(provisional(row, -run_id - 1))
+                    row.update(values)
+                continue
+            partial = self._facts.runs is None and run_id in self._partial
+            existing = self._partial if partial else self._existing()
+            run = existing.get(run_id)
+            if run is not None and run.status in expect:
+                before.append(run)
+                existing[run_id] = replace(run, **{k: v for k, v in values.items() if k in _RECORD_FIELDS})
+                stored.append(run_id)
+        if stored:
+            self.changes.append(RunChange(tuple(stored), dict(values), tuple(expect)))
+        return before
+
+    def update_own(self, step: str, values: Mapping[str, Any], expect: Collection[str]) -> None:
+        """Set ``values`` on the own run of ``step`` (a map's or workflow step's), which must
+        be in one of ``expect``: by its id when it is known, otherwise by its step."""
+        if "status" in values:
+            check_step_update(expect, values["status"])
+        for row in self.new:
+            if row["step_name"] == step and row["item_index"] is None and row["status"] in expect:
+                row.update(values)
+                return
+        if self._loaded is not None:
+            own = [r for r in self._loaded.values() if r.step_name == step and r.item_index is None]
+            if own:
+                self.update_all([max(own, key=lambda run: run.attempt).id], values, expect)
+                return
+        self.changes.append(RunChange((), dict(values), tuple(expect), step))
+
+    def update_in(self, statuses: Collection[str], values: Mapping[str, Any]) -> list[StepRunRecord]:
+        """Set ``values`` on every run in one of ``statuses``; those runs as they were."""
+        return self.update_all([run.id for run in self.in_states(statuses)], values, statuses)
+
+    def supersede(self, steps: Collection[str], keep: Collection[str] = ()) -> None:
+        """The runs of ``steps`` so far are history: a retry starts them again; of the map steps
+        in ``keep``, the items that succeeded stay (they do not run again)."""
+        existing = self._existing()
+        for run_id in [run_id for run_id, run in existing.items() if run.step_name in steps]:
+            run = existing[run_id]
+            if run.step_name in keep and run.item_index is not None and run.status == StepStatus.SUCCEEDED:
+                continue
+            del existing[run_id]
+        self.superseded |= set(steps)
+        self.kept |= set(keep) & set(steps)
+
+    def kept_items(self, step: str) -> set[int]:
+        """The indices of the succeeded items of ``step`` a retry kept (none if it kept none)."""
+        if step not in self.kept:
+            return set()
+        return {
+            run.item_index
+            for run in self._existing().values()
+            if run.step_name == step and run.item_index is not None and run.status == StepStatus.SUCCEEDED
+        }

@@ -31,6 +31,10 @@ class Graph:
             self.incoming[edge.target].append(edge)
         self.roots: tuple[str, ...] = tuple(n for n in self.steps if not self.incoming[n])
         self.sinks: tuple[str, ...] = tuple(n for n in self.steps if not self.outgoing[n])
+        # of each step, its outgoing edges that have a condition
+        self.conditional: dict[str, list[Edge]] = {
+            name: [edge for edge in out if edge.condition is not None] for name, out in self.outgoing.items()
+        }
         self._order: tuple[str, ...] | None = None
 
     def __len__(self) -> int:

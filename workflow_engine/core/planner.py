@@ -87,7 +87,7 @@ def advance(
         for edge in graph.outgoing[source]:
             live = _edge_live(edge, source_status, edge_is_live)
             target = edge.target
-            degree = graph.in_degree(target)
+            degree = len(graph.incoming[target])
             if degree == 1:
                 runs = live
             else:

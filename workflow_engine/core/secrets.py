@@ -202,12 +202,10 @@ def _texts(value: Any) -> Iterable[str]:
 
 
 def has_sealed(value: Any) -> bool:
-    if is_sealed(value):
-        return True
     if isinstance(value, dict):
-        return any(has_sealed(item) for item in value.values())
+        return is_sealed(value) or any(map(has_sealed, value.values()))
     if isinstance(value, list):
-        return any(has_sealed(item) for item in value)
+        return any(map(has_sealed, value))
     return False
 
 

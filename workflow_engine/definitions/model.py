@@ -19,6 +19,7 @@ from workflow_engine.core.expressions import ITEM_NAMES, compile_expression
 from workflow_engine.core.graph import Edge, Graph
 from workflow_engine.core.limits import Rate, Strategy
 from workflow_engine.core.mapping import PERCENT
+from workflow_engine.core.planner import counted_joins
 from workflow_engine.core.retry import RetryPolicy
 from workflow_engine.core.secrets import SecretPaths, schema_secrets
 from workflow_engine.definitions.cases import CaseDefinition
@@ -319,6 +320,14 @@ class WorkflowDefinition(WorkflowHeader):
 
     def step(self, name: str) -> StepDefinition:
         return self.steps_by_name[name]
+
+    @cached_property
+    def placement(self) -> dict[str, tuple[dict[str, int] | None, bool]]:
+        """Of each step, what follows from its place in the graph: the joins a success of it
+        only counts toward (:func:`~workflow_engine.core.planner.counted_joins`), and whether
+        a step it follows fans out to others too (its siblings may be carried)."""
+        graph = self.graph
+        return {name: (counted_joins(graph, name), graph.has_siblings(name)) for name in graph.steps}
 
     def listening(self, signal: str) -> tuple[StepDefinition, ...]:
         """The wait steps that take the signal ``signal``."""

@@ -52,6 +52,8 @@ class ClaimedRun:
     item: Any = None
 
 
+_ROW_FIELDS = tuple(name for name in ClaimedRun.__slots__ if name != "started_at")
+
 _CLAIM = Prepared(
     "wfe_claim",
     f"""
@@ -155,7 +157,7 @@ def claim_portable(tx: Tx, run_id: int, worker: str, task_id: str | None) -> Cla
 
 
 def _claimed(row: sa.Row[Any], started_at: datetime, agent_input: Any = None) -> ClaimedRun:
-    fields = {name: getattr(row, name) for name in ClaimedRun.__slots__ if name != "started_at"}
+    fields = dict(zip(_ROW_FIELDS, map(row._mapping.__getitem__, _ROW_FIELDS), strict=True))
     if agent_input is not None:
         fields["execution_input"] = agent_input
     return ClaimedRun(started_at=started_at, **fields)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -32,7 +33,6 @@ from workflow_engine.store.postgres import (
     R,
     V,
     as_json,
-    encode,
     record_parameters,
 )
 from workflow_engine.store.prepared import Prepared
@@ -249,7 +249,7 @@ def _outcome_parameters(counted: Counted, take: Take) -> dict[str, Any]:
     return {
         **record_parameters(counted.execution_id, counted.run_id, counted.worker, attempt),
         "updated_at": attempt["finished_at"],
-        "events": json.dumps([{c: event.get(c) for c in EVENT_COLUMNS}], default=encode),
+        "events": json.dumps([{c: event.get(c) for c in EVENT_COLUMNS}], default=datetime.isoformat),
         "take": take.how,
         "task_id": take.task_id,
         "in_place_reason": take.reason,

@@ -14,7 +14,6 @@ last statement's result, as psycopg2 does.
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
 
 from workflow_engine.errors import StoreError
+from workflow_engine.store.prepared import last_result_cursor
 from workflow_engine.store.urls import PSYCOPG, database_url
 
 T = TypeVar("T")
@@ -91,23 +91,7 @@ def create_fast_engine(url: sa.URL, pool_size: int = 2) -> Engine:
 def _connect_args(url: sa.URL) -> dict[str, Any]:
     if url.get_driver_name() != PSYCOPG:
         return {}
-    return {"cursor_factory": _last_result_cursor()}
-
-
-@functools.cache
-def _last_result_cursor() -> type:
-    """psycopg 3's client-side binding cursor, positioned on the last result (as psycopg2's);
-    imported only by processes that use psycopg 3."""
-    import psycopg
-
-    class LastResultCursor(psycopg.ClientCursor):
-        def execute(self, query: Any, params: Any = None, **options: Any) -> LastResultCursor:
-            super().execute(query, params, **options)
-            while self.nextset():
-                pass
-            return self
-
-    return LastResultCursor
+    return {"cursor_factory": last_result_cursor()}
 
 
 def _make_sqlite_safe(engine: Engine) -> None:

@@ -168,13 +168,7 @@ FINISH_PLANNED = Prepared(
 def as_json(value: Any) -> str | None:
     if value is None:
         return None
-    return json.dumps(value, default=encode)
-
-
-def encode(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    return json.dumps(value, default=datetime.isoformat)  # (anything else: TypeError)
 
 
 class RunIds:
@@ -250,15 +244,16 @@ def _history_parameters(
     runs: Sequence[Mapping[str, Any]], events: Sequence[Mapping[str, Any]], ids: Sequence[int]
 ) -> dict[str, Any]:
     """The new runs (under ``ids``) and the events of a unit, as its statement takes them."""
+    event_rows, run_rows = [], []  # (loops, not comprehensions: this runs for every outcome)
+    for e in events:
+        event_rows.append(dict(zip(EVENT_COLUMNS, map(e.get, EVENT_COLUMNS), strict=True)))
+    for r, run_id in zip(runs, ids, strict=True):
+        row = dict(zip(_RUN_COLUMNS, map(r.get, _RUN_COLUMNS), strict=True))
+        row["id"] = run_id
+        run_rows.append(row)
     return {
-        "events": json.dumps([{c: e.get(c) for c in EVENT_COLUMNS} for e in events], default=encode),
-        "runs": json.dumps(
-            [
-                {**{c: r.get(c) for c in _RUN_COLUMNS}, "id": run_id}
-                for r, run_id in zip(runs, ids, strict=True)
-            ],
-            default=encode,
-        ),
+        "events": json.dumps(event_rows, default=datetime.isoformat),
+        "runs": json.dumps(run_rows, default=datetime.isoformat),
         "notify": bool(events),
     }
 

@@ -13,6 +13,7 @@ transaction mode, which hands each transaction to any server session, cannot car
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -75,3 +76,20 @@ class Prepared:
             connection.exec_driver_sql(self.definition)
             prepared.add(self.name)
         return connection.execute(self._statements[(begin, commit)], dict(parameters))
+
+
+@functools.cache
+def last_result_cursor() -> type:
+    """psycopg 3's client-side binding cursor, positioned on the last result (as psycopg2's),
+    which the statements here need (``BEGIN; EXECUTE ...; COMMIT`` answers with the EXECUTE's
+    result); imported only by processes that use psycopg 3."""
+    import psycopg
+
+    class LastResultCursor(psycopg.ClientCursor):
+        def execute(self, query: Any, params: Any = None, **options: Any) -> LastResultCursor:
+            super().execute(query, params, **options)
+            while self.nextset():
+                pass
+            return self
+
+    return LastResultCursor

@@ -14,10 +14,15 @@ from workflow_engine.core.planner import percent_complete
 R = TypeVar("R")
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}  # of each record class, its fields in order
+
+
 def from_row(cls: type[R], row: Row[Any]) -> R:
     """Build a record from a row holding at least the record's fields."""
-    mapping = row._mapping
-    return cls(**{f.name: mapping[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    return cls(*map(row._mapping.__getitem__, names))
 
 
 @dataclass(frozen=True, slots=True)

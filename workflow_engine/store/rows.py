@@ -8,6 +8,8 @@ from typing import Any
 
 from workflow_engine.core.states import StepStatus
 
+RUN_IN_PLACE = "run in place by the worker"  # the reason recorded on a run taken in place
+
 
 def event_row(
     execution_id: str,

@@ -80,7 +80,7 @@ def _items_of(execution_id: str, step: str) -> list[sa.ColumnElement[bool]]:
 
 class Tx:
     """One open transaction and the time it started at (every row it writes uses that time):
-    the portable implementation, SQLite's; :class:`~workflow_engine.store.postgres_tx.PostgresTx`
+    the portable implementation, SQLite's; :class:`~workflow_engine.store.postgres_store.PostgresTx`
     is PostgreSQL's.
 
     A *pipelined* transaction (PostgreSQL, see ``Store.pipelined``) runs on a connection that

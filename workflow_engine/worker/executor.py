@@ -15,7 +15,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 
 from workflow_engine import logs, metrics
-from workflow_engine.agents import AgentContext, AgentRegistry, AgentSpec
+from workflow_engine.agents import AgentContext, AgentRegistry, AgentSpec, idempotency_key
 from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.core.payloads import payload_problem
@@ -39,13 +39,6 @@ def _event_loop() -> asyncio.AbstractEventLoop:
         loop = asyncio.new_event_loop()
         _loops.loop = loop
     return loop
-
-
-def call_agent(spec: AgentSpec, context: AgentContext, timeout: float | None) -> Any:
-    """Call a sync agent, or run an async one to completion (bounded by the step's timeout)."""
-    if spec.is_async:
-        return _event_loop().run_until_complete(asyncio.wait_for(spec.function(context), timeout))
-    return spec.function(context)
 
 
 class OutputTooLarge(TypeError):
@@ -135,15 +128,13 @@ class StepExecutor:
         announce: Callable[[Attempted], None] | None = None,
     ) -> None:
         self.coordinator = coordinator
+        self.recorder = coordinator.recorder
         self.registry = registry
         self.heartbeat = heartbeat
+        self.worker_id = heartbeat.worker_id
         self.services = _Services(coordinator, store)
         # told of each step run in place (it has no Celery task of its own): Flower hears of it
         self.announce = announce
-
-    @property
-    def worker_id(self) -> str:
-        return self.heartbeat.worker_id
 
     def execute(
         self,
@@ -162,18 +153,22 @@ class StepExecutor:
         id, step, attempt and workflow) around the claim, then each claimed step's own. A
         ``rated`` run (its step has a rate limit) may be left to wait for its window.
         """
-        with logs.bound(**(log_fields or {})):
-            claim = retrying(lambda: self.coordinator.claim(run_id, self.worker_id, task_id, rated))
+        given = log_fields or {}
+        with logs.bound(**given):
+            claim = retrying(partial(self.recorder.claim, run_id, self.worker_id, task_id, rated))
             if claim is None:
                 log.info("run %s is no longer queued (done, cancelled or taken): left alone", run_id)
-        own: Attempted | None = None
-        budget = inline_steps
-        while claim is not None:
-            fields = logs.step_fields(claim.execution_id, claim.step.name, claim.attempt, claim.workflow)
-            with logs.bound(**fields):
-                attempted, claim = self._handle(claim, run_id, task_id if budget > 0 else None)
-            own = own or attempted
-            budget -= 1
+            own: Attempted | None = None
+            budget = inline_steps
+            while claim is not None:
+                fields = logs.step_fields(claim.execution_id, claim.step.name, claim.attempt, claim.workflow)
+                if fields == given:  # (the message named this attempt already)
+                    attempted, claim = self._handle(claim, run_id, task_id if budget > 0 else None)
+                else:
+                    with logs.bound(**fields):
+                        attempted, claim = self._handle(claim, run_id, task_id if budget > 0 else None)
+                own = own or attempted
+                budget -= 1
         return own
 
     def _handle(self, claim: Claim, run_id: int, carrier: str | None) -> tuple[Attempted, Claim | None]:
@@ -181,7 +176,7 @@ class StepExecutor:
         run in place, if any."""
         with self.heartbeat.beating(claim.run_id):
             outcome = self.run(claim)
-        finished = retrying(partial(self.coordinator.finish, claim, outcome, inline=carrier))
+        finished = retrying(partial(self.recorder.record, claim, outcome, inline=carrier))
         metrics.observe_attempt(claim, outcome.duration_ms, finished.result)
         attempted = Attempted(claim, outcome, finished.result)
         if claim.run_id != run_id and self.announce is not None:
@@ -191,22 +186,18 @@ class StepExecutor:
     def run(self, claim: Claim) -> Outcome:
         step = claim.step
         started = time.monotonic()
-
-        def elapsed() -> int:
-            return int((time.monotonic() - started) * 1000)
-
+        try:  # (its sealed values open here only, bound to this execution)
+            keys, given, texts = self.coordinator.keys.for_attempt(
+                claim.execution_id, claim.input, claim.item, claim.checkpoint
+            )
+        except KeyMissing as error:
+            elapsed = int((time.monotonic() - started) * 1000)
+            return Failure(FailureKind.FATAL, "key_missing", error.message, elapsed)
         spec = self.registry.get(step.agent or "")
         if spec is None:
             loaded = ", ".join(sorted(self.registry.names())) or "none"
             message = f"agent {step.agent!r} is not loaded on worker {self.worker_id} (loaded: {loaded})"
             return Failure(FailureKind.FATAL, "unknown_agent", message, 0)
-        keys = self.coordinator.keys.for_execution(claim.execution_id)  # (its values open here only)
-        texts: dict[str, Any] = {}  # the secret texts this attempt is given, hidden in all it tells
-        try:
-            given = keys.opened(claim.input, texts), keys.opened(claim.item, texts)
-            checkpoint = keys.opened(claim.checkpoint, texts)
-        except KeyMissing as error:
-            return Failure(FailureKind.FATAL, "key_missing", error.message, elapsed())
         context = AgentContext(
             run_id=claim.run_id,
             execution_id=claim.execution_id,
@@ -214,22 +205,25 @@ class StepExecutor:
             version=claim.version,
             step_name=step.name,
             attempt=claim.attempt,
-            idempotency_key=claim.idempotency_key,
+            idempotency_key=idempotency_key(claim.execution_id, step.name, claim.index, claim.retries),
             input=given[0],
             metadata=claim.metadata,
             config=dict(step.config),
-            checkpoint=checkpoint,
-            services=_Opened(self.services, keys, texts) if keys else self.services,
+            checkpoint=given[2],
+            services=_Opened(self.services, keys, texts) if keys is not None else self.services,
             item=given[1],
             index=claim.index,
         )
-        with logs.hiding(texts):
-            outcome = self._call(spec, context, claim, elapsed)
+        if texts:  # the secret texts it was given are hidden in every line it logs
+            with logs.hiding(texts):
+                outcome = self._call(spec, context, claim, started)
+        else:
+            outcome = self._call(spec, context, claim, started)
         if isinstance(outcome, Failure) and texts:
             code = outcome.code and hide(outcome.code, texts)
             error_type, message = hide(outcome.error_type, texts), hide(outcome.message, texts)
             return replace(outcome, error_type=error_type, code=code, message=message, hidden=tuple(texts))
-        if isinstance(outcome, Success) and keys:
+        if isinstance(outcome, Success) and keys is not None:
             paths = self.coordinator.definitions.get(claim.workflow_id).secret_paths.outputs.get(
                 step.name, ()
             )
@@ -237,18 +231,22 @@ class StepExecutor:
                 return replace(outcome, output=keys.sealed(outcome.output, paths, texts))
         return outcome
 
-    def _call(
-        self, spec: AgentSpec, context: AgentContext, claim: Claim, elapsed: Callable[[], int]
-    ) -> Outcome:
+    def _call(self, spec: AgentSpec, context: AgentContext, claim: Claim, started: float) -> Outcome:
+        """Call the agent (a sync one, or an async one run to completion, bounded by the step's
+        timeout) and check what it returned."""
         step = claim.step
         try:
-            result = call_agent(spec, context, step.timeout)
+            if spec.is_async:
+                coroutine = asyncio.wait_for(spec.function(context), step.timeout)
+                result = _event_loop().run_until_complete(coroutine)
+            else:
+                result = spec.function(context)
         except SoftTimeLimitExceeded as error:
             return Failure(
                 FailureKind.TRANSIENT,
                 "timeout",
                 f"ran past its timeout of {step.timeout:g}s",
-                elapsed(),
+                int((time.monotonic() - started) * 1000),
                 cause=error,
             )
         except Exception as error:
@@ -260,14 +258,17 @@ class StepExecutor:
                 kind,
                 error_type(error),
                 describe(error),
-                elapsed(),
+                int((time.monotonic() - started) * 1000),
                 code if isinstance(code, str) else None,
                 cause=error,
             )
         try:
             output = normalise_output(result, self.coordinator.settings.max_output_bytes)
         except OutputTooLarge as error:
-            return Failure(FailureKind.FATAL, FatalError.error_type, str(error), elapsed(), OUTPUT_TOO_LARGE)
+            elapsed = int((time.monotonic() - started) * 1000)
+            return Failure(FailureKind.FATAL, FatalError.error_type, str(error), elapsed, OUTPUT_TOO_LARGE)
         except TypeError as error:
-            return Failure(FailureKind.FATAL, "invalid_output", str(error), elapsed())
-        return Success(output, elapsed())
+            return Failure(
+                FailureKind.FATAL, "invalid_output", str(error), int((time.monotonic() - started) * 1000)
+            )
+        return Success(output, int((time.monotonic() - started) * 1000))

@@ -1,14 +1,24 @@
-"""The worker-facing side of the coordinator: claiming an attempt and recording its outcome.
+"""Recording what happens to executions: the worker-facing outcome recorder, and the one way
+any decision is loaded for and applied in a transaction.
 
-An outcome is recorded on the cheapest path that applies (each one applies the same decision):
+A step's outcome is recorded by :meth:`Recorder.record`, which tries an ordered list of
+*appliers*, cheapest first; each answers with what became of the attempt, or with
+:class:`NotApplicable` when its guard does not hold (the next one is tried then):
 
-- *counted*: a success that only counts toward joins still waiting for other steps, in one
-  statement that moves the counters on from the row as it is (siblings never refuse each other);
-- *planned*: the outcome of a step run in place, decided against the row the previous outcome
-  wrote and written in one round trip if that row is unchanged;
-- *locked*: the execution's row locked, the outcome recorded, the unit decided and saved.
+- *item arrival*: a map item's success that only counts toward its map, in one statement that
+  moves the map's counters on from the row as it is;
+- *barrier arrival*: a success that only counts toward joins still waiting for other steps,
+  in one statement that moves the join counters on from the row as it is (siblings never
+  refuse each other);
+- *optimistic*: the outcome of a step run in place, decided against the row the previous
+  outcome wrote, and written in one round trip if that row is still at its revision;
+- *locked*: the execution's row locked, the outcome recorded, the decision made and applied.
+  It always applies.
 
-The run the worker takes next in place, if any, comes back as the claim in :class:`Finished`.
+Whatever the applier, the decision is :func:`workflow_engine.coordinator.steps.after_attempt`
+on a :class:`~workflow_engine.coordinator.unit.Unit`, made by
+:func:`~workflow_engine.coordinator.deciding.decide`; :func:`apply` writes it (one statement
+on PostgreSQL). The run the worker takes next in place, if any, comes back in :class:`Finished`.
 """
 
 from __future__ import annotations
@@ -17,19 +27,32 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
-from workflow_engine.coordinator import deciding, delivery, maps, steps
+from workflow_engine.coordinator import delivery, maps, steps
+from workflow_engine.coordinator.deciding import decide, unread
 from workflow_engine.coordinator.definitions import DefinitionCache
-from workflow_engine.coordinator.delivery import RUN_IN_PLACE
 from workflow_engine.coordinator.dispatch import Dispatch
-from workflow_engine.coordinator.facts import CAPACITY, Facts, Missing
+from workflow_engine.coordinator.facts import (
+    ATTEMPTS,
+    CAPACITY,
+    ITEM_RUNS,
+    OUTPUTS,
+    PENDING_ITEMS,
+    RESULTS,
+    RUNS,
+    SIGNALS,
+    Facts,
+    Missing,
+)
 from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome, Success
+from workflow_engine.coordinator.rates import Rates
 from workflow_engine.coordinator.unit import Unit
-from workflow_engine.core import mapping, planner
+from workflow_engine.core import mapping
 from workflow_engine.core.states import StepStatus
 from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.errors import ExecutionNotFound, StoreError
@@ -39,12 +62,89 @@ from workflow_engine.settings import Settings
 from workflow_engine.store.counted import Counted, Take
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 from workflow_engine.store.repository import Store
-from workflow_engine.store.rows import event_row
-from workflow_engine.store.transaction import latest_checkpoint
+from workflow_engine.store.rows import RUN_IN_PLACE, event_row
+from workflow_engine.store.transaction import Tx, latest_checkpoint
 
 log = logging.getLogger(__name__)
 
 S = StepStatus
+
+
+@dataclass(frozen=True, slots=True)
+class NotApplicable:
+    """An applier's answer when its guard does not hold: nothing was written, and the next
+    applier is tried."""
+
+    why: str
+
+
+Answer = Finished | NotApplicable
+
+
+def loader(tx: Tx, execution_id: str, capacity: Callable[[], int] = lambda: 0) -> Callable[[Missing], Any]:
+    """How ``tx`` reads what a decision on ``execution_id`` asks for (``capacity`` tells the
+    workers' capacity). The runs are locked: a worker cannot claim a run the decision holds
+    back or cancels."""
+
+    def load(missing: Missing) -> Any:
+        if missing.what == CAPACITY:
+            return capacity()
+        if missing.what == OUTPUTS:
+            return tx.outputs(execution_id, missing.names)
+        if missing.what == RUNS:
+            return tx.live_runs(execution_id)
+        if missing.what == ITEM_RUNS:
+            assert missing.key is not None
+            return tx.item_runs(execution_id, missing.step, missing.key)
+        if missing.what == PENDING_ITEMS:
+            assert missing.key is not None
+            return tx.pending_items(execution_id, missing.step, missing.key)
+        if missing.what == RESULTS:
+            return tx.item_outputs(execution_id, missing.step)
+        if missing.what == SIGNALS:
+            return tx.kept_signals(execution_id, missing.step)
+        assert missing.what == ATTEMPTS, missing.what
+        return tx.latest_attempts(execution_id)
+
+    return load
+
+
+def apply(tx: Tx, unit: Unit, last: bool = False) -> None:
+    """Write what ``unit`` decided; ``last`` when nothing else runs in the transaction after."""
+    for change in unit.runs.changes:
+        if change.step is not None:
+            applied = tx.update_own_run(unit.id, change.step, change.values, change.expect)
+        else:
+            applied = tx.update_runs_by_id(change.ids, change.values, change.expect)
+        if not applied:
+            # the runs were read locked: only a bug can get here
+            raise StoreError(f"runs of {unit.id} changed under the execution's lock")
+    if unit.runs.superseded:
+        tx.supersede(unit.id, unit.runs.superseded, unit.runs.kept)
+    if unit.take is not None:
+        worker, task = unit.take
+        delivery.took(unit, tx.take_carried(unit.id, worker, task, unit.record.input))
+    if unit.signals_sent:
+        tx.insert_signals(unit.signals_sent)
+    if unit.signals_taken:
+        tx.consume_signals(unit.signals_taken)
+    values = unit.row_values()
+    if values is not None:
+        unit.inserted(tx.write(unit.id, values, unit.new, unit.events, last=last))
+
+
+def _placed(definition: WorkflowDefinition, name: str, index: int | None) -> dict[str, Any]:
+    """The fields of a claim that follow from its step's place in the workflow (a map's item
+    counts toward its map, and hands nothing on; its siblings may be carried)."""
+    joins, carrier = definition.placement[name]
+    if index is not None:
+        joins, carrier = None, True
+    return {
+        "definition": definition,
+        "step": definition.steps_by_name[name],
+        "joins": joins,
+        "carrier": carrier,
+    }
 
 
 def _admits(claim: Claim) -> bool:
@@ -56,7 +156,9 @@ def _admits(claim: Claim) -> bool:
     return progress is not None and mapping.pending(progress) != mapping.ITEM_COUNTING.pending
 
 
-class Finishing:
+class Recorder:
+    """Claims attempts for workers and records their outcomes (see the module's docstring)."""
+
     def __init__(
         self,
         store: Store,
@@ -65,22 +167,29 @@ class Finishing:
         events: EventBus,
         rng: random.Random,
         outbox: Outbox,
+        rates: Rates,
         opener: Callable[[Any], Any] | None = None,
     ) -> None:
-        self.opener = opener  # opens the secrets a condition reads (see Unit.condition_scope)
+        self.opener = opener  # decrypts the secrets a condition reads (see Unit.condition_scope)
         self.store = store
         self.definitions = definitions
         self.settings = settings
         self.events = events
         self.rng = rng
         self.outbox = outbox
+        self.rates = rates
         self._capacity = (0, 0.0)  # steps the workers run at once, and until when that holds (monotonic)
 
     def claim(
-        self, run_id: int, worker: str, task_id: str | None = None, at: datetime | None = None
+        self, run_id: int, worker: str, task_id: str | None = None, rated: bool = False
     ) -> Claim | None:
-        """Take a queued attempt for ``worker`` (starting ``at``, if given); None when it is no
-        longer there to take."""
+        """Take a queued attempt for ``worker``; None when it is no longer there to take, or when
+        its step's rate limit (``rated``) makes it wait."""
+        at = None
+        if rated:
+            admitted, at = self.rates.admit(run_id)
+            if not admitted:
+                return None
         claimed = self.store.claim(run_id, worker, task_id, at)
         if claimed is None:
             return None
@@ -119,60 +228,113 @@ class Finishing:
             started_at=claimed.started_at,
             index=claimed.item_index,
             item=claimed.item,
-            **self._placed(definition, claimed.step_name, claimed.item_index),
+            **_placed(definition, claimed.step_name, claimed.item_index),
         )
 
-    @staticmethod
-    def _placed(definition: WorkflowDefinition, name: str, index: int | None = None) -> dict[str, Any]:
-        """The fields of a claim that follow from its step's place in the workflow (a map's
-        item counts toward its map, and hands nothing on)."""
-        if index is not None:  # its siblings may be carried
-            return {"step": definition.step(name), "joins": None, "carrier": True}
-        return {
-            "step": definition.step(name),
-            "joins": planner.counted_joins(definition.graph, name),
-            "carrier": definition.graph.has_siblings(name),
-        }
-
-    def finish(self, claim: Claim, outcome: Outcome, inline: str | None = None) -> Finished:
-        """Record what the attempt gave and decide what follows. With ``inline`` (the id of the
-        Celery task the worker runs), the one step that follows may be handed back to run in
-        place instead of being published (not after a map's item: see _following)."""
-        if claim.index is not None and isinstance(outcome, Success) and not _admits(claim):
-            counted = self._finish_item_counted(claim, outcome, inline)
-            if counted is not None:
-                return counted
-        if claim.joins is not None and isinstance(outcome, Success):
-            counted = self._finish_counted(claim, outcome, inline)
-            if counted is not None:
-                return counted
+    def record(self, claim: Claim, outcome: Outcome, inline: str | None = None) -> Finished:
+        """Record what the attempt gave and what follows from it, by the first applier whose
+        guard holds. With ``inline`` (the id of the Celery task the worker runs), the one step
+        that follows may be handed back to run in place instead of being published (not after
+        a map's item: see _following)."""
+        if isinstance(outcome, Success) and claim.index is not None and not _admits(claim):
+            answer = self._item_arrival(claim, outcome, inline)
+            if not isinstance(answer, NotApplicable):
+                return answer
+        if isinstance(outcome, Success) and claim.joins is not None:
+            answer = self._arrival(claim, outcome, inline)
+            if not isinstance(answer, NotApplicable):
+                return answer
         if claim.execution is not None:
-            planned = self._finish_planned(claim, outcome, inline)
-            if planned is not None:
-                return planned
+            answer = self._optimistic(claim, outcome, inline)
+            if not isinstance(answer, NotApplicable):
+                return answer
+        return self._locked(claim, outcome, inline)
+
+    def _locked(self, claim: Claim, outcome: Outcome, inline: str | None) -> Finished:
+        """The execution's row locked, the outcome recorded, the decision made from the row (and
+        what it asks for) and applied, in one transaction. It always applies."""
         with self.store.pipelined() as tx:
             status, values = steps.attempt_values(outcome, tx.now, item=claim.index is not None)
             record, applied = tx.lock_and_finish_run(claim.execution_id, claim.run_id, claim.worker, values)
             if record is None:
                 raise ExecutionNotFound(claim.execution_id)
-
-            def act(unit: Unit) -> str:
-                return steps.after_attempt(unit, claim, outcome, status) if applied else steps.DISCARDED
-
+            if not applied:
+                return self._recorded_before(tx, claim, status)
+            act = partial(steps.after_attempt, claim=claim, outcome=outcome, status=status)
             facts = Facts(tx.now, record, capacity=None)
-            load = deciding.loader(tx, claim.execution_id, self.capacity)
-            unit, result = deciding.decide(
-                facts, self._maker(claim, inline), act, load, self.rng.getrandbits(64)
-            )
-            deciding.apply(tx, unit, last=True)
+            load = loader(tx, claim.execution_id, self.capacity)
+            unit, result = decide(facts, self._maker(claim, inline), act, load, self.rng.getrandbits(64))
+            apply(tx, unit, last=True)
         return self._finished(unit, claim, result)
 
-    def _finish_counted(self, claim: Claim, outcome: Success, inline: str | None) -> Finished | None:
+    def _recorded_before(self, tx: Tx, claim: Claim, status: str) -> Finished:
+        """The attempt's run no longer runs for this worker. When it ended as this outcome says,
+        by this worker (a call made again after its commit went through unanswered), the outcome
+        was recorded: what its decision queued is published again (a second message for a run,
+        or for a carried one, is left alone by whoever claims it second) and a run it handed
+        this worker in place is taken up. Otherwise the outcome came too late: discarded."""
+        run = tx.run(claim.run_id)
+        if (
+            run is None
+            or run.worker != claim.worker
+            or run.attempt != claim.attempt
+            or run.status != status
+            or run.finished_at is None
+        ):
+            log.info(
+                "result of %s:%s:%s discarded: no longer current",
+                claim.execution_id,
+                claim.step.name,
+                claim.attempt,
+            )
+            return Finished(steps.DISCARDED)
+        decided = [
+            other
+            for other in tx.live_runs(claim.execution_id)
+            if other.queued_at == run.finished_at and other.id != run.id
+        ]
+        definition = self._definition(claim)
+        dispatches = [
+            Dispatch.of(
+                definition.steps_by_name[other.step_name],
+                other.id,
+                claim.execution_id,
+                claim.workflow,
+                other.attempt,
+                other.not_before,
+                other.item_index,
+            )
+            for other in decided
+            if other.status == S.QUEUED and other.published_at is not None
+        ]
+        if dispatches:
+            self.outbox.publish(dispatches)
+        for other in decided:
+            if (
+                other.status == S.RUNNING
+                and other.worker == claim.worker
+                and other.started_at == run.finished_at
+            ):
+                row = {
+                    "step_name": other.step_name,
+                    "attempt": other.attempt,
+                    "input": other.input if other.input is not None else claim.input,
+                    "item_index": other.item_index,
+                    "item": other.item,
+                    "queued_at": other.queued_at,
+                    "started_at": other.started_at,
+                }
+                return Finished(
+                    status, self._following(claim, other.id, row, definition, None, claim.retries)
+                )
+        return Finished(status)
+
+    def _arrival(self, claim: Claim, outcome: Success, inline: str | None) -> Answer:
         """A success that only counts toward joins still waiting for other steps, in one
         statement that moves the execution's counters on from its row as it is (siblings
         finishing together never refuse each other), and takes a carried sibling: to run in
-        place, or (``inline`` None: the worker runs no more in place) to publish. None when a
-        join becomes due by it, or anything else is to be decided: the locked path decides then."""
+        place, or (``inline`` None: the worker runs no more in place) to publish. Not applicable
+        when a join becomes due by it, or anything else is to be decided."""
         assert claim.joins is not None
         now = self.store.clock.now()
         _, values = steps.attempt_values(outcome, now)
@@ -187,7 +349,7 @@ class Finishing:
         )
         applied, taken = self.store.finish_counted(counted, take)
         if not applied:
-            return None
+            return NotApplicable("a join becomes due, or the execution does not run")
         self.events.publish([event])
         return self._taken(claim, take, taken, now)
 
@@ -205,9 +367,9 @@ class Finishing:
         if taken is None:
             return Finished(str(S.SUCCEEDED))
         run_id, row = taken
-        definition = self.definitions.get(claim.workflow_id)
+        definition = self._definition(claim)
         if take.how == "send":
-            step = definition.step(row["step_name"])
+            step = definition.steps_by_name[row["step_name"]]
             dispatch = Dispatch.of(
                 step, run_id, claim.execution_id, claim.workflow, row["attempt"], None, row["item_index"]
             )
@@ -226,10 +388,10 @@ class Finishing:
         )
         return Finished(str(S.SUCCEEDED), following)
 
-    def _finish_item_counted(self, claim: Claim, outcome: Success, inline: str | None) -> Finished | None:
+    def _item_arrival(self, claim: Claim, outcome: Success, inline: str | None) -> Answer:
         """A map item's success that only counts (see ``core.mapping.ItemCountingGuard``), in one
-        statement that also takes a carried sibling (as for a counted success); None when the
-        guard does not hold (the locked path decides then)."""
+        statement that also takes a carried sibling (as for a barrier arrival); not applicable
+        when the guard does not hold."""
         now = self.store.clock.now()
         _, values = steps.attempt_values(outcome, now, item=True)
         details = {"index": claim.index}
@@ -248,22 +410,20 @@ class Finishing:
         take = self._take(claim, inline)
         applied, taken = self.store.finish_item_counted(counted, claim.step.name, take)
         if not applied:
-            return None
+            return NotApplicable("the map's guard does not hold")
         self.events.publish([event])
         return self._taken(claim, take, taken, now)
 
-    def _finish_planned(self, claim: Claim, outcome: Outcome, inline: str | None) -> Finished | None:
+    def _optimistic(self, claim: Claim, outcome: Outcome, inline: str | None) -> Answer:
         """The outcome of a step run in place, in one round trip: planned against the row the
         previous step's outcome wrote, and recorded only if the row is still at that revision.
-        None when it is not, or when the plan needs to read (the locked path decides then)."""
+        Not applicable when it is not, or when the decision needs to read."""
         assert claim.execution is not None
         with self.store.planning() as plan:
             if plan is None:
-                return None
+                return NotApplicable("this database has no one-round-trip outcome")
             status, values = steps.attempt_values(outcome, plan.now, item=claim.index is not None)
-
-            def act(unit: Unit) -> str:
-                return steps.after_attempt(unit, claim, outcome, status)
+            act = partial(steps.after_attempt, claim=claim, outcome=outcome, status=status)
 
             def load(missing: Missing) -> Any:
                 if missing.what == CAPACITY:  # not from the database
@@ -273,18 +433,18 @@ class Finishing:
             facts = Facts(plan.now, claim.execution, capacity=None)
             try:
                 make, seed = self._maker(claim, inline), self.rng.getrandbits(64)
-                unit, result = deciding.decide(facts, make, act, load, seed)
+                unit, result = decide(facts, make, act, load, seed)
             except Missing:
-                return None  # the decision reads the database: it is made under the lock
+                return NotApplicable("the decision reads the database")
             row = unit.row_values()
             # (changing or superseding runs asks for them first: Missing above)
-            if row is None or unit.take is not None:
-                return None  # nothing to write, or a carried run to take: more than one statement
+            if row is None or unit.take is not None:  # (a carried run to take: more than one statement)
+                return NotApplicable("nothing to write, or a carried run to take")
             ids = plan.reserve(len(unit.new))
             revision = claim.execution.revision
             written = (row, unit.new, unit.events, ids)
             if not plan.apply(claim.execution_id, revision, claim.run_id, claim.worker, values, written):
-                return None
+                return NotApplicable("the row moved on from the revision decided against")
             unit.inserted(ids)
         return self._finished(unit, claim, result)
 
@@ -308,7 +468,7 @@ class Finishing:
                 return None
             try:
                 facts = Facts(plan.now, parent, capacity=None)
-                unit, changed = deciding.decide(facts, make, act, deciding.unread, self.rng.getrandbits(64))
+                unit, changed = decide(facts, make, act, unread, self.rng.getrandbits(64))
             except Missing:
                 return None
             own = unit.runs.changes
@@ -324,20 +484,22 @@ class Finishing:
             unit.inserted(ids)
         return unit
 
-    def _maker(self, claim: Claim, inline: str | None) -> Callable[[Facts, random.Random], Unit]:
+    def _maker(self, claim: Claim, inline: str | None) -> Callable[..., Unit]:
         """How the unit that decides what follows ``claim``'s outcome is made."""
-        definition = self.definitions.get(claim.workflow_id)
+        return partial(
+            Unit,
+            definition=self._definition(claim),
+            settings=self.settings,
+            actor=claim.worker,
+            opener=self.opener,
+            inline=None if inline is None else (claim.worker, inline),
+            carrier=claim.carrier,
+            parent=claim.parent,
+        )
 
-        def make(facts: Facts, rng: random.Random) -> Unit:
-            unit = Unit(facts, definition, self.settings, claim.worker, rng)
-            unit.opener = self.opener
-            if inline is not None:
-                unit.inline = (claim.worker, inline)
-            unit.carrier = claim.carrier
-            unit.parent = claim.parent
-            return unit
-
-        return make
+    def _definition(self, claim: Claim) -> WorkflowDefinition:
+        """The workflow of ``claim``'s step (a claim made by hand may not carry it)."""
+        return claim.definition or self.definitions.get(claim.workflow_id)
 
     def capacity(self) -> int:
         """How many steps the live workers can run at once, as their heartbeats tell (0 when
@@ -398,7 +560,7 @@ class Finishing:
             due_at=row["queued_at"],
             started_at=row["started_at"],
             execution=execution,
-            **self._placed(definition, row["step_name"], index),
+            **_placed(definition, row["step_name"], index),
         )
 
     def _first_of(self, child: Unit, worker: str, parent: Unit) -> Claim:
@@ -428,7 +590,7 @@ class Finishing:
             index=index,
             item=row.get("item"),
             parent=known if record.parent_index is None else None,  # (an item's end counts: locked)
-            **self._placed(child.definition, row["step_name"], index),
+            **_placed(child.definition, row["step_name"], index),
         )
 
     def _checkpoint_after(self, execution_id: str, row: dict[str, Any]) -> Any:
