@@ -17,8 +17,9 @@ A step's outcome is recorded by :meth:`Recorder.record`, which tries an ordered 
 
 Whatever the applier, the decision is :func:`workflow_engine.coordinator.steps.after_attempt`
 on a :class:`~workflow_engine.coordinator.unit.Unit`, made by
-:func:`~workflow_engine.coordinator.deciding.decide`; :func:`apply` writes it (one statement
-on PostgreSQL). The run the worker takes next in place, if any, comes back in :class:`Finished`.
+:func:`~workflow_engine.coordinator.deciding.decide`; :func:`apply` writes it (the runs it
+changes, then its new runs, the execution's row and its events: that last in one statement on
+PostgreSQL). The run the worker takes next in place, if any, comes back in :class:`Finished`.
 """
 
 from __future__ import annotations

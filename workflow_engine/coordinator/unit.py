@@ -6,8 +6,9 @@ events, keeps the execution's counters and join barriers, asks the planner what 
 says what to publish and which tasks to revoke once the changes are committed (the outbox). It
 does no I/O: it decides from :class:`~workflow_engine.coordinator.facts.Facts` and raises
 :class:`~workflow_engine.coordinator.facts.Missing` for what it was not given;
-:mod:`workflow_engine.coordinator.deciding` loads, decides again, and hands the changes to the
-store.
+:func:`~workflow_engine.coordinator.deciding.decide` decides again once the caller has loaded
+it, and :func:`~workflow_engine.coordinator.recording.apply` hands the changes to the store.
+:class:`Runs` (below) is the execution's runs as the decision leaves them.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ class Unit:
         # a carried sibling to take once the changes are applied: (worker, carrier task id) to
         # run it in place, (None, None) to publish it
         self.take: tuple[str | None, str | None] | None = None
-        self.written: dict[str, Any] | None = None  # what save() wrote to the execution's row
+        self.written: dict[str, Any] | None = None  # what row_values() gave the execution's row
         # map steps: their items' counts (see core.mapping), the own runs of map and workflow
         # steps opened but not started yet (coordinator.maps starts them), and item outputs
         # this decision knows
@@ -130,7 +131,7 @@ class Unit:
         self.new_ids: list[int] = []  # the ids the new runs were written under
         # of a child execution run in place by the worker that started it: its parent's row as
         # that worker last wrote it, and the parent's run that waits for this child (its end is
-        # then told to the parent in one round trip: see Finishing.child_ended)
+        # then told to the parent in one round trip: see Recorder.child_ended)
         self.parent = parent
 
     @cached_property
@@ -509,7 +510,7 @@ class Unit:
         return None
 
     def saved_record(self) -> ExecutionRecord | None:
-        """The execution's row as :meth:`save` left it (None if it wrote nothing)."""
+        """The execution's row as the decision wrote it (None if it wrote nothing)."""
         if self.written is None:
             return None
         return replace(self.record, **self.written, revision=self.record.revision + 1)

@@ -42,7 +42,7 @@ class LoginFailures:
         self.store = store
 
     def note(self, username: str, address: str, since: datetime) -> Noted:
-        """Note an attempt now (a failure until :meth:`clear` says otherwise), count those since
+        """Note an attempt now (a failure until :meth:`succeed` says otherwise), count those since
         ``since``, and forget older ones."""
         f = t.login_failures
         username, address = username[:150], address[:64]
