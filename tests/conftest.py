@@ -13,6 +13,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -23,21 +24,77 @@ from workflow_engine.store.opening import store_for
 from workflow_engine.store.repository import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-MARKERS_BY_FOLDER = {
-    "unit": "unit",
-    "store": "store",
+# What each test needs, by folder or file under tests/ (the longest match wins; a test's own
+# marker wins over both): `unit` needs no server and starts no worker, `store` needs a database
+# server (PostgreSQL, and runs on SQLite too), `integration` needs a broker or real processes.
+KIND_BY_PATH = {
+    "core": "unit",
+    "definitions": "unit",
+    "ui": "unit",
+    "worker": "unit",
+    "testing": "unit",  # the product's harness, always on SQLite
+    "cli": "unit",  # `wfe` commands on SQLite
+    "cli/test_agents_cli.py": "store",
+    "cli/test_agent_files.py": "integration",  # `wfe run` starts a worker
+    "cli/test_run_interrupt.py": "integration",  # as above
+    "api": "store",  # the API in process on PostgreSQL
+    "api/test_json_bodies.py": "unit",
     "coordinator": "store",
-    "cli": "unit",
+    "coordinator/test_deciding.py": "unit",
+    "coordinator/test_delivery.py": "unit",
+    "coordinator/test_runs.py": "unit",
+    "store": "store",
+    "store/test_urls.py": "unit",
     "integration": "integration",
+    "test_events.py": "store",
+    "test_imports.py": "unit",
+    "test_log_lines.py": "unit",
+    "test_notify.py": "store",
+    "test_outages.py": "unit",
 }
+KINDS = frozenset(KIND_BY_PATH.values())
+# the fixtures that reach a server: a unit test that asks for one fails before it starts
+SERVER_FIXTURES = frozenset({"postgres_server", "pg_databases", "redis_url", "amqp_url"})
+
+
+def kind_of(path: Path) -> str | None:
+    parts = path.relative_to(ROOT / "tests").parts
+    for end in range(len(parts), 0, -1):
+        kind = KIND_BY_PATH.get("/".join(parts[:end]))
+        if kind:
+            return kind
+    return None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
-        marker = MARKERS_BY_FOLDER.get(parts[0]) if len(parts) > 1 else None
-        if marker:
-            item.add_marker(marker)
+        if any(item.get_closest_marker(name) for name in KINDS):
+            continue
+        kind = kind_of(item.path)
+        if kind:
+            item.add_marker(kind)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    asked = SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    if item.get_closest_marker("unit") and asked:
+        pytest.fail(f"a unit test needs no server, and this one asks for {', '.join(sorted(asked))}")
+
+
+@pytest.fixture(autouse=True)
+def unit_tests_reach_no_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A unit test that reaches for a server at run time (a store parametrised over PostgreSQL,
+    a database made on demand) fails, even where the servers answer."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(*_args: object, **_kwargs: object) -> NoReturn:
+        pytest.fail("a unit test needs no server, and this one reached for one")
+
+    for name in ("postgres_url", "redis_url", "rabbitmq_url"):
+        monkeypatch.setattr(services, name, refuse)
+    monkeypatch.setattr(services.PostgresDatabases, "create", refuse)
 
 
 def unavailable(reason: str) -> None:

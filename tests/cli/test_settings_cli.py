@@ -133,6 +133,7 @@ def test_a_missing_env_file_is_one_line(tmp_path: Path) -> None:
     assert result.returncode != 0 and result.stderr == "wfe: error: env file nowhere.env: no such file\n"
 
 
+@pytest.mark.store  # an empty database made on PostgreSQL
 def test_the_database_line_masks_the_password(pg_databases: object, tmp_path: Path) -> None:
     import sqlalchemy as sa
 
