@@ -141,7 +141,7 @@ def test_every_status_has_a_style_and_nothing_is_read_as_markup(
     for execution_id in executions.values():
         console = Console(record=True, width=400)
         for event in harness.store.events(execution_id):
-            console.print(progress.describe(event))
+            console.print(progress.event_line(event))
         console.print(progress.summary(harness.view(execution_id)))
         shown = console.export_text()
         reasons = [e for e in harness.store.events(execution_id) if e.reason == MARKUP]

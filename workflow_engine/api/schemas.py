@@ -174,7 +174,7 @@ class ExecutionOut(BaseModel):
         return cls.model_validate(document)
 
 
-class ExecutionPage(BaseModel):
+class ExecutionListOut(BaseModel):
     total: int
     limit: int
     offset: int
@@ -241,14 +241,14 @@ class HumanTaskOut(BaseModel):
     waiting_since: Timestamp | None
 
 
-class Problem(BaseModel):
+class ProblemOut(BaseModel):
     location: str
     message: str
 
 
 class ErrorOut(BaseModel):
     detail: Any
-    problems: list[Problem] | None = None
+    problems: list[ProblemOut] | None = None
 
 
 class ScheduleRequest(Strict):

@@ -48,7 +48,9 @@ def styled(status: str) -> Text:
     return Text(status, style=STYLES.get(status, ""))
 
 
-def describe(event: EventRecord) -> Text:
+def event_line(event: EventRecord) -> Text:
+    """The line the progress prints for an event: when, what (the execution or a step), the status
+    it reached and why."""
     index = (event.details or {}).get("index") if isinstance(event.details, dict) else None
     item = "" if index is None else f"[{index}]"
     subject = f"step {event.step_name}{item}" if event.step_name else "execution"
@@ -88,7 +90,7 @@ def follow(
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task(execution_id[:8], total=100)
         for event in engine.follow(execution_id, settled=True, stopped=given_up):
-            console.print(describe(event))
+            console.print(event_line(event))
             view = engine.get(execution_id, include_steps=False)
             progress.update(bar, completed=view.percent_complete)
             if stopped():

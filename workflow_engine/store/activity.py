@@ -4,20 +4,15 @@ a user who is not an admin nothing about others' work, not even how busy the eng
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
 import sqlalchemy as sa
 
 from workflow_engine.store import schema as t
+from workflow_engine.store.database import StatementRunner
 
 e, x = t.events, t.executions
 
 
-class Runner(Protocol):
-    def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]: ...
-
-
-def newest_event(db: Runner, owner_id: int) -> int:
+def newest_event(db: StatementRunner, owner_id: int) -> int:
     """The id of the newest event of ``owner_id``'s executions (0: none): one index probe per
     execution of theirs."""
     per_execution = sa.select(sa.func.max(e.c.id)).where(e.c.execution_id == x.c.id).scalar_subquery()
@@ -25,7 +20,7 @@ def newest_event(db: Runner, owner_id: int) -> int:
     return int(found or 0)
 
 
-def changed_since(db: Runner, owner_id: int, mark: int) -> tuple[int, int | None]:
+def changed_since(db: StatementRunner, owner_id: int, mark: int) -> tuple[int, int | None]:
     """The newest event id of all (the next ``mark``: never shown to the owner) and the newest of
     ``owner_id``'s executions after ``mark`` (None: none), in one read of the events after it."""
     top = sa.select(sa.func.coalesce(sa.func.max(e.c.id), 0)).scalar_subquery()

@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
@@ -131,6 +131,13 @@ def translate(error: exc.DBAPIError | exc.SQLAlchemyError) -> StoreError:
         transient = True
     detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
     return StoreError(f"database error: {detail}", transient=transient, unreachable=unreachable)
+
+
+class StatementRunner(Protocol):
+    """A transaction or a connection: anything that executes a statement (the store's reading
+    and writing functions take one)."""
+
+    def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]: ...
 
 
 @contextmanager

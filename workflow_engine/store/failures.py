@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from workflow_engine.store import schema as t
-from workflow_engine.store.schedules import Runs
+from workflow_engine.store.database import StatementRunner
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,9 @@ class FailedAttempt:
     execution_status: str
 
 
-def failed_attempts(db: Runs, since: datetime, owner_id: int | None, limit: int) -> list[FailedAttempt]:
+def failed_attempts(
+    db: StatementRunner, since: datetime, owner_id: int | None, limit: int
+) -> list[FailedAttempt]:
     r, e = t.step_runs, t.executions
     query = (
         sa.select(

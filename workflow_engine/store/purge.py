@@ -17,15 +17,20 @@ import sqlalchemy as sa
 
 from workflow_engine.core.states import TERMINAL_EXECUTION
 from workflow_engine.store import schema as t
+from workflow_engine.store.database import StatementRunner
 from workflow_engine.store.records import EventRecord, ExecutionRecord, SignalRecord, StepRunRecord, from_row
-from workflow_engine.store.schedules import Runs
 
 e = t.executions
 MAX_DEPTH = 64
 
 
 def candidates(
-    db: Runs, cutoff: datetime, statuses: Sequence[str], workflow: str | None, limit: int, after: str = ""
+    db: StatementRunner,
+    cutoff: datetime,
+    statuses: Sequence[str],
+    workflow: str | None,
+    limit: int,
+    after: str = "",
 ) -> list[str]:
     """Up to ``limit`` top-level executions in ``statuses`` that finished before ``cutoff``, by id
     from ``after`` on (a dry run walks them all this way)."""
@@ -40,7 +45,7 @@ def candidates(
     return [str(row.id) for row in db.execute(query.order_by(e.c.id).limit(limit))]
 
 
-def with_descendants(db: Runs, roots: Sequence[str]) -> tuple[list[str], set[str]]:
+def with_descendants(db: StatementRunner, roots: Sequence[str]) -> tuple[list[str], set[str]]:
     """The roots and all their descendants, and the roots that have a descendant still running
     (those are kept, with their whole family)."""
     family = list(roots)
@@ -69,7 +74,7 @@ def with_descendants(db: Runs, roots: Sequence[str]) -> tuple[list[str], set[str
     return [x for x in family if root_of(x) not in kept], kept
 
 
-def documents(db: Runs, ids: Sequence[str]) -> list[dict[str, Any]]:
+def documents(db: StatementRunner, ids: Sequence[str]) -> list[dict[str, Any]]:
     """Each execution with its step runs, events and signals, as JSON-ready documents."""
     executions = [from_row(ExecutionRecord, row) for row in db.execute(sa.select(e).where(e.c.id.in_(ids)))]
     runs = _grouped(db, t.step_runs, StepRunRecord, ids, t.step_runs.c.id)
@@ -86,7 +91,9 @@ def documents(db: Runs, ids: Sequence[str]) -> list[dict[str, Any]]:
     ]
 
 
-def _grouped(db: Runs, table: sa.Table, kind: Any, ids: Sequence[str], order: Any) -> dict[str, list[Any]]:
+def _grouped(
+    db: StatementRunner, table: sa.Table, kind: Any, ids: Sequence[str], order: Any
+) -> dict[str, list[Any]]:
     grouped: dict[str, list[Any]] = {}
     for row in db.execute(sa.select(table).where(table.c.execution_id.in_(ids)).order_by(order)):
         record = from_row(kind, row)
@@ -94,7 +101,7 @@ def _grouped(db: Runs, table: sa.Table, kind: Any, ids: Sequence[str], order: An
     return grouped
 
 
-def counts(db: Runs, ids: Sequence[str]) -> dict[str, int]:
+def counts(db: StatementRunner, ids: Sequence[str]) -> dict[str, int]:
     """How many rows purging ``ids`` deletes, by table."""
     found = {"executions": len(ids)}
     for name, table in (("step_runs", t.step_runs), ("events", t.events), ("signals", t.signals)):
@@ -103,7 +110,7 @@ def counts(db: Runs, ids: Sequence[str]) -> dict[str, int]:
     return found
 
 
-def delete(tx: Runs, ids: Sequence[str]) -> dict[str, int]:
+def delete(tx: StatementRunner, ids: Sequence[str]) -> dict[str, int]:
     """Delete the executions and what belongs to them; only ended ones (checked again here). How
     many rows went, by table."""
     ended = sa.select(e.c.id).where(e.c.id.in_(ids), e.c.status.in_(sorted(TERMINAL_EXECUTION)))

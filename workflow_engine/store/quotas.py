@@ -4,20 +4,17 @@ statement, over an open transaction or a reading connection (both dialects alike
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 
 from workflow_engine.core.quotas import MINUTE, Quotas, StartUsage
 from workflow_engine.core.states import TERMINAL_EXECUTION
 from workflow_engine.store import schema as t
+from workflow_engine.store.database import StatementRunner
 
 x = t.executions
 _TERMINAL = sorted(TERMINAL_EXECUTION)
-
-
-class Runner(Protocol):
-    def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]: ...
 
 
 def in_flight_of(owner_id: int) -> sa.ColumnElement[bool]:
@@ -60,12 +57,12 @@ def usage_of(row: Any) -> StartUsage:
     return StartUsage(int(row.quota_in_flight or 0), nth_start)
 
 
-def start_usage(db: Runner, owner_id: int, quotas: Quotas, now: datetime) -> StartUsage:
+def start_usage(db: StatementRunner, owner_id: int, quotas: Quotas, now: datetime) -> StartUsage:
     """What a start counts (see :func:`usage_columns`), in a read of its own."""
     return usage_of(db.execute(sa.select(*usage_columns(owner_id, quotas, now))).one())
 
 
-def kept_signals(db: Runner, execution_id: str) -> tuple[int, int]:
+def kept_signals(db: StatementRunner, execution_id: str) -> tuple[int, int]:
     """How many signals an execution keeps (sent, no step took them yet), and their bytes."""
     s = t.signals
     size = sa.func.coalesce(sa.func.sum(sa.func.length(sa.cast(s.c.data, sa.Text))), 0)
@@ -74,7 +71,7 @@ def kept_signals(db: Runner, execution_id: str) -> tuple[int, int]:
     return int(row.n), int(row.size)
 
 
-def schedules_of(db: Runner, owner_id: int) -> int:
+def schedules_of(db: StatementRunner, owner_id: int) -> int:
     """How many schedules an owner has."""
     found = db.execute(sa.select(sa.func.count()).where(t.schedules.c.owner_id == owner_id)).scalar_one()
     return int(found)

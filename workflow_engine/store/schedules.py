@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 
 from workflow_engine.core.schedules import NOT_STARTED, Missed
 from workflow_engine.core.states import TERMINAL_EXECUTION
 from workflow_engine.store import schema as t
+from workflow_engine.store.database import StatementRunner
 from workflow_engine.store.records import FireRecord, ScheduleChangeRecord, ScheduleRecord, from_row
 
 s, f, c = t.schedules, t.schedule_fires, t.schedule_changes
@@ -45,13 +46,7 @@ class NotStarted:
         }
 
 
-class Runs(Protocol):
-    """A transaction or a connection: anything that executes a statement."""
-
-    def execute(self, statement: Any, parameters: Any = None) -> sa.CursorResult[Any]: ...
-
-
-def insert(tx: Runs, values: Mapping[str, Any]) -> int | None:
+def insert(tx: StatementRunner, values: Mapping[str, Any]) -> int | None:
     """A new schedule's id, or None when its owner has one of that name (names are per owner)."""
     taken = sa.select(s.c.id).where(s.c.owner_id == values["owner_id"], s.c.name == values["name"])
     if tx.execute(taken).first() is not None:
@@ -59,7 +54,7 @@ def insert(tx: Runs, values: Mapping[str, Any]) -> int | None:
     return int(tx.execute(sa.insert(s).values(dict(values)).returning(s.c.id)).scalar_one())
 
 
-def get(db: Runs, name: str, owner_id: int, lock: bool = False) -> ScheduleRecord | None:
+def get(db: StatementRunner, name: str, owner_id: int, lock: bool = False) -> ScheduleRecord | None:
     """``owner_id``'s schedule named ``name``, locked if ``lock``."""
     query = sa.select(s).where(s.c.owner_id == owner_id, s.c.name == name)
     if lock:
@@ -68,31 +63,31 @@ def get(db: Runs, name: str, owner_id: int, lock: bool = False) -> ScheduleRecor
     return None if row is None else from_row(ScheduleRecord, row)
 
 
-def take(tx: Runs, schedule_id: int) -> ScheduleRecord | None:
+def take(tx: StatementRunner, schedule_id: int) -> ScheduleRecord | None:
     """The schedule, locked, unless another transaction holds it (it is firing it)."""
     query = sa.select(s).where(s.c.id == schedule_id).with_for_update(skip_locked=True)
     row = tx.execute(query).first()
     return None if row is None else from_row(ScheduleRecord, row)
 
 
-def listing(db: Runs, owner_id: int | None = None) -> list[ScheduleRecord]:
+def listing(db: StatementRunner, owner_id: int | None = None) -> list[ScheduleRecord]:
     query = sa.select(s).order_by(s.c.name)
     if owner_id is not None:
         query = query.where(s.c.owner_id == owner_id)
     return [from_row(ScheduleRecord, row) for row in db.execute(query)]
 
 
-def naming(db: Runs, workflow: str) -> list[ScheduleRecord]:
+def naming(db: StatementRunner, workflow: str) -> list[ScheduleRecord]:
     """Every schedule that starts ``workflow`` (at any version), whoever owns it."""
     query = sa.select(s).where(s.c.workflow == workflow).order_by(s.c.name)
     return [from_row(ScheduleRecord, row) for row in db.execute(query)]
 
 
-def update(tx: Runs, schedule_id: int, values: Mapping[str, Any]) -> None:
+def update(tx: StatementRunner, schedule_id: int, values: Mapping[str, Any]) -> None:
     tx.execute(sa.update(s).where(s.c.id == schedule_id).values(dict(values)))
 
 
-def delete(tx: Runs, schedule_id: int) -> None:
+def delete(tx: StatementRunner, schedule_id: int) -> None:
     """The schedule and its fire times go; its changes stay, detached from any schedule (SQLite
     may give its id to the next one: they must not become that one's history)."""
     tx.execute(sa.delete(f).where(f.c.schedule_id == schedule_id))
@@ -100,14 +95,14 @@ def delete(tx: Runs, schedule_id: int) -> None:
     tx.execute(sa.delete(s).where(s.c.id == schedule_id))
 
 
-def due(db: Runs, now: datetime) -> list[int]:
+def due(db: StatementRunner, now: datetime) -> list[int]:
     """Schedules with a fire time due, or a start waiting for the previous execution to end."""
     active = s.c.paused.is_(False)
     query = sa.select(s.c.id).where(active, (s.c.next_fire_at <= now) | s.c.buffered_at.is_not(None))
     return [int(row.id) for row in db.execute(query.order_by(s.c.next_fire_at))]
 
 
-def earliest(db: Runs) -> datetime | None:
+def earliest(db: StatementRunner) -> datetime | None:
     """The next fire time of any schedule that is not paused."""
     value: datetime | None = db.execute(
         sa.select(sa.func.min(s.c.next_fire_at)).where(s.c.paused.is_(False))
@@ -116,7 +111,7 @@ def earliest(db: Runs) -> datetime | None:
 
 
 def insert_fire(
-    tx: Runs,
+    tx: StatementRunner,
     schedule_id: int,
     fire_time: datetime,
     action: str,
@@ -143,7 +138,7 @@ def insert_fire(
 
 
 def insert_missed(
-    tx: Runs, schedule_id: int, missed: Missed, action: str, reason: str, now: datetime
+    tx: StatementRunner, schedule_id: int, missed: Missed, action: str, reason: str, now: datetime
 ) -> None:
     """Record a run of fire times that started nothing (missed, or while paused) as one row
     (once: a second for the same first fire time is refused, as any fire's)."""
@@ -164,7 +159,7 @@ def insert_missed(
         tx.execute(sa.insert(f).values(values))
 
 
-def not_started(db: Runs, schedule_id: int, limit: int = 10) -> list[NotStarted]:
+def not_started(db: StatementRunner, schedule_id: int, limit: int = 10) -> list[NotStarted]:
     """The schedule's latest fire times that started nothing (skipped, missed, paused, failed),
     newest first."""
     query = (
@@ -176,13 +171,13 @@ def not_started(db: Runs, schedule_id: int, limit: int = 10) -> list[NotStarted]
     return [from_row(NotStarted, row) for row in db.execute(query)]
 
 
-def started(tx: Runs, fire_id: int, execution_id: str) -> None:
+def started(tx: StatementRunner, fire_id: int, execution_id: str) -> None:
     """The execution a pending start created (in the transaction that created it)."""
     pending = sa.update(f).where(f.c.id == fire_id, f.c.execution_id.is_(None))
     tx.execute(pending.values(execution_id=execution_id))
 
 
-def failed(tx: Runs, fire_id: int, error: str) -> bool:
+def failed(tx: StatementRunner, fire_id: int, error: str) -> bool:
     """A pending start that could not start; False when it had started after all."""
     result = tx.execute(
         sa.update(f)
@@ -198,7 +193,7 @@ def _with_status() -> sa.Select[Any]:
     return sa.select(f, e.c.status).select_from(f.outerjoin(e, e.c.id == f.c.execution_id))
 
 
-def live_fires(tx: Runs, schedule_id: int) -> list[FireRecord]:
+def live_fires(tx: StatementRunner, schedule_id: int) -> list[FireRecord]:
     """The schedule's starts that may still run: pending ones, and those whose execution has not
     ended. Those seen ended are marked so, and not read again."""
     query = _with_status().where(f.c.schedule_id == schedule_id, f.c.live)
@@ -213,19 +208,21 @@ def live_fires(tx: Runs, schedule_id: int) -> list[FireRecord]:
     return [r for r in rows if r.id not in ended]
 
 
-def pending(db: Runs, created_before: datetime) -> list[FireRecord]:
+def pending(db: StatementRunner, created_before: datetime) -> list[FireRecord]:
     """Starts decided but not made (the coordinator that decided them stopped), oldest first."""
     query = _with_status().where(f.c.live, f.c.execution_id.is_(None), f.c.created_at < created_before)
     return [from_row(FireRecord, row) for row in db.execute(query.order_by(f.c.id))]
 
 
-def schedule_by_id(db: Runs, schedule_id: int, lock: bool = False) -> ScheduleRecord | None:
+def schedule_by_id(db: StatementRunner, schedule_id: int, lock: bool = False) -> ScheduleRecord | None:
     query = sa.select(s).where(s.c.id == schedule_id)
     row = db.execute(query.with_for_update() if lock else query).first()
     return None if row is None else from_row(ScheduleRecord, row)
 
 
-def recent_fires(db: Runs, schedule_id: int, limit: int = 10, started_only: bool = True) -> list[FireRecord]:
+def recent_fires(
+    db: StatementRunner, schedule_id: int, limit: int = 10, started_only: bool = True
+) -> list[FireRecord]:
     query = _with_status().where(f.c.schedule_id == schedule_id)
     if started_only:
         query = query.where(f.c.execution_id.is_not(None))
@@ -234,7 +231,7 @@ def recent_fires(db: Runs, schedule_id: int, limit: int = 10, started_only: bool
 
 
 def record_change(
-    tx: Runs,
+    tx: StatementRunner,
     schedule: ScheduleRecord,
     action: str,
     actor: str,
@@ -253,7 +250,7 @@ def record_change(
     tx.execute(sa.insert(c).values(values))
 
 
-def changes(db: Runs, schedule_id: int, limit: int = 20) -> list[ScheduleChangeRecord]:
+def changes(db: StatementRunner, schedule_id: int, limit: int = 20) -> list[ScheduleChangeRecord]:
     """The schedule's latest changes, newest first."""
     query = sa.select(c).where(c.c.schedule_id == schedule_id).order_by(c.c.id.desc()).limit(limit)
     return [from_row(ScheduleChangeRecord, row) for row in db.execute(query)]

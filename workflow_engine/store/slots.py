@@ -11,14 +11,14 @@ import sqlalchemy as sa
 
 from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionStatus
 from workflow_engine.store import schema as t
-from workflow_engine.store.schedules import Runs
+from workflow_engine.store.database import StatementRunner
 
 e = t.executions
 QUEUED = ExecutionStatus.INITIALIZED
 HOLDING = tuple(sorted(set(ExecutionStatus) - TERMINAL_EXECUTION - {QUEUED}))
 
 
-def taken(db: Runs, key: str, limit: int, besides: str) -> list[tuple[str, str]]:
+def taken(db: StatementRunner, key: str, limit: int, besides: str) -> list[tuple[str, str]]:
     """Up to ``limit`` executions that hold or wait for ``key``'s slots, but for ``besides``,
     oldest first: (id, status) each."""
     query = (
@@ -30,7 +30,7 @@ def taken(db: Runs, key: str, limit: int, besides: str) -> list[tuple[str, str]]
     return [(str(row.id), str(row.status)) for row in db.execute(query)]
 
 
-def holders(db: Runs, key: str) -> list[str]:
+def holders(db: StatementRunner, key: str) -> list[str]:
     """The executions holding ``key``'s slots, oldest first."""
     query = (
         sa.select(e.c.id)
@@ -40,7 +40,7 @@ def holders(db: Runs, key: str) -> list[str]:
     return [str(row.id) for row in db.execute(query)]
 
 
-def queued(db: Runs, key: str, limit: int) -> list[str]:
+def queued(db: StatementRunner, key: str, limit: int) -> list[str]:
     """The executions waiting for one of ``key``'s slots, oldest first."""
     query = (
         sa.select(e.c.id)
@@ -51,12 +51,12 @@ def queued(db: Runs, key: str, limit: int) -> list[str]:
     return [str(row.id) for row in db.execute(query)]
 
 
-def any_queued(db: Runs, key: str) -> bool:
+def any_queued(db: StatementRunner, key: str) -> bool:
     query = sa.select(e.c.id).where(e.c.concurrency_key == key, e.c.status == QUEUED).limit(1)
     return db.execute(query).first() is not None
 
 
-def waiting_keys(db: Runs, limit: int = 1000) -> list[str]:
+def waiting_keys(db: StatementRunner, limit: int = 1000) -> list[str]:
     """Keys with executions waiting for a slot (the reconciler starts them if slots are free)."""
     query = (
         sa.select(e.c.concurrency_key)

@@ -18,7 +18,7 @@ MARGIN = 12
 
 
 @dataclass(frozen=True)
-class Node:
+class DagNode:
     key: str  # the step's name, or "fold:<first step>" for a folded group
     steps: tuple[str, ...]  # the steps it shows (one, or the folded group)
     layer: int
@@ -32,7 +32,7 @@ class Node:
 
 @dataclass(frozen=True)
 class Layout:
-    nodes: tuple[Node, ...]
+    nodes: tuple[DagNode, ...]
     edges: tuple[tuple[str, str], ...]  # node keys, each pair once
     width: int
     height: int
@@ -74,7 +74,7 @@ def layout(graph: Graph) -> Layout:
     for key, steps, layer in members:
         layers[layer].append((key, steps))
     position: dict[str, float] = {}
-    nodes: list[Node] = []
+    nodes: list[DagNode] = []
     for layer in sorted(layers):
         entries = layers[layer]
         if layer:
@@ -87,7 +87,7 @@ def layout(graph: Graph) -> Layout:
             position[key] = index
             x = MARGIN + layer * (WIDTH + GAP_X)
             y = MARGIN + index * (HEIGHT + GAP_Y)
-            nodes.append(Node(key, steps, layer, x, y))
+            nodes.append(DagNode(key, steps, layer, x, y))
     depth = max(layers, default=0) + 1
     tallest = max((len(entries) for entries in layers.values()), default=1)
     return Layout(

@@ -30,7 +30,7 @@ SHOWN_CHARS = 4_000  # (of one attempt's input or output on the page: the rest t
 
 @dataclass
 class NodeView:
-    node: dag.Node
+    node: dag.DagNode
     status: str  # the step's, or for a folded group its most urgent member's
     label: str
     histogram: dict[str, int] = field(default_factory=dict)  # folded group's or map items' states
@@ -61,7 +61,7 @@ class ExecutionPage:
         return found
 
     @property
-    def at(self) -> dict[str, dag.Node]:
+    def at(self) -> dict[str, dag.DagNode]:
         """Each node by its key."""
         return {node.node.key: node.node for node in self.nodes}
 
@@ -126,7 +126,7 @@ def execution_page(
     )
 
 
-def _node(node: dag.Node, steps: dict[str, StepView], definition: WorkflowDefinition) -> NodeView:
+def _node(node: dag.DagNode, steps: dict[str, StepView], definition: WorkflowDefinition) -> NodeView:
     if node.folded:
         counts = Counter(steps[name].status for name in node.steps)
         status = next((s for s in URGENCY if counts.get(s)), S.SUCCEEDED)

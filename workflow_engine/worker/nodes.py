@@ -23,7 +23,7 @@ def node_of(record: WorkerRecord) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Node:
+class WorkerNode:
     name: str
     hostname: str
     live: bool  # some process of it has beaten within the staleness bound
@@ -49,8 +49,8 @@ class Node:
         }
 
 
-def nodes(records: Iterable[WorkerRecord], now: datetime, stale_after: float) -> list[Node]:
-    """One :class:`Node` per node, live ones first, then by name. A live node is described by
+def nodes(records: Iterable[WorkerRecord], now: datetime, stale_after: float) -> list[WorkerNode]:
+    """One :class:`WorkerNode` per node, live ones first, then by name. A live node is described by
     its live processes only; a silent one (all of them stale) by what its last processes
     reported (not by those gone before them)."""
     grouped: dict[str, list[WorkerRecord]] = {}
@@ -62,7 +62,7 @@ def nodes(records: Iterable[WorkerRecord], now: datetime, stale_after: float) ->
         last = max(r.last_seen for r in members)
         current = live or [r for r in members if (last - r.last_seen).total_seconds() <= stale_after]
         found.append(
-            Node(
+            WorkerNode(
                 name=name,
                 hostname=current[0].hostname,
                 live=bool(live),

@@ -62,7 +62,7 @@ class Attempted:
     def failure(self) -> StepAttemptFailed:
         """The exception a failed attempt is reported as, caused by what the agent raised."""
         assert isinstance(self.outcome, Failure)
-        error = StepAttemptFailed(describe(self.outcome, self.result))
+        error = StepAttemptFailed(failure_message(self.outcome, self.result))
         cause = self.outcome.cause
         if cause is not None and self.outcome.hidden:  # its own traceback would tell a secret
             cause = StepAttemptFailed(self.traceback)
@@ -75,7 +75,7 @@ class Attempted:
         assert isinstance(self.outcome, Failure)
         cause = self.outcome.cause
         if cause is None:
-            return f"{StepAttemptFailed.__name__}: {describe(self.outcome, self.result)}\n"
+            return f"{StepAttemptFailed.__name__}: {failure_message(self.outcome, self.result)}\n"
         text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
         return hide(text, self.outcome.hidden) if self.outcome.hidden else text
 
@@ -84,7 +84,9 @@ class StepAttemptFailed(Exception):
     """A step attempt that failed, as Celery and Flower see it (its message says how)."""
 
 
-def describe(failure: Failure, result: str) -> str:
+def failure_message(failure: Failure, result: str) -> str:
+    """A failed attempt's message: its error, then what follows (another attempt, a wait for a fix, the
+    step's end)."""
     code = f" [{failure.code}]" if failure.code else ""
     then = {RETRYING: "another attempt is scheduled", "waiting": "the execution waits for a fix"}
     after = then.get(result, f"the step {result}" if result != "failed" else "the step failed")

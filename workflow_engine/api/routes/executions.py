@@ -19,8 +19,8 @@ from workflow_engine.api.schemas import (
     CompleteRequest,
     ErrorOut,
     EventOut,
+    ExecutionListOut,
     ExecutionOut,
-    ExecutionPage,
     HumanTaskOut,
     LogOut,
     MigrateRequest,
@@ -64,7 +64,7 @@ def start(user: User, engine: EngineDep, body: StartRequest) -> JSONResponse:
     return start_for(user, engine, body.workflow, body)
 
 
-@router.get("/executions", response_model=ExecutionPage, responses=ERRORS)
+@router.get("/executions", response_model=ExecutionListOut, responses=ERRORS)
 def list_executions(
     user: User,
     engine: EngineDep,
@@ -78,7 +78,7 @@ def list_executions(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> ExecutionPage:
+) -> ExecutionListOut:
     """Executions, newest first, with the total that match."""
     query = ExecutionQuery(
         owner_id=user.owner_filter,
@@ -92,7 +92,9 @@ def list_executions(
         offset=offset,
     )
     views, total = engine.executions(query)
-    return ExecutionPage(total=total, limit=limit, offset=offset, items=[ExecutionOut.of(v) for v in views])
+    return ExecutionListOut(
+        total=total, limit=limit, offset=offset, items=[ExecutionOut.of(v) for v in views]
+    )
 
 
 @router.get("/executions/{execution_id}", response_model=ExecutionOut, responses=ERRORS)
