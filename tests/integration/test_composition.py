@@ -14,6 +14,7 @@ from tests.integration.conftest import Cluster, ledger_lines
 from workflow_engine.definitions import WorkflowBuilder
 
 pytestmark = [pytest.mark.slow, pytest.mark.long]
+ADMITTED = ("queued", "running", "retrying")  # what a map's max_concurrency bounds
 
 
 def item_calls(ledger: Path, execution_id: str, step: str) -> Counter[int]:
@@ -46,6 +47,17 @@ def test_a_map_runs_each_item_once_and_gives_the_results_in_order(
         .agent("after", "echo", after=["each", "wide"])
     )
     view = engine.start("mapped", {"n": 20}, metadata={"ledger": str(ledger)})
+    admitted: list[int] = []  # how many of the capped map's items, at each look while it runs
+
+    def capped_map_ended() -> bool:
+        runs = [r for r in engine.store.step_runs(view.id, items=True) if r.step_name == "each"]
+        admitted.append(sum(r.item_index is not None and r.status in ADMITTED for r in runs))
+        return any(r.item_index is None and r.finished_at is not None for r in runs)
+
+    core_cluster.wait_for(capped_map_ended, what="the capped map to end")
+    # (20 items of 0.05 s on two worker processes keep it open half a second at least: looks
+    # every 0.05 s see its window full)
+    assert max(admitted) == 3, admitted  # max_concurrency: the window filled, and never passed
     final = core_cluster.wait(view.id)
     assert final.status == "completed", final.error
     each = next(step for step in engine.get(view.id).steps if step.name == "each")
