@@ -17,8 +17,7 @@ from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.notify import EventCursor, EventFeed, Notifier, follow
 from workflow_engine.store import schema as t
 from workflow_engine.store.opening import store_for
-from workflow_engine.store.records import EventRecord
-from workflow_engine.store.rows import event_row
+from workflow_engine.store.records import EventRecord, event_row
 
 PG_STORES = [s for s in STORES if s != "sqlite"]
 

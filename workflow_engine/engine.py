@@ -22,10 +22,10 @@ from workflow_engine.agents import REGISTRY, AgentCatalogue, AgentRegistry
 from workflow_engine.audit import Audit
 from workflow_engine.bulk import Bulk
 from workflow_engine.clock import Clock
-from workflow_engine.coordinator.dispatch import Dispatcher
 from workflow_engine.coordinator.scheduler import Scheduler
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.core.states import SETTLED_EXECUTION, TERMINAL_EXECUTION
+from workflow_engine.decisions.dispatch import Dispatcher
 from workflow_engine.definitions import compatibility
 from workflow_engine.definitions.loader import Source, load
 from workflow_engine.definitions.model import WorkflowDefinition, parse_version

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from workflow_engine.coordinator.outcomes import Claim
+from workflow_engine.decisions.outcomes import Claim
 from workflow_engine.store import reports
 from workflow_engine.store.repository import Store
 

@@ -17,8 +17,7 @@ from workflow_engine.core.secrets import masked
 from workflow_engine.core.states import OPEN_STEP, StepStatus
 from workflow_engine.definitions.model import StepType, WorkflowDefinition
 from workflow_engine.reasons import Situation, Workers, execution_reason, row_reason, step_reasons
-from workflow_engine.store.records import EventRecord, ExecutionRecord, StepRunRecord
-from workflow_engine.store.rows import input_of
+from workflow_engine.store.records import EventRecord, ExecutionRecord, StepRunRecord, input_of
 
 
 def timestamp(moment: datetime) -> str:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import pytest
 
 from tests.support.harness import Harness
-from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome
+from workflow_engine.decisions.outcomes import Claim, Finished, Outcome
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.errors import StoreError
 from workflow_engine.store.transaction import Tx

@@ -36,7 +36,7 @@ def test_pause_holds_queued_steps_and_resume_releases_them(harness: Harness) -> 
     harness.work()  # stale messages for b1, b2 arrive: dropped, nothing runs
     assert harness.calls == [("start", 1)]
     harness.executor.run(running)
-    from workflow_engine.coordinator.outcomes import Success
+    from workflow_engine.decisions.outcomes import Success
 
     harness.coordinator.finish(running, Success({"done": 1}, 5))  # running steps finish and are recorded
     assert harness.statuses(record.id)["b0"] == "succeeded"
@@ -56,8 +56,8 @@ def test_pause_holds_queued_steps_and_resume_releases_them(harness: Harness) -> 
 
 
 def test_a_retry_falling_due_while_paused_waits_for_resume_with_its_backoff(harness: Harness) -> None:
-    from workflow_engine.coordinator.outcomes import Failure
     from workflow_engine.core.retry import FailureKind
+    from workflow_engine.decisions.outcomes import Failure
 
     harness.register(WorkflowBuilder("flaky").agent("a", retry={"max_attempts": 3, "initial_delay": 4}))
     record = harness.start("flaky")
@@ -80,8 +80,8 @@ def test_a_retry_falling_due_while_paused_waits_for_resume_with_its_backoff(harn
 
 
 def test_a_held_retry_beyond_the_eta_horizon_is_left_to_the_reconciler_on_resume(harness: Harness) -> None:
-    from workflow_engine.coordinator.outcomes import Failure
     from workflow_engine.core.retry import FailureKind
+    from workflow_engine.decisions.outcomes import Failure
 
     retry = {"max_attempts": 2, "initial_delay": 3600, "max_delay": 3600, "jitter": 0}
     harness.register(WorkflowBuilder("later").agent("a", retry=retry))

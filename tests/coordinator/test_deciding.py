@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from workflow_engine.coordinator import control, deciding, delivery, steps
-from workflow_engine.coordinator.dispatch import task_id
-from workflow_engine.coordinator.facts import ATTEMPTS, OUTPUTS, RUNS, Facts, Missing
-from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
-from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core.retry import FailureKind
+from workflow_engine.decisions import control, delivery, steps
+from workflow_engine.decisions.dispatch import task_id
+from workflow_engine.decisions.facts import ATTEMPTS, OUTPUTS, RUNS, Facts, Missing
+from workflow_engine.decisions.outcomes import Claim, Failure, Outcome, Success
+from workflow_engine.decisions.unit import Unit
 from workflow_engine.definitions import WorkflowBuilder, WorkflowDefinition
 from workflow_engine.settings import Settings
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
@@ -131,7 +131,7 @@ def deciding_outcome(
     def act(unit: Unit) -> str:
         return steps.after_attempt(unit, claim_of(definition, step), outcome, status)
 
-    unit, result = deciding.decide(start, make, act, load, seed)
+    unit, result = steps.decide(start, make, act, load, seed)
     return unit, result, asked
 
 
@@ -255,7 +255,7 @@ def test_every_round_of_a_decision_draws_the_same_random_numbers() -> None:
     def make(facts: Facts, rng: Any) -> Unit:
         return Unit(facts, chain, SETTINGS, "w1", rng)
 
-    deciding.decide(Facts(NOW, record(chain)), make, act, lambda missing: (), seed=7)
+    steps.decide(Facts(NOW, record(chain)), make, act, lambda missing: (), seed=7)
     assert len(drawn) == 2 and drawn[0] == drawn[1]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflow_engine.coordinator.delivery import hand_on, may_run_in_place, route
+from workflow_engine.decisions.delivery import hand_on, may_run_in_place, route
 from workflow_engine.definitions.model import StepDefinition
 
 RUNS = ["a", "b", "c", "d", "e"]

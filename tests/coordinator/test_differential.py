@@ -36,11 +36,11 @@ from hypothesis import strategies as st
 from tests.support.harness import Harness
 from tests.support.model import Model
 from workflow_engine.agents import AgentContext
-from workflow_engine.coordinator import control
-from workflow_engine.coordinator.outcomes import Failure, Outcome, Success
-from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import planner
 from workflow_engine.core.retry import classify, error_type
+from workflow_engine.decisions import control
+from workflow_engine.decisions.outcomes import Failure, Outcome, Success
+from workflow_engine.decisions.unit import Unit
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.errors import (
     FatalError,

@@ -13,8 +13,8 @@ import pytest
 
 from tests.support.harness import Harness, fan
 from workflow_engine.agents import AgentContext
-from workflow_engine.coordinator.outcomes import Success
 from workflow_engine.coordinator.reconciler import Reconciler
+from workflow_engine.decisions.outcomes import Success
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.errors import (
     Conflict,

@@ -8,13 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.coordinator.test_deciding import NOW, SETTINGS, claim_of, record
-from workflow_engine.coordinator import deciding, steps
-from workflow_engine.coordinator.facts import Facts, Missing
-from workflow_engine.coordinator.outcomes import Success
-from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import planner
 from workflow_engine.core.counting import COUNTING
 from workflow_engine.core.states import ExecutionMode, ExecutionStatus
+from workflow_engine.decisions import steps
+from workflow_engine.decisions.facts import Facts, Missing
+from workflow_engine.decisions.outcomes import Success
+from workflow_engine.decisions.unit import Unit
 from workflow_engine.definitions import WorkflowBuilder
 
 
@@ -64,7 +64,7 @@ def test_where_the_guard_holds_the_decision_only_counts_and_reads_nothing(
     def act(unit: Unit) -> str:
         return steps.after_attempt(unit, claim_of(definition, "b0"), Success({}, 1), "succeeded")
 
-    unit, _ = deciding.decide(Facts(NOW, row, capacity=None), make, act, load, 3)
+    unit, _ = steps.decide(Facts(NOW, row, capacity=None), make, act, load, 3)
     holds = COUNTING.holds(
         row.status, row.mode, row.active_steps, row.resolved_steps, row.total_steps, row.barriers, joins
     )

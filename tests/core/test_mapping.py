@@ -123,10 +123,10 @@ def test_where_the_item_guard_holds_the_decision_only_counts_and_reads_nothing(
     from dataclasses import replace
 
     from tests.coordinator.test_deciding import NOW, SETTINGS, claim_of, record
-    from workflow_engine.coordinator import deciding, steps
-    from workflow_engine.coordinator.facts import Facts, Missing
-    from workflow_engine.coordinator.outcomes import Success
-    from workflow_engine.coordinator.unit import Unit
+    from workflow_engine.decisions import steps
+    from workflow_engine.decisions.facts import Facts, Missing
+    from workflow_engine.decisions.outcomes import Success
+    from workflow_engine.decisions.unit import Unit
     from workflow_engine.definitions import WorkflowBuilder
 
     status, progress = drawn
@@ -154,7 +154,7 @@ def test_where_the_item_guard_holds_the_decision_only_counts_and_reads_nothing(
     def act(unit: Unit) -> str:
         return steps.after_attempt(unit, claim, Success({}, 1), "succeeded")
 
-    unit, _ = deciding.decide(Facts(NOW, row, capacity=None), make, act, load, 3)
+    unit, _ = steps.decide(Facts(NOW, row, capacity=None), make, act, load, 3)
     only_counts = (
         not asked
         and not unit.new

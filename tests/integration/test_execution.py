@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from celery import Celery
 
 from tests.integration.conftest import Cluster, ledger_lines, messages_in_flight, sleeping_fan
-from workflow_engine.coordinator.dispatch import task_id
+from workflow_engine.decisions.dispatch import task_id
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.store import schema as t
 

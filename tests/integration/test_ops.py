@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from tests.conftest import ROOT
 from tests.integration.conftest import FAST, Cluster, broker_settings, running_cluster
 from tests.support import services
-from workflow_engine.coordinator.dispatch import Dispatch
+from workflow_engine.decisions.dispatch import Dispatch
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.engine import Engine
 from workflow_engine.processes import LocalCluster, settings_env

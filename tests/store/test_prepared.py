@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from workflow_engine.store.database import create_engine
-from workflow_engine.store.prepared import Prepared
+from workflow_engine.store.postgres import Prepared
 
 PG_SCHEMES = ["postgresql", "postgresql+psycopg2"]
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from tests.support.harness import Harness
-from workflow_engine.coordinator.outcomes import Success
-from workflow_engine.coordinator.runs import new_run
-from workflow_engine.coordinator.steps import attempt_values
+from workflow_engine.decisions.outcomes import Success
+from workflow_engine.decisions.runs import new_run
+from workflow_engine.decisions.steps import attempt_values
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.store import schema as t
-from workflow_engine.store.counted import Counted, Take
-from workflow_engine.store.rows import event_row
+from workflow_engine.store.records import event_row
+from workflow_engine.store.seam import UNSUPPORTED, Arrived, Counted, GuardFailed, Take
 
 
 def started(harness: Harness, width: int = 1) -> tuple[str, Any]:
@@ -145,13 +145,13 @@ def test_a_counted_success_applies_on_postgresql_only_while_the_guard_holds(harn
 
     postgresql = harness.store.dialect == "postgresql"
     # b1 is still active and the join waits for it: only counting is left to do
-    assert harness.store.finish_counted(counted("b0"), Take()) == (postgresql, None)
+    assert harness.store.finish_counted(counted("b0"), Take()) == (Arrived() if postgresql else UNSUPPORTED)
     if not postgresql:
         return  # SQLite records every outcome under the lock
     after = harness.store.get_execution(execution_id)
     assert (after.active_steps, after.resolved_steps, after.barriers) == (1, 2, {"join": [1, 1]})
     # b1 would make the join due: the guard does not hold, and nothing is written
-    assert harness.store.finish_counted(counted("b1"), Take()) == (False, None)
+    assert harness.store.finish_counted(counted("b1"), Take()) == GuardFailed()
     assert harness.store.get_execution(execution_id).revision == after.revision
 
 
@@ -187,7 +187,7 @@ def test_item_runs_are_read_by_item_pending_ones_lowest_index_first_and_a_steps_
 def test_a_child_is_inserted_once_and_found_by_its_place(harness: Harness) -> None:
     execution_id, _ = started(harness)
     parent = harness.store.get_execution(execution_id)
-    from workflow_engine.coordinator.runs import new_execution
+    from workflow_engine.decisions.runs import new_execution
 
     workflow = harness.store.get_workflow("writes")
     with harness.store.transaction() as tx:

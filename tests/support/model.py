@@ -2,8 +2,8 @@
 dictionaries instead of a database, with a broker that is a list.
 
 :class:`Model` makes every decision the coordinator makes (starting, outcomes, timers, verbs)
-through :func:`workflow_engine.coordinator.deciding.decide` on a
-:class:`~workflow_engine.coordinator.unit.Unit`, from facts it holds in full, and applies the
+through :func:`workflow_engine.decisions.steps.decide` on a
+:class:`~workflow_engine.decisions.unit.Unit`, from facts it holds in full, and applies the
 changes the way the store does: guarded run changes, superseded steps, new runs with ids, the
 execution's row (whose revision moves on) and its events. A worker's claim is applied as the
 store applies it (a claimable run of a live execution becomes running, with its event). Its
@@ -19,17 +19,16 @@ from dataclasses import fields, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from workflow_engine.coordinator import deciding, steps
-from workflow_engine.coordinator.dispatch import Dispatch
-from workflow_engine.coordinator.facts import Facts, Missing
-from workflow_engine.coordinator.outcomes import Claim, Outcome
-from workflow_engine.coordinator.runs import new_execution
-from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core.states import CLAIMABLE_STEP, TERMINAL_EXECUTION, StepStatus
+from workflow_engine.decisions import steps
+from workflow_engine.decisions.dispatch import Dispatch
+from workflow_engine.decisions.facts import Facts, Missing
+from workflow_engine.decisions.outcomes import Claim, Outcome
+from workflow_engine.decisions.runs import new_execution
+from workflow_engine.decisions.unit import Unit
 from workflow_engine.definitions import WorkflowDefinition
 from workflow_engine.settings import Settings
-from workflow_engine.store.records import ExecutionRecord, StepRunRecord
-from workflow_engine.store.rows import event_row
+from workflow_engine.store.records import ExecutionRecord, StepRunRecord, event_row
 
 T = TypeVar("T")
 _RUN_FIELDS = {f.name for f in fields(StepRunRecord)}
@@ -76,7 +75,7 @@ class Model:
         def never(missing: Missing) -> Any:
             raise AssertionError(f"the model holds every fact, yet {missing} was asked for")
 
-        unit, result = deciding.decide(facts, make, act, never, self.rng.getrandbits(64))
+        unit, result = steps.decide(facts, make, act, never, self.rng.getrandbits(64))
         self._apply(unit)
         return result
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from workflow_engine.coordinator.outcomes import Claim, Failure, Success
 from workflow_engine.core.retry import FailureKind
+from workflow_engine.decisions.outcomes import Claim, Failure, Success
 from workflow_engine.definitions.model import StepDefinition
 from workflow_engine.errors import TransientError
 from workflow_engine.worker.reports import SUMMARY_CHARS, Attempted

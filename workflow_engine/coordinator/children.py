@@ -16,15 +16,15 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from workflow_engine.coordinator import control, maps, steps
-from workflow_engine.coordinator.definitions import DefinitionCache
-from workflow_engine.coordinator.facts import Facts
+from workflow_engine.coordinator.definition_cache import DefinitionCache
 from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.recording import Recorder, apply
-from workflow_engine.coordinator.runs import new_execution
-from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import descendants
 from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionStatus, StepStatus
+from workflow_engine.decisions import control, maps, steps
+from workflow_engine.decisions.facts import Facts
+from workflow_engine.decisions.runs import new_execution
+from workflow_engine.decisions.unit import Unit
 from workflow_engine.definitions.model import StepDefinition, StepType, WorkflowDefinition
 from workflow_engine.errors import Conflict, ExecutionNotFound, InputError, InvalidOperation, WorkflowNotFound
 from workflow_engine.outages import warn
@@ -34,6 +34,7 @@ from workflow_engine.store import lineages
 from workflow_engine.store.plan import Plan
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord, WorkflowRecord
 from workflow_engine.store.repository import Store
+from workflow_engine.store.seam import Unsupported
 from workflow_engine.store.transaction import Tx
 
 log = logging.getLogger(__name__)
@@ -257,7 +258,7 @@ class Children:
         runs, the child is refused or exists): the transaction path decides then."""
         assert step.workflow is not None
         with self.store.planning() as plan:
-            if plan is None:
+            if isinstance(plan, Unsupported):
                 return None
             try:
                 record = self.store.get_workflow(step.workflow, step.version, tx=plan)

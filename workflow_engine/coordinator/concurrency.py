@@ -9,16 +9,16 @@ from functools import partial
 from typing import Any
 
 from workflow_engine.clock import Clock
-from workflow_engine.coordinator import control, steps
-from workflow_engine.coordinator.definitions import DefinitionCache
-from workflow_engine.coordinator.facts import Facts
+from workflow_engine.coordinator.definition_cache import DefinitionCache
 from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.recording import apply
-from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import limits
 from workflow_engine.core.expressions import Expression, compile_expression
 from workflow_engine.core.limits import Admission, slot_key
 from workflow_engine.core.states import ExecutionStatus
+from workflow_engine.decisions import control, steps
+from workflow_engine.decisions.facts import Facts
+from workflow_engine.decisions.unit import Unit
 from workflow_engine.definitions.model import KEY_NAMES, WorkflowDefinition
 from workflow_engine.errors import ExpressionError, InputError, Problem
 from workflow_engine.store import slots

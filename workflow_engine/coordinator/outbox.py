@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
-from workflow_engine.coordinator.unit import Unit
+from workflow_engine.decisions.dispatch import Dispatch, Dispatcher
+from workflow_engine.decisions.unit import Unit
 from workflow_engine.events import EventBus
 from workflow_engine.outages import warn
 from workflow_engine.store.repository import Store

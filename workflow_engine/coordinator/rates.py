@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from workflow_engine.coordinator.definitions import DefinitionCache
-from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
+from workflow_engine.coordinator.definition_cache import DefinitionCache
 from workflow_engine.core.expressions import ITEM_NAMES, compile_expression
 from workflow_engine.core.limits import slot_key
 from workflow_engine.core.states import StepStatus
+from workflow_engine.decisions.dispatch import Dispatch, Dispatcher
 from workflow_engine.definitions.model import KEY_NAMES, StepDefinition
 from workflow_engine.errors import ExpressionError
 from workflow_engine.store import rates

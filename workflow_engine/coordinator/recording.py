@@ -15,9 +15,9 @@ A step's outcome is recorded by :meth:`Recorder.record`, which tries an ordered 
 - *locked*: the execution's row locked, the outcome recorded, the decision made and applied.
   It always applies.
 
-Whatever the applier, the decision is :func:`workflow_engine.coordinator.steps.after_attempt`
-on a :class:`~workflow_engine.coordinator.unit.Unit`, made by
-:func:`~workflow_engine.coordinator.deciding.decide`; :func:`apply` writes it (the runs it
+Whatever the applier, the decision is :func:`workflow_engine.decisions.steps.after_attempt`
+on a :class:`~workflow_engine.decisions.unit.Unit`, made by
+:func:`~workflow_engine.decisions.steps.decide`; :func:`apply` writes it (the runs it
 changes, then its new runs, the execution's row and its events: that last in one statement on
 PostgreSQL). The run the worker takes next in place, if any, comes back in :class:`Finished`.
 """
@@ -33,11 +33,14 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from workflow_engine.coordinator import delivery, maps, steps
-from workflow_engine.coordinator.deciding import decide, unread
-from workflow_engine.coordinator.definitions import DefinitionCache
-from workflow_engine.coordinator.dispatch import Dispatch
-from workflow_engine.coordinator.facts import (
+from workflow_engine.coordinator.definition_cache import DefinitionCache
+from workflow_engine.coordinator.outbox import Outbox
+from workflow_engine.coordinator.rates import Rates
+from workflow_engine.core import mapping
+from workflow_engine.core.states import StepStatus
+from workflow_engine.decisions import delivery, maps, steps
+from workflow_engine.decisions.dispatch import Dispatch
+from workflow_engine.decisions.facts import (
     ATTEMPTS,
     CAPACITY,
     ITEM_RUNS,
@@ -49,21 +52,16 @@ from workflow_engine.coordinator.facts import (
     Facts,
     Missing,
 )
-from workflow_engine.coordinator.outbox import Outbox
-from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome, Success
-from workflow_engine.coordinator.rates import Rates
-from workflow_engine.coordinator.unit import Unit
-from workflow_engine.core import mapping
-from workflow_engine.core.states import StepStatus
+from workflow_engine.decisions.outcomes import Claim, Finished, Outcome, Success
+from workflow_engine.decisions.steps import decide, unread
+from workflow_engine.decisions.unit import Unit
 from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.errors import ExecutionNotFound, StoreError
 from workflow_engine.events import EventBus
 from workflow_engine.outages import warn
 from workflow_engine.settings import Settings
-from workflow_engine.store.counted import Counted, Take
-from workflow_engine.store.records import ExecutionRecord, StepRunRecord
-from workflow_engine.store.repository import Store
-from workflow_engine.store.rows import RUN_IN_PLACE, event_row
+from workflow_engine.store.records import RUN_IN_PLACE, ExecutionRecord, StepRunRecord, event_row
+from workflow_engine.store.seam import Arrived, Counted, OutcomeStore, Take, Unsupported
 from workflow_engine.store.transaction import Tx, latest_checkpoint
 
 log = logging.getLogger(__name__)
@@ -84,30 +82,31 @@ Answer = Finished | NotApplicable
 
 def loader(tx: Tx, execution_id: str, capacity: Callable[[], int] = lambda: 0) -> Callable[[Missing], Any]:
     """How ``tx`` reads what a decision on ``execution_id`` asks for (``capacity`` tells the
-    workers' capacity). The runs are locked: a worker cannot claim a run the decision holds
-    back or cancels."""
+    workers' capacity): :func:`load_missing` bound to them."""
+    return partial(load_missing, tx, execution_id, capacity)
 
-    def load(missing: Missing) -> Any:
-        if missing.what == CAPACITY:
-            return capacity()
-        if missing.what == OUTPUTS:
-            return tx.outputs(execution_id, missing.names)
-        if missing.what == RUNS:
-            return tx.live_runs(execution_id)
-        if missing.what == ITEM_RUNS:
-            assert missing.key is not None
-            return tx.item_runs(execution_id, missing.step, missing.key)
-        if missing.what == PENDING_ITEMS:
-            assert missing.key is not None
-            return tx.pending_items(execution_id, missing.step, missing.key)
-        if missing.what == RESULTS:
-            return tx.item_outputs(execution_id, missing.step)
-        if missing.what == SIGNALS:
-            return tx.kept_signals(execution_id, missing.step)
-        assert missing.what == ATTEMPTS, missing.what
-        return tx.latest_attempts(execution_id)
 
-    return load
+def load_missing(tx: Tx, execution_id: str, capacity: Callable[[], int], missing: Missing) -> Any:
+    """Read in ``tx`` what a decision on ``execution_id`` asks for. The runs are locked: a worker
+    cannot claim a run the decision holds back or cancels."""
+    if missing.what == CAPACITY:
+        return capacity()
+    if missing.what == OUTPUTS:
+        return tx.outputs(execution_id, missing.names)
+    if missing.what == RUNS:
+        return tx.live_runs(execution_id)
+    if missing.what == ITEM_RUNS:
+        assert missing.key is not None
+        return tx.item_runs(execution_id, missing.step, missing.key)
+    if missing.what == PENDING_ITEMS:
+        assert missing.key is not None
+        return tx.pending_items(execution_id, missing.step, missing.key)
+    if missing.what == RESULTS:
+        return tx.item_outputs(execution_id, missing.step)
+    if missing.what == SIGNALS:
+        return tx.kept_signals(execution_id, missing.step)
+    assert missing.what == ATTEMPTS, missing.what
+    return tx.latest_attempts(execution_id)
 
 
 def apply(tx: Tx, unit: Unit, last: bool = False) -> None:
@@ -162,7 +161,7 @@ class Recorder:
 
     def __init__(
         self,
-        store: Store,
+        store: OutcomeStore,
         definitions: DefinitionCache,
         settings: Settings,
         events: EventBus,
@@ -263,7 +262,7 @@ class Recorder:
                 return self._recorded_before(tx, claim, status)
             act = partial(steps.after_attempt, claim=claim, outcome=outcome, status=status)
             facts = Facts(tx.now, record, capacity=None)
-            load = loader(tx, claim.execution_id, self.capacity)
+            load = partial(load_missing, tx, claim.execution_id, self.capacity)
             unit, result = decide(facts, self._maker(claim, inline), act, load, self.rng.getrandbits(64))
             apply(tx, unit, last=True)
         return self._finished(unit, claim, result)
@@ -348,9 +347,10 @@ class Recorder:
         counted = Counted(
             claim.execution_id, claim.run_id, claim.worker, values, claim.joins, checkpoint, event
         )
-        applied, taken = self.store.finish_counted(counted, take)
-        if not applied:
-            return NotApplicable("a join becomes due, or the execution does not run")
+        answer = self.store.finish_counted(counted, take)
+        if not isinstance(answer, Arrived):
+            return NotApplicable(f"{answer!r}: a join becomes due, or the execution does not run")
+        taken = answer.taken
         self.events.publish([event])
         return self._taken(claim, take, taken, now)
 
@@ -409,9 +409,10 @@ class Recorder:
         )
         counted = Counted(claim.execution_id, claim.run_id, claim.worker, values, {}, None, event)
         take = self._take(claim, inline)
-        applied, taken = self.store.finish_item_counted(counted, claim.step.name, take)
-        if not applied:
-            return NotApplicable("the map's guard does not hold")
+        answer = self.store.finish_item_counted(counted, claim.step.name, take)
+        if not isinstance(answer, Arrived):
+            return NotApplicable(f"{answer!r}: the map's guard does not hold")
+        taken = answer.taken
         self.events.publish([event])
         return self._taken(claim, take, taken, now)
 
@@ -421,7 +422,7 @@ class Recorder:
         Not applicable when it is not, or when the decision needs to read."""
         assert claim.execution is not None
         with self.store.planning() as plan:
-            if plan is None:
+            if isinstance(plan, Unsupported):
                 return NotApplicable("this database has no one-round-trip outcome")
             status, values = steps.attempt_values(outcome, plan.now, item=claim.index is not None)
             act = partial(steps.after_attempt, claim=claim, outcome=outcome, status=status)
@@ -465,7 +466,7 @@ class Recorder:
             return maps.child_ended(unit, run.step_name, run.item_index, child, run)
 
         with self.store.planning() as plan:
-            if plan is None:
+            if isinstance(plan, Unsupported):
                 return None
             try:
                 facts = Facts(plan.now, parent, capacity=None)
@@ -489,7 +490,7 @@ class Recorder:
         """How the unit that decides what follows ``claim``'s outcome is made."""
         return partial(
             Unit,
-            definition=self._definition(claim),
+            definition=claim.definition or self.definitions.get(claim.workflow_id),
             settings=self.settings,
             actor=claim.worker,
             opener=self.opener,

@@ -1,6 +1,6 @@
 """The coordinator: starts executions, hands step attempts to workers, records what they report,
 and applies operators' verbs. Every decision is one transaction on a locked execution; the
-messages it implies are published after the commit (see :mod:`workflow_engine.coordinator.unit`).
+messages it implies are published after the commit (see :mod:`workflow_engine.decisions.unit`).
 """
 
 from __future__ import annotations
@@ -13,21 +13,22 @@ from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
-from workflow_engine.coordinator import concurrency, control, steps, waiting
+from workflow_engine.coordinator import concurrency
 from workflow_engine.coordinator.children import Children
-from workflow_engine.coordinator.deciding import decide, unread
-from workflow_engine.coordinator.definitions import DefinitionCache
-from workflow_engine.coordinator.dispatch import Dispatch, Dispatcher
-from workflow_engine.coordinator.facts import Facts, Missing
+from workflow_engine.coordinator.definition_cache import DefinitionCache
 from workflow_engine.coordinator.outbox import Outbox
-from workflow_engine.coordinator.outcomes import Claim, Finished, Outcome
 from workflow_engine.coordinator.rates import Rates
 from workflow_engine.coordinator.recording import Recorder, apply, loader
-from workflow_engine.coordinator.runs import new_execution
-from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import quotas
 from workflow_engine.core.secrets import Opened, has_sealed
 from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionMode, ExecutionStatus, StepStatus
+from workflow_engine.decisions import control, steps, waiting
+from workflow_engine.decisions.dispatch import Dispatch, Dispatcher
+from workflow_engine.decisions.facts import Facts, Missing
+from workflow_engine.decisions.outcomes import Claim, Finished, Outcome
+from workflow_engine.decisions.runs import new_execution
+from workflow_engine.decisions.steps import decide, unread
+from workflow_engine.decisions.unit import Unit
 from workflow_engine.definitions.model import WorkflowDefinition
 from workflow_engine.definitions.schemas import check_data, check_payload
 from workflow_engine.definitions.validation import unknown_agents
@@ -47,6 +48,7 @@ from workflow_engine.store.plan import Plan
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 from workflow_engine.store.repository import Store
 from workflow_engine.store.sealed import tree_of
+from workflow_engine.store.seam import Unsupported
 from workflow_engine.store.transaction import Tx
 
 log = logging.getLogger(__name__)
@@ -98,7 +100,7 @@ class Coordinator:
         guard: Callable[[Tx], None] | None = None,
     ) -> T:
         """Lock ``execution_id``, let ``act`` decide on its unit (see
-        :mod:`~workflow_engine.coordinator.deciding`), write the changes and commit, then publish
+        :func:`~workflow_engine.decisions.steps.decide`), write the changes and commit, then publish
         what it decided. What ``act`` returned. ``guard`` reads what else must hold once the
         execution is locked, raising InvalidOperation when it does not."""
         with self.store.transaction() as tx:
@@ -158,14 +160,15 @@ class Coordinator:
         started: Unit | None = None
         with self.store.planning() as plan:
             counting = self._counting(owner)  # (read with the version: no round trip of its own)
-            record, row = self.store.workflow_with(workflow, version, visible_to, plan, counting)
+            on = None if isinstance(plan, Unsupported) else plan
+            record, row = self.store.workflow_with(workflow, version, visible_to, on, counting)
             if counting:
                 self._admit(counted.usage_of(row))
             definition = self.definitions.get(record.id)
             bound = (Binding.execution(owner, execution_id), sealed_by)
             data, meta = self._checked(definition, input_data, metadata, mode, idempotency_key, *bound)
             key = concurrency.key_of(definition, data, meta)
-            if plan is not None and key is None and on_insert is None:
+            if not isinstance(plan, Unsupported) and key is None and on_insert is None:
                 # nothing to read first: one statement (a key used already inserts nothing)
                 values = new_execution(
                     execution_id, record, owner, mode, data, meta, idempotency_key, plan.now

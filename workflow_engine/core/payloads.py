@@ -71,3 +71,10 @@ def _is_unicode(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def output_problem(what: str, size: int, limit: int) -> str | None:
+    """Why a step's ``what`` (output, checkpoint) of ``size`` bytes is not stored, or None."""
+    if limit and size > limit:
+        return f"the {what} takes {size} bytes as JSON; at most {limit} are stored (WFE_MAX_OUTPUT_BYTES)"
+    return None

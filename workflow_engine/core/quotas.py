@@ -142,10 +142,3 @@ def schedule_refusal(owned: int, every: int | None, quotas: Quotas) -> Refusal |
             IN_FLIGHT_RETRY_AFTER,
         )
     return None
-
-
-def output_problem(what: str, size: int, limit: int) -> str | None:
-    """Why a step's ``what`` (output, checkpoint) of ``size`` bytes is not stored, or None."""
-    if limit and size > limit:
-        return f"the {what} takes {size} bytes as JSON; at most {limit} are stored (WFE_MAX_OUTPUT_BYTES)"
-    return None

@@ -28,8 +28,8 @@ from workflow_engine.core.states import (
 from workflow_engine.definitions.model import StepType
 from workflow_engine.store import schema as t
 from workflow_engine.store.postgres import CHANNEL as EVENTS_CHANNEL
-from workflow_engine.store.prepared import Prepared
-from workflow_engine.store.rows import input_of, item_details
+from workflow_engine.store.postgres import Prepared
+from workflow_engine.store.records import input_of, item_details
 from workflow_engine.store.transaction import Tx
 
 

@@ -10,8 +10,7 @@ never refuse each other; each then takes a carried sibling (:data:`_TAKE_CARRIED
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -30,12 +29,13 @@ from workflow_engine.store.postgres import (
     RECORD_TYPES,
     RUNNING,
     E,
+    Prepared,
     R,
     V,
     as_json,
     record_parameters,
 )
-from workflow_engine.store.prepared import Prepared
+from workflow_engine.store.seam import ArrivalAnswer, Arrived, Counted, GuardFailed, Take
 
 # a map item's events say which item: {"index": ...}
 _ITEM_DETAILS = (
@@ -184,7 +184,7 @@ FINISH_ITEM_COUNTED = Prepared(
 
 def finish_item_counted(
     connection: Connection, counted: Counted, step: str, take: Take
-) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
+) -> ArrivalAnswer:
     """Record a map item's success that only counts (``counted.joins`` unused) in one statement
     on an autocommitting connection, then take a carried run as ``take`` says: whether it was
     done (if not, nothing was written), and the run taken."""
@@ -197,37 +197,13 @@ def finish_item_counted(
     }
     row = FINISH_ITEM_COUNTED.execute(connection, parameters).first()
     if row is None or not row.applied:
-        return False, None
-    return True, _taken(row)
-
-
-@dataclass(frozen=True, slots=True)
-class Take:
-    """What to do with a carried run once an outcome is recorded: ``how`` is "run" (in place,
-    by the worker that reported), "send" (published) or "none"."""
-
-    how: str = "none"
-    task_id: str | None = None
-    reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Counted:
-    """A success that only counts toward ``joins`` (name: in-degree): the attempt's values for
-    its run, the execution's new checkpoint, and the run's event."""
-
-    execution_id: str
-    run_id: int
-    worker: str
-    attempt: Mapping[str, Any]
-    joins: Mapping[str, int]
-    checkpoint: Any
-    event: Mapping[str, Any]
+        return GuardFailed()
+    return Arrived(_taken(row))
 
 
 def finish_counted(
     connection: Connection, counted: Counted, take: Take
-) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
+) -> ArrivalAnswer:
     """Record ``counted`` in one statement on an autocommitting connection, if none of its
     joins becomes due by it, then take a carried run as ``take`` says. Whether it was done (if
     not, nothing was written), and the run taken."""
@@ -239,8 +215,8 @@ def finish_counted(
     }
     row = FINISH_COUNTED.execute(connection, parameters).first()
     if row is None or not row.applied:
-        return False, None
-    return True, _taken(row)
+        return GuardFailed()
+    return Arrived(_taken(row))
 
 
 def _outcome_parameters(counted: Counted, take: Take) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
 
 from workflow_engine.errors import StoreError
-from workflow_engine.store.prepared import last_result_cursor
+from workflow_engine.store.postgres import last_result_cursor
 from workflow_engine.store.urls import PSYCOPG, database_url
 
 T = TypeVar("T")

@@ -16,8 +16,15 @@ from workflow_engine.store import migrate
 from workflow_engine.store.database import create_engine, is_sqlite
 from workflow_engine.store.postgres_store import PostgresStore
 from workflow_engine.store.repository import Store
+from workflow_engine.store.seam import OutcomeStore
 
 T = TypeVar("T")
+
+
+def _implements_the_seam(sqlite: Store, postgres: PostgresStore) -> tuple[OutcomeStore, OutcomeStore]:
+    """Both stores implement :class:`~workflow_engine.store.seam.OutcomeStore` (mypy checks
+    this function; nothing calls it)."""
+    return sqlite, postgres
 
 log = logging.getLogger(__name__)
 

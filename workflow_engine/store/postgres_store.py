@@ -21,11 +21,12 @@ from workflow_engine.core.states import StepStatus, check_step_update
 from workflow_engine.store import postgres, slots
 from workflow_engine.store import schema as t
 from workflow_engine.store.claims import ClaimedRun, claim_postgres
-from workflow_engine.store.counted import Counted, Take, finish_counted, finish_item_counted
+from workflow_engine.store.counted import finish_counted, finish_item_counted
 from workflow_engine.store.database import begin, create_engine, create_fast_engine, translate
 from workflow_engine.store.plan import Plan
 from workflow_engine.store.records import ExecutionRecord
 from workflow_engine.store.repository import Store
+from workflow_engine.store.seam import ArrivalAnswer, Counted, Take, Unsupported
 from workflow_engine.store.transaction import Tx
 
 _NOTIFY = sa.text("SELECT pg_notify(:channel, :id)")
@@ -169,7 +170,7 @@ class PostgresStore(Store):
         """A write transaction whose BEGIN and COMMIT ride with its first and last statements
         (two round trips fewer)."""
         try:
-            with self._autocommitting().connect() as connection:
+            with (self._pipeline_engine or self._autocommitting()).connect() as connection:
                 tx = PostgresTx(connection, self.clock.now(), self.run_ids, pipelined=True)
                 try:
                     yield tx
@@ -186,14 +187,14 @@ class PostgresStore(Store):
             raise translate(error) from error
 
     @contextmanager
-    def planning(self) -> Iterator[Plan | None]:
+    def planning(self) -> Iterator[Plan | Unsupported]:
         try:
             with self._autocommitting().connect() as connection:
                 yield Plan(connection, self.clock.now(), self.run_ids)
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
 
-    def finish_counted(self, counted: Counted, take: Take) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
+    def finish_counted(self, counted: Counted, take: Take) -> ArrivalAnswer:
         """Record a success that only counts toward joins in one statement, if
         ``core.counting``'s guard holds on the execution's row, and take a carried run as
         ``take`` says. See :data:`workflow_engine.store.counted.FINISH_COUNTED`."""
@@ -206,7 +207,7 @@ class PostgresStore(Store):
 
     def finish_item_counted(
         self, counted: Counted, step: str, take: Take
-    ) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
+    ) -> ArrivalAnswer:
         """Record a map item's success in one statement if ``core.mapping``'s guard holds on
         the execution's row. See :data:`workflow_engine.store.counted.FINISH_ITEM_COUNTED`."""
         check_step_update((StepStatus.RUNNING,), counted.attempt["status"])

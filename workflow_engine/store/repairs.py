@@ -16,9 +16,8 @@ import sqlalchemy as sa
 from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import StepType
 from workflow_engine.store import schema as t
-from workflow_engine.store.records import StepRunRecord, from_row
+from workflow_engine.store.records import StepRunRecord, event_row, from_row, item_details
 from workflow_engine.store.repository import Store
-from workflow_engine.store.rows import event_row, item_details
 
 S = StepStatus
 BATCH = 500

@@ -31,7 +31,6 @@ from workflow_engine.errors import (
 from workflow_engine.store import listing, slots
 from workflow_engine.store import schema as t
 from workflow_engine.store.claims import ClaimedRun, claim_portable
-from workflow_engine.store.counted import Counted, Take
 from workflow_engine.store.database import begin
 from workflow_engine.store.plan import Plan
 from workflow_engine.store.records import (
@@ -43,6 +42,7 @@ from workflow_engine.store.records import (
     WorkflowRecord,
     from_row,
 )
+from workflow_engine.store.seam import UNSUPPORTED, ArrivalAnswer, Counted, Take, Unsupported
 from workflow_engine.store.transaction import Tx
 
 SYSTEM_USER = "system"
@@ -117,22 +117,20 @@ class Store:
             yield tx
 
     @contextmanager
-    def planning(self) -> Iterator[Plan | None]:
-        """A :class:`~workflow_engine.store.plan.Plan` for an outcome known in advance (None:
-        here a round trip costs little; PostgreSQL gives one)."""
-        yield None
+    def planning(self) -> Iterator[Plan | Unsupported]:
+        """A :class:`~workflow_engine.store.plan.Plan` for an outcome known in advance
+        (unsupported here: a round trip costs little; PostgreSQL gives one)."""
+        yield UNSUPPORTED
 
-    def finish_counted(self, counted: Counted, take: Take) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
+    def finish_counted(self, counted: Counted, take: Take) -> ArrivalAnswer:
         """Record a success that only counts toward joins in one statement (PostgreSQL; here
-        nothing is done, and the outcome is recorded the usual way)."""
-        return False, None
+        unsupported: the outcome is recorded the usual way)."""
+        return UNSUPPORTED
 
-    def finish_item_counted(
-        self, counted: Counted, step: str, take: Take
-    ) -> tuple[bool, tuple[int, dict[str, Any]] | None]:
+    def finish_item_counted(self, counted: Counted, step: str, take: Take) -> ArrivalAnswer:
         """Record a map item's success that only counts, in one statement (PostgreSQL; here
-        nothing is done, and the outcome is recorded the usual way)."""
-        return False, None
+        unsupported: the outcome is recorded the usual way)."""
+        return UNSUPPORTED
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

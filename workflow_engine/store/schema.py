@@ -263,7 +263,7 @@ step_runs = Table(
     Column("attempt", Integer, nullable=False),
     Column("status", String(16), nullable=False),
     Column("superseded", Boolean, nullable=False),  # reset by a retry from an upstream step
-    # queued without a message: a worker recording a sibling takes it (see coordinator.delivery)
+    # queued without a message: a worker recording a sibling takes it (see decisions.delivery)
     Column("carried", Boolean, nullable=False, server_default=false()),
     Column("timeout", Float, nullable=True),  # seconds: the deadline is set when a worker claims it
     Column("input", JSONType, nullable=True),

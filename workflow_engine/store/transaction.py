@@ -21,8 +21,14 @@ from workflow_engine.definitions.model import StepType
 from workflow_engine.errors import StoreError
 from workflow_engine.store import schema as t
 from workflow_engine.store import slots
-from workflow_engine.store.records import ExecutionRecord, SignalRecord, StepRunRecord, from_row
-from workflow_engine.store.rows import in_place, input_of
+from workflow_engine.store.records import (
+    ExecutionRecord,
+    SignalRecord,
+    StepRunRecord,
+    from_row,
+    in_place,
+    input_of,
+)
 
 # run row joined with what a worker needs from its execution, read when claiming
 _CLAIM_COLUMNS = (

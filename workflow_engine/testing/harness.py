@@ -35,10 +35,10 @@ from typing import Any
 
 from workflow_engine.agents import AgentContext, AgentRegistry
 from workflow_engine.clock import FixedClock
-from workflow_engine.coordinator.dispatch import Dispatch
 from workflow_engine.coordinator.reconciler import Reconciler
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.core.states import OPEN_STEP, TERMINAL_EXECUTION, StepStatus
+from workflow_engine.decisions.dispatch import Dispatch
 from workflow_engine.definitions import WorkflowBuilder, WorkflowDefinition, load
 from workflow_engine.errors import WorkflowEngineError
 from workflow_engine.settings import Settings

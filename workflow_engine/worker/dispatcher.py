@@ -11,7 +11,7 @@ from typing import Any
 from kombu.exceptions import KombuError
 from kombu.utils.url import maybe_sanitize_url
 
-from workflow_engine.coordinator.dispatch import Dispatch
+from workflow_engine.decisions.dispatch import Dispatch
 from workflow_engine.errors import BrokerError
 from workflow_engine.outages import BROKER
 from workflow_engine.settings import Settings

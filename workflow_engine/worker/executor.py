@@ -16,12 +16,12 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from workflow_engine import logs, metrics
 from workflow_engine.agents import AgentContext, AgentRegistry, AgentSpec, idempotency_key
-from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
 from workflow_engine.coordinator.service import Coordinator
-from workflow_engine.core.payloads import payload_problem
-from workflow_engine.core.quotas import OUTPUT_TOO_LARGE, json_size, output_problem
+from workflow_engine.core.payloads import output_problem, payload_problem
+from workflow_engine.core.quotas import OUTPUT_TOO_LARGE, json_size
 from workflow_engine.core.retry import FailureKind, classify, error_type
 from workflow_engine.core.secrets import hide
+from workflow_engine.decisions.outcomes import Claim, Failure, Outcome, Success
 from workflow_engine.errors import FatalError, StepError
 from workflow_engine.secrets import KeyMissing, Keyring
 from workflow_engine.store.database import retrying
@@ -153,22 +153,28 @@ class StepExecutor:
         id, step, attempt and workflow) around the claim, then each claimed step's own. A
         ``rated`` run (its step has a rate limit) may be left to wait for its window.
         """
-        given = log_fields or {}
-        with logs.bound(**given):
-            claim = retrying(partial(self.recorder.claim, run_id, self.worker_id, task_id, rated))
-            if claim is None:
-                log.info("run %s is no longer queued (done, cancelled or taken): left alone", run_id)
-            own: Attempted | None = None
-            budget = inline_steps
-            while claim is not None:
-                fields = logs.step_fields(claim.execution_id, claim.step.name, claim.attempt, claim.workflow)
-                if fields == given:  # (the message named this attempt already)
+        if not log_fields:
+            return self._execute(run_id, task_id, inline_steps, rated, {})
+        with logs.bound(**log_fields):
+            return self._execute(run_id, task_id, inline_steps, rated, log_fields)
+
+    def _execute(
+        self, run_id: int, task_id: str | None, inline_steps: int, rated: bool, given: Mapping[str, Any]
+    ) -> Attempted | None:
+        claim = retrying(partial(self.recorder.claim, run_id, self.worker_id, task_id, rated))
+        if claim is None:
+            log.info("run %s is no longer queued (done, cancelled or taken): left alone", run_id)
+        own: Attempted | None = None
+        budget = inline_steps
+        while claim is not None:
+            fields = logs.step_fields(claim.execution_id, claim.step.name, claim.attempt, claim.workflow)
+            if fields == given:  # (the message named this attempt already)
+                attempted, claim = self._handle(claim, run_id, task_id if budget > 0 else None)
+            else:
+                with logs.bound(**fields):
                     attempted, claim = self._handle(claim, run_id, task_id if budget > 0 else None)
-                else:
-                    with logs.bound(**fields):
-                        attempted, claim = self._handle(claim, run_id, task_id if budget > 0 else None)
-                own = own or attempted
-                budget -= 1
+            own = own or attempted
+            budget -= 1
         return own
 
     def _handle(self, claim: Claim, run_id: int, carrier: str | None) -> tuple[Attempted, Claim | None]:

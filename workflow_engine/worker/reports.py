@@ -26,8 +26,8 @@ import json
 import traceback
 from dataclasses import dataclass
 
-from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
 from workflow_engine.core.secrets import hide, masked
+from workflow_engine.decisions.outcomes import Claim, Failure, Outcome, Success
 
 SUMMARY_CHARS = 200
 RETRYING = "retrying"

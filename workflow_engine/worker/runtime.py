@@ -8,8 +8,8 @@ import threading
 from typing import Any
 
 from workflow_engine.agents import REGISTRY, AgentCatalogue, load_modules
-from workflow_engine.coordinator.dispatch import task_id
 from workflow_engine.coordinator.service import Coordinator
+from workflow_engine.decisions.dispatch import task_id
 from workflow_engine.outages import warn
 from workflow_engine.store.opening import open_store
 from workflow_engine.worker.app import EngineCelery

@@ -1,6 +1,6 @@
 """What a decision knows about an execution, as plain data, and how it asks for more.
 
-A :class:`~workflow_engine.coordinator.unit.Unit` decides from :class:`Facts` alone. The caller
+A :class:`~workflow_engine.decisions.unit.Unit` decides from :class:`Facts` alone. The caller
 loads as little as it can (the execution's row; a worker's next outcome brings even that with
 it), and a decision that needs more raises :class:`Missing`, naming what: the caller loads it
 and decides again from the start (deciding is pure, so a second time gives the same changes).
@@ -8,7 +8,7 @@ A path that cannot load, such as an outcome recorded in one round trip, takes a 
 as "decide this under the lock".
 
 The runs of the execution as the decision leaves them are its own view
-(:class:`~workflow_engine.coordinator.unit.Runs`).
+(:class:`~workflow_engine.decisions.unit.Runs`).
 """
 
 from __future__ import annotations

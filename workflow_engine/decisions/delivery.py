@@ -19,7 +19,7 @@ publishes one whose carriers seem gone.
 
 The rules are the plain functions :func:`may_run_in_place`, :func:`route` and :func:`hand_on`;
 :func:`conclude` and :func:`took` apply them to a decision (a
-:class:`~workflow_engine.coordinator.unit.Unit`).
+:class:`~workflow_engine.decisions.unit.Unit`).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from workflow_engine.core.states import ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import StepDefinition, StepType
-from workflow_engine.store.rows import in_place
+from workflow_engine.store.records import in_place
 
 if TYPE_CHECKING:
-    from workflow_engine.coordinator.unit import Unit
+    from workflow_engine.decisions.unit import Unit
 
 T = TypeVar("T")
 E = ExecutionStatus
@@ -69,6 +69,8 @@ def route(
     worker may run in place; ``inline``, whether the reporting worker may run one; ``capacity``
     (asked only for a fan-out), how many steps the live workers run at once (0: unknown);
     ``carrying``, whether runs may be carried at all."""
+    if not inline and (len(outgoing) < 2 or not carrying):
+        return Route()  # (nothing may run in place, and carrying takes two runs at least)
     candidates = [run for run in outgoing if movable(run)]
     if inline and len(outgoing) == 1 and candidates:
         return Route(in_place=candidates[0])

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionStatus, StepStatus
+from workflow_engine.decisions.unit import Unit
 from workflow_engine.definitions.schemas import check_data
 from workflow_engine.errors import InvalidOperation, SignalNotFound
 from workflow_engine.store.records import StepRunRecord

@@ -1,17 +1,25 @@
-"""What happens to an execution when one of its steps reports, fires, is lost or times out."""
+"""What happens to an execution when one of its steps reports, fires, is lost or times out, and
+how any decision is made: :func:`decide` runs a decision (a function of a
+:class:`~workflow_engine.decisions.unit.Unit`) from the facts at hand; each time it raises
+:class:`~workflow_engine.decisions.facts.Missing`, the caller's ``load`` reads the facts it
+names and the decision starts again on a fresh unit. Pure: the loading and the writing are the
+caller's (:mod:`workflow_engine.coordinator.recording`)."""
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from workflow_engine.coordinator import attempts, maps
-from workflow_engine.coordinator.dispatch import task_id
-from workflow_engine.coordinator.outcomes import Claim, Failure, Outcome, Success
-from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import planner
 from workflow_engine.core.retry import FailureKind
 from workflow_engine.core.states import ExecutionStatus, StepStatus
+from workflow_engine.decisions import attempts, delivery, maps
+from workflow_engine.decisions.dispatch import task_id
+from workflow_engine.decisions.facts import OUTPUTS, Facts, Missing
+from workflow_engine.decisions.outcomes import Claim, Failure, Outcome, Success
+from workflow_engine.decisions.unit import Unit
 from workflow_engine.definitions.model import StepDefinition, StepType
 from workflow_engine.store.records import StepRunRecord
 
@@ -21,6 +29,7 @@ WORKER_LOST = maps.WORKER_LOST
 TIMEOUT = "timeout"
 TIMER_TOLERANCE = timedelta(seconds=1)
 DISCARDED = "discarded"
+T = TypeVar("T")
 
 
 def begin(unit: Unit, queued: bool = False) -> None:
@@ -212,7 +221,7 @@ def _end_running(unit: Unit, run: StepRunRecord, error_type: str, message: str) 
     }
     if not unit.runs.update(run.id, values, (S.RUNNING,)):
         return False
-    if run.item_index is None:  # (an item's count moves with what becomes of it: coordinator.maps)
+    if run.item_index is None:  # (an item's count moves with what becomes of it: decisions.maps)
         unit.count(run.step_type, S.RUNNING, S.FAILED)
     details: dict[str, Any] = {"step": run.step_name, "type": error_type, "message": message, "code": None}
     if run.item_index is not None:
@@ -225,3 +234,37 @@ def _elapsed_ms(unit: Unit, run: StepRunRecord) -> int | None:
     if run.started_at is None:
         return None
     return int((unit.now - run.started_at).total_seconds() * 1000)
+
+
+def decide(
+    facts: Facts,
+    make: Callable[..., Unit],  # of the facts, and rng=
+    act: Callable[[Unit], T],
+    load: Callable[[Missing], Any],
+    seed: int,
+) -> tuple[Unit, T]:
+    """The unit ``act`` decided on, from ``facts`` and what ``load`` adds, and what it returned.
+    Every round draws the same random numbers (``seed``), so a retry's backoff does not change
+    with the facts the decision had to ask for. Each round knows more than the one before (the
+    second time outputs are asked for, all of them are loaded), so the rounds end."""
+    while True:
+        unit = make(facts, rng=random.Random(seed))
+        try:
+            result = act(unit)
+            if unit.opening:  # (map and workflow steps opened: decisions.maps starts them)
+                maps.start_opened(unit)
+            delivery.conclude(unit)
+        except Missing as missing:
+            if missing.what == OUTPUTS and facts.outputs_of:
+                missing = Missing(OUTPUTS)  # a second time: every output, at once
+            known = facts.loaded(missing, load)
+            if known == facts:
+                raise AssertionError(f"a decision on {facts.record.id} asked again for {missing}") from None
+            facts = known
+            continue
+        return unit, result
+
+
+def unread(missing: Missing) -> Any:
+    """How a decision that cannot read (made outside a transaction) meets a need: it cannot."""
+    raise missing

@@ -1,9 +1,9 @@
 """Map steps and workflow steps, decided on a unit: opening them, their items' outcomes, and
 their end.
 
-A map or workflow step is opened by :meth:`Unit.open <workflow_engine.coordinator.unit.Unit.open>`
+A map or workflow step is opened by :meth:`Unit.open <workflow_engine.decisions.unit.Unit.open>`
 as its own run, running; :func:`start_opened` (called by every decision, see
-:mod:`~workflow_engine.coordinator.deciding`) then starts it: a map evaluates its items and
+:func:`~workflow_engine.decisions.steps.decide`) then starts it: a map evaluates its items and
 creates one run per item (admitting at most ``max_concurrency`` at once, the rest pending until
 a slot frees), a workflow step asks for its child execution, which the coordinator starts once
 the decision has committed. Each item's outcome moves the map's counts by one
@@ -15,18 +15,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from workflow_engine.coordinator import attempts, delivery
-from workflow_engine.coordinator.outcomes import Failure
-from workflow_engine.coordinator.runs import new_run
-from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import mapping
 from workflow_engine.core.expressions import ITEM_NAMES, ROOT_NAMES, Budget, compile_expression
 from workflow_engine.core.retry import FailureKind
 from workflow_engine.core.states import OPEN_STEP, ExecutionStatus, StepStatus
+from workflow_engine.decisions import attempts, delivery
+from workflow_engine.decisions.outcomes import Failure
+from workflow_engine.decisions.runs import new_run
+from workflow_engine.decisions.unit import Unit
 from workflow_engine.definitions.model import StepDefinition, StepType
 from workflow_engine.errors import ExpressionError
-from workflow_engine.store.records import StepRunRecord
-from workflow_engine.store.rows import in_place, input_of
+from workflow_engine.store.records import StepRunRecord, in_place, input_of
 
 E = ExecutionStatus
 S = StepStatus

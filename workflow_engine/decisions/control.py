@@ -6,9 +6,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from workflow_engine.coordinator import maps, waiting
-from workflow_engine.coordinator.dispatch import task_id
-from workflow_engine.coordinator.unit import Unit
 from workflow_engine.core import planner
 from workflow_engine.core.graph import Edge
 from workflow_engine.core.states import (
@@ -18,6 +15,9 @@ from workflow_engine.core.states import (
     ExecutionStatus,
     StepStatus,
 )
+from workflow_engine.decisions import maps, waiting
+from workflow_engine.decisions.dispatch import task_id
+from workflow_engine.decisions.unit import Unit
 from workflow_engine.definitions import compatibility
 from workflow_engine.definitions.model import StepType, WorkflowDefinition
 from workflow_engine.definitions.schemas import check_data

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -25,10 +25,10 @@ class Dispatch:
     time_limit: float | None = None
     index: int | None = None  # a map step's item
     rated: bool = False  # its agent has a rate limit: checked before the run is claimed
+    task_id: str = field(init=False)  # the broker's task id (see task_id)
 
-    @property
-    def task_id(self) -> str:
-        return task_id(self.execution_id, self.step, self.attempt, self.index)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task_id", task_id(self.execution_id, self.step, self.attempt, self.index))
 
     @classmethod
     def of(

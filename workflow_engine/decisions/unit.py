@@ -4,9 +4,9 @@ Everything the coordinator decides about an execution is decided on a :class:`Un
 execution transitions (through the state machine), creates and changes step runs, records
 events, keeps the execution's counters and join barriers, asks the planner what comes next, and
 says what to publish and which tasks to revoke once the changes are committed (the outbox). It
-does no I/O: it decides from :class:`~workflow_engine.coordinator.facts.Facts` and raises
-:class:`~workflow_engine.coordinator.facts.Missing` for what it was not given;
-:func:`~workflow_engine.coordinator.deciding.decide` decides again once the caller has loaded
+does no I/O: it decides from :class:`~workflow_engine.decisions.facts.Facts` and raises
+:class:`~workflow_engine.decisions.facts.Missing` for what it was not given;
+:func:`~workflow_engine.decisions.steps.decide` decides again once the caller has loaded
 it, and :func:`~workflow_engine.coordinator.recording.apply` hands the changes to the store.
 :class:`Runs` (below) is the execution's runs as the decision leaves them.
 """
@@ -21,17 +21,6 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from workflow_engine.coordinator.dispatch import Dispatch, task_id
-from workflow_engine.coordinator.facts import ATTEMPTS, RUNS, Facts, Missing, Tuning
-from workflow_engine.coordinator.runs import (
-    BUCKETS,
-    counters_of,
-    fire_at,
-    new_run,
-    open_reason,
-    took_signal,
-    waiting_reason,
-)
 from workflow_engine.core import mapping, planner
 from workflow_engine.core.expressions import Budget, Expression
 from workflow_engine.core.graph import Edge
@@ -45,10 +34,20 @@ from workflow_engine.core.states import (
     check_step_update,
     check_transition,
 )
+from workflow_engine.decisions.dispatch import Dispatch, task_id
+from workflow_engine.decisions.facts import ATTEMPTS, RUNS, Facts, Missing, Tuning
+from workflow_engine.decisions.runs import (
+    BUCKETS,
+    counters_of,
+    fire_at,
+    new_run,
+    open_reason,
+    took_signal,
+    waiting_reason,
+)
 from workflow_engine.definitions.model import StepDefinition, StepType, WorkflowDefinition
 from workflow_engine.errors import ExpressionError
-from workflow_engine.store.records import ExecutionRecord, StepRunRecord
-from workflow_engine.store.rows import RUN_IN_PLACE, event_row, input_of
+from workflow_engine.store.records import RUN_IN_PLACE, ExecutionRecord, StepRunRecord, event_row, input_of
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +103,7 @@ class Unit:
         self.new: list[dict[str, Any]] = []  # the runs this decision creates
         self.runs = Runs(facts, self.new)  # the execution's runs as this decision leaves them
         self.dirty = False
-        # set by a worker that can run the next step in place (see coordinator.delivery)
+        # set by a worker that can run the next step in place (see decisions.delivery)
         self.inline = inline  # (worker, carrier task id)
         self.carrier = carrier  # the step reporting is a branch whose siblings may be carried
         self.continued: tuple[int, dict[str, Any]] | None = None
@@ -113,7 +112,7 @@ class Unit:
         self.take: tuple[str | None, str | None] | None = None
         self.written: dict[str, Any] | None = None  # what row_values() gave the execution's row
         # map steps: their items' counts (see core.mapping), the own runs of map and workflow
-        # steps opened but not started yet (coordinator.maps starts them), and item outputs
+        # steps opened but not started yet (decisions.maps starts them), and item outputs
         # this decision knows
         self.maps: dict[str, dict[str, int]] = (
             {k: dict(v) for k, v in record.maps.items()} if record.maps else {}
@@ -191,7 +190,7 @@ class Unit:
 
     def count(self, step_type: str, previous: str | None, new: str) -> None:
         """Keep the counters right as a run moves from ``previous`` (None: new run) to ``new``
-        (see :func:`~workflow_engine.coordinator.runs.bucket`)."""
+        (see :func:`~workflow_engine.decisions.runs.bucket`)."""
         timer = step_type == StepType.TIMER
         if previous is not None and (old := BUCKETS[previous, timer]):
             self.counts[old] -= 1
@@ -256,7 +255,7 @@ class Unit:
                     if step.timeout is not None:
                         self.wait_until(row, self.now + timedelta(seconds=step.timeout))
             elif step.type in (StepType.MAP, StepType.WORKFLOW):
-                # it runs (its items, its child) once coordinator.maps has started it
+                # it runs (its items, its child) once decisions.maps has started it
                 row.update(status=S.PENDING if held else S.RUNNING, started_at=None if held else self.now)
                 if not held:
                     self.opening.append(row)
@@ -268,7 +267,7 @@ class Unit:
             self.add_run(row)
             self.count(step.type, None, row["status"])
             if step.type is StepType.MAP and row["status"] == S.RUNNING:
-                continue  # its history starts with what its items are (coordinator.maps)
+                continue  # its history starts with what its items are (decisions.maps)
             self.event(
                 step.name, row["attempt"], None, row["status"], reason or open_reason(step, row, self.status)
             )

@@ -1,6 +1,6 @@
 """Step runs as a unit writes them: a new run's columns, the execution counter a run counts
 toward, when a timer fires, and the reasons a run's history gives. Plain data in, plain data
-out: :class:`~workflow_engine.coordinator.unit.Unit` applies them."""
+out: :class:`~workflow_engine.decisions.unit.Unit` applies them."""
 
 from __future__ import annotations
 
