@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from tests.conftest import STORES
 from tests.support.harness import Harness
+from tests.support.polling import poll
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.notify import EventCursor, EventFeed, Notifier, follow
 from workflow_engine.store import schema as t
@@ -29,10 +30,10 @@ def test_followers_get_the_history_then_live_events_until_the_end(harness: Harne
     got: list[EventRecord] = []
     arrived = threading.Event()
     # a long poll interval: on PostgreSQL only a notification can wake the follower in time
-    poll = 30.0 if harness.store.dialect == "postgresql" else 0.05
+    interval = 30.0 if harness.store.dialect == "postgresql" else 0.05
 
     def consume() -> None:
-        for event in follow(harness.store, notifier, record.id, poll_interval=poll):
+        for event in follow(harness.store, notifier, record.id, poll_interval=interval):
             got.append(event)
             arrived.set()
 
@@ -44,9 +45,7 @@ def test_followers_get_the_history_then_live_events_until_the_end(harness: Harne
     before = len(got)
     began = time.monotonic()
     harness.deliver_one()  # step a runs: new events commit
-    while len(got) == before and time.monotonic() - began < 5:
-        time.sleep(0.01)
-    assert len(got) > before
+    poll(lambda: len(got) > before, 5, "step a's events", interval=0.01)
     assert time.monotonic() - began < 2
     harness.work()
     thread.join(10)
@@ -81,9 +80,7 @@ def test_a_feed_delivers_every_execution_s_events_written_by_another_store(harne
         harness.register(WorkflowBuilder("fed").agent("a").agent("b"))
         views = [harness.run("fed"), harness.run("fed")]
         expected = [e.id for v in views for e in harness.store.events(v.id)]
-        deadline = time.monotonic() + 5
-        while len(got) < len(expected) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        poll(lambda: len(got) >= len(expected), 5, "every event from the feed", interval=0.02)
         assert sorted(e.id for e in got) == sorted(expected)
     finally:
         feed.stop()

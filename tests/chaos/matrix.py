@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.chaos import servers, workload
-from tests.chaos.servers import DelayProxy, Namespace, Postgres, RabbitMQ, Redis, wait_until
+from tests.chaos.servers import DelayProxy, Namespace, Postgres, RabbitMQ, Redis
+from tests.support.polling import TimedOut, poll
 from workflow_engine.engine import Engine
 from workflow_engine.errors import StoreError
 from workflow_engine.processes import LocalCluster, Process, settings_env
@@ -132,7 +133,7 @@ class Deployment:
             since = datetime.now(UTC) - timedelta(seconds=5)
             return store.capacity(queue, since) >= slots
 
-        wait_until(ready, 60, f"{slots} worker processes to beat")
+        poll(ready, 60, f"{slots} worker processes to beat")
 
     def start_inside(self) -> None:
         """A worker in the namespace: PostgreSQL over link 0, Redis over link 1."""
@@ -186,17 +187,24 @@ def _progress(ledger: Path) -> int:
 
 
 def _after(ledger: Path, share: float, total_hint: int, timeout: float = 120) -> None:
-    wait_until(lambda: _progress(ledger) >= total_hint * share, timeout, f"{share:.0%} of the side effects")
+    poll(lambda: _progress(ledger) >= total_hint * share, timeout, f"{share:.0%} of the side effects")
 
 
-def _terminal(engine: Engine, ids: list[str], deadline: float) -> bool:
+def _terminal(engine: Engine, ids: list[str], timeout: float) -> bool:
+    """Whether every execution of ``ids`` ends within ``timeout`` seconds."""
     pending = list(ids)
-    while pending and time.monotonic() < deadline:
+
+    def drained() -> bool:
+        nonlocal pending
         with contextlib.suppress(StoreError):  # (the database may still be coming back)
             pending = [i for i in pending if engine.store.get_execution(i).status not in TERMINAL]
-        if pending:
-            time.sleep(0.5)
-    return not pending
+        return not pending
+
+    try:
+        poll(drained, timeout, "every execution to end", interval=0.5)
+    except TimedOut:
+        return False
+    return True
 
 
 # faults: each waits for the workload to be under way, injects, and returns when it is over
@@ -276,8 +284,8 @@ def started_by_message(d: Deployment, timeout: float = 120) -> list[str | None]:
                     found[key] = record.id
         return len(found) == len(d.sent)
 
-    with contextlib.suppress(TimeoutError):
-        wait_until(all_started, timeout, "the start requests sent during the outage", interval=0.5)
+    with contextlib.suppress(TimedOut):
+        poll(all_started, timeout, "the start requests sent during the outage", interval=0.5)
     return [found.get(key) for key in d.sent]
 
 
@@ -354,8 +362,7 @@ def run_case(case: Case, executions: int, folder: Path) -> Row:
         if None in by_message:
             notes.append(f"{by_message.count(None)} start request(s) sent as messages never started")
         ids += [execution for execution in by_message if execution is not None]
-        deadline = time.monotonic() + DRAIN_SECONDS
-        terminal = _terminal(d.engine, ids, deadline)
+        terminal = _terminal(d.engine, ids, DRAIN_SECONDS)
         drained = time.time()
         found = workload.outcome(d.engine.store, ids, ledger)
         after = [float(line[4]) for line in workload.ledger_lines(ledger) if float(line[4]) > ended]

@@ -13,11 +13,11 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.support import services
+from tests.support.polling import poll
 
 PG_BIN = str(Path(services.PG_CTL).parent) if services.PG_CTL else None
 
@@ -26,15 +26,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(probe: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if probe():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def _as_server_user(command: list[str]) -> list[str]:
@@ -128,7 +119,7 @@ class Redis:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_until(lambda: services.answers("127.0.0.1", self.port), 20, "Redis to answer")
+        poll(lambda: services.answers("127.0.0.1", self.port), 20, "Redis to answer")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -181,7 +172,7 @@ class RabbitMQ:
             self.process = subprocess.Popen(
                 ["rabbitmq-server"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        wait_until(lambda: services.answers("127.0.0.1", self.port), 90, "RabbitMQ to answer", interval=0.5)
+        poll(lambda: services.answers("127.0.0.1", self.port), 90, "RabbitMQ to answer", interval=0.5)
 
     def stop(self) -> None:
         """A clean stop: SIGTERM to the node (its pid file names it), which writes its queues."""
@@ -199,7 +190,7 @@ class RabbitMQ:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
         self.process = None
-        wait_until(lambda: not services.answers("127.0.0.1", self.port), 60, "RabbitMQ to stop", interval=0.5)
+        poll(lambda: not services.answers("127.0.0.1", self.port), 60, "RabbitMQ to stop", interval=0.5)
 
     def close(self) -> None:
         self.stop()

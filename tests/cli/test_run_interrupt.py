@@ -5,6 +5,7 @@ never hangs and leaves no process of its own behind."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,7 +13,6 @@ import select
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ import pytest
 from tests.cli.test_settings_cli import wfe
 from tests.conftest import ROOT
 from tests.support import services
+from tests.support.polling import poll
 
 pytestmark = pytest.mark.slow
 
@@ -54,15 +55,15 @@ class Terminal:
 
     def read_until(self, done: Callable[[], bool], what: str) -> None:
         """Read what the run prints until ``done()``, at most :data:`DEADLINE` seconds."""
-        deadline = time.monotonic() + DEADLINE
-        while not done():
-            assert time.monotonic() < deadline, f"no {what} after {DEADLINE}s:\n{self.text}"
-            ready, _, _ = select.select([self.master], [], [], 0.05)
+
+        def read_then_check() -> bool:
+            ready, _, _ = select.select([self.master], [], [], 0)
             if ready:
-                try:
+                with contextlib.suppress(OSError):  # (the terminal closes as the run exits)
                     self.shown += os.read(self.master, 65536)
-                except OSError:  # (the terminal closes as the run exits: poll for its end)
-                    time.sleep(0.05)
+            return done()
+
+        poll(read_then_check, DEADLINE, f"the {what}", interval=0.05, explain=lambda: self.text)
 
     def ctrl_c(self) -> None:
         os.killpg(self.process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
@@ -111,11 +112,13 @@ def gone(process: psutil.Process) -> bool:
 
 def all_gone(children: list[psutil.Process]) -> None:
     """Every process the run started has ended (polled: a killed process takes a moment)."""
-    deadline = time.monotonic() + DEADLINE
-    while not all(gone(child) for child in children):
-        left = [child.cmdline() for child in children if not gone(child)]
-        assert time.monotonic() < deadline, f"still running: {left}"
-        time.sleep(0.05)
+    poll(
+        lambda: all(gone(child) for child in children),
+        DEADLINE,
+        "every process the run started to end",
+        interval=0.05,
+        explain=lambda: [child.cmdline() for child in children if not gone(child)],
+    )
 
 
 def running_nap(terminal: Terminal) -> tuple[str, list[psutil.Process]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ import redis
 
 from tests.conftest import ROOT, unavailable
 from tests.support import services
+from tests.support.polling import TimedOut, poll
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.engine import Engine
 from workflow_engine.processes import LocalCluster
@@ -128,13 +128,12 @@ class Cluster:
             raise
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.05)
-        self.dump()
-        raise AssertionError(f"timed out waiting for {what}")
+        """:func:`poll`, with the processes' last lines shown if it times out."""
+        try:
+            poll(predicate, timeout, what, interval=0.05)
+        except TimedOut:
+            self.dump()
+            raise
 
     def step_status(self, execution_id: str, step: str) -> str:
         return self.statuses(execution_id)[step]

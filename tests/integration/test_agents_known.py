@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import services
+from tests.support.polling import poll
 from workflow_engine.store.opening import store_for
 
 AGENTS_MODULE = "tests.support.agents"  # (named, not imported: this process's registry stays empty)
@@ -62,18 +62,14 @@ def worker(environment: dict[str, str], tmp_path: Path) -> Iterator[subprocess.P
         log.close()
 
 
-def reported_agents(url: str, deadline: float) -> set[str]:
+def reported_agents(url: str, timeout: float) -> set[str]:
     """The agents the worker's heartbeat reports, polled until it is written (bounded)."""
     store = store_for(url)
     try:
-        while time.monotonic() < deadline:
-            workers = store.workers()
-            if workers:
-                return {agent for worker in workers for agent in worker.agents}
-            time.sleep(0.2)
+        workers = poll(store.workers, timeout, "the worker's heartbeat", interval=0.2)
     finally:
         store.dispose()
-    raise AssertionError("the worker wrote no heartbeat in time")
+    return {agent for worker in workers for agent in worker.agents}
 
 
 def wfe(environment: dict[str, str], folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -91,7 +87,7 @@ def wfe(environment: dict[str, str], folder: Path, *args: str) -> subprocess.Com
 def test_register_refuses_an_agent_the_live_worker_does_not_serve(
     environment: dict[str, str], worker: subprocess.Popen[bytes], tmp_path: Path
 ) -> None:
-    served = reported_agents(environment["WFE_DATABASE_URL"], time.monotonic() + 60)
+    served = reported_agents(environment["WFE_DATABASE_URL"], 60)
     assert "echo" in served and "no-such-agent" not in served
     (tmp_path / "typo.yaml").write_text(FLOW % "no-such-agent")
     (tmp_path / "good.yaml").write_text(FLOW % "echo")

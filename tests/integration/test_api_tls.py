@@ -7,7 +7,6 @@ import contextlib
 import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ from tests.conftest import ROOT
 from tests.integration.test_api_server import free_port
 from tests.support import services
 from tests.support.certificates import self_signed
+from tests.support.polling import poll
 from workflow_engine.store import migrate
 
 pytestmark = pytest.mark.slow
@@ -42,16 +42,18 @@ def test_wfe_api_serves_https_with_its_certificate_and_refuses_plain_http(tmp_pa
             stderr=subprocess.STDOUT,
         )
     trusted = ssl.create_default_context(cafile=str(cert))
+
+    def health() -> httpx.Response | None:
+        try:
+            return httpx.get(f"https://127.0.0.1:{port}/api/v1/health", verify=trusted, timeout=2)
+        except httpx.TransportError:
+            assert api.poll() is None, (tmp_path / "api.log").read_text()
+            return None
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                answer = httpx.get(f"https://127.0.0.1:{port}/api/v1/health", verify=trusted, timeout=2)
-                break
-            except httpx.TransportError:
-                assert api.poll() is None, (tmp_path / "api.log").read_text()
-                assert time.monotonic() < deadline, (tmp_path / "api.log").read_text()
-                time.sleep(0.2)
+        answer = poll(
+            health, 60, "the API to answer over TLS", interval=0.2, explain=(tmp_path / "api.log").read_text
+        )
         assert answer.status_code == 200 and answer.json()["database"] == "ok"
         with pytest.raises(httpx.TransportError):
             httpx.get(f"https://127.0.0.1:{port}/api/v1/health", timeout=2)  # not trusted by default

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from tests.integration.conftest import ledger_lines
 from tests.integration.test_api_server import PASSWORD, Server, server, wfe_command
+from tests.support.polling import poll
 from workflow_engine.core.payloads import MAX_DEPTH
 from workflow_engine.store import schema as t
 
@@ -50,13 +51,13 @@ def human_then(name: str, when: str, data_schema: dict[str, Any] | None = None) 
 def wait_for_status(
     server: Server, execution_id: str, statuses: set[str], user: str = "alice"
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    """The execution's view (with its steps) once its status is one of ``statuses``."""
+
+    def reached() -> dict[str, Any] | None:
         view = server.get(f"/executions/{execution_id}?include_steps=true", user).json()
-        if view["status"] in statuses:
-            return dict(view)
-        time.sleep(0.05)
-    raise AssertionError(f"{execution_id} did not reach {statuses}")
+        return dict(view) if view["status"] in statuses else None
+
+    return poll(reached, 30, f"{execution_id} to reach {sorted(statuses)}", interval=0.05)
 
 
 class HealthProbe:

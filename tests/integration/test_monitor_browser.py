@@ -19,6 +19,7 @@ from tests.api.test_monitor_pages import ORDER
 from tests.conftest import unavailable
 from tests.integration.test_api_server import PASSWORD, Server, server  # noqa: F401  (the fixture)
 from tests.support import browser
+from tests.support.polling import poll
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -76,15 +77,6 @@ def photograph(page: Page, shots: Path, name: str, full_page: bool = True) -> No
     page.emulate_media(color_scheme="light")
 
 
-def wait_until(predicate: object, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_a_step_changes_on_the_page_without_a_reload_and_a_person_completes_it_through_its_form(
     server: Server,  # noqa: F811
     page: Page,
@@ -121,7 +113,7 @@ def test_a_step_changes_on_the_page_without_a_reload_and_a_person_completes_it_t
     page.locator(f'form[data-execution-id="{second}"] input[name=amount]').fill("5")
     page.locator(f'form[data-execution-id="{second}"] button[type=submit]').click()
     page.wait_for_selector("[role=status]", timeout=10_000)
-    wait_until(lambda: server.get(f"/executions/{second}").json()["status"] == "completed", "the completion")
+    poll(lambda: server.get(f"/executions/{second}").json()["status"] == "completed", 30, "the completion")
     page.goto(f"{origin}/ui/executions")
     page.evaluate("window.__notReloaded = true")
     third = server.start("order")  # the list follows: the new row comes without a reload
@@ -211,10 +203,10 @@ def test_a_five_thousand_wide_fan_out_and_a_ten_thousand_item_map_render_folded(
     sign_in(page, server, "alice")
     execution = server.start("wide5000", input_data={"n": 10_000})
     store = server.cluster.engine.store
-    wait_until(
+    poll(
         lambda: [r.status for r in store.step_runs(execution) if r.step_name == "each"] == ["succeeded"],
+        240,
         "the 10,000-item map",
-        timeout=240,
     )
     began = time.perf_counter()
     response = page.goto(f"{origin}/ui/executions/{execution}")

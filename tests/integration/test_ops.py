@@ -9,12 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +22,7 @@ import sqlalchemy as sa
 from tests.conftest import ROOT
 from tests.integration.conftest import FAST, Cluster, broker_settings, running_cluster
 from tests.support import services
+from tests.support.polling import poll
 from workflow_engine.decisions.dispatch import Dispatch
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.engine import Engine
@@ -33,7 +33,6 @@ from workflow_engine.store import schema
 
 pytestmark = pytest.mark.slow
 
-T = TypeVar("T")
 KEY = new_key()
 
 
@@ -44,27 +43,16 @@ def free_port() -> int:
 
 
 def wait_http(url: str, timeout: float = 30, **kwargs: object) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The first answer from ``url`` that is no server error."""
+
+    def answer() -> httpx.Response | None:
         try:
             response = httpx.get(url, timeout=2, **kwargs)  # type: ignore[arg-type]
-            if response.status_code < 500:
-                return response
         except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url} did not answer")
-        time.sleep(0.25)
+            return None
+        return response if response.status_code < 500 else None
 
-
-def poll(probe: Callable[[], T | None], timeout: float, interval: float = 0.25) -> T | None:
-    """What ``probe()`` gives once it gives something; None if nothing within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(interval)
+    return poll(answer, timeout, f"{url} to answer", interval=0.25)
 
 
 def json_lines(path: Path) -> list[dict[str, Any]]:
@@ -101,23 +89,31 @@ class Flower:
         return {uuid: t for uuid, t in tasks.items() if execution in str(t.get("args"))}
 
 
+def watching_flower(cluster: Cluster) -> Flower:
+    """`wfe flower` on ``cluster``, once it has turned the worker's task events on (task events
+    are off in the worker's own settings: Flower turns them on at run time, some seconds after
+    it starts)."""
+    served = Flower(free_port())
+    cluster.processes.start_flower(served.port, "--basic-auth=ops:secret")
+    wait_http(f"http://127.0.0.1:{served.port}/api/workers", auth=served.auth)
+    cluster.engine.register(WorkflowBuilder("warm-flower").agent("fetch", "echo"))
+    started: list[str] = []
+
+    def events_on() -> bool:
+        """Whether Flower saw a worker receive any warm-up task (one more is run each time)."""
+        execution = cluster.engine.start("warm-flower").id
+        assert cluster.wait(execution).status == "completed"
+        started.append(execution)
+        return any(served.tasks(e).get(f"{e}:fetch:1", {}).get("received") for e in started)
+
+    poll(events_on, 60, "Flower to turn task events on in the worker", interval=0.5)
+    return served
+
+
 @pytest.fixture(scope="module")
 def flower(ops: Cluster) -> Flower:
-    """`wfe flower` on the ops cluster, once it has turned the worker's task events on (task
-    events are off in the worker's own settings: Flower turns them on at run time)."""
     assert not ops.settings.task_events and ops.settings.inline_steps > 0
-    served = Flower(free_port())
-    ops.processes.start_flower(served.port, "--basic-auth=ops:secret")
-    wait_http(f"http://127.0.0.1:{served.port}/api/workers", auth=served.auth)
-    ops.engine.register(WorkflowBuilder("warm-flower").agent("fetch", "echo"))
-    deadline = time.monotonic() + 60
-    while True:  # Flower enables events some seconds after it starts
-        execution = ops.engine.start("warm-flower").id
-        assert ops.wait(execution).status == "completed"
-        carrier = poll(lambda: served.tasks(execution).get(f"{execution}:fetch:1"), timeout=3)  # noqa: B023
-        if carrier and carrier.get("received"):
-            return served
-        assert time.monotonic() < deadline, "Flower never turned task events on in the worker"
+    return watching_flower(ops)
 
 
 def test_flower_reports_the_step_tasks_of_a_finished_execution(ops: Cluster, flower: Flower) -> None:
@@ -125,8 +121,7 @@ def test_flower_reports_the_step_tasks_of_a_finished_execution(ops: Cluster, flo
     ops.engine.register(WorkflowBuilder("flowered").agent("fetch", "echo").agent("store", "echo"))
     execution = ops.engine.start("flowered").id
     assert ops.wait(execution).status == "completed"
-    found = poll(lambda: flower.tasks(execution).get(f"{execution}:store:1"), timeout=15)
-    assert found, "Flower never showed the step run in place"
+    found = poll(lambda: flower.tasks(execution).get(f"{execution}:store:1"), 15, "the step run in place")
     assert found["state"] == "SUCCESS" and found["name"] == "flowered.store"
 
 
@@ -161,10 +156,10 @@ def test_flower_shows_each_attempt_in_the_state_of_its_outcome(
             and {uuid: found.get(uuid, {}).get("state") for uuid in expected} == expected
             and found
         ),
-        timeout=20,
+        20,
+        "Flower to show each attempt in the state of its outcome",
+        explain=lambda: {uuid: t.get("state") for uuid, t in flower.tasks(execution).items()},
     )
-    seen = flower.tasks(execution)
-    assert tasks, {uuid: t.get("state") for uuid, t in seen.items()}
     ok, retried, written, boom = (tasks[uuid] for uuid in expected)
     assert '"step": "ok"' in ok["result"] and retried["retries"] == 0 and written["retries"] == 1
     assert (
@@ -204,9 +199,11 @@ def test_a_secret_through_three_steps_is_in_no_log_line_task_event_or_row(
     assert ops.wait(execution).status == "completed"
     expected = [f"{execution}:{task}" for task in ("one:1", "two:1", "two:2", "three:1")]
     tasks = poll(
-        lambda: (found := flower.tasks(execution)) and all(u in found for u in expected) and found, 20
+        lambda: (found := flower.tasks(execution)) and all(u in found for u in expected) and found,
+        20,
+        "Flower to show every attempt",
+        explain=lambda: flower.tasks(execution),
     )
-    assert tasks, flower.tasks(execution)
     assert "the vendor refused key ***" in tasks[f"{execution}:two:1"]["exception"]
     logged = "".join(path.read_text() for path in ops.logs.glob("*.log"))
     assert "using key ***" in logged
@@ -260,9 +257,9 @@ def test_worker_logs_are_json_lines_with_execution_and_step(ops: Cluster) -> Non
     ops.engine.dispatcher.dispatch([Dispatch(run.id, execution, "logged", "talk", 1)])
     left = poll(
         lambda: [d for d in json_lines(worker.log) if d["message"].startswith(f"run {run.id} is no longer")],
-        timeout=30,
+        30,
+        "the worker to log the claim that found nothing",
     )
-    assert left, "the worker never logged the claim that found nothing"
     assert left[0]["execution_id"] == execution and left[0]["step"] == "talk"
     assert left[0]["attempt"] == 1 and left[0]["workflow"] == "logged"
 
@@ -278,9 +275,11 @@ def test_a_worker_whose_metrics_port_is_taken_warns(ops: Cluster, tmp_path: Path
     try:
         worker = crowded.start_worker("crowded")
         warned = poll(
-            lambda: [d for d in json_lines(worker.log) if "cannot be bound" in d["message"]], timeout=60
+            lambda: [d for d in json_lines(worker.log) if "cannot be bound" in d["message"]],
+            60,
+            "the worker to warn that its metrics port cannot be bound",
+            explain=lambda: worker.tail(40),
         )
-        assert warned, worker.tail(40)
         assert warned[0]["level"] == "warning" and str(port) in warned[0]["message"]
         assert worker.alive()  # it runs on, without its endpoint
     finally:

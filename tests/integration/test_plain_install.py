@@ -5,7 +5,6 @@ driver are tested in tests/coordinator/test_events.py."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 from tests.conftest import ROOT
 from tests.integration.test_api_server import free_port
 from tests.support import services
+from tests.support.polling import poll
 from workflow_engine.store.urls import database_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.long]
@@ -147,14 +147,12 @@ def test_a_plain_install_runs_a_workflow_on_postgresql_with_a_plain_url(
 
 
 def _wait_until_up(http: httpx.Client, api: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(300):
+    def up() -> bool:
         if api.poll() is not None:
             raise AssertionError(f"wfe api exited: {log.read_text()[-3000:]}")
         try:
-            if http.get("/health", timeout=1).status_code == 200:
-                return
+            return http.get("/health", timeout=1).status_code == 200
         except httpx.HTTPError:
-            pass
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            api.wait(timeout=0.1)
-    raise AssertionError("wfe api did not come up")
+            return False
+
+    poll(up, 60, "wfe api to come up")

@@ -7,7 +7,6 @@ no Redis key."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -18,7 +17,8 @@ from celery import Celery
 
 from tests.integration.conftest import FAST, broker_settings, start_cluster
 from tests.integration.test_api_server import PASSWORD, Server, _healthy, free_port, wfe_command
-from tests.integration.test_ops import Flower, poll, wait_http
+from tests.integration.test_ops import Flower, watching_flower
+from tests.support.polling import poll
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.secrets import new_key
 from workflow_engine.settings import Settings
@@ -57,19 +57,7 @@ def sealed_server(
 @pytest.fixture(scope="module")
 def flower(sealed_server: Server) -> Flower:
     """`wfe flower` on that cluster, once the worker sends task events (Flower turns them on)."""
-    cluster = sealed_server.cluster
-    served = Flower(free_port())
-    cluster.processes.start_flower(served.port, "--basic-auth=ops:secret")
-    wait_http(f"http://127.0.0.1:{served.port}/api/workers", auth=served.auth)
-    cluster.engine.register(WorkflowBuilder("warm").agent("fetch", "echo"))
-    deadline = time.monotonic() + 60
-    while True:  # Flower enables events some seconds after it starts
-        execution = cluster.engine.start("warm").id
-        assert cluster.wait(execution).status == "completed"
-        carrier = poll(lambda: served.tasks(execution).get(f"{execution}:fetch:1"), timeout=3)  # noqa: B023
-        if carrier and carrier.get("received"):
-            return served
-        assert time.monotonic() < deadline, "Flower never turned task events on in the worker"
+    return watching_flower(sealed_server.cluster)
 
 
 def test_a_secret_an_agent_returns_or_raises_changed_is_in_no_row_logs_view_log_line_task_or_redis_key(
@@ -101,9 +89,11 @@ def test_a_secret_an_agent_returns_or_raises_changed_is_in_no_row_logs_view_log_
     assert second["error_message"] == "VendorRefused: still refused: *** (pin ***)"
     expected = [f"{execution}:{task}" for task in ("returns:1", "raises:1", "raises:2")]
     tasks = poll(
-        lambda: (found := flower.tasks(execution)) and all(u in found for u in expected) and found, 20
+        lambda: (found := flower.tasks(execution)) and all(u in found for u in expected) and found,
+        20,
+        "Flower to show every attempt",
+        explain=lambda: flower.tasks(execution),
     )
-    assert tasks, flower.tasks(execution)
     assert "[E***]: the vendor refused ***" in tasks[f"{execution}:raises:1"]["exception"]
     logged = "".join(path.read_text() for path in cluster.logs.glob("*.log"))
     assert "calling with Bearer *** and pin ***" in logged

@@ -25,9 +25,9 @@ import sqlalchemy as sa
 from tests.conftest import unavailable
 from tests.integration.conftest import FAST, running_cluster
 from tests.integration.test_api_server import free_port
-from tests.integration.test_ops import poll
 from tests.support import services
 from tests.support.certificates import self_signed
+from tests.support.polling import poll
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.errors import StoreError
 from workflow_engine.secrets import new_key
@@ -124,7 +124,7 @@ def tls_redis(tls_folder: Path) -> Iterator[str]:
                 return bool(client.ping())
             return False
 
-        assert poll(answers, 30), "the TLS Redis did not answer"
+        poll(answers, 30, "the TLS Redis to answer")
         client.close()
         yield url
     finally:

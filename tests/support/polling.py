@@ -1,4 +1,4 @@
-"""Bounded polling: wait for a state, never for a fixed time."""
+"""Bounded polling: wait for a state, never for a fixed time. The one wait loop of the tests."""
 
 from __future__ import annotations
 
@@ -9,13 +9,25 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def poll(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:
-    """``probe()``'s first truthy answer, or AssertionError naming ``what`` after ``timeout``."""
+class TimedOut(AssertionError):
+    """What a bounded wait was for did not happen within its timeout."""
+
+
+def poll(
+    probe: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    interval: float = 0.1,
+    explain: Callable[[], object] | None = None,
+) -> T:
+    """``probe()``'s first truthy answer, or :class:`TimedOut` naming ``what`` after ``timeout``
+    (with ``explain()``, where the state was left, when given)."""
     deadline = time.monotonic() + timeout
     while True:
         answer = probe()
         if answer:
             return answer
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            found = f":\n{explain()}" if explain is not None else ""
+            raise TimedOut(f"timed out after {timeout} s waiting for {what}{found}")
         time.sleep(interval)
