@@ -68,6 +68,7 @@ class HealthProbe:
         self.http = httpx.Client(base_url=base, timeout=60)
         self.idle = statistics.median(self._once() for _ in range(20))
         self.slowest = 0.0
+        self.answers = 0  # how many /health answers the thread has had
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -79,6 +80,7 @@ class HealthProbe:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.slowest = max(self.slowest, self._once())
+            self.answers += 1
             self._stop.wait(0.01)
 
     def __enter__(self) -> HealthProbe:
@@ -104,7 +106,9 @@ STALL_RATIO = 1000
 def while_probing(server: Server, action: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
     with HealthProbe(str(server.http.base_url)) as probe:
         response = action()
-        time.sleep(0.05)  # one more /health after the answer
+        before = probe.answers
+        # one more /health answered after the action's: one the action held up is counted
+        poll(lambda: probe.answers > before, 30, "a /health answer after the action's", interval=0.01)
     return response, probe.ratio
 
 
