@@ -30,7 +30,7 @@ def outcome_statements() -> Iterator[list[str]]:
     sent: list[str] = []
     kinds = (
         ("wfe_finish_counted(", "counted"),
-        ("wfe_finish_planned(", "planned"),
+        ("wfe_finish_optimistic(", "planned"),
         ("wfe_finish(", "locked"),
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import pytest
 
@@ -43,8 +44,8 @@ class LostCommitAnswer:
         self.seen: list[str] = []
 
     @contextmanager
-    def pipelined(self) -> Iterator[Tx]:
-        with self.real() as tx:
+    def pipelined(self, now: datetime | None = None) -> Iterator[Tx]:
+        with self.real(now) as tx:
             yield tx
         # the real transaction has exited cleanly: its COMMIT was sent and answered
         if self.armed:

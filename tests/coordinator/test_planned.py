@@ -27,7 +27,7 @@ def outcome_statements(harness: Harness) -> Iterator[list[str]]:
     sent: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "EXECUTE wfe_finish_planned(" in statement:
+        if "EXECUTE wfe_finish_optimistic(" in statement:
             sent.append("planned")
         elif "EXECUTE wfe_finish(" in statement:
             sent.append("locked")
@@ -227,7 +227,7 @@ def test_a_child_starts_in_one_statement_only_while_its_parent_runs_and_its_run_
         return values
 
     def start(child_id: str, run_id: int) -> bool | None:
-        with harness.store.planning() as plan:
+        with harness.store.optimistic() as plan:
             return (
                 None if isinstance(plan, Unsupported) else plan.start(row(child_id), {}, ([], [], []), run_id)
             )

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from workflow_engine.core.expressions import Expression
-from workflow_engine.decisions.runs import bucket, fire_at, new_run, open_reason
+from workflow_engine.decisions.runs import bucket, fire_at
+from workflow_engine.decisions.unit import new_run, open_reason
 from workflow_engine.definitions.model import StepDefinition
 from workflow_engine.errors import ExpressionError
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from tests.support.harness import Harness
 from workflow_engine.decisions.outcomes import Success
-from workflow_engine.decisions.runs import new_run
 from workflow_engine.decisions.steps import attempt_values
+from workflow_engine.decisions.unit import new_run
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import event_row

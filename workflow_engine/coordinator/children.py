@@ -4,7 +4,7 @@ reconciler repairs whatever a crash left between the two).
 
 A child that its parent's worker runs in place starts in one statement from what the parent's
 decision knew, and its end is told to the parent in one more, planned against the parent's row
-(:mod:`workflow_engine.store.plan`); anything else goes through a transaction.
+(:mod:`workflow_engine.store.optimistic`); anything else goes through a transaction.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from workflow_engine.coordinator.definition_cache import DefinitionCache
 from workflow_engine.coordinator.outbox import Outbox
-from workflow_engine.coordinator.recording import Recorder, apply
+from workflow_engine.coordinator.recording import DefinitionCache, Recorder, apply
 from workflow_engine.core import descendants
 from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionStatus, StepStatus
 from workflow_engine.decisions import control, maps, steps
@@ -31,7 +30,7 @@ from workflow_engine.outages import warn
 from workflow_engine.secrets import Binding, handed_on
 from workflow_engine.settings import Settings
 from workflow_engine.store import lineages
-from workflow_engine.store.plan import Plan
+from workflow_engine.store.optimistic import OptimisticWrite
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord, WorkflowRecord
 from workflow_engine.store.repository import Store
 from workflow_engine.store.seam import Unsupported
@@ -68,9 +67,9 @@ class Deciding(Protocol):
         inline: tuple[str, str | None] | None = None,
     ) -> tuple[Unit, T]: ...
 
-    def started_planned(
+    def started_optimistically(
         self,
-        plan: Plan,
+        plan: OptimisticWrite,
         values: dict[str, Any],
         actor: str,
         inline: tuple[str, str | None] | None = None,
@@ -257,7 +256,7 @@ class Children:
         decision, or None when that cannot be done (the decision reads, the parent no longer
         runs, the child is refused or exists): the transaction path decides then."""
         assert step.workflow is not None
-        with self.store.planning() as plan:
+        with self.store.optimistic() as plan:
             if isinstance(plan, Unsupported):
                 return None
             try:
@@ -269,7 +268,9 @@ class Children:
                 return None
             now = max(plan.now, run.queued_at)
             values = _child_row(child_id, record, definition, parent, run, child_input, now)
-            unit = self.coordinator.started_planned(plan, values, f"parent {parent.id}", inline, run.id)
+            unit = self.coordinator.started_optimistically(
+                plan, values, f"parent {parent.id}", inline, run.id
+            )
         if unit is not None:
             self.outbox.after_commit(unit)
         return unit

@@ -9,9 +9,8 @@ from functools import partial
 from typing import Any
 
 from workflow_engine.clock import Clock
-from workflow_engine.coordinator.definition_cache import DefinitionCache
 from workflow_engine.coordinator.outbox import Outbox
-from workflow_engine.coordinator.recording import apply
+from workflow_engine.coordinator.recording import DefinitionCache, apply
 from workflow_engine.core import limits
 from workflow_engine.core.expressions import Expression, compile_expression
 from workflow_engine.core.limits import Admission, slot_key

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from workflow_engine.coordinator.definition_cache import DefinitionCache
+from workflow_engine.coordinator.recording import DefinitionCache
 from workflow_engine.core.expressions import ITEM_NAMES, compile_expression
 from workflow_engine.core.limits import slot_key
 from workflow_engine.core.states import StepStatus

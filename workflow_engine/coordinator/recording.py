@@ -26,16 +26,16 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from workflow_engine.coordinator.definition_cache import DefinitionCache
 from workflow_engine.coordinator.outbox import Outbox
-from workflow_engine.coordinator.rates import Rates
 from workflow_engine.core import mapping
 from workflow_engine.core.states import StepStatus
 from workflow_engine.decisions import delivery, maps, steps
@@ -56,11 +56,14 @@ from workflow_engine.decisions.outcomes import Claim, Finished, Outcome, Success
 from workflow_engine.decisions.steps import decide, unread
 from workflow_engine.decisions.unit import Unit
 from workflow_engine.definitions.model import WorkflowDefinition
+from workflow_engine.definitions.validation import load_document
 from workflow_engine.errors import ExecutionNotFound, StoreError
 from workflow_engine.events import EventBus
 from workflow_engine.outages import warn
 from workflow_engine.settings import Settings
+from workflow_engine.store.optimistic import OptimisticWrite
 from workflow_engine.store.records import RUN_IN_PLACE, ExecutionRecord, StepRunRecord, event_row
+from workflow_engine.store.repository import Store
 from workflow_engine.store.seam import Arrived, Counted, OutcomeStore, Take, Unsupported
 from workflow_engine.store.transaction import Tx, latest_checkpoint
 
@@ -133,6 +136,31 @@ def apply(tx: Tx, unit: Unit, last: bool = False) -> None:
         unit.inserted(tx.write(unit.id, values, unit.new, unit.events, last=last))
 
 
+def apply_optimistic(
+    plan: OptimisticWrite,
+    unit: Unit,
+    revision: int,
+    run_id: int,
+    worker: str | None,
+    values: Mapping[str, Any],
+) -> bool:
+    """Write ``unit``'s decision in one statement, with ``values`` recorded as the outcome of the
+    run ``run_id`` (of ``worker``; None: a workflow step's run, whose child ended), only if the
+    execution's row is still at ``revision``: whether it was written (if not, nothing was). A
+    decision that takes a carried run, supersedes runs, or keeps or takes signals needs more
+    than one statement: not written."""
+    row = unit.row_values()
+    if row is None or unit.take is not None or unit.runs.superseded:
+        return False
+    if unit.signals_sent or unit.signals_taken:
+        return False
+    ids = plan.reserve(len(unit.new))
+    if not plan.apply(unit.id, revision, run_id, worker, values, (row, unit.new, unit.events, ids)):
+        return False
+    unit.inserted(ids)
+    return True
+
+
 def _placed(definition: WorkflowDefinition, name: str, index: int | None) -> dict[str, Any]:
     """The fields of a claim that follow from its step's place in the workflow (a map's item
     counts toward its map, and hands nothing on; its siblings may be carried)."""
@@ -156,6 +184,31 @@ def _admits(claim: Claim) -> bool:
     return progress is not None and mapping.pending(progress) != mapping.ITEM_COUNTING.pending
 
 
+class DefinitionCache:
+    """Parsed definitions by workflow id: registered versions are immutable, so they are
+    cached (the least recently used ``size`` of them)."""
+
+    def __init__(self, store: Store, size: int = 256) -> None:
+        self.store = store
+        self.size = size
+        self._items: OrderedDict[int, WorkflowDefinition] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, workflow_id: int) -> WorkflowDefinition:
+        with self._lock:
+            found = self._items.get(workflow_id)
+            if found is not None:
+                self._items.move_to_end(workflow_id)
+                return found
+        record = self.store.get_workflow_by_id(workflow_id)
+        definition = load_document(record.document, f"{record.name}@{record.version}", stored=True)
+        with self._lock:
+            self._items[workflow_id] = definition
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return definition
+
+
 class Recorder:
     """Claims attempts for workers and records their outcomes (see the module's docstring)."""
 
@@ -167,7 +220,7 @@ class Recorder:
         events: EventBus,
         rng: random.Random,
         outbox: Outbox,
-        rates: Rates,
+        admit: Callable[[int], tuple[bool, datetime | None]],
         opener: Callable[[Any], Any] | None = None,
     ) -> None:
         self.opener = opener  # decrypts the secrets a condition reads (see Unit.condition_scope)
@@ -177,7 +230,7 @@ class Recorder:
         self.events = events
         self.rng = rng
         self.outbox = outbox
-        self.rates = rates
+        self.admit = admit  # a rate-limited run: whether it may start now, and when it starts
         self._capacity = (0, 0.0)  # steps the workers run at once, and until when that holds (monotonic)
 
     def claim(
@@ -187,7 +240,7 @@ class Recorder:
         its step's rate limit (``rated``) makes it wait."""
         at = None
         if rated:
-            admitted, at = self.rates.admit(run_id)
+            admitted, at = self.admit(run_id)
             if not admitted:
                 return None
         claimed = self.store.claim(run_id, worker, task_id, at)
@@ -253,8 +306,9 @@ class Recorder:
     def _locked(self, claim: Claim, outcome: Outcome, inline: str | None) -> Finished:
         """The execution's row locked, the outcome recorded, the decision made from the row (and
         what it asks for) and applied, in one transaction. It always applies."""
-        with self.store.pipelined() as tx:
-            status, values = steps.attempt_values(outcome, tx.now, item=claim.index is not None)
+        now = self.store.clock.now()
+        status, values = steps.attempt_values(outcome, now, item=claim.index is not None)
+        with self.store.pipelined(now) as tx:
             record, applied = tx.lock_and_finish_run(claim.execution_id, claim.run_id, claim.worker, values)
             if record is None:
                 raise ExecutionNotFound(claim.execution_id)
@@ -421,7 +475,7 @@ class Recorder:
         previous step's outcome wrote, and recorded only if the row is still at that revision.
         Not applicable when it is not, or when the decision needs to read."""
         assert claim.execution is not None
-        with self.store.planning() as plan:
+        with self.store.optimistic() as plan:
             if isinstance(plan, Unsupported):
                 return NotApplicable("this database has no one-round-trip outcome")
             status, values = steps.attempt_values(outcome, plan.now, item=claim.index is not None)
@@ -438,16 +492,10 @@ class Recorder:
                 unit, result = decide(facts, make, act, load, seed)
             except Missing:
                 return NotApplicable("the decision reads the database")
-            row = unit.row_values()
             # (changing or superseding runs asks for them first: Missing above)
-            if row is None or unit.take is not None:  # (a carried run to take: more than one statement)
-                return NotApplicable("nothing to write, or a carried run to take")
-            ids = plan.reserve(len(unit.new))
             revision = claim.execution.revision
-            written = (row, unit.new, unit.events, ids)
-            if not plan.apply(claim.execution_id, revision, claim.run_id, claim.worker, values, written):
-                return NotApplicable("the row moved on from the revision decided against")
-            unit.inserted(ids)
+            if not apply_optimistic(plan, unit, revision, claim.run_id, claim.worker, values):
+                return NotApplicable("more than one statement, or the row moved on from its revision")
         return self._finished(unit, claim, result)
 
     def child_ended(self, parent: ExecutionRecord, run: StepRunRecord, child: ExecutionRecord) -> Unit | None:
@@ -465,7 +513,7 @@ class Recorder:
         def act(unit: Unit) -> bool:
             return maps.child_ended(unit, run.step_name, run.item_index, child, run)
 
-        with self.store.planning() as plan:
+        with self.store.optimistic() as plan:
             if isinstance(plan, Unsupported):
                 return None
             try:
@@ -474,16 +522,10 @@ class Recorder:
             except Missing:
                 return None
             own = unit.runs.changes
-            if not changed or len(own) != 1 or own[0].step != run.step_name or unit.take is not None:
+            if not changed or len(own) != 1 or own[0].step != run.step_name:
                 return None  # (only the waiting run changes: its values are the outcome recorded)
-            row = unit.row_values()
-            if row is None or unit.runs.superseded or unit.signals_sent or unit.signals_taken:
+            if not apply_optimistic(plan, unit, parent.revision, run.id, None, own[0].values):
                 return None
-            ids = plan.reserve(len(unit.new))
-            written = (row, unit.new, unit.events, ids)
-            if not plan.apply(parent.id, parent.revision, run.id, None, own[0].values, written):
-                return None
-            unit.inserted(ids)
         return unit
 
     def _maker(self, claim: Claim, inline: str | None) -> Callable[..., Unit]:

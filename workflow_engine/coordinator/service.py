@@ -15,10 +15,9 @@ from typing import Any, TypeVar
 
 from workflow_engine.coordinator import concurrency
 from workflow_engine.coordinator.children import Children
-from workflow_engine.coordinator.definition_cache import DefinitionCache
 from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.rates import Rates
-from workflow_engine.coordinator.recording import Recorder, apply, loader
+from workflow_engine.coordinator.recording import DefinitionCache, Recorder, apply, loader
 from workflow_engine.core import quotas
 from workflow_engine.core.secrets import Opened, has_sealed
 from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionMode, ExecutionStatus, StepStatus
@@ -44,7 +43,7 @@ from workflow_engine.events import EventBus
 from workflow_engine.secrets import Binding, KeyMissing, Keyring
 from workflow_engine.settings import Settings
 from workflow_engine.store import quotas as counted
-from workflow_engine.store.plan import Plan
+from workflow_engine.store.optimistic import OptimisticWrite
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 from workflow_engine.store.repository import Store
 from workflow_engine.store.sealed import tree_of
@@ -82,7 +81,14 @@ class Coordinator:
         self.outbox = Outbox(store, dispatcher, self.events)
         self.rates = Rates(store, self.definitions, dispatcher)
         self.recorder = Recorder(
-            store, self.definitions, settings, self.events, self.rng, self.outbox, self.rates, self._opened
+            store,
+            self.definitions,
+            settings,
+            self.events,
+            self.rng,
+            self.outbox,
+            self.rates.admit,
+            self._opened,
         )
         self.slots = concurrency.Slots(store, self.definitions, self.decided, self.outbox)
         self.children = Children(self, store, self.definitions, self.recorder, self.outbox)
@@ -158,7 +164,7 @@ class Coordinator:
         owner = owner_id if owner_id is not None else self.store.system_user_id()
         execution_id = str(uuid.uuid4())
         started: Unit | None = None
-        with self.store.planning() as plan:
+        with self.store.optimistic() as plan:
             counting = self._counting(owner)  # (read with the version: no round trip of its own)
             on = None if isinstance(plan, Unsupported) else plan
             record, row = self.store.workflow_with(workflow, version, visible_to, on, counting)
@@ -174,7 +180,7 @@ class Coordinator:
                     execution_id, record, owner, mode, data, meta, idempotency_key, plan.now
                 )
                 values["total_steps"] = len(definition.steps)
-                started = self.started_planned(plan, values, actor)
+                started = self.started_optimistically(plan, values, actor)
         if started is not None:
             self.outbox.after_commit(started)
             return _as_left(started) or self.store.get_execution(execution_id)
@@ -221,9 +227,9 @@ class Coordinator:
             return _as_left(unit) or self.store.get_execution(execution_id)
         return self.store.get_execution(execution_id)
 
-    def started_planned(
+    def started_optimistically(
         self,
-        plan: Plan,
+        plan: OptimisticWrite,
         values: dict[str, Any],
         actor: str,
         inline: tuple[str, str | None] | None = None,

@@ -7,8 +7,7 @@ from datetime import timedelta
 
 from workflow_engine.core import mapping
 from workflow_engine.core.states import ExecutionStatus, StepStatus
-from workflow_engine.decisions.runs import new_run
-from workflow_engine.decisions.unit import Unit
+from workflow_engine.decisions.unit import Unit, new_run
 from workflow_engine.definitions.model import StepDefinition
 from workflow_engine.store.records import StepRunRecord
 

@@ -107,14 +107,15 @@ def conclude(unit: Unit) -> None:
 
 def hand_out(unit: Unit) -> None:
     """Send the runs ``unit`` queued on their way (see :func:`route`)."""
-    if unit.status != E.RUNNING:
-        return
+    inline = unit.inline is not None and unit.continued is None
+    if unit.status != E.RUNNING or (not inline and len(unit.new) < 2):
+        return  # (fewer than two new runs and none to run in place: route() sends each by message)
     decided = route(
         [row for row in unit.new if row["published_at"] is not None],
         lambda row: may_run_in_place(
             unit.definition.steps_by_name[row["step_name"]], row["status"], row["item_index"] is not None
         ),
-        inline=unit.inline is not None and unit.continued is None,
+        inline=inline,
         capacity=unit.facts.workers_capacity,
         carrying=bool(unit.settings.inline_steps),
     )

@@ -21,8 +21,7 @@ from workflow_engine.core.retry import FailureKind
 from workflow_engine.core.states import OPEN_STEP, ExecutionStatus, StepStatus
 from workflow_engine.decisions import attempts, delivery
 from workflow_engine.decisions.outcomes import Failure
-from workflow_engine.decisions.runs import new_run
-from workflow_engine.decisions.unit import Unit
+from workflow_engine.decisions.unit import Unit, new_run
 from workflow_engine.definitions.model import StepDefinition, StepType
 from workflow_engine.errors import ExpressionError
 from workflow_engine.store.records import StepRunRecord, in_place, input_of

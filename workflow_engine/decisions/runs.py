@@ -1,6 +1,6 @@
-"""Step runs as a unit writes them: a new run's columns, the execution counter a run counts
-toward, when a timer fires, and the reasons a run's history gives. Plain data in, plain data
-out: :class:`~workflow_engine.decisions.unit.Unit` applies them."""
+"""Step runs as a decision counts and dates them: the execution counter a run counts toward,
+when a timer fires, why an execution waits, a signal a wait step takes. Plain data in, plain
+data out: :class:`~workflow_engine.decisions.unit.Unit` applies them (and makes new runs)."""
 
 from __future__ import annotations
 
@@ -95,38 +95,6 @@ def new_execution(
     }
 
 
-def new_run(execution_id: str, now: datetime, step: StepDefinition, attempt: int) -> dict[str, Any]:
-    """A new run with every column set (rows are written together, in one statement)."""
-    return {
-        "execution_id": execution_id,
-        "step_name": step.name,
-        "step_type": step.type.value,
-        "agent": step.agent,
-        "attempt": attempt,
-        "status": S.PENDING,
-        "superseded": False,
-        "carried": False,
-        "timeout": step.timeout,
-        "error_type": None,
-        "error_message": None,
-        "error_code": None,
-        "output": None,
-        "duration_ms": None,
-        "worker": None,
-        "task_id": None,
-        "completed_by": None,
-        "input": None,
-        "queued_at": now,
-        "not_before": None,
-        "published_at": None,
-        "started_at": None,
-        "heartbeat_at": None,
-        "finished_at": None,
-        "item_index": None,
-        "item": None,
-    }
-
-
 def fire_at(step: StepDefinition, now: datetime, evaluate: Callable[[Expression], Any]) -> datetime:
     """When a timer step fires: after its ``delay``, or at the moment its ``until`` gives
     (``evaluate`` evaluates it over the execution's data)."""
@@ -144,23 +112,6 @@ def fire_at(step: StepDefinition, now: datetime, evaluate: Callable[[Expression]
     except (ValueError, OverflowError, OSError):
         usable = "not a usable timestamp (ISO 8601, or seconds since 1970)"
         raise ExpressionError(f"{value!r} is {usable}", step.until) from None
-
-
-def open_reason(step: StepDefinition, row: dict[str, Any], status: str) -> str | None:
-    """What a new run's history says of it, in an execution in ``status``."""
-    if step.type is StepType.HUMAN:
-        who = ", ".join(step.assignees) or "any operator"
-        return f"human task for {who}"
-    if step.type is StepType.TIMER and row.get("not_before") is not None:
-        return f"timer fires at {row['not_before'].isoformat()}"
-    if step.type is StepType.WAIT:
-        if row["status"] == S.SUCCEEDED:
-            return f"took signal {step.waits_for!r} sent by {row.get('completed_by') or 'an operator'}"
-        until = f" until {row['not_before'].isoformat()}" if row.get("not_before") is not None else ""
-        return f"waiting for signal {step.waits_for!r}{until}"
-    if row["status"] == S.PENDING:
-        return "held: execution paused" if status == ExecutionStatus.PAUSED else "held: step mode"
-    return None
 
 
 def waiting_reason(runs: Sequence[StepRunRecord]) -> str:

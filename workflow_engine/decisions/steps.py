@@ -93,13 +93,12 @@ def after_attempt(unit: Unit, claim: Claim, outcome: Outcome, status: str) -> st
             result = maps.item_failed(unit, None, step.name, claim.index, claim.attempt, outcome)
         unit.settle()
         return result
+    if isinstance(outcome, Success):
+        unit.step_succeeded(step, claim.attempt, S.RUNNING, outcome.output, actor=claim.worker)
+        return str(S.SUCCEEDED)
     unit.count(step.type, S.RUNNING, status)
     unit.event(step.name, claim.attempt, S.RUNNING, status, reason, details, actor=claim.worker)
-    if isinstance(outcome, Success):
-        unit.advance(step.name, S.SUCCEEDED, outcome.output)
-        result = str(S.SUCCEEDED)
-    else:
-        result = _after_failure(unit, step, claim.attempt, outcome)
+    result = _after_failure(unit, step, claim.attempt, outcome)
     unit.settle()
     return result
 
@@ -136,10 +135,8 @@ def fire_timer(unit: Unit, run: StepRunRecord) -> bool:
     values = {"status": S.SUCCEEDED, "output": output, "finished_at": unit.now}
     if not unit.runs.update(run.id, values, (S.WAITING,)):
         return False
-    unit.count(StepType.TIMER, S.WAITING, S.SUCCEEDED)
-    unit.event(run.step_name, run.attempt, S.WAITING, S.SUCCEEDED, "timer fired")
-    unit.advance(run.step_name, S.SUCCEEDED, output)
-    unit.settle()
+    step = unit.definition.steps_by_name[run.step_name]  # (a timer step)
+    unit.step_succeeded(step, run.attempt, S.WAITING, output, "timer fired")
     return True
 
 

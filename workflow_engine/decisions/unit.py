@@ -36,15 +36,7 @@ from workflow_engine.core.states import (
 )
 from workflow_engine.decisions.dispatch import Dispatch, task_id
 from workflow_engine.decisions.facts import ATTEMPTS, RUNS, Facts, Missing, Tuning
-from workflow_engine.decisions.runs import (
-    BUCKETS,
-    counters_of,
-    fire_at,
-    new_run,
-    open_reason,
-    took_signal,
-    waiting_reason,
-)
+from workflow_engine.decisions.runs import BUCKETS, counters_of, fire_at, took_signal, waiting_reason
 from workflow_engine.definitions.model import StepDefinition, StepType, WorkflowDefinition
 from workflow_engine.errors import ExpressionError
 from workflow_engine.store.records import RUN_IN_PLACE, ExecutionRecord, StepRunRecord, event_row, input_of
@@ -55,6 +47,55 @@ log = logging.getLogger(__name__)
 E = ExecutionStatus
 S = StepStatus
 _RECORD_FIELDS = frozenset(f.name for f in fields(StepRunRecord))
+
+
+def new_run(execution_id: str, now: datetime, step: StepDefinition, attempt: int) -> dict[str, Any]:
+    """A new run with every column set (rows are written together, in one statement)."""
+    return {
+        "execution_id": execution_id,
+        "step_name": step.name,
+        "step_type": step.type.value,
+        "agent": step.agent,
+        "attempt": attempt,
+        "status": S.PENDING,
+        "superseded": False,
+        "carried": False,
+        "timeout": step.timeout,
+        "error_type": None,
+        "error_message": None,
+        "error_code": None,
+        "output": None,
+        "duration_ms": None,
+        "worker": None,
+        "task_id": None,
+        "completed_by": None,
+        "input": None,
+        "queued_at": now,
+        "not_before": None,
+        "published_at": None,
+        "started_at": None,
+        "heartbeat_at": None,
+        "finished_at": None,
+        "item_index": None,
+        "item": None,
+    }
+
+
+def open_reason(step: StepDefinition, row: dict[str, Any], status: str) -> str | None:
+    """What a new run's history says of it, in an execution in ``status``."""
+    if step.type is StepType.HUMAN:
+        who = ", ".join(step.assignees) or "any operator"
+        return f"human task for {who}"
+    if step.type is StepType.TIMER and row.get("not_before") is not None:
+        return f"timer fires at {row['not_before'].isoformat()}"
+    if step.type is StepType.WAIT:
+        if row["status"] == S.SUCCEEDED:
+            return f"took signal {step.waits_for!r} sent by {row.get('completed_by') or 'an operator'}"
+        until = f" until {row['not_before'].isoformat()}" if row.get("not_before") is not None else ""
+        return f"waiting for signal {step.waits_for!r}{until}"
+    if row["status"] == S.PENDING:
+        return "held: execution paused" if status == ExecutionStatus.PAUSED else "held: step mode"
+    return None
 
 
 class Unit:
@@ -407,6 +448,22 @@ class Unit:
         return expression.evaluate(self.scope([expression]), self.budget)
 
     # failures
+
+    def step_succeeded(
+        self,
+        step: StepDefinition,
+        attempt: int,
+        previous: str,
+        output: Any,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> None:
+        """A run of ``step`` moved from ``previous`` to succeeded: it counts, its history says
+        so, what follows it opens or is skipped, and the execution settles."""
+        self.count(step.type, previous, S.SUCCEEDED)
+        self.event(step.name, attempt, previous, S.SUCCEEDED, reason, actor=actor)
+        self.advance(step.name, S.SUCCEEDED, output)
+        self.settle()
 
     def step_failed(self, step: str, error: dict[str, Any]) -> None:
         """A step failed for good: an optional one is passed over, a required one fails all."""

@@ -182,9 +182,7 @@ FINISH_ITEM_COUNTED = Prepared(
 )
 
 
-def finish_item_counted(
-    connection: Connection, counted: Counted, step: str, take: Take
-) -> ArrivalAnswer:
+def finish_item_counted(connection: Connection, counted: Counted, step: str, take: Take) -> ArrivalAnswer:
     """Record a map item's success that only counts (``counted.joins`` unused) in one statement
     on an autocommitting connection, then take a carried run as ``take`` says: whether it was
     done (if not, nothing was written), and the run taken."""
@@ -201,9 +199,7 @@ def finish_item_counted(
     return Arrived(_taken(row))
 
 
-def finish_counted(
-    connection: Connection, counted: Counted, take: Take
-) -> ArrivalAnswer:
+def finish_counted(connection: Connection, counted: Counted, take: Take) -> ArrivalAnswer:
     """Record ``counted`` in one statement on an autocommitting connection, if none of its
     joins becomes due by it, then take a carried run as ``take`` says. Whether it was done (if
     not, nothing was written), and the run taken."""

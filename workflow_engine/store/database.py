@@ -62,7 +62,7 @@ def create_engine(url: str | sa.URL, pool_size: int = 5, isolation_level: str | 
     # no pre-ping: it costs a round trip per transaction; a dropped connection fails the
     # transaction with a transient error instead, and callers retry (see `retrying`)
     options: dict[str, Any] = {"isolation_level": isolation_level} if isolation_level else {}
-    return sa.create_engine(
+    engine = sa.create_engine(
         parsed,
         connect_args=_connect_args(parsed),
         pool_size=pool_size,
@@ -70,6 +70,8 @@ def create_engine(url: str | sa.URL, pool_size: int = 5, isolation_level: str | 
         pool_recycle=1800,
         **options,
     )
+    _make_sessions_utc(engine)
+    return engine
 
 
 def create_fast_engine(url: sa.URL, pool_size: int = 2) -> Engine:
@@ -78,7 +80,7 @@ def create_fast_engine(url: sa.URL, pool_size: int = 2) -> Engine:
     parsed = database_url(url)
     # the URL's own options (a search_path, say) apply here as everywhere, with one more
     options = " ".join(filter(None, [str(parsed.query.get("options", "")), "-c synchronous_commit=off"]))
-    return sa.create_engine(
+    engine = sa.create_engine(
         parsed,
         isolation_level="AUTOCOMMIT",
         connect_args={**_connect_args(parsed), "options": options},
@@ -86,12 +88,27 @@ def create_fast_engine(url: sa.URL, pool_size: int = 2) -> Engine:
         max_overflow=pool_size,
         pool_recycle=1800,
     )
+    _make_sessions_utc(engine)
+    return engine
 
 
 def _connect_args(url: sa.URL) -> dict[str, Any]:
     if url.get_driver_name() != PSYCOPG:
         return {}
     return {"cursor_factory": last_result_cursor()}
+
+
+def _make_sessions_utc(engine: Engine) -> None:
+    """Every PostgreSQL session of ``engine`` speaks UTC, whatever the server's default time
+    zone: the driver then reads each ``timestamptz`` as an aware UTC time, with nothing to
+    convert (see :class:`~workflow_engine.store.schema.UTCDateTime`)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET TIME ZONE 'UTC'")
+        cursor.close()
+        dbapi_connection.commit()
 
 
 def _make_sqlite_safe(engine: Engine) -> None:

@@ -26,6 +26,7 @@ def _implements_the_seam(sqlite: Store, postgres: PostgresStore) -> tuple[Outcom
     this function; nothing calls it)."""
     return sqlite, postgres
 
+
 log = logging.getLogger(__name__)
 
 

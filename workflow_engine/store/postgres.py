@@ -31,11 +31,19 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
-from workflow_engine.core.states import ExecutionStatus, StepStatus, sql_literal
+from workflow_engine.core.states import (
+    CLAIMABLE_STEP,
+    TERMINAL_EXECUTION,
+    ExecutionStatus,
+    StepStatus,
+    check_step_update,
+    sql_literal,
+)
+from workflow_engine.definitions.model import StepType
 from workflow_engine.store import schema as t
-from workflow_engine.store.records import ExecutionRecord
+from workflow_engine.store.records import ClaimedRun, ExecutionRecord
 
 # a `:name` bind parameter, as sqlalchemy.text reads them (not `::`, not `\:`)
 _PARAMETER = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
@@ -241,8 +249,8 @@ SAVE = Prepared(
 # a planned outcome: everything above in one statement, done only if the execution's row is at
 # the revision the plan was made against and the run is still running for the worker
 _APPLIED = "AND EXISTS (SELECT 1 FROM finished)"
-FINISH_PLANNED = Prepared(
-    "wfe_finish_planned",
+FINISH_OPTIMISTIC = Prepared(
+    "wfe_finish_optimistic",
     f"""
     WITH {LOCK_AND_RECORD.format(locked_if="AND revision = :revision")},
     {_WRITE.format(if_=_APPLIED)}
@@ -379,7 +387,7 @@ def save(
     SAVE.execute(connection, parameters, commit=commit)
 
 
-def finish_planned(
+def finish_optimistic(
     connection: Connection,
     execution_id: str,
     revision: int,
@@ -396,7 +404,7 @@ def finish_planned(
     written = _write_parameters(execution_id, values, runs, events, ids)
     assert recorded.keys() & written.keys() == {"execution_id"}, "one name, one value"
     parameters = {**recorded, **written, "revision": revision}
-    row = FINISH_PLANNED.execute(connection, parameters).first()
+    row = FINISH_OPTIMISTIC.execute(connection, parameters).first()
     return row is not None and bool(row.applied)
 
 
@@ -508,3 +516,75 @@ def start(
         return True  # (its result is COMMIT's: asked only of a start that nothing can conflict with)
     found = result.first()
     return found is not None and bool(found.applied)
+
+
+# claiming an attempt: one statement, committed on its own without waiting for the disk (see
+# store.claims)
+_CLAIMED_FIELDS = tuple(name for name in ClaimedRun.__slots__ if name != "started_at")
+
+_CLAIM = Prepared(
+    "wfe_claim",
+    f"""
+    WITH claimed AS (
+        UPDATE {t.step_runs.name} AS r
+        SET status = :running, started_at = :now, heartbeat_at = :now, worker = :worker, task_id = :task_id,
+            carried = false,
+            deadline_at = CASE WHEN r.timeout IS NULL THEN NULL
+                               ELSE CAST(:now AS timestamptz) + r.timeout * interval '1 second' END
+        FROM {t.step_runs.name} AS previous, {t.executions.name} AS e
+        WHERE r.id = :run_id AND previous.id = r.id AND e.id = r.execution_id
+          AND r.status || '' = ANY(:claimable) AND NOT r.superseded
+          AND r.step_type = {sql_literal(StepType.AGENT)}
+          AND e.status <> ALL(:terminal)
+        RETURNING r.id, r.execution_id, r.step_name, r.attempt, r.queued_at, r.not_before,
+                  previous.status AS previous_status, e.workflow_id, e.workflow_name,
+                  e.workflow_version, e.metadata AS execution_metadata, e.retries, r.item_index, r.item,
+                  COALESCE(r.input, e.input) AS execution_input
+    ), recorded AS (
+        INSERT INTO {t.events.name}
+            (execution_id, step_name, attempt, from_status, to_status, actor, details, created_at)
+        SELECT execution_id, step_name, attempt, previous_status, :running, :worker,
+               CASE WHEN item_index IS NULL THEN NULL ELSE jsonb_build_object('index', item_index) END,
+               :now
+        FROM claimed
+    )
+    SELECT claimed.*, pg_notify('{CHANNEL}', claimed.execution_id) AS notified FROM claimed
+    """,  # noqa: S608 - table names only; every value is a bound parameter
+    {
+        "running": "varchar",
+        "now": "timestamptz",
+        "worker": "varchar",
+        "task_id": "varchar",
+        "run_id": "bigint",
+        "claimable": "text[]",
+        "terminal": "text[]",
+    },
+    column_types={"queued_at": t.UTCDateTime(), "not_before": t.UTCDateTime()},
+)
+
+
+check_step_update(CLAIMABLE_STEP, StepStatus.RUNNING)  # the transition _CLAIM writes
+
+
+def claim_postgres(
+    engine: Engine, run_id: int, worker: str, task_id: str | None, now: datetime
+) -> ClaimedRun | None:
+    """One autocommitted statement on ``engine`` (whose sessions do not wait for the disk)."""
+    parameters = {
+        "run_id": run_id,
+        "worker": worker,
+        "task_id": task_id,
+        "now": now,
+        "running": StepStatus.RUNNING.value,
+        "claimable": sorted(CLAIMABLE_STEP),
+        "terminal": sorted(TERMINAL_EXECUTION),
+    }
+    with engine.connect() as connection:
+        row = _CLAIM.execute(connection, parameters).first()
+    if row is None:
+        return None
+    # (claims._claimed's work, here: this runs for every attempt)
+    return ClaimedRun(
+        started_at=now,
+        **dict(zip(_CLAIMED_FIELDS, map(row._mapping.__getitem__, _CLAIMED_FIELDS), strict=True)),
+    )

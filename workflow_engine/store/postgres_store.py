@@ -17,14 +17,14 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from workflow_engine.clock import Clock
-from workflow_engine.core.states import StepStatus, check_step_update
+from workflow_engine.core.states import STEP_TRANSITIONS, StepStatus, check_step_update
 from workflow_engine.store import postgres, slots
 from workflow_engine.store import schema as t
-from workflow_engine.store.claims import ClaimedRun, claim_postgres
 from workflow_engine.store.counted import finish_counted, finish_item_counted
 from workflow_engine.store.database import begin, create_engine, create_fast_engine, translate
-from workflow_engine.store.plan import Plan
-from workflow_engine.store.records import ExecutionRecord
+from workflow_engine.store.optimistic import OptimisticWrite
+from workflow_engine.store.postgres import claim_postgres
+from workflow_engine.store.records import ClaimedRun, ExecutionRecord
 from workflow_engine.store.repository import Store
 from workflow_engine.store.seam import ArrivalAnswer, Counted, Take, Unsupported
 from workflow_engine.store.transaction import Tx
@@ -39,6 +39,9 @@ _BEGIN_AND_HOLD_SLOTS = sa.text(
     ORDER BY created_at, id LIMIT :limit"""  # noqa: S608 - a table name; every value is bound
 ).bindparams(sa.bindparam("statuses", value=[*slots.HOLDING, slots.QUEUED], expanding=True))
 _TRY_LOCK = sa.text("SELECT pg_try_advisory_xact_lock(hashtext(:key))")
+
+
+_ENDS_OF_RUNNING = STEP_TRANSITIONS[StepStatus.RUNNING]  # what a running run may become
 
 
 class PostgresTx(Tx):
@@ -81,7 +84,8 @@ class PostgresTx(Tx):
         self, execution_id: str, run_id: int, worker: str, values: Mapping[str, Any]
     ) -> tuple[ExecutionRecord | None, bool]:
         """One statement (which opens a pipelined transaction)."""
-        check_step_update((StepStatus.RUNNING,), values["status"])
+        if values["status"] not in _ENDS_OF_RUNNING:  # (a call only to say why not)
+            check_step_update((StepStatus.RUNNING,), values["status"])
         begin, self.begun = not self.begun, True
         return postgres.finish(self.connection, execution_id, run_id, worker, values, begin=begin)
 
@@ -161,17 +165,17 @@ class PostgresStore(Store):
             raise translate(error) from error
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self, now: datetime | None = None) -> Iterator[Tx]:
         with begin(self.engine) as connection:
-            yield PostgresTx(connection, self.clock.now(), self.run_ids)
+            yield PostgresTx(connection, now or self.clock.now(), self.run_ids)
 
     @contextmanager
-    def pipelined(self) -> Iterator[Tx]:
+    def pipelined(self, now: datetime | None = None) -> Iterator[Tx]:
         """A write transaction whose BEGIN and COMMIT ride with its first and last statements
-        (two round trips fewer)."""
+        (two round trips fewer), dated ``now`` (the clock's, if not given)."""
         try:
             with (self._pipeline_engine or self._autocommitting()).connect() as connection:
-                tx = PostgresTx(connection, self.clock.now(), self.run_ids, pipelined=True)
+                tx = PostgresTx(connection, now or self.clock.now(), self.run_ids, pipelined=True)
                 try:
                     yield tx
                     if tx.begun and not tx.committed:
@@ -187,10 +191,10 @@ class PostgresStore(Store):
             raise translate(error) from error
 
     @contextmanager
-    def planning(self) -> Iterator[Plan | Unsupported]:
+    def optimistic(self) -> Iterator[OptimisticWrite | Unsupported]:
         try:
             with self._autocommitting().connect() as connection:
-                yield Plan(connection, self.clock.now(), self.run_ids)
+                yield OptimisticWrite(connection, self.clock.now(), self.run_ids)
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
 
@@ -205,9 +209,7 @@ class PostgresStore(Store):
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
 
-    def finish_item_counted(
-        self, counted: Counted, step: str, take: Take
-    ) -> ArrivalAnswer:
+    def finish_item_counted(self, counted: Counted, step: str, take: Take) -> ArrivalAnswer:
         """Record a map item's success in one statement if ``core.mapping``'s guard holds on
         the execution's row. See :data:`workflow_engine.store.counted.FINISH_ITEM_COUNTED`."""
         check_step_update((StepStatus.RUNNING,), counted.attempt["status"])

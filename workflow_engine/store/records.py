@@ -202,6 +202,27 @@ class ScheduleChangeRecord:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    """A step attempt just claimed for a worker, with what its agent's context needs."""
+
+    id: int
+    execution_id: str
+    step_name: str
+    attempt: int
+    queued_at: datetime
+    not_before: datetime | None
+    started_at: datetime
+    workflow_id: int
+    workflow_name: str
+    workflow_version: str
+    execution_input: dict[str, Any]  # the input the agent gets: a map item's, or the execution's
+    execution_metadata: dict[str, Any]
+    retries: int
+    item_index: int | None = None
+    item: Any = None
+
+
 # the rows a decision writes, as plain data: an event, and a run taken to run in place (no
 # I/O: the decision builds them, the store writes them)
 

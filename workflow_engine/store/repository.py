@@ -30,10 +30,11 @@ from workflow_engine.errors import (
 )
 from workflow_engine.store import listing, slots
 from workflow_engine.store import schema as t
-from workflow_engine.store.claims import ClaimedRun, claim_portable
+from workflow_engine.store.claims import claim_portable
 from workflow_engine.store.database import begin
-from workflow_engine.store.plan import Plan
+from workflow_engine.store.optimistic import OptimisticWrite
 from workflow_engine.store.records import (
+    ClaimedRun,
     EventRecord,
     ExecutionRecord,
     StepRunRecord,
@@ -104,21 +105,22 @@ class Store:
             return slots.any_queued(conn, key)
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
-        """One write transaction; everything in it commits together or not at all."""
+    def transaction(self, now: datetime | None = None) -> Iterator[Tx]:
+        """One write transaction; everything in it commits together or not at all. Every row
+        it writes is dated ``now`` (the clock's, once it holds the database, if not given)."""
         with begin(self.engine) as connection:
-            yield Tx(connection, self.clock.now())
+            yield Tx(connection, now or self.clock.now())
 
     @contextmanager
-    def pipelined(self) -> Iterator[Tx]:
-        """A write transaction for a step's outcome (PostgreSQL saves two round trips in it;
-        here, an ordinary transaction)."""
-        with self.transaction() as tx:
+    def pipelined(self, now: datetime | None = None) -> Iterator[Tx]:
+        """A write transaction for a step's outcome, dated ``now`` (PostgreSQL saves two round
+        trips in it; here, an ordinary transaction)."""
+        with self.transaction(now) as tx:
             yield tx
 
     @contextmanager
-    def planning(self) -> Iterator[Plan | Unsupported]:
-        """A :class:`~workflow_engine.store.plan.Plan` for an outcome known in advance
+    def optimistic(self) -> Iterator[OptimisticWrite | Unsupported]:
+        """A :class:`~workflow_engine.store.optimistic.OptimisticWrite` for an outcome known in advance
         (unsupported here: a round trip costs little; PostgreSQL gives one)."""
         yield UNSUPPORTED
 
@@ -243,7 +245,7 @@ class Store:
         name: str,
         version: str | None = None,
         visible_to: int | None = None,
-        tx: Tx | Plan | None = None,
+        tx: Tx | OptimisticWrite | None = None,
     ) -> WorkflowRecord:
         """A version of a workflow, or its highest semantic version when ``version`` is None
         (read in ``tx``, or by ``plan``, if given)."""
@@ -254,7 +256,7 @@ class Store:
         name: str,
         version: str | None = None,
         visible_to: int | None = None,
-        tx: Tx | Plan | None = None,
+        tx: Tx | OptimisticWrite | None = None,
         columns: Sequence[sa.ColumnElement[Any]] = (),
     ) -> tuple[WorkflowRecord, Row[Any]]:
         """:meth:`get_workflow`, with ``columns`` (what a start's quotas count: see

@@ -20,8 +20,8 @@ from typing import Any, Final, Protocol
 from sqlalchemy.engine import Connection
 
 from workflow_engine.clock import Clock
-from workflow_engine.store.claims import ClaimedRun
-from workflow_engine.store.plan import Plan
+from workflow_engine.store.optimistic import OptimisticWrite
+from workflow_engine.store.records import ClaimedRun
 from workflow_engine.store.transaction import Tx
 
 
@@ -89,11 +89,11 @@ class OutcomeStore(Protocol):
 
     def transaction(self) -> AbstractContextManager[Tx]: ...
 
-    def pipelined(self) -> AbstractContextManager[Tx]:
-        """A write transaction for a step's outcome."""
+    def pipelined(self, now: datetime | None = None) -> AbstractContextManager[Tx]:
+        """A write transaction for a step's outcome, dated ``now``."""
         ...
 
-    def planning(self) -> AbstractContextManager[Plan | Unsupported]:
+    def optimistic(self) -> AbstractContextManager[OptimisticWrite | Unsupported]:
         """An optimistic write, guarded by the execution's revision."""
         ...
 

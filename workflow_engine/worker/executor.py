@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -168,26 +169,20 @@ class StepExecutor:
         budget = inline_steps
         while claim is not None:
             fields = logs.step_fields(claim.execution_id, claim.step.name, claim.attempt, claim.workflow)
-            if fields == given:  # (the message named this attempt already)
-                attempted, claim = self._handle(claim, run_id, task_id if budget > 0 else None)
-            else:
-                with logs.bound(**fields):
-                    attempted, claim = self._handle(claim, run_id, task_id if budget > 0 else None)
+            carrier = task_id if budget > 0 else None
+            # (the message's fields name its own attempt already)
+            with nullcontext() if fields == given else logs.bound(**fields):
+                with self.heartbeat.beating(claim.run_id):
+                    outcome = self.run(claim)
+                finished = retrying(partial(self.recorder.record, claim, outcome, inline=carrier))
+                metrics.observe_attempt(claim, outcome.duration_ms, finished.result)
+                attempted = Attempted(claim, outcome, finished.result)
+                if claim.run_id != run_id and self.announce is not None:
+                    self.announce(attempted)
             own = own or attempted
+            claim = finished.next  # the step to run in place next, if any
             budget -= 1
         return own
-
-    def _handle(self, claim: Claim, run_id: int, carrier: str | None) -> tuple[Attempted, Claim | None]:
-        """Run and record one claimed attempt: what became of it, and the claim of the step to
-        run in place, if any."""
-        with self.heartbeat.beating(claim.run_id):
-            outcome = self.run(claim)
-        finished = retrying(partial(self.recorder.record, claim, outcome, inline=carrier))
-        metrics.observe_attempt(claim, outcome.duration_ms, finished.result)
-        attempted = Attempted(claim, outcome, finished.result)
-        if claim.run_id != run_id and self.announce is not None:
-            self.announce(attempted)
-        return attempted, finished.next
 
     def run(self, claim: Claim) -> Outcome:
         step = claim.step

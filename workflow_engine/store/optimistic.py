@@ -1,16 +1,17 @@
-"""A step's outcome recorded in one round trip, when its consequences are known in advance.
+"""Optimistic writes: a step's outcome recorded in one round trip, guarded by the revision.
 
 A worker that runs steps in place wrote the execution's row itself when it recorded the
 previous step, so it knows that row, and its revision, before the next outcome. The decision
-for that outcome is then made from the known row alone (a decision that needs more — an output
-for a condition, the runs of a retry — is made again under the lock). :meth:`Plan.apply`
-records the outcome and writes the decision in one statement, which does nothing unless the
-row is still at that revision and the run still running for the worker.
+for that outcome is then made from the known row alone (a decision that needs more, such as an
+output for a condition or the runs of a retry, is made again under the lock).
+:meth:`OptimisticWrite.apply` records the outcome and writes the decision in one statement,
+which does nothing unless the row is still at that revision and the run still running for the
+worker.
 
-A child execution is planned the same way twice: its start, from what its parent's decision
-knew (:meth:`Plan.start`), and its end, told to its parent against the parent's row as
-the worker that started the child last wrote it (:meth:`Plan.apply` on the parent's run).
-Any execution without a read to make first starts so (:meth:`Plan.start`).
+A child execution is written the same way twice: its start, from what its parent's decision
+knew (:meth:`OptimisticWrite.start`), and its end, told to its parent against the parent's row
+as the worker that started the child last wrote it (:meth:`OptimisticWrite.apply` on the
+parent's run). Any execution without a read to make first starts so.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from workflow_engine.core.states import StepStatus, check_step_update
 from workflow_engine.store import postgres
 
 
-class Plan:
+class OptimisticWrite:
     """A connection that records a step's outcome and the decision planned for it in one
     autocommitted statement (or starts a child execution), at ``now``."""
 
@@ -57,7 +58,7 @@ class Plan:
         done (otherwise nothing was written). ``worker`` None: the run of a workflow step,
         which no worker runs (its child's end is its outcome)."""
         check_step_update((StepStatus.RUNNING,), attempt["status"])
-        return postgres.finish_planned(
+        return postgres.finish_optimistic(
             self.connection, execution_id, revision, run_id, worker, attempt, written
         )
 
