@@ -76,9 +76,9 @@ def test_a_finish_retried_after_its_commit_reports_the_outcome_and_publishes_the
     finish = harness.coordinator.recorder.record
     reports: list[str] = []  # what each call of record answered, or raised
 
-    def recorded(claim: Claim, outcome: Outcome, inline: str | None = None) -> Finished:
+    def recorded(claim: Claim, outcome: Outcome, in_place: str | None = None) -> Finished:
         try:
-            finished = finish(claim, outcome, inline=inline)
+            finished = finish(claim, outcome, in_place=in_place)
         except StoreError as error:
             reports.append(f"raised {error}")
             raise

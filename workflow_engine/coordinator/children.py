@@ -20,7 +20,7 @@ from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.coordinator.recording import DefinitionCache, Recorder, apply
 from workflow_engine.core import descendants
 from workflow_engine.core.states import TERMINAL_EXECUTION, ExecutionStatus, StepStatus
-from workflow_engine.decisions import control, maps, steps
+from workflow_engine.decisions import control, steps, workflow_steps
 from workflow_engine.decisions.facts import Facts
 from workflow_engine.decisions.runs import new_execution
 from workflow_engine.decisions.unit import Unit
@@ -64,7 +64,7 @@ class Deciding(Protocol):
         facts: Facts,
         actor: str,
         act: Callable[[Unit], T],
-        inline: tuple[str, str | None] | None = None,
+        in_place: tuple[str, str | None] | None = None,
     ) -> tuple[Unit, T]: ...
 
     def started_optimistically(
@@ -72,7 +72,7 @@ class Deciding(Protocol):
         plan: OptimisticWrite,
         values: dict[str, Any],
         actor: str,
-        inline: tuple[str, str | None] | None = None,
+        in_place: tuple[str, str | None] | None = None,
         waits: int | None = None,
     ) -> Unit | None: ...
 
@@ -108,9 +108,9 @@ class Children:
         self.recorder = recorder
         self.outbox = outbox
 
-    def follow_up(self, unit: Unit, inline: tuple[str, str | None] | None = None) -> Unit | None:
+    def follow_up(self, unit: Unit, in_place: tuple[str, str | None] | None = None) -> Unit | None:
         """After ``unit``'s commit: its children started or synced, its verbs passed on, its
-        parent told of its end. The first child's decision, when ``inline``'s worker runs its
+        parent told of its end. The first child's decision, when ``in_place``'s worker runs its
         first step in place."""
         ended = unit.status in TERMINAL_EXECUTION and unit.record.status not in TERMINAL_EXECUTION
         if not unit.children and not unit.cascades and unit.record.parent_execution_id is None:
@@ -125,10 +125,10 @@ class Children:
                 first = run is not None and run.step_type == StepType.WORKFLOW and run.status == S.RUNNING
                 if first and not saved.retries:
                     assert run is not None
-                    started = self.start(saved, step, index, run.input, 0, inline, run)
+                    started = self.start(saved, step, index, run.input, 0, in_place, run)
                     if started is not None:
                         if started.continued is not None:
-                            handed, inline = started, None
+                            handed, in_place = started, None
                         continue
                 self.sync(unit.id, step, index)
             except Exception as exc:  # one child must not stop the others: the reconciler repairs it
@@ -149,7 +149,7 @@ class Children:
             child, started = tx.latest_child(parent_id, step, index)
         if parent is None or run is None or parent.status in TERMINAL_EXECUTION:
             return False
-        newer = child is not None and maps.opened_after(run, child)
+        newer = child is not None and workflow_steps.opened_after(run, child)
         fresh = child is None or (newer and (child.status == E.CANCELLED or child.input != run.input))
         if not fresh and child is not None and child.status == E.FAILED and newer:
             try:
@@ -172,11 +172,11 @@ class Children:
         index: int | None,
         child_input: Any,
         generation: int,
-        inline: tuple[str, str | None] | None = None,
+        in_place: tuple[str, str | None] | None = None,
         run: StepRunRecord | None = None,
     ) -> Unit | None:
         """Start the ``generation``-th child of ``step_name`` (its item ``index``) of ``parent``
-        with ``child_input``, its first step run in place by ``inline``'s worker when it may;
+        with ``child_input``, its first step run in place by ``in_place``'s worker when it may;
         the child's first decision, or None when it exists already (or was refused: its input
         does not fit, or its tree has started every child it may). ``run``: the parent's run
         that waits for it, as the parent's decision just wrote it."""
@@ -185,7 +185,7 @@ class Children:
         key = f"{parent.id}:{step_name}:{index}:{generation}"
         child_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"wfe-child:{key}"))
         if run is not None:
-            planned = self._start_planned(parent, step, child_id, child_input, run, inline)
+            planned = self._start_planned(parent, step, child_id, child_input, run, in_place)
             if planned is not None:
                 return planned
         refused: str | None = None
@@ -215,12 +215,17 @@ class Children:
                     paused = now_parent.status == E.PAUSED
                     # (a child of a parent paused meanwhile is paused at once, below: not run in place)
                     unit, _ = self.coordinator.decided(
-                        tx, facts, f"parent {parent.id}", steps.begin, None if paused else inline
+                        tx, facts, f"parent {parent.id}", steps.begin, None if paused else in_place
                     )
                     apply(tx, unit)
         if refused is not None:
             refuse = partial(
-                maps.child_refused, step_name=step_name, index=index, message=refused, kind=kind, code=code
+                workflow_steps.child_refused,
+                step_name=step_name,
+                index=index,
+                message=refused,
+                kind=kind,
+                code=code,
             )
             self.coordinator.decide(parent.id, "system", refuse)
             return None
@@ -249,7 +254,7 @@ class Children:
         child_id: str,
         child_input: Any,
         run: StepRunRecord,
-        inline: tuple[str, str | None] | None,
+        in_place: tuple[str, str | None] | None,
     ) -> Unit | None:
         """The child of ``step`` started in one round trip besides reading its workflow, from
         what its parent's decision knew (its run ``run``, the parent running): its first
@@ -269,7 +274,7 @@ class Children:
             now = max(plan.now, run.queued_at)
             values = _child_row(child_id, record, definition, parent, run, child_input, now)
             unit = self.coordinator.started_optimistically(
-                plan, values, f"parent {parent.id}", inline, run.id
+                plan, values, f"parent {parent.id}", in_place, run.id
             )
         if unit is not None:
             self.outbox.after_commit(unit)
@@ -299,7 +304,7 @@ class Children:
             self.coordinator.decide(
                 child.parent_execution_id,
                 f"child {child.id}",
-                lambda unit: maps.child_ended(unit, step, index, child),
+                lambda unit: workflow_steps.child_ended(unit, step, index, child),
             )
         )
 

@@ -28,9 +28,9 @@ class Outbox:
         # worker is to run in place
         self.follow_up: Callable[[Unit, tuple[str, str | None] | None], Unit | None] | None = None
 
-    def after_commit(self, unit: Unit, inline: tuple[str, str | None] | None = None) -> Unit | None:
+    def after_commit(self, unit: Unit, in_place: tuple[str, str | None] | None = None) -> Unit | None:
         """Publish, revoke and announce what ``unit`` decided, then what follows it; the decision
-        on a child whose first step ``inline``'s worker (if given) runs in place, if any."""
+        on a child whose first step ``in_place``'s worker (if given) runs in place, if any."""
         if unit.dispatches:
             self.publish(unit.dispatches)
         for terminate in (False, True) if unit.revocations else ():
@@ -46,7 +46,7 @@ class Outbox:
         follows = follows or record.concurrency_key is not None
         if self.follow_up is not None and follows:  # (children to start, a parent or a slot to tell)
             try:
-                return self.follow_up(unit, inline)
+                return self.follow_up(unit, in_place)
             except Exception as exc:  # committed already: the reconciler finishes what is left
                 warn(log, exc, "what follows a decision on %s failed", unit.id)
         return None

@@ -38,7 +38,7 @@ from typing import Any
 from workflow_engine.coordinator.outbox import Outbox
 from workflow_engine.core import mapping
 from workflow_engine.core.states import StepStatus
-from workflow_engine.decisions import delivery, maps, steps
+from workflow_engine.decisions import delivery, steps, workflow_steps
 from workflow_engine.decisions.dispatch import Dispatch
 from workflow_engine.decisions.facts import (
     ATTEMPTS,
@@ -284,26 +284,26 @@ class Recorder:
             **_placed(definition, claimed.step_name, claimed.item_index),
         )
 
-    def record(self, claim: Claim, outcome: Outcome, inline: str | None = None) -> Finished:
+    def record(self, claim: Claim, outcome: Outcome, in_place: str | None = None) -> Finished:
         """Record what the attempt gave and what follows from it, by the first applier whose
-        guard holds. With ``inline`` (the id of the Celery task the worker runs), the one step
+        guard holds. With ``in_place`` (the id of the Celery task the worker runs), the one step
         that follows may be handed back to run in place instead of being published (not after
         a map's item: see _following)."""
         if isinstance(outcome, Success) and claim.index is not None and not _admits(claim):
-            answer = self._item_arrival(claim, outcome, inline)
+            answer = self._item_arrival(claim, outcome, in_place)
             if not isinstance(answer, NotApplicable):
                 return answer
         if isinstance(outcome, Success) and claim.joins is not None:
-            answer = self._arrival(claim, outcome, inline)
+            answer = self._arrival(claim, outcome, in_place)
             if not isinstance(answer, NotApplicable):
                 return answer
         if claim.execution is not None:
-            answer = self._optimistic(claim, outcome, inline)
+            answer = self._optimistic(claim, outcome, in_place)
             if not isinstance(answer, NotApplicable):
                 return answer
-        return self._locked(claim, outcome, inline)
+        return self._locked(claim, outcome, in_place)
 
-    def _locked(self, claim: Claim, outcome: Outcome, inline: str | None) -> Finished:
+    def _locked(self, claim: Claim, outcome: Outcome, in_place: str | None) -> Finished:
         """The execution's row locked, the outcome recorded, the decision made from the row (and
         what it asks for) and applied, in one transaction. It always applies."""
         now = self.store.clock.now()
@@ -317,7 +317,7 @@ class Recorder:
             act = partial(steps.after_attempt, claim=claim, outcome=outcome, status=status)
             facts = Facts(tx.now, record, capacity=None)
             load = partial(load_missing, tx, claim.execution_id, self.capacity)
-            unit, result = decide(facts, self._maker(claim, inline), act, load, self.rng.getrandbits(64))
+            unit, result = decide(facts, self._maker(claim, in_place), act, load, self.rng.getrandbits(64))
             apply(tx, unit, last=True)
         return self._finished(unit, claim, result)
 
@@ -383,11 +383,11 @@ class Recorder:
                 )
         return Finished(status)
 
-    def _arrival(self, claim: Claim, outcome: Success, inline: str | None) -> Answer:
+    def _arrival(self, claim: Claim, outcome: Success, in_place: str | None) -> Answer:
         """A success that only counts toward joins still waiting for other steps, in one
         statement that moves the execution's counters on from its row as it is (siblings
         finishing together never refuse each other), and takes a carried sibling: to run in
-        place, or (``inline`` None: the worker runs no more in place) to publish. Not applicable
+        place, or (``in_place`` None: the worker runs no more in place) to publish. Not applicable
         when a join becomes due by it, or anything else is to be decided."""
         assert claim.joins is not None
         now = self.store.clock.now()
@@ -396,7 +396,7 @@ class Recorder:
             claim.execution_id, claim.step.name, claim.attempt, S.RUNNING, S.SUCCEEDED, claim.worker, now
         )
         # the statement applies only while the execution runs and carries nothing of this unit's
-        take = self._take(claim, inline)
+        take = self._take(claim, in_place)
         checkpoint = {"last_completed_step": claim.step.name}
         counted = Counted(
             claim.execution_id, claim.run_id, claim.worker, values, claim.joins, checkpoint, event
@@ -409,10 +409,10 @@ class Recorder:
         return self._taken(claim, take, taken, now)
 
     @staticmethod
-    def _take(claim: Claim, inline: str | None) -> Take:
+    def _take(claim: Claim, in_place: str | None) -> Take:
         """What a one-statement outcome does with a carried sibling (see delivery.hand_on)."""
-        how = delivery.hand_on(claim.carrier, inline=inline is not None, busy=False)
-        return Take("run", inline, RUN_IN_PLACE) if how == "run" else Take(how or "none")
+        how = delivery.hand_on(claim.carrier, worker_may_run=in_place is not None, busy=False)
+        return Take("run", in_place, RUN_IN_PLACE) if how == "run" else Take(how or "none")
 
     def _taken(
         self, claim: Claim, take: Take, taken: tuple[int, dict[str, Any]] | None, now: Any
@@ -443,7 +443,7 @@ class Recorder:
         )
         return Finished(str(S.SUCCEEDED), following)
 
-    def _item_arrival(self, claim: Claim, outcome: Success, inline: str | None) -> Answer:
+    def _item_arrival(self, claim: Claim, outcome: Success, in_place: str | None) -> Answer:
         """A map item's success that only counts (see ``core.mapping.ItemCountingGuard``), in one
         statement that also takes a carried sibling (as for a barrier arrival); not applicable
         when the guard does not hold."""
@@ -462,7 +462,7 @@ class Recorder:
             details,
         )
         counted = Counted(claim.execution_id, claim.run_id, claim.worker, values, {}, None, event)
-        take = self._take(claim, inline)
+        take = self._take(claim, in_place)
         answer = self.store.finish_item_counted(counted, claim.step.name, take)
         if not isinstance(answer, Arrived):
             return NotApplicable(f"{answer!r}: the map's guard does not hold")
@@ -470,7 +470,7 @@ class Recorder:
         self.events.publish([event])
         return self._taken(claim, take, taken, now)
 
-    def _optimistic(self, claim: Claim, outcome: Outcome, inline: str | None) -> Answer:
+    def _optimistic(self, claim: Claim, outcome: Outcome, in_place: str | None) -> Answer:
         """The outcome of a step run in place, in one round trip: planned against the row the
         previous step's outcome wrote, and recorded only if the row is still at that revision.
         Not applicable when it is not, or when the decision needs to read."""
@@ -488,7 +488,7 @@ class Recorder:
 
             facts = Facts(plan.now, claim.execution, capacity=None)
             try:
-                make, seed = self._maker(claim, inline), self.rng.getrandbits(64)
+                make, seed = self._maker(claim, in_place), self.rng.getrandbits(64)
                 unit, result = decide(facts, make, act, load, seed)
             except Missing:
                 return NotApplicable("the decision reads the database")
@@ -511,7 +511,7 @@ class Recorder:
             return unit
 
         def act(unit: Unit) -> bool:
-            return maps.child_ended(unit, run.step_name, run.item_index, child, run)
+            return workflow_steps.child_ended(unit, run.step_name, run.item_index, child, run)
 
         with self.store.optimistic() as plan:
             if isinstance(plan, Unsupported):
@@ -528,7 +528,7 @@ class Recorder:
                 return None
         return unit
 
-    def _maker(self, claim: Claim, inline: str | None) -> Callable[..., Unit]:
+    def _maker(self, claim: Claim, in_place: str | None) -> Callable[..., Unit]:
         """How the unit that decides what follows ``claim``'s outcome is made."""
         return partial(
             Unit,
@@ -536,7 +536,7 @@ class Recorder:
             settings=self.settings,
             actor=claim.worker,
             opener=self.opener,
-            inline=None if inline is None else (claim.worker, inline),
+            in_place=None if in_place is None else (claim.worker, in_place),
             carrier=claim.carrier,
             parent=claim.parent,
         )
@@ -562,8 +562,8 @@ class Recorder:
     def _finished(self, unit: Unit, claim: Claim, result: str) -> Finished:
         """After the outcome's commit: publish, revoke, announce; the step to run in place (of
         this execution, or the first of a child it started)."""
-        free = unit.continued is None and unit.inline is not None and claim.index is None
-        child = self.outbox.after_commit(unit, unit.inline if free else None)
+        free = unit.continued is None and unit.in_place is not None and claim.index is None
+        child = self.outbox.after_commit(unit, unit.in_place if free else None)
         following = None
         if unit.continued is not None:
             run_id, row = unit.continued

@@ -126,14 +126,14 @@ class Coordinator:
         facts: Facts,
         actor: str,
         act: Callable[[Unit], T],
-        inline: tuple[str, str | None] | None = None,
+        in_place: tuple[str, str | None] | None = None,
     ) -> tuple[Unit, T]:
         definition = self.definitions.get(facts.record.workflow_id)
 
         def make(known: Facts, rng: random.Random) -> Unit:
             unit = Unit(known, definition, self.settings, actor, rng)
             unit.opener = self._opened
-            unit.inline = inline  # (a child's first step may run in place: see _follow_up)
+            unit.in_place = in_place  # (a child's first step may run in place: see _follow_up)
             return unit
 
         load = unread if tx is None else loader(tx, facts.record.id)
@@ -232,7 +232,7 @@ class Coordinator:
         plan: OptimisticWrite,
         values: dict[str, Any],
         actor: str,
-        inline: tuple[str, str | None] | None = None,
+        in_place: tuple[str, str | None] | None = None,
         waits: int | None = None,
     ) -> Unit | None:
         """The execution ``values`` (a new row) started in one statement by ``plan`` (a child, if
@@ -242,7 +242,7 @@ class Coordinator:
         record = ExecutionRecord(**values)  # (decided as of its creation)
         facts = Facts(record.created_at, record, outputs_of=None, runs=(), attempts={})
         try:
-            unit, _ = self.decided(None, facts, actor, steps.begin, inline)
+            unit, _ = self.decided(None, facts, actor, steps.begin, in_place)
         except Missing:
             return None
         if not unit.writes_only_itself():
@@ -368,9 +368,9 @@ class Coordinator:
         """Take a queued attempt for ``worker`` (see :meth:`Recorder.claim`)."""
         return self.recorder.claim(run_id, worker, task_id, rated)
 
-    def finish(self, claim: Claim, outcome: Outcome, inline: str | None = None) -> Finished:
+    def finish(self, claim: Claim, outcome: Outcome, in_place: str | None = None) -> Finished:
         """Record what the attempt gave and what follows (see :meth:`Recorder.record`)."""
-        return self.recorder.record(claim, outcome, inline)
+        return self.recorder.record(claim, outcome, in_place)
 
     def save_checkpoint(self, run_id: int, data: Any) -> None:
         with self.store.transaction() as tx:
@@ -456,13 +456,13 @@ class Coordinator:
 
         return self.decide(execution_id, actor, replan)
 
-    def _follow_up(self, unit: Unit, inline: tuple[str, str | None] | None = None) -> Unit | None:
+    def _follow_up(self, unit: Unit, in_place: tuple[str, str | None] | None = None) -> Unit | None:
         """After ``unit``'s commit: the concurrency slot it freed taken, its children followed
         (see Children.follow_up)."""
         ended = unit.status in TERMINAL_EXECUTION and unit.record.status not in TERMINAL_EXECUTION
         if ended and unit.record.concurrency_key is not None:
             self.slots.freed(unit.record.concurrency_key)
-        return self.children.follow_up(unit, inline)
+        return self.children.follow_up(unit, in_place)
 
     def _run(self, run_id: int) -> StepRunRecord | None:
         with self.store.transaction() as tx:

@@ -6,7 +6,8 @@ resolved, one step fewer is active, and each join waits for one predecessor fewe
 does depends on the execution's row when the outcome is recorded, which workers finishing
 sibling steps change concurrently. So the store applies counting in one statement that moves
 the counters on from the locked row as it is, and only if :data:`COUNTING` holds on that row:
-the statement's condition is rendered from these values (``store/counted.py``), and the
+the statement is given this guard's thresholds and changes as parameters and holds nothing
+else (``store/counted.py``: each counter plus its change, compared with its bound), and the
 decision core is held to them by a property test (on any row where the guard holds, the full
 decision changes exactly what :meth:`CountingGuard.counted` says, and reads nothing).
 """
@@ -28,6 +29,12 @@ class CountingGuard:
     others_active: int = 1  # steps still active besides this one (the last one settles)
     left_after: int = 1  # steps unresolved after this one (else the workflow completes)
     waiting_after: int = 1  # predecessors each join waits for after this one (else it is due)
+    # what counting changes: the step is active no more and resolved; each join waits for one
+    # predecessor fewer and has one live edge more (its edge from the step is unconditional)
+    active_delta: int = -1
+    resolved_delta: int = 1
+    waiting_delta: int = -1
+    live_delta: int = 1
 
     @staticmethod
     def waiting_for(barriers: Barriers | None, join: str, degree: int) -> int:
@@ -47,12 +54,15 @@ class CountingGuard:
     ) -> bool:
         """Whether a success that can only count toward ``joins`` (name: in-degree) only counts,
         on an execution's row with these values."""
+        waiting = self.waiting_delta
         return (
             status == self.status
             and mode == self.mode
-            and active - 1 >= self.others_active
-            and total - resolved - 1 >= self.left_after
-            and all(self.waiting_for(barriers, j, d) - 1 >= self.waiting_after for j, d in joins.items())
+            and active + self.active_delta >= self.others_active
+            and total - (resolved + self.resolved_delta) >= self.left_after
+            and all(
+                self.waiting_for(barriers, j, d) + waiting >= self.waiting_after for j, d in joins.items()
+            )
         )
 
     def counted(
@@ -63,8 +73,11 @@ class CountingGuard:
         moved = dict(barriers or {})
         for join, degree in joins.items():
             live = (barriers or {}).get(join, [degree, 0])[1]
-            moved[join] = [self.waiting_for(barriers, join, degree) - 1, live + 1]
-        return active - 1, resolved + 1, moved
+            moved[join] = [
+                self.waiting_for(barriers, join, degree) + self.waiting_delta,
+                live + self.live_delta,
+            ]
+        return active + self.active_delta, resolved + self.resolved_delta, moved
 
 
 COUNTING = CountingGuard()

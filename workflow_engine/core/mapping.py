@@ -103,15 +103,18 @@ class ItemCountingGuard:
     status: str = ExecutionStatus.RUNNING
     pending: int = 0  # items waiting to be admitted
     left_after: int = 1  # items unresolved after this one
+    # what counting changes: the item is running no more and succeeded
+    succeeded_delta: int = 1
+    running_delta: int = -1
 
     def holds(self, status: str, progress: Mapping[str, int]) -> bool:
-        left = progress["total"] - progress["succeeded"] - progress["failed"] - 1
+        left = progress["total"] - (progress["succeeded"] + self.succeeded_delta) - progress["failed"]
         return status == self.status and pending(progress) == self.pending and left >= self.left_after
 
-    @staticmethod
-    def counted(progress: Mapping[str, int]) -> Progress:
+    def counted(self, progress: Mapping[str, int]) -> Progress:
         """The map's counts after counting the success."""
-        return {**progress, "succeeded": progress["succeeded"] + 1, "running": progress["running"] - 1}
+        succeeded = progress["succeeded"] + self.succeeded_delta
+        return {**progress, "succeeded": succeeded, "running": progress["running"] + self.running_delta}
 
 
 ITEM_COUNTING = ItemCountingGuard()

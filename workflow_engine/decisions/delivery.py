@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from workflow_engine.core.states import ExecutionStatus, StepStatus
 from workflow_engine.definitions.model import StepDefinition, StepType
-from workflow_engine.store.records import in_place
+from workflow_engine.store.records import run_in_place_values
 
 if TYPE_CHECKING:
     from workflow_engine.decisions.unit import Unit
@@ -61,36 +61,36 @@ class Route(Generic[T]):
 def route(
     outgoing: Sequence[T],
     movable: Callable[[T], bool],
-    inline: bool,
+    worker_may_run: bool,
     capacity: Callable[[], int],
     carrying: bool,
 ) -> Route[T]:
     """How ``outgoing`` (the runs a unit publishes) reach workers. ``movable`` tells the runs a
-    worker may run in place; ``inline``, whether the reporting worker may run one; ``capacity``
+    worker may run in place; ``worker_may_run``, whether the reporting worker may run one; ``capacity``
     (asked only for a fan-out), how many steps the live workers run at once (0: unknown);
     ``carrying``, whether runs may be carried at all."""
-    if not inline and (len(outgoing) < 2 or not carrying):
+    if not worker_may_run and (len(outgoing) < 2 or not carrying):
         return Route()  # (nothing may run in place, and carrying takes two runs at least)
     candidates = [run for run in outgoing if movable(run)]
-    if inline and len(outgoing) == 1 and candidates:
+    if worker_may_run and len(outgoing) == 1 and candidates:
         return Route(in_place=candidates[0])
     if len(candidates) < 2 or not carrying:
         return Route()
     sent = capacity()
     if not 0 < sent < len(candidates):
         return Route()
-    if inline:
+    if worker_may_run:
         return Route(in_place=candidates[0], carried=candidates[sent:])
     return Route(carried=candidates[sent:])
 
 
-def hand_on(carrier: bool, inline: bool, busy: bool) -> Handing | None:
+def hand_on(carrier: bool, worker_may_run: bool, busy: bool) -> Handing | None:
     """What the worker recording a branch does with one carried sibling: nothing unless the
     branch belongs to a fan-out that may carry (``carrier``); run it in place when the worker
-    may (``inline``) and runs nothing else in place already (``busy``); publish it otherwise."""
+    may (``worker_may_run``) and runs nothing else in place already (``busy``); publish it otherwise."""
     if not carrier:
         return None
-    return "run" if inline and not busy else "send"
+    return "run" if worker_may_run and not busy else "send"
 
 
 def conclude(unit: Unit) -> None:
@@ -99,7 +99,7 @@ def conclude(unit: Unit) -> None:
     unless the step reporting is a branch whose siblings may be carried."""
     if unit.status != E.RUNNING:
         return
-    if unit.inline is not None or unit.settings.inline_steps:
+    if unit.in_place is not None or unit.settings.inline_steps:
         hand_out(unit)
     if unit.carrier:
         take_carried(unit)
@@ -107,15 +107,15 @@ def conclude(unit: Unit) -> None:
 
 def hand_out(unit: Unit) -> None:
     """Send the runs ``unit`` queued on their way (see :func:`route`)."""
-    inline = unit.inline is not None and unit.continued is None
-    if unit.status != E.RUNNING or (not inline and len(unit.new) < 2):
+    worker_may_run = unit.in_place is not None and unit.continued is None
+    if unit.status != E.RUNNING or (not worker_may_run and len(unit.new) < 2):
         return  # (fewer than two new runs and none to run in place: route() sends each by message)
     decided = route(
         [row for row in unit.new if row["published_at"] is not None],
         lambda row: may_run_in_place(
             unit.definition.steps_by_name[row["step_name"]], row["status"], row["item_index"] is not None
         ),
-        inline=inline,
+        worker_may_run=worker_may_run,
         capacity=unit.facts.workers_capacity,
         carrying=bool(unit.settings.inline_steps),
     )
@@ -126,9 +126,9 @@ def hand_out(unit: Unit) -> None:
 
 
 def _run_in_place(unit: Unit, row: dict[str, Any]) -> None:
-    assert unit.inline is not None
-    worker, carrier = unit.inline
-    row.update(in_place(worker, carrier, unit.now))  # (its input stays its own: see Unit.inserted)
+    assert unit.in_place is not None
+    worker, carrier = unit.in_place
+    row.update(run_in_place_values(worker, carrier, unit.now))  # (its input stays its own: see Unit.inserted)
     unit.in_place_event(row, worker)
 
 
@@ -138,9 +138,9 @@ def take_carried(unit: Unit) -> None:
     messages carry those. Which sibling is the store's to find (:func:`took` hears which)."""
     carrier = unit.carrier and unit.status == E.RUNNING and not any(row["carried"] for row in unit.new)
     busy = unit.continued is not None or any(row["worker"] is not None for row in unit.new)
-    how = hand_on(carrier, inline=unit.inline is not None, busy=busy)
+    how = hand_on(carrier, worker_may_run=unit.in_place is not None, busy=busy)
     if how is not None:
-        unit.take = unit.inline if how == "run" and unit.inline is not None else (None, None)
+        unit.take = unit.in_place if how == "run" and unit.in_place is not None else (None, None)
 
 
 def took(unit: Unit, taken: tuple[int, dict[str, Any]] | None) -> None:

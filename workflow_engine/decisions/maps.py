@@ -1,5 +1,6 @@
-"""Map steps and workflow steps, decided on a unit: opening them, their items' outcomes, and
-their end.
+"""Map steps, decided on a unit: opening them (and opening workflow steps), their items'
+outcomes, and the end of a map's or a workflow step's own run (a child's end is
+:mod:`workflow_engine.decisions.workflow_steps`').
 
 A map or workflow step is opened by :meth:`Unit.open <workflow_engine.decisions.unit.Unit.open>`
 as its own run, running; :func:`start_opened` (called by every decision, see
@@ -24,14 +25,14 @@ from workflow_engine.decisions.outcomes import Failure
 from workflow_engine.decisions.unit import Unit, new_run
 from workflow_engine.definitions.model import StepDefinition, StepType
 from workflow_engine.errors import ExpressionError
-from workflow_engine.store.records import StepRunRecord, in_place, input_of
+from workflow_engine.store.records import StepRunRecord, input_of, run_in_place_values
 
 E = ExecutionStatus
 S = StepStatus
 WORKER_LOST = "worker_lost"
 
 
-def _error(step: str, kind: str, message: str) -> dict[str, Any]:
+def step_error(step: str, kind: str, message: str) -> dict[str, Any]:
     return {"step": step, "type": kind, "message": message, "code": None}
 
 
@@ -56,13 +57,13 @@ def start(unit: Unit, step: StepDefinition, attempt: int) -> None:
         )
         if step.type is StepType.MAP:  # (its history starts here: see Unit.open)
             unit.event(step.name, attempt, None, S.RUNNING, f"map over {step.items}")
-        _end_own(unit, step, attempt, None, _error(step.name, "depth", message))
+        end_own(unit, step, attempt, None, step_error(step.name, "depth", message))
         return
     if step.type is StepType.WORKFLOW:
         try:
             child_input = _inputs(unit, step, None)
         except ExpressionError as exc:
-            _end_own(unit, step, attempt, None, _error(step.name, "expression", f"input: {exc}"))
+            end_own(unit, step, attempt, None, step_error(step.name, "expression", f"input: {exc}"))
             return
         unit.runs.update_own(step.name, {"input": child_input}, (S.RUNNING,))
         unit.children.append((step.name, None))
@@ -97,7 +98,7 @@ def _open_items(unit: Unit, step: StepDefinition, attempt: int) -> None:
 
     def broken(kind: str, message: str) -> None:
         unit.event(step.name, attempt, None, S.RUNNING, f"map over {step.items}")
-        _end_own(unit, step, attempt, None, _error(step.name, kind, message))
+        end_own(unit, step, attempt, None, step_error(step.name, kind, message))
 
     try:
         items = unit.evaluate(compile_expression(step.items))
@@ -203,12 +204,12 @@ def release_item(unit: Unit, step: StepDefinition, run: StepRunRecord) -> None:
 
 def _run_in_place(unit: Unit, step: StepDefinition, run: StepRunRecord) -> bool:
     """The reporting worker runs ``run`` next, in place, if it may and runs nothing else so."""
-    if unit.inline is None or unit.continued is not None:
+    if unit.in_place is None or unit.continued is not None:
         return False
     if not delivery.may_run_in_place(step, S.QUEUED, item=True):
         return False
-    worker, carrier = unit.inline
-    values = in_place(worker, carrier, unit.now)
+    worker, carrier = unit.in_place
+    values = run_in_place_values(worker, carrier, unit.now)
     if not unit.runs.update(run.id, values, (S.PENDING,)):
         return False
     unit.moved(run, S.PENDING, S.RUNNING)
@@ -254,7 +255,7 @@ def item_failed(
     failures, lost = unit.runs.failures(name, WORKER_LOST, index)
     retry = failure.kind is FailureKind.TRANSIENT and step.workflow is None
     if retry and step.retry.allows_another(failures - lost):
-        source = run or _latest(unit, name, index)
+        source = run or latest_item_run(unit, name, index)
         assert source is not None  # (the failed run is one of them)
         reason = f"item {index} attempt {attempt} failed ({failure.error_type})"
         attempts.schedule_retry(unit, step, attempt, reason, source)
@@ -268,13 +269,13 @@ def item_failed(
             f"{progress['failed']} of {progress['total']} items failed (tolerated: {allowed}); "
             f"item {index}: {failure.message}"
         )
-        _fail_map(unit, step, progress, _error(name, "map_failed", message))
+        _fail_map(unit, step, progress, step_error(name, "map_failed", message))
     else:
         _next(unit, step, progress)
     return str(S.FAILED)
 
 
-def _latest(unit: Unit, name: str, index: int) -> StepRunRecord | None:
+def latest_item_run(unit: Unit, name: str, index: int) -> StepRunRecord | None:
     runs = unit.facts.runs_of_item(name, index)
     return max(runs, key=lambda run: run.attempt) if runs else None
 
@@ -292,7 +293,7 @@ def _conclude(unit: Unit, step: StepDefinition, progress: dict[str, int]) -> Non
     outputs.update({index: value for (name, index), value in unit.item_outputs.items() if name == step.name})
     output = mapping.results(progress["total"], outputs)
     reason = f"{progress['succeeded']} of {progress['total']} item(s) succeeded"
-    _end_own(unit, step, progress["attempt"], output, None, reason, progress)
+    end_own(unit, step, progress["attempt"], output, None, reason, progress)
 
 
 def _fail_map(unit: Unit, step: StepDefinition, progress: dict[str, int], error: dict[str, Any]) -> None:
@@ -308,10 +309,10 @@ def _fail_map(unit: Unit, step: StepDefinition, progress: dict[str, int], error:
         unit.stop(run)
     if step.workflow is not None and open_items:
         unit.cascades.append(("cancel", step.name))
-    _end_own(unit, step, progress["attempt"], None, error, progress=progress)
+    end_own(unit, step, progress["attempt"], None, error, progress=progress)
 
 
-def _end_own(
+def end_own(
     unit: Unit,
     step: StepDefinition,
     attempt: int,
@@ -342,104 +343,3 @@ def _end_own(
         unit.advance(step.name, S.SUCCEEDED, output)
     else:
         unit.step_failed(step.name, error)
-
-
-# a child execution's end
-
-
-def opened_after(run: StepRunRecord, child: Any) -> bool:
-    """Whether the workflow step's run ``run`` was opened after its child ``child`` ended (a
-    retry of the parent opened it): the child is then retried, reused or replaced, not heard."""
-    return child.finished_at is not None and run.queued_at > child.finished_at
-
-
-def child_ended(
-    unit: Unit, step_name: str, index: int | None, child: Any, run: StepRunRecord | None = None
-) -> bool:
-    """The child execution ``child`` (its record) of ``step_name`` (its item ``index``) ended:
-    the step (or item) succeeds with its output, or fails with it (``run``: the run that waits
-    for it, when known). Whether anything changed."""
-    step = unit.definition.step(step_name)
-    if run is None:
-        run = unit.runs.current().get(step_name) if index is None else _latest(unit, step_name, index)
-    if run is None or run.status != S.RUNNING or run.step_type != StepType.WORKFLOW:
-        return False
-    completed = child.status == E.COMPLETED
-    if opened_after(run, child) and (not completed or child.input != run.input):
-        return False  # a retry's run: the child is retried or started anew (Children.sync)
-    where = f"child execution {child.id} ({child.workflow_name} {child.workflow_version})"
-    if completed:
-        values: dict[str, Any] = {"status": S.SUCCEEDED, "output": child.output, "finished_at": unit.now}
-        error = None
-    else:
-        why = (child.error or {}).get("message") or child.status
-        error = _error(step_name, f"child_{child.status}", f"{where} {child.status}: {why}")
-        values = {"status": S.FAILED, "error_type": error["type"], "error_message": error["message"]}
-        values["finished_at"] = unit.now
-    if run.started_at is not None:
-        values["duration_ms"] = int((unit.now - run.started_at).total_seconds() * 1000)
-    if index is None:
-        linked = {"child": child.id, **(error or {})}
-        _end_own(
-            unit,
-            step,
-            run.attempt,
-            child.output,
-            error,
-            f"{where} {child.status}",
-            details=linked,
-            duration_ms=values.get("duration_ms"),
-        )
-        unit.settle()
-        return True
-    if not unit.runs.update(run.id, values, (S.RUNNING,)):
-        return False
-    details = {"index": index, "child": child.id, **(error or {})}
-    unit.event(step_name, run.attempt, S.RUNNING, values["status"], f"{where} {child.status}", details)
-    if completed:
-        item_succeeded(unit, step_name, index, child.output)
-    else:
-        failure = Failure(
-            FailureKind.FATAL, error["type"] if error else "", values.get("error_message", ""), 0
-        )
-        item_failed(unit, run, step_name, index, run.attempt, failure)
-    unit.settle()
-    return True
-
-
-def child_refused(
-    unit: Unit,
-    step_name: str,
-    index: int | None,
-    message: str,
-    kind: str = "child_refused",
-    code: str | None = None,
-) -> bool:
-    """The child of ``step_name`` (its item ``index``) could not start (its input does not fit its
-    workflow, its tree has started every child it may): the step or item fails with ``message``
-    (an error of type ``kind``, its ``code`` if any)."""
-    step = unit.definition.step(step_name)
-    error = {**_error(step_name, kind, message), "code": code}
-    if index is None:
-        run = unit.runs.current().get(step_name)
-        if run is None or run.status != S.RUNNING:
-            return False
-        _end_own(unit, step, run.attempt, None, error)
-        unit.settle()
-        return True
-    run = _latest(unit, step_name, index)
-    if run is None:
-        return False
-    values = {
-        "status": S.FAILED,
-        "error_type": error["type"],
-        "error_message": message,
-        "error_code": code,
-        "finished_at": unit.now,
-    }
-    if run.status != S.RUNNING or not unit.runs.update(run.id, values, (S.RUNNING,)):
-        return False
-    unit.event(step_name, run.attempt, S.RUNNING, S.FAILED, message, {"index": index, **error})
-    item_failed(unit, run, step_name, index, run.attempt, Failure(FailureKind.FATAL, kind, message, 0, code))
-    unit.settle()
-    return True

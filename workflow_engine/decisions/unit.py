@@ -110,7 +110,7 @@ class Unit:
         rng: random.Random | None = None,
         *,
         opener: Callable[..., Any] | None = None,
-        inline: tuple[str, str | None] | None = None,
+        in_place: tuple[str, str | None] | None = None,
         carrier: bool = False,
         parent: tuple[ExecutionRecord, StepRunRecord] | None = None,
     ) -> None:
@@ -145,7 +145,7 @@ class Unit:
         self.runs = Runs(facts, self.new)  # the execution's runs as this decision leaves them
         self.dirty = False
         # set by a worker that can run the next step in place (see decisions.delivery)
-        self.inline = inline  # (worker, carrier task id)
+        self.in_place = in_place  # (worker, carrier task id)
         self.carrier = carrier  # the step reporting is a branch whose siblings may be carried
         self.continued: tuple[int, dict[str, Any]] | None = None
         # a carried sibling to take once the changes are applied: (worker, carrier task id) to

@@ -15,11 +15,11 @@ from typing import Annotated, Any
 import semver
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from workflow_engine.core import planner
 from workflow_engine.core.expressions import ITEM_NAMES, compile_expression
 from workflow_engine.core.graph import Edge, Graph
 from workflow_engine.core.limits import Rate, Strategy
 from workflow_engine.core.mapping import PERCENT
-from workflow_engine.core.planner import counted_joins
 from workflow_engine.core.retry import RetryPolicy
 from workflow_engine.core.secrets import SecretPaths, schema_secrets
 from workflow_engine.definitions.cases import CaseDefinition
@@ -327,7 +327,7 @@ class WorkflowDefinition(WorkflowHeader):
         only counts toward (:func:`~workflow_engine.core.planner.counted_joins`), and whether
         a step it follows fans out to others too (its siblings may be carried)."""
         graph = self.graph
-        return {name: (counted_joins(graph, name), graph.has_siblings(name)) for name in graph.steps}
+        return {name: (planner.counted_joins(graph, name), graph.has_siblings(name)) for name in graph.steps}
 
     def listening(self, signal: str) -> tuple[StepDefinition, ...]:
         """The wait steps that take the signal ``signal``."""

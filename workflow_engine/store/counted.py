@@ -104,17 +104,20 @@ FINISH_COUNTED = Prepared(
     countable AS (
         SELECT locked.id FROM locked
         WHERE locked.status = :guard_status AND locked.mode = :guard_mode
-          AND locked.active_steps - 1 >= :guard_others_active
-          AND locked.total_steps - locked.resolved_steps - 1 >= :guard_left_after
-          AND NOT EXISTS (SELECT 1 FROM {_JOINS} WHERE {_WAITING_FOR} - 1 < :guard_waiting_after)
+          AND locked.active_steps + :guard_active_delta >= :guard_others_active
+          AND locked.total_steps - (locked.resolved_steps + :guard_resolved_delta) >= :guard_left_after
+          AND NOT EXISTS (
+              SELECT 1 FROM {_JOINS} WHERE {_WAITING_FOR} + :guard_waiting_delta < :guard_waiting_after
+          )
     ),
     {RECORD.format(gate="countable")},
     counted AS (
-        UPDATE {E} AS x SET active_steps = locked.active_steps - 1,
-            resolved_steps = locked.resolved_steps + 1,
+        UPDATE {E} AS x SET active_steps = locked.active_steps + :guard_active_delta,
+            resolved_steps = locked.resolved_steps + :guard_resolved_delta,
             checkpoint = CAST(:checkpoint AS jsonb), updated_at = :updated_at,
             barriers = COALESCE(locked.barriers, '{{}}') || COALESCE((
-                SELECT jsonb_object_agg(j.name, jsonb_build_array({_WAITING_FOR} - 1, {_LIVE_SO_FAR} + 1))
+                SELECT jsonb_object_agg(j.name, jsonb_build_array(
+                    {_WAITING_FOR} + :guard_waiting_delta, {_LIVE_SO_FAR} + :guard_live_delta))
                 FROM {_JOINS}), '{{}}')
         FROM locked
         WHERE x.id = locked.id AND EXISTS (SELECT 1 FROM finished)
@@ -129,6 +132,10 @@ FINISH_COUNTED = Prepared(
         "guard_others_active": "integer",
         "guard_left_after": "integer",
         "guard_waiting_after": "integer",
+        "guard_active_delta": "integer",
+        "guard_resolved_delta": "integer",
+        "guard_waiting_delta": "integer",
+        "guard_live_delta": "integer",
         "checkpoint": "text",
         "updated_at": "timestamptz",
         "events": "text",
@@ -154,13 +161,14 @@ FINISH_ITEM_COUNTED = Prepared(
         SELECT locked.id FROM locked
         WHERE locked.status = :guard_status AND {_COUNTS} IS NOT NULL
           AND {_T} - {_S} - {_F} - COALESCE({_C}, 0) - {_N} = :guard_pending
-          AND {_T} - {_S} - {_F} - 1 >= :guard_left_after
+          AND {_T} - ({_S} + :guard_succeeded_delta) - {_F} >= :guard_left_after
     ),
     {RECORD.format(gate="countable")},
     counted AS (
         UPDATE {E} AS x SET updated_at = :updated_at,
             maps = jsonb_set(locked.maps, ARRAY[:step], {_COUNTS} || jsonb_build_object(
-                CAST(:succeeded_key AS text), {_S} + 1, CAST(:running_key AS text), {_N} - 1))
+                CAST(:succeeded_key AS text), {_S} + :guard_succeeded_delta,
+                CAST(:running_key AS text), {_N} + :guard_running_delta))
         FROM locked
         WHERE x.id = locked.id AND EXISTS (SELECT 1 FROM finished)
     ),
@@ -175,6 +183,8 @@ FINISH_ITEM_COUNTED = Prepared(
         "guard_status": "varchar",
         "guard_pending": "integer",
         "guard_left_after": "integer",
+        "guard_succeeded_delta": "integer",
+        "guard_running_delta": "integer",
         "updated_at": "timestamptz",
         "events": "text",
     },

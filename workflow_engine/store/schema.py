@@ -279,7 +279,7 @@ step_runs = Table(
     Column("error_message", Text, nullable=True),
     Column("error_code", String(64), nullable=True),
     Column("worker", String(255), nullable=True),
-    Column("task_id", String(255), nullable=True),  # the Celery task running it (several when inline)
+    Column("task_id", String(255), nullable=True),  # the Celery task running it (several when run in place)
     Column("checkpoint", JSONType, nullable=True),
     Column("completed_by", String(150), nullable=True),
     _timestamp("queued_at"),

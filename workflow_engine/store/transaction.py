@@ -26,8 +26,8 @@ from workflow_engine.store.records import (
     SignalRecord,
     StepRunRecord,
     from_row,
-    in_place,
     input_of,
+    run_in_place_values,
 )
 
 # run row joined with what a worker needs from its execution, read when claiming
@@ -389,7 +389,7 @@ class Tx:
             values["published_at"] = self.now
         else:
             check_step_update((StepStatus.QUEUED,), StepStatus.RUNNING)
-            values.update(in_place(worker, task_id, self.now))
+            values.update(run_in_place_values(worker, task_id, self.now))
         self.execute(sa.update(r).where(r.c.id == found.id).values(values))
         row = {
             "step_name": found.step_name,

@@ -174,7 +174,7 @@ class StepExecutor:
             with nullcontext() if fields == given else logs.bound(**fields):
                 with self.heartbeat.beating(claim.run_id):
                     outcome = self.run(claim)
-                finished = retrying(partial(self.recorder.record, claim, outcome, inline=carrier))
+                finished = retrying(partial(self.recorder.record, claim, outcome, in_place=carrier))
                 metrics.observe_attempt(claim, outcome.duration_ms, finished.result)
                 attempted = Attempted(claim, outcome, finished.result)
                 if claim.run_id != run_id and self.announce is not None:

@@ -44,11 +44,13 @@ def register_tasks(app: EngineCelery) -> None:
         end in the state of its committed outcome (see :mod:`workflow_engine.worker.reports`)."""
         # a task under a Celery time limit runs only its own step: the limit would cover the rest
         limited = any(task.request.timelimit or ())
-        inline = 0 if limited else app.settings.inline_steps
+        steps_in_place = 0 if limited else app.settings.inline_steps
         fields = logs.step_fields(execution_id, step, attempt, workflow)
         try:  # (a worker process opens its store with its first task: that may fail too)
             executor = runtime_of(app).executor
-            attempted = executor.execute(run_id, task.request.id, inline, log_fields=fields, rated=rated)
+            attempted = executor.execute(
+                run_id, task.request.id, steps_in_place, log_fields=fields, rated=rated
+            )
         except Exception as exc:
             if not is_outage(exc):
                 raise
