@@ -29,7 +29,7 @@ def outcome_statements() -> Iterator[list[str]]:
     """The outcome statements sent to PostgreSQL meanwhile: "counted", "planned" or "locked"."""
     sent: list[str] = []
     kinds = (
-        ("wfe_finish_counted(", "counted"),
+        ("wfe_record_arrival(", "counted"),
         ("wfe_finish_optimistic(", "planned"),
         ("wfe_finish(", "locked"),
     )

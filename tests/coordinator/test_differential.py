@@ -130,13 +130,13 @@ def scripted(scenario: Scenario) -> Any:
 @contextmanager
 def plain_paths(harness: Harness) -> Iterator[None]:
     """Every outcome decided under the lock: nothing counted, planned, carried or run in place."""
-    counted_joins = planner.counted_joins
-    planner.counted_joins = lambda graph, name: None  # type: ignore[assignment]
+    arrival_joins = planner.arrival_joins
+    planner.arrival_joins = lambda graph, name: None  # type: ignore[assignment]
     harness.inline_steps = 0
     try:
         yield
     finally:
-        planner.counted_joins = counted_joins
+        planner.arrival_joins = arrival_joins
 
 
 def deliver_together(harness: Harness) -> bool:

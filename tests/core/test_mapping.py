@@ -118,8 +118,8 @@ def item_rows(draw: st.DrawFn) -> tuple[str, dict[str, int]]:
 def test_where_the_item_guard_holds_the_decision_only_counts_and_reads_nothing(
     drawn: tuple[str, dict[str, int]],
 ) -> None:
-    """The one-statement path of an item's success (core.mapping.ITEM_COUNTING, rendered in
-    store/counted.py) against the whole decision on plain data."""
+    """The one-statement path of an item's success (core.mapping.ITEM_ARRIVAL, rendered in
+    store/arrivals.py) against the whole decision on plain data."""
     from dataclasses import replace
 
     from tests.coordinator.test_deciding import NOW, SETTINGS, claim_of, record
@@ -159,11 +159,11 @@ def test_where_the_item_guard_holds_the_decision_only_counts_and_reads_nothing(
         not asked
         and not unit.new
         and unit.status == row.status
-        and unit.maps == {"each": mapping.ITEM_COUNTING.counted(progress)}
+        and unit.maps == {"each": mapping.ITEM_ARRIVAL.counted(progress)}
         and set(unit.changes) == {"maps"}
         and not unit.runs.changes
     )
-    if mapping.ITEM_COUNTING.holds(status, progress):
+    if mapping.ITEM_ARRIVAL.holds(status, progress):
         assert only_counts, (drawn, unit.changes, asked)
     elif status == ExecutionStatus.RUNNING:
         assert not only_counts, drawn  # the guard keeps no case from the fast path needlessly

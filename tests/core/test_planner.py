@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from workflow_engine.core.expressions import compile_expression
 from workflow_engine.core.graph import Edge, Graph
-from workflow_engine.core.planner import Decision, advance, barrier, counted_joins, plan, start
+from workflow_engine.core.planner import Decision, advance, arrival_joins, barrier, plan, start
 from workflow_engine.core.states import StepStatus
 
 S = StepStatus
@@ -184,17 +184,17 @@ def test_a_branch_into_joins_only_counts_toward_them() -> None:
     graph = graph_of(
         "sabcjk", [("s", "a"), ("s", "b"), ("s", "c"), ("a", "j"), ("b", "j"), ("c", "k"), ("j", "k")]
     )
-    assert counted_joins(graph, "a") == {"j": 2}
-    assert counted_joins(graph, "c") == {"k": 2}
-    assert counted_joins(graph, "s") is None  # its successors have one predecessor: they become ready
-    assert counted_joins(graph, "k") is None  # the only final step: always the last to resolve
+    assert arrival_joins(graph, "a") == {"j": 2}
+    assert arrival_joins(graph, "c") == {"k": 2}
+    assert arrival_joins(graph, "s") is None  # its successors have one predecessor: they become ready
+    assert arrival_joins(graph, "k") is None  # the only final step: always the last to resolve
     assert graph.has_siblings("a") and graph.has_siblings("c")
     assert not graph.has_siblings("s") and not graph.has_siblings("k")
 
 
 def test_a_conditional_edge_or_a_final_step_among_several_is_decided_by_the_planner() -> None:
     graph = graph_of("sabj", [("s", "a"), ("s", "b"), ("a", "j"), ("b", "j")], conditional=[("a", "j")])
-    assert counted_joins(graph, "a") is None  # its edge's condition needs the execution's data
-    assert counted_joins(graph, "b") == {"j": 2}
+    assert arrival_joins(graph, "a") is None  # its edge's condition needs the execution's data
+    assert arrival_joins(graph, "b") == {"j": 2}
     sinks = graph_of("sab", [("s", "a"), ("s", "b")])
-    assert counted_joins(sinks, "a") == {}  # one of two final steps: counts toward completion only
+    assert arrival_joins(sinks, "a") == {}  # one of two final steps: counts toward completion only

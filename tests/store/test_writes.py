@@ -12,7 +12,7 @@ from workflow_engine.decisions.unit import new_run
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import event_row
-from workflow_engine.store.seam import UNSUPPORTED, Arrived, Counted, GuardFailed, Take
+from workflow_engine.store.seam import UNSUPPORTED, Arrival, Arrived, GuardFailed, Take
 
 
 def started(harness: Harness, width: int = 1) -> tuple[str, Any]:
@@ -137,21 +137,21 @@ def test_a_counted_success_applies_on_postgresql_only_while_the_guard_holds(harn
     now = harness.clock.now()
     _, values = attempt_values(Success({}, 1), now)
 
-    def counted(step: str) -> Counted:
+    def counted(step: str) -> Arrival:
         assert harness.coordinator.claim(runs[step].id, "w1") is not None
         event = event_row(execution_id, step, 1, "running", "succeeded", "w1", now)
         checkpoint = {"last_completed_step": step}
-        return Counted(execution_id, runs[step].id, "w1", values, {"join": 2}, checkpoint, event)
+        return Arrival(execution_id, runs[step].id, "w1", values, {"join": 2}, checkpoint, event)
 
     postgresql = harness.store.dialect == "postgresql"
     # b1 is still active and the join waits for it: only counting is left to do
-    assert harness.store.finish_counted(counted("b0"), Take()) == (Arrived() if postgresql else UNSUPPORTED)
+    assert harness.store.record_arrival(counted("b0"), Take()) == (Arrived() if postgresql else UNSUPPORTED)
     if not postgresql:
         return  # SQLite records every outcome under the lock
     after = harness.store.get_execution(execution_id)
     assert (after.active_steps, after.resolved_steps, after.barriers) == (1, 2, {"join": [1, 1]})
     # b1 would make the join due: the guard does not hold, and nothing is written
-    assert harness.store.finish_counted(counted("b1"), Take()) == GuardFailed()
+    assert harness.store.record_arrival(counted("b1"), Take()) == GuardFailed()
     assert harness.store.get_execution(execution_id).revision == after.revision
 
 

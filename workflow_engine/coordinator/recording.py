@@ -64,7 +64,7 @@ from workflow_engine.settings import Settings
 from workflow_engine.store.optimistic import OptimisticWrite
 from workflow_engine.store.records import RUN_IN_PLACE, ExecutionRecord, StepRunRecord, event_row
 from workflow_engine.store.repository import Store
-from workflow_engine.store.seam import Arrived, Counted, OutcomeStore, Take, Unsupported
+from workflow_engine.store.seam import Arrival, Arrived, OutcomeStore, Take, Unsupported
 from workflow_engine.store.transaction import Tx, latest_checkpoint
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ def _admits(claim: Claim) -> bool:
     if claim.execution is None or claim.index is None:
         return False
     progress = (claim.execution.maps or {}).get(claim.step.name)
-    return progress is not None and mapping.pending(progress) != mapping.ITEM_COUNTING.pending
+    return progress is not None and mapping.pending(progress) != mapping.ITEM_ARRIVAL.pending
 
 
 class DefinitionCache:
@@ -398,10 +398,10 @@ class Recorder:
         # the statement applies only while the execution runs and carries nothing of this unit's
         take = self._take(claim, in_place)
         checkpoint = {"last_completed_step": claim.step.name}
-        counted = Counted(
+        arrival = Arrival(
             claim.execution_id, claim.run_id, claim.worker, values, claim.joins, checkpoint, event
         )
-        answer = self.store.finish_counted(counted, take)
+        answer = self.store.record_arrival(arrival, take)
         if not isinstance(answer, Arrived):
             return NotApplicable(f"{answer!r}: a join becomes due, or the execution does not run")
         taken = answer.taken
@@ -444,7 +444,7 @@ class Recorder:
         return Finished(str(S.SUCCEEDED), following)
 
     def _item_arrival(self, claim: Claim, outcome: Success, in_place: str | None) -> Answer:
-        """A map item's success that only counts (see ``core.mapping.ItemCountingGuard``), in one
+        """A map item's success that only counts (see ``core.mapping.ItemArrivalGuard``), in one
         statement that also takes a carried sibling (as for a barrier arrival); not applicable
         when the guard does not hold."""
         now = self.store.clock.now()
@@ -461,9 +461,9 @@ class Recorder:
             None,
             details,
         )
-        counted = Counted(claim.execution_id, claim.run_id, claim.worker, values, {}, None, event)
+        arrival = Arrival(claim.execution_id, claim.run_id, claim.worker, values, {}, None, event)
         take = self._take(claim, in_place)
-        answer = self.store.finish_item_counted(counted, claim.step.name, take)
+        answer = self.store.record_item_arrival(arrival, claim.step.name, take)
         if not isinstance(answer, Arrived):
             return NotApplicable(f"{answer!r}: the map's guard does not hold")
         taken = answer.taken

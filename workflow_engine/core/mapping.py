@@ -94,11 +94,11 @@ def results(total: int, outputs: Mapping[int, Any]) -> dict[str, list[Any]]:
 
 
 @dataclass(frozen=True, slots=True)
-class ItemCountingGuard:
+class ItemArrivalGuard:
     """When an item's success only counts: the execution runs, no item of the map waits to be
     admitted (so none is admitted now), and items are left after this one (so the map does not
     conclude). The store applies it in one statement rendered from these values
-    (``store/counted.py``); a property test holds the decision core to it."""
+    (``store/arrivals.py``); a property test holds the decision core to it."""
 
     status: str = ExecutionStatus.RUNNING
     pending: int = 0  # items waiting to be admitted
@@ -117,7 +117,7 @@ class ItemCountingGuard:
         return {**progress, "succeeded": succeeded, "running": progress["running"] + self.running_delta}
 
 
-ITEM_COUNTING = ItemCountingGuard()
+ITEM_ARRIVAL = ItemArrivalGuard()
 
 
 def summary(progress: Mapping[str, int]) -> dict[str, int]:

@@ -103,7 +103,7 @@ def advance(
     return decision
 
 
-def counted_joins(graph: Graph, step: str) -> dict[str, int] | None:
+def arrival_joins(graph: Graph, step: str) -> dict[str, int] | None:
     """The joins a success of ``step`` can only count toward, with their in-degrees, when that
     is all its success can do: every edge leaving it is unconditional and enters a join (none:
     a final step). None otherwise. Whether one of the joins becomes due by it depends on how

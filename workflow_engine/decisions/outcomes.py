@@ -33,7 +33,7 @@ class Claim:
     # for a step run in place: the execution's row as the outcome before it left it
     execution: ExecutionRecord | None = None
     # the joins a success of the step only counts toward, with their in-degrees (see
-    # core.planner.counted_joins); None when its success may make a step ready
+    # core.planner.arrival_joins); None when its success may make a step ready
     joins: Mapping[str, int] | None = None
     # whether the worker recording it hands on a carried sibling (see delivery.take_carried): the
     # step is a branch of a fan-out, some of whose branches may be carried (delivery.hand_out)

@@ -324,10 +324,10 @@ class WorkflowDefinition(WorkflowHeader):
     @cached_property
     def placement(self) -> dict[str, tuple[dict[str, int] | None, bool]]:
         """Of each step, what follows from its place in the graph: the joins a success of it
-        only counts toward (:func:`~workflow_engine.core.planner.counted_joins`), and whether
+        only counts toward (:func:`~workflow_engine.core.planner.arrival_joins`), and whether
         a step it follows fans out to others too (its siblings may be carried)."""
         graph = self.graph
-        return {name: (planner.counted_joins(graph, name), graph.has_siblings(name)) for name in graph.steps}
+        return {name: (planner.arrival_joins(graph, name), graph.has_siblings(name)) for name in graph.steps}
 
     def listening(self, signal: str) -> tuple[StepDefinition, ...]:
         """The wait steps that take the signal ``signal``."""

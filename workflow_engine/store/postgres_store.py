@@ -20,13 +20,13 @@ from workflow_engine.clock import Clock
 from workflow_engine.core.states import STEP_TRANSITIONS, StepStatus, check_step_update
 from workflow_engine.store import postgres, slots
 from workflow_engine.store import schema as t
-from workflow_engine.store.counted import finish_counted, finish_item_counted
+from workflow_engine.store.arrivals import record_arrival, record_item_arrival
 from workflow_engine.store.database import begin, create_engine, create_fast_engine, translate
 from workflow_engine.store.optimistic import OptimisticWrite
 from workflow_engine.store.postgres import claim_postgres
 from workflow_engine.store.records import ClaimedRun, ExecutionRecord
 from workflow_engine.store.repository import Store
-from workflow_engine.store.seam import ArrivalAnswer, Counted, Take, Unsupported
+from workflow_engine.store.seam import Arrival, ArrivalAnswer, Take, Unsupported
 from workflow_engine.store.transaction import Tx
 
 _NOTIFY = sa.text("SELECT pg_notify(:channel, :id)")
@@ -198,24 +198,24 @@ class PostgresStore(Store):
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
 
-    def finish_counted(self, counted: Counted, take: Take) -> ArrivalAnswer:
+    def record_arrival(self, arrival: Arrival, take: Take) -> ArrivalAnswer:
         """Record a success that only counts toward joins in one statement, if
-        ``core.counting``'s guard holds on the execution's row, and take a carried run as
-        ``take`` says. See :data:`workflow_engine.store.counted.FINISH_COUNTED`."""
-        check_step_update((StepStatus.RUNNING,), counted.attempt["status"])
+        ``core.arrivals``'s guard holds on the execution's row, and take a carried run as
+        ``take`` says. See :data:`workflow_engine.store.arrivals.RECORD_ARRIVAL`."""
+        check_step_update((StepStatus.RUNNING,), arrival.attempt["status"])
         try:
             with self._autocommitting().connect() as connection:
-                return finish_counted(connection, counted, take)
+                return record_arrival(connection, arrival, take)
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
 
-    def finish_item_counted(self, counted: Counted, step: str, take: Take) -> ArrivalAnswer:
+    def record_item_arrival(self, arrival: Arrival, step: str, take: Take) -> ArrivalAnswer:
         """Record a map item's success in one statement if ``core.mapping``'s guard holds on
-        the execution's row. See :data:`workflow_engine.store.counted.FINISH_ITEM_COUNTED`."""
-        check_step_update((StepStatus.RUNNING,), counted.attempt["status"])
+        the execution's row. See :data:`workflow_engine.store.arrivals.RECORD_ITEM_ARRIVAL`."""
+        check_step_update((StepStatus.RUNNING,), arrival.attempt["status"])
         try:
             with self._autocommitting().connect() as connection:
-                return finish_item_counted(connection, counted, step, take)
+                return record_item_arrival(connection, arrival, step, take)
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
 

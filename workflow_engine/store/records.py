@@ -261,7 +261,7 @@ def item_details(index: int | None) -> dict[str, int] | None:
 
 def run_in_place_values(worker: str, task_id: str | None, now: datetime) -> dict[str, Any]:
     """What a run taken to run in place by ``worker`` (in the Celery task ``task_id``) is set to;
-    it has no message of its own (``FINISH_COUNTED`` in store.counted sets the same in SQL).
+    it has no message of its own (``RECORD_ARRIVAL`` in store.arrivals sets the same in SQL).
     Its input stays as it is (see :func:`input_of`)."""
     return {
         "status": StepStatus.RUNNING,

@@ -43,7 +43,7 @@ from workflow_engine.store.records import (
     WorkflowRecord,
     from_row,
 )
-from workflow_engine.store.seam import UNSUPPORTED, ArrivalAnswer, Counted, Take, Unsupported
+from workflow_engine.store.seam import UNSUPPORTED, Arrival, ArrivalAnswer, Take, Unsupported
 from workflow_engine.store.transaction import Tx
 
 SYSTEM_USER = "system"
@@ -124,12 +124,12 @@ class Store:
         (unsupported here: a round trip costs little; PostgreSQL gives one)."""
         yield UNSUPPORTED
 
-    def finish_counted(self, counted: Counted, take: Take) -> ArrivalAnswer:
+    def record_arrival(self, arrival: Arrival, take: Take) -> ArrivalAnswer:
         """Record a success that only counts toward joins in one statement (PostgreSQL; here
         unsupported: the outcome is recorded the usual way)."""
         return UNSUPPORTED
 
-    def finish_item_counted(self, counted: Counted, step: str, take: Take) -> ArrivalAnswer:
+    def record_item_arrival(self, arrival: Arrival, step: str, take: Take) -> ArrivalAnswer:
         """Record a map item's success that only counts, in one statement (PostgreSQL; here
         unsupported: the outcome is recorded the usual way)."""
         return UNSUPPORTED

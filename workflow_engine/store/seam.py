@@ -36,7 +36,7 @@ class Take:
 
 
 @dataclass(frozen=True, slots=True)
-class Counted:
+class Arrival:
     """A success that only counts toward ``joins`` (name: in-degree): the attempt's values for
     its run, the execution's new checkpoint, and the run's event."""
 
@@ -97,11 +97,11 @@ class OutcomeStore(Protocol):
         """An optimistic write, guarded by the execution's revision."""
         ...
 
-    def finish_counted(self, counted: Counted, take: Take) -> ArrivalAnswer:
+    def record_arrival(self, arrival: Arrival, take: Take) -> ArrivalAnswer:
         """A barrier arrival in one statement, if its guard holds on the row as it is."""
         ...
 
-    def finish_item_counted(self, counted: Counted, step: str, take: Take) -> ArrivalAnswer:
+    def record_item_arrival(self, arrival: Arrival, step: str, take: Take) -> ArrivalAnswer:
         """A map item's arrival in one statement, if its guard holds on the row as it is."""
         ...
 

@@ -1,15 +1,16 @@
-"""When a step's success only counts toward joins, and what counting changes: one rule, as data.
+"""Barrier arrivals: when a step's success only counts toward joins, and what counting changes:
+one rule, as data.
 
 A success of a step whose every edge is unconditional and enters a join
-(:func:`~workflow_engine.core.planner.counted_joins`) may do nothing but count: the step is
+(:func:`~workflow_engine.core.planner.arrival_joins`) may do nothing but count: the step is
 resolved, one step fewer is active, and each join waits for one predecessor fewer. Whether it
 does depends on the execution's row when the outcome is recorded, which workers finishing
 sibling steps change concurrently. So the store applies counting in one statement that moves
-the counters on from the locked row as it is, and only if :data:`COUNTING` holds on that row:
+the counters on from the locked row as it is, and only if :data:`ARRIVAL` holds on that row:
 the statement is given this guard's thresholds and changes as parameters and holds nothing
-else (``store/counted.py``: each counter plus its change, compared with its bound), and the
+else (``store/arrivals.py``: each counter plus its change, compared with its bound), and the
 decision core is held to them by a property test (on any row where the guard holds, the full
-decision changes exactly what :meth:`CountingGuard.counted` says, and reads nothing).
+decision changes exactly what :meth:`ArrivalGuard.counted` says, and reads nothing).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ Barriers = Mapping[str, list[int]]  # join: [predecessors still to resolve, live
 
 
 @dataclass(frozen=True, slots=True)
-class CountingGuard:
+class ArrivalGuard:
     status: str = ExecutionStatus.RUNNING  # a paused or waiting execution decides more
     mode: str = ExecutionMode.AUTO  # step mode holds back what becomes ready
     others_active: int = 1  # steps still active besides this one (the last one settles)
@@ -80,4 +81,4 @@ class CountingGuard:
         return active + self.active_delta, resolved + self.resolved_delta, moved
 
 
-COUNTING = CountingGuard()
+ARRIVAL = ArrivalGuard()

@@ -1,8 +1,8 @@
-"""PostgreSQL statements of the outcomes that only count, in one statement each.
+"""PostgreSQL statements of arrivals: outcomes that only count, in one statement each.
 
-A success that only counts toward joins (:data:`FINISH_COUNTED`, guarded by
-:data:`~workflow_engine.core.counting.COUNTING`) and a map item's success that only counts
-(:data:`FINISH_ITEM_COUNTED`, guarded by :data:`~workflow_engine.core.mapping.ITEM_COUNTING`)
+A barrier arrival, a success that only counts toward joins (:data:`RECORD_ARRIVAL`, guarded by
+:data:`~workflow_engine.core.arrivals.ARRIVAL`) and an item arrival, a map item's success
+that only counts (:data:`RECORD_ITEM_ARRIVAL`, guarded by :data:`~workflow_engine.core.mapping.ITEM_ARRIVAL`)
 move the execution's counters on from its locked row as it is, so siblings finishing together
 never refuse each other; each then takes a carried sibling (:data:`_TAKE_CARRIED`).
 """
@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from workflow_engine.core.counting import COUNTING
-from workflow_engine.core.mapping import ITEM_COUNTING
+from workflow_engine.core.arrivals import ARRIVAL
+from workflow_engine.core.mapping import ITEM_ARRIVAL
 from workflow_engine.store import schema as t
 from workflow_engine.store.postgres import (
     CHANNEL,
@@ -35,7 +35,7 @@ from workflow_engine.store.postgres import (
     as_json,
     record_parameters,
 )
-from workflow_engine.store.seam import ArrivalAnswer, Arrived, Counted, GuardFailed, Take
+from workflow_engine.store.seam import Arrival, ArrivalAnswer, Arrived, GuardFailed, Take
 
 # a map item's events say which item: {"index": ...}
 _ITEM_DETAILS = (
@@ -76,14 +76,14 @@ _TAKEN = """taken.id AS taken_id, taken.step_name AS taken_step, taken.attempt A
            taken.queued_at AS taken_queued_at, taken.input AS taken_input,
            taken.item_index AS taken_index, taken.item AS taken_item"""
 
-# a counted outcome: a success that only counts toward joins still waiting for other steps; the
+# an arrival: a success that only counts toward joins still waiting for other steps; the
 # counters and the joins' barriers move on from the locked row as it is, so outcomes of sibling
-# steps never refuse each other. Done only if core.counting's guard holds on that row (its
+# steps never refuse each other. Done only if core.arrivals's guard holds on that row (its
 # values are the statement's `guard_*` parameters); otherwise nothing is written.
 _JOINS = "jsonb_to_recordset(CAST(:joins AS jsonb)) AS j(name text, degree int)"
 _WAITING_FOR = "COALESCE(CAST(locked.barriers -> j.name ->> 0 AS int), j.degree)"
 _LIVE_SO_FAR = "COALESCE(CAST(locked.barriers -> j.name ->> 1 AS int), 0)"
-# what follows a counted outcome (of a step or of a map item): its event, a carried sibling taken
+# what follows an arrival (of a step or of a map item): its event, a carried sibling taken
 _COUNTED_TAIL = f"""saved_events AS (
         INSERT INTO {V} (execution_id, {", ".join(EVENT_COLUMNS)})
         SELECT :execution_id, {", ".join(f"x.{c}" for c in EVENT_COLUMNS)}
@@ -97,8 +97,8 @@ _COUNTED_TAIL = f"""saved_events AS (
            {_TAKEN}
     FROM (SELECT 1) AS one LEFT JOIN taken ON true"""  # noqa: S608 - table names only
 
-FINISH_COUNTED = Prepared(
-    "wfe_finish_counted",
+RECORD_ARRIVAL = Prepared(
+    "wfe_record_arrival",
     f"""
     WITH {LOCK.format(locked_if="")},
     countable AS (
@@ -145,7 +145,7 @@ FINISH_COUNTED = Prepared(
 )
 
 
-# a counted item: a map item's success that only counts (core.mapping's ITEM_COUNTING holds on
+# an item arrival: a map item's success that only counts (core.mapping's ITEM_ARRIVAL holds on
 # the locked row; its values are the `guard_*` parameters): its run recorded, the map's counts
 # moved on in the execution's row, its event written; otherwise nothing is written
 _COUNTS = "locked.maps -> :step"
@@ -153,8 +153,8 @@ _COUNT = "CAST({counts} ->> '{name}' AS int)"
 _S, _F, _N, _T, _C = (
     _COUNT.format(counts=_COUNTS, name=n) for n in ("succeeded", "failed", "running", "total", "cancelled")
 )
-FINISH_ITEM_COUNTED = Prepared(
-    "wfe_finish_item_counted",
+RECORD_ITEM_ARRIVAL = Prepared(
+    "wfe_record_item_arrival",
     f"""
     WITH {LOCK.format(locked_if="")},
     countable AS (
@@ -192,44 +192,44 @@ FINISH_ITEM_COUNTED = Prepared(
 )
 
 
-def finish_item_counted(connection: Connection, counted: Counted, step: str, take: Take) -> ArrivalAnswer:
-    """Record a map item's success that only counts (``counted.joins`` unused) in one statement
+def record_item_arrival(connection: Connection, arrival: Arrival, step: str, take: Take) -> ArrivalAnswer:
+    """Record a map item's success that only counts (``arrival.joins`` unused) in one statement
     on an autocommitting connection, then take a carried run as ``take`` says: whether it was
     done (if not, nothing was written), and the run taken."""
     parameters = {
-        **_outcome_parameters(counted, take),
+        **_outcome_parameters(arrival, take),
         "step": step,
         "succeeded_key": "succeeded",  # the keys of core.mapping's counts
         "running_key": "running",
-        **{f"guard_{f.name}": getattr(ITEM_COUNTING, f.name) for f in fields(ITEM_COUNTING)},
+        **{f"guard_{f.name}": getattr(ITEM_ARRIVAL, f.name) for f in fields(ITEM_ARRIVAL)},
     }
-    row = FINISH_ITEM_COUNTED.execute(connection, parameters).first()
+    row = RECORD_ITEM_ARRIVAL.execute(connection, parameters).first()
     if row is None or not row.applied:
         return GuardFailed()
     return Arrived(_taken(row))
 
 
-def finish_counted(connection: Connection, counted: Counted, take: Take) -> ArrivalAnswer:
-    """Record ``counted`` in one statement on an autocommitting connection, if none of its
+def record_arrival(connection: Connection, arrival: Arrival, take: Take) -> ArrivalAnswer:
+    """Record ``arrival`` in one statement on an autocommitting connection, if none of its
     joins becomes due by it, then take a carried run as ``take`` says. Whether it was done (if
     not, nothing was written), and the run taken."""
     parameters = {
-        **_outcome_parameters(counted, take),
-        "joins": json.dumps([{"name": name, "degree": degree} for name, degree in counted.joins.items()]),
-        **{f"guard_{f.name}": getattr(COUNTING, f.name) for f in fields(COUNTING)},
-        "checkpoint": as_json(counted.checkpoint),
+        **_outcome_parameters(arrival, take),
+        "joins": json.dumps([{"name": name, "degree": degree} for name, degree in arrival.joins.items()]),
+        **{f"guard_{f.name}": getattr(ARRIVAL, f.name) for f in fields(ARRIVAL)},
+        "checkpoint": as_json(arrival.checkpoint),
     }
-    row = FINISH_COUNTED.execute(connection, parameters).first()
+    row = RECORD_ARRIVAL.execute(connection, parameters).first()
     if row is None or not row.applied:
         return GuardFailed()
     return Arrived(_taken(row))
 
 
-def _outcome_parameters(counted: Counted, take: Take) -> dict[str, Any]:
-    """What both counted statements are given: the attempt's record, its event, the take."""
-    attempt, event = counted.attempt, counted.event
+def _outcome_parameters(arrival: Arrival, take: Take) -> dict[str, Any]:
+    """What both arrival statements are given: the attempt's record, its event, the take."""
+    attempt, event = arrival.attempt, arrival.event
     return {
-        **record_parameters(counted.execution_id, counted.run_id, counted.worker, attempt),
+        **record_parameters(arrival.execution_id, arrival.run_id, arrival.worker, attempt),
         "updated_at": attempt["finished_at"],
         "events": json.dumps([{c: event.get(c) for c in EVENT_COLUMNS}], default=datetime.isoformat),
         "take": take.how,

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tests.coordinator.test_deciding import NOW, SETTINGS, claim_of, record
 from workflow_engine.core import planner
-from workflow_engine.core.counting import COUNTING
+from workflow_engine.core.arrivals import ARRIVAL
 from workflow_engine.core.states import ExecutionMode, ExecutionStatus
 from workflow_engine.decisions import steps
 from workflow_engine.decisions.facts import Facts, Missing
@@ -49,7 +49,7 @@ def test_where_the_guard_holds_the_decision_only_counts_and_reads_nothing(
     drawn: tuple[Any, dict[str, Any]],
 ) -> None:
     definition, values = drawn
-    joins = planner.counted_joins(definition.graph, "b0")
+    joins = planner.arrival_joins(definition.graph, "b0")
     assert joins == {"join": len(definition.graph) - 3}
     row = record(definition, **values)
     asked: list[Missing] = []
@@ -65,10 +65,10 @@ def test_where_the_guard_holds_the_decision_only_counts_and_reads_nothing(
         return steps.after_attempt(unit, claim_of(definition, "b0"), Success({}, 1), "succeeded")
 
     unit, _ = steps.decide(Facts(NOW, row, capacity=None), make, act, load, 3)
-    holds = COUNTING.holds(
+    holds = ARRIVAL.holds(
         row.status, row.mode, row.active_steps, row.resolved_steps, row.total_steps, row.barriers, joins
     )
-    active, resolved, barriers = COUNTING.counted(row.active_steps, row.resolved_steps, row.barriers, joins)
+    active, resolved, barriers = ARRIVAL.counted(row.active_steps, row.resolved_steps, row.barriers, joins)
     only_counts = (
         not asked
         and not unit.new
