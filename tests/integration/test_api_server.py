@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -91,14 +92,23 @@ def server(redis_url: str, pg_module_url: str, tmp_path_factory: pytest.TempPath
         **FAST,
         jwt_secret="integration-test-secret-0123456789abcdef",
     )
-    # one user through the CLI, as a deployment does; the rest directly
-    created = wfe_command(settings, *CREATE_ROOT, stdin=PASSWORD + "\n")
-    assert created.returncode == 0, created.stderr
-    cluster = start_cluster(settings, tmp_path_factory.mktemp("api-server"))
+    users = {"alice": "operator", "bob": "operator", "vic": "viewer"}
+    with serving(settings, tmp_path_factory.mktemp("api-server"), users) as served:
+        yield served
+
+
+@contextmanager
+def serving(settings: Settings, folder: Path, users: dict[str, str], root: bool = True) -> Iterator[Server]:
+    """A worker, a coordinator and `wfe api` on a free port, with ``users`` (name: role) and,
+    if ``root``, an admin made through the CLI as a deployment does; all stopped after."""
+    if root:
+        created = wfe_command(settings, *CREATE_ROOT, stdin=PASSWORD + "\n")
+        assert created.returncode == 0, created.stderr
+    cluster = start_cluster(settings, folder)
     port = free_port()
     served = Server(cluster, f"http://127.0.0.1:{port}")
     try:
-        for user, role in (("alice", "operator"), ("bob", "operator"), ("vic", "viewer")):
+        for user, role in users.items():
             create_user(cluster.engine.store, user, PASSWORD, role)
         cluster.processes.start_api(port)
         cluster.wait_for(lambda: _healthy(served), what="the API to come up")

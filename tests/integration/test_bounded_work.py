@@ -16,12 +16,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.conftest import FAST, broker_settings, start_cluster
-from tests.integration.test_api_server import CREATE_ROOT, PASSWORD, Server, free_port, wfe_command
+from tests.integration.conftest import FAST, broker_settings
+from tests.integration.test_api_server import Server, serving
 from tests.support.polling import poll
 from workflow_engine.settings import Settings
 from workflow_engine.store import schema as t
-from workflow_engine.users import create_user
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.long]
 MAX_DESCENDANTS = 30
@@ -41,27 +40,8 @@ def bounded(redis_url: str, pg_module_url: str, tmp_path_factory: pytest.TempPat
         max_descendants=MAX_DESCENDANTS,
         test_run_timeout=TEST_RUN_TIMEOUT,
     )
-    created = wfe_command(settings, *CREATE_ROOT, stdin=PASSWORD + "\n")
-    assert created.returncode == 0, created.stderr
-    cluster = start_cluster(settings, tmp_path_factory.mktemp("bounded"))
-    port = free_port()
-    served = Server(cluster, f"http://127.0.0.1:{port}")
-    try:
-        create_user(cluster.engine.store, "alice", PASSWORD, "operator")
-        cluster.processes.start_api(port)
-        poll(lambda: _healthy(served), timeout=60, what="the API to come up")
+    with serving(settings, tmp_path_factory.mktemp("bounded"), {"alice": "operator"}) as served:
         yield served
-    finally:
-        served.http.close()
-        cluster.processes.stop()
-        cluster.engine.close()
-
-
-def _healthy(server: Server) -> bool:
-    try:
-        return server.http.get("/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def count(server: Server, query: sa.Select[Any]) -> int:

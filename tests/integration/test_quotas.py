@@ -10,11 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import FAST, broker_settings, start_cluster
-from tests.integration.test_api_server import CREATE_ROOT, PASSWORD, Server, free_port, wfe_command
+from tests.integration.conftest import FAST, broker_settings
+from tests.integration.test_api_server import Server, serving
 from tests.support.polling import poll
 from workflow_engine.settings import Settings
-from workflow_engine.users import create_user
 
 pytestmark = [pytest.mark.slow, pytest.mark.long]
 
@@ -47,29 +46,11 @@ def server(redis_url: str, pg_module_url: str, tmp_path_factory: pytest.TempPath
         **QUOTAS,
         jwt_secret="integration-test-secret-0123456789abcdef",
     )
-    created = wfe_command(settings, *CREATE_ROOT, stdin=PASSWORD + "\n")
-    assert created.returncode == 0, created.stderr
-    cluster = start_cluster(settings, tmp_path_factory.mktemp("quotas"))
-    served = Server(cluster, f"http://127.0.0.1:{free_port()}")
-    try:
-        for user in ("alice", "bob", "carol", "dave"):
-            create_user(cluster.engine.store, user, PASSWORD, "operator")
-        cluster.processes.start_api(int(str(served.http.base_url).rsplit(":", 1)[1]))
-        poll(lambda: _healthy(served), 60, "the API to come up")
+    users = dict.fromkeys(("alice", "bob", "carol", "dave"), "operator")
+    with serving(settings, tmp_path_factory.mktemp("quotas"), users) as served:
         for definition in (HELD, QUICK, BULKY, PAY):  # the deployment's: every operator runs them
-            cluster.engine.register(definition)
+            served.cluster.engine.register(definition)
         yield served
-    finally:
-        served.http.close()
-        cluster.processes.stop()
-        cluster.engine.close()
-
-
-def _healthy(server: Server) -> bool:
-    try:
-        return server.http.get("/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def start(server: Server, user: str, workflow: str, **body: Any) -> httpx.Response:

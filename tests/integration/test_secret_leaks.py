@@ -15,15 +15,14 @@ import redis
 import sqlalchemy as sa
 from celery import Celery
 
-from tests.integration.conftest import FAST, broker_settings, start_cluster
-from tests.integration.test_api_server import PASSWORD, Server, _healthy, free_port, wfe_command
+from tests.integration.conftest import FAST, broker_settings
+from tests.integration.test_api_server import Server, serving, wfe_command
 from tests.integration.test_ops import Flower, watching_flower
 from tests.support.polling import poll
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.secrets import new_key
 from workflow_engine.settings import Settings
 from workflow_engine.store import schema
-from workflow_engine.users import create_user
 
 pytestmark = [pytest.mark.slow, pytest.mark.long]
 
@@ -41,17 +40,10 @@ def sealed_server(
         encryption_keys=new_key(),
         jwt_secret="integration-test-secret-0123456789abcdef",
     )
-    cluster = start_cluster(settings, tmp_path_factory.mktemp("secret-leaks"))
-    served = Server(cluster, f"http://127.0.0.1:{free_port()}")
-    try:
-        create_user(cluster.engine.store, "alice", PASSWORD, "operator")
-        cluster.processes.start_api(int(served.http.base_url.port or 0))
-        cluster.wait_for(lambda: _healthy(served), what="the API to come up")
+    with serving(
+        settings, tmp_path_factory.mktemp("secret-leaks"), {"alice": "operator"}, root=False
+    ) as served:
         yield served
-    finally:
-        served.http.close()
-        cluster.processes.stop()
-        cluster.engine.close()
 
 
 @pytest.fixture(scope="module")

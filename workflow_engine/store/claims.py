@@ -23,10 +23,8 @@ from workflow_engine.core.states import (
     TERMINAL_EXECUTION,
     StepStatus,
 )
-from workflow_engine.store.records import ClaimedRun, input_of, item_details
+from workflow_engine.store.records import CLAIMED_ROW_FIELDS, ClaimedRun, input_of, item_details
 from workflow_engine.store.transaction import Tx
-
-_ROW_FIELDS = tuple(name for name in ClaimedRun.__slots__ if name != "started_at")
 
 
 def claim_portable(tx: Tx, run_id: int, worker: str, task_id: str | None) -> ClaimedRun | None:
@@ -68,7 +66,7 @@ def claim_portable(tx: Tx, run_id: int, worker: str, task_id: str | None) -> Cla
 
 
 def _claimed(row: sa.Row[Any], started_at: datetime, agent_input: Any = None) -> ClaimedRun:
-    fields = dict(zip(_ROW_FIELDS, map(row._mapping.__getitem__, _ROW_FIELDS), strict=True))
+    fields = dict(zip(CLAIMED_ROW_FIELDS, map(row._mapping.__getitem__, CLAIMED_ROW_FIELDS), strict=True))
     if agent_input is not None:
         fields["execution_input"] = agent_input
     return ClaimedRun(started_at=started_at, **fields)

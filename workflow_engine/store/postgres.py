@@ -43,7 +43,7 @@ from workflow_engine.core.states import (
 )
 from workflow_engine.definitions.model import StepType
 from workflow_engine.store import schema as t
-from workflow_engine.store.records import ClaimedRun, ExecutionRecord
+from workflow_engine.store.records import CLAIMED_ROW_FIELDS, ClaimedRun, ExecutionRecord
 
 # a `:name` bind parameter, as sqlalchemy.text reads them (not `::`, not `\:`)
 _PARAMETER = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
@@ -520,7 +520,6 @@ def start(
 
 # claiming an attempt: one statement, committed on its own without waiting for the disk (see
 # store.claims)
-_CLAIMED_FIELDS = tuple(name for name in ClaimedRun.__slots__ if name != "started_at")
 
 _CLAIM = Prepared(
     "wfe_claim",
@@ -586,5 +585,5 @@ def claim_postgres(
     # (claims._claimed's work, here: this runs for every attempt)
     return ClaimedRun(
         started_at=now,
-        **dict(zip(_CLAIMED_FIELDS, map(row._mapping.__getitem__, _CLAIMED_FIELDS), strict=True)),
+        **dict(zip(CLAIMED_ROW_FIELDS, map(row._mapping.__getitem__, CLAIMED_ROW_FIELDS), strict=True)),
     )

@@ -223,6 +223,10 @@ class ClaimedRun:
     item: Any = None
 
 
+# the fields of a claimed run its statement's row gives (its start time is the claim's own)
+CLAIMED_ROW_FIELDS = tuple(name for name in ClaimedRun.__slots__ if name != "started_at")
+
+
 # the rows a decision writes, as plain data: an event, and a run taken to run in place (no
 # I/O: the decision builds them, the store writes them)
 
