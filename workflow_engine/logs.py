@@ -30,8 +30,9 @@ def printable(text: str) -> str:
 
 
 @contextmanager
-def bound(**fields: Any) -> Iterator[None]:
-    """Every log line written inside carries ``fields`` (execution id, step, attempt...)."""
+def about_step(execution_id: str, step: str, attempt: int, workflow: str | None) -> Iterator[None]:
+    """Every log line written inside names the step attempt it is about."""
+    fields = {"execution_id": execution_id, "step": step, "attempt": attempt, "workflow": workflow or None}
     token = _context.set({**_context.get(), **fields})
     try:
         yield
@@ -72,11 +73,6 @@ def _hidden_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
 def _hiding_records() -> None:
     if logging.getLogRecordFactory() is not _hidden_record:
         logging.setLogRecordFactory(_hidden_record)
-
-
-def step_fields(execution_id: str, step: str, attempt: int, workflow: str | None) -> dict[str, Any]:
-    """The fields that name a step attempt on each log line about it."""
-    return {"execution_id": execution_id, "step": step, "attempt": attempt, "workflow": workflow or None}
 
 
 class ContextFilter(logging.Filter):

@@ -290,3 +290,36 @@ def test_the_runs_a_decision_leaves_include_those_it_creates_and_exclude_those_i
     unit.runs.supersede({"a"})
     assert unit.runs.find(5) is None and set(unit.runs.current()) == {"s", "b"}
     assert unit.runs.superseded == {"a"}
+
+
+@pytest.mark.parametrize(
+    ("status", "mode", "reason"),
+    [("paused", "auto", "held: execution paused"), ("running", "step", "held: step mode")],
+)
+def test_a_held_run_says_why(status: str, mode: str, reason: str) -> None:
+    chain = WorkflowBuilder("chain").agent("a").agent("b", after="a").build()
+    unit = Unit(Facts(NOW, record(chain, status=status, mode=mode)), chain, SETTINGS, "w1")
+    unit.open(["b"])
+    assert [(e["step_name"], e["to_status"], e["reason"]) for e in unit.events] == [("b", "pending", reason)]
+    assert not unit.dispatches
+
+
+def test_a_new_run_says_what_it_waits_for() -> None:
+    steps = (
+        WorkflowBuilder("kinds")
+        .human("h", assignees=["ann"])
+        .timer("t", delay=30)
+        .wait("w", signal="paid", timeout=60)
+        .agent("a")
+        .build()
+    )
+    unit = Unit(Facts(NOW, record(steps), signals={"paid": ()}), steps, SETTINGS, "w1")
+    unit.open(["h", "t", "w", "a"])
+    reasons = {e["step_name"]: e["reason"] for e in unit.events}
+    assert reasons == {
+        "h": "human task for ann",
+        "t": f"timer fires at {(NOW + timedelta(seconds=30)).isoformat()}",
+        "w": f"waiting for signal 'paid' until {(NOW + timedelta(seconds=60)).isoformat()}",
+        "a": None,
+    }
+

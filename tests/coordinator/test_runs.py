@@ -9,7 +9,7 @@ import pytest
 
 from workflow_engine.core.expressions import Expression
 from workflow_engine.decisions.runs import bucket, fire_at
-from workflow_engine.decisions.unit import new_run, open_reason
+from workflow_engine.decisions.unit import new_run
 from workflow_engine.definitions.model import StepDefinition
 from workflow_engine.errors import ExpressionError
 
@@ -58,10 +58,3 @@ def test_a_timer_fires_after_its_delay_or_at_its_until() -> None:
     seen: list[Expression] = []
     fire_at(until, NOW, lambda expression: seen.append(expression) or 0)
     assert [e.source for e in seen] == ["input.at"]
-
-
-def test_a_held_run_says_why() -> None:
-    step = StepDefinition(name="a", agent="echo")
-    row = new_run("e1", NOW, step, 1)
-    assert open_reason(step, row, "paused") == "held: execution paused"
-    assert open_reason(step, row, "running") == "held: step mode"

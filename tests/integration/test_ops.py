@@ -23,7 +23,7 @@ from tests.conftest import ROOT
 from tests.integration.conftest import FAST, Cluster, broker_settings, running_cluster
 from tests.support import services
 from tests.support.polling import poll
-from workflow_engine.decisions.dispatch import Dispatch
+from workflow_engine.decisions.dispatch import Dispatch, task_id
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.engine import Engine
 from workflow_engine.processes import LocalCluster, settings_env
@@ -254,7 +254,8 @@ def test_worker_logs_are_json_lines_with_execution_and_step(ops: Cluster) -> Non
     # the same message again, as a redelivery would bring it: the worker's claim finds nothing, and
     # says so outside any agent call, still about that execution and step
     run = next(r for r in ops.engine.store.step_runs(execution) if r.step_name == "talk")
-    ops.engine.dispatcher.dispatch([Dispatch(run.id, execution, "logged", "talk", 1)])
+    again = Dispatch(run.id, execution, "logged", "talk", 1, task_id=task_id(execution, "talk", 1))
+    ops.engine.dispatcher.dispatch([again])
     left = poll(
         lambda: [d for d in json_lines(worker.log) if d["message"].startswith(f"run {run.id} is no longer")],
         30,

@@ -13,6 +13,7 @@ The walk is iterative: no input can exhaust the interpreter's recursion limit.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,9 @@ MAX_DEPTH = 64
 # what a reader accepts: the engine nests stored values a few levels deeper (an execution's
 # output holds each final step's under its name), and every encoder takes far more than this
 READ_DEPTH = MAX_DEPTH + 8
+# what no stored string may hold: a NUL (PostgreSQL stores none in text or JSONB), or a
+# surrogate (alone, it has no UTF-8 form)
+_NOT_STORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _where(path: tuple[str | int, ...]) -> str:
@@ -45,13 +49,13 @@ def payload_problem(value: Any, max_depth: int = MAX_DEPTH, max_nodes: int | Non
             if not math.isfinite(item):
                 return Problem(_where(path), f"{item} is not a number JSON can store (finite numbers only)")
         elif isinstance(item, str):
-            if not _is_unicode(item):
+            if _NOT_STORABLE.search(item):
                 return Problem(_where(path), "a string with a NUL or a lone surrogate (not storable Unicode)")
         elif isinstance(item, Mapping):
             for key, child in item.items():
                 if not isinstance(key, str):
                     return Problem(_where(path), f"keys must be strings, not {type(key).__name__}")
-                if not _is_unicode(key):
+                if _NOT_STORABLE.search(key):
                     return Problem(
                         _where(path), "a key with a NUL or a lone surrogate (not storable Unicode)"
                     )
@@ -61,16 +65,6 @@ def payload_problem(value: Any, max_depth: int = MAX_DEPTH, max_nodes: int | Non
         else:
             return Problem(_where(path), f"a {type(item).__name__} is not JSON")
     return None
-
-
-def _is_unicode(text: str) -> bool:
-    if "\x00" in text:  # PostgreSQL stores no NUL in text or JSONB
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def output_problem(what: str, size: int, limit: int) -> str | None:

@@ -32,7 +32,7 @@ def schedule_retry(
     row.update(status=status, not_before=not_before)
     if not held and delay <= unit.settings.eta_horizon:
         row["published_at"] = unit.now
-    unit.add_run(row)
+    unit.new.append(row)
     note = "held: execution paused" if held else f"attempt {attempt + 1} in {delay:.2f}s"
     if item is None:
         unit.count(step.type, None, status)
@@ -48,6 +48,6 @@ def rerun(unit: Unit, step: StepDefinition, attempt: int, reason: str) -> None:
     row = new_run(unit.id, unit.now, step, attempt + 1)
     held = unit.status == E.PAUSED or unit.step_mode
     row.update(status=S.PENDING if held else S.QUEUED, published_at=None if held else unit.now)
-    unit.add_run(row)
+    unit.new.append(row)
     unit.count(step.type, None, row["status"])
     unit.event(step.name, attempt + 1, None, row["status"], reason)

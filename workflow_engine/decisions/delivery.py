@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from workflow_engine.core.states import ExecutionStatus, StepStatus
+from workflow_engine.decisions.dispatch import Dispatch
 from workflow_engine.definitions.model import StepDefinition, StepType
 from workflow_engine.store.records import run_in_place_values
 
@@ -94,35 +95,30 @@ def hand_on(carrier: bool, worker_may_run: bool, busy: bool) -> Handing | None:
 
 
 def conclude(unit: Unit) -> None:
-    """The decision is made: how its new runs reach the workers, and what is handed on. Every
-    run goes by message when none may run in place or be carried, and nothing is handed on
-    unless the step reporting is a branch whose siblings may be carried."""
+    """The decision is made: how its new runs reach the workers (see :func:`route`), and what is
+    handed on. Every run goes by message when none may run in place or be carried, and nothing
+    is handed on unless the step reporting is a branch whose siblings may be carried."""
     if unit.status != E.RUNNING:
         return
-    if unit.in_place is not None or unit.settings.inline_steps:
-        hand_out(unit)
+    worker_may_run = unit.in_place is not None and unit.continued is None
+    # (fewer than two new runs and none to run in place: route() would send each by message)
+    may_carry = unit.in_place is not None or unit.settings.inline_steps
+    if worker_may_run or (may_carry and len(unit.new) > 1):
+        decided = route(
+            [row for row in unit.new if row["published_at"] is not None],
+            lambda row: may_run_in_place(
+                unit.definition.steps_by_name[row["step_name"]], row["status"], row["item_index"] is not None
+            ),
+            worker_may_run=worker_may_run,
+            capacity=unit.facts.workers_capacity,
+            carrying=bool(unit.settings.inline_steps),
+        )
+        if decided.in_place is not None:
+            _run_in_place(unit, decided.in_place)
+        for row in decided.carried:
+            row["carried"] = True
     if unit.carrier:
         take_carried(unit)
-
-
-def hand_out(unit: Unit) -> None:
-    """Send the runs ``unit`` queued on their way (see :func:`route`)."""
-    worker_may_run = unit.in_place is not None and unit.continued is None
-    if unit.status != E.RUNNING or (not worker_may_run and len(unit.new) < 2):
-        return  # (fewer than two new runs and none to run in place: route() sends each by message)
-    decided = route(
-        [row for row in unit.new if row["published_at"] is not None],
-        lambda row: may_run_in_place(
-            unit.definition.steps_by_name[row["step_name"]], row["status"], row["item_index"] is not None
-        ),
-        worker_may_run=worker_may_run,
-        capacity=unit.facts.workers_capacity,
-        carrying=bool(unit.settings.inline_steps),
-    )
-    if decided.in_place is not None:
-        _run_in_place(unit, decided.in_place)
-    for row in decided.carried:
-        row["carried"] = True
 
 
 def _run_in_place(unit: Unit, row: dict[str, Any]) -> None:
@@ -151,7 +147,8 @@ def took(unit: Unit, taken: tuple[int, dict[str, Any]] | None) -> None:
     worker = unit.take[0]
     if worker is None:
         step = unit.definition.steps_by_name[row["step_name"]]
-        unit.dispatches.append(unit.dispatch_of(run_id, step, row["attempt"], None, row.get("item_index")))
+        workflow, index = unit.record.workflow_name, row.get("item_index")
+        unit.dispatches.append(Dispatch.of(step, run_id, unit.id, workflow, row["attempt"], None, index))
         return
     unit.continued = (run_id, row)
     unit.in_place_event(row, worker)

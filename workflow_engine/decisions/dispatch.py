@@ -25,10 +25,7 @@ class Dispatch:
     time_limit: float | None = None
     index: int | None = None  # a map step's item
     rated: bool = False  # its agent has a rate limit: checked before the run is claimed
-    task_id: str = field(init=False)  # the broker's task id (see task_id)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "task_id", task_id(self.execution_id, self.step, self.attempt, self.index))
+    task_id: str = field(kw_only=True)  # the broker's task id (see task_id)
 
     @classmethod
     def of(
@@ -40,8 +37,12 @@ class Dispatch:
         attempt: int,
         eta: datetime | None = None,
         index: int | None = None,
+        now: datetime | None = None,
     ) -> Dispatch:
-        """The message of an attempt of ``step`` (of its item ``index``)."""
+        """The message of an attempt of ``step`` (of its item ``index``); an ``eta`` that is not
+        after ``now`` is none (the message is for at once)."""
+        if eta is not None and now is not None and eta <= now:
+            eta = None
         return cls(
             run_id=run_id,
             execution_id=execution_id,
@@ -54,6 +55,7 @@ class Dispatch:
             time_limit=step.timeout if step.type is not StepType.WAIT else None,
             index=index,
             rated=step.rate_limit is not None,
+            task_id=task_id(execution_id, step.name, attempt, index),
         )
 
 

@@ -146,7 +146,7 @@ def _open_items(unit: Unit, step: StepDefinition, attempt: int) -> None:
             unit.children.append((step.name, index))
         else:
             row.update(status=S.QUEUED, published_at=unit.now)
-        unit.add_run(row)
+        unit.new.append(row)
         admitted += int(row["status"] != S.PENDING)
         mapping.moved(progress, None, row["status"])
 

@@ -36,7 +36,7 @@ class Claim:
     # core.planner.arrival_joins); None when its success may make a step ready
     joins: Mapping[str, int] | None = None
     # whether the worker recording it hands on a carried sibling (see delivery.take_carried): the
-    # step is a branch of a fan-out, some of whose branches may be carried (delivery.hand_out)
+    # step is a branch of a fan-out, some of whose branches may be carried (delivery.conclude)
     carrier: bool = False
     # a map step's item: its position, and the item (ctx.index, ctx.item)
     index: int | None = None

@@ -81,23 +81,6 @@ def new_run(execution_id: str, now: datetime, step: StepDefinition, attempt: int
     }
 
 
-def open_reason(step: StepDefinition, row: dict[str, Any], status: str) -> str | None:
-    """What a new run's history says of it, in an execution in ``status``."""
-    if step.type is StepType.HUMAN:
-        who = ", ".join(step.assignees) or "any operator"
-        return f"human task for {who}"
-    if step.type is StepType.TIMER and row.get("not_before") is not None:
-        return f"timer fires at {row['not_before'].isoformat()}"
-    if step.type is StepType.WAIT:
-        if row["status"] == S.SUCCEEDED:
-            return f"took signal {step.waits_for!r} sent by {row.get('completed_by') or 'an operator'}"
-        until = f" until {row['not_before'].isoformat()}" if row.get("not_before") is not None else ""
-        return f"waiting for signal {step.waits_for!r}{until}"
-    if row["status"] == S.PENDING:
-        return "held: execution paused" if status == ExecutionStatus.PAUSED else "held: step mode"
-    return None
-
-
 class Unit:
     """One decision about one execution: its changes accumulate, and are written in one go."""
 
@@ -141,7 +124,8 @@ class Unit:
         self.known_outputs: dict[str, Any] = {}
         # decrypts the secrets a condition reads (None: nothing is encrypted, or no key)
         self.opener = opener
-        self.new: list[dict[str, Any]] = []  # the runs this decision creates
+        # the runs this decision creates: written with the rest of it (one statement on PostgreSQL)
+        self.new: list[dict[str, Any]] = []
         self.runs = Runs(facts, self.new)  # the execution's runs as this decision leaves them
         self.dirty = False
         # set by a worker that can run the next step in place (see decisions.delivery)
@@ -179,11 +163,6 @@ class Unit:
         """Shared by every expression this unit evaluates."""
         return Budget()
 
-    def add_run(self, row: dict[str, Any]) -> None:
-        """Create a run; it is written with the rest of the unit (one statement on PostgreSQL)."""
-        self.new.append(row)
-        self.dirty = True
-
     def inserted(self, ids: Sequence[int]) -> None:
         """The new runs are written under ``ids`` and are in the outbox: those marked published
         go to the broker after the commit."""
@@ -194,8 +173,9 @@ class Unit:
                 self.continued = (run_id, {**row, "input": input_of(row["input"], self.record.input)})
             elif row["published_at"] is not None and not row["carried"]:
                 step = self.definition.steps_by_name[row["step_name"]]
-                dispatch = self.dispatch_of(
-                    run_id, step, row["attempt"], row["not_before"], row["item_index"]
+                dispatch = Dispatch.of(
+                    step, run_id, self.id, self.record.workflow_name, row["attempt"], row["not_before"],
+                    row["item_index"], self.now,
                 )
                 self.dispatches.append(dispatch)
 
@@ -262,13 +242,16 @@ class Unit:
             return
         attempts = self.runs.next_attempts(names, reset=bool(self.retries))
         held = self.status == E.PAUSED or self.step_mode
-        rows: list[dict[str, Any]] = []
+        why_held = "held: execution paused" if self.status == E.PAUSED else "held: step mode"
+        opened: list[tuple[dict[str, Any], str | None]] = []  # each new run, what its history says
         broken: dict[str, dict[str, Any]] = {}
         for name in names:
             step = self.definition.steps_by_name[name]
             row = new_run(self.id, self.now, step, attempts[name])
+            why = why_held if held else None
             if step.type is StepType.HUMAN:
                 row.update(status=S.WAITING, started_at=self.now)
+                why = f"human task for {', '.join(step.assignees) or 'any operator'}"
             elif step.type is StepType.TIMER:
                 try:
                     fires = fire_at(step, self.now, self.evaluate)
@@ -281,9 +264,11 @@ class Unit:
                         error_message=error["message"],
                     )
                     broken[name] = error
+                    why = None
                 else:
                     row.update(status=S.WAITING, started_at=self.now)
                     self.wait_until(row, fires)
+                    why = f"timer fires at {fires.isoformat()}"
             elif step.type is StepType.WAIT:  # it takes the oldest signal kept for it, or waits
                 assert step.waits_for is not None
                 taken = {signal_id for signal_id, _, _ in self.signals_taken}
@@ -291,10 +276,14 @@ class Unit:
                 if kept:
                     self.signals_taken.append((kept[0].id, step.name, row["attempt"]))
                     took_signal(row, kept[0], self.now)
+                    sender = row.get("completed_by") or "an operator"
+                    why = f"took signal {step.waits_for!r} sent by {sender}"
                 else:
                     row.update(status=S.WAITING, started_at=self.now)
+                    why = f"waiting for signal {step.waits_for!r}"
                     if step.timeout is not None:
                         self.wait_until(row, self.now + timedelta(seconds=step.timeout))
+                        why += f" until {row['not_before'].isoformat()}"
             elif step.type in (StepType.MAP, StepType.WORKFLOW):
                 # it runs (its items, its child) once decisions.maps has started it
                 row.update(status=S.PENDING if held else S.RUNNING, started_at=None if held else self.now)
@@ -302,19 +291,17 @@ class Unit:
                     self.opening.append(row)
             else:
                 row.update(status=S.PENDING if held else S.QUEUED, published_at=None if held else self.now)
-            rows.append(row)
-        for row in rows:
+            opened.append((row, reason or why))
+        for row, why in opened:
             step = self.definition.steps_by_name[row["step_name"]]
-            self.add_run(row)
+            self.new.append(row)
             self.count(step.type, None, row["status"])
             if step.type is StepType.MAP and row["status"] == S.RUNNING:
                 continue  # its history starts with what its items are (decisions.maps)
-            self.event(
-                step.name, row["attempt"], None, row["status"], reason or open_reason(step, row, self.status)
-            )
+            self.event(step.name, row["attempt"], None, row["status"], why)
         for name, error in broken.items():
             self.step_failed(name, error)
-        for row in rows:
+        for row, _ in opened:
             if row["step_type"] == StepType.WAIT and row["status"] == S.SUCCEEDED:
                 self.advance(row["step_name"], S.SUCCEEDED, row["output"])
 
@@ -325,16 +312,12 @@ class Unit:
         if due <= self.now + timedelta(seconds=self.settings.eta_horizon):
             row["published_at"] = self.now
 
-    def dispatch_of(
-        self, run_id: int, step: StepDefinition, attempt: int, eta: datetime | None, index: int | None = None
-    ) -> Dispatch:
-        due = eta if eta is not None and eta > self.now else None
-        return Dispatch.of(step, run_id, self.id, self.record.workflow_name, attempt, due, index)
-
     def redispatch(self, run: StepRunRecord) -> None:
         """Publish an existing run again (its message was lost or never sent)."""
         step = self.definition.steps_by_name[run.step_name]
-        self.dispatches.append(self.dispatch_of(run.id, step, run.attempt, run.not_before, run.item_index))
+        workflow, index = self.record.workflow_name, run.item_index
+        dispatch = Dispatch.of(step, run.id, self.id, workflow, run.attempt, run.not_before, index, self.now)
+        self.dispatches.append(dispatch)
 
     def skip(self, names: Sequence[str]) -> None:
         if not names:
@@ -346,7 +329,7 @@ class Unit:
             row.update(status=S.SKIPPED, finished_at=self.now)
             rows.append(row)
         for row in rows:
-            self.add_run(row)
+            self.new.append(row)
             self.count(row["step_type"], None, S.SKIPPED)
             self.event(row["step_name"], row["attempt"], None, S.SKIPPED, "no live incoming edge")
 
@@ -538,7 +521,7 @@ class Unit:
 
     def row_values(self) -> dict[str, Any] | None:
         """The execution's row as the decision leaves it (None: nothing to write)."""
-        if not self.dirty and not self.changes:
+        if not (self.dirty or self.changes or self.new):
             return None
         self.written = {
             "status": self.status,

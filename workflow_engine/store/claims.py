@@ -1,7 +1,7 @@
 """Claiming a step attempt for a worker: queued → running, with the context its agent needs.
 
-Here, the portable claim (SQLite's). On PostgreSQL (``claim_postgres`` in
-:mod:`workflow_engine.store.postgres`) a claim is one statement, committed on its own without
+Here, the portable claim (SQLite's). On PostgreSQL (``PostgresStore.claim``, with the statement
+``CLAIM`` of :mod:`workflow_engine.store.postgres`) a claim is one statement, committed on its own without
 waiting for the disk: if the server crashed and lost it, the attempt would look queued again
 and be published again, and the commit of the attempt's outcome (which does wait for the disk)
 makes it durable anyway.

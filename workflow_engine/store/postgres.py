@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from workflow_engine.core.states import (
     CLAIMABLE_STEP,
@@ -43,7 +43,7 @@ from workflow_engine.core.states import (
 )
 from workflow_engine.definitions.model import StepType
 from workflow_engine.store import schema as t
-from workflow_engine.store.records import CLAIMED_ROW_FIELDS, ClaimedRun, ExecutionRecord
+from workflow_engine.store.records import ExecutionRecord
 
 # a `:name` bind parameter, as sqlalchemy.text reads them (not `::`, not `\:`)
 _PARAMETER = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")
@@ -119,7 +119,7 @@ def last_result_cursor() -> type:
     return LastResultCursor
 
 
-_EXECUTION_FIELDS = tuple(f.name for f in fields(ExecutionRecord))
+EXECUTION_FIELDS = tuple(f.name for f in fields(ExecutionRecord))
 CHANNEL = "wfe_events"  # NOTIFY channel: "an execution has new events"
 E, R, V, L = t.executions.name, t.step_runs.name, t.events.name, t.lineages.name
 RUNNING, QUEUED = sql_literal(StepStatus.RUNNING), sql_literal(StepStatus.QUEUED)
@@ -312,7 +312,7 @@ def record_parameters(
     }
 
 
-def _write_parameters(
+def write_parameters(
     execution_id: str,
     values: Mapping[str, Any],
     runs: Sequence[Mapping[str, Any]],
@@ -354,39 +354,6 @@ def _history_parameters(
     }
 
 
-def finish(
-    connection: Connection,
-    execution_id: str,
-    run_id: int,
-    worker: str,
-    values: Mapping[str, Any],
-    begin: bool = False,
-) -> tuple[ExecutionRecord | None, bool]:
-    """Lock the execution and record an attempt's outcome on its running run (opening the
-    transaction in the same round trip when ``begin``)."""
-    parameters = record_parameters(execution_id, run_id, worker, values)
-    row = FINISH.execute(connection, parameters, begin=begin).first()
-    if row is None:
-        return None, False
-    # (from_row's work, here: this runs for every outcome)
-    return ExecutionRecord(*map(row._mapping.__getitem__, _EXECUTION_FIELDS)), bool(row.applied)
-
-
-def save(
-    connection: Connection,
-    execution_id: str,
-    values: Mapping[str, Any],
-    runs: Sequence[Mapping[str, Any]],
-    events: Sequence[Mapping[str, Any]],
-    ids: Sequence[int],
-    commit: bool = False,
-) -> None:
-    """Write a unit of work in one statement (committing in the same round trip when
-    ``commit``); the runs are given their ``ids``."""
-    parameters = _write_parameters(execution_id, values, runs, events, ids)
-    SAVE.execute(connection, parameters, commit=commit)
-
-
 def finish_optimistic(
     connection: Connection,
     execution_id: str,
@@ -401,7 +368,7 @@ def finish_optimistic(
     still at ``revision``: whether it was done (if not, nothing was written)."""
     values, runs, events, ids = write
     recorded = record_parameters(execution_id, run_id, worker, attempt)
-    written = _write_parameters(execution_id, values, runs, events, ids)
+    written = write_parameters(execution_id, values, runs, events, ids)
     assert recorded.keys() & written.keys() == {"execution_id"}, "one name, one value"
     parameters = {**recorded, **written, "revision": revision}
     row = FINISH_OPTIMISTIC.execute(connection, parameters).first()
@@ -521,7 +488,7 @@ def start(
 # claiming an attempt: one statement, committed on its own without waiting for the disk (see
 # store.claims)
 
-_CLAIM = Prepared(
+CLAIM = Prepared(
     "wfe_claim",
     f"""
     WITH claimed AS (
@@ -562,28 +529,10 @@ _CLAIM = Prepared(
 )
 
 
-check_step_update(CLAIMABLE_STEP, StepStatus.RUNNING)  # the transition _CLAIM writes
-
-
-def claim_postgres(
-    engine: Engine, run_id: int, worker: str, task_id: str | None, now: datetime
-) -> ClaimedRun | None:
-    """One autocommitted statement on ``engine`` (whose sessions do not wait for the disk)."""
-    parameters = {
-        "run_id": run_id,
-        "worker": worker,
-        "task_id": task_id,
-        "now": now,
-        "running": StepStatus.RUNNING.value,
-        "claimable": sorted(CLAIMABLE_STEP),
-        "terminal": sorted(TERMINAL_EXECUTION),
-    }
-    with engine.connect() as connection:
-        row = _CLAIM.execute(connection, parameters).first()
-    if row is None:
-        return None
-    # (claims._claimed's work, here: this runs for every attempt)
-    return ClaimedRun(
-        started_at=now,
-        **dict(zip(CLAIMED_ROW_FIELDS, map(row._mapping.__getitem__, CLAIMED_ROW_FIELDS), strict=True)),
-    )
+check_step_update(CLAIMABLE_STEP, StepStatus.RUNNING)  # the transition CLAIM writes
+# CLAIM's parameters that are the same for every claim
+CLAIM_STATES: dict[str, Any] = {
+    "running": StepStatus.RUNNING.value,
+    "claimable": sorted(CLAIMABLE_STEP),
+    "terminal": sorted(TERMINAL_EXECUTION),
+}

@@ -23,8 +23,7 @@ from workflow_engine.store import schema as t
 from workflow_engine.store.arrivals import record_arrival, record_item_arrival
 from workflow_engine.store.database import begin, create_engine, create_fast_engine, translate
 from workflow_engine.store.optimistic import OptimisticWrite
-from workflow_engine.store.postgres import claim_postgres
-from workflow_engine.store.records import ClaimedRun, ExecutionRecord
+from workflow_engine.store.records import CLAIMED_ROW_FIELDS, ClaimedRun, ExecutionRecord
 from workflow_engine.store.repository import Store
 from workflow_engine.store.seam import Arrival, ArrivalAnswer, Take, Unsupported
 from workflow_engine.store.transaction import Tx
@@ -83,11 +82,17 @@ class PostgresTx(Tx):
     def lock_and_finish_run(
         self, execution_id: str, run_id: int, worker: str, values: Mapping[str, Any]
     ) -> tuple[ExecutionRecord | None, bool]:
-        """One statement (which opens a pipelined transaction)."""
+        """Lock the execution and record an attempt's outcome on its running run, in one
+        statement (which opens a pipelined transaction)."""
         if values["status"] not in _ENDS_OF_RUNNING:  # (a call only to say why not)
             check_step_update((StepStatus.RUNNING,), values["status"])
         begin, self.begun = not self.begun, True
-        return postgres.finish(self.connection, execution_id, run_id, worker, values, begin=begin)
+        parameters = postgres.record_parameters(execution_id, run_id, worker, values)
+        row = postgres.FINISH.execute(self.connection, parameters, begin=begin).first()
+        if row is None:
+            return None, False
+        # (from_row's work, here: this runs for every outcome)
+        return ExecutionRecord(*map(row._mapping.__getitem__, postgres.EXECUTION_FIELDS)), bool(row.applied)
 
     def write(
         self,
@@ -97,10 +102,12 @@ class PostgresTx(Tx):
         events: Sequence[dict[str, Any]],
         last: bool = False,
     ) -> list[int]:
-        """One statement, which also commits a pipelined transaction when it is its ``last``."""
+        """A unit of work in one statement (the new runs given their ids), which also commits a
+        pipelined transaction when it is its ``last``."""
         ids = self.run_ids.take(self.connection, len(runs)) if runs else []
         commit = last and self.pipelined and self.begun
-        postgres.save(self.connection, execution_id, values, runs, events, ids, commit=commit)
+        parameters = postgres.write_parameters(execution_id, values, runs, events, ids)
+        postgres.SAVE.execute(self.connection, parameters, commit=commit)
         self.committed = commit
         return ids
 
@@ -159,10 +166,19 @@ class PostgresStore(Store):
         republishes the attempt)."""
         if self._fast_engine is None:
             self._fast_engine = create_fast_engine(self.engine.url)
+        now = at or self.clock.now()
+        parameters = {**postgres.CLAIM_STATES, "now": now}
+        parameters.update(run_id=run_id, worker=worker, task_id=task_id)
         try:
-            return claim_postgres(self._fast_engine, run_id, worker, task_id, at or self.clock.now())
+            with self._fast_engine.connect() as connection:
+                row = postgres.CLAIM.execute(connection, parameters).first()
         except (exc.DBAPIError, exc.TimeoutError) as error:
             raise translate(error) from error
+        if row is None:
+            return None
+        # (claims._claimed's work, here: this runs for every attempt)
+        fields = map(row._mapping.__getitem__, CLAIMED_ROW_FIELDS)
+        return ClaimedRun(started_at=now, **dict(zip(CLAIMED_ROW_FIELDS, fields, strict=True)))
 
     @contextmanager
     def transaction(self, now: datetime | None = None) -> Iterator[Tx]:

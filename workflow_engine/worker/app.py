@@ -77,7 +77,7 @@ class EngineCelery(Celery):  # type: ignore[misc]
         self.live_task_events = TaskEventsState(settings.task_events)
         # steps this process runs at once as its heartbeat reports them: a thread pool's size,
         # 0 for a prefork pool's processes (the worker's own process reports the pool's size);
-        # the coordinator sizes fan-outs by the sum over live workers (delivery.hand_out)
+        # the coordinator sizes fan-outs by the sum over live workers (delivery.conclude)
         self.process_slots = 1
         self.runtime: Any = None  # (pid, Runtime) once made in this process
         # the Celery node this process is part of, once it runs as one: its pool processes

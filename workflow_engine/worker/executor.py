@@ -7,8 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -138,40 +137,24 @@ class StepExecutor:
         self.announce = announce
 
     def execute(
-        self,
-        run_id: int,
-        task_id: str | None = None,
-        inline_steps: int = 0,
-        log_fields: Mapping[str, Any] | None = None,
-        rated: bool = False,
+        self, run_id: int, task_id: str | None = None, inline_steps: int = 0, rated: bool = False
     ) -> Attempted | None:
         """Claim ``run_id``, run it, record what happened; what became of that attempt (None
         when it was taken already: done, cancelled or claimed elsewhere, and left alone).
 
         With ``inline_steps``, the step that follows (when it is the only one) is run here,
         at once, up to that many times, instead of going through the broker. Every log line
-        written meanwhile carries the step it is about: ``log_fields`` (the message's execution
-        id, step, attempt and workflow) around the claim, then each claimed step's own. A
-        ``rated`` run (its step has a rate limit) may be left to wait for its window.
+        written about a claimed step names it. A ``rated`` run (its step has a rate limit) may
+        be left to wait for its window.
         """
-        if not log_fields:
-            return self._execute(run_id, task_id, inline_steps, rated, {})
-        with logs.bound(**log_fields):
-            return self._execute(run_id, task_id, inline_steps, rated, log_fields)
-
-    def _execute(
-        self, run_id: int, task_id: str | None, inline_steps: int, rated: bool, given: Mapping[str, Any]
-    ) -> Attempted | None:
         claim = retrying(partial(self.recorder.claim, run_id, self.worker_id, task_id, rated))
         if claim is None:
             log.info("run %s is no longer queued (done, cancelled or taken): left alone", run_id)
         own: Attempted | None = None
         budget = inline_steps
         while claim is not None:
-            fields = logs.step_fields(claim.execution_id, claim.step.name, claim.attempt, claim.workflow)
             carrier = task_id if budget > 0 else None
-            # (the message's fields name its own attempt already)
-            with nullcontext() if fields == given else logs.bound(**fields):
+            with logs.about_step(claim.execution_id, claim.step.name, claim.attempt, claim.workflow):
                 with self.heartbeat.beating(claim.run_id):
                     outcome = self.run(claim)
                 finished = retrying(partial(self.recorder.record, claim, outcome, in_place=carrier))

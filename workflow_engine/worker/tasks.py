@@ -45,12 +45,10 @@ def register_tasks(app: EngineCelery) -> None:
         # a task under a Celery time limit runs only its own step: the limit would cover the rest
         limited = any(task.request.timelimit or ())
         steps_in_place = 0 if limited else app.settings.inline_steps
-        fields = logs.step_fields(execution_id, step, attempt, workflow)
         try:  # (a worker process opens its store with its first task: that may fail too)
             executor = runtime_of(app).executor
-            attempted = executor.execute(
-                run_id, task.request.id, steps_in_place, log_fields=fields, rated=rated
-            )
+            with logs.about_step(execution_id, step, attempt, workflow):  # (its claim's lines too)
+                attempted = executor.execute(run_id, task.request.id, steps_in_place, rated=rated)
         except Exception as exc:
             if not is_outage(exc):
                 raise
@@ -71,7 +69,7 @@ def register_tasks(app: EngineCelery) -> None:
 
     @app.task(name="wfe.fire_timer", ignore_result=True, acks_late=True, shared=False)  # type: ignore[untyped-decorator]
     def fire_timer(run_id: int, execution_id: str, step: str, attempt: int, workflow: str = "") -> None:
-        with logs.bound(**logs.step_fields(execution_id, step, attempt, workflow)):
+        with logs.about_step(execution_id, step, attempt, workflow):
             try:
                 runtime_of(app).coordinator.fire_timer(run_id)
             except Exception as exc:
