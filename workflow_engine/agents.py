@@ -80,8 +80,9 @@ def agent(name: str | None = None, registry: AgentRegistry | None = None) -> Cal
     return register
 
 
-def load_modules(modules: Iterable[str]) -> list[str]:
-    """Import agent modules; a module that cannot be imported is a clear configuration error.
+def load_modules(modules: Iterable[str], what: str = "agent") -> list[str]:
+    """Import ``what`` modules (of agents, of Celery tasks); a module that cannot be imported is
+    a clear configuration error.
 
     Each is a module name, imported as Python imports it (the directory a `wfe` command runs in
     comes first on its path), or the path of a ``.py`` file, imported by its name from its folder.
@@ -89,22 +90,22 @@ def load_modules(modules: Iterable[str]) -> list[str]:
     loaded = []
     for module in modules:
         if module.endswith(".py"):
-            module = _importable_file(module)
+            module = _importable_file(module, what)
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise ConfigurationError(f"cannot import agent module {module!r}: {exc}") from exc
+            raise ConfigurationError(f"cannot import {what} module {module!r}: {exc}") from exc
         except Exception as exc:
-            raise ConfigurationError(f"agent module {module!r} failed while importing: {exc!r}") from exc
+            raise ConfigurationError(f"{what} module {module!r} failed while importing: {exc!r}") from exc
         loaded.append(module)
     return loaded
 
 
-def _importable_file(path: str) -> str:
+def _importable_file(path: str, what: str) -> str:
     """The module name of the ``.py`` file at ``path``, its folder put first on the path."""
     file = Path(path).resolve()
     if not file.is_file():
-        raise ConfigurationError(f"cannot import agent module {path!r}: no such file")
+        raise ConfigurationError(f"cannot import {what} module {path!r}: no such file")
     folder = str(file.parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)

@@ -246,9 +246,18 @@ class StepError(WorkflowEngineError):
 
 
 class TransientError(StepError):
-    """A failure worth retrying: the step is attempted again after a backoff."""
+    """A failure worth retrying: the step is attempted again after a backoff, or after
+    ``retry_in`` seconds when given (a Celery task's ``self.retry(countdown=)``, a service's
+    Retry-After)."""
 
     error_type = "transient"
+
+    def __init__(self, message: str = "", code: str | None = None, retry_in: float | None = None) -> None:
+        super().__init__(message, code)
+        self.retry_in = retry_in
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.code, self.retry_in))
 
 
 class StepTimeout(TransientError):

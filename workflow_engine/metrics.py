@@ -44,7 +44,7 @@ MAP_ITEMS = Counter(
 
 def observe_attempt(claim: Claim, duration_ms: int, result: str) -> None:
     """Count one finished attempt (called by the worker that ran it)."""
-    agent = claim.step.agent or claim.step.name
+    agent = claim.step.served_as or claim.step.name
     STEP_ATTEMPTS.labels(agent, result).inc()
     STEP_DURATION.labels(agent).observe(duration_ms / 1000)
     QUEUE_WAIT.labels(agent).observe(max(0.0, (claim.started_at - claim.due_at).total_seconds()))

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         "runs in, as `celery -A` finds its app)",
         example="workers.demo_agents",
     )
+    task_modules: Annotated[tuple[str, ...], NoDecode] = setting(
+        (),
+        "modules defining Celery tasks that `type: task` steps run, comma-separated, imported by "
+        "every worker (the modules `celery -A` would load)",
+        commented="shop.tasks",
+    )
     queue_prefix: str = setting(
         "wfe",
         "queue names are prefixed with this: several deployments can share one broker",
@@ -390,7 +396,7 @@ class Settings(BaseSettings):
             raise PydanticCustomError("log_level", f"one of {', '.join(LOG_LEVELS)}")
         return value
 
-    @field_validator("agent_modules", "trusted_proxies", mode="before")
+    @field_validator("agent_modules", "task_modules", "trusted_proxies", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
         if isinstance(value, str):

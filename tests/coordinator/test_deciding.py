@@ -14,7 +14,7 @@ from workflow_engine.decisions.dispatch import task_id
 from workflow_engine.decisions.facts import ATTEMPTS, OUTPUTS, RUNS, Facts, Missing
 from workflow_engine.decisions.outcomes import Claim, Failure, Outcome, Success
 from workflow_engine.decisions.unit import Unit
-from workflow_engine.definitions import WorkflowBuilder, WorkflowDefinition
+from workflow_engine.definitions import WorkflowBuilder, WorkflowDefinition, load_document
 from workflow_engine.settings import Settings
 from workflow_engine.store.records import ExecutionRecord, StepRunRecord
 
@@ -323,3 +323,58 @@ def test_a_new_run_says_what_it_waits_for() -> None:
         "a": None,
     }
 
+
+
+SHOP = load_document(
+    {
+        "name": "shop",
+        "steps": [
+            {"name": "a", "agent": "a"},
+            {
+                "name": "t",
+                "type": "task",
+                "task": "shop.charge",
+                "args": ["steps.a.total", "input.n"],
+                "kwargs": {"currency": "metadata.currency"},
+            },
+            {"name": "own", "type": "task", "task": "shop.charge", "retry": {"max_attempts": 2}},
+        ],
+        "edges": [{"from": "a", "to": "t"}, {"from": "a", "to": "own"}],
+    }
+)
+
+
+def test_a_task_step_is_given_its_arguments_evaluated_when_it_opens() -> None:
+    facts = Facts(NOW, record(SHOP, metadata={"currency": "EUR"}))
+    unit, result, asked = deciding_outcome(SHOP, facts, "a", Success({"total": 12}, 3))
+    assert result == "succeeded" and asked == []  # (the output it reads is the one just recorded)
+    [opened] = [row for row in unit.new if row["step_name"] == "t"]
+    assert (opened["step_name"], opened["step_type"], opened["status"]) == ("t", "task", "queued")
+    assert opened["input"] == {"args": [12, 1], "kwargs": {"currency": "EUR"}}
+    assert opened["published_at"] == NOW  # (in the outbox: its message goes once it is written)
+
+
+def test_a_task_step_whose_arguments_cannot_be_evaluated_fails() -> None:
+    facts = Facts(NOW, record(SHOP))
+    unit, _, _ = deciding_outcome(SHOP, facts, "a", Success({"total": 12}, 3))  # (no metadata.currency)
+    [opened] = [row for row in unit.new if row["step_name"] == "t"]
+    assert (opened["status"], opened["error_type"]) == ("failed", "expression")
+    assert unit.status == "failed" and unit.changes["error"]["message"].startswith("kwargs.currency: ")
+
+
+def test_a_task_step_retries_when_its_task_asks_and_only_then() -> None:
+    facts = Facts(NOW, record(SHOP, status="running"), runs=(run("t", "failed", 1),))
+    asked_again = Failure(FailureKind.TRANSIENT, "transient", "asked to be retried", 5, retry_in=7)
+    unit, result, _ = deciding_outcome(SHOP, facts, "t", asked_again)
+    [retry] = unit.new
+    assert result == "retrying" and retry["not_before"] == NOW + timedelta(seconds=7)
+    # a transient failure its task did not retry (no retry_in) is not retried by the engine's policy
+    unit, result, _ = deciding_outcome(SHOP, facts, "t", Failure(FailureKind.TRANSIENT, "timeout", "late", 5))
+    assert result == "failed" and unit.new == []
+
+
+def test_a_task_step_with_its_own_retry_policy_keeps_it() -> None:
+    spent = Facts(NOW, record(SHOP), runs=(run("own", "failed", 1), run("own", "failed", 2, attempt=2)))
+    failure = Failure(FailureKind.TRANSIENT, "transient", "asked", 5, retry_in=7)
+    unit, result, _ = deciding_outcome(SHOP, spent, "own", failure)
+    assert result == "failed" and unit.new == []

@@ -65,3 +65,20 @@ def test_the_refusal_is_a_definition_error_with_a_problem_per_step() -> None:
         "steps[2] 'again'.agent",
     ]
     assert str(refused).startswith("invalid workflow definition flow 1.0.0: steps[0] 'fetch'.agent")
+
+
+def test_a_task_step_names_its_celery_task_which_workers_must_load() -> None:
+    document = {
+        "name": "shop",
+        "steps": [{"name": "fetch", "type": "task", "task": "shop.fetch"}, {"name": "f", "agent": "fetcher"}],
+    }
+    definition = load_document(document)
+    assert agent_steps(definition) == {"task:shop.fetch": ["steps[0] 'fetch'"], "fetcher": ["steps[1] 'f'"]}
+    found = check_agents(definition, {"fetcher", "task:shop.other"})
+    assert [(p.location, p.message) for p in found.problems()] == [
+        (
+            "steps[0] 'fetch'.task",
+            "unknown Celery task 'shop.fetch': no worker loads it (known: fetcher, task:shop.other)",
+        )
+    ]
+    assert not check_agents(definition, {"fetcher", "task:shop.fetch"}).unknown

@@ -168,13 +168,19 @@ def test_every_problem_is_reported_at_once() -> None:
         ({"name": "s", "agent": "x", "frobnicate": True}, "Extra inputs are not permitted"),
         (
             {"name": "s", "type": "robot"},
-            "Input should be 'agent', 'human', 'timer', 'map', 'workflow' or 'wait'",
+            "Input should be 'agent', 'human', 'timer', 'map', 'workflow', 'wait' or 'task'",
         ),
         ({"name": "t", "type": "timer", "until": "steps.later.when"}, "reads steps.later"),
         ({"name": "w", "type": "wait", "agent": "x"}, "agent not allowed on a wait step"),
         ({"name": "w", "type": "wait", "retry": {"max_attempts": 2}}, "retry not allowed on a wait step"),
         ({"name": "w", "type": "wait", "signal": "pay ment"}, "letters, digits, '_' and '-'"),
         ({"name": "s", "agent": "x", "signal": "go"}, "signal not allowed on a agent step"),
+        ({"name": "t", "type": "task"}, "a task step needs 'task'"),
+        ({"name": "t", "type": "task", "task": "shop.x", "agent": "x"}, "agent not allowed on a task step"),
+        ({"name": "t", "type": "task", "task": "shop x"}, "a Celery task's name"),
+        ({"name": "t", "type": "task", "task": "shop.x", "args": ["input.("]}, "syntax error"),
+        ({"name": "t", "type": "task", "task": "x", "kwargs": {"n": "steps.later.n"}}, "reads steps.later"),
+        ({"name": "s", "agent": "x", "args": ["input.a"]}, "args not allowed on a agent step"),
     ],
 )
 def test_step_fields_must_fit_the_step_type(step: dict[str, Any], complaint: str) -> None:

@@ -40,6 +40,7 @@ from workflow_engine.cli.output import (
 from workflow_engine.cli.progress import follow, reason_line, styled, summary
 from workflow_engine.core.states import SETTLED_EXECUTION, ExecutionStatus
 from workflow_engine.definitions.loader import load_file
+from workflow_engine.definitions.model import StepType
 from workflow_engine.definitions.validation import unknown_agents
 from workflow_engine.engine import Engine
 from workflow_engine.errors import DefinitionError, InputError, InvalidTransition, Problem
@@ -206,6 +207,10 @@ def run(
     input_data = parse_json_object(input_text, "--input", settings.max_request_bytes)
     metadata = parse_json_object(metadata_text, "--metadata", settings.max_request_bytes)
     load_modules(settings.agent_modules)
+    if settings.task_modules:
+        from workflow_engine.celery_tasks import load_tasks  # (imports Celery)
+
+        load_tasks(settings.task_modules)
     problems = unknown_agents(definition, REGISTRY.names())
     if problems:
         raise DefinitionError(problems, str(file))
@@ -401,7 +406,7 @@ def list_executions(
 @click.argument("execution_id", metavar="ID")
 @click.option("--step", "step_name", help="Only this step.")
 @click.option(
-    "--type", "step_type", type=click.Choice(["agent", "human", "timer", "map", "workflow", "wait"])
+    "--type", "step_type", type=click.Choice([kind.value for kind in StepType])
 )
 @click.option("--index", type=click.IntRange(0), help="Only this item of a map step.")
 @click.option("--errors", is_flag=True, help="Only attempts that ended with an error.")

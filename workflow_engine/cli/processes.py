@@ -47,6 +47,10 @@ loglevel_option = click.option(
 @click.command()
 @click.option("--concurrency", "-c", type=click.IntRange(1, 512), help="Parallel step executions.")
 @click.option("--agents", help="Agent modules to load, comma-separated (default: WFE_AGENT_MODULES).")
+@click.option(
+    "--tasks",
+    help="Modules defining Celery tasks that task steps run, comma-separated (default: WFE_TASK_MODULES).",
+)
 @click.option("--queues", "-Q", callback=_check_queues, help="Extra step queues to consume, comma-separated.")
 @click.option(
     "--pool", "-P", type=click.Choice(["prefork", "threads", "solo"]), default="prefork", show_default=True
@@ -64,13 +68,14 @@ def worker(
     settings: Settings,
     concurrency: int | None,
     agents: str | None,
+    tasks: str | None,
     queues: str | None,
     pool: str,
     hostname: str | None,
     loglevel: str | None,
     metrics_port: int | None,
 ) -> None:
-    """Run a Celery worker that executes steps with the loaded agents."""
+    """Run a Celery worker that executes steps with the loaded agents and Celery tasks."""
     port = metrics_port or settings.metrics_port
     if port:
         from workflow_engine.worker import exporter
@@ -80,12 +85,17 @@ def worker(
     importable_cwd()
     if agents is not None:
         settings = settings.with_overrides(agent_modules=_split(agents))
+    if tasks is not None:
+        settings = settings.with_overrides(task_modules=_split(tasks))
     logs.configure(loglevel or settings.log_level, settings.log_format)
     log.info("%s", process_line(settings))
     load_modules(settings.agent_modules)
     store = open_store(settings.database_url, pool_size=1)  # fail now, clearly, if the database is unusable
+    from workflow_engine.celery_tasks import load_tasks
     from workflow_engine.worker.app import node_name, queue_name
     from workflow_engine.worker.tasks import worker_app
+
+    load_tasks(settings.task_modules)
 
     app = worker_app(settings)
     app.node_name = node_name("worker", hostname)

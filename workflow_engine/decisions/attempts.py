@@ -4,6 +4,7 @@ when the previous one was lost with its worker."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from workflow_engine.core import mapping
 from workflow_engine.core.states import ExecutionStatus, StepStatus
@@ -16,12 +17,20 @@ S = StepStatus
 
 
 def schedule_retry(
-    unit: Unit, step: StepDefinition, attempt: int, reason: str, item: StepRunRecord | None = None
+    unit: Unit,
+    step: StepDefinition,
+    attempt: int,
+    reason: str,
+    item: StepRunRecord | None = None,
+    delay: float | None = None,
+    given: Any = None,
 ) -> None:
-    """A new attempt after the policy's backoff (of a map's ``item``: its failed run)."""
-    delay = step.retry.delay(attempt, unit.rng)
+    """A new attempt after ``delay`` seconds, or the policy's backoff (of a map's ``item``: its
+    failed run), given the failed run's own input (``given``: a task step's arguments)."""
+    delay = step.retry.delay(attempt, unit.rng) if delay is None else delay
     not_before = unit.now + timedelta(seconds=delay)
     row = new_run(unit.id, unit.now, step, attempt + 1)
+    row["input"] = given
     if item is not None:
         row.update(step_type=item.step_type, item_index=item.item_index, item=item.item)
         row["input"] = item.input if step.input else None
@@ -43,9 +52,11 @@ def schedule_retry(
     unit.event(step.name, attempt + 1, None, status, f"{reason}; {note}", {"index": item.item_index})
 
 
-def rerun(unit: Unit, step: StepDefinition, attempt: int, reason: str) -> None:
-    """A new attempt at once (the previous one was lost with its worker)."""
+def rerun(unit: Unit, step: StepDefinition, attempt: int, reason: str, given: Any = None) -> None:
+    """A new attempt at once (the previous one was lost with its worker), given its own input
+    (``given``: a task step's arguments)."""
     row = new_run(unit.id, unit.now, step, attempt + 1)
+    row["input"] = given
     held = unit.status == E.PAUSED or unit.step_mode
     row.update(status=S.PENDING if held else S.QUEUED, published_at=None if held else unit.now)
     unit.new.append(row)

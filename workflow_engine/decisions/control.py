@@ -19,7 +19,7 @@ from workflow_engine.decisions import maps, waiting
 from workflow_engine.decisions.dispatch import task_id
 from workflow_engine.decisions.unit import Unit
 from workflow_engine.definitions import compatibility
-from workflow_engine.definitions.model import StepType, WorkflowDefinition
+from workflow_engine.definitions.model import WORKER_STEPS, StepType, WorkflowDefinition
 from workflow_engine.definitions.schemas import check_data
 from workflow_engine.errors import InvalidOperation, PermissionDenied, StepNotFound
 
@@ -183,7 +183,7 @@ def _retry_targets(unit: Unit, current: dict[str, Any]) -> list[str]:
     fixes = [
         run.step_name
         for run in current.values()
-        if run.status == S.WAITING and run.step_type == StepType.AGENT
+        if run.status == S.WAITING and run.step_type in WORKER_STEPS
     ]
     if not fixes:
         raise InvalidOperation("nothing to retry: name a step with from_step")

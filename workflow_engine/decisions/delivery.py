@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from workflow_engine.core.states import ExecutionStatus, StepStatus
 from workflow_engine.decisions.dispatch import Dispatch
-from workflow_engine.definitions.model import StepDefinition, StepType
+from workflow_engine.definitions.model import WORKER_STEPS, StepDefinition, StepType
 from workflow_engine.store.records import run_in_place_values
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def may_run_in_place(step: StepDefinition, status: str, item: bool = False) -> b
     """Whether a worker may run a run of ``step`` in ``status`` (an ``item`` of a map step)
     without a message of its own: a queued agent step (or an item of an agent map) of the
     default queue, without a timeout or a rate limit (checked when its message is taken)."""
-    agent = step.type is StepType.AGENT or (item and step.type is StepType.MAP and step.agent is not None)
+    agent = step.type in WORKER_STEPS or (item and step.type is StepType.MAP and step.agent is not None)
     plain = not step.timeout and not step.queue and step.rate_limit is None
     return status == StepStatus.QUEUED and agent and plain
 

@@ -61,6 +61,7 @@ class Failure:
     message: str
     duration_ms: int
     code: str | None = None
+    retry_in: float | None = None  # seconds before the next attempt, as the agent asked
     # what the agent raised, for the worker's report of the attempt (its traceback): never stored
     cause: BaseException | None = field(default=None, compare=False, repr=False)
     # the secret texts the attempt was given: hidden in its traceback too

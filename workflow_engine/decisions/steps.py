@@ -98,24 +98,34 @@ def after_attempt(unit: Unit, claim: Claim, outcome: Outcome, status: str) -> st
         return str(S.SUCCEEDED)
     unit.count(step.type, S.RUNNING, status)
     unit.event(step.name, claim.attempt, S.RUNNING, status, reason, details, actor=claim.worker)
-    result = _after_failure(unit, step, claim.attempt, outcome)
+    given = claim.input if step.type is StepType.TASK else None  # (a task's arguments)
+    result = _after_failure(unit, step, claim.attempt, outcome, given)
     unit.settle()
     return result
 
 
-def _after_failure(unit: Unit, step: StepDefinition, attempt: int, failure: Failure) -> str:
+def _after_failure(
+    unit: Unit, step: StepDefinition, attempt: int, failure: Failure, given: Any = None
+) -> str:
+    """What follows a failed attempt; ``given``: the run's own input, which a next attempt
+    keeps (a task step's arguments)."""
     if failure.kind is FailureKind.VALIDATION:
         return str(S.WAITING)  # the run waits for a fix: a retry, or completion with corrected data
-    if failure.kind is FailureKind.TRANSIENT and _may_retry(unit, step, attempt):
-        attempts.schedule_retry(unit, step, attempt, f"attempt {attempt} failed ({failure.error_type})")
+    if failure.kind is FailureKind.TRANSIENT and _may_retry(unit, step, attempt, failure):
+        note = f"attempt {attempt} failed ({failure.error_type})"
+        attempts.schedule_retry(unit, step, attempt, note, delay=failure.retry_in, given=given)
         return str(S.RETRYING)
     unit.step_failed(step.name, failure.as_error(step.name))
     return str(S.FAILED)
 
 
-def _may_retry(unit: Unit, step: StepDefinition, attempt: int) -> bool:
+def _may_retry(unit: Unit, step: StepDefinition, attempt: int, failure: Failure) -> bool:
     """The budget counts this step's failed attempts since it was last reset by an operator's
-    retry; attempts lost with their worker do not use it up."""
+    retry; attempts lost with their worker do not use it up. A task step with no retry policy
+    of its own has its Celery task's: the task asked for another attempt (``Task.retry``
+    refuses one past its ``max_retries``)."""
+    if step.type is StepType.TASK and "retry" not in step.model_fields_set:
+        return failure.retry_in is not None
     failures, lost = unit.runs.failures(step.name, WORKER_LOST)
     return step.retry.allows_another(failures - lost)
 
@@ -177,7 +187,7 @@ def recover_lost(unit: Unit, run: StepRunRecord, max_losses: int) -> bool:
         return True
     _, losses = unit.runs.failures(step.name, WORKER_LOST)
     if losses < max_losses:
-        attempts.rerun(unit, step, run.attempt, f"attempt {run.attempt} lost with its worker")
+        attempts.rerun(unit, step, run.attempt, f"attempt {run.attempt} lost with its worker", run.input)
     else:
         error = {
             "step": step.name,
@@ -200,7 +210,7 @@ def time_out(unit: Unit, run: StepRunRecord) -> bool:
     if run.item_index is not None:
         maps.item_failed(unit, run, step.name, run.item_index, run.attempt, failure)
     else:
-        _after_failure(unit, step, run.attempt, failure)
+        _after_failure(unit, step, run.attempt, failure, run.input)
     unit.settle()
     if run.worker:
         own_task = task_id(unit.id, run.step_name, run.attempt, run.item_index)

@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import Any
 
 from workflow_engine.core import mapping, planner
-from workflow_engine.core.expressions import Budget, Expression
+from workflow_engine.core.expressions import Budget, Expression, compile_expression
 from workflow_engine.core.graph import Edge
 from workflow_engine.core.secrets import has_sealed
 from workflow_engine.core.states import (
@@ -37,7 +37,7 @@ from workflow_engine.core.states import (
 from workflow_engine.decisions.dispatch import Dispatch, task_id
 from workflow_engine.decisions.facts import ATTEMPTS, RUNS, Facts, Missing, Tuning
 from workflow_engine.decisions.runs import BUCKETS, counters_of, fire_at, took_signal, waiting_reason
-from workflow_engine.definitions.model import StepDefinition, StepType, WorkflowDefinition
+from workflow_engine.definitions.model import WORKER_STEPS, StepDefinition, StepType, WorkflowDefinition
 from workflow_engine.errors import ExpressionError
 from workflow_engine.store.records import RUN_IN_PLACE, ExecutionRecord, StepRunRecord, event_row, input_of
 
@@ -256,14 +256,7 @@ class Unit:
                 try:
                     fires = fire_at(step, self.now, self.evaluate)
                 except ExpressionError as exc:
-                    error = {"step": name, "type": "expression", "message": f"until: {exc}", "code": None}
-                    row.update(
-                        status=S.FAILED,
-                        finished_at=self.now,
-                        error_type="expression",
-                        error_message=error["message"],
-                    )
-                    broken[name] = error
+                    broken[name] = self.unevaluable(row, f"until: {exc}")
                     why = None
                 else:
                     row.update(status=S.WAITING, started_at=self.now)
@@ -284,6 +277,9 @@ class Unit:
                     if step.timeout is not None:
                         self.wait_until(row, self.now + timedelta(seconds=step.timeout))
                         why += f" until {row['not_before'].isoformat()}"
+            elif step.type is StepType.TASK and (error := self.task_arguments(step, row)) is not None:
+                broken[name] = error
+                why = None
             elif step.type in (StepType.MAP, StepType.WORKFLOW):
                 # it runs (its items, its child) once decisions.maps has started it
                 row.update(status=S.PENDING if held else S.RUNNING, started_at=None if held else self.now)
@@ -304,6 +300,29 @@ class Unit:
         for row, _ in opened:
             if row["step_type"] == StepType.WAIT and row["status"] == S.SUCCEEDED:
                 self.advance(row["step_name"], S.SUCCEEDED, row["output"])
+
+    def unevaluable(self, row: dict[str, Any], message: str) -> dict[str, Any]:
+        """A new run whose expression could not be evaluated fails at once: its error."""
+        row.update(status=S.FAILED, finished_at=self.now, error_type="expression", error_message=message)
+        return {"step": row["step_name"], "type": "expression", "message": message, "code": None}
+
+    def task_arguments(self, step: StepDefinition, row: dict[str, Any]) -> dict[str, Any] | None:
+        """A task step's run is given its Celery task's arguments, evaluated now, as its input
+        (``{"args": [...], "kwargs": {...}}``); the error when one cannot be evaluated."""
+        where = "args"
+        try:
+            args = []
+            for position, source in enumerate(step.args or ()):
+                where = f"args[{position}]"
+                args.append(self.evaluate(compile_expression(source)))
+            kwargs = {}
+            for key, source in (step.kwargs or {}).items():
+                where = f"kwargs.{key}"
+                kwargs[key] = self.evaluate(compile_expression(source))
+        except ExpressionError as exc:
+            return self.unevaluable(row, f"{where}: {exc}")
+        row["input"] = {"args": args, "kwargs": kwargs}
+        return None
 
     def wait_until(self, row: dict[str, Any], due: datetime) -> None:
         """A new run waits until ``due`` (a timer, a wait step's deadline): its message goes out
@@ -480,7 +499,7 @@ class Unit:
 
     def stop(self, run: StepRunRecord) -> None:
         """Revoke the task of an open run that ends (stopping it if it runs)."""
-        if run.status in (S.QUEUED, S.RETRYING, S.RUNNING) and run.step_type == StepType.AGENT:
+        if run.status in (S.QUEUED, S.RETRYING, S.RUNNING) and run.step_type in WORKER_STEPS:
             terminate = run.status == S.RUNNING
             self.revocations.append(
                 (run.task_id or task_id(self.id, run.step_name, run.attempt, run.item_index), terminate)

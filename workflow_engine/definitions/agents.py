@@ -15,17 +15,27 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from workflow_engine.definitions.model import WorkflowDefinition
+from workflow_engine.definitions.model import TASK_PREFIX, WorkflowDefinition
 from workflow_engine.errors import DefinitionError, Problem
 
 
 def agent_steps(definition: WorkflowDefinition) -> dict[str, list[str]]:
-    """Every agent the definition names, with the locations of the steps that name it, in order."""
+    """Every agent the definition names (a task step's Celery task as ``task:`` and its name),
+    with the locations of the steps that name it, in order."""
     named: dict[str, list[str]] = {}
     for index, step in enumerate(definition.steps):
-        if step.agent:
-            named.setdefault(step.agent, []).append(f"steps[{index}] {step.name!r}")
+        if step.served_as:
+            named.setdefault(step.served_as, []).append(f"steps[{index}] {step.name!r}")
     return named
+
+
+def unknown(where: str, name: str, known: Collection[str]) -> Problem:
+    """The problem of the step at ``where`` whose agent (or Celery task) ``name`` is not known."""
+    listed = ", ".join(sorted(known)) or "none"
+    if name.startswith(TASK_PREFIX):
+        task = name.removeprefix(TASK_PREFIX)
+        return Problem(f"{where}.task", f"unknown Celery task {task!r}: no worker loads it (known: {listed})")
+    return Problem(f"{where}.agent", f"unknown agent {name!r} (known: {listed})")
 
 
 def _index(location: str) -> int:
@@ -48,14 +58,10 @@ class AgentCheck:
 
     def problems(self) -> list[Problem]:
         """One problem per step that names an unknown agent, with the known names."""
-        listed = ", ".join(sorted(self.known or ())) or "none"
         named = sorted(
             (_index(where), where, agent) for agent, places in self.unknown.items() for where in places
         )
-        return [
-            Problem(f"{where}.agent", f"unknown agent {agent!r} (known: {listed})")
-            for _, where, agent in named
-        ]
+        return [unknown(where, agent, self.known or ()) for _, where, agent in named]
 
     def line(self) -> str:
         """The unknown agents and the known ones, on one line."""

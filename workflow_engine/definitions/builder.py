@@ -59,6 +59,24 @@ class WorkflowBuilder:
         """An agent step; ``agent`` defaults to the step's name."""
         return self._add({"name": name, "agent": agent or name, **options}, after, when)
 
+    def task(
+        self,
+        name: str,
+        task: str,
+        *,
+        args: Iterable[str] | None = None,
+        kwargs: dict[str, str] | None = None,
+        after: str | Iterable[str] | None = None,
+        when: str | None = None,
+        **options: Any,
+    ) -> WorkflowBuilder:
+        """A step that runs the body of the Celery task ``task``, with ``args`` and ``kwargs``
+        (expressions) as its arguments."""
+        step = {"name": name, "type": "task", "task": task, "kwargs": kwargs, **options}
+        if args is not None:
+            step["args"] = list(args)
+        return self._add(step, after, when)
+
     def human(
         self,
         name: str,

@@ -48,8 +48,8 @@ def compare(old: WorkflowDefinition, new: WorkflowDefinition) -> list[Change]:
         now = after[name]
         if now.type is not step.type:
             changes.append(Change("step retyped", name, f"{step.type.value} → {now.type.value}", True))
-        elif (now.agent, now.workflow) != (step.agent, step.workflow):
-            was, becomes = step.agent or step.workflow, now.agent or now.workflow
+        elif (now.served_as, now.workflow) != (step.served_as, step.workflow):
+            was, becomes = step.served_as or step.workflow, now.served_as or now.workflow
             changes.append(Change("step runs", name, f"{was} → {becomes}", False))
     old_edges = {(e.source, e.target, e.when) for e in old.flow}
     new_edges = {(e.source, e.target, e.when) for e in new.flow}

@@ -53,6 +53,7 @@ WorkflowName = Annotated[
 ]
 StepName = Annotated[str, _named(STEP_NAME, "letters, digits, '_' and '-', at most 100")]
 AgentName = Annotated[str, _named(AGENT_NAME, "letters, digits and '_.:-', at most 200")]
+TaskName = Annotated[str, _named(AGENT_NAME, "a Celery task's name: letters, digits and '_.:-', at most 200")]
 
 
 def _unreserved(queue: str) -> str:
@@ -76,11 +77,20 @@ class StepType(StrEnum):
     MAP = "map"  # the agent (or child workflow) once per item of a list known at run time
     WORKFLOW = "workflow"  # a child execution of another workflow
     WAIT = "wait"  # waits for a signal sent to the execution
+    TASK = "task"  # the body of a Celery task, run by a worker that loaded its module
 
 
+# the steps whose runs a worker claims and runs (their runs' step_type)
+WORKER_STEPS = frozenset({StepType.AGENT, StepType.TASK})
+# how a worker's agent registry names the Celery task a task step runs (see celery_tasks)
+TASK_PREFIX = "task:"
+
+
+# the fields of a step a worker runs (an agent, a map's agent, a Celery task)
+_RUN_FIELDS = {"timeout", "retry", "queue", "config", "rate_limit", "rate_limit_key"}
 # the fields each step type may have, besides those every step has
 _OWN_FIELDS = {
-    StepType.AGENT: {"agent", "timeout", "retry", "queue", "config", "rate_limit", "rate_limit_key"},
+    StepType.AGENT: {"agent", *_RUN_FIELDS},
     StepType.HUMAN: {"input_schema", "assignees"},
     StepType.TIMER: {"delay", "until"},
     StepType.MAP: {
@@ -91,15 +101,11 @@ _OWN_FIELDS = {
         "input",
         "max_concurrency",
         "tolerated_failures",
-        "timeout",
-        "retry",
-        "queue",
-        "config",
-        "rate_limit",
-        "rate_limit_key",
+        *_RUN_FIELDS,
     },
     StepType.WORKFLOW: {"workflow", "version", "input"},
     StepType.WAIT: {"signal", "input_schema", "timeout"},
+    StepType.TASK: {"task", "args", "kwargs", *_RUN_FIELDS},
 }
 _COMMON_FIELDS = {"name", "type", "description", "required", "config"}
 
@@ -147,6 +153,10 @@ class StepDefinition(BaseModel):
     # agent or map: how often its agent may start across the fleet ("100/m"), per key value
     rate_limit: str | None = None
     rate_limit_key: str | None = Field(default=None, min_length=1)
+    # task: the Celery task whose body runs, and its arguments, each an expression
+    task: TaskName | None = None
+    args: tuple[str, ...] | None = None
+    kwargs: dict[str, str] | None = None
 
     @field_validator("rate_limit")
     @classmethod
@@ -159,6 +169,12 @@ class StepDefinition(BaseModel):
     @classmethod
     def _rate_key(cls, value: str | None) -> str | None:
         return _expression(value, KEY_NAMES | ITEM_NAMES)
+
+    @cached_property
+    def served_as(self) -> str | None:
+        """The name a worker's agent registry serves this step under: its agent, or for a task
+        step ``task:`` and the Celery task's name (None: no worker runs it)."""
+        return self.agent or (TASK_PREFIX + self.task if self.task else None)
 
     @property
     def rate(self) -> Rate | None:
@@ -204,11 +220,13 @@ class StepDefinition(BaseModel):
                 raise ValueError("a map step needs 'items', an expression that gives a list")
             if (self.agent is None) == (self.workflow is None):
                 raise ValueError("a map step needs exactly one of 'agent' or 'workflow'")
+        if self.type is StepType.TASK and not self.task:
+            raise ValueError("a task step needs 'task', the name of a Celery task")
         if self.type is StepType.WORKFLOW and not self.workflow:
             raise ValueError("a workflow step needs 'workflow', the name of the child workflow")
         misplaced = given - _OWN_FIELDS[self.type] - _COMMON_FIELDS
         if self.workflow is not None:  # a child workflow has its own agents, timeouts and retries
-            misplaced |= given & {"timeout", "retry", "queue", "config", "rate_limit", "rate_limit_key"}
+            misplaced |= given & _RUN_FIELDS
         if "rate_limit_key" in given and self.rate_limit is None:
             raise ValueError("rate_limit_key needs rate_limit")
         if "version" in given and self.workflow is None:
@@ -340,7 +358,8 @@ class WorkflowDefinition(WorkflowHeader):
 
     @property
     def agents(self) -> frozenset[str]:
-        return frozenset(step.agent for step in self.steps if step.agent)
+        """What workers must serve for it: its agents, and its Celery tasks as ``task:<name>``."""
+        return frozenset(name for step in self.steps if (name := step.served_as))
 
     @property
     def semver(self) -> semver.Version:

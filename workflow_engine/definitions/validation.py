@@ -20,6 +20,7 @@ from workflow_engine.core.expressions import ITEM_NAMES, ROOT_NAMES, compile_exp
 from workflow_engine.core.graph import Edge, Graph
 from workflow_engine.core.payloads import MAX_DEPTH, payload_problem
 from workflow_engine.core.secrets import path_problem
+from workflow_engine.definitions.agents import unknown
 from workflow_engine.definitions.cases import case_problems
 from workflow_engine.definitions.model import (
     EdgeDefinition,
@@ -227,8 +228,9 @@ class _Validator:
                 self.problems.extend(_pydantic_problems(where, exc))
                 continue
             self.schema(step.input_schema, f"{where}.input_schema")
-            if self.known_agents is not None and step.agent and step.agent not in self.known_agents:
-                self.problems.append(_unknown_agent(where, step.agent, self.known_agents))
+            served = step.served_as
+            if self.known_agents is not None and served and served not in self.known_agents:
+                self.problems.append(unknown(where, served, self.known_agents))
             for field, source, names in step_expressions(step):
                 try:
                     compile_expression(source, names)
@@ -357,20 +359,19 @@ def step_expressions(step: StepDefinition) -> list[tuple[str, str, frozenset[str
     names = ROOT_NAMES | ITEM_NAMES if step.type is StepType.MAP else ROOT_NAMES
     for key, source in (step.input or {}).items():
         found.append((f"input.{key}", source, names))
+    for position, source in enumerate(step.args or ()):
+        found.append((f"args[{position}]", source, ROOT_NAMES))
+    for key, source in (step.kwargs or {}).items():
+        found.append((f"kwargs.{key}", source, ROOT_NAMES))
     return found
 
 
-def _unknown_agent(where: str, agent: str, known: Collection[str]) -> Problem:
-    listed = ", ".join(sorted(known)) or "none"
-    return Problem(f"{where}.agent", f"unknown agent {agent!r} (known: {listed})")
-
-
 def unknown_agents(definition: WorkflowDefinition, known: Collection[str]) -> list[Problem]:
-    """A problem for each step whose agent is not in ``known``."""
+    """A problem for each step whose agent (or Celery task) is not in ``known``."""
     return [
-        _unknown_agent(f"steps[{index}] {step.name!r}", step.agent, known)
+        unknown(f"steps[{index}] {step.name!r}", step.served_as, known)
         for index, step in enumerate(definition.steps)
-        if step.agent and step.agent not in known
+        if step.served_as and step.served_as not in known
     ]
 
 

@@ -23,6 +23,7 @@ from workflow_engine.core.states import (
     TERMINAL_EXECUTION,
     StepStatus,
 )
+from workflow_engine.definitions.model import WORKER_STEPS
 from workflow_engine.store.records import CLAIMED_ROW_FIELDS, ClaimedRun, input_of, item_details
 from workflow_engine.store.transaction import Tx
 
@@ -32,7 +33,7 @@ def claim_portable(tx: Tx, run_id: int, worker: str, task_id: str | None) -> Cla
     row = tx.claim_row(run_id)
     if row is None or row.superseded or row.status not in CLAIMABLE_STEP:
         return None
-    if row.execution_status in TERMINAL_EXECUTION or row.step_type != "agent":
+    if row.execution_status in TERMINAL_EXECUTION or row.step_type not in WORKER_STEPS:
         return None
     timeout = row.timeout
     values: dict[str, Any] = {

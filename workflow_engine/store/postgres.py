@@ -41,7 +41,7 @@ from workflow_engine.core.states import (
     check_step_update,
     sql_literal,
 )
-from workflow_engine.definitions.model import StepType
+from workflow_engine.definitions.model import WORKER_STEPS
 from workflow_engine.store import schema as t
 from workflow_engine.store.records import ExecutionRecord
 
@@ -500,7 +500,7 @@ CLAIM = Prepared(
         FROM {t.step_runs.name} AS previous, {t.executions.name} AS e
         WHERE r.id = :run_id AND previous.id = r.id AND e.id = r.execution_id
           AND r.status || '' = ANY(:claimable) AND NOT r.superseded
-          AND r.step_type = {sql_literal(StepType.AGENT)}
+          AND r.step_type IN ({", ".join(sorted(map(sql_literal, WORKER_STEPS)))})
           AND e.status <> ALL(:terminal)
         RETURNING r.id, r.execution_id, r.step_name, r.attempt, r.queued_at, r.not_before,
                   previous.status AS previous_status, e.workflow_id, e.workflow_name,

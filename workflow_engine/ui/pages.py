@@ -141,6 +141,10 @@ def _node(node: dag.DagNode, steps: dict[str, StepView], definition: WorkflowDef
 
 
 def _kind(step: StepDefinition) -> str:
+    """What a node's label says of its step besides its name: its type (a task step's Celery
+    task), unless it is an agent step."""
+    if step.task is not None:
+        return f" · {step.task}"
     return "" if step.type.value == "agent" else f" · {step.type.value}"
 
 

@@ -22,7 +22,7 @@ from workflow_engine.core.quotas import OUTPUT_TOO_LARGE, json_size
 from workflow_engine.core.retry import FailureKind, classify, error_type
 from workflow_engine.core.secrets import hide
 from workflow_engine.decisions.outcomes import Claim, Failure, Outcome, Success
-from workflow_engine.errors import FatalError, StepError
+from workflow_engine.errors import FatalError, StepError, TransientError
 from workflow_engine.secrets import KeyMissing, Keyring
 from workflow_engine.store.database import retrying
 from workflow_engine.store.repository import Store
@@ -177,10 +177,11 @@ class StepExecutor:
         except KeyMissing as error:
             elapsed = int((time.monotonic() - started) * 1000)
             return Failure(FailureKind.FATAL, "key_missing", error.message, elapsed)
-        spec = self.registry.get(step.agent or "")
+        spec = self.registry.get(step.served_as or "")
         if spec is None:
             loaded = ", ".join(sorted(self.registry.names())) or "none"
-            message = f"agent {step.agent!r} is not loaded on worker {self.worker_id} (loaded: {loaded})"
+            what = f"Celery task {step.task!r}" if step.task else f"agent {step.agent!r}"
+            message = f"{what} is not loaded on worker {self.worker_id} (loaded: {loaded})"
             return Failure(FailureKind.FATAL, "unknown_agent", message, 0)
         context = AgentContext(
             run_id=claim.run_id,
@@ -244,6 +245,7 @@ class StepExecutor:
                 describe(error),
                 int((time.monotonic() - started) * 1000),
                 code if isinstance(code, str) else None,
+                retry_in=error.retry_in if isinstance(error, TransientError) else None,
                 cause=error,
             )
         try:

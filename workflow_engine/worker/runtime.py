@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from workflow_engine.agents import REGISTRY, AgentCatalogue, load_modules
+from workflow_engine.celery_tasks import load_tasks
 from workflow_engine.coordinator.service import Coordinator
 from workflow_engine.decisions.dispatch import task_id
 from workflow_engine.outages import warn
@@ -58,6 +59,7 @@ class Runtime:
     def __init__(self, app: EngineCelery) -> None:
         settings = app.settings
         load_modules(settings.agent_modules)
+        load_tasks(settings.task_modules)
         self.store = open_store(settings.database_url, pool_size=2)
         self.dispatcher = CeleryDispatcher(app)
         self.coordinator = Coordinator(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
@@ -30,6 +30,7 @@ from workflow_engine.api.schemas import (
     StartRequest,
 )
 from workflow_engine.core.states import ExecutionStatus
+from workflow_engine.definitions.model import StepType
 from workflow_engine.engine import Engine
 from workflow_engine.store.listing import ExecutionQuery
 
@@ -116,7 +117,7 @@ def logs(
     engine: EngineDep,
     execution_id: ExecutionId,
     step_name: Annotated[str | None, Query(max_length=100)] = None,
-    step_type: Literal["agent", "human", "timer", "map", "workflow", "wait"] | None = None,
+    step_type: StepType | None = None,
     has_error: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     index: Annotated[int | None, Query(ge=0, description="a map step's item")] = None,
