@@ -3,6 +3,7 @@ and the Procfile run by honcho."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -40,6 +41,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_base(offsets: tuple[int, ...]) -> int:
+    """A free port ``base`` such that ``base + offset`` is free too for each of ``offsets`` (the
+    ports honcho gives its other processes), so that none is taken by another process already."""
+    for _ in range(100):
+        base = free_base((100, 200, 201))
+        try:
+            with contextlib.ExitStack() as held:
+                for offset in offsets:
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", base + offset))
+        except OSError:
+            continue
+        return base
+    raise AssertionError(f"no free port with {offsets} free above it")
 
 
 def wait_http(url: str, timeout: float = 30, **kwargs: object) -> httpx.Response:
@@ -298,7 +315,7 @@ def test_a_workflow_runs_through_honcho_and_the_procfile(
     )
     env_path = tmp_path / "wfe.env"
     env_path.write_text("".join(f"{k}='{v}'\n" for k, v in settings_env(settings).items()))
-    base = free_port()
+    base = free_base((100, 200, 201))
     # a shell with no virtualenv active and no WFE_ setting: the Procfile finds the checkout's
     # wfe, and each process reads the env file itself (honcho passes it nothing)
     venv_bin = str(Path(sys.executable).parent)
