@@ -312,3 +312,38 @@ def test_the_history_shows_its_newest_events_and_pages_back_through_older_ones(
     lines, last, older = history(f"?{older}")
     assert len(lines) == 3 and last == str(every[-1])  # (live from the newest, whatever is shown)
     assert older == f"history={every[-6]}"
+
+
+def test_the_graph_labels_a_task_step_with_its_celery_task(api: Api) -> None:
+    api.harness.agent("task:shop.add", lambda ctx: {"result": 3})
+    api.register({"name": "tasks", "steps": [{"name": "sum", "type": "task", "task": "shop.add"}]})
+    execution = api.start("tasks")
+    api.harness.work()
+    client, _ = signed_in(api, "alice")
+    page = client.get(f"/ui/executions/{execution}").text
+    assert "sum · shop.add" in page
+
+
+def test_a_change_committed_while_the_page_is_read_is_followed_not_lost(api: Api, monkeypatch: Any) -> None:
+    api.register(ORDER)
+    api.harness.agent("echo")
+    execution = api.start("order")
+    store = api.harness.store
+    read = store.step_runs
+
+    def and_then_the_step_ends(*args: Any, **kwargs: Any) -> Any:
+        found = read(*args, **kwargs)
+        api.harness.deliver_one()  # the draft's outcome commits while the page is being read
+        return found
+
+    monkeypatch.setattr(store, "step_runs", and_then_the_step_ends)
+    client, _ = signed_in(api, "alice")
+    page = client.get(f"/ui/executions/{execution}").text
+    monkeypatch.undo()
+    shown = re.search(r'data-step="draft" data-status="(\w+)"', page)
+    last = re.search(r'data-last-event="(\d+)"', page)
+    assert shown and last
+    assert shown.group(1) == "queued"  # (read before the outcome)
+    # what the page follows from its newest event brings it the outcome: nothing is skipped
+    followed = [(e.step_name, e.to_status) for e in store.events(execution, after_id=int(last.group(1)))]
+    assert ("draft", "succeeded") in followed and ("approve", "waiting") in followed

@@ -368,13 +368,16 @@ def attempt(
 
 def _page(engine: Engine, session: Session, execution_id: str, before: int | None) -> pages.ExecutionPage:
     store = engine.store
+    # the history is read before the state it leads to (each read is its own snapshot): the page
+    # follows it from its newest event, so a change committed between the reads is sent to the
+    # page again rather than never (the execution is not shown unless it is the user's: below)
+    newest = store.last_event_id() if before is not None else None
+    events = store.latest_events(execution_id, pages.HISTORY, before)
     record = store.get_execution(execution_id, session.user.owner_filter)
-    newest = store.last_event_id() if before is not None else None  # (read first: never past the page)
     definition = engine.coordinator.definitions.get(record.workflow_id)
     runs = store.step_runs(execution_id)
     children = store.children(execution_id, limit=MAX_CHILDREN_SHOWN) if definition.children else []
     view = execution_view(record, definition, runs, children)
-    events = store.latest_events(execution_id, pages.HISTORY, before)
     now = store.clock.now()
     queues = reasons.live_queues(store.workers(), now, 3 * engine.settings.heartbeat_interval)
     return pages.execution_page(
