@@ -47,7 +47,7 @@ def free_base(offsets: tuple[int, ...]) -> int:
     """A free port ``base`` such that ``base + offset`` is free too for each of ``offsets`` (the
     ports honcho gives its other processes), so that none is taken by another process already."""
     for _ in range(100):
-        base = free_base((100, 200, 201))
+        base = free_port()
         try:
             with contextlib.ExitStack() as held:
                 for offset in offsets:

@@ -9,9 +9,13 @@ from celery import Celery
 
 from workflow_engine.agents import AgentContext, AgentRegistry
 from workflow_engine.celery_tasks import TaskFailed, run_task, serve_tasks
+from workflow_engine.decisions.dispatch import Dispatch
 from workflow_engine.definitions import WorkflowBuilder
 from workflow_engine.errors import TransientError
+from workflow_engine.settings import Settings
 from workflow_engine.testing import Harness
+from workflow_engine.worker.dispatcher import CeleryDispatcher
+from workflow_engine.worker.tasks import worker_app
 
 shop = Celery("shop", set_as_current=False)
 
@@ -197,3 +201,14 @@ def test_the_builder_writes_task_steps() -> None:
         {"currency": "input.c"},
     )
     assert built.agents == {"task:shop.add", "task:shop.order"}
+
+
+def test_flower_names_a_task_step_by_its_celery_task() -> None:
+    app = worker_app(Settings(database_url="sqlite://"))
+    try:
+        built = WorkflowBuilder("shop").task("sum", "shop.add").agent("note", after="sum").build()
+        options = CeleryDispatcher(app).options
+        assert options(Dispatch.of(built.step("sum"), 1, "e1", "shop", 1))["shadow"] == "shop.add"
+        assert options(Dispatch.of(built.step("note"), 2, "e1", "shop", 1))["shadow"] == "shop.note"
+    finally:
+        app.close()

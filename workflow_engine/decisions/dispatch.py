@@ -25,6 +25,7 @@ class Dispatch:
     time_limit: float | None = None
     index: int | None = None  # a map step's item
     rated: bool = False  # its agent has a rate limit: checked before the run is claimed
+    celery_task: str | None = None  # a task step's Celery task: the name Flower shows
     task_id: str = field(kw_only=True)  # the broker's task id (see task_id)
 
     @classmethod
@@ -55,6 +56,7 @@ class Dispatch:
             time_limit=step.timeout if step.type is not StepType.WAIT else None,
             index=index,
             rated=step.rate_limit is not None,
+            celery_task=step.task,
             task_id=task_id(execution_id, step.name, attempt, index),
         )
 

@@ -35,7 +35,8 @@ class CeleryDispatcher:
         options: dict[str, Any] = {
             "task_id": item.task_id,
             "queue": queue_name(self.app.settings, item.queue),
-            "shadow": f"{item.workflow}.{item.step}" + ("" if item.index is None else f"[{item.index}]"),
+            "shadow": item.celery_task
+            or f"{item.workflow}.{item.step}" + ("" if item.index is None else f"[{item.index}]"),
             # the attempts before this one: what Flower shows as the task's retries
             "retries": max(item.attempt - 1, 0),
         }

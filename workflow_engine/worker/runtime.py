@@ -93,7 +93,7 @@ class Runtime:
             dispatcher.send(
                 "task-received",
                 uuid=uuid,
-                name=f"{claim.workflow}.{claim.step.name}",
+                name=claim.step.task or f"{claim.workflow}.{claim.step.name}",
                 args=repr((claim.run_id, claim.execution_id, claim.step.name, claim.attempt)),
                 kwargs=repr({"workflow": claim.workflow}),
                 retries=claim.attempt - 1,
