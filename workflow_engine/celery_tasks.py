@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from celery import Task
+from celery import Task, current_app
 from celery._state import _get_active_apps
 from celery.exceptions import Retry
 
@@ -58,6 +58,9 @@ def serve_tasks(registry: AgentRegistry = REGISTRY) -> list[str]:
     """Serve every task the live Celery apps register (not Celery's own, not the engine's)
     under ``task:<name>`` in ``registry``: the names newly served."""
     served = []
+    # a process with no Celery app of its own yet (the command line) gets Celery's default one,
+    # which takes the tasks of @shared_task
+    current_app.tasks  # noqa: B018
     for app in list(_get_active_apps()):
         for name, task in list(app.tasks.items()):
             if name.startswith(ENGINE_TASKS) or TASK_PREFIX + name in registry:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Celery
 
+from tests.conftest import ROOT
 from workflow_engine.agents import AgentContext, AgentRegistry
 from workflow_engine.celery_tasks import TaskFailed, run_task, serve_tasks
 from workflow_engine.decisions.dispatch import Dispatch
@@ -212,3 +217,20 @@ def test_flower_names_a_task_step_by_its_celery_task() -> None:
         assert options(Dispatch.of(built.step("note"), 2, "e1", "shop", 1))["shadow"] == "shop.note"
     finally:
         app.close()
+
+
+def test_shared_tasks_are_served_by_a_process_with_no_celery_app(tmp_path: Path) -> None:
+    (tmp_path / "only_shared.py").write_text(
+        "from celery import shared_task\n\n\n@shared_task(name='shop.shared')\ndef shared(x):\n    return x\n"
+    )
+    script = (
+        "from workflow_engine.agents import AgentRegistry\n"
+        "from workflow_engine.celery_tasks import load_tasks\n"
+        "print(load_tasks(['only_shared'], AgentRegistry()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['shop.shared']"
