@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import Any
 
 from workflow_engine.core import mapping, planner
-from workflow_engine.core.expressions import Budget, Expression, compile_expression
+from workflow_engine.core.expressions import Budget, Expression
 from workflow_engine.core.graph import Edge
 from workflow_engine.core.secrets import has_sealed
 from workflow_engine.core.states import (
@@ -309,18 +309,17 @@ class Unit:
     def task_arguments(self, step: StepDefinition, row: dict[str, Any]) -> dict[str, Any] | None:
         """A task step's run is given its Celery task's arguments, evaluated now, as its input
         (``{"args": [...], "kwargs": {...}}``); the error when one cannot be evaluated."""
-        where = "args"
-        try:
-            args = []
-            for position, source in enumerate(step.args or ()):
-                where = f"args[{position}]"
-                args.append(self.evaluate(compile_expression(source)))
-            kwargs = {}
-            for key, source in (step.kwargs or {}).items():
-                where = f"kwargs.{key}"
-                kwargs[key] = self.evaluate(compile_expression(source))
-        except ExpressionError as exc:
-            return self.unevaluable(row, f"{where}: {exc}")
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for where, keyword, expression in step.arguments:
+            try:
+                value = self.evaluate(expression)
+            except ExpressionError as exc:
+                return self.unevaluable(row, f"{where}: {exc}")
+            if keyword is None:
+                args.append(value)
+            else:
+                kwargs[keyword] = value
         row["input"] = {"args": args, "kwargs": kwargs}
         return None
 

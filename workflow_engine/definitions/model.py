@@ -16,7 +16,7 @@ import semver
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from workflow_engine.core import planner
-from workflow_engine.core.expressions import ITEM_NAMES, compile_expression
+from workflow_engine.core.expressions import ITEM_NAMES, Expression, compile_expression
 from workflow_engine.core.graph import Edge, Graph
 from workflow_engine.core.limits import Rate, Strategy
 from workflow_engine.core.mapping import PERCENT
@@ -169,6 +169,14 @@ class StepDefinition(BaseModel):
     @classmethod
     def _rate_key(cls, value: str | None) -> str | None:
         return _expression(value, KEY_NAMES | ITEM_NAMES)
+
+    @cached_property
+    def arguments(self) -> tuple[tuple[str, str | None, Expression], ...]:
+        """A task step's arguments, compiled once: (where, keyword or None, expression), the
+        positional ones first."""
+        positional = [(f"args[{i}]", None, compile_expression(s)) for i, s in enumerate(self.args or ())]
+        keywords = [(f"kwargs.{k}", k, compile_expression(s)) for k, s in (self.kwargs or {}).items()]
+        return (*positional, *keywords)
 
     @cached_property
     def served_as(self) -> str | None:
